@@ -1,0 +1,42 @@
+# meshchat: the two commands a new user needs are `make run` and `make test`.
+SHELL := /bin/bash
+NODE_BIN := node_modules/.bin
+
+.PHONY: run up deps gen build typecheck lint test test-unit test-e2e test-e2e-embedded test-e2e-production clean
+
+## run: build and start the whole product on the embedded default (five services, no servers to install)
+run: build
+	node dist/cmd/meshchat/main.js
+
+up: run
+
+## deps: install npm packages exactly as locked (no-op when up to date)
+deps: node_modules/.package-lock.json
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+## gen: lint the protos and generate TypeScript with ts-proto (gen/ is never edited by hand)
+gen: deps
+	$(NODE_BIN)/buf lint
+	rm -rf gen && $(NODE_BIN)/buf generate
+
+build: gen
+	$(NODE_BIN)/tsc -p tsconfig.json
+
+typecheck: gen
+	$(NODE_BIN)/tsc -p tsconfig.json --noEmit
+
+## test: every test, on both profiles; installs and starts the real servers under ./var and stops them
+test: build
+	$(NODE_BIN)/vitest run --project unit
+	$(NODE_BIN)/vitest run --project e2e
+
+test-unit: build
+	$(NODE_BIN)/vitest run --project unit
+
+test-e2e: build
+	$(NODE_BIN)/vitest run --project e2e
+
+clean:
+	rm -rf dist gen var/test

@@ -1,0 +1,49 @@
+import { AccountServiceService, ChatServiceService } from "../../gen/chat/internal/v1/chat.js";
+import { ensureDevAuthKeys } from "../../internal/auth/keys.js";
+import { TokenIssuer } from "../../internal/auth/tokens.js";
+import { accountService } from "../../internal/chat/accounts.js";
+import { Fanout } from "../../internal/chat/fanout.js";
+import { ChatCore, chatService } from "../../internal/chat/service.js";
+import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
+import { int } from "../../internal/config/env.js";
+import { implement } from "../../internal/grpc/handler.js";
+import { MeshClients } from "../../internal/grpc/mesh-clients.js";
+import { clientCredentials, serve } from "../../internal/grpc/serve.js";
+import { Logger } from "../../internal/log/logger.js";
+import { PresenceRouteIndex } from "../../internal/routes/route-index-presence.js";
+import { runUntilSignal } from "../../internal/run/lifecycle.js";
+
+const port = int("CHAT_GRPC_PORT", DEFAULT_PORTS.chat, 0, 65535);
+const config = loadCommon("chat", port);
+const log = new Logger("chat", undefined, { instance: config.instanceId });
+const chatConfig = {
+  maxGroupMembers: int("MAX_GROUP_MEMBERS", 100, 2, 100_000),
+  maxTextLength: int("MAX_TEXT_LENGTH", 100_000, 1, 10_000_000),
+  receiptFlushMs: int("RECEIPT_FLUSH_MS", 100, 0, 60_000),
+};
+const tokenTtlSeconds = int("TOKEN_TTL_SECONDS", 7 * 24 * 3600, 1);
+
+await runUntilSignal("chat", log, config.shutdownTimeoutMs, async () => {
+  const keys = ensureDevAuthKeys(config.dataDir);
+  const issuer = await TokenIssuer.fromFile(keys.privateKey, tokenTtlSeconds);
+  const mesh = new MeshClients(config, clientCredentials(config, "chat"));
+  const store = mesh.store();
+  const routes = new PresenceRouteIndex(mesh.presence());
+  const fanout = new Fanout(routes, { get: (a) => mesh.edge(a) }, mesh.notifier(), log);
+  const core = new ChatCore(store, fanout, chatConfig, log);
+  const server = await serve(config, "chat", port, [
+    { definition: ChatServiceService, implementation: implement(ChatServiceService, chatService(core), log) },
+    { definition: AccountServiceService, implementation: implement(AccountServiceService, accountService(store, issuer), log) },
+  ]);
+  log.info("chat ready", { grpc: `${config.bindHost}:${server.port}` });
+  return {
+    async stop(deadlineMs) {
+      server.setServing(false);
+      // Every send already accepted is written and acknowledged before the server goes.
+      await core.drain();
+      await server.shutdown(deadlineMs);
+      await routes.close();
+      mesh.close();
+    },
+  };
+});

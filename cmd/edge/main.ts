@@ -1,0 +1,55 @@
+import { EdgeDeliveryServiceService } from "../../gen/chat/internal/v1/edge.js";
+import { ensureDevAuthKeys } from "../../internal/auth/keys.js";
+import { TokenVerifier } from "../../internal/auth/tokens.js";
+import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
+import { int, str } from "../../internal/config/env.js";
+import { EdgeBackends } from "../../internal/edge/backends.js";
+import { EdgeServer } from "../../internal/edge/server.js";
+import { implement } from "../../internal/grpc/handler.js";
+import { MeshClients } from "../../internal/grpc/mesh-clients.js";
+import { clientCredentials, serve } from "../../internal/grpc/serve.js";
+import { Logger } from "../../internal/log/logger.js";
+import { runUntilSignal } from "../../internal/run/lifecycle.js";
+
+const grpcPort = int("EDGE_GRPC_PORT", DEFAULT_PORTS.edge, 0, 65535);
+const config = loadCommon("edge", grpcPort);
+const log = new Logger("edge", undefined, { instance: config.instanceId });
+const edgeConfig = {
+  httpPort: int("EDGE_HTTP_PORT", DEFAULT_PORTS.edgeHttp, 0, 65535),
+  maxFrameBytes: int("MAX_FRAME_BYTES", 1024 * 1024, 1024),
+  webRoot: str("WEB_ROOT", "web/dist"),
+  helloTimeoutMs: int("HELLO_TIMEOUT_MS", 10_000, 100),
+  heartbeatIntervalMs: int("HEARTBEAT_INTERVAL_MS", 15_000, 1_000),
+  sendRate: int("SEND_RATE", 50, 1),
+  sendBurst: int("SEND_BURST", 200, 1),
+  frameRate: int("FRAME_RATE", 200, 1),
+  frameBurst: int("FRAME_BURST", 1_000, 1),
+  maxBufferedBytes: int("MAX_BUFFERED_BYTES", 8 * 1024 * 1024, 64 * 1024),
+  maxTextLength: int("MAX_TEXT_LENGTH", 100_000, 1, 10_000_000),
+  syncPageSize: int("SYNC_PAGE_SIZE", 1_000, 1, 5_000),
+};
+/** ADVERTISE_HOST: how chat and presence reach this edge's gRPC port. Default 127.0.0.1. */
+const advertiseHost = str("ADVERTISE_HOST", "127.0.0.1");
+
+await runUntilSignal("edge", log, config.shutdownTimeoutMs, async () => {
+  const keys = ensureDevAuthKeys(config.dataDir);
+  const verifier = await TokenVerifier.fromFile(keys.publicKey);
+  const mesh = new MeshClients(config, clientCredentials(config, "edge"));
+  // The gRPC port is bound first: the advertised route must name the real port.
+  let edge!: EdgeServer;
+  const grpc = await serve(config, "edge", grpcPort, [
+    { definition: EdgeDeliveryServiceService, implementation: implement(EdgeDeliveryServiceService, { deliver: (r, c) => edge.deliveryService().deliver(r, c), kick: (r, c) => edge.deliveryService().kick(r, c) }, log) },
+  ]);
+  const backends = new EdgeBackends(verifier, mesh.chat(), mesh.store(), mesh.presence(), mesh.notifier(), (a) => mesh.edge(a), (r) => edge.kickLocal(r));
+  edge = new EdgeServer(edgeConfig, backends, mesh.accounts(), { edgeId: config.instanceId, grpcAddress: `${advertiseHost}:${grpc.port}` }, log);
+  const httpPort = await edge.listen(config.bindHost);
+  log.info("edge ready", { ws: `ws://${config.bindHost}:${httpPort}/v1/ws`, http: `http://${config.bindHost}:${httpPort}`, grpc: `${config.bindHost}:${grpc.port}` });
+  return {
+    async stop(deadlineMs) {
+      grpc.setServing(false);
+      await edge.drain(Math.floor(deadlineMs / 2));
+      await grpc.shutdown(Math.floor(deadlineMs / 2));
+      mesh.close();
+    },
+  };
+});

@@ -1,0 +1,25 @@
+import { MessageStoreServiceService } from "../../gen/chat/internal/v1/store.js";
+import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
+import { int } from "../../internal/config/env.js";
+import { implement } from "../../internal/grpc/handler.js";
+import { serve } from "../../internal/grpc/serve.js";
+import { Logger } from "../../internal/log/logger.js";
+import { runUntilSignal } from "../../internal/run/lifecycle.js";
+import { openStore } from "../../internal/store/factory.js";
+import { storeService } from "../../internal/store/service.js";
+
+const port = int("STORE_GRPC_PORT", DEFAULT_PORTS.store, 0, 65535);
+const config = loadCommon("message-store", port);
+const log = new Logger("message-store", undefined, { instance: config.instanceId });
+
+await runUntilSignal("message-store", log, config.shutdownTimeoutMs, async () => {
+  const store = await openStore(config);
+  const server = await serve(config, "message-store", port, [{ definition: MessageStoreServiceService, implementation: implement(MessageStoreServiceService, storeService(store), log) }]);
+  log.info("message-store ready", { grpc: `${config.bindHost}:${server.port}`, profile: config.profile });
+  return {
+    async stop(deadlineMs) {
+      await server.shutdown(deadlineMs);
+      await store.close();
+    },
+  };
+});

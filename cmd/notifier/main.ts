@@ -1,0 +1,39 @@
+import { NotifierServiceService } from "../../gen/chat/internal/v1/notifier.js";
+import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
+import { int } from "../../internal/config/env.js";
+import { implement } from "../../internal/grpc/handler.js";
+import { serve } from "../../internal/grpc/serve.js";
+import { Logger } from "../../internal/log/logger.js";
+import { PushDispatcher } from "../../internal/notifier/dispatcher.js";
+import { notifierService } from "../../internal/notifier/grpc-service.js";
+import { openTokenStore, pushProvidersFromEnv } from "../../internal/notifier/setup.js";
+import { runUntilSignal } from "../../internal/run/lifecycle.js";
+
+const port = int("NOTIFIER_GRPC_PORT", DEFAULT_PORTS.notifier, 0, 65535);
+const config = loadCommon("notifier", port);
+const log = new Logger("notifier", undefined, { instance: config.instanceId });
+
+await runUntilSignal("notifier", log, config.shutdownTimeoutMs, async () => {
+  const providers = await pushProvidersFromEnv();
+  const tokens = await openTokenStore(config);
+  const dispatcher = new PushDispatcher({
+    providers,
+    tokens,
+    previewLength: int("PUSH_PREVIEW_LENGTH", 120, 0),
+    perDeviceRatePerMinute: int("PUSH_RATE_PER_MINUTE", 30, 1),
+    maxAttempts: int("PUSH_MAX_ATTEMPTS", 5, 1),
+    collapseWindowMs: int("PUSH_COLLAPSE_WINDOW_MS", 2_000, 0),
+  });
+  const server = await serve(config, "notifier", port, [
+    { definition: NotifierServiceService, implementation: implement(NotifierServiceService, notifierService(tokens, dispatcher, new Set(providers.keys())), log) },
+  ]);
+  log.info("notifier ready", { grpc: `${config.bindHost}:${server.port}`, providers: [...providers.keys()] });
+  return {
+    async stop(deadlineMs) {
+      await server.shutdown(deadlineMs);
+      await dispatcher.stop();
+      for (const p of providers.values()) await p.close();
+      await tokens.close();
+    },
+  };
+});

@@ -1,0 +1,45 @@
+import { PresenceServiceService } from "../../gen/chat/internal/v1/presence.js";
+import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
+import { int } from "../../internal/config/env.js";
+import { call } from "../../internal/grpc/client.js";
+import { implement } from "../../internal/grpc/handler.js";
+import { MeshClients } from "../../internal/grpc/mesh-clients.js";
+import { clientCredentials, serve } from "../../internal/grpc/serve.js";
+import { Logger } from "../../internal/log/logger.js";
+import { MemoryPresence } from "../../internal/presence/presence.js";
+import { presenceService } from "../../internal/presence/service.js";
+import { runUntilSignal } from "../../internal/run/lifecycle.js";
+
+const port = int("PRESENCE_GRPC_PORT", DEFAULT_PORTS.presence, 0, 65535);
+const config = loadCommon("presence", port);
+const log = new Logger("presence", undefined, { instance: config.instanceId });
+const presenceConfig = {
+  timeoutMs: int("PRESENCE_TIMEOUT_MS", 45_000, 1_000),
+  graceMs: int("PRESENCE_GRACE_MS", 5_000, 0),
+};
+
+await runUntilSignal("presence", log, config.shutdownTimeoutMs, async () => {
+  const mesh = new MeshClients(config, clientCredentials(config, "presence"));
+  // Status changes go to the edges holding the subscribers, one call per edge.
+  const presence = new MemoryPresence(presenceConfig, (update, subscribers) => {
+    const byEdge = new Map<string, Set<string>>();
+    for (const s of subscribers) {
+      let set = byEdge.get(s.edgeAddress);
+      if (!set) byEdge.set(s.edgeAddress, (set = new Set()));
+      set.add(s.userId);
+    }
+    for (const [address, users] of byEdge) {
+      const edge = mesh.edge(address);
+      call(edge, edge.deliver, { events: [], targets: [], receipts: [], presence: [{ userIds: [...users], update }], traceparent: "" }).catch((err) => log.warn("presence publish failed", { err }));
+    }
+  });
+  const server = await serve(config, "presence", port, [{ definition: PresenceServiceService, implementation: implement(PresenceServiceService, presenceService(presence), log) }]);
+  log.info("presence ready", { grpc: `${config.bindHost}:${server.port}` });
+  return {
+    async stop(deadlineMs) {
+      await server.shutdown(deadlineMs);
+      presence.close();
+      mesh.close();
+    },
+  };
+});

@@ -1,0 +1,62 @@
+import type { MessageStoreServiceClient } from "../../gen/chat/internal/v1/store.js";
+import type { Conversation } from "../../gen/chat/v1/client.js";
+import { ChatError } from "../errors/chat-error.js";
+import { call } from "../grpc/client.js";
+
+export interface ConversationInfo {
+  conversation: Conversation;
+  memberIds: string[];
+  muted: Set<string>;
+  usernames: Map<string, string>;
+}
+
+const TTL_MS = 30_000;
+
+/**
+ * Conversations and members as the chat owner sees them, cached. Every
+ * membership change of a conversation goes through its owner, which drops the
+ * entry afterwards; the TTL bounds staleness after an ownership move.
+ */
+export class ConversationDirectory {
+  private readonly cache = new Map<string, { info: Promise<ConversationInfo>; at: number }>();
+
+  constructor(private readonly store: MessageStoreServiceClient) {}
+
+  get(conversationId: string): Promise<ConversationInfo> {
+    const hit = this.cache.get(conversationId);
+    if (hit && Date.now() - hit.at < TTL_MS) return hit.info;
+    const info = this.load(conversationId);
+    this.cache.set(conversationId, { info, at: Date.now() });
+    info.catch(() => this.cache.delete(conversationId));
+    return info;
+  }
+
+  /** Resolves the conversation if `userId` is a member; otherwise PERMISSION_DENIED (existence is not revealed). */
+  async requireMember(conversationId: string, userId: string): Promise<ConversationInfo> {
+    let info: ConversationInfo;
+    try {
+      info = await this.get(conversationId);
+    } catch (err) {
+      if (err instanceof ChatError && err.code === ChatError.notFound("").code) throw ChatError.denied();
+      throw err;
+    }
+    if (!info.memberIds.includes(userId)) throw ChatError.denied();
+    return info;
+  }
+
+  invalidate(conversationId: string): void {
+    this.cache.delete(conversationId);
+  }
+
+  private async load(conversationId: string): Promise<ConversationInfo> {
+    const res = await call(this.store, this.store.getConversation, { conversationId });
+    if (!res.conversation) throw ChatError.notFound("no such conversation");
+    const c = res.conversation;
+    return {
+      conversation: c,
+      memberIds: c.members.map((m) => m.userId),
+      muted: new Set(res.mutedUserIds),
+      usernames: new Map(c.members.map((m) => [m.userId, m.username])),
+    };
+  }
+}

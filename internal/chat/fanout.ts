@@ -1,0 +1,103 @@
+import type { DeliverRequest, DeliveryTarget, EdgeDeliveryServiceClient, ReceiptDelivery } from "../../gen/chat/internal/v1/edge.js";
+import type { NotifierServiceClient } from "../../gen/chat/internal/v1/notifier.js";
+import type { UserEvent } from "../../gen/chat/internal/v1/store.js";
+import type { Event, Message, Receipt } from "../../gen/chat/v1/client.js";
+import { call } from "../grpc/client.js";
+import type { Logger } from "../log/logger.js";
+import type { Route, RouteIndex } from "../routes/route-index.js";
+import type { ConversationInfo } from "./directory.js";
+
+export interface EdgeClients {
+  get(address: string): EdgeDeliveryServiceClient;
+}
+
+/**
+ * Live delivery after a write is durable: look up routes, send each edge one
+ * batch, and tell the notifier about members with no online device. Failures
+ * here never fail the send (the message is stored; devices catch up by cursor).
+ */
+export class Fanout {
+  constructor(
+    private readonly routes: RouteIndex,
+    private readonly edges: EdgeClients,
+    private readonly notifier: NotifierServiceClient,
+    private readonly log: Logger,
+  ) {}
+
+  /** Messages just appended, each with the members' log positions. */
+  async messages(items: Array<{ message: Message; atMs: number; memberIds: string[]; positions: number[]; info: ConversationInfo }>, traceparent = ""): Promise<void> {
+    const userIds = [...new Set(items.flatMap((i) => i.memberIds))];
+    const routes = await this.lookup(userIds);
+    if (!routes) return;
+    const online = new Set(routes.map((r) => r.userId));
+    const events: Event[] = items.map((i) => ({ pos: 0, atMs: i.atMs, kind: { $case: "message", value: i.message } }));
+    const targets: DeliveryTarget[] = [];
+    items.forEach((item, index) => item.memberIds.forEach((userId, k) => targets.push({ userId, pos: item.positions[k]!, eventIndex: index })));
+    await this.sendToEdges(routes, { events, targets, receipts: [], presence: [], traceparent });
+    for (const item of items) {
+      const offline = item.memberIds.filter((u) => !online.has(u) && u !== item.message.senderId);
+      if (offline.length === 0) continue;
+      const c = item.info.conversation;
+      call(this.notifier, this.notifier.notify, {
+        message: item.message,
+        senderName: item.info.usernames.get(item.message.senderId) ?? "",
+        conversationTitle: c.title,
+        recipients: offline.map((userId) => ({ userId, muted: item.info.muted.has(userId) })),
+      }).catch((err) => this.log.warn("notify failed", { err }));
+    }
+  }
+
+  /** Events with per-user positions (membership changes, read markers). */
+  async userEvents(events: UserEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const routes = await this.lookup([...new Set(events.map((e) => e.userId))]);
+    if (!routes) return;
+    // Rare (membership changes, read markers): one payload per user keeps it simple.
+    const shared: Event[] = events.map((e) => ({ ...e.event!, pos: 0 }));
+    const targets: DeliveryTarget[] = events.map((e, i) => ({ userId: e.userId, pos: e.event!.pos, eventIndex: i }));
+    await this.sendToEdges(routes, { events: shared, targets, receipts: [], presence: [], traceparent: "" });
+  }
+
+  async receipts(items: Array<{ receipt: Receipt; userIds: string[] }>): Promise<void> {
+    const routes = await this.lookup([...new Set(items.flatMap((i) => i.userIds))]);
+    if (!routes) return;
+    const receipts: ReceiptDelivery[] = items.map((i) => ({ userIds: i.userIds, receipt: i.receipt }));
+    await this.sendToEdges(routes, { events: [], targets: [], receipts, presence: [], traceparent: "" });
+  }
+
+  private async lookup(userIds: string[]): Promise<Route[] | null> {
+    try {
+      return await this.routes.lookup(userIds);
+    } catch (err) {
+      this.log.warn("route lookup failed; devices will catch up on reconnect", { err });
+      return null;
+    }
+  }
+
+  /** One Deliver call per edge holding any of the users, carrying only what concerns them. */
+  private async sendToEdges(routes: Route[], req: DeliverRequest): Promise<void> {
+    const usersByEdge = new Map<string, Set<string>>();
+    for (const r of routes) {
+      let s = usersByEdge.get(r.edgeAddress);
+      if (!s) usersByEdge.set(r.edgeAddress, (s = new Set()));
+      s.add(r.userId);
+    }
+    await Promise.all(
+      [...usersByEdge].map(async ([address, users]) => {
+        const edgeReq: DeliverRequest = {
+          events: req.events,
+          targets: req.targets.filter((t) => users.has(t.userId)),
+          receipts: req.receipts.map((r) => ({ ...r, userIds: r.userIds.filter((u) => users.has(u)) })).filter((r) => r.userIds.length > 0),
+          presence: [],
+          traceparent: req.traceparent,
+        };
+        const edge = this.edges.get(address);
+        try {
+          await call(edge, edge.deliver, edgeReq, 3_000);
+        } catch (err) {
+          this.log.warn("deliver to edge failed; devices will catch up", { edge: address, err });
+        }
+      }),
+    );
+  }
+}

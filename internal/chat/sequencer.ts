@@ -1,0 +1,182 @@
+import type { AppendGroup, AppendedMessage, AppendMessage, AppendResponse, AppendRequest } from "../../gen/chat/internal/v1/store.js";
+import { ErrorCode } from "../../gen/chat/v1/client.js";
+import { ChatError } from "../errors/chat-error.js";
+
+/** What the sequencer needs from the message store. */
+export interface AppendTarget {
+  append(req: AppendRequest): Promise<AppendResponse>;
+  lastSeq(conversationId: string): Promise<number>;
+}
+
+export interface SequencedMessage {
+  appended: AppendedMessage;
+  memberIds: string[];
+}
+
+interface Pending {
+  message: AppendMessage;
+  attempts: number;
+  resolve: (r: SequencedMessage) => void;
+  reject: (e: unknown) => void;
+}
+
+interface ConversationQueue {
+  /** Last seq known to be stored; undefined = ask the store before the next append. */
+  lastSeq: number | undefined;
+  pending: Pending[];
+  /** An append or an exclusive operation on this conversation is running. */
+  busy: boolean;
+  waiters: Array<() => void>;
+}
+
+const MAX_CONFLICT_RETRIES = 3;
+
+/**
+ * The owner's write path for the conversations this chat instance owns. Sends are
+ * queued per conversation in arrival order (P2) and written in batches: while
+ * one store write is in flight the next batch gathers, so a busy instance makes
+ * few large transactions and an idle one adds no delay (group commit). A send
+ * resolves only after the store has it (P4). The store numbers messages from
+ * the base the owner believes in; if another owner wrote meanwhile (ownership
+ * moved), the store refuses the group, the owner reloads the head and retries.
+ */
+export class Sequencer {
+  private readonly queues = new Map<string, ConversationQueue>();
+  private ready: string[] = [];
+  private inFlight = 0;
+  private closed = false;
+
+  constructor(
+    private readonly store: AppendTarget,
+    /** Current members, read at write time so a batch never mixes two memberships. */
+    private readonly membersOf: (conversationId: string) => Promise<string[]>,
+    private readonly opts: { maxInFlight: number; maxBatchMessages: number } = { maxInFlight: 2, maxBatchMessages: 2_000 },
+  ) {}
+
+  submit(conversationId: string, message: AppendMessage): Promise<SequencedMessage> {
+    if (this.closed) return Promise.reject(new ChatError(ErrorCode.ERROR_CODE_SHUTTING_DOWN, "chat instance is shutting down"));
+    return new Promise((resolve, reject) => {
+      const q = this.queue(conversationId);
+      q.pending.push({ message, attempts: 0, resolve, reject });
+      this.markReady(conversationId);
+      this.pump();
+    });
+  }
+
+  /** Runs fn with no append of this conversation in flight (membership changes). */
+  async exclusive<T>(conversationId: string, fn: () => Promise<T>): Promise<T> {
+    const q = this.queue(conversationId);
+    while (q.busy) await new Promise<void>((r) => q.waiters.push(r));
+    q.busy = true;
+    try {
+      return await fn();
+    } finally {
+      this.release(conversationId, q);
+    }
+  }
+
+  /** Forget what we know of a conversation's head (ownership lost or regained). */
+  forget(conversationId: string): void {
+    const q = this.queues.get(conversationId);
+    if (q) q.lastSeq = undefined;
+  }
+
+  /** Stop taking sends; resolves when every accepted send is settled. */
+  async drain(): Promise<void> {
+    this.closed = true;
+    while (this.inFlight > 0 || this.ready.length > 0) await new Promise((r) => setTimeout(r, 10));
+  }
+
+  private queue(id: string): ConversationQueue {
+    let q = this.queues.get(id);
+    if (!q) {
+      q = { lastSeq: undefined, pending: [], busy: false, waiters: [] };
+      this.queues.set(id, q);
+    }
+    return q;
+  }
+
+  private markReady(id: string): void {
+    if (!this.ready.includes(id)) this.ready.push(id);
+  }
+
+  private release(id: string, q: ConversationQueue): void {
+    q.busy = false;
+    const waiter = q.waiters.shift();
+    if (waiter) waiter();
+    else if (q.pending.length > 0) this.markReady(id);
+    else if (q.lastSeq === undefined) this.queues.delete(id);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.opts.maxInFlight) {
+      const batch: Array<{ id: string; q: ConversationQueue; items: Pending[] }> = [];
+      let count = 0;
+      const skipped: string[] = [];
+      while (this.ready.length > 0 && count < this.opts.maxBatchMessages) {
+        const id = this.ready.shift()!;
+        const q = this.queues.get(id);
+        if (!q || q.pending.length === 0) continue;
+        if (q.busy) { skipped.push(id); continue; }
+        q.busy = true;
+        const items = q.pending.splice(0, this.opts.maxBatchMessages - count);
+        count += items.length;
+        batch.push({ id, q, items });
+      }
+      this.ready.push(...skipped);
+      if (batch.length === 0) return;
+      this.inFlight++;
+      void this.flush(batch).finally(() => {
+        this.inFlight--;
+        for (const b of batch) this.release(b.id, b.q);
+      });
+    }
+  }
+
+  private async flush(batch: Array<{ id: string; q: ConversationQueue; items: Pending[] }>): Promise<void> {
+    const groups: AppendGroup[] = [];
+    const sent: typeof batch = [];
+    for (const b of batch) {
+      let memberIds: string[];
+      try {
+        if (b.q.lastSeq === undefined) b.q.lastSeq = await this.store.lastSeq(b.id);
+        // A membership change waits in exclusive() until this batch is written.
+        memberIds = await this.membersOf(b.id);
+      } catch (err) {
+        for (const p of b.items) p.reject(err);
+        continue;
+      }
+      groups.push({ conversationId: b.id, baseSeq: b.q.lastSeq, messages: b.items.map((p) => p.message), memberIds });
+      sent.push(b);
+    }
+    if (groups.length === 0) return;
+    let res: AppendResponse;
+    try {
+      res = await this.store.append({ groups });
+    } catch (err) {
+      // The write may or may not have committed: forget the heads (the next append
+      // reloads them) and let clients resend; client_msg_id makes a resend safe.
+      for (const b of sent) { b.q.lastSeq = undefined; for (const p of b.items) p.reject(err); }
+      return;
+    }
+    sent.forEach((b, i) => {
+      const result = res.results[i]!;
+      if (result.error === ErrorCode.ERROR_CODE_CONFLICT) {
+        // Someone else appended (an overlapping owner): reload and retry these, in order.
+        b.q.lastSeq = undefined;
+        const retry = b.items.filter((p) => ++p.attempts <= MAX_CONFLICT_RETRIES);
+        for (const p of b.items) if (p.attempts > MAX_CONFLICT_RETRIES) p.reject(new ChatError(ErrorCode.ERROR_CODE_CONFLICT, "conversation is moving between chat instances; retry"));
+        b.q.pending.unshift(...retry);
+        return;
+      }
+      if (result.error !== ErrorCode.ERROR_CODE_UNSPECIFIED) {
+        const err = result.error === ErrorCode.ERROR_CODE_NOT_FOUND ? ChatError.notFound("no such conversation") : new ChatError(result.error, "append refused");
+        for (const p of b.items) p.reject(err);
+        return;
+      }
+      b.q.lastSeq = result.lastSeq;
+      b.items.forEach((p, k) => p.resolve({ appended: result.messages[k]!, memberIds: groups[i]!.memberIds }));
+    });
+  }
+}

@@ -1,0 +1,181 @@
+import { randomUUID } from "node:crypto";
+import { ChatServiceService, type Actor } from "../../gen/chat/internal/v1/chat.js";
+import type { MessageStoreServiceClient } from "../../gen/chat/internal/v1/store.js";
+import { AckKind, Conversation, ConversationKind, ErrorCode, Member, MembershipAction, type Receipt } from "../../gen/chat/v1/client.js";
+import { ChatError } from "../errors/chat-error.js";
+import { call } from "../grpc/client.js";
+import type { AsyncService } from "../grpc/handler.js";
+import type { Logger } from "../log/logger.js";
+import { validateSend, validateTitle, validateUsername } from "../validation/validate.js";
+import { ConversationDirectory } from "./directory.js";
+import type { Fanout } from "./fanout.js";
+import { Sequencer } from "./sequencer.js";
+
+export interface ChatConfig {
+  /** MAX_GROUP_MEMBERS: the 101st add is refused with GROUP_FULL. Default 100. */
+  maxGroupMembers: number;
+  /** MAX_TEXT_LENGTH: in Unicode code points. Default 100000. */
+  maxTextLength: number;
+  /** RECEIPT_FLUSH_MS: receipts are coalesced per conversation for this long. Default 100. */
+  receiptFlushMs: number;
+}
+
+/** Conversations, sequencing and fan-out: the heart of the chat service. */
+export class ChatCore {
+  readonly directory: ConversationDirectory;
+  readonly sequencer: Sequencer;
+  private readonly pendingReceipts = new Map<string, Map<string, Receipt>>();
+  private receiptTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly store: MessageStoreServiceClient,
+    private readonly fanout: Fanout,
+    private readonly config: ChatConfig,
+    private readonly log: Logger,
+  ) {
+    this.directory = new ConversationDirectory(store);
+    this.sequencer = new Sequencer(
+      {
+        append: (req) => call(store, store.append, req, 15_000),
+        lastSeq: async (id) => (await call(store, store.getLastSeq, { conversationId: id })).lastSeq,
+      },
+      async (id) => (await this.directory.get(id)).memberIds,
+    );
+  }
+
+  async send(actor: Actor, conversationId: string, clientMsgId: string, text: string) {
+    validateSend({ conversationId, clientMsgId, text }, this.config.maxTextLength);
+    const info = await this.directory.requireMember(conversationId, actor.userId);
+    const sentAtMs = Date.now();
+    const { appended, memberIds } = await this.sequencer.submit(conversationId, { senderId: actor.userId, senderDeviceId: actor.deviceId, clientMsgId, text, sentAtMs });
+    const message = appended.message!;
+    if (!appended.duplicate) {
+      void this.fanout.messages([{ message, atMs: sentAtMs, memberIds, positions: appended.positions, info }]).catch((err) => this.log.warn("fanout failed", { err }));
+    }
+    return { clientMsgId, conversationId, seq: message.seq, sentAtMs: message.sentAtMs, duplicate: appended.duplicate };
+  }
+
+  async ack(actor: Actor, conversationId: string, seq: number, kind: AckKind) {
+    if (kind !== AckKind.ACK_KIND_DELIVERED && kind !== AckKind.ACK_KIND_READ) throw ChatError.invalid("ack kind must be DELIVERED or READ");
+    const info = await this.directory.requireMember(conversationId, actor.userId);
+    const read = kind === AckKind.ACK_KIND_READ ? seq : 0;
+    const res = await call(this.store, this.store.updatePointers, { conversationId, userId: actor.userId, deliveredSeq: seq, readSeq: read });
+    if (res.changed) {
+      this.queueReceipt(conversationId, { conversationId, userId: actor.userId, deliveredSeq: res.deliveredSeq, readSeq: res.readSeq });
+      // The user's other devices learn the new read pointer through their sync log.
+      if (res.readEvent) void this.fanout.userEvents([{ userId: actor.userId, event: res.readEvent }]);
+      void info;
+    }
+    return { deliveredSeq: res.deliveredSeq, readSeq: res.readSeq };
+  }
+
+  async openDirect(actor: Actor, username: string): Promise<Conversation> {
+    validateUsername(username);
+    const peer = await this.userByName(username);
+    const ids = [...new Set([actor.userId, peer.id])].sort();
+    const conversation = Conversation.create({
+      id: `d:${ids.join(":")}`,
+      kind: ConversationKind.CONVERSATION_KIND_DIRECT,
+      members: ids.map((userId) => Member.create({ userId })),
+      createdAtMs: Date.now(),
+    });
+    const res = await call(this.store, this.store.createConversation, { conversation, createdBy: actor.userId, maxMembers: 2 });
+    void this.fanout.userEvents(res.events);
+    return res.conversation!;
+  }
+
+  async createGroup(actor: Actor, title: string, usernames: string[]): Promise<Conversation> {
+    validateTitle(title);
+    if (usernames.length >= this.config.maxGroupMembers) throw new ChatError(ErrorCode.ERROR_CODE_GROUP_FULL, `a group has at most ${this.config.maxGroupMembers} members`);
+    usernames.forEach(validateUsername);
+    const users = await Promise.all([...new Set(usernames)].map((u) => this.userByName(u)));
+    const ids = [...new Set([actor.userId, ...users.map((u) => u.id)])];
+    if (ids.length > this.config.maxGroupMembers) throw new ChatError(ErrorCode.ERROR_CODE_GROUP_FULL, `a group has at most ${this.config.maxGroupMembers} members`);
+    const conversation = Conversation.create({
+      id: `g:${randomUUID()}`,
+      kind: ConversationKind.CONVERSATION_KIND_GROUP,
+      title,
+      members: ids.map((userId) => Member.create({ userId })),
+      createdAtMs: Date.now(),
+    });
+    const res = await call(this.store, this.store.createConversation, { conversation, createdBy: actor.userId, maxMembers: this.config.maxGroupMembers });
+    void this.fanout.userEvents(res.events);
+    return res.conversation!;
+  }
+
+  async changeMembership(actor: Actor, conversationId: string, username: string, adding: boolean): Promise<Conversation> {
+    validateUsername(username);
+    await this.directory.requireMember(conversationId, actor.userId);
+    const subject = await this.userByName(username);
+    const action = adding ? MembershipAction.MEMBERSHIP_ACTION_ADDED : subject.id === actor.userId ? MembershipAction.MEMBERSHIP_ACTION_LEFT : MembershipAction.MEMBERSHIP_ACTION_REMOVED;
+    // Serialised with this conversation's appends: no batch is written with a stale member list.
+    const res = await this.sequencer.exclusive(conversationId, async () => {
+      try {
+        return await call(this.store, this.store.changeMembership, { conversationId, actorId: actor.userId, subjectId: subject.id, action, maxMembers: this.config.maxGroupMembers });
+      } finally {
+        this.directory.invalidate(conversationId);
+      }
+    });
+    void this.fanout.userEvents(res.events);
+    return res.conversation!;
+  }
+
+  async setMuted(actor: Actor, conversationId: string, muted: boolean): Promise<void> {
+    await this.directory.requireMember(conversationId, actor.userId);
+    await call(this.store, this.store.setMuted, { conversationId, userId: actor.userId, muted });
+    this.directory.invalidate(conversationId);
+  }
+
+  async drain(): Promise<void> {
+    await this.sequencer.drain();
+    await this.flushReceipts();
+  }
+
+  private async userByName(username: string) {
+    const res = await call(this.store, this.store.getUserByName, { username });
+    if (!res.user) throw ChatError.notFound(`no user named ${username}`);
+    return res.user;
+  }
+
+  /** Receipts are coalesced per conversation so a busy group does not multiply frames. */
+  private queueReceipt(conversationId: string, receipt: Receipt): void {
+    let m = this.pendingReceipts.get(conversationId);
+    if (!m) this.pendingReceipts.set(conversationId, (m = new Map()));
+    m.set(receipt.userId, receipt);
+    this.receiptTimer ??= setTimeout(() => void this.flushReceipts(), this.config.receiptFlushMs);
+  }
+
+  private async flushReceipts(): Promise<void> {
+    this.receiptTimer = undefined;
+    const batch = [...this.pendingReceipts];
+    this.pendingReceipts.clear();
+    const items: Array<{ receipt: Receipt; userIds: string[] }> = [];
+    for (const [conversationId, receipts] of batch) {
+      const info = await this.directory.get(conversationId).catch(() => null);
+      if (!info) continue;
+      for (const receipt of receipts.values()) items.push({ receipt, userIds: info.memberIds });
+    }
+    if (items.length > 0) await this.fanout.receipts(items).catch((err) => this.log.warn("receipts failed", { err }));
+  }
+}
+
+function actorOf(actor: Actor | undefined): Actor {
+  if (!actor || !actor.userId || !actor.deviceId) throw ChatError.invalid("actor is required");
+  return actor;
+}
+
+/** The ChatService gRPC API over ChatCore. */
+export function chatService(core: ChatCore): AsyncService<typeof ChatServiceService> {
+  return {
+    send: async (req) => {
+      const s = req.send ?? { conversationId: "", clientMsgId: "", text: "" };
+      return { sent: await core.send(actorOf(req.actor), s.conversationId, s.clientMsgId, s.text) };
+    },
+    ack: async (req) => core.ack(actorOf(req.actor), req.ack?.conversationId ?? "", req.ack?.seq ?? 0, req.ack?.kind ?? AckKind.ACK_KIND_UNSPECIFIED),
+    openDirect: async (req) => ({ conversation: await core.openDirect(actorOf(req.actor), req.username) }),
+    createGroup: async (req) => ({ conversation: await core.createGroup(actorOf(req.actor), req.title, req.usernames) }),
+    addMember: async (req) => ({ conversation: await core.changeMembership(actorOf(req.actor), req.conversationId, req.username, true) }),
+    removeMember: async (req) => ({ conversation: await core.changeMembership(actorOf(req.actor), req.conversationId, req.username, false) }),
+    setMuted: async (req) => { await core.setMuted(actorOf(req.actor), req.conversationId, req.muted); return {}; },
+  };
+}

@@ -1,0 +1,409 @@
+import {
+  AckKind,
+  ClientFrame,
+  type Conversation,
+  ErrorCode,
+  type Event,
+  type HistoryPage,
+  HistoryDirection,
+  type Message,
+  type MembershipChange,
+  type PresenceUpdate,
+  PushProvider,
+  type ReadMarker,
+  type Receipt,
+  ServerFrame,
+  type Sent,
+  type Welcome,
+} from "../../gen/chat/v1/client.js";
+
+export { AckKind, ErrorCode, HistoryDirection, PushProvider };
+export type { Conversation, Event, HistoryPage, Message, MembershipChange, PresenceUpdate, ReadMarker, Receipt, Sent, Welcome };
+
+/** The subset of the WebSocket API we use: the browser's and the `ws` package's both fit. */
+export interface SocketLike {
+  binaryType: string;
+  readonly readyState: number;
+  readonly protocol: string;
+  send(data: string | Uint8Array): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: unknown) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+}
+export type SocketFactory = (url: string, protocols: string[]) => SocketLike;
+
+/** An Error frame from the server (or a local failure), with its typed code. */
+export class ClientError extends Error {
+  override readonly name = "ClientError";
+  constructor(readonly code: ErrorCode, message: string, readonly retryable = false, readonly retryAfterMs = 0) {
+    super(message);
+  }
+  get codeName(): string {
+    return ErrorCode[this.code] ?? String(this.code);
+  }
+}
+
+export interface ClientOptions {
+  /** ws://host:port/v1/ws */
+  url: string;
+  token: string;
+  deviceId: string;
+  /** Highest sync-log position this device applied before (persist it across runs). */
+  cursor?: number;
+  /** "proto" (binary, default) or "json". */
+  mode?: "proto" | "json";
+  socket: SocketFactory;
+  /** Reconnect after a drop, resuming from the cursor. Default true. */
+  reconnect?: boolean;
+  /** Acknowledge "delivered" automatically for received messages. Default true. */
+  autoAckDelivered?: boolean;
+  requestTimeoutMs?: number;
+}
+
+type Listeners = {
+  message: (m: Message, ev: Event) => void;
+  membership: (m: MembershipChange, ev: Event) => void;
+  read: (r: ReadMarker, ev: Event) => void;
+  receipt: (r: Receipt) => void;
+  presence: (p: PresenceUpdate) => void;
+  synced: (pos: number) => void;
+  cursor: (pos: number) => void;
+  state: (s: "connecting" | "open" | "closed") => void;
+  error: (e: ClientError) => void;
+};
+
+interface PendingRequest {
+  resolve: (f: ServerFrame) => void;
+  reject: (e: ClientError) => void;
+  timer: ReturnType<typeof setTimeout>;
+  frame: ClientFrame;
+}
+
+const OPEN = 1;
+
+/**
+ * A chat client over one WebSocket: Hello, requests matched by ref, the device's
+ * cursor kept exactly (events applied once, in order; a gap triggers a resync),
+ * automatic reconnect with takeover, and sends that survive a reconnect
+ * (same client_msg_id, so the server never stores one twice).
+ */
+export class ChatClient {
+  cursor: number;
+  welcome: Welcome | undefined;
+  private ws: SocketLike | undefined;
+  private nextRef = 1;
+  private readonly pending = new Map<number, PendingRequest>();
+  private readonly listeners: { [K in keyof Listeners]: Set<Listeners[K]> } = {
+    message: new Set(), membership: new Set(), read: new Set(), receipt: new Set(), presence: new Set(), synced: new Set(), cursor: new Set(), state: new Set(), error: new Set(),
+  };
+  private closedByUser = false;
+  private heartbeat: ReturnType<typeof setInterval> | undefined;
+  private ackTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly deliveredToAck = new Map<string, number>();
+  private reconnectDelay = 250;
+  private connected: Promise<Welcome> | undefined;
+  private syncWaiters: Array<() => void> = [];
+  private isSynced = false;
+
+  constructor(private readonly opts: ClientOptions) {
+    this.cursor = opts.cursor ?? 0;
+  }
+
+  on<K extends keyof Listeners>(event: K, fn: Listeners[K]): () => void {
+    this.listeners[event].add(fn);
+    return () => this.listeners[event].delete(fn);
+  }
+
+  /** Opens the session; resolves on Welcome (catch-up then streams in as events). */
+  connect(): Promise<Welcome> {
+    this.closedByUser = false;
+    this.connected = this.open(false);
+    return this.connected;
+  }
+
+  /** Resolves once catch-up has finished (the server sent Synced). */
+  waitSynced(): Promise<void> {
+    if (this.isSynced) return Promise.resolve();
+    return new Promise((r) => this.syncWaiters.push(r));
+  }
+
+  close(): void {
+    this.closedByUser = true;
+    this.stopTimers();
+    this.ws?.close(1000, "bye");
+    for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(new ClientError(ErrorCode.ERROR_CODE_UNAVAILABLE, "client closed", true)); }
+    this.pending.clear();
+  }
+
+  async send(conversationId: string, text: string, clientMsgId = randomId()): Promise<Sent> {
+    const f = await this.requestRetrying({ $case: "send", value: { conversationId, clientMsgId, text } });
+    return expect(f, "sent");
+  }
+
+  async markRead(conversationId: string, seq: number): Promise<void> {
+    await this.requestRetrying({ $case: "ack", value: { conversationId, seq, kind: AckKind.ACK_KIND_READ } });
+  }
+
+  async ackDelivered(conversationId: string, seq: number): Promise<void> {
+    await this.requestRetrying({ $case: "ack", value: { conversationId, seq, kind: AckKind.ACK_KIND_DELIVERED } });
+  }
+
+  async history(conversationId: string, opts: { direction?: HistoryDirection; fromSeq?: number; limit?: number } = {}): Promise<HistoryPage> {
+    const f = await this.requestRetrying({ $case: "history", value: { conversationId, direction: opts.direction ?? HistoryDirection.HISTORY_DIRECTION_BACKWARD, fromSeq: opts.fromSeq ?? 0, limit: opts.limit ?? 50 } });
+    return expect(f, "history");
+  }
+
+  async openDirect(username: string): Promise<Conversation> {
+    return expect(await this.requestRetrying({ $case: "openDirect", value: { username } }), "conversation");
+  }
+  async createGroup(title: string, usernames: string[]): Promise<Conversation> {
+    return expect(await this.request({ $case: "createGroup", value: { title, usernames } }), "conversation");
+  }
+  async addMember(conversationId: string, username: string): Promise<Conversation> {
+    return expect(await this.requestRetrying({ $case: "addMember", value: { conversationId, username } }), "conversation");
+  }
+  async removeMember(conversationId: string, username: string): Promise<Conversation> {
+    return expect(await this.requestRetrying({ $case: "removeMember", value: { conversationId, username } }), "conversation");
+  }
+  async leave(conversationId: string): Promise<Conversation> {
+    return expect(await this.requestRetrying({ $case: "leave", value: { conversationId } }), "conversation");
+  }
+  async setMuted(conversationId: string, muted: boolean): Promise<void> {
+    await this.requestRetrying({ $case: "setMuted", value: { conversationId, muted } });
+  }
+  async listConversations(): Promise<Conversation[]> {
+    return expect(await this.requestRetrying({ $case: "listConversations", value: {} }), "conversations").conversations;
+  }
+  async registerPushToken(provider: PushProvider, token: string): Promise<void> {
+    await this.requestRetrying({ $case: "registerPushToken", value: { provider, token } });
+  }
+  async unregisterPushToken(): Promise<void> {
+    await this.requestRetrying({ $case: "unregisterPushToken", value: {} });
+  }
+  async presenceSubscribe(userIds: string[]): Promise<PresenceUpdate[]> {
+    return expect(await this.requestRetrying({ $case: "presenceSubscribe", value: { userIds } }), "presenceList").users;
+  }
+  async presenceQuery(userIds: string[]): Promise<PresenceUpdate[]> {
+    return expect(await this.requestRetrying({ $case: "presenceQuery", value: { userIds } }), "presenceList").users;
+  }
+  /** Ask the server to resend everything after `afterPos` (normally automatic). */
+  resync(afterPos = this.cursor): void {
+    this.cursor = afterPos;
+    this.isSynced = false;
+    this.sendFrame({ ref: 0, traceparent: "", kind: { $case: "sync", value: { afterPos } } });
+  }
+
+  /** Sends any frame and waits for the reply with the same ref. */
+  request(kind: NonNullable<ClientFrame["kind"]>, traceparent = ""): Promise<ServerFrame> {
+    const ref = this.nextRef++;
+    const frame: ClientFrame = { ref, traceparent, kind };
+    return new Promise<ServerFrame>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(ref);
+        reject(new ClientError(ErrorCode.ERROR_CODE_UNAVAILABLE, "request timed out", true));
+      }, this.opts.requestTimeoutMs ?? 20_000);
+      this.pending.set(ref, { resolve, reject, timer, frame });
+      if (this.ws?.readyState === OPEN && this.welcome) this.sendFrame(frame);
+      // Otherwise it is sent when the session is (re)established.
+    });
+  }
+
+  /** Sends raw bytes or text (tests use it for malformed input). */
+  sendRaw(data: string | Uint8Array): void {
+    this.ws?.send(data);
+  }
+
+  /** Retries while the error is retryable; only for requests that are safe to repeat. */
+  private async requestRetrying(kind: NonNullable<ClientFrame["kind"]>): Promise<ServerFrame> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.request(kind);
+      } catch (err) {
+        const e = err as ClientError;
+        if (!e.retryable || attempt >= 8 || this.closedByUser) throw e;
+        await sleep(Math.min(2_000, e.retryAfterMs || 100 * 2 ** attempt));
+      }
+    }
+  }
+
+  private open(takeover: boolean): Promise<Welcome> {
+    this.emit("state", "connecting");
+    const protocol = this.opts.mode === "json" ? "meshchat.v1.json" : "meshchat.v1.proto";
+    const ws = this.opts.socket(this.opts.url, [protocol]);
+    ws.binaryType = "arraybuffer";
+    this.ws = ws;
+    this.isSynced = false;
+    return new Promise<Welcome>((resolve, reject) => {
+      let welcomed = false;
+      let helloRef = 0;
+      ws.onopen = () => {
+        const ref = (helloRef = this.nextRef++);
+        const hello: ClientFrame = { ref, traceparent: "", kind: { $case: "hello", value: { token: this.opts.token, deviceId: this.opts.deviceId, cursor: this.cursor, takeover } } };
+        const timer = setTimeout(() => reject(new ClientError(ErrorCode.ERROR_CODE_UNAVAILABLE, "no Welcome", true)), this.opts.requestTimeoutMs ?? 20_000);
+        this.pending.set(ref, {
+          frame: hello,
+          timer,
+          resolve: (f) => {
+            const w = expect(f, "welcome");
+            this.welcome = w;
+            welcomed = true;
+            this.reconnectDelay = 250;
+            this.startTimers(w.heartbeatIntervalMs);
+            this.emit("state", "open");
+            // Requests made while disconnected go out now; sends keep their client_msg_id.
+            for (const [r, p] of this.pending) if (r !== ref) this.sendFrame(p.frame);
+            resolve(w);
+          },
+          reject: (e) => { reject(e); },
+        });
+        this.sendFrame(hello);
+      };
+      ws.onmessage = (ev) => this.onFrame(ev.data);
+      ws.onerror = () => {};
+      ws.onclose = (ev) => {
+        const hello = this.pending.get(helloRef);
+        if (hello) { clearTimeout(hello.timer); this.pending.delete(helloRef); }
+        this.stopTimers();
+        this.welcome = undefined;
+        this.emit("state", "closed");
+        if (!welcomed) reject(new ClientError(ErrorCode.ERROR_CODE_UNAVAILABLE, `connection closed (${ev.code} ${ev.reason})`, true));
+        const fatal = ev.code === 4401 || ev.code === 4409;
+        if (this.closedByUser || this.opts.reconnect === false || fatal) {
+          for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(new ClientError(ErrorCode.ERROR_CODE_UNAVAILABLE, `connection closed (${ev.code} ${ev.reason})`, true)); }
+          this.pending.clear();
+          return;
+        }
+        const delay = this.reconnectDelay;
+        this.reconnectDelay = Math.min(5_000, this.reconnectDelay * 2);
+        setTimeout(() => {
+          if (this.closedByUser) return;
+          this.open(true).catch(() => {});
+        }, delay * (0.5 + Math.random()));
+      };
+    });
+  }
+
+  private onFrame(data: unknown): void {
+    let frame: ServerFrame;
+    try {
+      frame = typeof data === "string" ? ServerFrame.fromJSON(JSON.parse(data)) : ServerFrame.decode(toBytes(data));
+    } catch {
+      return;
+    }
+    const kind = frame.kind;
+    if (!kind) return;
+    if (frame.ref) {
+      const p = this.pending.get(frame.ref);
+      if (p) {
+        this.pending.delete(frame.ref);
+        clearTimeout(p.timer);
+        if (kind.$case === "error") p.reject(new ClientError(kind.value.code, kind.value.message, kind.value.retryable, kind.value.retryAfterMs));
+        else p.resolve(frame);
+        return;
+      }
+    }
+    switch (kind.$case) {
+      case "event": return this.applyEvent(kind.value);
+      case "synced":
+        this.isSynced = true;
+        for (const w of this.syncWaiters.splice(0)) w();
+        return this.emit("synced", kind.value.pos);
+      case "receipt": return this.emit("receipt", kind.value);
+      case "presence": return this.emit("presence", kind.value);
+      case "error": return this.emit("error", new ClientError(kind.value.code, kind.value.message, kind.value.retryable, kind.value.retryAfterMs));
+      default: return;
+    }
+  }
+
+  /** Applies each sync-log position exactly once and in order. */
+  private applyEvent(ev: Event): void {
+    if (ev.pos <= this.cursor) return;
+    if (ev.pos !== this.cursor + 1) {
+      this.resync(this.cursor);
+      return;
+    }
+    this.cursor = ev.pos;
+    const k = ev.kind;
+    if (k?.$case === "message") {
+      this.emit("message", k.value, ev);
+      if (this.opts.autoAckDelivered !== false && this.welcome && k.value.senderId !== this.welcome.userId) this.queueDeliveredAck(k.value);
+    } else if (k?.$case === "membership") this.emit("membership", k.value, ev);
+    else if (k?.$case === "read") this.emit("read", k.value, ev);
+    this.emit("cursor", this.cursor);
+  }
+
+  private queueDeliveredAck(m: Message): void {
+    this.deliveredToAck.set(m.conversationId, Math.max(this.deliveredToAck.get(m.conversationId) ?? 0, m.seq));
+    this.ackTimer ??= setTimeout(() => {
+      this.ackTimer = undefined;
+      for (const [conversationId, seq] of this.deliveredToAck) this.sendFrame({ ref: 0, traceparent: "", kind: { $case: "ack", value: { conversationId, seq, kind: AckKind.ACK_KIND_DELIVERED } } });
+      this.deliveredToAck.clear();
+    }, 100);
+  }
+
+  private sendFrame(frame: ClientFrame): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== OPEN) return;
+    if (this.opts.mode === "json") ws.send(JSON.stringify(ClientFrame.toJSON(frame)));
+    else ws.send(ClientFrame.encode(frame).finish());
+  }
+
+  private startTimers(intervalMs: number): void {
+    this.stopTimers();
+    this.heartbeat = setInterval(() => this.sendFrame({ ref: 0, traceparent: "", kind: { $case: "heartbeat", value: {} } }), Math.max(1_000, intervalMs));
+    (this.heartbeat as { unref?: () => void }).unref?.();
+  }
+
+  private stopTimers(): void {
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+  }
+
+  private emit<K extends keyof Listeners>(event: K, ...args: Parameters<Listeners[K]>): void {
+    for (const fn of this.listeners[event]) (fn as (...a: Parameters<Listeners[K]>) => void)(...args);
+  }
+}
+
+type FrameCase = NonNullable<ServerFrame["kind"]>["$case"];
+type FrameValue<C extends FrameCase> = Extract<NonNullable<ServerFrame["kind"]>, { $case: C }>["value"];
+
+function expect<C extends FrameCase>(f: ServerFrame, c: C): FrameValue<C> {
+  if (f.kind?.$case !== c) throw new ClientError(ErrorCode.ERROR_CODE_INTERNAL, `expected ${c}, got ${f.kind?.$case}`);
+  return f.kind.value as FrameValue<C>;
+}
+
+function toBytes(data: unknown): Uint8Array {
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (Array.isArray(data)) return concat(data as Uint8Array[]);
+  throw new Error("unexpected frame data");
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export function randomId(): string {
+  const c = globalThis.crypto;
+  return c.randomUUID();
+}
+
+/** POST /v1/signup or /v1/login on the edge's HTTP API. */
+export async function authenticate(baseUrl: string, kind: "signup" | "login", username: string, password: string): Promise<{ userId: string; username: string; token: string; expiresAtMs: number }> {
+  const res = await fetch(`${baseUrl}/v1/${kind}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username, password }) });
+  const body = (await res.json()) as Record<string, unknown>;
+  if (!res.ok) {
+    const code = ErrorCode[String(body.code) as keyof typeof ErrorCode] ?? ErrorCode.ERROR_CODE_INTERNAL;
+    throw new ClientError(code as ErrorCode, String(body.message ?? res.statusText), Boolean(body.retryable));
+  }
+  return { userId: String(body.user_id), username: String(body.username), token: String(body.token), expiresAtMs: Number(body.expires_at_ms) };
+}

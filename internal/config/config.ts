@@ -1,0 +1,60 @@
+import path from "node:path";
+import { bool, int, list, oneOf, str } from "./env.js";
+
+export const PROFILES = ["embedded", "production"] as const;
+export type Profile = (typeof PROFILES)[number];
+
+/** Settings every service shares. Each default is the embedded profile's. */
+export interface CommonConfig {
+  /** PROFILE: embedded (no servers to install) or production (etcd, Redis, PostgreSQL, Cassandra). */
+  profile: Profile;
+  /** DATA_DIR: where embedded data, dev keys and certificates live. Default ./var. */
+  dataDir: string;
+  /** BIND_HOST: interface the gRPC and HTTP servers listen on. Default 127.0.0.1. */
+  bindHost: string;
+  /** INSTANCE_ID: unique name of this process in the mesh. Default <service>-<port>. */
+  instanceId: string;
+  /** Static discovery (embedded): comma-separated host:port lists. */
+  chatAddrs: string[];
+  storeAddrs: string[];
+  presenceAddrs: string[];
+  notifierAddrs: string[];
+  /** SHUTDOWN_TIMEOUT_MS: hard deadline for draining on SIGTERM. Default 10000. */
+  shutdownTimeoutMs: number;
+  /** TLS_ENABLED: mutual TLS on every internal hop, certs under DATA_DIR/certs. Default true. */
+  tls: boolean;
+  /** METRICS_PORT: Prometheus endpoint (0 = off). Default gRPC port + 2000. */
+  metricsPort: number;
+  /** ETCD_ENDPOINTS, REDIS_URL, POSTGRES_URL, CASSANDRA_CONTACT_POINTS: production servers. */
+  etcdEndpoints: string[];
+  redisUrl: string;
+  postgresUrl: string;
+  cassandraContactPoints: string[];
+  cassandraLocalDc: string;
+  cassandraKeyspace: string;
+}
+
+export const DEFAULT_PORTS = { edgeHttp: 8080, edge: 7101, chat: 7201, presence: 7301, store: 7401, notifier: 7501 } as const;
+
+export function loadCommon(service: string, grpcPort: number): CommonConfig {
+  const dataDir = path.resolve(str("DATA_DIR", "var"));
+  return {
+    profile: oneOf("PROFILE", "embedded", PROFILES),
+    dataDir,
+    bindHost: str("BIND_HOST", "127.0.0.1"),
+    instanceId: str("INSTANCE_ID", `${service}-${grpcPort}`),
+    chatAddrs: list("CHAT_ADDRS", [`127.0.0.1:${DEFAULT_PORTS.chat}`]),
+    storeAddrs: list("STORE_ADDRS", [`127.0.0.1:${DEFAULT_PORTS.store}`]),
+    presenceAddrs: list("PRESENCE_ADDRS", [`127.0.0.1:${DEFAULT_PORTS.presence}`]),
+    notifierAddrs: list("NOTIFIER_ADDRS", [`127.0.0.1:${DEFAULT_PORTS.notifier}`]),
+    shutdownTimeoutMs: int("SHUTDOWN_TIMEOUT_MS", 10_000, 100),
+    tls: bool("TLS_ENABLED", false),
+    metricsPort: int("METRICS_PORT", grpcPort + 2000, 0, 65535),
+    etcdEndpoints: list("ETCD_ENDPOINTS", ["http://127.0.0.1:23790"]),
+    redisUrl: str("REDIS_URL", "redis://127.0.0.1:63790"),
+    postgresUrl: str("POSTGRES_URL", "postgres://chat:chat@127.0.0.1:54320/chat"),
+    cassandraContactPoints: list("CASSANDRA_CONTACT_POINTS", ["127.0.0.1:9042"]),
+    cassandraLocalDc: str("CASSANDRA_LOCAL_DC", "datacenter1"),
+    cassandraKeyspace: str("CASSANDRA_KEYSPACE", "meshchat"),
+  };
+}

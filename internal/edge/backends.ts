@@ -1,0 +1,102 @@
+import type { ChatServiceClient, AccountServiceClient, Actor } from "../../gen/chat/internal/v1/chat.js";
+import { EdgeDeliveryServiceClient } from "../../gen/chat/internal/v1/edge.js";
+import type { NotifierServiceClient } from "../../gen/chat/internal/v1/notifier.js";
+import type { PresenceServiceClient, Route } from "../../gen/chat/internal/v1/presence.js";
+import type { MessageStoreServiceClient } from "../../gen/chat/internal/v1/store.js";
+import { PushProvider, type Ack, type Conversation, type Event, type HistoryPage, type HistoryRequest, type PresenceUpdate, type Send, type Sent } from "../../gen/chat/v1/client.js";
+import type { TokenVerifier } from "../auth/tokens.js";
+import { ChatError } from "../errors/chat-error.js";
+import { call } from "../grpc/client.js";
+
+const MAX_PRESENCE_IDS = 500;
+
+/**
+ * Everything a session asks of the mesh, one method per client action. The edge
+ * holds no chat state: each method is one gRPC call, with the session's user as
+ * the actor (the only identity the edge vouches for).
+ */
+export class EdgeBackends {
+  constructor(
+    readonly tokens: TokenVerifier,
+    private readonly chat: ChatServiceClient,
+    private readonly store: MessageStoreServiceClient,
+    private readonly presence: PresenceServiceClient,
+    private readonly notifier: NotifierServiceClient,
+    private readonly edgeClient: (address: string) => EdgeDeliveryServiceClient,
+    private readonly kickLocal: (route: Route) => boolean,
+  ) {}
+
+  async send(actor: Actor, send: Send): Promise<Sent> {
+    return (await call(this.chat, this.chat.send, { actor, send }, 20_000, { "x-conversation-id": send.conversationId })).sent!;
+  }
+  async ack(actor: Actor, ack: Ack): Promise<void> {
+    await call(this.chat, this.chat.ack, { actor, ack }, 5_000, { "x-conversation-id": ack.conversationId });
+  }
+  async history(userId: string, request: HistoryRequest): Promise<HistoryPage> {
+    return (await call(this.store, this.store.history, { userId, request })).page!;
+  }
+  async readLog(userId: string, afterPos: number, limit: number): Promise<{ events: Event[]; head: number }> {
+    return call(this.store, this.store.readLog, { userId, afterPos, limit }, 15_000);
+  }
+  async listConversations(userId: string): Promise<Conversation[]> {
+    return (await call(this.store, this.store.listConversations, { userId })).conversations;
+  }
+  async openDirect(actor: Actor, username: string): Promise<Conversation> {
+    return (await call(this.chat, this.chat.openDirect, { actor, username })).conversation!;
+  }
+  async createGroup(actor: Actor, title: string, usernames: string[]): Promise<Conversation> {
+    return (await call(this.chat, this.chat.createGroup, { actor, title, usernames })).conversation!;
+  }
+  async changeMembership(actor: Actor, conversationId: string, username: string, adding: boolean): Promise<Conversation> {
+    const req = { actor, conversationId, username };
+    const md = { "x-conversation-id": conversationId };
+    return (adding ? await call(this.chat, this.chat.addMember, req, 5_000, md) : await call(this.chat, this.chat.removeMember, req, 5_000, md)).conversation!;
+  }
+  async setMuted(actor: Actor, conversationId: string, muted: boolean): Promise<void> {
+    await call(this.chat, this.chat.setMuted, { actor, conversationId, muted });
+  }
+  async registerPushToken(actor: Actor, provider: PushProvider, token: string): Promise<void> {
+    if (provider === PushProvider.PUSH_PROVIDER_UNSPECIFIED || provider === PushProvider.UNRECOGNIZED) throw ChatError.invalid("provider is required");
+    if (token.length === 0 || token.length > 4096) throw ChatError.invalid("token must be 1-4096 characters");
+    await call(this.notifier, this.notifier.registerToken, { userId: actor.userId, deviceId: actor.deviceId, provider, token });
+  }
+  async unregisterPushToken(actor: Actor): Promise<void> {
+    await call(this.notifier, this.notifier.unregisterToken, { userId: actor.userId, deviceId: actor.deviceId });
+  }
+  async presenceConnect(route: Route, takeover: boolean): Promise<{ replaced?: Route }> {
+    return call(this.presence, this.presence.connect, { route, takeover });
+  }
+  async presenceDisconnect(route: Route): Promise<void> {
+    await call(this.presence, this.presence.disconnect, { route });
+  }
+  async presenceHeartbeat(routes: Route[]): Promise<void> {
+    await call(this.presence, this.presence.heartbeat, { routes });
+  }
+  async presenceSubscribe(subscriber: Route, userIds: string[]): Promise<PresenceUpdate[]> {
+    await this.requireContacts(subscriber.userId, userIds);
+    return (await call(this.presence, this.presence.subscribe, { subscriber, userIds })).users;
+  }
+  async presenceQuery(userId: string, userIds: string[]): Promise<PresenceUpdate[]> {
+    await this.requireContacts(userId, userIds);
+    return (await call(this.presence, this.presence.query, { userIds })).users;
+  }
+
+  /** Closes a device's older session, on this edge or another. */
+  async kick(route: Route): Promise<void> {
+    if (this.kickLocal(route)) return;
+    const edge = this.edgeClient(route.edgeAddress);
+    await call(edge, edge.kick, { userId: route.userId, deviceId: route.deviceId, sessionId: route.sessionId }).catch(() => {});
+  }
+
+  /**
+   * Presence is visible only between users who share a conversation. The whole
+   * request is refused if any id is not a contact, and the check runs before
+   * presence is asked, so timing does not tell unknown from hidden users.
+   */
+  private async requireContacts(userId: string, userIds: string[]): Promise<void> {
+    if (userIds.length > MAX_PRESENCE_IDS) throw ChatError.invalid(`at most ${MAX_PRESENCE_IDS} users per request`);
+    const contacts = new Set<string>([userId]);
+    for (const c of await this.listConversations(userId)) for (const m of c.members) contacts.add(m.userId);
+    if (userIds.some((id) => !contacts.has(id))) throw new ChatError(ChatError.denied().code, "presence is visible only for users you share a conversation with");
+  }
+}

@@ -1,0 +1,254 @@
+import fs from "node:fs";
+import http from "node:http";
+import path from "node:path";
+import { WebSocketServer, type WebSocket } from "ws";
+import { EdgeDeliveryServiceService } from "../../gen/chat/internal/v1/edge.js";
+import type { AccountServiceClient } from "../../gen/chat/internal/v1/chat.js";
+import type { Route } from "../../gen/chat/internal/v1/presence.js";
+import { ErrorCode } from "../../gen/chat/v1/client.js";
+import { ChatError } from "../errors/chat-error.js";
+import { call } from "../grpc/client.js";
+import type { AsyncService } from "../grpc/handler.js";
+import type { Logger } from "../log/logger.js";
+import type { EdgeBackends } from "./backends.js";
+import { decodeClientFrame, JSON_SUBPROTOCOL, modeOf, PROTO_SUBPROTOCOL } from "./frames.js";
+import { CLOSE, Session, type SessionConfig } from "./session.js";
+
+export interface EdgeConfig extends SessionConfig {
+  /** EDGE_HTTP_PORT: WebSocket and HTTP API. Default 8080. */
+  httpPort: number;
+  /** MAX_FRAME_BYTES: larger WebSocket frames close the socket with 1009. Default 1 MiB. */
+  maxFrameBytes: number;
+  /** WEB_ROOT: static files of the browser client served at /. Default web/dist. */
+  webRoot: string;
+}
+
+/** Sessions of this edge by user: the only state an edge keeps. */
+class SessionRegistry {
+  private readonly byUser = new Map<string, Set<Session>>();
+  size = 0;
+
+  add(s: Session): void {
+    let set = this.byUser.get(s.userId);
+    if (!set) this.byUser.set(s.userId, (set = new Set()));
+    set.add(s);
+    this.size++;
+  }
+  remove(s: Session): void {
+    const set = this.byUser.get(s.userId);
+    if (set?.delete(s)) this.size--;
+    if (set && set.size === 0) this.byUser.delete(s.userId);
+  }
+  of(userId: string): Iterable<Session> {
+    return this.byUser.get(userId) ?? [];
+  }
+  all(): Iterable<Session> {
+    return [...this.byUser.values()].flatMap((s) => [...s]);
+  }
+}
+
+const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
+  [ErrorCode.ERROR_CODE_INVALID_ARGUMENT]: 400,
+  [ErrorCode.ERROR_CODE_INVALID_FRAME]: 400,
+  [ErrorCode.ERROR_CODE_UNAUTHENTICATED]: 401,
+  [ErrorCode.ERROR_CODE_PERMISSION_DENIED]: 403,
+  [ErrorCode.ERROR_CODE_NOT_FOUND]: 404,
+  [ErrorCode.ERROR_CODE_ALREADY_EXISTS]: 409,
+  [ErrorCode.ERROR_CODE_RATE_LIMITED]: 429,
+  [ErrorCode.ERROR_CODE_UNAVAILABLE]: 503,
+  [ErrorCode.ERROR_CODE_SHUTTING_DOWN]: 503,
+};
+
+const CONTENT_TYPES: Record<string, string> = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".json": "application/json", ".png": "image/png", ".ico": "image/x-icon" };
+
+/**
+ * The WebSocket edge: authenticates sessions, validates frames, turns them into
+ * gRPC calls, and delivers what the mesh sends to the devices it holds.
+ */
+export class EdgeServer {
+  readonly sessions = new SessionRegistry();
+  private readonly http: http.Server;
+  private readonly wss: WebSocketServer;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private draining = false;
+  httpPort = 0;
+
+  constructor(
+    private readonly config: EdgeConfig,
+    private readonly backends: EdgeBackends,
+    private readonly accounts: AccountServiceClient,
+    private readonly identity: { edgeId: string; grpcAddress: string },
+    private readonly log: Logger,
+  ) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: config.maxFrameBytes,
+      perMessageDeflate: false,
+      handleProtocols: (protocols) => (protocols.has(PROTO_SUBPROTOCOL) ? PROTO_SUBPROTOCOL : protocols.has(JSON_SUBPROTOCOL) ? JSON_SUBPROTOCOL : false),
+    });
+    this.http = http.createServer((req, res) => void this.onHttp(req, res));
+    this.http.on("upgrade", (req, socket, head) => {
+      const url = new URL(req.url ?? "/", "http://edge");
+      if (url.pathname !== "/v1/ws" || this.draining) {
+        socket.end(`HTTP/1.1 ${this.draining ? "503 Service Unavailable" : "404 Not Found"}\r\nConnection: close\r\n\r\n`);
+        return;
+      }
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws));
+    });
+  }
+
+  async listen(host: string): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.http.once("error", reject);
+      this.http.listen(this.config.httpPort, host, () => resolve());
+    });
+    this.httpPort = (this.http.address() as { port: number }).port;
+    // One batched heartbeat to presence per interval covers every live session.
+    this.heartbeatTimer = setInterval(() => void this.flushHeartbeats(), Math.max(1_000, Math.floor(this.config.heartbeatIntervalMs / 2)));
+    return this.httpPort;
+  }
+
+  route(s: Session): Route {
+    return { userId: s.userId, deviceId: s.deviceId, sessionId: s.sessionId, edgeId: this.identity.edgeId, edgeAddress: this.identity.grpcAddress };
+  }
+
+  /** Closes a session of this edge if it is the given one. */
+  kickLocal(route: Route): boolean {
+    for (const s of this.sessions.of(route.userId)) {
+      if (s.sessionId === route.sessionId) {
+        s.send({ ref: 0, kind: { $case: "error", value: { code: ErrorCode.ERROR_CODE_DEVICE_IN_USE, message: "this device connected again elsewhere", retryable: false, retryAfterMs: 0 } } });
+        s.close(CLOSE.replaced, "replaced by a newer session");
+        return true;
+      }
+    }
+    return false;
+  }
+
+  deliveryService(): AsyncService<typeof EdgeDeliveryServiceService> {
+    return {
+      deliver: async (req) => {
+        const missing = new Set<string>();
+        for (const t of req.targets) {
+          const ev = req.events[t.eventIndex];
+          if (!ev) continue;
+          let any = false;
+          const event = { ...ev, pos: t.pos };
+          for (const s of this.sessions.of(t.userId)) { s.deliver(event); any = true; }
+          if (!any) missing.add(t.userId);
+        }
+        for (const r of req.receipts) for (const u of r.userIds) for (const s of this.sessions.of(u)) if (s.isAuthenticated) s.send({ ref: 0, kind: { $case: "receipt", value: r.receipt! } });
+        for (const p of req.presence) for (const u of p.userIds) for (const s of this.sessions.of(u)) if (s.isAuthenticated) s.send({ ref: 0, kind: { $case: "presence", value: p.update! } });
+        return { missingUserIds: [...missing] };
+      },
+      kick: async (req) => ({ kicked: this.kickLocal({ userId: req.userId, deviceId: req.deviceId, sessionId: req.sessionId, edgeId: "", edgeAddress: "" }) }),
+    };
+  }
+
+  /** Stop taking sessions, tell clients to reconnect elsewhere, then close them. */
+  async drain(deadlineMs: number): Promise<void> {
+    this.draining = true;
+    clearInterval(this.heartbeatTimer);
+    for (const s of this.sessions.all()) {
+      s.send({ ref: 0, kind: { $case: "error", value: { code: ErrorCode.ERROR_CODE_SHUTTING_DOWN, message: "edge is shutting down; reconnect", retryable: true, retryAfterMs: 0 } } });
+      s.close(CLOSE.shutdown, "edge shutting down");
+    }
+    for (const ws of this.wss.clients) ws.terminate();
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, deadlineMs);
+      this.http.close(() => { clearTimeout(t); resolve(); });
+      this.http.closeAllConnections();
+    });
+  }
+
+  private onSocket(ws: WebSocket): void {
+    const session: Session = new Session(ws, modeOf(ws.protocol), this.backends, this.config, {
+      register: (s) => this.sessions.add(s),
+      unregister: (s) => {
+        this.sessions.remove(s);
+        void this.backends.presenceDisconnect(this.route(s)).catch(() => {});
+      },
+      route: (s) => this.route(s),
+    }, this.log);
+    // Frames of one session are handled one after another, in order.
+    let chain: Promise<void> = Promise.resolve();
+    ws.on("message", (data, isBinary) => {
+      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+      let frame;
+      try {
+        frame = decodeClientFrame(buf, isBinary, modeOf(ws.protocol));
+      } catch (err) {
+        session.send({ ref: 0, kind: { $case: "error", value: { code: ErrorCode.ERROR_CODE_INVALID_FRAME, message: (err as Error).message, retryable: false, retryAfterMs: 0 } } });
+        return;
+      }
+      // Sends are pipelined (ordered per conversation inside the session); the rest is sequential.
+      if (frame.kind?.$case === "send" && session.isAuthenticated) void session.handle(frame);
+      else chain = chain.then(() => session.handle(frame));
+    });
+    ws.on("close", () => session.onClosed());
+    ws.on("error", () => session.onClosed());
+  }
+
+  private async flushHeartbeats(): Promise<void> {
+    const routes: Route[] = [];
+    const idleCutoff = Date.now() - this.config.heartbeatIntervalMs * 3;
+    for (const s of this.sessions.all()) {
+      // A client that stopped heartbeating (and sent nothing else) is gone.
+      if (s.lastFrameAt < idleCutoff) { s.close(CLOSE.idle, "no heartbeat"); continue; }
+      routes.push(this.route(s));
+    }
+    if (routes.length === 0) return;
+    await this.backends.presenceHeartbeat(routes).catch((err) => this.log.warn("presence heartbeat failed", { err }));
+  }
+
+  private async onHttp(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://edge");
+    const reply = (status: number, body: unknown) => {
+      res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" });
+      res.end(JSON.stringify(body));
+    };
+    try {
+      if (url.pathname === "/healthz") return reply(this.draining ? 503 : 200, { status: this.draining ? "draining" : "ok", sessions: this.sessions.size });
+      if (req.method === "POST" && (url.pathname === "/v1/signup" || url.pathname === "/v1/login")) {
+        const body = await readJson(req);
+        const username = typeof body.username === "string" ? body.username : "";
+        const password = typeof body.password === "string" ? body.password : "";
+        const r = url.pathname === "/v1/signup"
+          ? await call(this.accounts, this.accounts.signup, { username, password })
+          : await call(this.accounts, this.accounts.login, { username, password });
+        return reply(url.pathname === "/v1/signup" ? 201 : 200, { user_id: r.userId, username: r.username, token: r.token, expires_at_ms: r.expiresAtMs });
+      }
+      if (req.method === "GET" && this.serveStatic(url.pathname, res)) return;
+      throw ChatError.notFound("no such endpoint");
+    } catch (err) {
+      const e = ChatError.from(err);
+      if (e.code === ErrorCode.ERROR_CODE_INTERNAL) this.log.error("http request failed", { err, path: url.pathname });
+      reply(HTTP_STATUS[e.code] ?? 500, { code: ErrorCode[e.code], message: e.code === ErrorCode.ERROR_CODE_INTERNAL ? "internal error" : e.message, retryable: e.retryable });
+    }
+  }
+
+  private serveStatic(pathname: string, res: http.ServerResponse): boolean {
+    const root = path.resolve(this.config.webRoot);
+    const file = path.resolve(root, "." + (pathname === "/" ? "/index.html" : decodeURIComponent(pathname)));
+    if (!file.startsWith(root + path.sep) || !fs.existsSync(file) || !fs.statSync(file).isFile()) return false;
+    res.writeHead(200, { "content-type": CONTENT_TYPES[path.extname(file)] ?? "application/octet-stream" });
+    fs.createReadStream(file).pipe(res);
+    return true;
+  }
+}
+
+async function readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > 16 * 1024) throw ChatError.invalid("request body too large");
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    const v: unknown = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}");
+    if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error("not an object");
+    return v as Record<string, unknown>;
+  } catch {
+    throw ChatError.invalid("body must be a JSON object");
+  }
+}

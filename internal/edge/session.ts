@@ -1,0 +1,337 @@
+import { randomUUID } from "node:crypto";
+import type { WebSocket } from "ws";
+import type { Route } from "../../gen/chat/internal/v1/presence.js";
+import { AckKind, type ClientFrame, type Event, type ServerFrame } from "../../gen/chat/v1/client.js";
+import { ChatError, ErrorCode } from "../errors/chat-error.js";
+import type { Logger } from "../log/logger.js";
+import { validateConversationId, validateDeviceId, validateSend } from "../validation/validate.js";
+import type { EdgeBackends } from "./backends.js";
+import { encodeServerFrame, errorFrame, type FrameMode } from "./frames.js";
+import { TokenBucket } from "./rate-limit.js";
+
+export interface SessionConfig {
+  /** HELLO_TIMEOUT_MS: the first frame must be Hello within this. Default 10000. */
+  helloTimeoutMs: number;
+  /** HEARTBEAT_INTERVAL_MS: told to clients in Welcome. Default 15000. */
+  heartbeatIntervalMs: number;
+  /** SEND_RATE / SEND_BURST: messages a second per session. Defaults 50 / 200. */
+  sendRate: number;
+  sendBurst: number;
+  /** FRAME_RATE / FRAME_BURST: frames of any kind a second per session. Defaults 200 / 1000. */
+  frameRate: number;
+  frameBurst: number;
+  /** MAX_BUFFERED_BYTES: a reader this far behind is disconnected and resyncs. Default 8 MiB. */
+  maxBufferedBytes: number;
+  /** MAX_TEXT_LENGTH: code points per message. Default 100000. */
+  maxTextLength: number;
+  /** Catch-up page size. */
+  syncPageSize: number;
+}
+
+/** Close codes (4000-4999 are the application's). */
+export const CLOSE = { unauthenticated: 4401, deviceInUse: 4409, helloTimeout: 4408, replaced: 4410, slowConsumer: 4429, idle: 4000, shutdown: 1001 } as const;
+
+const MAX_BUFFERED_LIVE = 10_000;
+
+/**
+ * One device's WebSocket session. Holds the device's cursor and guarantees the
+ * device sees its sync log gapless and exactly once: catch-up from the cursor,
+ * live events buffered while catching up, anything out of order fetched from
+ * the store instead of sent.
+ */
+export class Session {
+  readonly sessionId = randomUUID();
+  userId = "";
+  username = "";
+  deviceId = "";
+  /** Highest sync-log position sent to this device. */
+  cursor = 0;
+  lastFrameAt = Date.now();
+  heartbeated = false;
+  private authed = false;
+  private closed = false;
+  private expiresAtMs = 0;
+  private syncing = false;
+  private resyncNeeded = false;
+  private live: Event[] = [];
+  private readonly sendChains = new Map<string, Promise<unknown>>();
+  private readonly sendBucket: TokenBucket;
+  private readonly frameBucket: TokenBucket;
+  private helloTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly mode: FrameMode,
+    private readonly backends: EdgeBackends,
+    private readonly config: SessionConfig,
+    private readonly hooks: { register(s: Session): void; unregister(s: Session): void; route(s: Session): Route },
+    private readonly log: Logger,
+  ) {
+    this.sendBucket = new TokenBucket(config.sendRate, config.sendBurst);
+    this.frameBucket = new TokenBucket(config.frameRate, config.frameBurst);
+    this.helloTimer = setTimeout(() => this.close(CLOSE.helloTimeout, "no Hello in time"), config.helloTimeoutMs);
+  }
+
+  get isAuthenticated(): boolean {
+    return this.authed;
+  }
+
+  send(frame: ServerFrame): void {
+    if (this.closed) return;
+    // A reader that does not keep up is cut off; it resyncs from its cursor.
+    if (this.ws.bufferedAmount > this.config.maxBufferedBytes) {
+      this.log.warn("slow consumer disconnected", { user: this.userId, device: this.deviceId, buffered: this.ws.bufferedAmount });
+      this.close(CLOSE.slowConsumer, "slow consumer", true);
+      return;
+    }
+    this.ws.send(encodeServerFrame(frame, this.mode));
+  }
+
+  async handle(frame: ClientFrame): Promise<void> {
+    this.lastFrameAt = Date.now();
+    const ref = frame.ref;
+    try {
+      const kind = frame.kind;
+      if (!kind) throw new ChatError(ErrorCode.ERROR_CODE_INVALID_FRAME, "frame has no kind");
+      if (!this.authed) {
+        if (kind.$case !== "hello") throw new ChatError(ErrorCode.ERROR_CODE_HELLO_REQUIRED, "the first frame must be Hello");
+        await this.hello(ref, kind.value);
+        return;
+      }
+      if (Date.now() >= this.expiresAtMs) {
+        this.send(errorFrame(ref, new ChatError(ErrorCode.ERROR_CODE_UNAUTHENTICATED, "token expired")));
+        this.close(CLOSE.unauthenticated, "token expired");
+        return;
+      }
+      const wait = this.frameBucket.take();
+      if (wait > 0) throw new ChatError(ErrorCode.ERROR_CODE_RATE_LIMITED, "too many frames", { retryAfterMs: wait });
+      await this.dispatch(ref, kind);
+    } catch (err) {
+      const e = ChatError.from(err);
+      if (e.code === ErrorCode.ERROR_CODE_INTERNAL) this.log.error("frame failed", { err, user: this.userId });
+      this.send(errorFrame(ref, e));
+    }
+  }
+
+  private async hello(ref: number, hello: { token: string; deviceId: string; cursor: number; takeover: boolean }): Promise<void> {
+    let claims;
+    try {
+      claims = await this.backends.tokens.verify(hello.token);
+    } catch (err) {
+      this.send(errorFrame(ref, ChatError.from(err)));
+      this.close(CLOSE.unauthenticated, "unauthenticated");
+      return;
+    }
+    validateDeviceId(hello.deviceId);
+    if (this.authed || this.closed) return;
+    this.userId = claims.userId;
+    this.username = claims.username;
+    this.deviceId = hello.deviceId;
+    this.expiresAtMs = claims.expiresAtMs;
+    this.cursor = hello.cursor;
+    try {
+      const { replaced } = await this.backends.presenceConnect(this.hooks.route(this), hello.takeover);
+      if (replaced) void this.backends.kick(replaced);
+    } catch (err) {
+      const e = ChatError.from(err);
+      this.send(errorFrame(ref, e));
+      this.close(e.code === ErrorCode.ERROR_CODE_DEVICE_IN_USE ? CLOSE.deviceInUse : 1011, e.message);
+      return;
+    }
+    clearTimeout(this.helloTimer);
+    this.authed = true;
+    // Registered before catch-up starts, so live events arriving meanwhile are buffered, not lost.
+    this.hooks.register(this);
+    this.send({
+      ref,
+      kind: {
+        $case: "welcome",
+        value: {
+          userId: this.userId,
+          username: this.username,
+          deviceId: this.deviceId,
+          sessionId: this.sessionId,
+          heartbeatIntervalMs: this.config.heartbeatIntervalMs,
+          maxTextLength: this.config.maxTextLength,
+          serverTimeMs: Date.now(),
+        },
+      },
+    });
+    void this.sync();
+  }
+
+  private async dispatch(ref: number, kind: NonNullable<ClientFrame["kind"]>): Promise<void> {
+    const actor = { userId: this.userId, deviceId: this.deviceId };
+    const b = this.backends;
+    switch (kind.$case) {
+      case "hello":
+        throw new ChatError(ErrorCode.ERROR_CODE_ALREADY_AUTHENTICATED, "this session already said Hello");
+      case "heartbeat":
+        this.heartbeated = true;
+        if (ref) this.send({ ref, kind: { $case: "heartbeatAck", value: { serverTimeMs: Date.now() } } });
+        return;
+      case "send": {
+        const s = kind.value;
+        validateSend(s, this.config.maxTextLength);
+        const wait = this.sendBucket.take();
+        if (wait > 0) throw new ChatError(ErrorCode.ERROR_CODE_RATE_LIMITED, "sending too fast", { retryAfterMs: wait });
+        // One send per conversation at a time from this session: later sends get higher numbers (P2).
+        const prev = this.sendChains.get(s.conversationId) ?? Promise.resolve();
+        const next = prev.catch(() => {}).then(() => b.send(actor, s));
+        this.sendChains.set(s.conversationId, next);
+        try {
+          const sent = await next;
+          this.send({ ref, kind: { $case: "sent", value: sent } });
+        } finally {
+          if (this.sendChains.get(s.conversationId) === next) this.sendChains.delete(s.conversationId);
+        }
+        return;
+      }
+      case "ack": {
+        validateConversationId(kind.value.conversationId);
+        if (kind.value.kind === AckKind.ACK_KIND_UNSPECIFIED) throw ChatError.invalid("ack kind is required");
+        await b.ack(actor, kind.value);
+        if (ref) this.send({ ref, kind: { $case: "ok", value: {} } });
+        return;
+      }
+      case "sync":
+        this.cursor = kind.value.afterPos;
+        this.live = [];
+        if (this.syncing) this.resyncNeeded = true;
+        else void this.sync();
+        return;
+      case "history": {
+        validateConversationId(kind.value.conversationId);
+        this.send({ ref, kind: { $case: "history", value: await b.history(this.userId, kind.value) } });
+        return;
+      }
+      case "openDirect":
+        this.send({ ref, kind: { $case: "conversation", value: await b.openDirect(actor, kind.value.username) } });
+        return;
+      case "createGroup":
+        this.send({ ref, kind: { $case: "conversation", value: await b.createGroup(actor, kind.value.title, kind.value.usernames) } });
+        return;
+      case "addMember":
+        validateConversationId(kind.value.conversationId);
+        this.send({ ref, kind: { $case: "conversation", value: await b.changeMembership(actor, kind.value.conversationId, kind.value.username, true) } });
+        return;
+      case "removeMember":
+        validateConversationId(kind.value.conversationId);
+        this.send({ ref, kind: { $case: "conversation", value: await b.changeMembership(actor, kind.value.conversationId, kind.value.username, false) } });
+        return;
+      case "leave":
+        validateConversationId(kind.value.conversationId);
+        this.send({ ref, kind: { $case: "conversation", value: await b.changeMembership(actor, kind.value.conversationId, this.username, false) } });
+        return;
+      case "setMuted":
+        validateConversationId(kind.value.conversationId);
+        await b.setMuted(actor, kind.value.conversationId, kind.value.muted);
+        this.send({ ref, kind: { $case: "ok", value: {} } });
+        return;
+      case "listConversations":
+        this.send({ ref, kind: { $case: "conversations", value: { conversations: await b.listConversations(this.userId) } } });
+        return;
+      case "registerPushToken":
+        await b.registerPushToken(actor, kind.value.provider, kind.value.token);
+        this.send({ ref, kind: { $case: "ok", value: {} } });
+        return;
+      case "unregisterPushToken":
+        await b.unregisterPushToken(actor);
+        this.send({ ref, kind: { $case: "ok", value: {} } });
+        return;
+      case "presenceSubscribe":
+        this.send({ ref, kind: { $case: "presenceList", value: { users: await b.presenceSubscribe(this.hooks.route(this), kind.value.userIds) } } });
+        return;
+      case "presenceQuery":
+        this.send({ ref, kind: { $case: "presenceList", value: { users: await b.presenceQuery(this.userId, kind.value.userIds) } } });
+        return;
+    }
+  }
+
+  /** A live event for this device's user, with the user's log position. */
+  deliver(event: Event): void {
+    if (!this.authed || this.closed) return;
+    if (this.syncing) {
+      if (this.live.length < MAX_BUFFERED_LIVE) this.live.push(event);
+      else this.resyncNeeded = true; // The store has them all: read again instead of holding more.
+      return;
+    }
+    if (event.pos <= this.cursor) return;
+    if (event.pos === this.cursor + 1) {
+      this.cursor = event.pos;
+      this.send({ ref: 0, kind: { $case: "event", value: event } });
+      return;
+    }
+    // A gap (an event of ours went to a stale route, or raced): fill it from the store.
+    this.live.push(event);
+    void this.sync();
+  }
+
+  /** Sends every stored event after the cursor, then the buffered live ones, then Synced. */
+  private async sync(): Promise<void> {
+    if (this.syncing) return;
+    this.syncing = true;
+    try {
+      for (;;) {
+        this.resyncNeeded = false;
+        const page = await this.backends.readLog(this.userId, this.cursor, this.config.syncPageSize);
+        if (this.closed) return;
+        if (this.resyncNeeded) continue; // the client asked to restart from another cursor
+        if (this.cursor > page.head) {
+          // A cursor from the future (another account's, or corrupted): start from the real head.
+          this.send(errorFrame(0, ChatError.invalid(`cursor ${this.cursor} is ahead of the log head ${page.head}`)));
+          this.cursor = page.head;
+        }
+        for (const ev of page.events) this.emitInOrder(ev);
+        if (page.events.length === this.config.syncPageSize) continue;
+        // Everything stored when we read is sent: now the live events held back meanwhile.
+        const held = this.live.sort((a, b) => a.pos - b.pos);
+        this.live = [];
+        let gap = false;
+        for (const ev of held) {
+          if (ev.pos <= this.cursor) continue;
+          if (ev.pos !== this.cursor + 1) { gap = true; break; }
+          this.emitInOrder(ev);
+        }
+        if (gap || this.resyncNeeded) continue;
+        this.send({ ref: 0, kind: { $case: "synced", value: { pos: this.cursor } } });
+        return;
+      }
+    } catch (err) {
+      // The store is unreachable: the device reconnects and resumes from its cursor.
+      this.send(errorFrame(0, ChatError.unavailable("sync failed, reconnect to resume", err)));
+      this.close(1011, "sync failed");
+    } finally {
+      this.syncing = false;
+    }
+  }
+
+  private emitInOrder(ev: Event): void {
+    if (ev.pos !== this.cursor + 1) return;
+    this.cursor = ev.pos;
+    this.send({ ref: 0, kind: { $case: "event", value: ev } });
+  }
+
+  close(code: number, reason: string, terminate = false): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.helloTimer);
+    try {
+      if (terminate) this.ws.terminate();
+      else this.ws.close(code, reason);
+    } catch {
+      this.ws.terminate();
+    }
+    this.onClosed();
+  }
+
+  /** Called once the socket is gone, whoever closed it. */
+  onClosed(): void {
+    this.closed = true;
+    clearTimeout(this.helloTimer);
+    if (this.authed) {
+      this.authed = false;
+      this.hooks.unregister(this);
+    }
+  }
+}

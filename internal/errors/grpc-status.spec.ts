@@ -1,0 +1,28 @@
+import { Metadata, status } from "@grpc/grpc-js";
+import { describe, expect, it } from "vitest";
+import { ChatError, ErrorCode } from "./chat-error.js";
+import { fromServiceError, toServiceError } from "./grpc-status.js";
+
+describe("error mapping", () => {
+  it("round-trips every domain code through a gRPC status", () => {
+    for (const code of Object.values(ErrorCode).filter((v): v is ErrorCode => typeof v === "number" && v > 0)) {
+      const se = toServiceError(new ChatError(code, "m", { retryAfterMs: 7 }));
+      const back = fromServiceError({ ...se, message: "m", name: "Error" } as never);
+      expect(back.code).toBe(code);
+    }
+  });
+
+  it("hides the cause of INTERNAL errors and maps infra failures to UNAVAILABLE", () => {
+    expect(toServiceError(new Error("secret detail")).details).toBe("internal error");
+    const refused = Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
+    expect(toServiceError(refused).code).toBe(status.UNAVAILABLE);
+    const pg = Object.assign(new Error("terminating connection"), { code: "57P01" });
+    expect(fromServiceError({ ...toServiceError(pg), message: "", name: "" } as never).retryable).toBe(true);
+  });
+
+  it("treats a bare UNAVAILABLE (peer down) as retryable", () => {
+    const e = fromServiceError({ code: status.UNAVAILABLE, details: "No connection established", metadata: new Metadata(), message: "", name: "" } as never);
+    expect(e.code).toBe(ErrorCode.ERROR_CODE_UNAVAILABLE);
+    expect(e.retryable).toBe(true);
+  });
+});

@@ -1,0 +1,87 @@
+import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import { ChatError, ErrorCode } from "./chat-error.js";
+import { infraErrorToChatError } from "./infra.js";
+
+/** Trailer carrying the exact domain code across a gRPC hop. */
+const CODE_TRAILER = "x-chat-error-code";
+const RETRY_TRAILER = "x-chat-retry-after-ms";
+
+/** The one mapping from domain codes to gRPC status codes. */
+export function grpcStatusOf(code: ErrorCode): status {
+  switch (code) {
+    case ErrorCode.ERROR_CODE_INVALID_FRAME:
+    case ErrorCode.ERROR_CODE_INVALID_ARGUMENT:
+    case ErrorCode.ERROR_CODE_MESSAGE_TOO_LONG:
+      return status.INVALID_ARGUMENT;
+    case ErrorCode.ERROR_CODE_HELLO_REQUIRED:
+    case ErrorCode.ERROR_CODE_UNAUTHENTICATED:
+      return status.UNAUTHENTICATED;
+    case ErrorCode.ERROR_CODE_PERMISSION_DENIED:
+      return status.PERMISSION_DENIED;
+    case ErrorCode.ERROR_CODE_NOT_FOUND:
+      return status.NOT_FOUND;
+    case ErrorCode.ERROR_CODE_ALREADY_EXISTS:
+    case ErrorCode.ERROR_CODE_DEVICE_IN_USE:
+    case ErrorCode.ERROR_CODE_ALREADY_AUTHENTICATED:
+      return status.ALREADY_EXISTS;
+    case ErrorCode.ERROR_CODE_GROUP_FULL:
+      return status.FAILED_PRECONDITION;
+    case ErrorCode.ERROR_CODE_RATE_LIMITED:
+    case ErrorCode.ERROR_CODE_SLOW_CONSUMER:
+      return status.RESOURCE_EXHAUSTED;
+    case ErrorCode.ERROR_CODE_CONFLICT:
+      return status.ABORTED;
+    case ErrorCode.ERROR_CODE_UNAVAILABLE:
+    case ErrorCode.ERROR_CODE_SHUTTING_DOWN:
+      return status.UNAVAILABLE;
+    case ErrorCode.ERROR_CODE_INTERNAL:
+    case ErrorCode.ERROR_CODE_UNSPECIFIED:
+    case ErrorCode.UNRECOGNIZED:
+      return status.INTERNAL;
+  }
+}
+
+/** Status codes that arrive without our trailer (from grpc-js itself or a proxy). */
+function codeOfBareStatus(s: number): ErrorCode {
+  switch (s) {
+    case status.INVALID_ARGUMENT: return ErrorCode.ERROR_CODE_INVALID_ARGUMENT;
+    case status.UNAUTHENTICATED: return ErrorCode.ERROR_CODE_UNAUTHENTICATED;
+    case status.PERMISSION_DENIED: return ErrorCode.ERROR_CODE_PERMISSION_DENIED;
+    case status.NOT_FOUND: return ErrorCode.ERROR_CODE_NOT_FOUND;
+    case status.ALREADY_EXISTS: return ErrorCode.ERROR_CODE_ALREADY_EXISTS;
+    case status.FAILED_PRECONDITION: return ErrorCode.ERROR_CODE_INVALID_ARGUMENT;
+    case status.RESOURCE_EXHAUSTED: return ErrorCode.ERROR_CODE_RATE_LIMITED;
+    case status.ABORTED: return ErrorCode.ERROR_CODE_CONFLICT;
+    // The peer is down, restarting or slow: nothing was committed we know of; retry.
+    case status.UNAVAILABLE:
+    case status.DEADLINE_EXCEEDED:
+    case status.CANCELLED:
+      return ErrorCode.ERROR_CODE_UNAVAILABLE;
+    default: return ErrorCode.ERROR_CODE_INTERNAL;
+  }
+}
+
+/** Builds the ServiceError a handler returns for anything it threw. */
+export function toServiceError(err: unknown): Partial<ServiceError> {
+  const e = err instanceof ChatError ? err : infraErrorToChatError(err) ?? ChatError.from(err);
+  const md = new Metadata();
+  md.set(CODE_TRAILER, String(e.code));
+  if (e.retryAfterMs) md.set(RETRY_TRAILER, String(e.retryAfterMs));
+  // INTERNAL hides the cause; the log has it.
+  const details = e.code === ErrorCode.ERROR_CODE_INTERNAL ? "internal error" : e.message;
+  return { code: grpcStatusOf(e.code), details, metadata: md };
+}
+
+function isServiceError(err: unknown): err is ServiceError {
+  return typeof err === "object" && err !== null && "code" in err && "metadata" in err && typeof (err as ServiceError).code === "number";
+}
+
+/** Turns an error from a gRPC client call back into the ChatError the peer threw. */
+export function fromServiceError(err: unknown): ChatError {
+  if (err instanceof ChatError) return err;
+  if (!isServiceError(err)) return ChatError.from(err);
+  const raw = err.metadata?.get(CODE_TRAILER)?.[0];
+  const retry = Number(err.metadata?.get(RETRY_TRAILER)?.[0] ?? 0);
+  const code = raw !== undefined ? (Number(raw) as ErrorCode) : codeOfBareStatus(err.code);
+  return new ChatError(code, err.details || err.message, { cause: err, retryAfterMs: retry });
+}

@@ -1,0 +1,39 @@
+import { ChatError } from "./chat-error.js";
+
+/**
+ * The one boundary where failures of infrastructure clients (pg, PGlite, ioredis,
+ * cassandra-driver, etcd3, sockets) become retryable domain errors. Returns null
+ * for errors that are not infrastructure failures (those stay INTERNAL).
+ */
+export function infraErrorToChatError(err: unknown): ChatError | null {
+  if (typeof err !== "object" || err === null) return null;
+  const e = err as { code?: unknown; name?: unknown; message?: unknown };
+  const code = typeof e.code === "string" ? e.code : "";
+  const name = typeof e.name === "string" ? e.name : "";
+  const message = typeof e.message === "string" ? e.message : "";
+  // Sockets refused, reset or timed out: the server is down or restarting.
+  if (["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EHOSTUNREACH"].includes(code)) {
+    return ChatError.unavailable(`backend unreachable (${code})`, err);
+  }
+  // PostgreSQL: 08xxx connection exceptions, 57P01-57P03 admin shutdown / cannot connect now,
+  // 40001/40P01 serialization failure / deadlock: the transaction rolled back, safe to retry.
+  if (/^(08...|57P0[123]|40001|40P01|53300)$/.test(code)) {
+    return ChatError.unavailable(`database unavailable (${code})`, err);
+  }
+  // cassandra-driver: no host reachable, or a coordinator timed out / lacked replicas.
+  if (["NoHostAvailableError", "OperationTimedOutError", "BusyConnectionError"].includes(name)) {
+    return ChatError.unavailable(`cassandra unavailable (${name})`, err);
+  }
+  if (name === "ResponseError" && /Unavailable|timeout|Overloaded/i.test(message)) {
+    return ChatError.unavailable("cassandra unavailable", err);
+  }
+  // etcd3: the client's circuit breaker is open or every endpoint failed.
+  if (["GRPCUnavailableError", "BrokenCircuitError", "GRPCDeadlineExceededError", "EtcdLeaseInvalidError"].includes(name)) {
+    return ChatError.unavailable(`etcd unavailable (${name})`, err);
+  }
+  // ioredis: connection closed or max retries reached while the server restarts.
+  if (name === "MaxRetriesPerRequestError" || /Connection is closed|connect ECONNREFUSED/.test(message)) {
+    return ChatError.unavailable("redis unavailable", err);
+  }
+  return null;
+}

@@ -1,0 +1,41 @@
+import { Metadata, type CallOptions, type ChannelCredentials, type Client, type ServiceError } from "@grpc/grpc-js";
+import { context, propagation } from "@opentelemetry/api";
+import { fromServiceError } from "../errors/grpc-status.js";
+
+type Ctor<C> = new (address: string, credentials: ChannelCredentials, options?: object) => C;
+
+/**
+ * One channel to a service. Several addresses are balanced round robin by grpc-js
+ * itself (the `ipv4:` target with a list), so a dead instance is skipped.
+ */
+export function makeClient<C extends Client>(ctor: Ctor<C>, addrs: string[], creds: ChannelCredentials, serverName?: string): C {
+  const target = addrs.length === 1 ? addrs[0]! : `ipv4:${addrs.join(",")}`;
+  const options: Record<string, unknown> = {
+    "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
+    "grpc.max_receive_message_length": 64 * 1024 * 1024,
+    "grpc.max_send_message_length": 64 * 1024 * 1024,
+    "grpc.keepalive_time_ms": 30_000,
+    "grpc.initial_reconnect_backoff_ms": 200,
+    "grpc.max_reconnect_backoff_ms": 2_000,
+  };
+  if (serverName) options["grpc.ssl_target_name_override"] = serverName;
+  return new ctor(target, creds, options);
+}
+
+type UnaryMethod<Req, Res> = (req: Req, md: Metadata, opts: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => unknown;
+
+/**
+ * Calls a unary method and returns a promise; a failure is the ChatError the peer
+ * threw (or UNAVAILABLE when the peer could not be reached). The active trace
+ * context travels in the metadata as W3C traceparent.
+ */
+export function call<Req, Res>(client: Client, method: UnaryMethod<Req, Res>, req: Req, timeoutMs = 5_000, extra?: Record<string, string>): Promise<Res> {
+  const md = new Metadata();
+  const carrier: Record<string, string> = {};
+  propagation.inject(context.active(), carrier);
+  for (const [k, v] of Object.entries(carrier)) md.set(k, v);
+  if (extra) for (const [k, v] of Object.entries(extra)) md.set(k, v);
+  return new Promise<Res>((resolve, reject) => {
+    method.call(client, req, md, { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(fromServiceError(err)) : resolve(res)));
+  });
+}

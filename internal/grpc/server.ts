@@ -1,0 +1,51 @@
+import { Server, type ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import { HealthImplementation } from "grpc-health-check";
+
+export interface GrpcServiceEntry {
+  definition: ServiceDefinition;
+  implementation: UntypedServiceImplementation;
+}
+
+export interface RunningGrpcServer {
+  server: Server;
+  port: number;
+  health: HealthImplementation;
+  setServing(serving: boolean): void;
+  /** Graceful: refuse new calls, wait for running ones up to the deadline, then force. */
+  shutdown(deadlineMs: number): Promise<void>;
+}
+
+/** Starts a gRPC server with grpc.health.v1 on host:port (0 = any free port). */
+export async function startGrpcServer(opts: {
+  host: string;
+  port: number;
+  credentials: ServerCredentials;
+  services: GrpcServiceEntry[];
+}): Promise<RunningGrpcServer> {
+  const server = new Server({
+    "grpc.max_receive_message_length": 64 * 1024 * 1024,
+    "grpc.max_send_message_length": 64 * 1024 * 1024,
+    "grpc.keepalive_time_ms": 30_000,
+    "grpc.keepalive_permit_without_calls": 1,
+  });
+  const health = new HealthImplementation({ "": "NOT_SERVING" });
+  health.addToServer(server);
+  for (const s of opts.services) server.addService(s.definition, s.implementation);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${opts.host}:${opts.port}`, opts.credentials, (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  const setServing = (serving: boolean) => health.setStatus("", serving ? "SERVING" : "NOT_SERVING");
+  setServing(true);
+  return {
+    server,
+    port,
+    health,
+    setServing,
+    shutdown: (deadlineMs) =>
+      new Promise<void>((resolve) => {
+        setServing(false);
+        const timer = setTimeout(() => { server.forceShutdown(); resolve(); }, deadlineMs);
+        server.tryShutdown(() => { clearTimeout(timer); resolve(); });
+      }),
+  };
+}

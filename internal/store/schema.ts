@@ -1,0 +1,66 @@
+import type { SqlClient } from "./sql.js";
+
+/**
+ * Ordered migrations; each runs once, in its own transaction, recorded in
+ * schema_migrations. Never edit a released one: add the next.
+ */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE users (
+     id text PRIMARY KEY,
+     username text NOT NULL UNIQUE,
+     password_hash text NOT NULL,
+     created_at bigint NOT NULL);
+   CREATE TABLE conversations (
+     id text PRIMARY KEY,
+     kind smallint NOT NULL,
+     title text NOT NULL DEFAULT '',
+     created_by text NOT NULL,
+     created_at bigint NOT NULL,
+     last_seq bigint NOT NULL DEFAULT 0);
+   CREATE TABLE members (
+     conversation_id text NOT NULL,
+     user_id text NOT NULL,
+     joined_at bigint NOT NULL,
+     delivered_seq bigint NOT NULL DEFAULT 0,
+     read_seq bigint NOT NULL DEFAULT 0,
+     muted boolean NOT NULL DEFAULT false,
+     PRIMARY KEY (conversation_id, user_id));
+   CREATE INDEX members_by_user ON members (user_id);
+   CREATE TABLE messages (
+     conversation_id text NOT NULL,
+     seq bigint NOT NULL,
+     sender_id text NOT NULL,
+     sender_device_id text NOT NULL,
+     client_msg_id text NOT NULL,
+     body text NOT NULL,
+     sent_at bigint NOT NULL,
+     PRIMARY KEY (conversation_id, seq));
+   CREATE UNIQUE INDEX messages_by_client_id ON messages (conversation_id, sender_id, client_msg_id);
+   CREATE TABLE log_heads (
+     user_id text PRIMARY KEY,
+     head bigint NOT NULL);
+   CREATE TABLE sync_log (
+     user_id text NOT NULL,
+     pos bigint NOT NULL,
+     at bigint NOT NULL,
+     conversation_id text NOT NULL,
+     seq bigint NOT NULL DEFAULT 0,
+     event bytea,
+     PRIMARY KEY (user_id, pos));`,
+];
+
+export async function migrate(db: SqlClient): Promise<void> {
+  await db.query(`CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, applied_at bigint NOT NULL)`);
+  const { rows } = await db.query<{ v: number | null }>(`SELECT max(version) AS v FROM schema_migrations`);
+  const current = rows[0]?.v ?? 0;
+  for (let v = current + 1; v <= MIGRATIONS.length; v++) {
+    await db.transaction(async (tx) => {
+      // Several instances may start at once: the lock makes one of them apply the migration.
+      await tx.query(`LOCK TABLE schema_migrations IN EXCLUSIVE MODE`);
+      const again = await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM schema_migrations WHERE version = $1`, [v]);
+      if ((again.rows[0]?.n ?? 0) > 0) return;
+      for (const stmt of MIGRATIONS[v - 1]!.split(/;\s*(?=\n|$)/).map((s) => s.trim()).filter(Boolean)) await tx.query(stmt);
+      await tx.query(`INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, [v, Date.now()]);
+    });
+  }
+}

@@ -1,0 +1,30 @@
+import { MessageStoreServiceService } from "../../gen/chat/internal/v1/store.js";
+import type { AsyncService } from "../grpc/handler.js";
+import type { Store } from "./store.js";
+
+const READ_LOG_MAX = 5_000;
+
+/** The MessageStoreService gRPC API over a Store: translation only, no policy. */
+export function storeService(store: Store): AsyncService<typeof MessageStoreServiceService> {
+  return {
+    createUser: async (req) => { await store.createUser(req.user!); return {}; },
+    getUserByName: async (req) => ({ user: (await store.getUserByName(req.username)) ?? undefined }),
+    getUsers: async (req) => ({ users: await store.getUsers(req.ids) }),
+    createConversation: async (req) => store.createConversation(req.conversation!, req.createdBy, req.maxMembers),
+    getConversation: async (req) => {
+      const found = await store.getConversation(req.conversationId);
+      return { conversation: found?.conversation, mutedUserIds: found?.mutedUserIds ?? [] };
+    },
+    changeMembership: async (req) => store.changeMembership(req),
+    listConversations: async (req) => ({ conversations: await store.listConversations(req.userId) }),
+    setMuted: async (req) => { await store.setMuted(req.conversationId, req.userId, req.muted); return {}; },
+    append: async (req) => ({ results: await store.append(req.groups) }),
+    getLastSeq: async (req) => ({ lastSeq: await store.lastSeq(req.conversationId) }),
+    readLog: async (req) => store.readLog(req.userId, req.afterPos, Math.min(Math.max(req.limit || 500, 1), READ_LOG_MAX)),
+    history: async (req) => ({ page: await store.history(req.userId, req.request!) }),
+    updatePointers: async (req) => {
+      const r = await store.updatePointers(req.conversationId, req.userId, req.deliveredSeq, req.readSeq);
+      return { ...r, readEvent: r.readEvent };
+    },
+  };
+}

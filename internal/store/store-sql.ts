@@ -1,0 +1,370 @@
+import type { AppendGroup, AppendGroupResult, AppendedMessage, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
+import {
+  Conversation,
+  ConversationKind,
+  ErrorCode,
+  Event,
+  HistoryDirection,
+  type HistoryPage,
+  type HistoryRequest,
+  Member,
+  MembershipAction,
+  type Message,
+} from "../../gen/chat/v1/client.js";
+import { ChatError } from "../errors/chat-error.js";
+import { migrate } from "./schema.js";
+import { num, type SqlClient, type SqlExecutor } from "./sql.js";
+import type { Store } from "./store.js";
+
+const HISTORY_MAX = 200;
+const HISTORY_DEFAULT = 50;
+
+interface MessageRow {
+  conversation_id: string;
+  seq: unknown;
+  sender_id: string;
+  sender_device_id: string;
+  client_msg_id: string;
+  body: string;
+  sent_at: unknown;
+}
+
+function toMessage(r: MessageRow): Message {
+  return {
+    conversationId: r.conversation_id,
+    seq: num(r.seq),
+    senderId: r.sender_id,
+    senderDeviceId: r.sender_device_id,
+    clientMsgId: r.client_msg_id,
+    text: r.body,
+    sentAtMs: num(r.sent_at),
+  };
+}
+
+/** A log entry to write: either a message reference or a whole encoded event. */
+interface LogWrite {
+  userId: string;
+  conversationId: string;
+  seq: number;
+  event: Event | null;
+}
+
+/**
+ * The store on PostgreSQL SQL, used both embedded (PGlite) and against a server
+ * (pg). Sequencing is enforced by the database: a conversation row lock and the
+ * base_seq check make an append from a stale owner fail instead of writing a
+ * duplicate position, and per-user log heads are locked in user-id order so
+ * concurrent appends cannot deadlock.
+ */
+export class SqlStore implements Store {
+  private constructor(private readonly db: SqlClient) {}
+
+  static async open(db: SqlClient): Promise<SqlStore> {
+    await migrate(db);
+    return new SqlStore(db);
+  }
+
+  async createUser(user: User): Promise<void> {
+    const r = await this.db.query(
+      `INSERT INTO users (id, username, password_hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+      [user.id, user.username, user.passwordHash, user.createdAtMs],
+    );
+    if (r.rowCount === 0) throw new ChatError(ErrorCode.ERROR_CODE_ALREADY_EXISTS, `username ${user.username} is taken`);
+  }
+
+  async getUserByName(username: string): Promise<User | null> {
+    const { rows } = await this.db.query<{ id: string; username: string; password_hash: string; created_at: unknown }>(
+      `SELECT id, username, password_hash, created_at FROM users WHERE username = $1`,
+      [username],
+    );
+    const r = rows[0];
+    return r ? { id: r.id, username: r.username, passwordHash: r.password_hash, createdAtMs: num(r.created_at) } : null;
+  }
+
+  async getUsers(ids: string[]): Promise<User[]> {
+    if (ids.length === 0) return [];
+    const { rows } = await this.db.query<{ id: string; username: string; created_at: unknown }>(
+      `SELECT id, username, created_at FROM users WHERE id = ANY($1::text[])`,
+      [ids],
+    );
+    return rows.map((r) => ({ id: r.id, username: r.username, passwordHash: "", createdAtMs: num(r.created_at) }));
+  }
+
+  async createConversation(conversation: Conversation, createdBy: string, maxMembers: number) {
+    const memberIds = [...new Set(conversation.members.map((m) => m.userId))];
+    if (memberIds.length > maxMembers) throw new ChatError(ErrorCode.ERROR_CODE_GROUP_FULL, `a group has at most ${maxMembers} members`);
+    return this.db.transaction(async (tx) => {
+      const now = conversation.createdAtMs || Date.now();
+      const ins = await tx.query(
+        `INSERT INTO conversations (id, kind, title, created_by, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`,
+        [conversation.id, conversation.kind, conversation.title, createdBy, now],
+      );
+      if (ins.rowCount === 0) {
+        const existing = await this.loadConversation(tx, conversation.id);
+        return { conversation: existing!, created: false, events: [] as UserEvent[] };
+      }
+      await tx.query(
+        `INSERT INTO members (conversation_id, user_id, joined_at) SELECT $1, u, $2 FROM unnest($3::text[]) AS u`,
+        [conversation.id, now, memberIds],
+      );
+      const snapshot = (await this.loadConversation(tx, conversation.id))!;
+      const event = membershipEvent(snapshot, MembershipAction.MEMBERSHIP_ACTION_CREATED, createdBy, createdBy, now);
+      const events = await this.appendLog(tx, memberIds.map((userId) => ({ userId, conversationId: snapshot.id, seq: 0, event })));
+      return { conversation: snapshot, created: true, events };
+    });
+  }
+
+  async getConversation(id: string) {
+    const conversation = await this.loadConversation(this.db, id);
+    if (!conversation) return null;
+    const { rows } = await this.db.query<{ user_id: string }>(`SELECT user_id FROM members WHERE conversation_id = $1 AND muted`, [id]);
+    return { conversation, mutedUserIds: rows.map((r) => r.user_id) };
+  }
+
+  async changeMembership(req: { conversationId: string; actorId: string; subjectId: string; action: MembershipAction; maxMembers: number }) {
+    return this.db.transaction(async (tx) => {
+      const conv = await tx.query<{ kind: number; created_by: string }>(`SELECT kind, created_by FROM conversations WHERE id = $1 FOR UPDATE`, [req.conversationId]);
+      const row = conv.rows[0];
+      const members = (await tx.query<{ user_id: string }>(`SELECT user_id FROM members WHERE conversation_id = $1`, [req.conversationId])).rows.map((r) => r.user_id);
+      // A non-member learns nothing, not even whether the conversation exists.
+      if (!row || !members.includes(req.actorId)) throw ChatError.denied();
+      if (num(row.kind) !== ConversationKind.CONVERSATION_KIND_GROUP) throw ChatError.invalid("members of a direct conversation cannot change");
+      const now = Date.now();
+      let recipients: string[];
+      switch (req.action) {
+        case MembershipAction.MEMBERSHIP_ACTION_ADDED:
+          if (members.includes(req.subjectId)) throw new ChatError(ErrorCode.ERROR_CODE_ALREADY_EXISTS, "already a member");
+          if (members.length >= req.maxMembers) throw new ChatError(ErrorCode.ERROR_CODE_GROUP_FULL, `a group has at most ${req.maxMembers} members`);
+          await tx.query(`INSERT INTO members (conversation_id, user_id, joined_at) VALUES ($1, $2, $3)`, [req.conversationId, req.subjectId, now]);
+          recipients = [...members, req.subjectId];
+          break;
+        case MembershipAction.MEMBERSHIP_ACTION_REMOVED:
+        case MembershipAction.MEMBERSHIP_ACTION_LEFT:
+          if (!members.includes(req.subjectId)) throw ChatError.notFound("not a member");
+          if (req.subjectId !== req.actorId && row.created_by !== req.actorId) throw new ChatError(ErrorCode.ERROR_CODE_PERMISSION_DENIED, "only the group's creator can remove others");
+          await tx.query(`DELETE FROM members WHERE conversation_id = $1 AND user_id = $2`, [req.conversationId, req.subjectId]);
+          recipients = members;
+          break;
+        default:
+          throw ChatError.invalid("unknown membership action");
+      }
+      const snapshot = (await this.loadConversation(tx, req.conversationId))!;
+      const event = membershipEvent(snapshot, req.action, req.actorId, req.subjectId, now);
+      const events = await this.appendLog(tx, recipients.map((userId) => ({ userId, conversationId: snapshot.id, seq: 0, event })));
+      return { conversation: snapshot, events };
+    });
+  }
+
+  async listConversations(userId: string): Promise<Conversation[]> {
+    const { rows } = await this.db.query<{ id: string; read_seq: unknown; muted: boolean }>(
+      `SELECT c.id, m.read_seq, m.muted FROM members m JOIN conversations c ON c.id = m.conversation_id WHERE m.user_id = $1 ORDER BY c.created_at`,
+      [userId],
+    );
+    const out: Conversation[] = [];
+    for (const r of rows) {
+      const c = await this.loadConversation(this.db, r.id);
+      if (!c) continue;
+      c.readSeq = num(r.read_seq);
+      c.unread = Math.max(0, c.lastSeq - c.readSeq);
+      c.muted = r.muted;
+      out.push(c);
+    }
+    return out;
+  }
+
+  async setMuted(conversationId: string, userId: string, muted: boolean): Promise<void> {
+    const r = await this.db.query(`UPDATE members SET muted = $3 WHERE conversation_id = $1 AND user_id = $2`, [conversationId, userId, muted]);
+    if (r.rowCount === 0) throw ChatError.denied();
+  }
+
+  async append(groups: AppendGroup[]): Promise<AppendGroupResult[]> {
+    return this.db.transaction(async (tx) => {
+      const results: AppendGroupResult[] = [];
+      const fresh: Array<{ group: AppendGroup; result: AppendGroupResult; appended: AppendedMessage[] }> = [];
+      // Phase 1: check each group's base and drop resends; nothing is written yet.
+      for (const group of groups) {
+        const result: AppendGroupResult = { conversationId: group.conversationId, error: ErrorCode.ERROR_CODE_UNSPECIFIED, messages: [], lastSeq: 0 };
+        results.push(result);
+        const conv = await tx.query<{ last_seq: unknown }>(`SELECT last_seq FROM conversations WHERE id = $1 FOR UPDATE`, [group.conversationId]);
+        if (!conv.rows[0]) { result.error = ErrorCode.ERROR_CODE_NOT_FOUND; continue; }
+        const lastSeq = num(conv.rows[0].last_seq);
+        result.lastSeq = lastSeq;
+        if (lastSeq !== group.baseSeq) { result.error = ErrorCode.ERROR_CODE_CONFLICT; continue; }
+        const existing = await tx.query<MessageRow>(
+          `SELECT * FROM messages WHERE conversation_id = $1 AND (sender_id, client_msg_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
+          [group.conversationId, group.messages.map((m) => m.senderId), group.messages.map((m) => m.clientMsgId)],
+        );
+        const known = new Map(existing.rows.map((r) => [`${r.sender_id}\u0000${r.client_msg_id}`, toMessage(r)]));
+        let seq = lastSeq;
+        const appended: AppendedMessage[] = [];
+        for (const m of group.messages) {
+          const key = `${m.senderId}\u0000${m.clientMsgId}`;
+          const dup = known.get(key);
+          if (dup) { result.messages.push({ message: dup, duplicate: true, positions: [] }); continue; }
+          const message: Message = { conversationId: group.conversationId, seq: ++seq, senderId: m.senderId, senderDeviceId: m.senderDeviceId, clientMsgId: m.clientMsgId, text: m.text, sentAtMs: m.sentAtMs };
+          known.set(key, message);
+          const entry: AppendedMessage = { message, duplicate: false, positions: [] };
+          result.messages.push(entry);
+          appended.push(entry);
+        }
+        result.lastSeq = seq;
+        if (appended.length > 0) fresh.push({ group, result, appended });
+      }
+      if (fresh.length === 0) return results;
+      // Phase 2: write messages and bump each conversation's head.
+      const all = fresh.flatMap((f) => f.appended.map((a) => a.message!));
+      await tx.query(
+        `INSERT INTO messages (conversation_id, seq, sender_id, sender_device_id, client_msg_id, body, sent_at)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[])`,
+        [all.map((m) => m.conversationId), all.map((m) => m.seq), all.map((m) => m.senderId), all.map((m) => m.senderDeviceId), all.map((m) => m.clientMsgId), all.map((m) => m.text), all.map((m) => m.sentAtMs)],
+      );
+      for (const f of fresh) {
+        await tx.query(`UPDATE conversations SET last_seq = $2 WHERE id = $1`, [f.group.conversationId, f.result.lastSeq]);
+        // A sender has read what they sent.
+        const bySender = new Map<string, number>();
+        for (const a of f.appended) bySender.set(a.message!.senderId, a.message!.seq);
+        for (const [sender, seq] of bySender) {
+          await tx.query(
+            `UPDATE members SET read_seq = GREATEST(read_seq, $3), delivered_seq = GREATEST(delivered_seq, $3) WHERE conversation_id = $1 AND user_id = $2`,
+            [f.group.conversationId, sender, seq],
+          );
+        }
+      }
+      // Phase 3: one sync-log entry per member per message, positions from the locked heads.
+      const writes: LogWrite[] = [];
+      for (const f of fresh) for (const a of f.appended) for (const userId of f.group.memberIds) writes.push({ userId, conversationId: a.message!.conversationId, seq: a.message!.seq, event: null });
+      const logged = await this.appendLog(tx, writes);
+      let i = 0;
+      for (const f of fresh) for (const a of f.appended) for (let k = 0; k < f.group.memberIds.length; k++) a.positions.push(logged[i++]!.event!.pos);
+      return results;
+    });
+  }
+
+  async lastSeq(conversationId: string): Promise<number> {
+    const { rows } = await this.db.query<{ last_seq: unknown }>(`SELECT last_seq FROM conversations WHERE id = $1`, [conversationId]);
+    if (!rows[0]) throw ChatError.notFound("no such conversation");
+    return num(rows[0].last_seq);
+  }
+
+  async readLog(userId: string, afterPos: number, limit: number): Promise<{ events: Event[]; head: number }> {
+    const { rows } = await this.db.query<MessageRow & { pos: unknown; at: unknown; event: Uint8Array | null; log_conversation_id: string; log_seq: unknown }>(
+      `SELECT l.pos, l.at, l.event, l.conversation_id AS log_conversation_id, l.seq AS log_seq, m.*
+         FROM sync_log l LEFT JOIN messages m ON l.event IS NULL AND m.conversation_id = l.conversation_id AND m.seq = l.seq
+        WHERE l.user_id = $1 AND l.pos > $2 ORDER BY l.pos LIMIT $3`,
+      [userId, afterPos, limit],
+    );
+    const head = await this.db.query<{ head: unknown }>(`SELECT head FROM log_heads WHERE user_id = $1`, [userId]);
+    const events = rows.map((r): Event => {
+      if (r.event) return { ...Event.decode(r.event), pos: num(r.pos) };
+      return { pos: num(r.pos), atMs: num(r.at), kind: { $case: "message", value: toMessage(r) } };
+    });
+    return { events, head: num(head.rows[0]?.head ?? 0) };
+  }
+
+  async history(userId: string, req: HistoryRequest): Promise<HistoryPage> {
+    await this.requireMember(req.conversationId, userId);
+    const limit = Math.min(Math.max(req.limit || HISTORY_DEFAULT, 1), HISTORY_MAX);
+    const forward = req.direction === HistoryDirection.HISTORY_DIRECTION_FORWARD;
+    const from = req.fromSeq;
+    const { rows } = forward
+      ? await this.db.query<MessageRow>(`SELECT * FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3`, [req.conversationId, from, limit + 1])
+      : await this.db.query<MessageRow>(
+          `SELECT * FROM messages WHERE conversation_id = $1 AND ($2::bigint = 0 OR seq < $2::bigint) ORDER BY seq DESC LIMIT $3`,
+          [req.conversationId, from, limit + 1],
+        );
+    const hasMore = rows.length > limit;
+    const messages = rows.slice(0, limit).map(toMessage);
+    const last = messages[messages.length - 1];
+    return { conversationId: req.conversationId, messages, hasMore, nextFromSeq: last ? last.seq : from };
+  }
+
+  async updatePointers(conversationId: string, userId: string, deliveredSeq: number, readSeq: number) {
+    return this.db.transaction(async (tx) => {
+      const { rows } = await tx.query<{ delivered_seq: unknown; read_seq: unknown; last_seq: unknown }>(
+        `SELECT m.delivered_seq, m.read_seq, c.last_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
+          WHERE m.conversation_id = $1 AND m.user_id = $2 FOR UPDATE OF m`,
+        [conversationId, userId],
+      );
+      const row = rows[0];
+      if (!row) throw ChatError.denied();
+      const last = num(row.last_seq);
+      // Pointers never pass the last message nor move back; reading implies delivery.
+      const read = Math.max(num(row.read_seq), Math.min(readSeq, last));
+      const delivered = Math.max(num(row.delivered_seq), Math.min(deliveredSeq, last), read);
+      const changed = read !== num(row.read_seq) || delivered !== num(row.delivered_seq);
+      if (!changed) return { deliveredSeq: delivered, readSeq: read, changed };
+      await tx.query(`UPDATE members SET delivered_seq = $3, read_seq = $4 WHERE conversation_id = $1 AND user_id = $2`, [conversationId, userId, delivered, read]);
+      let readEvent: Event | undefined;
+      if (read !== num(row.read_seq)) {
+        const marker: Event = { pos: 0, atMs: Date.now(), kind: { $case: "read", value: { conversationId, readSeq: read } } };
+        readEvent = (await this.appendLog(tx, [{ userId, conversationId, seq: 0, event: marker }]))[0]!.event;
+      }
+      return { deliveredSeq: delivered, readSeq: read, changed, readEvent };
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  private async requireMember(conversationId: string, userId: string): Promise<void> {
+    const { rows } = await this.db.query(`SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $2`, [conversationId, userId]);
+    if (rows.length === 0) throw ChatError.denied();
+  }
+
+  /** Appends entries to users' logs at the next positions; heads are locked in user-id order. */
+  private async appendLog(tx: SqlExecutor, writes: LogWrite[]): Promise<UserEvent[]> {
+    if (writes.length === 0) return [];
+    const counts = new Map<string, number>();
+    for (const w of writes) counts.set(w.userId, (counts.get(w.userId) ?? 0) + 1);
+    const users = [...counts.keys()].sort();
+    await tx.query(`INSERT INTO log_heads (user_id, head) SELECT u, 0 FROM unnest($1::text[]) AS u ON CONFLICT DO NOTHING`, [users]);
+    const { rows } = await tx.query<{ user_id: string; head: unknown }>(`SELECT user_id, head FROM log_heads WHERE user_id = ANY($1::text[]) ORDER BY user_id FOR UPDATE`, [users]);
+    const next = new Map(rows.map((r) => [r.user_id, num(r.head)]));
+    const at = Date.now();
+    const out: UserEvent[] = [];
+    const cols: { user: string[]; pos: number[]; conv: string[]; seq: number[]; event: Array<Uint8Array | null> } = { user: [], pos: [], conv: [], seq: [], event: [] };
+    for (const w of writes) {
+      const pos = next.get(w.userId)! + 1;
+      next.set(w.userId, pos);
+      const event: Event = w.event ? { ...w.event, pos, atMs: w.event.atMs || at } : { pos, atMs: at, kind: undefined };
+      out.push({ userId: w.userId, event });
+      cols.user.push(w.userId);
+      cols.pos.push(pos);
+      cols.conv.push(w.conversationId);
+      cols.seq.push(w.seq);
+      cols.event.push(w.event ? Event.encode({ ...event, pos: 0 }).finish() : null);
+    }
+    await tx.query(`UPDATE log_heads SET head = d.head FROM unnest($1::text[], $2::bigint[]) AS d(u, head) WHERE log_heads.user_id = d.u`, [users, users.map((u) => next.get(u)!)]);
+    await tx.query(
+      `INSERT INTO sync_log (user_id, pos, at, conversation_id, seq, event) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::bytea[])`,
+      [cols.user, cols.pos, cols.pos.map(() => at), cols.conv, cols.seq, cols.event],
+    );
+    return out;
+  }
+
+  private async loadConversation(db: SqlExecutor, id: string): Promise<Conversation | null> {
+    const { rows } = await db.query<{ id: string; kind: unknown; title: string; created_at: unknown; last_seq: unknown }>(
+      `SELECT id, kind, title, created_at, last_seq FROM conversations WHERE id = $1`,
+      [id],
+    );
+    const c = rows[0];
+    if (!c) return null;
+    const members = await db.query<{ user_id: string; username: string; delivered_seq: unknown; read_seq: unknown }>(
+      `SELECT m.user_id, u.username, m.delivered_seq, m.read_seq FROM members m JOIN users u ON u.id = m.user_id WHERE m.conversation_id = $1 ORDER BY m.joined_at, m.user_id`,
+      [id],
+    );
+    return Conversation.create({
+      id: c.id,
+      kind: num(c.kind) as ConversationKind,
+      title: c.title,
+      createdAtMs: num(c.created_at),
+      lastSeq: num(c.last_seq),
+      members: members.rows.map((m) => Member.create({ userId: m.user_id, username: m.username, deliveredSeq: num(m.delivered_seq), readSeq: num(m.read_seq) })),
+    });
+  }
+}
+
+function membershipEvent(conversation: Conversation, action: MembershipAction, actorId: string, subjectId: string, at: number): Event {
+  return { pos: 0, atMs: at, kind: { $case: "membership", value: { conversationId: conversation.id, action, actorId, subjectId, conversation } } };
+}

@@ -1,0 +1,29 @@
+import type { AppendGroup, AppendGroupResult, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
+import type { Conversation, Event, HistoryPage, HistoryRequest, MembershipAction } from "../../gen/chat/v1/client.js";
+
+/**
+ * Everything the message-store service keeps durably. One implementation per
+ * backend: store-sql.ts (embedded PGlite or a PostgreSQL server). Errors are
+ * ChatErrors with domain codes; backend failures surface as UNAVAILABLE.
+ */
+export interface Store {
+  createUser(user: User): Promise<void>;
+  getUserByName(username: string): Promise<User | null>;
+  getUsers(ids: string[]): Promise<User[]>;
+
+  /** Creates a conversation with its members; a direct one that exists is returned as is. */
+  createConversation(conversation: Conversation, createdBy: string, maxMembers: number): Promise<{ conversation: Conversation; created: boolean; events: UserEvent[] }>;
+  getConversation(id: string): Promise<{ conversation: Conversation; mutedUserIds: string[] } | null>;
+  changeMembership(req: { conversationId: string; actorId: string; subjectId: string; action: MembershipAction; maxMembers: number }): Promise<{ conversation: Conversation; events: UserEvent[] }>;
+  listConversations(userId: string): Promise<Conversation[]>;
+  setMuted(conversationId: string, userId: string, muted: boolean): Promise<void>;
+
+  /** Appends each group in one durable write; a group whose base_seq is stale is refused alone. */
+  append(groups: AppendGroup[]): Promise<AppendGroupResult[]>;
+  lastSeq(conversationId: string): Promise<number>;
+  readLog(userId: string, afterPos: number, limit: number): Promise<{ events: Event[]; head: number }>;
+  history(userId: string, req: HistoryRequest): Promise<HistoryPage>;
+  updatePointers(conversationId: string, userId: string, deliveredSeq: number, readSeq: number): Promise<{ deliveredSeq: number; readSeq: number; changed: boolean; readEvent?: Event }>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,123 @@
+import WebSocket from "ws";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ClientFrame, ErrorCode, ServerFrame } from "../../gen/chat/v1/client.js";
+import { authenticate, type ClientError } from "../../internal/client/client.js";
+import { device, newUser, startCluster, waitFor, type TestCluster } from "./harness.js";
+
+let c: TestCluster;
+beforeAll(async () => { c = await startCluster({ SEND_RATE: "5", SEND_BURST: "5", HELLO_TIMEOUT_MS: "1500" }); });
+afterAll(async () => { await c?.stop(); });
+
+/** A raw socket that records decoded server frames and the close code. */
+async function raw(protocol = "meshchat.v1.proto") {
+  const ws = new WebSocket(c.wsUrl, [protocol]);
+  const frames: ServerFrame[] = [];
+  let closed: number | undefined;
+  ws.on("message", (data, isBinary) => frames.push(isBinary ? ServerFrame.decode(data as Buffer) : ServerFrame.fromJSON(JSON.parse(String(data)))));
+  ws.on("close", (code) => { closed = code; });
+  await new Promise((r, j) => { ws.once("open", r); ws.once("error", j); });
+  return {
+    ws,
+    frames,
+    closed: () => closed,
+    send: (f: Partial<ClientFrame>) => ws.send(ClientFrame.encode(ClientFrame.create(f)).finish()),
+    errors: () => frames.flatMap((f) => (f.kind?.$case === "error" ? [f.kind.value] : [])),
+  };
+}
+
+describe("bad input at the edge (§9)", () => {
+  it("refuses frames before Hello with HELLO_REQUIRED and keeps waiting for Hello", async () => {
+    const user = await newUser(c);
+    const s = await raw();
+    s.send({ ref: 1, kind: { $case: "send", value: { conversationId: "g:00000000-0000-0000-0000-000000000000", clientMsgId: "x", text: "hi" } } });
+    await waitFor("error", () => s.errors().length === 1);
+    expect(s.errors()[0]!.code).toBe(ErrorCode.ERROR_CODE_HELLO_REQUIRED);
+    expect(s.frames[0]!.ref).toBe(1);
+    // State unchanged: a proper Hello still works on the same socket.
+    s.send({ ref: 2, kind: { $case: "hello", value: { token: user.token, deviceId: "raw", cursor: 0, takeover: false } } });
+    await waitFor("welcome", () => s.frames.some((f) => f.kind?.$case === "welcome"));
+    s.ws.close();
+  });
+
+  it("refuses malformed frames with INVALID_FRAME without closing the session", async () => {
+    const user = await newUser(c);
+    const s = await raw();
+    s.ws.send(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]));
+    s.ws.send("this is text on the binary subprotocol");
+    await waitFor("two errors", () => s.errors().length === 2);
+    expect(s.errors().map((e) => e.code)).toEqual([ErrorCode.ERROR_CODE_INVALID_FRAME, ErrorCode.ERROR_CODE_INVALID_FRAME]);
+    s.send({ ref: 3, kind: { $case: "hello", value: { token: user.token, deviceId: "raw2", cursor: 0, takeover: false } } });
+    await waitFor("welcome", () => s.frames.some((f) => f.kind?.$case === "welcome"));
+    // After Hello, an empty frame and a JSON-ish text are still typed errors.
+    s.send({ ref: 4 });
+    await waitFor("third error", () => s.errors().length === 3);
+    expect(s.errors()[2]!.code).toBe(ErrorCode.ERROR_CODE_INVALID_FRAME);
+    expect(s.closed()).toBeUndefined();
+    s.ws.close();
+  });
+
+  it("speaks proto3 JSON on the JSON subprotocol and rejects bad JSON", async () => {
+    const user = await newUser(c);
+    const s = await raw("meshchat.v1.json");
+    s.ws.send("{not json");
+    await waitFor("error", () => s.errors().length === 1);
+    expect(s.errors()[0]!.code).toBe(ErrorCode.ERROR_CODE_INVALID_FRAME);
+    s.ws.send(JSON.stringify({ ref: "5", hello: { token: user.token, deviceId: "json", cursor: "0" } }));
+    await waitFor("welcome", () => s.frames.some((f) => f.kind?.$case === "welcome"));
+    s.ws.send(JSON.stringify({ ref: "6", listConversations: {} }));
+    await waitFor("list", () => s.frames.some((f) => f.kind?.$case === "conversations" && f.ref === 6));
+    s.ws.close();
+  });
+
+  it("refuses a bad or expired token with UNAUTHENTICATED and closes", async () => {
+    for (const token of ["not-a-token", "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln"]) {
+      const s = await raw();
+      s.send({ ref: 1, kind: { $case: "hello", value: { token, deviceId: "d", cursor: 0, takeover: false } } });
+      await waitFor("closed", () => s.closed() !== undefined);
+      expect(s.errors()[0]!.code).toBe(ErrorCode.ERROR_CODE_UNAUTHENTICATED);
+      expect(s.closed()).toBe(4401);
+    }
+  });
+
+  it("closes a socket that never says Hello", async () => {
+    const s = await raw();
+    await waitFor("hello timeout", () => s.closed() !== undefined, 5_000);
+    expect(s.closed()).toBe(4408);
+  });
+
+  it("refuses wrong credentials and bad sign-ups over HTTP with typed errors", async () => {
+    const user = await newUser(c);
+    await expect(authenticate(c.httpUrl, "login", user.username, "wrong password!")).rejects.toMatchObject({ code: ErrorCode.ERROR_CODE_UNAUTHENTICATED });
+    await expect(authenticate(c.httpUrl, "signup", user.username, "another password")).rejects.toMatchObject({ code: ErrorCode.ERROR_CODE_ALREADY_EXISTS });
+    await expect(authenticate(c.httpUrl, "signup", "X", "short")).rejects.toMatchObject({ code: ErrorCode.ERROR_CODE_INVALID_ARGUMENT });
+    const ok = await authenticate(c.httpUrl, "login", user.username, "correct horse battery");
+    expect(ok.userId).toBe(user.userId);
+  });
+
+  it("rate-limits a flood of sends with RATE_LIMITED and a retry hint, storing only what was accepted", async () => {
+    const alice = await newUser(c);
+    const bob = await newUser(c);
+    const a = await device(c, alice);
+    const conv = await a.client.openDirect(bob.username);
+    const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => a.client.request({ $case: "send", value: { conversationId: conv.id, clientMsgId: `flood-${i}`, text: `flood ${i}` } })));
+    const limited = results.filter((r) => r.status === "rejected").map((r) => (r as PromiseRejectedResult).reason as ClientError);
+    const accepted = results.filter((r) => r.status === "fulfilled");
+    expect(limited.length).toBeGreaterThan(0);
+    expect(limited.every((e) => e.code === ErrorCode.ERROR_CODE_RATE_LIMITED && e.retryable && e.retryAfterMs > 0)).toBe(true);
+    const page = await a.client.history(conv.id, { limit: 50 });
+    expect(page.messages).toHaveLength(accepted.length);
+    a.close();
+  });
+
+  it("refuses malformed ids, empty text and unknown users with INVALID_ARGUMENT / NOT_FOUND", async () => {
+    const alice = await newUser(c);
+    const a = await device(c, alice);
+    const bad = async (p: Promise<unknown>) => ((await p.catch((e) => e)) as ClientError).code;
+    expect(await bad(a.client.send("not-a-conversation", "x"))).toBe(ErrorCode.ERROR_CODE_INVALID_ARGUMENT);
+    const conv = await a.client.openDirect(alice.username);
+    expect(await bad(a.client.send(conv.id, ""))).toBe(ErrorCode.ERROR_CODE_INVALID_ARGUMENT);
+    expect(await bad(a.client.openDirect("nobody-by-this-name"))).toBe(ErrorCode.ERROR_CODE_NOT_FOUND);
+    expect(await bad(a.client.history("g:00000000-0000-0000-0000-000000000000"))).toBe(ErrorCode.ERROR_CODE_PERMISSION_DENIED);
+    a.close();
+  });
+});

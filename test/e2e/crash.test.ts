@@ -1,0 +1,70 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Sent } from "../../internal/client/client.js";
+import { device, newUser, startCluster, waitFor, type TestCluster } from "./harness.js";
+
+let c: TestCluster;
+beforeAll(async () => { c = await startCluster({ SEND_RATE: "1000", SEND_BURST: "1000" }); });
+afterAll(async () => { await c?.stop(); });
+
+describe("faults (P4)", () => {
+  it("loses no acknowledged message when the chat process is killed mid-conversation", async () => {
+    const alice = await newUser(c, "alice");
+    const bob = await newUser(c, "bob");
+    const a = await device(c, alice);
+    const b = await device(c, bob);
+    const conv = await a.client.openDirect(bob.username);
+    const acked: Sent[] = [];
+    let stop = false;
+    let i = 0;
+    // A steady stream of sends; each retries with its own client_msg_id until acknowledged.
+    const sender = (async () => {
+      while (!stop) {
+        const text = `msg ${i++}`;
+        acked.push(await a.client.send(conv.id, text));
+      }
+    })();
+    await waitFor("some traffic", () => acked.length >= 20);
+    await c.cluster.stop("chat", "SIGKILL");
+    const during = acked.length;
+    await c.cluster.start({ name: "chat", service: "chat", env: c.env });
+    await waitFor("traffic after restart", () => acked.length >= during + 20, 30_000);
+    stop = true;
+    await sender;
+    const seqs = acked.map((s) => s.seq);
+    // Every acknowledged message is stored, once, in a gapless sequence.
+    expect(new Set(seqs).size).toBe(seqs.length);
+    const stored: number[] = [];
+    let from = 0;
+    for (;;) {
+      const page = await b.client.history(conv.id, { direction: 2, fromSeq: from, limit: 200 });
+      stored.push(...page.messages.map((m) => m.seq));
+      if (!page.hasMore) break;
+      from = page.nextFromSeq;
+    }
+    expect(stored).toEqual(Array.from({ length: stored.length }, (_, k) => k + 1));
+    for (const s of seqs) expect(stored).toContain(s);
+    expect(stored.length).toBe(seqs.length);
+    // Bob's device saw exactly the stored list.
+    await waitFor("bob has everything", () => b.in(conv.id).length === stored.length);
+    expect(b.in(conv.id).map((m) => m.seq)).toEqual(stored);
+    a.close();
+    b.close();
+  });
+
+  it("gives a retryable error while the store is down, and resumes after it restarts", async () => {
+    const alice = await newUser(c, "alice");
+    const bob = await newUser(c, "bob");
+    const a = await device(c, alice, undefined, { requestTimeoutMs: 3_000 });
+    const conv = await a.client.openDirect(bob.username);
+    await a.client.send(conv.id, "before");
+    await c.cluster.stop("message-store", "SIGKILL");
+    const err = await a.client.request({ $case: "send", value: { conversationId: conv.id, clientMsgId: "during-outage", text: "during" } }).catch((e) => e);
+    expect(err.retryable).toBe(true);
+    await c.cluster.start({ name: "message-store", service: "message-store", env: c.env });
+    const sent = await a.client.send(conv.id, "after");
+    expect(sent.seq).toBe(2);
+    const page = await a.client.history(conv.id);
+    expect(page.messages.map((m) => m.text)).toEqual(["after", "before"]);
+    a.close();
+  });
+});
