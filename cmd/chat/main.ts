@@ -12,6 +12,7 @@ import { clientCredentials, serve } from "../../internal/grpc/serve.js";
 import { Logger } from "../../internal/log/logger.js";
 import { PresenceRouteIndex } from "../../internal/routes/route-index-presence.js";
 import { runUntilSignal } from "../../internal/run/lifecycle.js";
+import { startTelemetry } from "../../internal/telemetry/telemetry.js";
 
 const port = int("CHAT_GRPC_PORT", DEFAULT_PORTS.chat, 0, 65535);
 const config = loadCommon("chat", port);
@@ -24,6 +25,7 @@ const chatConfig = {
 const tokenTtlSeconds = int("TOKEN_TTL_SECONDS", 7 * 24 * 3600, 1);
 
 await runUntilSignal("chat", log, config.shutdownTimeoutMs, async () => {
+  const telemetry = startTelemetry("chat", config.instanceId, config.metricsPort);
   const keys = ensureDevAuthKeys(config.dataDir);
   const issuer = await TokenIssuer.fromFile(keys.privateKey, tokenTtlSeconds);
   const mesh = new MeshClients(config, clientCredentials(config, "chat"));
@@ -44,6 +46,7 @@ await runUntilSignal("chat", log, config.shutdownTimeoutMs, async () => {
       await server.shutdown(deadlineMs);
       await routes.close();
       mesh.close();
+      await telemetry.shutdown();
     },
   };
 });

@@ -10,6 +10,7 @@ import { MeshClients } from "../../internal/grpc/mesh-clients.js";
 import { clientCredentials, serve } from "../../internal/grpc/serve.js";
 import { Logger } from "../../internal/log/logger.js";
 import { runUntilSignal } from "../../internal/run/lifecycle.js";
+import { startTelemetry } from "../../internal/telemetry/telemetry.js";
 
 const grpcPort = int("EDGE_GRPC_PORT", DEFAULT_PORTS.edge, 0, 65535);
 const config = loadCommon("edge", grpcPort);
@@ -32,6 +33,7 @@ const edgeConfig = {
 const advertiseHost = str("ADVERTISE_HOST", "127.0.0.1");
 
 await runUntilSignal("edge", log, config.shutdownTimeoutMs, async () => {
+  const telemetry = startTelemetry("edge", config.instanceId, config.metricsPort);
   const keys = ensureDevAuthKeys(config.dataDir);
   const verifier = await TokenVerifier.fromFile(keys.publicKey);
   const mesh = new MeshClients(config, clientCredentials(config, "edge"));
@@ -50,6 +52,7 @@ await runUntilSignal("edge", log, config.shutdownTimeoutMs, async () => {
       await edge.drain(Math.floor(deadlineMs / 2));
       await grpc.shutdown(Math.floor(deadlineMs / 2));
       mesh.close();
+      await telemetry.shutdown();
     },
   };
 });

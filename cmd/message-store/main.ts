@@ -5,6 +5,7 @@ import { implement } from "../../internal/grpc/handler.js";
 import { serve } from "../../internal/grpc/serve.js";
 import { Logger } from "../../internal/log/logger.js";
 import { runUntilSignal } from "../../internal/run/lifecycle.js";
+import { startTelemetry } from "../../internal/telemetry/telemetry.js";
 import { openStore } from "../../internal/store/factory.js";
 import { storeService } from "../../internal/store/service.js";
 
@@ -13,6 +14,7 @@ const config = loadCommon("message-store", port);
 const log = new Logger("message-store", undefined, { instance: config.instanceId });
 
 await runUntilSignal("message-store", log, config.shutdownTimeoutMs, async () => {
+  const telemetry = startTelemetry("message-store", config.instanceId, config.metricsPort);
   const store = await openStore(config);
   const server = await serve(config, "message-store", port, [{ definition: MessageStoreServiceService, implementation: implement(MessageStoreServiceService, storeService(store), log) }]);
   log.info("message-store ready", { grpc: `${config.bindHost}:${server.port}`, profile: config.profile });
@@ -20,6 +22,7 @@ await runUntilSignal("message-store", log, config.shutdownTimeoutMs, async () =>
     async stop(deadlineMs) {
       await server.shutdown(deadlineMs);
       await store.close();
+      await telemetry.shutdown();
     },
   };
 });

@@ -8,12 +8,14 @@ import { PushDispatcher } from "../../internal/notifier/dispatcher.js";
 import { notifierService } from "../../internal/notifier/grpc-service.js";
 import { openTokenStore, pushProvidersFromEnv } from "../../internal/notifier/setup.js";
 import { runUntilSignal } from "../../internal/run/lifecycle.js";
+import { startTelemetry } from "../../internal/telemetry/telemetry.js";
 
 const port = int("NOTIFIER_GRPC_PORT", DEFAULT_PORTS.notifier, 0, 65535);
 const config = loadCommon("notifier", port);
 const log = new Logger("notifier", undefined, { instance: config.instanceId });
 
 await runUntilSignal("notifier", log, config.shutdownTimeoutMs, async () => {
+  const telemetry = startTelemetry("notifier", config.instanceId, config.metricsPort);
   const providers = await pushProvidersFromEnv();
   const tokens = await openTokenStore(config);
   const dispatcher = new PushDispatcher({
@@ -23,6 +25,7 @@ await runUntilSignal("notifier", log, config.shutdownTimeoutMs, async () => {
     perDeviceRatePerMinute: int("PUSH_RATE_PER_MINUTE", 30, 1),
     maxAttempts: int("PUSH_MAX_ATTEMPTS", 5, 1),
     collapseWindowMs: int("PUSH_COLLAPSE_WINDOW_MS", 2_000, 0),
+    onError: (msg, fields) => log.warn(msg, fields),
   });
   const server = await serve(config, "notifier", port, [
     { definition: NotifierServiceService, implementation: implement(NotifierServiceService, notifierService(tokens, dispatcher, new Set(providers.keys())), log) },
@@ -34,6 +37,7 @@ await runUntilSignal("notifier", log, config.shutdownTimeoutMs, async () => {
       await dispatcher.stop();
       for (const p of providers.values()) await p.close();
       await tokens.close();
+      await telemetry.shutdown();
     },
   };
 });

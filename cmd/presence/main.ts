@@ -9,6 +9,7 @@ import { Logger } from "../../internal/log/logger.js";
 import { MemoryPresence } from "../../internal/presence/presence.js";
 import { presenceService } from "../../internal/presence/service.js";
 import { runUntilSignal } from "../../internal/run/lifecycle.js";
+import { startTelemetry } from "../../internal/telemetry/telemetry.js";
 
 const port = int("PRESENCE_GRPC_PORT", DEFAULT_PORTS.presence, 0, 65535);
 const config = loadCommon("presence", port);
@@ -19,6 +20,7 @@ const presenceConfig = {
 };
 
 await runUntilSignal("presence", log, config.shutdownTimeoutMs, async () => {
+  const telemetry = startTelemetry("presence", config.instanceId, config.metricsPort);
   const mesh = new MeshClients(config, clientCredentials(config, "presence"));
   // Status changes go to the edges holding the subscribers, one call per edge.
   const presence = new MemoryPresence(presenceConfig, (update, subscribers) => {
@@ -40,6 +42,7 @@ await runUntilSignal("presence", log, config.shutdownTimeoutMs, async () => {
       await server.shutdown(deadlineMs);
       presence.close();
       mesh.close();
+      await telemetry.shutdown();
     },
   };
 });

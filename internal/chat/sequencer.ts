@@ -1,5 +1,6 @@
 import type { AppendGroup, AppendedMessage, AppendMessage, AppendResponse, AppendRequest } from "../../gen/chat/internal/v1/store.js";
 import { ErrorCode } from "../../gen/chat/v1/client.js";
+import { context, trace, type Context, type Link } from "@opentelemetry/api";
 import { ChatError } from "../errors/chat-error.js";
 
 /** What the sequencer needs from the message store. */
@@ -15,6 +16,8 @@ export interface SequencedMessage {
 
 interface Pending {
   message: AppendMessage;
+  /** The trace context of the send, so its trace shows the batch write. */
+  ctx: Context;
   attempts: number;
   resolve: (r: SequencedMessage) => void;
   reject: (e: unknown) => void;
@@ -57,7 +60,7 @@ export class Sequencer {
     if (this.closed) return Promise.reject(new ChatError(ErrorCode.ERROR_CODE_SHUTTING_DOWN, "chat instance is shutting down"));
     return new Promise((resolve, reject) => {
       const q = this.queue(conversationId);
-      q.pending.push({ message, attempts: 0, resolve, reject });
+      q.pending.push({ message, ctx: context.active(), attempts: 0, resolve, reject });
       this.markReady(conversationId);
       this.pump();
     });
@@ -153,7 +156,18 @@ export class Sequencer {
     if (groups.length === 0) return;
     let res: AppendResponse;
     try {
-      res = await this.store.append({ groups });
+      // The batch write joins the first send's trace and links every other send in it.
+      const items = sent.flatMap((b) => b.items);
+      const links: Link[] = items.slice(1).map((p) => trace.getSpanContext(p.ctx)).filter((c) => c !== undefined).map((c) => ({ context: c }));
+      res = await context.with(items[0]!.ctx, () =>
+        trace.getTracer("meshchat").startActiveSpan("chat.append_batch", { links, attributes: { "meshchat.batch.messages": items.length, "meshchat.batch.conversations": groups.length } }, async (span) => {
+          try {
+            return await this.store.append({ groups });
+          } finally {
+            span.end();
+          }
+        }),
+      );
     } catch (err) {
       // The write may or may not have committed: forget the heads (the next append
       // reloads them) and let clients resend; client_msg_id makes a resend safe.

@@ -3,6 +3,7 @@ import { ChatServiceService, type Actor } from "../../gen/chat/internal/v1/chat.
 import type { MessageStoreServiceClient } from "../../gen/chat/internal/v1/store.js";
 import { AckKind, Conversation, ConversationKind, ErrorCode, Member, MembershipAction, type Receipt } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
+import { ChatMetrics } from "../telemetry/telemetry.js";
 import { call } from "../grpc/client.js";
 import type { AsyncService } from "../grpc/handler.js";
 import type { Logger } from "../log/logger.js";
@@ -50,6 +51,7 @@ export class ChatCore {
     const { appended, memberIds } = await this.sequencer.submit(conversationId, { senderId: actor.userId, senderDeviceId: actor.deviceId, clientMsgId, text, sentAtMs });
     const message = appended.message!;
     if (!appended.duplicate) {
+      ChatMetrics.get().messagesSent.add(1);
       void this.fanout.messages([{ message, atMs: sentAtMs, memberIds, positions: appended.positions, info }]).catch((err) => this.log.warn("fanout failed", { err }));
     }
     return { clientMsgId, conversationId, seq: message.seq, sentAtMs: message.sentAtMs, duplicate: appended.duplicate };

@@ -66,6 +66,10 @@ export class EdgeBackends {
   async presenceConnect(route: Route, takeover: boolean): Promise<{ replaced?: Route }> {
     return call(this.presence, this.presence.connect, { route, takeover });
   }
+  /** A device came online: pending collapsed pushes for the user are moot. */
+  userOnline(userId: string): void {
+    call(this.notifier, this.notifier.userOnline, { userId }).catch(() => {});
+  }
   async presenceDisconnect(route: Route): Promise<void> {
     await call(this.presence, this.presence.disconnect, { route });
   }

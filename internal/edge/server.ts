@@ -7,6 +7,7 @@ import type { AccountServiceClient } from "../../gen/chat/internal/v1/chat.js";
 import type { Route } from "../../gen/chat/internal/v1/presence.js";
 import { ErrorCode } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
+import { ChatMetrics } from "../telemetry/telemetry.js";
 import { call } from "../grpc/client.js";
 import type { AsyncService } from "../grpc/handler.js";
 import type { Logger } from "../log/logger.js";
@@ -29,6 +30,7 @@ class SessionRegistry {
   size = 0;
 
   add(s: Session): void {
+    ChatMetrics.get().sessions.add(1);
     let set = this.byUser.get(s.userId);
     if (!set) this.byUser.set(s.userId, (set = new Set()));
     set.add(s);
@@ -36,7 +38,7 @@ class SessionRegistry {
   }
   remove(s: Session): void {
     const set = this.byUser.get(s.userId);
-    if (set?.delete(s)) this.size--;
+    if (set?.delete(s)) { this.size--; ChatMetrics.get().sessions.add(-1); }
     if (set && set.size === 0) this.byUser.delete(s.userId);
   }
   of(userId: string): Iterable<Session> {

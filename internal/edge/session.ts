@@ -1,4 +1,6 @@
 import { randomUUID } from "node:crypto";
+import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { ChatMetrics } from "../telemetry/telemetry.js";
 import type { WebSocket } from "ws";
 import type { Route } from "../../gen/chat/internal/v1/presence.js";
 import { AckKind, type ClientFrame, type Event, type ServerFrame } from "../../gen/chat/v1/client.js";
@@ -85,9 +87,25 @@ export class Session {
       return;
     }
     this.ws.send(encodeServerFrame(frame, this.mode));
+    ChatMetrics.get().framesOut.add(1, { kind: frame.kind?.$case ?? "none" });
   }
 
-  async handle(frame: ClientFrame): Promise<void> {
+  /** One span per client action; a client's own traceparent makes it the parent. */
+  handle(frame: ClientFrame): Promise<void> {
+    const kind = frame.kind?.$case ?? "none";
+    ChatMetrics.get().framesIn.add(1, { kind });
+    const parent = frame.traceparent ? propagation.extract(context.active(), { traceparent: frame.traceparent }) : context.active();
+    return trace.getTracer("meshchat").startActiveSpan(`ws ${kind}`, { kind: SpanKind.SERVER, attributes: { "rpc.system": "websocket", "rpc.method": kind, "enduser.id": this.userId } }, parent, async (span) => {
+      try {
+        const failed = await this.handleFrame(frame);
+        if (failed) span.setStatus({ code: SpanStatusCode.ERROR, message: failed });
+      } finally {
+        span.end();
+      }
+    });
+  }
+
+  private async handleFrame(frame: ClientFrame): Promise<string | undefined> {
     this.lastFrameAt = Date.now();
     const ref = frame.ref;
     try {
@@ -96,20 +114,23 @@ export class Session {
       if (!this.authed) {
         if (kind.$case !== "hello") throw new ChatError(ErrorCode.ERROR_CODE_HELLO_REQUIRED, "the first frame must be Hello");
         await this.hello(ref, kind.value);
-        return;
+        return undefined;
       }
       if (Date.now() >= this.expiresAtMs) {
         this.send(errorFrame(ref, new ChatError(ErrorCode.ERROR_CODE_UNAUTHENTICATED, "token expired")));
         this.close(CLOSE.unauthenticated, "token expired");
-        return;
+        return "UNAUTHENTICATED";
       }
       const wait = this.frameBucket.take();
       if (wait > 0) throw new ChatError(ErrorCode.ERROR_CODE_RATE_LIMITED, "too many frames", { retryAfterMs: wait });
       await this.dispatch(ref, kind);
+      return undefined;
     } catch (err) {
       const e = ChatError.from(err);
       if (e.code === ErrorCode.ERROR_CODE_INTERNAL) this.log.error("frame failed", { err, user: this.userId });
+      ChatMetrics.get().error(ErrorCode[e.code] ?? "UNKNOWN", { "rpc.system": "websocket" });
       this.send(errorFrame(ref, e));
+      return ErrorCode[e.code];
     }
   }
 
@@ -142,6 +163,7 @@ export class Session {
     this.authed = true;
     // Registered before catch-up starts, so live events arriving meanwhile are buffered, not lost.
     this.hooks.register(this);
+    this.backends.userOnline(this.userId);
     this.send({
       ref,
       kind: {
@@ -260,6 +282,11 @@ export class Session {
     if (event.pos === this.cursor + 1) {
       this.cursor = event.pos;
       this.send({ ref: 0, kind: { $case: "event", value: event } });
+      if (event.kind?.$case === "message") {
+        const m = ChatMetrics.get();
+        m.messagesDelivered.add(1);
+        m.deliveryLatency.record(Date.now() - event.kind.value.sentAtMs);
+      }
       return;
     }
     // A gap (an event of ours went to a stale route, or raced): fill it from the store.

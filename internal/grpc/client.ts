@@ -1,5 +1,5 @@
 import { Metadata, type CallOptions, type ChannelCredentials, type Client, type ServiceError } from "@grpc/grpc-js";
-import { context, propagation } from "@opentelemetry/api";
+import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { fromServiceError } from "../errors/grpc-status.js";
 
 type Ctor<C> = new (address: string, credentials: ChannelCredentials, options?: object) => C;
@@ -30,12 +30,32 @@ type UnaryMethod<Req, Res> = (req: Req, md: Metadata, opts: Partial<CallOptions>
  * context travels in the metadata as W3C traceparent.
  */
 export function call<Req, Res>(client: Client, method: UnaryMethod<Req, Res>, req: Req, timeoutMs = 5_000, extra?: Record<string, string>): Promise<Res> {
-  const md = new Metadata();
-  const carrier: Record<string, string> = {};
-  propagation.inject(context.active(), carrier);
-  for (const [k, v] of Object.entries(carrier)) md.set(k, v);
-  if (extra) for (const [k, v] of Object.entries(extra)) md.set(k, v);
-  return new Promise<Res>((resolve, reject) => {
-    method.call(client, req, md, { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(fromServiceError(err)) : resolve(res)));
-  });
+  // grpc-js generic clients carry the full method path ("/pkg.Service/Method") on each method.
+  const path = (method as unknown as { path?: string }).path ?? "/unknown/unknown";
+  const [, svc = "", name = ""] = path.split("/");
+  return trace.getTracer("meshchat").startActiveSpan(
+    `${svc}/${name}`,
+    { kind: SpanKind.CLIENT, attributes: { "rpc.system": "grpc", "rpc.service": svc, "rpc.method": name } },
+    (span) => {
+      const md = new Metadata();
+      const carrier: Record<string, string> = {};
+      propagation.inject(context.active(), carrier);
+      for (const [k, v] of Object.entries(carrier)) md.set(k, v);
+      if (extra) for (const [k, v] of Object.entries(extra)) md.set(k, v);
+      return new Promise<Res>((resolve, reject) => {
+        method.call(client, req, md, { deadline: Date.now() + timeoutMs }, (err, res) => {
+          if (err) {
+            span.setAttribute("rpc.grpc.status_code", err.code);
+            span.setStatus({ code: SpanStatusCode.ERROR, message: err.details });
+            span.end();
+            reject(fromServiceError(err));
+          } else {
+            span.setAttribute("rpc.grpc.status_code", 0);
+            span.end();
+            resolve(res);
+          }
+        });
+      });
+    },
+  );
 }

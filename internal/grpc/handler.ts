@@ -1,7 +1,10 @@
 import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
+import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { ChatMetrics } from "../telemetry/telemetry.js";
 import { ChatError, ErrorCode } from "../errors/chat-error.js";
 import { toServiceError } from "../errors/grpc-status.js";
 import type { Logger } from "../log/logger.js";
+import { authorizePeer } from "./peer-identity.js";
 
 export type UnaryHandler<Req, Res> = (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>;
 
@@ -15,20 +18,47 @@ export type AsyncService<Def> = {
 /**
  * Adapts async handlers to grpc-js callbacks: whatever a handler throws is
  * mapped once, in toServiceError, and logged when it is not a domain error.
+ * With `allowedCallers`, a caller whose certificate names another identity is
+ * refused with PERMISSION_DENIED before the handler runs.
  */
-export function implement<Def extends object>(def: Def, impl: AsyncService<Def>, log: Logger): UntypedServiceImplementation {
+export function implement<Def extends object>(def: Def, impl: AsyncService<Def>, log: Logger, allowedCallers?: readonly string[]): UntypedServiceImplementation {
   const out: UntypedServiceImplementation = {};
+  const metrics = ChatMetrics.get();
   for (const name of Object.keys(def) as Array<keyof Def & string>) {
     const handler = impl[name] as UnaryHandler<unknown, unknown>;
+    const path = (def[name] as { path?: string }).path ?? `/${name}`;
+    const [, svc = "", method = ""] = path.split("/");
     out[name] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
-      handler(call.request, call).then(
-        (res) => callback(null, res),
-        (err: unknown) => {
-          const chatErr = err instanceof ChatError ? err : undefined;
-          if (!chatErr || chatErr.code === ErrorCode.ERROR_CODE_INTERNAL) log.error("rpc failed", { method: name, err });
-          callback(toServiceError(err) as never, null);
-        },
-      );
+      const started = performance.now();
+      // The caller's trace context arrives as W3C traceparent metadata.
+      const carrier: Record<string, string> = {};
+      for (const [k, v] of Object.entries(call.metadata.getMap())) if (typeof v === "string") carrier[k] = v;
+      const parent = propagation.extract(context.active(), carrier);
+      trace.getTracer("meshchat").startActiveSpan(`${svc}/${method}`, { kind: SpanKind.SERVER, attributes: { "rpc.system": "grpc", "rpc.service": svc, "rpc.method": method } }, parent, (span) => {
+        const run = async () => {
+          // With mTLS, only the services that should call this one get past here.
+          if (allowedCallers) authorizePeer(call, allowedCallers);
+          return handler(call.request, call);
+        };
+        run().then(
+          (res) => {
+            span.end();
+            metrics.rpcDuration.record(performance.now() - started, { "rpc.service": svc, "rpc.method": method, "rpc.grpc.status_code": 0 });
+            callback(null, res);
+          },
+          (err: unknown) => {
+            const chatErr = err instanceof ChatError ? err : undefined;
+            if (!chatErr || chatErr.code === ErrorCode.ERROR_CODE_INTERNAL) log.error("rpc failed", { method: name, err });
+            const se = toServiceError(err);
+            span.setAttribute("rpc.grpc.status_code", se.code ?? 2);
+            span.setStatus({ code: SpanStatusCode.ERROR, message: se.details });
+            span.end();
+            metrics.rpcDuration.record(performance.now() - started, { "rpc.service": svc, "rpc.method": method, "rpc.grpc.status_code": se.code ?? 2 });
+            metrics.error(ErrorCode[(chatErr ?? ChatError.from(err)).code] ?? "UNKNOWN", { "rpc.service": svc });
+            callback(se as never, null);
+          },
+        );
+      });
     };
   }
   return out;

@@ -1,0 +1,62 @@
+import fs from "node:fs";
+import path from "node:path";
+import type { CommonConfig } from "../config/config.js";
+import { ConfigError, int, oneOf, str } from "../config/env.js";
+import { PostgresTokenStore } from "./token-store-postgres.js";
+import { ApnsProvider } from "./provider-apns.js";
+import { FcmProvider, type ServiceAccount } from "./provider-fcm.js";
+import type { ProviderName, PushProvider } from "./provider.js";
+import { WebhookProvider } from "./provider-webhook.js";
+import { FileTokenStore } from "./token-store-file.js";
+import type { TokenStore } from "./token-store.js";
+
+function readFile(name: string, file: string): string {
+  try {
+    return fs.readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError(`${name}=${file}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * The providers this installation configured. Each is on when its settings are:
+ * PUSH_WEBHOOK_URL (+ PUSH_WEBHOOK_SECRET); FCM_SERVICE_ACCOUNT_FILE (+ FCM_ENDPOINT);
+ * APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID, APNS_BUNDLE_ID (+ APNS_ENDPOINT).
+ * PUSH_CA_FILE adds a CA for relays or test servers with a private CA.
+ */
+export async function pushProvidersFromEnv(): Promise<Map<ProviderName, PushProvider>> {
+  const providers = new Map<ProviderName, PushProvider>();
+  const timeoutMs = int("PUSH_TIMEOUT_MS", 10_000, 100);
+  const ca = process.env.PUSH_CA_FILE ? readFile("PUSH_CA_FILE", process.env.PUSH_CA_FILE) : undefined;
+  const webhook = str("PUSH_WEBHOOK_URL", "");
+  if (webhook) providers.set("webhook", new WebhookProvider({ url: webhook, secret: str("PUSH_WEBHOOK_SECRET", ""), timeoutMs }));
+  const sa = str("FCM_SERVICE_ACCOUNT_FILE", "");
+  if (sa) {
+    const serviceAccount = JSON.parse(readFile("FCM_SERVICE_ACCOUNT_FILE", sa)) as ServiceAccount;
+    for (const k of ["project_id", "client_email", "private_key", "token_uri"] as const) if (!serviceAccount[k]) throw new ConfigError(`FCM service account has no ${k}`);
+    providers.set("fcm", new FcmProvider({ serviceAccount, endpoint: str("FCM_ENDPOINT", "https://fcm.googleapis.com"), timeoutMs, ca }));
+  }
+  const apnsKey = str("APNS_KEY_FILE", "");
+  if (apnsKey) {
+    const need = (n: string) => { const v = str(n, ""); if (!v) throw new ConfigError(`${n} is required with APNS_KEY_FILE`); return v; };
+    providers.set("apns", new ApnsProvider({ privateKey: readFile("APNS_KEY_FILE", apnsKey), keyId: need("APNS_KEY_ID"), teamId: need("APNS_TEAM_ID"), bundleId: need("APNS_BUNDLE_ID"), endpoint: str("APNS_ENDPOINT", "https://api.push.apple.com"), timeoutMs, ca }));
+  }
+  return providers;
+}
+
+function assertNever(x: never): never {
+  throw new ConfigError(`unknown token store: ${String(x)}`);
+}
+
+/** PUSH_TOKEN_STORE: file (embedded default, DATA_DIR/notifier/tokens.json) or postgres (POSTGRES_URL). */
+export async function openTokenStore(config: CommonConfig): Promise<TokenStore> {
+  const kind = oneOf("PUSH_TOKEN_STORE", config.profile === "embedded" ? "file" : "postgres", ["file", "postgres"] as const);
+  switch (kind) {
+    case "file":
+      return FileTokenStore.open(path.join(config.dataDir, "notifier", "tokens.json"));
+    case "postgres":
+      return PostgresTokenStore.open(config.postgresUrl);
+    default:
+      return assertNever(kind);
+  }
+}

@@ -1,0 +1,67 @@
+import { createHmac } from "node:crypto";
+import http from "node:http";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ErrorCode, PushProvider, type ClientError } from "../../internal/client/client.js";
+import { device, newUser, startCluster, waitFor, type TestCluster } from "./harness.js";
+
+/** A real HTTP receiver standing in for an installation's push relay. */
+let hook: http.Server;
+const received: Array<{ signatureOk: boolean; body: { token: string; title: string; body: string; collapse_key: string; data: Record<string, string> } }> = [];
+let c: TestCluster;
+const SECRET = "test-webhook-secret";
+
+beforeAll(async () => {
+  hook = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (d: Buffer) => chunks.push(d));
+    req.on("end", () => {
+      const raw = Buffer.concat(chunks).toString("utf8");
+      const expected = "sha256=" + createHmac("sha256", SECRET).update(raw).digest("hex");
+      received.push({ signatureOk: req.headers["x-meshchat-signature"] === expected, body: JSON.parse(raw) });
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((r) => hook.listen(0, "127.0.0.1", r));
+  const port = (hook.address() as { port: number }).port;
+  c = await startCluster({ PUSH_WEBHOOK_URL: `http://127.0.0.1:${port}/push`, PUSH_WEBHOOK_SECRET: SECRET, PUSH_COLLAPSE_WINDOW_MS: "300" });
+});
+afterAll(async () => {
+  await c?.stop();
+  await new Promise((r) => hook.close(r));
+});
+
+describe("push notifications (R6)", () => {
+  it("pushes to a user with no online device, signed, with a preview; never to the sender; not when muted", async () => {
+    const alice = await newUser(c, "alice");
+    const bob = await newUser(c, "bob");
+    const bobPhone = await device(c, bob, "bob-phone");
+    await bobPhone.client.registerPushToken(PushProvider.PUSH_PROVIDER_WEBHOOK, "bob-token-1");
+    const bad = (await bobPhone.client.registerPushToken(PushProvider.PUSH_PROVIDER_FCM, "x").catch((e) => e)) as ClientError;
+    expect(bad.code).toBe(ErrorCode.ERROR_CODE_INVALID_ARGUMENT); // FCM is not configured here
+    bobPhone.close();
+    const a = await device(c, alice, "alice-laptop");
+    await a.client.registerPushToken(PushProvider.PUSH_PROVIDER_WEBHOOK, "alice-token-1");
+    const conv = await a.client.openDirect(bob.username);
+    await new Promise((r) => setTimeout(r, 300));
+    await a.client.send(conv.id, "are you there? " + "x".repeat(300));
+    await waitFor("a push for bob", () => received.some((r) => r.body.token === "bob-token-1"));
+    const push = received.find((r) => r.body.token === "bob-token-1")!;
+    expect(push.signatureOk).toBe(true);
+    expect(push.body.title).toBe(alice.username);
+    expect(push.body.body.startsWith("are you there?")).toBe(true);
+    expect(Array.from(push.body.body).length).toBe(121); // 120 code points + ellipsis
+    expect(push.body.collapse_key).toBe(conv.id);
+    expect(received.some((r) => r.body.token === "alice-token-1")).toBe(false);
+
+    // Muted: nothing more for this conversation.
+    const bobAgain = await device(c, bob, "bob-phone");
+    await bobAgain.client.setMuted(conv.id, true);
+    bobAgain.close();
+    await new Promise((r) => setTimeout(r, 500));
+    const before = received.length;
+    await a.client.send(conv.id, "muted message");
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(received.length).toBe(before);
+    a.close();
+  });
+});
