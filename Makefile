@@ -10,10 +10,12 @@ run: build
 
 up: run
 
-## deps: install npm packages exactly as locked (no-op when up to date)
+## deps: install the npm packages at the versions package-lock.json pins (no-op when up to date).
+## (`npm install`, not `npm ci`: npm 11 here drops other platforms' optional packages from the
+## lock file and `npm ci` then refuses it; `npm install` honours the pinned versions.)
 deps: node_modules/.package-lock.json
 node_modules/.package-lock.json: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	npm install --no-audit --no-fund
 	@touch $@
 
 ## gen: lint the protos and generate TypeScript with ts-proto (gen/ is never edited by hand)

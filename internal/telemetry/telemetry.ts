@@ -5,7 +5,7 @@ import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { PeriodicExportingMetricReader, type MetricReader } from "@opentelemetry/sdk-metrics";
 import { NodeSDK } from "@opentelemetry/sdk-node";
-import { BatchSpanProcessor, SimpleSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace";
+import { BatchSpanProcessor, SimpleSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
 
 export interface TelemetryHandle {
   shutdown(): Promise<void>;
@@ -24,7 +24,7 @@ export function startTelemetry(service: string, instanceId: string, metricsPort:
   if (tracesEndpoint) {
     const exporter = new OTLPTraceExporter({ url: tracesEndpoint });
     // OTEL_BSP_SCHEDULE_DELAY=0 (tests) exports each span as it ends.
-    spanProcessors.push(process.env.OTEL_BSP_SCHEDULE_DELAY === "0" ? new SimpleSpanProcessor({ exporter }) : new BatchSpanProcessor({ exporter }));
+    spanProcessors.push(process.env.OTEL_BSP_SCHEDULE_DELAY === "0" ? new SimpleSpanProcessor(exporter) : new BatchSpanProcessor(exporter));
   }
   const metricReaders: MetricReader[] = [];
   if (metricsPort > 0) metricReaders.push(new PrometheusExporter({ port: metricsPort, host: process.env.METRICS_HOST ?? "127.0.0.1" }));
