@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 
-.PHONY: run up deps gen build typecheck lint test test-unit test-e2e test-e2e-embedded test-e2e-production clean
+
+.PHONY: certs run up deps gen build typecheck lint test test-unit test-e2e test-e2e-embedded test-e2e-production clean
 
 ## run: build and start the whole product on the embedded default (five services, no servers to install)
 run: build
@@ -39,6 +40,10 @@ test-unit: build
 
 test-e2e: build
 	$(NODE_BIN)/vitest run --project e2e
+
+## certs: development CA and one certificate per service under var/certs (also made by `make run`)
+certs:
+	bash mesh/certs.sh var/certs
 
 clean:
 	rm -rf dist gen var/test

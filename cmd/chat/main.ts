@@ -6,9 +6,8 @@ import { Fanout } from "../../internal/chat/fanout.js";
 import { ChatCore, chatService } from "../../internal/chat/service.js";
 import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
 import { int } from "../../internal/config/env.js";
-import { implement } from "../../internal/grpc/handler.js";
 import { MeshClients } from "../../internal/grpc/mesh-clients.js";
-import { clientCredentials, serve } from "../../internal/grpc/serve.js";
+import { clientCredentials, serve, service } from "../../internal/grpc/serve.js";
 import { Logger } from "../../internal/log/logger.js";
 import { PresenceRouteIndex } from "../../internal/routes/route-index-presence.js";
 import { runUntilSignal } from "../../internal/run/lifecycle.js";
@@ -33,9 +32,9 @@ await runUntilSignal("chat", log, config.shutdownTimeoutMs, async () => {
   const routes = new PresenceRouteIndex(mesh.presence());
   const fanout = new Fanout(routes, { get: (a) => mesh.edge(a) }, mesh.notifier(), log);
   const core = new ChatCore(store, fanout, chatConfig, log);
-  const server = await serve(config, "chat", port, [
-    { definition: ChatServiceService, implementation: implement(ChatServiceService, chatService(core), log) },
-    { definition: AccountServiceService, implementation: implement(AccountServiceService, accountService(store, issuer), log) },
+  const server = await serve(config, "chat", port, log, [
+    service(ChatServiceService, chatService(core)),
+    service(AccountServiceService, accountService(store, issuer)),
   ]);
   log.info("chat ready", { grpc: `${config.bindHost}:${server.port}` });
   return {

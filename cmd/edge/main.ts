@@ -5,9 +5,8 @@ import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
 import { int, str } from "../../internal/config/env.js";
 import { EdgeBackends } from "../../internal/edge/backends.js";
 import { EdgeServer } from "../../internal/edge/server.js";
-import { implement } from "../../internal/grpc/handler.js";
 import { MeshClients } from "../../internal/grpc/mesh-clients.js";
-import { clientCredentials, serve } from "../../internal/grpc/serve.js";
+import { clientCredentials, serve, service } from "../../internal/grpc/serve.js";
 import { Logger } from "../../internal/log/logger.js";
 import { runUntilSignal } from "../../internal/run/lifecycle.js";
 import { startTelemetry } from "../../internal/telemetry/telemetry.js";
@@ -39,8 +38,8 @@ await runUntilSignal("edge", log, config.shutdownTimeoutMs, async () => {
   const mesh = new MeshClients(config, clientCredentials(config, "edge"));
   // The gRPC port is bound first: the advertised route must name the real port.
   let edge!: EdgeServer;
-  const grpc = await serve(config, "edge", grpcPort, [
-    { definition: EdgeDeliveryServiceService, implementation: implement(EdgeDeliveryServiceService, { deliver: (r, c) => edge.deliveryService().deliver(r, c), kick: (r, c) => edge.deliveryService().kick(r, c) }, log) },
+  const grpc = await serve(config, "edge", grpcPort, log, [
+    service(EdgeDeliveryServiceService, { deliver: (r, c) => edge.deliveryService().deliver(r, c), kick: (r, c) => edge.deliveryService().kick(r, c) }),
   ]);
   const backends = new EdgeBackends(verifier, mesh.chat(), mesh.store(), mesh.presence(), mesh.notifier(), (a) => mesh.edge(a), (r) => edge.kickLocal(r));
   edge = new EdgeServer(edgeConfig, backends, mesh.accounts(), { edgeId: config.instanceId, grpcAddress: `${advertiseHost}:${grpc.port}` }, log);

@@ -1,6 +1,7 @@
 import path from "node:path";
 import { ensureDevAuthKeys } from "../../internal/auth/keys.js";
 import { DEFAULT_PORTS } from "../../internal/config/config.js";
+import { ensureDevCerts } from "../../internal/grpc/dev-certs.js";
 import { Cluster, clusterEnv, embeddedSpecs } from "../../internal/launcher/cluster.js";
 
 /**
@@ -10,6 +11,8 @@ import { Cluster, clusterEnv, embeddedSpecs } from "../../internal/launcher/clus
 const dataDir = path.resolve(process.env.DATA_DIR ?? "var");
 const verbose = process.argv.includes("--verbose");
 ensureDevAuthKeys(dataDir);
+// Every internal hop is mutual TLS; the first run makes a development CA and certificates.
+ensureDevCerts(process.env.CERTS_DIR ?? path.join(dataDir, "certs"));
 const ports = {
   edgeHttp: Number(process.env.EDGE_HTTP_PORT ?? DEFAULT_PORTS.edgeHttp),
   edge: DEFAULT_PORTS.edge,

@@ -1,8 +1,7 @@
 import { MessageStoreServiceService } from "../../gen/chat/internal/v1/store.js";
 import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
 import { int } from "../../internal/config/env.js";
-import { implement } from "../../internal/grpc/handler.js";
-import { serve } from "../../internal/grpc/serve.js";
+import { serve, service } from "../../internal/grpc/serve.js";
 import { Logger } from "../../internal/log/logger.js";
 import { runUntilSignal } from "../../internal/run/lifecycle.js";
 import { startTelemetry } from "../../internal/telemetry/telemetry.js";
@@ -16,7 +15,7 @@ const log = new Logger("message-store", undefined, { instance: config.instanceId
 await runUntilSignal("message-store", log, config.shutdownTimeoutMs, async () => {
   const telemetry = startTelemetry("message-store", config.instanceId, config.metricsPort);
   const store = await openStore(config);
-  const server = await serve(config, "message-store", port, [{ definition: MessageStoreServiceService, implementation: implement(MessageStoreServiceService, storeService(store), log) }]);
+  const server = await serve(config, "message-store", port, log, [service(MessageStoreServiceService, storeService(store))]);
   log.info("message-store ready", { grpc: `${config.bindHost}:${server.port}`, profile: config.profile });
   return {
     async stop(deadlineMs) {

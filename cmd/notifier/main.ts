@@ -1,8 +1,7 @@
 import { NotifierServiceService } from "../../gen/chat/internal/v1/notifier.js";
 import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
 import { int } from "../../internal/config/env.js";
-import { implement } from "../../internal/grpc/handler.js";
-import { serve } from "../../internal/grpc/serve.js";
+import { serve, service } from "../../internal/grpc/serve.js";
 import { Logger } from "../../internal/log/logger.js";
 import { PushDispatcher } from "../../internal/notifier/dispatcher.js";
 import { notifierService } from "../../internal/notifier/grpc-service.js";
@@ -27,8 +26,8 @@ await runUntilSignal("notifier", log, config.shutdownTimeoutMs, async () => {
     collapseWindowMs: int("PUSH_COLLAPSE_WINDOW_MS", 2_000, 0),
     onError: (msg, fields) => log.warn(msg, fields),
   });
-  const server = await serve(config, "notifier", port, [
-    { definition: NotifierServiceService, implementation: implement(NotifierServiceService, notifierService(tokens, dispatcher, new Set(providers.keys())), log) },
+  const server = await serve(config, "notifier", port, log, [
+    service(NotifierServiceService, notifierService(tokens, dispatcher, new Set(providers.keys()))),
   ]);
   log.info("notifier ready", { grpc: `${config.bindHost}:${server.port}`, providers: [...providers.keys()] });
   return {

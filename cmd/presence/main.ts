@@ -2,9 +2,8 @@ import { PresenceServiceService } from "../../gen/chat/internal/v1/presence.js";
 import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
 import { int } from "../../internal/config/env.js";
 import { call } from "../../internal/grpc/client.js";
-import { implement } from "../../internal/grpc/handler.js";
 import { MeshClients } from "../../internal/grpc/mesh-clients.js";
-import { clientCredentials, serve } from "../../internal/grpc/serve.js";
+import { clientCredentials, serve, service } from "../../internal/grpc/serve.js";
 import { Logger } from "../../internal/log/logger.js";
 import { MemoryPresence } from "../../internal/presence/presence.js";
 import { presenceService } from "../../internal/presence/service.js";
@@ -35,7 +34,7 @@ await runUntilSignal("presence", log, config.shutdownTimeoutMs, async () => {
       call(edge, edge.deliver, { events: [], targets: [], receipts: [], presence: [{ userIds: [...users], update }], traceparent: "" }).catch((err) => log.warn("presence publish failed", { err }));
     }
   });
-  const server = await serve(config, "presence", port, [{ definition: PresenceServiceService, implementation: implement(PresenceServiceService, presenceService(presence), log) }]);
+  const server = await serve(config, "presence", port, log, [service(PresenceServiceService, presenceService(presence))]);
   log.info("presence ready", { grpc: `${config.bindHost}:${server.port}` });
   return {
     async stop(deadlineMs) {

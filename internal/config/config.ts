@@ -21,8 +21,10 @@ export interface CommonConfig {
   notifierAddrs: string[];
   /** SHUTDOWN_TIMEOUT_MS: hard deadline for draining on SIGTERM. Default 10000. */
   shutdownTimeoutMs: number;
-  /** TLS_ENABLED: mutual TLS on every internal hop, certs under DATA_DIR/certs. Default true. */
+  /** TLS_ENABLED: mutual TLS on every internal hop. Default true. */
   tls: boolean;
+  /** CERTS_DIR: ca.pem, <service>.pem, <service>-key.pem (mesh/certs.sh makes a dev set). Default DATA_DIR/certs. */
+  certsDir: string;
   /** METRICS_PORT: Prometheus endpoint (0 = off). Default gRPC port + 2000. */
   metricsPort: number;
   /** ETCD_ENDPOINTS, REDIS_URL, POSTGRES_URL, CASSANDRA_CONTACT_POINTS: production servers. */
@@ -48,7 +50,8 @@ export function loadCommon(service: string, grpcPort: number): CommonConfig {
     presenceAddrs: list("PRESENCE_ADDRS", [`127.0.0.1:${DEFAULT_PORTS.presence}`]),
     notifierAddrs: list("NOTIFIER_ADDRS", [`127.0.0.1:${DEFAULT_PORTS.notifier}`]),
     shutdownTimeoutMs: int("SHUTDOWN_TIMEOUT_MS", 10_000, 100),
-    tls: bool("TLS_ENABLED", false),
+    tls: bool("TLS_ENABLED", true),
+    certsDir: path.resolve(str("CERTS_DIR", path.join(dataDir, "certs"))),
     metricsPort: int("METRICS_PORT", grpcPort + 2000, 0, 65535),
     etcdEndpoints: list("ETCD_ENDPOINTS", ["http://127.0.0.1:23790"]),
     redisUrl: str("REDIS_URL", "redis://127.0.0.1:63790"),

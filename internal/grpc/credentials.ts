@@ -9,8 +9,7 @@ export interface TlsFiles {
   key: string;
 }
 
-export function tlsFilesFor(dataDir: string, identity: string): TlsFiles {
-  const dir = path.join(dataDir, "certs");
+export function tlsFilesFor(dir: string, identity: string): TlsFiles {
   return { ca: path.join(dir, "ca.pem"), cert: path.join(dir, `${identity}.pem`), key: path.join(dir, `${identity}-key.pem`) };
 }
 

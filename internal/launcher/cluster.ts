@@ -27,16 +27,31 @@ export function entryPoint(service: ServiceName): string {
   return path.join(DIST_ROOT, "cmd", service, "main.js");
 }
 
-/** A free TCP port on loopback (bound and released: good enough on one box). */
-export async function freePort(host = "127.0.0.1"): Promise<number> {
-  return new Promise((resolve, reject) => {
+const taken = new Set<number>();
+
+function tryBind(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, host, () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
+    srv.once("error", () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
   });
+}
+
+/**
+ * A free TCP port on loopback, below the kernel's ephemeral range (32768+): a port
+ * from that range can be taken as the source port of an outgoing connection
+ * between this check and the service binding it.
+ */
+export async function freePort(host = "127.0.0.1"): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (taken.has(port) || taken.has(port + 2_000)) continue;
+    if (await tryBind(port, host)) {
+      taken.add(port);
+      return port;
+    }
+  }
+  throw new Error("no free port found");
 }
 
 export interface Ports {

@@ -65,7 +65,7 @@ export class ChatMetrics {
     this.messagesSent = m.createCounter("meshchat.messages.sent", { description: "Messages durably stored" });
     this.messagesDelivered = m.createCounter("meshchat.messages.delivered", { description: "Message events written to device sockets (live)" });
     this.deliveryLatency = m.createHistogram("meshchat.delivery.latency", {
-      description: "From the message being stored to its frame leaving the recipient's edge",
+      description: "From chat accepting the send to the frame leaving the recipient's edge (includes the durable write)",
       unit: "ms",
       advice: { explicitBucketBoundaries: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000] },
     });

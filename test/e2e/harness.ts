@@ -3,6 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { authenticate, ChatClient, type ClientOptions, type Message } from "../../internal/client/client.js";
 import { nodeSocket } from "../../internal/client/node-socket.js";
+import { ensureDevCerts } from "../../internal/grpc/dev-certs.js";
 import { Cluster, clusterEnv, embeddedSpecs, freePort, type Ports } from "../../internal/launcher/cluster.js";
 
 export interface TestCluster {
@@ -16,6 +17,8 @@ export interface TestCluster {
 }
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
+/** One development PKI for all test clusters (made once). */
+export const TEST_CERTS = path.join(ROOT, "var", "test-certs");
 
 /**
  * Starts the five real service processes on free loopback ports with a fresh
@@ -24,8 +27,9 @@ const ROOT = path.resolve(import.meta.dirname, "../..");
 export async function startCluster(extraEnv: Record<string, string> = {}): Promise<TestCluster> {
   const dataDir = path.join(ROOT, "var", "test", randomUUID());
   fs.mkdirSync(dataDir, { recursive: true });
+  ensureDevCerts(TEST_CERTS);
   const ports: Ports = { edgeHttp: await freePort(), edge: await freePort(), chat: await freePort(), presence: await freePort(), store: await freePort(), notifier: await freePort() };
-  const env = clusterEnv(dataDir, ports, { PROFILE: process.env.E2E_PROFILE ?? "embedded", METRICS_PORT: "0", LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? "info", ...extraEnv });
+  const env = clusterEnv(dataDir, ports, { PROFILE: process.env.E2E_PROFILE ?? "embedded", METRICS_PORT: "0", CERTS_DIR: TEST_CERTS, LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? "info", ...extraEnv });
   const logFile = fs.createWriteStream(path.join(dataDir, "cluster.log"));
   const cluster = new Cluster((name, line) => {
     logFile.write(`${name} ${line}\n`);
