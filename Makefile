@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 
+include mesh/mesh.mk
+
 
 .PHONY: certs run up deps gen build typecheck lint test test-unit test-e2e test-e2e-embedded test-e2e-production clean
 
@@ -34,6 +36,7 @@ typecheck: gen
 test: build
 	$(NODE_BIN)/vitest run --project unit
 	$(NODE_BIN)/vitest run --project e2e
+	$(MAKE) mesh-validate
 
 test-unit: build
 	$(NODE_BIN)/vitest run --project unit
