@@ -28,12 +28,15 @@ gen: deps
 
 build: gen
 	$(NODE_BIN)/tsc -p tsconfig.json
+	$(NODE_BIN)/tsc -p web/tsconfig.json
+	$(NODE_BIN)/vite build --config web/vite.config.ts --logLevel warn
 
 typecheck: gen
 	$(NODE_BIN)/tsc -p tsconfig.json --noEmit
 
 ## test: every test, on both profiles; installs and starts the real servers under ./var and stops them
 test: build
+	bash test/browser/ensure-chromium.sh
 	$(NODE_BIN)/vitest run --project unit
 	$(NODE_BIN)/vitest run --project e2e
 	$(MAKE) mesh-validate

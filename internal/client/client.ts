@@ -105,6 +105,8 @@ export class ChatClient {
   private reconnectDelay = 250;
   private connected: Promise<Welcome> | undefined;
   private syncWaiters: Array<() => void> = [];
+  private lastServerFrameAt = 0;
+  private heartbeatIntervalMs = 15_000;
   private isSynced = false;
 
   constructor(private readonly opts: ClientOptions) {
@@ -286,6 +288,7 @@ export class ChatClient {
   }
 
   private onFrame(data: unknown): void {
+    this.lastServerFrameAt = Date.now();
     let frame: ServerFrame;
     try {
       frame = typeof data === "string" ? ServerFrame.fromJSON(JSON.parse(data)) : ServerFrame.decode(toBytes(data));
@@ -352,8 +355,30 @@ export class ChatClient {
 
   private startTimers(intervalMs: number): void {
     this.stopTimers();
-    this.heartbeat = setInterval(() => this.sendFrame({ ref: 0, traceparent: "", kind: { $case: "heartbeat", value: {} } }), Math.max(1_000, intervalMs));
+    this.heartbeatIntervalMs = Math.max(1_000, intervalMs);
+    this.lastServerFrameAt = Date.now();
+    this.heartbeat = setInterval(() => this.heartbeatNow(), this.heartbeatIntervalMs);
     (this.heartbeat as { unref?: () => void }).unref?.();
+  }
+
+  /**
+   * Sends a heartbeat now. A connection that has been silent for two intervals is
+   * dead (half-open TCP): it is closed, and the client reconnects and resumes from
+   * its cursor. The reply carries the server's cursor for this session: if it is
+   * ahead of ours, frames were lost on the way and we resync.
+   */
+  heartbeatNow(): void {
+    if (!this.ws || !this.welcome) return;
+    if (Date.now() - this.lastServerFrameAt > 2 * this.heartbeatIntervalMs + 2_000) {
+      this.ws.close(4000, "no answer from the server");
+      return;
+    }
+    this.request({ $case: "heartbeat", value: {} }).then(
+      (f) => {
+        if (f.kind?.$case === "heartbeatAck" && f.kind.value.cursor > this.cursor) this.resync(this.cursor);
+      },
+      () => {},
+    );
   }
 
   private stopTimers(): void {

@@ -190,7 +190,7 @@ export class Session {
         throw new ChatError(ErrorCode.ERROR_CODE_ALREADY_AUTHENTICATED, "this session already said Hello");
       case "heartbeat":
         this.heartbeated = true;
-        if (ref) this.send({ ref, kind: { $case: "heartbeatAck", value: { serverTimeMs: Date.now() } } });
+        if (ref) this.send({ ref, kind: { $case: "heartbeatAck", value: { serverTimeMs: Date.now(), cursor: this.cursor } } });
         return;
       case "send": {
         const s = kind.value;
