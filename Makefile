@@ -3,6 +3,7 @@ SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 
 include mesh/mesh.mk
+include bench/bench.mk
 
 
 .PHONY: certs run up deps gen build typecheck lint test test-unit test-e2e test-e2e-embedded test-e2e-production clean

@@ -2,7 +2,7 @@ import { EdgeDeliveryServiceService } from "../../gen/chat/internal/v1/edge.js";
 import { ensureDevAuthKeys } from "../../internal/auth/keys.js";
 import { TokenVerifier } from "../../internal/auth/tokens.js";
 import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
-import { int, str } from "../../internal/config/env.js";
+import { bool, int, str } from "../../internal/config/env.js";
 import { EdgeBackends } from "../../internal/edge/backends.js";
 import { EdgeServer } from "../../internal/edge/server.js";
 import { MeshClients } from "../../internal/grpc/mesh-clients.js";
@@ -18,6 +18,7 @@ const edgeConfig = {
   httpPort: int("EDGE_HTTP_PORT", DEFAULT_PORTS.edgeHttp, 0, 65535),
   maxFrameBytes: int("MAX_FRAME_BYTES", 1024 * 1024, 1024),
   webRoot: str("WEB_ROOT", "web/dist"),
+  debugEndpoints: bool("DEBUG_ENDPOINTS", false),
   helloTimeoutMs: int("HELLO_TIMEOUT_MS", 10_000, 100),
   heartbeatIntervalMs: int("HEARTBEAT_INTERVAL_MS", 15_000, 1_000),
   sendRate: int("SEND_RATE", 50, 1),

@@ -2,10 +2,13 @@ import type { DeliverRequest, DeliveryTarget, EdgeDeliveryServiceClient, Receipt
 import type { NotifierServiceClient } from "../../gen/chat/internal/v1/notifier.js";
 import type { UserEvent } from "../../gen/chat/internal/v1/store.js";
 import type { Event, Message, Receipt } from "../../gen/chat/v1/client.js";
+import { context, type Context } from "@opentelemetry/api";
 import { call } from "../grpc/client.js";
 import type { Logger } from "../log/logger.js";
 import type { Route, RouteIndex } from "../routes/route-index.js";
 import type { ConversationInfo } from "./directory.js";
+
+type MessageItem = { message: Message; atMs: number; memberIds: string[]; positions: number[]; info: ConversationInfo };
 
 export interface EdgeClients {
   get(address: string): EdgeDeliveryServiceClient;
@@ -24,8 +27,30 @@ export class Fanout {
     private readonly log: Logger,
   ) {}
 
-  /** Messages just appended, each with the members' log positions. */
-  async messages(items: Array<{ message: Message; atMs: number; memberIds: string[]; positions: number[]; info: ConversationInfo }>, traceparent = ""): Promise<void> {
+  private pending: Array<{ items: MessageItem[]; ctx: Context }> = [];
+  private scheduled = false;
+
+  /**
+   * Messages just appended, each with the members' log positions. Everything one
+   * store write made durable is resolved in the same tick, so the deliveries of
+   * a whole batch go out together: one route lookup and one call per edge.
+   */
+  messages(items: MessageItem[]): Promise<void> {
+    this.pending.push({ items, ctx: context.active() });
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        const batch = this.pending;
+        this.pending = [];
+        // The batch's calls join the first message's trace.
+        void context.with(batch[0]!.ctx, () => this.deliverMessages(batch.flatMap((b) => b.items))).catch((err) => this.log.warn("fanout failed", { err }));
+      });
+    }
+    return Promise.resolve();
+  }
+
+  private async deliverMessages(items: MessageItem[], traceparent = ""): Promise<void> {
     const userIds = [...new Set(items.flatMap((i) => i.memberIds))];
     const routes = await this.lookup(userIds);
     if (!routes) return;

@@ -19,6 +19,13 @@ export interface ChatConfig {
   maxTextLength: number;
   /** RECEIPT_FLUSH_MS: receipts are coalesced per conversation for this long. Default 100. */
   receiptFlushMs: number;
+  /**
+   * STORE_WRITES_IN_FLIGHT: concurrent batch writes to the store. Default 1: while
+   * one write is in flight the next batch gathers (group commit), which is what a
+   * store that runs one transaction at a time (PGlite) wants; raise it for a
+   * PostgreSQL or Cassandra cluster.
+   */
+  storeWritesInFlight: number;
 }
 
 /** Conversations, sequencing and fan-out: the heart of the chat service. */
@@ -41,6 +48,7 @@ export class ChatCore {
         lastSeq: async (id) => (await call(store, store.getLastSeq, { conversationId: id })).lastSeq,
       },
       async (id) => (await this.directory.get(id)).memberIds,
+      { maxInFlight: config.storeWritesInFlight, maxBatchMessages: 2_000 },
     );
   }
 

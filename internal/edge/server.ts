@@ -22,6 +22,8 @@ export interface EdgeConfig extends SessionConfig {
   maxFrameBytes: number;
   /** WEB_ROOT: static files of the browser client served at /. Default web/dist. */
   webRoot: string;
+  /** DEBUG_ENDPOINTS: serve /debug/vars (memory, CPU) for benchmarks. Default false. */
+  debugEndpoints: boolean;
 }
 
 /** Sessions of this edge by user: the only state an edge keeps. */
@@ -210,6 +212,11 @@ export class EdgeServer {
     };
     try {
       if (url.pathname === "/healthz") return reply(this.draining ? 503 : 200, { status: this.draining ? "draining" : "ok", sessions: this.sessions.size });
+      // Process figures for the load generator (DEBUG_ENDPOINTS=true; off by default).
+      if (url.pathname === "/debug/vars" && this.config.debugEndpoints) {
+        const m = process.memoryUsage();
+        return reply(200, { sessions: this.sessions.size, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, cpu: process.cpuUsage() });
+      }
       if (req.method === "POST" && (url.pathname === "/v1/signup" || url.pathname === "/v1/login")) {
         const body = await readJson(req);
         const username = typeof body.username === "string" ? body.username : "";

@@ -96,7 +96,9 @@ export class Cluster {
   constructor(private readonly onLine: (name: string, line: string) => void = () => {}) {}
 
   async start(spec: ProcessSpec, timeoutMs = 60_000): Promise<RunningProcess> {
-    const child = spawn(process.execPath, ["--enable-source-maps", entryPoint(spec.service)], {
+    // NODE_ARGS: extra flags for the service's node (e.g. --cpu-prof, which NODE_OPTIONS refuses).
+    const nodeArgs = (spec.env.NODE_ARGS ?? "").split(" ").filter(Boolean);
+    const child = spawn(process.execPath, ["--enable-source-maps", ...nodeArgs, entryPoint(spec.service)], {
       env: { ...process.env, ...spec.env },
       stdio: ["ignore", "pipe", "pipe"],
     });

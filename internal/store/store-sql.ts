@@ -178,27 +178,31 @@ export class SqlStore implements Store {
   }
 
   async append(groups: AppendGroup[]): Promise<AppendGroupResult[]> {
+    // Set-based: a batch costs the same handful of statements whatever its size.
     return this.db.transaction(async (tx) => {
+      const ids = [...new Set(groups.map((g) => g.conversationId))].sort();
+      const heads = await tx.query<{ id: string; last_seq: unknown }>(`SELECT id, last_seq FROM conversations WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`, [ids]);
+      const headOf = new Map(heads.rows.map((r) => [r.id, num(r.last_seq)]));
+      const all = groups.flatMap((g) => g.messages.map((m) => ({ conv: g.conversationId, m })));
+      const existing = all.length === 0 ? { rows: [] as MessageRow[] } : await tx.query<MessageRow>(
+        `SELECT m.* FROM messages m JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(c, s, id) ON m.conversation_id = k.c AND m.sender_id = k.s AND m.client_msg_id = k.id`,
+        [all.map((x) => x.conv), all.map((x) => x.m.senderId), all.map((x) => x.m.clientMsgId)],
+      );
+      const known = new Map(existing.rows.map((r) => [`${r.conversation_id}\u0000${r.sender_id}\u0000${r.client_msg_id}`, toMessage(r)]));
       const results: AppendGroupResult[] = [];
       const fresh: Array<{ group: AppendGroup; result: AppendGroupResult; appended: AppendedMessage[] }> = [];
-      // Phase 1: check each group's base and drop resends; nothing is written yet.
       for (const group of groups) {
         const result: AppendGroupResult = { conversationId: group.conversationId, error: ErrorCode.ERROR_CODE_UNSPECIFIED, messages: [], lastSeq: 0 };
         results.push(result);
-        const conv = await tx.query<{ last_seq: unknown }>(`SELECT last_seq FROM conversations WHERE id = $1 FOR UPDATE`, [group.conversationId]);
-        if (!conv.rows[0]) { result.error = ErrorCode.ERROR_CODE_NOT_FOUND; continue; }
-        const lastSeq = num(conv.rows[0].last_seq);
+        const lastSeq = headOf.get(group.conversationId);
+        if (lastSeq === undefined) { result.error = ErrorCode.ERROR_CODE_NOT_FOUND; continue; }
         result.lastSeq = lastSeq;
+        // Another owner appended since this one last looked: refuse, it reloads and retries.
         if (lastSeq !== group.baseSeq) { result.error = ErrorCode.ERROR_CODE_CONFLICT; continue; }
-        const existing = await tx.query<MessageRow>(
-          `SELECT * FROM messages WHERE conversation_id = $1 AND (sender_id, client_msg_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
-          [group.conversationId, group.messages.map((m) => m.senderId), group.messages.map((m) => m.clientMsgId)],
-        );
-        const known = new Map(existing.rows.map((r) => [`${r.sender_id}\u0000${r.client_msg_id}`, toMessage(r)]));
         let seq = lastSeq;
         const appended: AppendedMessage[] = [];
         for (const m of group.messages) {
-          const key = `${m.senderId}\u0000${m.clientMsgId}`;
+          const key = `${group.conversationId}\u0000${m.senderId}\u0000${m.clientMsgId}`;
           const dup = known.get(key);
           if (dup) { result.messages.push({ message: dup, duplicate: true, positions: [] }); continue; }
           const message: Message = { conversationId: group.conversationId, seq: ++seq, senderId: m.senderId, senderDeviceId: m.senderDeviceId, clientMsgId: m.clientMsgId, text: m.text, sentAtMs: m.sentAtMs };
@@ -208,29 +212,27 @@ export class SqlStore implements Store {
           appended.push(entry);
         }
         result.lastSeq = seq;
+        headOf.set(group.conversationId, seq);
         if (appended.length > 0) fresh.push({ group, result, appended });
       }
       if (fresh.length === 0) return results;
-      // Phase 2: write messages and bump each conversation's head.
-      const all = fresh.flatMap((f) => f.appended.map((a) => a.message!));
+      const msgs = fresh.flatMap((f) => f.appended.map((a) => a.message!));
       await tx.query(
         `INSERT INTO messages (conversation_id, seq, sender_id, sender_device_id, client_msg_id, body, sent_at)
          SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[])`,
-        [all.map((m) => m.conversationId), all.map((m) => m.seq), all.map((m) => m.senderId), all.map((m) => m.senderDeviceId), all.map((m) => m.clientMsgId), all.map((m) => m.text), all.map((m) => m.sentAtMs)],
+        [msgs.map((m) => m.conversationId), msgs.map((m) => m.seq), msgs.map((m) => m.senderId), msgs.map((m) => m.senderDeviceId), msgs.map((m) => m.clientMsgId), msgs.map((m) => m.text), msgs.map((m) => m.sentAtMs)],
       );
-      for (const f of fresh) {
-        await tx.query(`UPDATE conversations SET last_seq = $2 WHERE id = $1`, [f.group.conversationId, f.result.lastSeq]);
-        // A sender has read what they sent.
-        const bySender = new Map<string, number>();
-        for (const a of f.appended) bySender.set(a.message!.senderId, a.message!.seq);
-        for (const [sender, seq] of bySender) {
-          await tx.query(
-            `UPDATE members SET read_seq = GREATEST(read_seq, $3), delivered_seq = GREATEST(delivered_seq, $3) WHERE conversation_id = $1 AND user_id = $2`,
-            [f.group.conversationId, sender, seq],
-          );
-        }
-      }
-      // Phase 3: one sync-log entry per member per message, positions from the locked heads.
+      await tx.query(`UPDATE conversations SET last_seq = d.seq FROM unnest($1::text[], $2::bigint[]) AS d(id, seq) WHERE conversations.id = d.id`, [fresh.map((f) => f.group.conversationId), fresh.map((f) => f.result.lastSeq)]);
+      // A sender has read (and so received) what they sent.
+      const bySender = new Map<string, { conv: string; user: string; seq: number }>();
+      for (const m of msgs) bySender.set(`${m.conversationId}\u0000${m.senderId}`, { conv: m.conversationId, user: m.senderId, seq: m.seq });
+      const sv = [...bySender.values()];
+      await tx.query(
+        `UPDATE members SET read_seq = GREATEST(read_seq, d.seq), delivered_seq = GREATEST(delivered_seq, d.seq)
+           FROM unnest($1::text[], $2::text[], $3::bigint[]) AS d(c, u, seq) WHERE members.conversation_id = d.c AND members.user_id = d.u`,
+        [sv.map((x) => x.conv), sv.map((x) => x.user), sv.map((x) => x.seq)],
+      );
+      // One sync-log entry per member per message, positions from the locked heads.
       const writes: LogWrite[] = [];
       for (const f of fresh) for (const a of f.appended) for (const userId of f.group.memberIds) writes.push({ userId, conversationId: a.message!.conversationId, seq: a.message!.seq, event: null });
       const logged = await this.appendLog(tx, writes);

@@ -5,7 +5,7 @@ import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { PeriodicExportingMetricReader, type MetricReader } from "@opentelemetry/sdk-metrics";
 import { NodeSDK } from "@opentelemetry/sdk-node";
-import { BatchSpanProcessor, SimpleSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { AlwaysOffSampler, BatchSpanProcessor, ParentBasedSampler, AlwaysOnSampler, SimpleSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
 
 export interface TelemetryHandle {
   shutdown(): Promise<void>;
@@ -32,6 +32,9 @@ export function startTelemetry(service: string, instanceId: string, metricsPort:
   const sdk = new NodeSDK({
     resource: resourceFromAttributes({ "service.name": service, "service.namespace": "meshchat", "service.instance.id": instanceId }),
     spanProcessors,
+    // With no collector configured, spans are not recorded at all (context still
+    // propagates): recording spans nobody exports costs CPU on every call.
+    sampler: tracesEndpoint ? new ParentBasedSampler({ root: new AlwaysOnSampler() }) : new AlwaysOffSampler(),
     metricReaders,
     instrumentations: [],
   });

@@ -1,192 +1,539 @@
 #!/usr/bin/env bash
-# Installs, starts, stops the real servers of the production profile, on loopback,
-# with every file under ./var/servers/<name>/:
-#   etcd (Debian etcd-server), Redis (redis-server), PostgreSQL (postgresql),
-#   Apache Cassandra 5.0 (cassandra-all and its dependencies from Maven Central, on the JDK).
+# The real servers of the production profile, on loopback, every file under ./var/servers/<name>/:
+#   etcd        Debian etcd-server (+ etcd-client for etcdctl)
+#   redis       Debian redis-server
+#   postgres    Debian postgresql (run as the `postgres` OS user when invoked as root: initdb refuses root)
+#   cassandra   Apache Cassandra 5.0 (org.apache.cassandra:cassandra-all and its runtime dependencies,
+#               fetched with Maven from Central into var/servers/cassandra/lib, run on JDK 17 or 11)
 #
-# Usage: scripts/servers/servers.sh install|start|stop|status [etcd|redis|postgres|cassandra|all]
+# Usage: scripts/servers/servers.sh COMMAND [etcd|redis|postgres|cassandra|all]   (default: all)
+#   install  apt-get installs the missing Debian packages (apt-get update only when one is missing)
+#            and fetches Cassandra's jars (skipped when already there). Idempotent; needs root for apt.
+#   start    installs what is missing, starts each server in the background (own session, pid file
+#            under var/servers/<name>/) and waits until it answers. No-op for a server already up.
+#   stop     stops each server cleanly (SIGTERM / pg_ctl -m fast), SIGKILL after a timeout.
+#   status   prints which servers are up; exit code 0 only when all asked for are up.
+#   wait     waits until the servers answer (for a start run elsewhere); exit code 1 on timeout.
+# Connection settings for the app: `. scripts/servers/env.sh`.
 #
-# Ports (override with these variables):
-#   ETCD_PORT=23790 ETCD_PEER_PORT=23800 REDIS_PORT=63790 PG_PORT=54320
-#   CASSANDRA_PORT=9042 CASSANDRA_STORAGE_PORT=7000
-# Connection settings for the services: scripts/servers/env.sh.
+# Settings (environment variables, defaults shown):
+#   ETCD_PORT=23790  ETCD_PEER_PORT=23800      etcd client / peer ports
+#   REDIS_PORT=63790                           Redis
+#   PG_PORT=54320                              PostgreSQL; superuser chat, password chat, database chat
+#   CASSANDRA_PORT=9042                        Cassandra CQL (native transport)
+#   CASSANDRA_STORAGE_PORT=7000                Cassandra internode (127.0.0.1 only)
+#   CASSANDRA_JMX_PORT=                        empty: JMX off; a port: JMX on 127.0.0.1 only (nodetool)
+#   CASSANDRA_VERSION=5.0.9                    cassandra-all version fetched from Maven Central
+#   CASSANDRA_HEAP=1G                          -Xms/-Xmx
+#   CASSANDRA_JAVA=                            java binary (default: the JDK 17, else 11, under /usr/lib/jvm)
+#   SERVERS_START_TIMEOUT=60                   seconds to wait for etcd, Redis, PostgreSQL
+#   CASSANDRA_START_TIMEOUT=240                seconds to wait for Cassandra
+#   SERVERS_STOP_TIMEOUT=60                    seconds before a server that ignores SIGTERM is killed
+# All servers listen on 127.0.0.1 only.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+ROOT="$(cd "$HERE/../.." && pwd -P)"
 VAR="$ROOT/var/servers"
-HERE="$ROOT/scripts/servers"
+
 ETCD_PORT="${ETCD_PORT:-23790}"
 ETCD_PEER_PORT="${ETCD_PEER_PORT:-23800}"
 REDIS_PORT="${REDIS_PORT:-63790}"
 PG_PORT="${PG_PORT:-54320}"
 CASSANDRA_PORT="${CASSANDRA_PORT:-9042}"
 CASSANDRA_STORAGE_PORT="${CASSANDRA_STORAGE_PORT:-7000}"
-CASSANDRA_VERSION="${CASSANDRA_VERSION:-5.0.8}"
-PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)"
+CASSANDRA_JMX_PORT="${CASSANDRA_JMX_PORT:-}"
+CASSANDRA_VERSION="${CASSANDRA_VERSION:-5.0.9}"
+CASSANDRA_HEAP="${CASSANDRA_HEAP:-1G}"
+SERVERS_START_TIMEOUT="${SERVERS_START_TIMEOUT:-60}"
+CASSANDRA_START_TIMEOUT="${CASSANDRA_START_TIMEOUT:-240}"
+SERVERS_STOP_TIMEOUT="${SERVERS_STOP_TIMEOUT:-60}"
+PG_USER=chat PG_PASSWORD=chat PG_DB=chat
+
+ALL=(etcd redis postgres cassandra)
+export DEBIAN_FRONTEND=noninteractive
 
 log() { printf '[servers] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+now() { echo "${EPOCHREALTIME/,/.}"; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-wait_until() { # seconds description command...
-  local secs=$1 what=$2; shift 2
-  local deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -ge $deadline ] && return 1
-    sleep 0.2
+# pid of our running server NAME from PIDFILE if alive and its command line matches PATTERN.
+live_pid() { # pidfile pattern
+  local pid
+  [ -s "$1" ] || return 1
+  pid="$(head -n1 "$1" | tr -dc 0-9)"
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2" || return 1
+  echo "$pid"
+}
+
+# Run CMD... detached (own session, stdin /dev/null, output appended to LOGFILE); its pid goes to PIDFILE.
+daemonize() { # pidfile logfile cmd...
+  local pidfile=$1 logfile=$2 i
+  shift 2
+  rm -f "$pidfile"
+  setsid bash -c 'echo $$ > "$0"; exec "$@"' "$pidfile" "$@" </dev/null >>"$logfile" 2>&1 &
+  for i in $(seq 1 100); do [ -s "$pidfile" ] && return 0; sleep 0.02; done
+  die "could not start $3"
+}
+
+# Fail early, and clearly, when a port we need is taken by a process that is not ours.
+need_free_ports() { # name port...
+  local name=$1 p
+  shift
+  for p in "$@"; do
+    if port_open "$p"; then
+      log "port 127.0.0.1:$p is in use by another process:"
+      ss -ltnp "sport = :$p" 2>/dev/null | tail -n +2 >&2 || true
+      die "$name cannot start: port $p is taken (set another port, see the top of $0)"
+    fi
   done
-  log "$what is up"
 }
 
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
-
-stop_pid() { # pidfile name
-  local f=$1
-  pid_alive "$f" || { rm -f "$f"; return 0; }
-  local pid; pid=$(cat "$f")
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-  kill -KILL "$pid" 2>/dev/null || true
-  rm -f "$f"
-  log "$2 stopped"
+show_log() { # file...
+  local f
+  for f in "$@"; do
+    [ -f "$f" ] || continue
+    log "---- last lines of $f"
+    tail -n 40 "$f" >&2
+  done
 }
 
-# ---------------------------------------------------------------- install
-install_packages() {
-  local missing=()
-  command -v etcd >/dev/null || missing+=(etcd-server)
-  command -v etcdctl >/dev/null || missing+=(etcd-client)
-  command -v redis-server >/dev/null || missing+=(redis-server)
-  [ -n "$PG_BIN" ] && [ -x "$PG_BIN/initdb" ] || missing+=(postgresql)
-  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
-  command -v mvn >/dev/null || missing+=(maven)
-  if [ ${#missing[@]} -gt 0 ]; then
-    log "installing ${missing[*]}"
-    [ "$(id -u)" = 0 ] || die "installing packages needs root (apt-get)"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+# Poll PROBE until it succeeds; fail at once when the process (pidfile/pattern) is gone.
+wait_for() { # name timeout pidfile pattern probe... ; logs shown on failure come from $LOGS
+  local name=$1 timeout=$2 pidfile=$3 pattern=$4
+  shift 4
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if ! live_pid "$pidfile" "$pattern" >/dev/null; then
+      show_log "${LOGS[@]}"
+      die "$name is not running (it exited during start-up? logs above)"
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      show_log "${LOGS[@]}"
+      die "$name did not answer within ${timeout}s (logs above; process still running, '$0 stop $name' ends it)"
+    fi
+    sleep 0.1
+  done
+}
+
+stop_pid() { # name pidfile pattern
+  local name=$1 pidfile=$2 pattern=$3 pid i
+  if ! pid="$(live_pid "$pidfile" "$pattern")"; then
+    rm -f "$pidfile"
+    return 0
   fi
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < SERVERS_STOP_TIMEOUT * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$name ignored SIGTERM for ${SERVERS_STOP_TIMEOUT}s: killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  fi
+  rm -f "$pidfile"
+  log "$name stopped"
 }
+
+# ================================================================ install
+pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
+
+# A JVM Cassandra 5.0 runs on: 17 or 11 (not 8, not 21+).
+find_java() {
+  local j v
+  for j in ${CASSANDRA_JAVA:-} /usr/lib/jvm/java-17-openjdk-*/bin/java /usr/lib/jvm/java-11-openjdk-*/bin/java \
+    "$(command -v java || true)"; do
+    [ -n "$j" ] && [ -x "$j" ] || continue
+    v="$("$j" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')"
+    case "$v" in 17 | 11) echo "$j"; return 0 ;; esac
+  done
+  return 1
+}
+
+packages_for() { # server
+  case "$1" in
+    etcd) echo etcd-server etcd-client ;;
+    redis) echo redis-server redis-tools ;;
+    postgres) echo postgresql ;;
+    cassandra)
+      find_java >/dev/null || echo openjdk-17-jre-headless
+      command -v mvn >/dev/null || echo maven
+      ;;
+  esac
+}
+
+install_packages() { # server...
+  local missing=() t p
+  for t in "$@"; do
+    for p in $(packages_for "$t"); do pkg_installed "$p" || missing+=("$p"); done
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || die "missing Debian packages ${missing[*]}; installing them needs root"
+    SUDO=(sudo -n env DEBIAN_FRONTEND=noninteractive)
+  else
+    SUDO=()
+  fi
+  local t0 apt=(apt-get -q -o DPkg::Lock::Timeout=600)
+  t0="$(now)"
+  log "installing Debian packages: ${missing[*]}"
+  "${SUDO[@]}" "${apt[@]}" update -qq >&2 || die "apt-get update failed"
+  "${SUDO[@]}" "${apt[@]}" install -y -qq --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" >&2 ||
+    die "apt-get install ${missing[*]} failed"
+  log "Debian packages installed in $(since "$t0") s"
+}
+
+cassandra_lib() { echo "$VAR/cassandra/lib"; }
 
 install_cassandra() {
-  local lib="$VAR/cassandra/lib"
-  if ls "$lib"/cassandra-all-"$CASSANDRA_VERSION".jar >/dev/null 2>&1; then return; fi
-  log "fetching Apache Cassandra $CASSANDRA_VERSION from Maven Central"
-  mkdir -p "$lib"
-  (cd "$HERE/cassandra" && mvn -q -B dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$lib" -Dcassandra.version="$CASSANDRA_VERSION") \
-    || die "maven could not fetch cassandra-all $CASSANDRA_VERSION"
-}
-
-# ---------------------------------------------------------------- etcd
-start_etcd() {
-  local d="$VAR/etcd"; mkdir -p "$d"
-  if pid_alive "$d/etcd.pid"; then log "etcd already running"; return; fi
-  nohup etcd --name dev --data-dir "$d/data" \
-    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-cluster "dev=http://127.0.0.1:$ETCD_PEER_PORT" --auto-compaction-retention 1 \
-    > "$d/etcd.log" 2>&1 &
-  echo $! > "$d/etcd.pid"
-  wait_until 30 etcd etcdctl --endpoints "127.0.0.1:$ETCD_PORT" endpoint health || { tail -20 "$d/etcd.log"; die "etcd did not start"; }
-}
-stop_etcd() { stop_pid "$VAR/etcd/etcd.pid" etcd; }
-
-# ---------------------------------------------------------------- redis
-start_redis() {
-  local d="$VAR/redis"; mkdir -p "$d"
-  if pid_alive "$d/redis.pid"; then log "redis already running"; return; fi
-  # Presence and caches only: nothing in Redis needs to survive a restart.
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --pidfile "$d/redis.pid" \
-    --dir "$d" --logfile "$d/redis.log" --save "" --appendonly no
-  wait_until 15 redis redis-cli -p "$REDIS_PORT" ping || { tail -20 "$d/redis.log"; die "redis did not start"; }
-}
-stop_redis() {
-  redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
-  stop_pid "$VAR/redis/redis.pid" redis
-}
-
-# ---------------------------------------------------------------- postgres
-pg_user() { if [ "$(id -u)" = 0 ]; then echo postgres; else id -un; fi; }
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
-start_postgres() {
-  local d="$VAR/postgres"; mkdir -p "$d"
-  [ "$(id -u)" = 0 ] && chown "$(pg_user)" "$d"
-  if [ -f "$d/data/postmaster.pid" ] && as_pg "$PG_BIN/pg_ctl" -D "$d/data" status >/dev/null 2>&1; then log "postgres already running"; return; fi
-  if [ ! -f "$d/data/PG_VERSION" ]; then
-    # initdb refuses to run as root: the data directory belongs to the postgres user.
-    as_pg "$PG_BIN/initdb" -D "$d/data" -U chat --auth=trust --no-sync -E UTF8 >/dev/null
+  local lib tmp mvnlog t0 java_home
+  lib="$(cassandra_lib)"
+  [ -f "$lib/.fetched-$CASSANDRA_VERSION" ] && return 0
+  t0="$(now)"
+  log "fetching Apache Cassandra $CASSANDRA_VERSION (cassandra-all + runtime dependencies) with Maven"
+  mkdir -p "$VAR/cassandra"
+  tmp="$VAR/cassandra/lib.partial"
+  mvnlog="$VAR/cassandra/maven.log"
+  rm -rf "$tmp"
+  java_home="$(dirname "$(dirname "$(readlink -f "$(find_java)")")")"
+  local mvn=(env JAVA_HOME="$java_home" mvn -B -f "$HERE/cassandra/pom.xml" -Dcassandra.version="$CASSANDRA_VERSION"
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp")
+  # Offline first (everything in ~/.m2 already: no network), then online.
+  if ! "${mvn[@]}" -o >"$mvnlog" 2>&1; then
+    rm -rf "$tmp"
+    "${mvn[@]}" >"$mvnlog" 2>&1 || { tail -n 40 "$mvnlog" >&2; die "Maven could not fetch cassandra-all $CASSANDRA_VERSION (log: $mvnlog)"; }
   fi
-  as_pg "$PG_BIN/pg_ctl" -D "$d/data" -l "$d/postgres.log" -w -t 30 \
-    -o "-p $PG_PORT -k $d -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null \
-    || { tail -20 "$d/postgres.log"; die "postgres did not start"; }
-  wait_until 30 postgres "$PG_BIN/pg_isready" -h 127.0.0.1 -p "$PG_PORT" || die "postgres not ready"
-  if ! "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U chat -d postgres -tAc "select 1 from pg_database where datname='chat'" | grep -q 1; then
-    "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U chat chat
+  [ -f "$tmp/cassandra-all-$CASSANDRA_VERSION.jar" ] || die "cassandra-all-$CASSANDRA_VERSION.jar missing after the fetch (log: $mvnlog)"
+  touch "$tmp/.fetched-$CASSANDRA_VERSION"
+  rm -rf "$lib"
+  mv "$tmp" "$lib"
+  log "Cassandra $CASSANDRA_VERSION: $(ls "$lib" | wc -l) jars in $lib ($(since "$t0") s)"
+}
+
+do_install() { # server...
+  install_packages "$@"
+  local t
+  for t in "$@"; do [ "$t" = cassandra ] && install_cassandra; done
+  return 0
+}
+
+# ================================================================ etcd
+ETCD_DIR="$VAR/etcd"
+ETCD_PID="$ETCD_DIR/etcd.pid"
+etcd_up() { etcdctl --endpoints="http://127.0.0.1:$ETCD_PORT" --dial-timeout=1s --command-timeout=2s endpoint health; }
+
+launch_etcd() {
+  live_pid "$ETCD_PID" etcd >/dev/null && { RUNNING=1; return 0; }
+  need_free_ports etcd "$ETCD_PORT" "$ETCD_PEER_PORT"
+  mkdir -p "$ETCD_DIR"
+  local url="http://127.0.0.1:$ETCD_PORT" peer="http://127.0.0.1:$ETCD_PEER_PORT" unset_etcd=() v
+  # etcd reads every ETCD_* variable as a flag: keep ours (ETCD_PORT, ETCD_ENDPOINTS, ...) away from it.
+  for v in $(compgen -e | grep '^ETCD' || true); do unset_etcd+=(-u "$v"); done
+  daemonize "$ETCD_PID" "$ETCD_DIR/etcd.log" env "${unset_etcd[@]}" etcd \
+    --name meshchat --data-dir "$ETCD_DIR/data" \
+    --listen-client-urls "$url" --advertise-client-urls "$url" \
+    --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
+    --initial-cluster "meshchat=$peer" --initial-cluster-state new --initial-cluster-token meshchat-dev \
+    --auto-compaction-mode periodic --auto-compaction-retention 1h
+}
+ready_etcd() { LOGS=("$ETCD_DIR/etcd.log"); wait_for etcd "$SERVERS_START_TIMEOUT" "$ETCD_PID" etcd etcd_up; }
+stop_etcd() { stop_pid etcd "$ETCD_PID" etcd; }
+status_etcd() { live_pid "$ETCD_PID" etcd && etcd_up >/dev/null 2>&1; }
+endpoint_etcd() { echo "http://127.0.0.1:$ETCD_PORT"; }
+
+# ================================================================ redis
+REDIS_DIR="$VAR/redis"
+REDIS_PID="$REDIS_DIR/redis.pid"
+redis_up() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
+
+launch_redis() {
+  live_pid "$REDIS_PID" redis-server >/dev/null && { RUNNING=1; return 0; }
+  need_free_ports redis "$REDIS_PORT"
+  mkdir -p "$REDIS_DIR"
+  # RDB snapshots (Redis's defaults), written on a clean stop too: a restart finds the data again.
+  daemonize "$REDIS_PID" "$REDIS_DIR/redis.log" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" \
+    --protected-mode yes --daemonize no --dir "$REDIS_DIR" --dbfilename dump.rdb \
+    --save "3600 1 300 100 60 10000" --appendonly no --logfile ""
+}
+ready_redis() { LOGS=("$REDIS_DIR/redis.log"); wait_for redis "$SERVERS_START_TIMEOUT" "$REDIS_PID" redis-server redis_up; }
+stop_redis() { stop_pid redis "$REDIS_PID" redis-server; }
+status_redis() { live_pid "$REDIS_PID" redis-server && redis_up; }
+endpoint_redis() { echo "redis://127.0.0.1:$REDIS_PORT"; }
+
+# ================================================================ postgres
+PG_DIR="$VAR/postgres"
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1; }
+# initdb and the server refuse to run as root: as root they run as the `postgres` OS user
+# (created by Debian's postgresql-common), who owns var/servers/postgres.
+pg_os_user() { if [ "$(id -u)" = 0 ]; then echo postgres; else id -un; fi; }
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+pg_data() { echo "$(readlink -f "$PG_DIR")/data"; }
+pg_pidfile() { echo "$(pg_data)/postmaster.pid"; }
+pg_up() { "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 1; }
+pg_psql() { PGPASSWORD="$PG_PASSWORD" "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" "$@"; }
+
+# Make var/servers/postgres usable by the postgres OS user. If the checkout sits where that
+# user cannot reach (e.g. under /root, mode 700), keep the files in /var/tmp and link them here.
+pg_prepare_dir() {
+  mkdir -p "$PG_DIR"
+  [ "$(id -u)" = 0 ] || return 0
+  chown postgres: "$PG_DIR" 2>/dev/null || true
+  if ! runuser -u postgres -- test -w "$PG_DIR" 2>/dev/null; then
+    [ -L "$PG_DIR" ] || [ -z "$(ls -A "$PG_DIR")" ] || die "the postgres OS user cannot write $PG_DIR"
+    local alt
+    alt="/var/tmp/meshchat-servers/$(printf %s "$ROOT" | md5sum | cut -c1-12)/postgres"
+    log "the postgres OS user cannot reach $PG_DIR: its files go to $alt (linked from there)"
+    mkdir -p "$alt"
+    chmod 755 "$(dirname "$(dirname "$alt")")" "$(dirname "$alt")"
+    chown postgres: "$alt"
+    rmdir "$PG_DIR" 2>/dev/null || true
+    ln -sfn "$alt" "$PG_DIR"
+  fi
+}
+
+launch_postgres() {
+  local bin data pwfile
+  bin="$(pg_bin)"
+  [ -x "$bin/initdb" ] || die "PostgreSQL is not installed: run '$0 install postgres'"
+  [ "$(id -u)" != 0 ] || id postgres >/dev/null 2>&1 || die "the postgres OS user is missing (package postgresql-common)"
+  pg_prepare_dir
+  data="$(pg_data)"
+  live_pid "$(pg_pidfile)" postgres >/dev/null && { RUNNING=1; return 0; }
+  need_free_ports postgres "$PG_PORT"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    rm -rf "$data"
+    pwfile="$(readlink -f "$PG_DIR")/.pwfile"
+    (umask 077 && echo "$PG_PASSWORD" >"$pwfile")
+    [ "$(id -u)" != 0 ] || chown postgres: "$pwfile"
+    # Superuser chat/chat; password (SCRAM) over TCP, which is all the server listens on.
+    as_pg "$bin/initdb" -D "$data" -U "$PG_USER" --pwfile="$pwfile" --auth-host=scram-sha-256 \
+      --auth-local=trust -E UTF8 --locale=C --no-sync --no-instructions >"$PG_DIR/initdb.log" 2>&1 ||
+      { rm -f "$pwfile"; show_log "$PG_DIR/initdb.log"; die "initdb failed"; }
+    rm -f "$pwfile"
+  fi
+  local have want
+  have="$(cat "$data/PG_VERSION")" want="$(basename "$(dirname "$bin")")"
+  [ "${have%%.*}" = "${want%%.*}" ] || die "$data was made by PostgreSQL $have, the installed server is $want: stop, remove it, start again"
+  # No Unix socket: TCP on 127.0.0.1 only. pg_ctl daemonizes the server in its own session.
+  as_pg "$bin/pg_ctl" -D "$data" -l "$(readlink -f "$PG_DIR")/postgres.log" -W -s \
+    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c max_connections=300" start >/dev/null
+  local i
+  for i in $(seq 1 100); do [ -s "$data/postmaster.pid" ] && return 0; sleep 0.05; done
+  show_log "$PG_DIR/postgres.log"
+  die "postgres did not start (log above)"
+}
+ready_postgres() {
+  LOGS=("$PG_DIR/postgres.log")
+  wait_for postgres "$SERVERS_START_TIMEOUT" "$(pg_pidfile)" postgres pg_up
+  # The database the app uses (the superuser is the bootstrap user of initdb).
+  if [ "$(pg_psql -d postgres -tAc "select 1 from pg_database where datname = '$PG_DB'")" != 1 ]; then
+    pg_psql -d postgres -c "create database $PG_DB owner $PG_USER" || die "could not create database $PG_DB"
   fi
 }
 stop_postgres() {
-  local d="$VAR/postgres"
-  [ -f "$d/data/postmaster.pid" ] || return 0
-  as_pg "$PG_BIN/pg_ctl" -D "$d/data" -m fast -w stop >/dev/null 2>&1 || true
+  local bin pid data
+  bin="$(pg_bin)"
+  [ -d "$PG_DIR" ] || return 0
+  data="$(pg_data)"
+  pid="$(live_pid "$data/postmaster.pid" postgres)" || return 0
+  as_pg "$bin/pg_ctl" -D "$data" -m fast -w -t "$SERVERS_STOP_TIMEOUT" -s stop >/dev/null 2>&1 || true
+  if kill -0 "$pid" 2>/dev/null; then
+    log "postgres did not stop in ${SERVERS_STOP_TIMEOUT}s: killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  fi
   log "postgres stopped"
 }
+status_postgres() { [ -d "$PG_DIR" ] && live_pid "$(pg_pidfile)" postgres && pg_up; }
+endpoint_postgres() { echo "postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB"; }
 
-# ---------------------------------------------------------------- cassandra
-start_cassandra() {
-  local d="$VAR/cassandra"; mkdir -p "$d/data" "$d/logs"
-  if pid_alive "$d/cassandra.pid"; then log "cassandra already running"; return; fi
-  [ -f "$d/lib/cassandra-all-$CASSANDRA_VERSION.jar" ] || die "cassandra is not installed: run '$0 install cassandra'"
-  local jamm; jamm=$(ls "$d"/lib/jamm-*.jar | head -1)
-  # The JVM flags of Cassandra's own conf/jvm17-server.options (JPMS opens/exports, netty).
-  nohup java -Xms1G -Xmx1G -XX:+UseG1GC -XX:+ParallelRefProcEnabled -XX:MaxTenuringThreshold=1 -XX:G1HeapRegionSize=16m \
-    -javaagent:"$jamm" -Djdk.attach.allowAttachSelf=true -Dio.netty.tryReflectionSetAccessible=true \
-    --add-exports java.base/jdk.internal.misc=ALL-UNNAMED --add-exports java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED \
-    --add-exports java.rmi/sun.rmi.registry=ALL-UNNAMED --add-exports java.rmi/sun.rmi.server=ALL-UNNAMED \
-    --add-exports java.sql/java.sql=ALL-UNNAMED --add-exports java.base/java.lang.ref=ALL-UNNAMED \
-    --add-exports jdk.unsupported/sun.misc=ALL-UNNAMED --add-exports jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED \
-    --add-exports jdk.attach/sun.tools.attach=ALL-UNNAMED \
-    --add-opens java.base/java.lang.module=ALL-UNNAMED --add-opens java.base/jdk.internal.loader=ALL-UNNAMED \
-    --add-opens java.base/jdk.internal.ref=ALL-UNNAMED --add-opens java.base/jdk.internal.reflect=ALL-UNNAMED \
-    --add-opens java.base/jdk.internal.math=ALL-UNNAMED --add-opens java.base/jdk.internal.module=ALL-UNNAMED \
-    --add-opens java.base/jdk.internal.util.jar=ALL-UNNAMED --add-opens jdk.management/com.sun.management.internal=ALL-UNNAMED \
-    --add-opens java.base/sun.nio.ch=ALL-UNNAMED --add-opens java.base/java.io=ALL-UNNAMED \
-    --add-opens java.base/java.lang.reflect=ALL-UNNAMED --add-opens jdk.compiler/com.sun.tools.javac=ALL-UNNAMED \
-    --add-opens java.base/java.lang=ALL-UNNAMED --add-opens java.base/java.util=ALL-UNNAMED \
-    -Dcassandra.config="file://$HERE/cassandra/cassandra.yaml" -Dcassandra-foreground=yes \
-    -Dcassandra.storagedir="$d/data" -Dcassandra.logdir="$d/logs" \
-    -Dcassandra.native_transport_port="$CASSANDRA_PORT" -Dcassandra.storage_port="$CASSANDRA_STORAGE_PORT" \
-    -Dcassandra.skip_wait_for_gossip_to_settle=0 -Dcassandra.ring_delay_ms=100 -Dcassandra.jmx.local.port=0 \
-    -cp "$d/lib/*" org.apache.cassandra.service.CassandraDaemon > "$d/logs/stdout.log" 2>&1 &
-  echo $! > "$d/cassandra.pid"
-  wait_until 180 cassandra port_open "$CASSANDRA_PORT" || { tail -30 "$d/logs/stdout.log"; die "cassandra did not start"; }
+# ================================================================ cassandra
+CASS_DIR="$VAR/cassandra"
+CASS_PID="$CASS_DIR/cassandra.pid"
+CASS_PATTERN=org.apache.cassandra.service.CassandraDaemon
+CASS_LOG="$CASS_DIR/logs/system.log"
+CASS_READY_MSG="Starting listening for CQL clients"
+CASS_LOG_OFFSET=0
+cassandra_up() {
+  port_open "$CASSANDRA_PORT" &&
+    tail -c +"$((CASS_LOG_OFFSET + 1))" "$CASS_LOG" 2>/dev/null | grep -q "$CASS_READY_MSG"
 }
-stop_cassandra() { stop_pid "$VAR/cassandra/cassandra.pid" cassandra; }
 
-# ---------------------------------------------------------------- main
-cmd="${1:-status}"
-what="${2:-all}"
-case "$what" in all) targets=(etcd redis postgres cassandra) ;; etcd|redis|postgres|cassandra) targets=("$what") ;; *) die "unknown server: $what" ;; esac
+cassandra_logback() { # logback config: INFO to logs/system.log, warnings also to the console log
+  cat >"$CASS_DIR/conf/logback.xml" <<'EOF'
+<configuration scan="false">
+  <appender name="SYSTEMLOG" class="ch.qos.logback.core.FileAppender">
+    <file>${cassandra.logdir}/system.log</file>
+    <append>true</append>
+    <encoder><pattern>%-5level [%thread] %date{ISO8601} %F:%L - %msg%n</pattern></encoder>
+  </appender>
+  <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
+    <filter class="ch.qos.logback.classic.filter.ThresholdFilter"><level>WARN</level></filter>
+    <encoder><pattern>%-5level [%thread] %date{ISO8601} %F:%L - %msg%n</pattern></encoder>
+  </appender>
+  <root level="INFO">
+    <appender-ref ref="SYSTEMLOG"/>
+    <appender-ref ref="STDOUT"/>
+  </root>
+  <logger name="org.apache.cassandra" level="INFO"/>
+  <logger name="com.thinkaurelius.thrift" level="ERROR"/>
+</configuration>
+EOF
+}
+
+launch_cassandra() {
+  local lib java jamm jmx=()
+  live_pid "$CASS_PID" "$CASS_PATTERN" >/dev/null && { RUNNING=1; return 0; }
+  lib="$(cassandra_lib)"
+  [ -f "$lib/.fetched-$CASSANDRA_VERSION" ] || die "Cassandra $CASSANDRA_VERSION is not installed: run '$0 install cassandra'"
+  java="$(find_java)" || die "no JDK 17 or 11 found for Cassandra 5.0 (set CASSANDRA_JAVA or run '$0 install cassandra')"
+  jamm="$(ls "$lib"/jamm-*.jar | head -n1)"
+  case "$ROOT" in *[[:space:]]*) die "Cassandra needs a checkout path without spaces (cassandra.config is a URL): $ROOT" ;; esac
+  need_free_ports cassandra "$CASSANDRA_PORT" "$CASSANDRA_STORAGE_PORT" ${CASSANDRA_JMX_PORT:+"$CASSANDRA_JMX_PORT"}
+  mkdir -p "$CASS_DIR/data" "$CASS_DIR/logs" "$CASS_DIR/conf"
+  cassandra_logback
+  [ -n "$CASSANDRA_JMX_PORT" ] && jmx=(-Dcassandra.jmx.local.port="$CASSANDRA_JMX_PORT" -Djava.rmi.server.hostname=127.0.0.1)
+  CASS_LOG_OFFSET="$(stat -c %s "$CASS_LOG" 2>/dev/null || echo 0)"
+  echo "$CASS_LOG_OFFSET" >"$CASS_DIR/log.offset"
+  : >"$CASS_DIR/logs/stdout.log"
+  # Flags: Cassandra's conf/jvm-server.options + conf/jvm17-server.options (JPMS exports/opens, netty,
+  # G1), the jamm agent, and system properties that skip the waits a multi-node cluster needs.
+  daemonize "$CASS_PID" "$CASS_DIR/logs/stdout.log" "$java" \
+    -Xms"$CASSANDRA_HEAP" -Xmx"$CASSANDRA_HEAP" -Xss256k \
+    -XX:+UseG1GC -XX:+ParallelRefProcEnabled -XX:MaxTenuringThreshold=1 -XX:G1HeapRegionSize=16m \
+    -XX:G1RSetUpdatingPauseTimePercent=5 -XX:MaxGCPauseMillis=300 -XX:InitiatingHeapOccupancyPercent=70 \
+    -XX:+UseThreadPriorities -XX:+UseTLAB -XX:+ResizeTLAB -XX:+PerfDisableSharedMem -XX:+ExitOnOutOfMemoryError \
+    -XX:StringTableSize=1000003 -XX:-UsePerfData \
+    -Djava.net.preferIPv4Stack=true -Djdk.attach.allowAttachSelf=true \
+    -Dio.netty.tryReflectionSetAccessible=true -Dio.netty.allocator.useCacheForAllThreads=true \
+    -Dio.netty.allocator.maxOrder=11 -Dchronicle.announcer.disable=true \
+    --add-exports java.base/jdk.internal.misc=ALL-UNNAMED \
+    --add-exports java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED \
+    --add-exports java.rmi/sun.rmi.registry=ALL-UNNAMED \
+    --add-exports java.rmi/sun.rmi.server=ALL-UNNAMED \
+    --add-exports java.sql/java.sql=ALL-UNNAMED \
+    --add-exports java.base/java.lang.ref=ALL-UNNAMED \
+    --add-exports jdk.unsupported/sun.misc=ALL-UNNAMED \
+    --add-exports jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED \
+    --add-exports jdk.attach/sun.tools.attach=ALL-UNNAMED \
+    --add-opens java.base/java.lang.module=ALL-UNNAMED \
+    --add-opens java.base/jdk.internal.loader=ALL-UNNAMED \
+    --add-opens java.base/jdk.internal.ref=ALL-UNNAMED \
+    --add-opens java.base/jdk.internal.reflect=ALL-UNNAMED \
+    --add-opens java.base/jdk.internal.math=ALL-UNNAMED \
+    --add-opens java.base/jdk.internal.module=ALL-UNNAMED \
+    --add-opens java.base/jdk.internal.util.jar=ALL-UNNAMED \
+    --add-opens jdk.management/com.sun.management.internal=ALL-UNNAMED \
+    --add-opens java.base/sun.nio.ch=ALL-UNNAMED \
+    --add-opens java.base/java.io=ALL-UNNAMED \
+    --add-opens java.base/java.lang.reflect=ALL-UNNAMED \
+    --add-opens jdk.compiler/com.sun.tools.javac=ALL-UNNAMED \
+    --add-opens java.base/java.lang=ALL-UNNAMED \
+    --add-opens java.base/java.util=ALL-UNNAMED \
+    --add-opens java.base/java.nio=ALL-UNNAMED \
+    -javaagent:"$jamm" \
+    -Dcassandra.config="file://$HERE/cassandra/cassandra.yaml" \
+    -Dcassandra-foreground=yes \
+    -Dcassandra.storagedir="$CASS_DIR/data" \
+    -Dcassandra.logdir="$CASS_DIR/logs" \
+    -Dlogback.configurationFile="$CASS_DIR/conf/logback.xml" \
+    -Dcassandra.native_transport_port="$CASSANDRA_PORT" \
+    -Dcassandra.storage_port="$CASSANDRA_STORAGE_PORT" \
+    -Dcassandra.skip_wait_for_gossip_to_settle=0 \
+    -Dcassandra.ring_delay_ms=1000 \
+    -Dcassandra.shutdown_announce_in_ms=0 \
+    "${jmx[@]}" \
+    -cp "$lib/*" $CASS_PATTERN
+}
+ready_cassandra() {
+  CASS_LOG_OFFSET="$(cat "$CASS_DIR/log.offset" 2>/dev/null || echo 0)"
+  LOGS=("$CASS_DIR/logs/stdout.log" "$CASS_LOG")
+  wait_for cassandra "$CASSANDRA_START_TIMEOUT" "$CASS_PID" "$CASS_PATTERN" cassandra_up
+}
+stop_cassandra() { stop_pid cassandra "$CASS_PID" "$CASS_PATTERN"; }
+status_cassandra() {
+  CASS_LOG_OFFSET="$(cat "$CASS_DIR/log.offset" 2>/dev/null || echo 0)"
+  live_pid "$CASS_PID" "$CASS_PATTERN" && cassandra_up
+}
+endpoint_cassandra() { echo "127.0.0.1:$CASSANDRA_PORT (CQL)"; }
+
+# ================================================================ main
+usage() { die "usage: $0 install|start|stop|status|wait [etcd|redis|postgres|cassandra|all]"; }
+
+cmd="${1:-}"
+case "${2:-all}" in
+  all) targets=("${ALL[@]}") ;;
+  etcd | redis | postgres | cassandra) targets=("$2") ;;
+  *) usage ;;
+esac
+[ $# -le 2 ] || usage
+
+lock() { # one start/stop/install at a time (tests in parallel may all ask for the servers)
+  mkdir -p "$VAR"
+  exec 9>"$VAR/.lock"
+  flock -w 900 9 || die "another $0 holds $VAR/.lock"
+}
 
 case "$cmd" in
   install)
-    install_packages
-    for t in "${targets[@]}"; do [ "$t" = cassandra ] && install_cassandra; done
-    log "installed"
+    lock
+    t0="$(now)"
+    do_install "${targets[@]}"
+    log "install done in $(since "$t0") s"
     ;;
   start)
-    for t in "${targets[@]}"; do t0=$SECONDS; "start_$t"; log "$t ready in $((SECONDS - t0)) s"; done
+    lock
+    do_install "${targets[@]}"
+    # Launch the slowest first, then wait for each in turn.
+    order=()
+    for t in cassandra etcd redis postgres; do
+      [[ " ${targets[*]} " == *" $t "* ]] && order+=("$t")
+    done
+    declare -A started
+    for t in "${order[@]}"; do
+      started[$t]="$(now)"
+      RUNNING=0
+      "launch_$t"
+      if [ "$RUNNING" = 1 ]; then
+        log "$t already running"
+        started[$t]=""
+      else
+        log "$t starting"
+      fi
+    done
+    for t in "${order[@]}"; do
+      "ready_$t"
+      [ -n "${started[$t]}" ] && log "$t ready in $(since "${started[$t]}") s on $("endpoint_$t")"
+    done
     ;;
   stop)
+    lock
     for t in "${targets[@]}"; do "stop_$t"; done
     ;;
-  status)
-    pid_alive "$VAR/etcd/etcd.pid" && echo "etcd       up   127.0.0.1:$ETCD_PORT" || echo "etcd       down"
-    pid_alive "$VAR/redis/redis.pid" && echo "redis      up   127.0.0.1:$REDIS_PORT" || echo "redis      down"
-    [ -n "$PG_BIN" ] && [ -f "$VAR/postgres/data/postmaster.pid" ] && echo "postgres   up   127.0.0.1:$PG_PORT" || echo "postgres   down"
-    pid_alive "$VAR/cassandra/cassandra.pid" && echo "cassandra  up   127.0.0.1:$CASSANDRA_PORT" || echo "cassandra  down"
+  wait)
+    for t in "${targets[@]}"; do
+      t0="$(now)"
+      "ready_$t"
+      log "$t up ($(since "$t0") s)"
+    done
     ;;
-  *) die "usage: $0 install|start|stop|status [etcd|redis|postgres|cassandra|all]" ;;
+  status)
+    rc=0
+    for t in "${targets[@]}"; do
+      if "status_$t" >/dev/null 2>&1; then
+        printf '%-10s up    %s\n' "$t" "$("endpoint_$t")"
+      else
+        printf '%-10s down\n' "$t"
+        rc=1
+      fi
+    done
+    exit $rc
+    ;;
+  *) usage ;;
 esac

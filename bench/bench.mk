@@ -1,0 +1,14 @@
+# Benchmarks, included by the main Makefile. Results: bench/results/{latest,quick}.{md,json}.
+.PHONY: bench bench-quick bench-production
+
+## bench: every scenario of DESIGN.md §8 on the embedded profile (< 15 minutes)
+bench: build
+	node dist/bench/run.js
+
+## bench-quick: small sizes, about 2 minutes
+bench-quick: build
+	node dist/bench/run.js --quick
+
+## bench-production: the same on the production profile (servers started by scripts/servers)
+bench-production: build
+	node dist/bench/run.js --profile production

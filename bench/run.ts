@@ -1,0 +1,337 @@
+/**
+ * `make bench`: runs the load scenarios of DESIGN.md §8 over real WebSockets on
+ * loopback against a fresh cluster, with a bare `ws` relay measured in the same
+ * run as the baseline, and writes bench/results/latest.{md,json}.
+ *
+ *   node dist/bench/run.js [--quick] [--only capacity|throughput|group|catchup] [--profile production]
+ *
+ * Every scenario is bounded in count and time and stops by itself.
+ */
+import { fork, spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Command } from "commander";
+import { SingleBar, Presets } from "cli-progress";
+import WebSocket from "ws";
+import { ClientFrame, ServerFrame } from "../gen/chat/v1/client.js";
+import { authenticate, ChatClient } from "../internal/client/client.js";
+import { nodeSocket } from "../internal/client/node-socket.js";
+import { ensureDevCerts } from "../internal/grpc/dev-certs.js";
+import { Cluster, clusterEnv, embeddedSpecs, freePort } from "../internal/launcher/cluster.js";
+import type { WorkerCommand, WorkerReport } from "./worker.js";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.resolve(HERE, "../..");
+const program = new Command()
+  .option("--quick", "small sizes and short steps (about 2 minutes)")
+  .option("--only <scenario>", "capacity | throughput | group | catchup")
+  .option("--profile <profile>", "embedded | production", "embedded")
+  .option("--out <dir>", "results folder", path.join(REPO, "bench", "results"))
+  .parse();
+const opts = program.opts<{ quick?: boolean; only?: string; profile: string; out: string }>();
+const quick = Boolean(opts.quick);
+const wants = (s: string) => !opts.only || opts.only === s;
+const tty = process.stdout.isTTY;
+const log = (s: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
+
+interface Results {
+  machine: Record<string, unknown>;
+  profile: string;
+  quick: boolean;
+  capacity?: Array<{ sessions: number; connectMs: number; rssPerSessionKB: number; heapPerSessionKB: number; idleCpuPercent: number; baselineRssPerSessionKB: number; extrapolated50kRssMB: number }>;
+  throughput?: { chat: StepResult[]; relay: StepResult[]; maxRateP99Under50: number; relayMaxDelivered: number; ratio: number };
+  group?: { members: number; devices: number; messages: number; p50: number; p99: number; allDevicesP50: number; allDevicesP99: number };
+  catchup?: { missed: number; ms: number; eventsPerSecond: number };
+}
+type StepResult = Extract<WorkerReport, { kind: "step" }>;
+
+// ------------------------------------------------------------------ helpers
+
+function worker(): { child: ChildProcess; run: (c: WorkerCommand, until: WorkerReport["kind"][], count?: number) => Promise<WorkerReport[]> } {
+  const child = fork(path.join(HERE, "worker.js"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  return {
+    child,
+    run: (c, until, count = 1) =>
+      new Promise((resolve, reject) => {
+        const got: WorkerReport[] = [];
+        const onMsg = (r: WorkerReport) => {
+          if (r.kind === "error") { child.off("message", onMsg); reject(new Error(r.message)); return; }
+          if (r.kind === "progress") return;
+          got.push(r);
+          if (until.includes(r.kind) && --count === 0) { child.off("message", onMsg); resolve(got); }
+        };
+        child.on("message", onMsg);
+        child.send(c);
+      }),
+  };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms))]);
+}
+
+function rssKB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) : 0;
+}
+
+function cpuTicks(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return Number(f[11]) + Number(f[12]);
+}
+
+async function idleCpuPercent(pid: number, seconds: number): Promise<number> {
+  const hz = 100;
+  const a = cpuTicks(pid);
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  return ((cpuTicks(pid) - a) / hz / seconds) * 100;
+}
+
+async function debugVars(httpUrl: string): Promise<{ rss: number; heapUsed: number; sessions: number }> {
+  return (await (await fetch(`${httpUrl}/debug/vars`)).json()) as { rss: number; heapUsed: number; sessions: number };
+}
+
+async function gc(): Promise<void> {
+  await new Promise((r) => setTimeout(r, 3000));
+}
+
+// ------------------------------------------------------------------ main
+
+const results: Results = {
+  machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGB: Math.round(os.totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString(), kernel: os.release() },
+  profile: opts.profile,
+  quick,
+};
+
+const dataDir = path.join(REPO, "var", "bench", String(Date.now()));
+fs.mkdirSync(dataDir, { recursive: true });
+const certs = path.join(REPO, "var", "test-certs");
+ensureDevCerts(certs);
+const ports = { edgeHttp: await freePort(), edge: await freePort(), chat: await freePort(), presence: await freePort(), store: await freePort(), notifier: await freePort() };
+const env = clusterEnv(dataDir, ports, {
+  PROFILE: opts.profile,
+  CERTS_DIR: certs,
+  METRICS_PORT: "0",
+  DEBUG_ENDPOINTS: "true",
+  SEND_RATE: "100000",
+  SEND_BURST: "100000",
+  FRAME_RATE: "100000",
+  FRAME_BURST: "100000",
+  MAX_BUFFERED_BYTES: String(64 * 1024 * 1024),
+  LOG_LEVEL: "info",
+  // e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=var/prof" to profile the services.
+  ...(process.env.BENCH_NODE_ARGS ? { NODE_ARGS: process.env.BENCH_NODE_ARGS } : {}),
+  ...(process.env.TLS_ENABLED ? { TLS_ENABLED: process.env.TLS_ENABLED } : {}),
+});
+const cluster = new Cluster((name, line) => { if (/"level":"(error)"/.test(line)) process.stderr.write(`${name} ${line.slice(0, 300)}\n`); });
+const httpUrl = `http://127.0.0.1:${ports.edgeHttp}`;
+const wsUrl = `ws://127.0.0.1:${ports.edgeHttp}/v1/ws`;
+const children: ChildProcess[] = [];
+const deadline = setTimeout(() => { log("bench deadline reached; stopping"); void shutdown(2); }, (quick ? 5 : 14) * 60_000);
+
+async function shutdown(code: number): Promise<never> {
+  clearTimeout(deadline);
+  for (const c of children) c.kill("SIGKILL");
+  await cluster.stopAll("SIGTERM");
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  process.exit(code);
+}
+process.on("SIGINT", () => void shutdown(130));
+
+log(`starting the ${opts.profile} cluster`);
+await cluster.startAll(embeddedSpecs(env));
+const edgePid = cluster.processes.get("edge")!.child.pid!;
+
+async function users(n: number, prefix: string) {
+  const out = [];
+  for (let i = 0; i < n; i++) out.push(await authenticate(httpUrl, "signup", `${prefix}${i}x${Date.now() % 100000}`, "bench password 1"));
+  return out;
+}
+
+async function startRelay(): Promise<{ url: string; pid: number; stop: () => void }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.join(HERE, "baseline", "relay.js"), String(port)], { stdio: ["ignore", "pipe", "inherit"] });
+  children.push(child);
+  await new Promise<void>((resolve) => child.stdout!.on("data", (d: Buffer) => { if (d.toString().includes("relay ready")) resolve(); }));
+  return { url: `ws://127.0.0.1:${port}`, pid: child.pid!, stop: () => child.kill("SIGTERM") };
+}
+
+try {
+  if (wants("throughput")) {
+    log("scenario: 1:1 throughput and latency (open loop), chat vs bare ws relay");
+    const pairCount = quick ? 50 : 100;
+    const people = await users(pairCount * 2, "tp");
+    const setup = new ChatClient({ url: wsUrl, token: people[0]!.token, deviceId: "setup", socket: nodeSocket });
+    await setup.connect();
+    setup.close();
+    const pairs = [];
+    for (let i = 0; i < pairCount; i++) {
+      const c = new ChatClient({ url: wsUrl, token: people[2 * i]!.token, deviceId: "setup", socket: nodeSocket, reconnect: false });
+      await c.connect();
+      const conv = await c.openDirect(people[2 * i + 1]!.username);
+      c.close();
+      pairs.push({ senderToken: people[2 * i]!.token, recipientToken: people[2 * i + 1]!.token, conversationId: conv.id });
+    }
+    const rates = quick ? [250, 500, 1000] : [250, 500, 1000, 1500, 2000, 3000];
+    const relayRates = quick ? [1000, 4000, 16000] : [1000, 4000, 8000, 16000, 32000];
+    const seconds = quick ? 3 : 6;
+    const w = worker();
+    children.push(w.child);
+    const chat = (await withTimeout(w.run({ cmd: "pairs", url: wsUrl, pairs, steps: rates.map((rate) => ({ rate, seconds })), textBytes: 1024, relay: false }, ["step"], rates.length), 10 * 60_000, "throughput")) as StepResult[];
+    w.child.kill();
+    const relay = await startRelay();
+    const w2 = worker();
+    children.push(w2.child);
+    const relaySteps = (await withTimeout(w2.run({ cmd: "pairs", url: relay.url, pairs, steps: relayRates.map((rate) => ({ rate, seconds })), textBytes: 1024, relay: true }, ["step"], relayRates.length), 5 * 60_000, "relay")) as StepResult[];
+    w2.child.kill();
+    relay.stop();
+    const ok = chat.filter((s) => s.p99 <= 50 && s.delivered >= s.sent * 0.99);
+    const maxRate = ok.length ? Math.max(...ok.map((s) => s.delivered / s.seconds)) : 0;
+    const relayMax = Math.max(...relaySteps.map((s) => s.delivered / s.seconds));
+    results.throughput = { chat, relay: relaySteps, maxRateP99Under50: Math.round(maxRate), relayMaxDelivered: Math.round(relayMax), ratio: relayMax ? maxRate / relayMax : 0 };
+    for (const s of chat) log(`  chat  ${s.rate}/s: delivered ${Math.round(s.delivered / s.seconds)}/s p50 ${s.p50} p99 ${s.p99} p999 ${s.p999} ms`);
+    for (const s of relaySteps) log(`  relay ${s.rate}/s: delivered ${Math.round(s.delivered / s.seconds)}/s p50 ${s.p50} p99 ${s.p99} ms`);
+  }
+
+  if (wants("group")) {
+    log("scenario: 100-member group fan-out");
+    const members = await users(99, "gm");
+    const owner = (await users(1, "go"))[0]!;
+    const c = new ChatClient({ url: wsUrl, token: owner.token, deviceId: "setup", socket: nodeSocket, reconnect: false });
+    await c.connect();
+    const g = await c.createGroup("bench", members.map((m) => m.username));
+    c.close();
+    const w = worker();
+    children.push(w.child);
+    const devicesPerMember = quick ? 1 : 2;
+    const messages = quick ? 20 : 60;
+    const [r] = (await withTimeout(w.run({ cmd: "group", url: wsUrl, senderToken: owner.token, memberTokens: members.map((m) => m.token), devicesPerMember, conversationId: g.id, messages, intervalMs: 100 }, ["group"]), 180_000, "group")) as Array<Extract<WorkerReport, { kind: "group" }>>;
+    w.child.kill();
+    results.group = { members: 100, devices: 99 * devicesPerMember, messages, p50: r!.p50, p99: r!.p99, allDevicesP50: r!.allDevicesP50, allDevicesP99: r!.allDevicesP99 };
+    log(`  per device p50 ${r!.p50} p99 ${r!.p99} ms; until every device p50 ${r!.allDevicesP50} p99 ${r!.allDevicesP99} ms`);
+  }
+
+  if (wants("catchup")) {
+    const missed = quick ? 2_000 : 10_000;
+    log(`scenario: catch-up after ${missed} missed messages`);
+    const [target, ...senders] = await users(11, "cu");
+    const probe = new ChatClient({ url: wsUrl, token: target!.token, deviceId: "phone", socket: nodeSocket, reconnect: false });
+    await probe.connect();
+    await probe.waitSynced();
+    const cursor = probe.cursor;
+    probe.close();
+    await Promise.all(senders.map(async (s) => {
+      const c = new ChatClient({ url: wsUrl, token: s.token, deviceId: "load", socket: nodeSocket, reconnect: false, autoAckDelivered: false });
+      await c.connect();
+      const conv = await c.openDirect(target!.username);
+      const per = missed / senders.length;
+      // Pipelined: up to 50 sends in flight per sender.
+      for (let i = 0; i < per; i += 50) await Promise.all(Array.from({ length: Math.min(50, per - i) }, (_, k) => c.send(conv.id, `catch-up ${i + k}`)));
+      c.close();
+    }));
+    const t0 = performance.now();
+    let got = 0;
+    const ws = new WebSocket(wsUrl, ["meshchat.v1.proto"], { perMessageDeflate: false });
+    await new Promise<void>((resolve, reject) => {
+      ws.on("open", () => ws.send(ClientFrame.encode(ClientFrame.create({ ref: 1, kind: { $case: "hello", value: { token: target!.token, deviceId: "phone", cursor, takeover: true } } })).finish()));
+      ws.on("message", (d: Buffer) => {
+        const f = ServerFrame.decode(d);
+        if (f.kind?.$case === "event" && f.kind.value.kind?.$case === "message") got++;
+        if (f.kind?.$case === "synced") resolve();
+        if (f.kind?.$case === "error") reject(new Error(f.kind.value.message));
+      });
+    });
+    const ms = performance.now() - t0;
+    ws.close();
+    results.catchup = { missed: got, ms: Math.round(ms), eventsPerSecond: Math.round((got / ms) * 1000) };
+    log(`  ${got} messages caught up in ${Math.round(ms)} ms`);
+  }
+
+  if (wants("capacity")) {
+    const sizes = quick ? [2_000] : [10_000, 19_000];
+    const people = await users(100, "cap");
+    results.capacity = [];
+    for (const n of sizes) {
+      log(`scenario: capacity, ${n} idle authenticated sessions on one edge`);
+      await gc();
+      const before = await debugVars(httpUrl);
+      const rssBefore = rssKB(edgePid);
+      const perWorker = 5_000;
+      const ws = Array.from({ length: Math.ceil(n / perWorker) }, () => worker());
+      children.push(...ws.map((w) => w.child));
+      const bar = tty ? new SingleBar({ format: "  sessions [{bar}] {value}/{total}" }, Presets.shades_classic) : undefined;
+      bar?.start(n, 0);
+      let progress = 0;
+      for (const w of ws) w.child.on("message", (r: WorkerReport) => { if (r.kind === "progress") bar?.update((progress += 500)); });
+      const t0 = Date.now();
+      await withTimeout(Promise.all(ws.map((w, k) => w.run({ cmd: "sessions", url: wsUrl, tokens: people.map((p) => p.token), count: Math.min(perWorker, n - k * perWorker), devicePrefix: `cap${n}-${k}`, sources: 50, heartbeatMs: 15_000, bare: false }, ["sessions-ready"]))), 10 * 60_000, "capacity connect");
+      bar?.stop();
+      const connectMs = Date.now() - t0;
+      await gc();
+      const after = await debugVars(httpUrl);
+      const rssAfter = rssKB(edgePid);
+      const cpu = await idleCpuPercent(edgePid, quick ? 5 : 10);
+      for (const w of ws) w.child.send({ cmd: "close" });
+      await new Promise((r) => setTimeout(r, 2_000));
+      // Baseline: a bare ws server holding the same number of idle sockets.
+      const relay = await startRelay();
+      await gc();
+      const baseBefore = rssKB(relay.pid);
+      const bws = Array.from({ length: Math.ceil(n / perWorker) }, () => worker());
+      children.push(...bws.map((w) => w.child));
+      await withTimeout(Promise.all(bws.map((w, k) => w.run({ cmd: "sessions", url: relay.url, tokens: [""], count: Math.min(perWorker, n - k * perWorker), devicePrefix: "bare", sources: 50, heartbeatMs: 15_000, bare: true }, ["sessions-ready"]))), 5 * 60_000, "baseline connect");
+      await gc();
+      const baseAfter = rssKB(relay.pid);
+      for (const w of bws) w.child.send({ cmd: "close" });
+      relay.stop();
+      const rssPer = (rssAfter - rssBefore) / n;
+      const row = {
+        sessions: after.sessions - before.sessions,
+        connectMs,
+        rssPerSessionKB: Math.round(rssPer * 100) / 100,
+        heapPerSessionKB: Math.round(((after.heapUsed - before.heapUsed) / 1024 / n) * 100) / 100,
+        idleCpuPercent: Math.round(cpu * 10) / 10,
+        baselineRssPerSessionKB: Math.round(((baseAfter - baseBefore) / n) * 100) / 100,
+        extrapolated50kRssMB: Math.round((rssBefore + rssPer * 50_000) / 1024),
+      };
+      results.capacity.push(row);
+      log(`  ${row.sessions} sessions in ${connectMs} ms: ${row.rssPerSessionKB} KB RSS and ${row.heapPerSessionKB} KB heap per session (bare ws: ${row.baselineRssPerSessionKB} KB), idle CPU ${row.idleCpuPercent}%`);
+      await new Promise((r) => setTimeout(r, 3_000));
+    }
+  }
+} catch (err) {
+  log(`bench failed: ${(err as Error).message}`);
+  await shutdown(1);
+}
+
+// ------------------------------------------------------------------ report
+
+const lines: string[] = [];
+lines.push(`# meshchat benchmark (${results.profile} profile${quick ? ", quick" : ""})`, "");
+lines.push(`Machine: ${results.machine.cpus} cores (${results.machine.cpuModel}), ${results.machine.memoryGB} GiB, Node ${results.machine.node}, ${results.machine.date}. Load generator, services and baseline share the machine.`, "");
+if (results.throughput) {
+  const t = results.throughput;
+  lines.push("## 1:1 throughput and latency (open loop, 1 KiB text, durably stored)", "", "| offered/s | delivered/s | p50 ms | p99 ms | p99.9 ms |", "|---:|---:|---:|---:|---:|");
+  for (const s of t.chat) lines.push(`| ${s.rate} | ${Math.round(s.delivered / s.seconds)} | ${s.p50} | ${s.p99} | ${s.p999} |`);
+  lines.push("", "Baseline: bare `ws` relay, same generator and frames:", "", "| offered/s | delivered/s | p50 ms | p99 ms |", "|---:|---:|---:|---:|");
+  for (const s of t.relay) lines.push(`| ${s.rate} | ${Math.round(s.delivered / s.seconds)} | ${s.p50} | ${s.p99} |`);
+  lines.push("", `Highest rate with p99 <= 50 ms: **${t.maxRateP99Under50}/s**; relay ceiling ${t.relayMaxDelivered}/s; ratio **${(t.ratio * 100).toFixed(1)}%** (target >= 20%).`, "");
+}
+if (results.group) {
+  const g = results.group;
+  lines.push("## 100-member group fan-out", "", `${g.devices} member devices online, ${g.messages} messages: per-device p50 ${g.p50} ms, p99 ${g.p99} ms; until every device has it p50 ${g.allDevicesP50} ms, **p99 ${g.allDevicesP99} ms** (target <= 100 ms).`, "");
+}
+if (results.catchup) lines.push("## Catch-up", "", `A device that missed ${results.catchup.missed} messages was caught up (Synced) in **${results.catchup.ms} ms** (${results.catchup.eventsPerSecond} events/s; target < 2 s for 10,000).`, "");
+if (results.capacity) {
+  lines.push("## Capacity: idle authenticated sessions on one edge (heartbeats every 15 s)", "", "| sessions | connect s | RSS KB/session | heap KB/session | bare ws RSS KB/socket | idle CPU % | RSS at 50k (extrapolated) |", "|---:|---:|---:|---:|---:|---:|---:|");
+  for (const c of results.capacity) lines.push(`| ${c.sessions} | ${(c.connectMs / 1000).toFixed(1)} | ${c.rssPerSessionKB} | ${c.heapPerSessionKB} | ${c.baselineRssPerSessionKB} | ${c.idleCpuPercent} | ${c.extrapolated50kRssMB} MB |`);
+  lines.push("", "Target: <= 8 KB per session. 50,000 per edge is extrapolated: these machines cap open files at 20,000 per process.", "");
+}
+fs.mkdirSync(opts.out, { recursive: true });
+const name = quick ? "quick" : "latest";
+fs.writeFileSync(path.join(opts.out, `${name}.md`), lines.join("\n"));
+fs.writeFileSync(path.join(opts.out, `${name}.json`), JSON.stringify(results, null, 2));
+process.stdout.write("\n" + lines.join("\n") + "\n");
+await shutdown(0);
