@@ -65,16 +65,15 @@ async function sessions(c: Extract<WorkerCommand, { cmd: "sessions" }>): Promise
       const i = next++;
       const ws = await open(c.url, i % c.sources, c.bare ? [] : undefined);
       if (!c.bare) await hello(ws, c.tokens[i % c.tokens.length]!, `${c.devicePrefix}-${i}`);
+      // Heartbeats start at once, like a real client: connecting 19,000 sessions takes
+      // longer than the edge lets a silent session live.
+      const jitter = Math.random() * c.heartbeatMs;
+      timers.push(setTimeout(() => { ws.send(hb); timers.push(setInterval(() => ws.readyState === ws.OPEN && ws.send(hb), c.heartbeatMs)); }, jitter));
       done++;
       if (done % 500 === 0) send({ kind: "progress", done, total: c.count });
     }
   };
   await Promise.all(Array.from({ length: concurrency }, one));
-  // Idle sessions heartbeat like real clients, spread over the interval.
-  sockets.forEach((ws, i) => {
-    const start = setTimeout(() => timers.push(setInterval(() => ws.readyState === ws.OPEN && ws.send(hb), c.heartbeatMs)), (i * c.heartbeatMs) / sockets.length);
-    timers.push(start);
-  });
   send({ kind: "sessions-ready", count: done, ms: Date.now() - t0 });
 }
 

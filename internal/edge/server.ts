@@ -214,6 +214,9 @@ export class EdgeServer {
       if (url.pathname === "/healthz") return reply(this.draining ? 503 : 200, { status: this.draining ? "draining" : "ok", sessions: this.sessions.size });
       // Process figures for the load generator (DEBUG_ENDPOINTS=true; off by default).
       if (url.pathname === "/debug/vars" && this.config.debugEndpoints) {
+        // With node --expose-gc, ?gc=1 collects first so heap figures are live objects only.
+        const collect = (globalThis as { gc?: () => void }).gc;
+        if (url.searchParams.get("gc") === "1" && collect) { collect(); collect(); }
         const m = process.memoryUsage();
         return reply(200, { sessions: this.sessions.size, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, cpu: process.cpuUsage() });
       }

@@ -56,7 +56,8 @@ export class Session {
   private syncing = false;
   private resyncNeeded = false;
   private live: Event[] = [];
-  private readonly sendChains = new Map<string, Promise<unknown>>();
+  /** Allocated on the first send: most sessions are idle most of the time. */
+  private sendChains: Map<string, Promise<unknown>> | undefined;
   private readonly sendBucket: TokenBucket;
   private readonly frameBucket: TokenBucket;
   private helloTimer: NodeJS.Timeout | undefined;
@@ -160,6 +161,7 @@ export class Session {
       return;
     }
     clearTimeout(this.helloTimer);
+    this.helloTimer = undefined;
     this.authed = true;
     // Registered before catch-up starts, so live events arriving meanwhile are buffered, not lost.
     this.hooks.register(this);
@@ -198,14 +200,15 @@ export class Session {
         const wait = this.sendBucket.take();
         if (wait > 0) throw new ChatError(ErrorCode.ERROR_CODE_RATE_LIMITED, "sending too fast", { retryAfterMs: wait });
         // One send per conversation at a time from this session: later sends get higher numbers (P2).
-        const prev = this.sendChains.get(s.conversationId) ?? Promise.resolve();
+        const chains = (this.sendChains ??= new Map());
+        const prev = chains.get(s.conversationId) ?? Promise.resolve();
         const next = prev.catch(() => {}).then(() => b.send(actor, s));
-        this.sendChains.set(s.conversationId, next);
+        chains.set(s.conversationId, next);
         try {
           const sent = await next;
           this.send({ ref, kind: { $case: "sent", value: sent } });
         } finally {
-          if (this.sendChains.get(s.conversationId) === next) this.sendChains.delete(s.conversationId);
+          if (chains.get(s.conversationId) === next) chains.delete(s.conversationId);
         }
         return;
       }
