@@ -12,6 +12,13 @@ export default defineConfig({
       },
       {
         test: {
+          name: "servers",
+          include: ["test/servers/**/*.test.ts"],
+          testTimeout: 30_000,
+        },
+      },
+      {
+        test: {
           name: "e2e",
           include: ["test/e2e/**/*.test.ts", "test/browser/**/*.test.ts"],
           testTimeout: 120_000,

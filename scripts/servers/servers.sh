@@ -61,11 +61,15 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # pid of our running server NAME from PIDFILE if alive and its command line matches PATTERN.
+# A process that exited but was not reaped (PID 1 here does not reap orphans) is a
+# zombie: `kill -0` still succeeds on it, so look at its state instead.
+running() { local st; st="$(ps -o stat= -p "$1" 2>/dev/null)" && [ -n "$st" ] && [ "${st:0:1}" != Z ]; }
+
 live_pid() { # pidfile pattern
   local pid
   [ -s "$1" ] || return 1
   pid="$(head -n1 "$1" | tr -dc 0-9)"
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  [ -n "$pid" ] && running "$pid" || return 1
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2" || return 1
   echo "$pid"
 }
@@ -75,7 +79,8 @@ daemonize() { # pidfile logfile cmd...
   local pidfile=$1 logfile=$2 i
   shift 2
   rm -f "$pidfile"
-  setsid bash -c 'echo $$ > "$0"; exec "$@"' "$pidfile" "$@" </dev/null >>"$logfile" 2>&1 &
+  # 9>&-: the server must not inherit the lock, or every later call would wait on it.
+  setsid bash -c 'echo $$ > "$0"; exec "$@"' "$pidfile" "$@" </dev/null >>"$logfile" 2>&1 9>&- &
   for i in $(seq 1 100); do [ -s "$pidfile" ] && return 0; sleep 0.02; done
   die "could not start $3"
 }
@@ -128,13 +133,13 @@ stop_pid() { # name pidfile pattern
   fi
   kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < SERVERS_STOP_TIMEOUT * 10; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
+    running "$pid" || break
     sleep 0.1
   done
-  if kill -0 "$pid" 2>/dev/null; then
+  if running "$pid"; then
     log "$name ignored SIGTERM for ${SERVERS_STOP_TIMEOUT}s: killing it"
     kill -KILL "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    while running "$pid"; do sleep 0.1; done
   fi
   rm -f "$pidfile"
   log "$name stopped"
@@ -321,7 +326,7 @@ launch_postgres() {
   have="$(cat "$data/PG_VERSION")" want="$(basename "$(dirname "$bin")")"
   [ "${have%%.*}" = "${want%%.*}" ] || die "$data was made by PostgreSQL $have, the installed server is $want: stop, remove it, start again"
   # No Unix socket: TCP on 127.0.0.1 only. pg_ctl daemonizes the server in its own session.
-  as_pg "$bin/pg_ctl" -D "$data" -l "$(readlink -f "$PG_DIR")/postgres.log" -W -s \
+  as_pg "$bin/pg_ctl" -D "$data" -l "$(readlink -f "$PG_DIR")/postgres.log" -W -s 9>&- \
     -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c max_connections=300" start >/dev/null
   local i
   for i in $(seq 1 100); do [ -s "$data/postmaster.pid" ] && return 0; sleep 0.05; done
@@ -343,10 +348,10 @@ stop_postgres() {
   data="$(pg_data)"
   pid="$(live_pid "$data/postmaster.pid" postgres)" || return 0
   as_pg "$bin/pg_ctl" -D "$data" -m fast -w -t "$SERVERS_STOP_TIMEOUT" -s stop >/dev/null 2>&1 || true
-  if kill -0 "$pid" 2>/dev/null; then
+  if running "$pid"; then
     log "postgres did not stop in ${SERVERS_STOP_TIMEOUT}s: killing it"
     kill -KILL "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    while running "$pid"; do sleep 0.1; done
   fi
   log "postgres stopped"
 }

@@ -1,0 +1,58 @@
+import { execFileSync } from "node:child_process";
+import cassandra from "cassandra-driver";
+import { Etcd3 } from "etcd3";
+import { Redis } from "ioredis";
+import pg from "pg";
+import { describe, expect, it } from "vitest";
+
+/**
+ * The real servers scripts/servers/servers.sh started answer as the services
+ * expect (run by `make test` between `servers.sh start` and `servers.sh stop`).
+ */
+const env = (k: string) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set: source scripts/servers/env.sh`);
+  return v;
+};
+
+describe("real servers under ./var/servers", () => {
+  it("etcd keeps a key under a lease and drops it when the lease is revoked", async () => {
+    const client = new Etcd3({ hosts: env("ETCD_ENDPOINTS") });
+    const lease = client.lease(5);
+    await lease.put("meshchat/test/key").value("v");
+    expect(await client.get("meshchat/test/key").string()).toBe("v");
+    await lease.revoke();
+    expect(await client.get("meshchat/test/key").string()).toBeNull();
+    client.close();
+  });
+
+  it("Redis answers and expires keys", async () => {
+    const r = new Redis(env("REDIS_URL"), { lazyConnect: true });
+    await r.connect();
+    await r.set("meshchat:test", "1", "PX", 50);
+    expect(await r.get("meshchat:test")).toBe("1");
+    await new Promise((res) => setTimeout(res, 120));
+    expect(await r.get("meshchat:test")).toBeNull();
+    r.disconnect();
+  });
+
+  it("PostgreSQL accepts the chat role on the chat database", async () => {
+    const c = new pg.Client({ connectionString: env("POSTGRES_URL") });
+    await c.connect();
+    const r = await c.query<{ db: string; user: string }>("select current_database() as db, current_user as user");
+    expect(r.rows[0]).toEqual({ db: "chat", user: "chat" });
+    await c.end();
+  });
+
+  it("Cassandra 5.0 serves CQL on loopback", async () => {
+    const client = new cassandra.Client({ contactPoints: env("CASSANDRA_CONTACT_POINTS").split(","), localDataCenter: env("CASSANDRA_LOCAL_DC") });
+    const r = await client.execute("SELECT release_version FROM system.local");
+    expect(String(r.rows[0]!.release_version)).toMatch(/^5\.0\./);
+    await client.shutdown();
+  });
+
+  it("reports every server up", () => {
+    const out = execFileSync("bash", ["scripts/servers/servers.sh", "status"], { encoding: "utf8" });
+    for (const name of ["etcd", "redis", "postgres", "cassandra"]) expect(out).toMatch(new RegExp(`${name}\\s+up`));
+  });
+});
