@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sent } from "../../internal/client/client.js";
-import { device, newUser, startCluster, waitFor, type TestCluster } from "./harness.js";
+import { device, newUser, startCluster, steadySender, waitFor, type TestCluster } from "./harness.js";
 
 let c: TestCluster;
 beforeAll(async () => { c = await startCluster({ SEND_RATE: "1000", SEND_BURST: "1000" }); });
@@ -13,23 +12,13 @@ describe("faults (P4)", () => {
     const a = await device(c, alice);
     const b = await device(c, bob);
     const conv = await a.client.openDirect(bob.username);
-    const acked: Sent[] = [];
-    let stop = false;
-    let i = 0;
-    // A steady stream of sends; each retries with its own client_msg_id until acknowledged.
-    const sender = (async () => {
-      while (!stop) {
-        const text = `msg ${i++}`;
-        acked.push(await a.client.send(conv.id, text));
-      }
-    })();
+    const { acked, stop } = steadySender(a, conv.id);
     await waitFor("some traffic", () => acked.length >= 20);
     await c.cluster.stop("chat", "SIGKILL");
     const during = acked.length;
     await c.cluster.start({ name: "chat", service: "chat", env: c.env });
     await waitFor("traffic after restart", () => acked.length >= during + 20, 30_000);
-    stop = true;
-    await sender;
+    await stop();
     const seqs = acked.map((s) => s.seq);
     // Every acknowledged message is stored, once, in a gapless sequence.
     expect(new Set(seqs).size).toBe(seqs.length);

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sent } from "../../internal/client/client.js";
-import { device, newUser, startCluster, waitFor, type TestCluster } from "./harness.js";
+import { device, newUser, startCluster, steadySender, waitFor, type TestCluster } from "./harness.js";
 
 let c: TestCluster;
 beforeAll(async () => { c = await startCluster({ SEND_RATE: "1000", SEND_BURST: "1000" }); });
@@ -13,12 +12,7 @@ describe("graceful drain on SIGTERM (§7)", () => {
     const a = await device(c, alice);
     const b = await device(c, bob);
     const conv = await a.client.openDirect(bob.username);
-    const acked: Sent[] = [];
-    let stop = false;
-    let i = 0;
-    const sender = (async () => {
-      while (!stop) acked.push(await a.client.send(conv.id, `m${i++}`));
-    })();
+    const { acked, stop } = steadySender(a, conv.id);
     await waitFor("traffic", () => acked.length >= 20);
     // chat drains: what it accepted is written and acknowledged; new sends get a retryable error.
     expect(await c.cluster.stop("chat", "SIGTERM")).toBe(0);
@@ -32,8 +26,7 @@ describe("graceful drain on SIGTERM (§7)", () => {
     await c.cluster.start({ name: "edge", service: "edge", env: c.env });
     const afterEdge = acked.length;
     await waitFor("traffic after edge restart", () => acked.length >= afterEdge + 20, 30_000);
-    stop = true;
-    await sender;
+    await stop();
     expect(states).toContain("closed");
     expect(states[states.length - 1]).toBe("open");
     const seqs = acked.map((s) => s.seq);

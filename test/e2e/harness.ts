@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { authenticate, ChatClient, type ClientOptions, type Message } from "../../internal/client/client.js";
+import { authenticate, ChatClient, type ClientOptions, type Message, type Sent } from "../../internal/client/client.js";
 import { nodeSocket } from "../../internal/client/node-socket.js";
 import { ensureDevCerts } from "../../internal/grpc/dev-certs.js";
 import { Cluster, clusterEnv, embeddedSpecs, freePort, type Ports } from "../../internal/launcher/cluster.js";
@@ -110,4 +110,17 @@ export async function waitFor(what: string, check: () => boolean, timeoutMs = 15
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * A steady stream of sends from one device: each send retries (same client_msg_id)
+ * until acknowledged, so `acked` holds exactly what the server acknowledged.
+ */
+export function steadySender(d: Device, conversationId: string, textOf: (i: number) => string = (i) => `m${i}`): { acked: Sent[]; stop(): Promise<void> } {
+  const acked: Sent[] = [];
+  let stopping = false;
+  const loop = (async () => {
+    for (let i = 0; !stopping; i++) acked.push(await d.client.send(conversationId, textOf(i)));
+  })();
+  return { acked, stop: async () => { stopping = true; await loop; } };
 }
