@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { device, newUser, startCluster, steadySender, waitFor, type TestCluster } from "./harness.js";
+import { device, directPair, newUser, startCluster, steadySender, waitFor, type TestCluster } from "./harness.js";
 
 let c: TestCluster;
 beforeAll(async () => { c = await startCluster({ SEND_RATE: "1000", SEND_BURST: "1000" }); });
@@ -7,11 +7,8 @@ afterAll(async () => { await c?.stop(); });
 
 describe("faults (P4)", () => {
   it("loses no acknowledged message when the chat process is killed mid-conversation", async () => {
-    const alice = await newUser(c, "alice");
-    const bob = await newUser(c, "bob");
-    const a = await device(c, alice);
-    const b = await device(c, bob);
-    const conv = await a.client.openDirect(bob.username);
+    const { a, b, conversationId } = await directPair(c);
+    const conv = { id: conversationId };
     const { acked, stop } = steadySender(a, conv.id);
     await waitFor("some traffic", () => acked.length >= 20);
     await c.cluster.stop("chat", "SIGKILL");

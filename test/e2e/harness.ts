@@ -124,3 +124,13 @@ export function steadySender(d: Device, conversationId: string, textOf: (i: numb
   })();
   return { acked, stop: async () => { stopping = true; await loop; } };
 }
+
+/** Two new users, one connected device each, and their direct conversation. */
+export async function directPair(c: TestCluster): Promise<{ a: Device; b: Device; conversationId: string }> {
+  const alice = await newUser(c, "alice");
+  const bob = await newUser(c, "bob");
+  const a = await device(c, alice);
+  const b = await device(c, bob);
+  const conv = await a.client.openDirect(bob.username);
+  return { a, b, conversationId: conv.id };
+}
