@@ -4,6 +4,7 @@ NODE_BIN := node_modules/.bin
 
 include mesh/mesh.mk
 include bench/bench.mk
+include scripts/servers/servers.mk
 
 
 .PHONY: certs run up deps gen build typecheck lint test test-unit test-e2e test-e2e-embedded test-e2e-production clean

@@ -1,5 +1,8 @@
-# Connection settings of the servers started by scripts/servers/servers.sh.
-# Source it (`. scripts/servers/env.sh`) before running services on the production profile.
+# shellcheck shell=bash
+# Connection settings of the servers that scripts/servers/servers.sh starts on loopback.
+# Source it before running the services or tests on the production profile:
+#   . scripts/servers/env.sh            (or: set -a; . scripts/servers/env.sh; set +a)
+# The ports follow the same variables as servers.sh (ETCD_PORT, REDIS_PORT, PG_PORT, CASSANDRA_PORT).
 export ETCD_ENDPOINTS="http://127.0.0.1:${ETCD_PORT:-23790}"
 export REDIS_URL="redis://127.0.0.1:${REDIS_PORT:-63790}"
 export POSTGRES_URL="postgres://chat:chat@127.0.0.1:${PG_PORT:-54320}/chat"

@@ -65,6 +65,12 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # zombie: `kill -0` still succeeds on it, so look at its state instead.
 running() { local st; st="$(ps -o stat= -p "$1" 2>/dev/null)" && [ -n "$st" ] && [ "${st:0:1}" != Z ]; }
 
+# Prefix that runs "$@" with every file descriptor above 2 closed: a server must not keep our lock
+# (fd 9: every later call would wait on it) or a pipe of the caller (make's or CI's log: its reader
+# would never see end-of-file) open.
+# (No redirection on the loop: bash would park stderr on a spare fd that the loop then closes.)
+CLOSEFDS='for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done; exec "$@"'
+
 live_pid() { # pidfile pattern
   local pid
   [ -s "$1" ] || return 1
@@ -79,8 +85,7 @@ daemonize() { # pidfile logfile cmd...
   local pidfile=$1 logfile=$2 i
   shift 2
   rm -f "$pidfile"
-  # 9>&-: the server must not inherit the lock, or every later call would wait on it.
-  setsid bash -c 'echo $$ > "$0"; exec "$@"' "$pidfile" "$@" </dev/null >>"$logfile" 2>&1 9>&- &
+  setsid bash -c 'echo $$ > "$0"; '"$CLOSEFDS" "$pidfile" "$@" </dev/null >>"$logfile" 2>&1 9>&- &
   for i in $(seq 1 100); do [ -s "$pidfile" ] && return 0; sleep 0.02; done
   die "could not start $3"
 }
@@ -114,8 +119,13 @@ wait_for() { # name timeout pidfile pattern probe... ; logs shown on failure com
   local deadline=$((SECONDS + timeout))
   until "$@" >/dev/null 2>&1; do
     if ! live_pid "$pidfile" "$pattern" >/dev/null; then
-      show_log "${LOGS[@]}"
-      die "$name is not running (it exited during start-up? logs above)"
+      if [ "$cmd" = wait ]; then
+        # Not launched yet: fine while a start elsewhere holds the lock, an error otherwise.
+        flock -n "$VAR/.lock" true 2>/dev/null && die "$name is not running (start it: $0 start $name)"
+      else
+        show_log "${LOGS[@]}"
+        die "$name is not running (it exited during start-up? logs above)"
+      fi
     fi
     if [ "$SECONDS" -ge "$deadline" ]; then
       show_log "${LOGS[@]}"
@@ -245,10 +255,12 @@ launch_etcd() {
     --listen-client-urls "$url" --advertise-client-urls "$url" \
     --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
     --initial-cluster "meshchat=$peer" --initial-cluster-state new --initial-cluster-token meshchat-dev \
-    --auto-compaction-mode periodic --auto-compaction-retention 1h
+    --auto-compaction-mode periodic --auto-compaction-retention 1h \
+    --heartbeat-interval 100 --election-timeout 500 # one member: elect itself in 0.5 s, not 1 s
 }
 ready_etcd() { LOGS=("$ETCD_DIR/etcd.log"); wait_for etcd "$SERVERS_START_TIMEOUT" "$ETCD_PID" etcd etcd_up; }
 stop_etcd() { stop_pid etcd "$ETCD_PID" etcd; }
+pid_etcd() { live_pid "$ETCD_PID" etcd; }
 status_etcd() { live_pid "$ETCD_PID" etcd && etcd_up >/dev/null 2>&1; }
 endpoint_etcd() { echo "http://127.0.0.1:$ETCD_PORT"; }
 
@@ -268,6 +280,7 @@ launch_redis() {
 }
 ready_redis() { LOGS=("$REDIS_DIR/redis.log"); wait_for redis "$SERVERS_START_TIMEOUT" "$REDIS_PID" redis-server redis_up; }
 stop_redis() { stop_pid redis "$REDIS_PID" redis-server; }
+pid_redis() { live_pid "$REDIS_PID" redis-server; }
 status_redis() { live_pid "$REDIS_PID" redis-server && redis_up; }
 endpoint_redis() { echo "redis://127.0.0.1:$REDIS_PORT"; }
 
@@ -276,7 +289,6 @@ PG_DIR="$VAR/postgres"
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1; }
 # initdb and the server refuse to run as root: as root they run as the `postgres` OS user
 # (created by Debian's postgresql-common), who owns var/servers/postgres.
-pg_os_user() { if [ "$(id -u)" = 0 ]; then echo postgres; else id -un; fi; }
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 pg_data() { echo "$(readlink -f "$PG_DIR")/data"; }
 pg_pidfile() { echo "$(pg_data)/postmaster.pid"; }
@@ -286,6 +298,7 @@ pg_psql() { PGPASSWORD="$PG_PASSWORD" "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 
 # Make var/servers/postgres usable by the postgres OS user. If the checkout sits where that
 # user cannot reach (e.g. under /root, mode 700), keep the files in /var/tmp and link them here.
 pg_prepare_dir() {
+  [ -L "$PG_DIR" ] && [ -d "$PG_DIR/" ] && return 0 # already moved to /var/tmp (below)
   mkdir -p "$PG_DIR"
   [ "$(id -u)" = 0 ] || return 0
   chown postgres: "$PG_DIR" 2>/dev/null || true
@@ -326,8 +339,8 @@ launch_postgres() {
   have="$(cat "$data/PG_VERSION")" want="$(basename "$(dirname "$bin")")"
   [ "${have%%.*}" = "${want%%.*}" ] || die "$data was made by PostgreSQL $have, the installed server is $want: stop, remove it, start again"
   # No Unix socket: TCP on 127.0.0.1 only. pg_ctl daemonizes the server in its own session.
-  as_pg "$bin/pg_ctl" -D "$data" -l "$(readlink -f "$PG_DIR")/postgres.log" -W -s 9>&- \
-    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c max_connections=300" start >/dev/null
+  as_pg bash -c "$CLOSEFDS" pg_ctl "$bin/pg_ctl" -D "$data" -l "$(readlink -f "$PG_DIR")/postgres.log" -W -s \
+    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c max_connections=300" start </dev/null >/dev/null 9>&-
   local i
   for i in $(seq 1 100); do [ -s "$data/postmaster.pid" ] && return 0; sleep 0.05; done
   show_log "$PG_DIR/postgres.log"
@@ -355,6 +368,7 @@ stop_postgres() {
   fi
   log "postgres stopped"
 }
+pid_postgres() { [ -d "$PG_DIR" ] && live_pid "$(pg_pidfile)" postgres; }
 status_postgres() { [ -d "$PG_DIR" ] && live_pid "$(pg_pidfile)" postgres && pg_up; }
 endpoint_postgres() { echo "postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB"; }
 
@@ -364,11 +378,8 @@ CASS_PID="$CASS_DIR/cassandra.pid"
 CASS_PATTERN=org.apache.cassandra.service.CassandraDaemon
 CASS_LOG="$CASS_DIR/logs/system.log"
 CASS_READY_MSG="Starting listening for CQL clients"
-CASS_LOG_OFFSET=0
-cassandra_up() {
-  port_open "$CASSANDRA_PORT" &&
-    tail -c +"$((CASS_LOG_OFFSET + 1))" "$CASS_LOG" 2>/dev/null | grep -q "$CASS_READY_MSG"
-}
+# Each start begins a new logs/system.log (the previous one is kept as system.log.1).
+cassandra_up() { port_open "$CASSANDRA_PORT" && grep -q "$CASS_READY_MSG" "$CASS_LOG" 2>/dev/null; }
 
 cassandra_logback() { # logback config: INFO to logs/system.log, warnings also to the console log
   cat >"$CASS_DIR/conf/logback.xml" <<'EOF'
@@ -401,11 +412,10 @@ launch_cassandra() {
   jamm="$(ls "$lib"/jamm-*.jar | head -n1)"
   case "$ROOT" in *[[:space:]]*) die "Cassandra needs a checkout path without spaces (cassandra.config is a URL): $ROOT" ;; esac
   need_free_ports cassandra "$CASSANDRA_PORT" "$CASSANDRA_STORAGE_PORT" ${CASSANDRA_JMX_PORT:+"$CASSANDRA_JMX_PORT"}
-  mkdir -p "$CASS_DIR/data" "$CASS_DIR/logs" "$CASS_DIR/conf"
+  mkdir -p "$CASS_DIR/data" "$CASS_DIR/logs" "$CASS_DIR/conf/triggers"
   cassandra_logback
   [ -n "$CASSANDRA_JMX_PORT" ] && jmx=(-Dcassandra.jmx.local.port="$CASSANDRA_JMX_PORT" -Djava.rmi.server.hostname=127.0.0.1)
-  CASS_LOG_OFFSET="$(stat -c %s "$CASS_LOG" 2>/dev/null || echo 0)"
-  echo "$CASS_LOG_OFFSET" >"$CASS_DIR/log.offset"
+  [ -f "$CASS_LOG" ] && mv -f "$CASS_LOG" "$CASS_LOG.1"
   : >"$CASS_DIR/logs/stdout.log"
   # Flags: Cassandra's conf/jvm-server.options + conf/jvm17-server.options (JPMS exports/opens, netty,
   # G1), the jamm agent, and system properties that skip the waits a multi-node cluster needs.
@@ -446,6 +456,7 @@ launch_cassandra() {
     -Dcassandra.config="file://$HERE/cassandra/cassandra.yaml" \
     -Dcassandra-foreground=yes \
     -Dcassandra.storagedir="$CASS_DIR/data" \
+    -Dcassandra.triggers_dir="$CASS_DIR/conf/triggers" \
     -Dcassandra.logdir="$CASS_DIR/logs" \
     -Dlogback.configurationFile="$CASS_DIR/conf/logback.xml" \
     -Dcassandra.native_transport_port="$CASSANDRA_PORT" \
@@ -457,15 +468,12 @@ launch_cassandra() {
     -cp "$lib/*" $CASS_PATTERN
 }
 ready_cassandra() {
-  CASS_LOG_OFFSET="$(cat "$CASS_DIR/log.offset" 2>/dev/null || echo 0)"
   LOGS=("$CASS_DIR/logs/stdout.log" "$CASS_LOG")
   wait_for cassandra "$CASSANDRA_START_TIMEOUT" "$CASS_PID" "$CASS_PATTERN" cassandra_up
 }
 stop_cassandra() { stop_pid cassandra "$CASS_PID" "$CASS_PATTERN"; }
-status_cassandra() {
-  CASS_LOG_OFFSET="$(cat "$CASS_DIR/log.offset" 2>/dev/null || echo 0)"
-  live_pid "$CASS_PID" "$CASS_PATTERN" && cassandra_up
-}
+pid_cassandra() { live_pid "$CASS_PID" "$CASS_PATTERN"; }
+status_cassandra() { live_pid "$CASS_PID" "$CASS_PATTERN" && cassandra_up; }
 endpoint_cassandra() { echo "127.0.0.1:$CASSANDRA_PORT (CQL)"; }
 
 # ================================================================ main
@@ -512,9 +520,11 @@ case "$cmd" in
         log "$t starting"
       fi
     done
-    for t in "${order[@]}"; do
+    # ... and wait for the quick ones first, so that each one's time is its own.
+    for t in etcd redis postgres cassandra; do
+      [ -n "${started[$t]+set}" ] || continue
       "ready_$t"
-      [ -n "${started[$t]}" ] && log "$t ready in $(since "${started[$t]}") s on $("endpoint_$t")"
+      if [ -n "${started[$t]}" ]; then log "$t ready in $(since "${started[$t]}") s on $("endpoint_$t")"; fi
     done
     ;;
   stop)
@@ -533,6 +543,9 @@ case "$cmd" in
     for t in "${targets[@]}"; do
       if "status_$t" >/dev/null 2>&1; then
         printf '%-10s up    %s\n' "$t" "$("endpoint_$t")"
+      elif "pid_$t" >/dev/null 2>&1; then
+        printf '%-10s starting (process up, not answering yet)\n' "$t"
+        rc=1
       else
         printf '%-10s down\n' "$t"
         rc=1
