@@ -90,13 +90,27 @@ export class Fanout {
     await this.sendToEdges(routes, { events: [], targets: [], receipts, presence: [], traceparent: "" });
   }
 
-  private async lookup(userIds: string[]): Promise<Route[] | null> {
-    try {
-      return await this.routes.lookup(userIds);
-    } catch (err) {
-      this.log.warn("route lookup failed; devices will catch up on reconnect", { err });
-      return null;
+  /**
+   * An online device only learns of an event it was not sent when a later one
+   * shows the gap, so a failed lookup or delivery is retried a few times before
+   * it is left to the device's next reconnect.
+   */
+  private async retry<T>(what: string, fn: () => Promise<T>): Promise<T | null> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (attempt >= 3) {
+          this.log.warn(`${what} failed; devices will catch up on their next event or reconnect`, { err });
+          return null;
+        }
+        await new Promise((r) => setTimeout(r, 50 * attempt));
+      }
     }
+  }
+
+  private lookup(userIds: string[]): Promise<Route[] | null> {
+    return this.retry("route lookup", () => this.routes.lookup(userIds));
   }
 
   /** One Deliver call per edge holding any of the users, carrying only what concerns them. */
@@ -117,11 +131,8 @@ export class Fanout {
           traceparent: req.traceparent,
         };
         const edge = this.edges.get(address);
-        try {
-          await call(edge, edge.deliver, edgeReq, 3_000);
-        } catch (err) {
-          this.log.warn("deliver to edge failed; devices will catch up", { edge: address, err });
-        }
+        // Delivering twice is harmless: a session drops positions it has already sent.
+        await this.retry(`deliver to edge ${address}`, () => call(edge, edge.deliver, edgeReq, 3_000));
       }),
     );
   }

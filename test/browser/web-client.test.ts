@@ -113,7 +113,7 @@ describe("the web client served by the edge", () => {
     await g.page.getByTestId("add-member").press("Enter");
     await say(g.page, "welcome both");
     for (const p of [h, i]) {
-      await expect.poll(() => p.page.locator("[data-title=trip]").count(), { timeout: 10_000 }).toBe(1);
+      await expect.poll(() => p.page.locator("[data-title=trip]").count(), { timeout: 20_000 }).toBe(1);
       await p.page.locator("[data-title=trip]").click();
       await expect.poll(() => texts(p.page), { timeout: 10_000 }).toEqual(["welcome both"]);
     }
