@@ -1,77 +1,165 @@
-import type { PushMessage, PushProvider, ProviderName } from "./provider.js";
-import type { DeviceToken, TokenStore } from "./token-store.js";
+import { context, SpanKind, SpanStatusCode, trace, type Context } from "@opentelemetry/api";
+import { ConfigError } from "../config/env.js";
+import { Logger } from "../log/logger.js";
+import { ChatMetrics } from "../telemetry/telemetry.js";
+import type { ProviderName, PushMessage, PushProvider, PushResult } from "./provider.js";
+import type { TokenStore } from "./token-store.js";
 
+/** One new message for one offline recipient. */
 export interface Notification {
   userId: string;
   conversationId: string;
   seq: number;
   senderName: string;
+  /** Empty for a direct conversation (the sender's name is the title then). */
   conversationTitle: string;
   text: string;
+  /** The recipient muted the conversation: no push at all. */
   muted: boolean;
+  /** Devices that must not get this push (e.g. the device the message came from). */
   excludeDeviceIds?: string[];
 }
 
 export interface DispatcherOptions {
   providers: Map<ProviderName, PushProvider>;
   tokens: TokenStore;
-  /** PUSH_PREVIEW_LENGTH: code points of the message shown. Default 120. */
+  /** PUSH_PREVIEW_LENGTH: code points of the message shown, then "…"; 0 shows no text. Default 120. */
   previewLength?: number;
-  /** PUSH_RATE_PER_MINUTE: pushes per device per minute; more are deferred, not dropped. Default 30. */
+  /** PUSH_RATE_PER_MINUTE: pushes per device token per minute (token bucket, bursts up to the same number); more wait, they are not dropped. Default 30. */
   perDeviceRatePerMinute?: number;
-  /** PUSH_MAX_ATTEMPTS: tries per push on retryable failures. Default 5. */
+  /** PUSH_MAX_ATTEMPTS: tries of one push on `retry` outcomes before giving up. Default 5. */
   maxAttempts?: number;
+  /** First retry waits up to this (full jitter), doubling per attempt. Default 500 ms. */
   baseBackoffMs?: number;
+  /** Cap of the backoff (a provider's Retry-After may ask for longer and is honoured). Default 30000 ms. */
   maxBackoffMs?: number;
-  /** PUSH_COLLAPSE_WINDOW_MS: pushes for one conversation closer than this are merged. Default 2000. */
+  /** PUSH_COLLAPSE_WINDOW_MS: at most one push per (user, conversation) per window; later messages fold into the next one. Default 2000 ms. */
   collapseWindowMs?: number;
+  /** A conversation quiet for this long starts its "N new messages" count again. Default 1 hour. */
+  countResetMs?: number;
+  /** `stop()` waits this long for pending pushes by default, then abandons them (logged). Default 5000 ms. */
+  stopGraceMs?: number;
+  /** Clock (ms). Default Date.now. */
   now?: () => number;
+  /** Uniform [0, 1) for the backoff jitter. Default Math.random. */
   random?: () => number;
+  /** Waits (collapse window, backoff, rate limit). Default: an unref'd timer. The dispatcher may stop waiting early. */
   sleep?: (ms: number) => Promise<void>;
+  /** Warnings: pushes that failed or were given up, token store errors. Default: the notifier's logger. */
   onError?: (msg: string, fields: Record<string, unknown>) => void;
 }
 
-interface CollapseEntry {
-  count: number;
-  latest: Notification;
-  lastSentAt: number;
-  sending: boolean;
-  timer?: NodeJS.Timeout;
-}
-
-interface Bucket {
-  tokens: number;
-  at: number;
-}
-
+/** Counters since start, for metrics and tests. */
 export interface DispatcherStats {
+  /** Pushes the provider accepted. */
   sent: number;
+  /** Retries scheduled after a `retry` outcome. */
   retried: number;
+  /** Tokens found dead and removed from the store. */
   deadTokens: number;
+  /** Pushes that failed permanently or were given up after maxAttempts. */
   failed: number;
+  /** Pushes replaced by a newer one for the same conversation before they were sent. */
   collapsed: number;
+  /** Notifications skipped because the conversation is muted. */
   muted: number;
-}
-
-/** Cuts to `max` code points (never splitting a surrogate pair), with an ellipsis when cut. */
-export function preview(text: string, max: number): string {
-  const chars = Array.from(text);
-  return chars.length <= max ? text : chars.slice(0, max).join("") + "…";
+  /** Pushes that had to wait for the per-device rate limit. */
+  deferred: number;
+  /** Pushes waiting now (collapse window, backoff or rate limit): a gauge. */
+  pending: number;
 }
 
 /**
- * Decides what reaches a user's devices while they are offline: one push per
- * conversation per collapse window (later messages fold into it with a count),
- * a per-device rate limit that defers instead of dropping, retries with
- * exponential backoff and full jitter, and removal of tokens a provider calls dead.
+ * `text` cut to `max` code points (never splitting a surrogate pair) with "…"
+ * when cut; runs of white space become one space.
+ */
+export function preview(text: string, max: number): string {
+  const flat = text.replace(/\s+/g, " ").trim();
+  const chars = Array.from(flat);
+  return chars.length <= max ? flat : chars.slice(0, max).join("") + "…";
+}
+
+/** Pushes of one (user, conversation). */
+interface Thread {
+  readonly key: string;
+  readonly userId: string;
+  readonly conversationId: string;
+  /** Messages since the user was last online (or since the conversation went quiet): the "N new messages". */
+  count: number;
+  /** The newest message not yet handed to the devices. */
+  latest: Notification | undefined;
+  ctx: Context;
+  lastEmitAt: number;
+  lastActivityAt: number;
+  /** Waiting for the end of the collapse window; `wake` ends the wait early. */
+  wake: (() => void) | undefined;
+  closed: boolean;
+  /** Fan-outs run one after the other, so an older one never overtakes a newer one. */
+  chain: Promise<void>;
+  busy: number;
+  lanes: Set<Lane>;
+}
+
+/** One push to one device, replaced in place by a newer one of the same thread. */
+interface Job {
+  thread: Thread;
+  deviceId: string;
+  msg: PushMessage;
+  attempts: number;
+  notBefore: number;
+  ctx: Context;
+  deferred: boolean;
+}
+
+/** The queue of one device token: one request at a time, a token bucket, jobs keyed by thread. */
+interface Lane {
+  readonly key: string;
+  readonly provider: ProviderName;
+  readonly token: string;
+  tokens: number;
+  refilledAt: number;
+  jobs: Map<string, Job>;
+  inflight: Job | undefined;
+  running: boolean;
+  wake: (() => void) | undefined;
+  dead: boolean;
+}
+
+const SWEEP_INTERVAL_MS = 60_000;
+
+/**
+ * Decides what reaches a user's devices while they are offline.
+ *
+ * - Muted conversations get nothing.
+ * - Collapse per (user, conversation): the first message is pushed at once; while
+ *   that push is pending or was sent less than `collapseWindowMs` ago, newer
+ *   messages replace the pending one, and one push goes out at the end of the
+ *   window with the latest preview and "(N new messages)" (N counts every message
+ *   since the user was last online, because the device shows only the newest
+ *   notification of a collapse key). `clearCollapse(user)` starts over.
+ * - Per device token: one request at a time and a token bucket of
+ *   `perDeviceRatePerMinute`; over it, pushes wait (and keep being replaced by
+ *   newer ones of the same conversation), nothing is dropped.
+ * - `retry` outcomes back off exponentially with full jitter (at least the
+ *   provider's Retry-After) up to `maxAttempts`, then give up with a logged
+ *   reason; `dead-token` removes the token from the store; `failed` is logged.
+ *
+ * State is in memory: a notifier that restarts forgets pending pushes (after
+ * `stop()` tried to send them) and collapse counts.
  */
 export class PushDispatcher {
-  private readonly collapse = new Map<string, CollapseEntry>();
-  private readonly buckets = new Map<string, Bucket>();
-  private readonly inflight = new Set<Promise<void>>();
-  private readonly counters: DispatcherStats = { sent: 0, retried: 0, deadTokens: 0, failed: 0, collapsed: 0, muted: 0 };
-  private stopped = false;
-  private readonly o: Required<Omit<DispatcherOptions, "onError">> & Pick<DispatcherOptions, "onError">;
+  private readonly o: Required<Omit<DispatcherOptions, "sleep" | "onError">> & Pick<DispatcherOptions, "sleep">;
+  private readonly warn: (msg: string, fields: Record<string, unknown>) => void;
+  private readonly threads = new Map<string, Map<string, Thread>>();
+  private readonly lanes = new Map<string, Lane>();
+  private readonly background = new Set<Promise<unknown>>();
+  private readonly wakers = new Set<() => void>();
+  private readonly counters = { sent: 0, retried: 0, deadTokens: 0, failed: 0, collapsed: 0, muted: 0, deferred: 0 };
+  private readonly ratePerMs: number;
+  private lastSweep: number;
+  private stopping = false;
+  private abandoned = false;
+  private stopped: Promise<void> | undefined;
 
   constructor(opts: DispatcherOptions) {
     this.o = {
@@ -81,152 +169,419 @@ export class PushDispatcher {
       baseBackoffMs: 500,
       maxBackoffMs: 30_000,
       collapseWindowMs: 2_000,
+      countResetMs: 3_600_000,
+      stopGraceMs: 5_000,
       now: Date.now,
       random: Math.random,
-      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
-      ...opts,
+      ...withoutUndefined(opts),
     };
+    const o = this.o;
+    const check = (ok: boolean, what: string) => {
+      if (!ok) throw new ConfigError(`push dispatcher: ${what}`);
+    };
+    check(Number.isInteger(o.previewLength) && o.previewLength >= 0, `previewLength must be an integer >= 0, got ${o.previewLength}`);
+    check(o.perDeviceRatePerMinute > 0, `perDeviceRatePerMinute must be > 0, got ${o.perDeviceRatePerMinute}`);
+    check(Number.isInteger(o.maxAttempts) && o.maxAttempts >= 1, `maxAttempts must be an integer >= 1, got ${o.maxAttempts}`);
+    check(o.baseBackoffMs >= 0 && o.maxBackoffMs >= o.baseBackoffMs, `need 0 <= baseBackoffMs <= maxBackoffMs, got ${o.baseBackoffMs}, ${o.maxBackoffMs}`);
+    check(o.collapseWindowMs >= 0, `collapseWindowMs must be >= 0, got ${o.collapseWindowMs}`);
+    check(o.countResetMs >= o.collapseWindowMs, "countResetMs must be >= collapseWindowMs");
+    for (const [name, p] of o.providers) check(p.name === name, `provider registered as ${name} says it is ${p.name}`);
+    this.ratePerMs = o.perDeviceRatePerMinute / 60_000;
+    this.lastSweep = o.now();
+    if (opts.onError) this.warn = opts.onError;
+    else {
+      const log = new Logger("notifier");
+      this.warn = (msg, fields) => log.warn(msg, fields);
+    }
   }
 
   stats(): DispatcherStats {
-    return { ...this.counters };
+    let pending = 0;
+    for (const lane of this.lanes.values()) pending += lane.jobs.size;
+    for (const threads of this.threads.values()) for (const t of threads.values()) if (t.latest) pending++;
+    return { ...this.counters, pending };
   }
 
-  /** Queues a notification; resolves once queued (delivery happens in the background). */
+  /**
+   * Queues the push of one message to one user's devices and returns; delivery
+   * happens in the background. After `stop()` it does nothing.
+   */
   async notify(n: Notification): Promise<void> {
-    if (this.stopped) return;
+    if (!n.userId || !n.conversationId) throw new TypeError("notify needs a userId and a conversationId");
+    if (this.stopping) {
+      this.warn("push dispatcher is stopping; notification not pushed", { user: n.userId, conversation: n.conversationId, seq: n.seq });
+      return;
+    }
     if (n.muted) {
       this.counters.muted++;
+      this.metric("none", "muted");
       return;
     }
-    const key = `${n.userId}\u0000${n.conversationId}`;
-    const entry = this.collapse.get(key);
     const now = this.o.now();
-    if (entry && (entry.sending || entry.timer || now - entry.lastSentAt < this.o.collapseWindowMs)) {
-      // Fold into the pending push: one notification with a count and the latest preview.
-      entry.count++;
-      entry.latest = n;
-      this.counters.collapsed++;
-      if (!entry.timer && !entry.sending) this.schedule(key, entry, entry.lastSentAt + this.o.collapseWindowMs - now);
+    this.maybeSweep(now);
+    const t = this.thread(n.userId, n.conversationId);
+    if (!t.latest && !t.wake && now - t.lastActivityAt > this.o.countResetMs) t.count = 0;
+    t.count++;
+    t.lastActivityAt = now;
+    if (t.latest) this.collapse();
+    t.latest = n;
+    t.ctx = context.active();
+    if (t.wake) return; // the end of the window sends the latest
+    const due = t.lastEmitAt + this.o.collapseWindowMs;
+    if (now >= due) {
+      this.emit(t);
       return;
     }
-    const fresh: CollapseEntry = { count: 1, latest: n, lastSentAt: now, sending: false };
-    this.collapse.set(key, fresh);
-    this.flush(key, fresh);
+    this.track(
+      this.pause(due - now, (wake) => (t.wake = wake)).then(() => {
+        t.wake = undefined;
+        this.emit(t);
+      }),
+    );
   }
 
-  /** The user came online: forget folded-in state so the next offline message pushes at once. */
+  /** The user came online: pending pushes are moot, and the next offline message pushes at once with a fresh count. */
   clearCollapse(userId: string): void {
-    for (const [key, e] of this.collapse) {
-      if (key.startsWith(`${userId}\u0000`)) {
-        clearTimeout(e.timer);
-        this.collapse.delete(key);
-      }
+    const threads = this.threads.get(userId);
+    if (!threads) return;
+    this.threads.delete(userId);
+    for (const t of threads.values()) {
+      t.closed = true;
+      t.latest = undefined;
+      t.wake?.();
+      for (const lane of t.lanes) lane.jobs.delete(t.key);
     }
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    for (const e of this.collapse.values()) clearTimeout(e.timer);
-    await Promise.allSettled([...this.inflight]);
+  /**
+   * Stops taking notifications. Pushes waiting for their collapse window, backoff
+   * or rate limit get one immediate attempt (no more retries); whatever is still
+   * pending after `graceMs` is abandoned, with a logged count.
+   */
+  stop(graceMs = this.o.stopGraceMs): Promise<void> {
+    this.stopped ??= this.drain(graceMs);
+    return this.stopped;
   }
 
-  private schedule(key: string, entry: CollapseEntry, delayMs: number): void {
-    entry.timer = setTimeout(() => {
-      entry.timer = undefined;
-      if (this.collapse.get(key) === entry && !this.stopped) this.flush(key, entry);
-    }, Math.max(0, delayMs));
-    entry.timer.unref?.();
-  }
-
-  private flush(key: string, entry: CollapseEntry): void {
-    const count = entry.count;
-    const n = entry.latest;
-    entry.count = 0;
-    entry.sending = true;
-    entry.lastSentAt = this.o.now();
-    const job = this.deliver(n, count).finally(() => {
-      entry.sending = false;
-      entry.lastSentAt = this.o.now();
-      this.inflight.delete(job);
-      // Messages that arrived while sending go out after the window.
-      if (entry.count > 0 && this.collapse.get(key) === entry) this.schedule(key, entry, this.o.collapseWindowMs);
+  private async drain(graceMs: number): Promise<void> {
+    this.stopping = true;
+    for (const wake of [...this.wakers]) wake();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<"deadline">((resolve) => {
+      timer = setTimeout(() => resolve("deadline"), graceMs);
+      timer.unref();
     });
-    this.inflight.add(job);
+    while (this.background.size > 0) {
+      if ((await Promise.race([Promise.allSettled([...this.background]), deadline])) === "deadline") break;
+    }
+    clearTimeout(timer);
+    this.abandoned = true;
+    const left = this.stats().pending;
+    if (left > 0) this.warn("push dispatcher stopped with pushes not sent", { pending: left, graceMs });
   }
 
-  private async deliver(n: Notification, count: number): Promise<void> {
-    let tokens: DeviceToken[];
+  private thread(userId: string, conversationId: string): Thread {
+    let threads = this.threads.get(userId);
+    if (!threads) this.threads.set(userId, (threads = new Map()));
+    let t = threads.get(conversationId);
+    if (!t) {
+      t = {
+        key: `${userId}\u0000${conversationId}`,
+        userId,
+        conversationId,
+        count: 0,
+        latest: undefined,
+        ctx: context.active(),
+        lastEmitAt: -Infinity,
+        lastActivityAt: this.o.now(),
+        wake: undefined,
+        closed: false,
+        chain: Promise.resolve(),
+        busy: 0,
+        lanes: new Set(),
+      };
+      threads.set(conversationId, t);
+    }
+    return t;
+  }
+
+  /** Hands the thread's latest message to its devices' lanes. */
+  private emit(t: Thread): void {
+    const n = t.latest;
+    if (!n || t.closed) return;
+    t.latest = undefined;
+    t.lastEmitAt = this.o.now();
+    const count = t.count;
+    const ctx = t.ctx;
+    t.busy++;
+    t.chain = t.chain
+      .then(() => this.fanOut(t, n, count, ctx))
+      .catch((err: unknown) => this.warn("push fan-out failed", { err, user: t.userId }))
+      .finally(() => {
+        t.busy--;
+      });
+    this.track(t.chain);
+  }
+
+  private async fanOut(t: Thread, n: Notification, count: number, ctx: Context): Promise<void> {
+    let devices;
     try {
-      tokens = await this.o.tokens.listForUser(n.userId);
+      devices = await this.o.tokens.listForUser(t.userId);
     } catch (err) {
-      this.o.onError?.("push token lookup failed", { err, user: n.userId });
+      this.counters.failed++;
+      this.metric("none", "failed");
+      this.warn("push token lookup failed; push not sent", { err, user: t.userId, conversation: t.conversationId });
       return;
     }
+    if (t.closed) return;
     const excluded = new Set(n.excludeDeviceIds ?? []);
-    const text = preview(n.text, this.o.previewLength);
-    const isGroup = n.conversationTitle !== "";
-    const message = (t: DeviceToken): PushMessage => ({
-      token: t.token,
-      title: isGroup ? n.conversationTitle : n.senderName,
-      body: `${count > 1 ? `(${count} new messages) ` : ""}${isGroup ? `${n.senderName}: ` : ""}${text}`,
+    const content = this.compose(n, count);
+    for (const d of devices) {
+      if (excluded.has(d.deviceId)) continue;
+      if (!this.o.providers.has(d.provider)) {
+        this.counters.failed++;
+        this.metric(d.provider, "failed");
+        this.warn("no push provider configured for a registered token", { provider: d.provider, user: t.userId, device: d.deviceId });
+        continue;
+      }
+      const lane = this.lane(d.provider, d.token);
+      t.lanes.add(lane);
+      this.enqueue(lane, { thread: t, deviceId: d.deviceId, msg: { ...content, token: d.token }, attempts: 0, notBefore: this.o.now(), ctx, deferred: false });
+    }
+  }
+
+  private compose(n: Notification, count: number): Omit<PushMessage, "token"> {
+    const group = n.conversationTitle !== "";
+    let body: string;
+    if (this.o.previewLength === 0) body = count > 1 ? `${count} new messages` : "New message";
+    else {
+      const line = `${group ? `${n.senderName}: ` : ""}${preview(n.text, this.o.previewLength)}`;
+      body = count > 1 ? `(${count} new messages) ${line}` : line;
+    }
+    return {
+      title: group ? n.conversationTitle : n.senderName,
+      body,
       collapseKey: n.conversationId,
       data: { conversation_id: n.conversationId, seq: String(n.seq), count: String(count) },
-    });
-    await Promise.all(tokens.filter((t) => !excluded.has(t.deviceId)).map((t) => this.sendWithRetry(t, message(t))));
+    };
   }
 
-  private async sendWithRetry(t: DeviceToken, msg: PushMessage): Promise<void> {
-    const provider = this.o.providers.get(t.provider);
-    if (!provider) {
-      this.counters.failed++;
-      this.o.onError?.("no provider configured for token", { provider: t.provider });
-      return;
+  private lane(provider: ProviderName, token: string): Lane {
+    const key = `${provider}\u0000${token}`;
+    let lane = this.lanes.get(key);
+    if (!lane) {
+      lane = { key, provider, token, tokens: this.o.perDeviceRatePerMinute, refilledAt: this.o.now(), jobs: new Map(), inflight: undefined, running: false, wake: undefined, dead: false };
+      this.lanes.set(key, lane);
     }
-    await this.waitForRate(`${t.provider}:${t.token}`);
-    for (let attempt = 1; ; attempt++) {
-      const r = await provider.send(msg).catch((err: unknown) => ({ kind: "retry" as const, reason: String(err) }));
-      switch (r.kind) {
-        case "ok":
-          this.counters.sent++;
-          return;
-        case "dead-token":
-          this.counters.deadTokens++;
-          await this.o.tokens.removeToken(t.provider, t.token).catch((err: unknown) => this.o.onError?.("dead token removal failed", { err }));
-          return;
-        case "failed":
-          this.counters.failed++;
-          this.o.onError?.("push failed", { provider: t.provider, reason: r.reason });
-          return;
-        case "retry": {
-          if (attempt >= this.o.maxAttempts || this.stopped) {
-            this.counters.failed++;
-            this.o.onError?.("push gave up after retries", { provider: t.provider, reason: r.reason, attempts: attempt });
-            return;
+    return lane;
+  }
+
+  /**
+   * Queues a job. A queued job of the same thread is replaced in place: the new
+   * content keeps the old one's turn (or backoff) and attempt count.
+   */
+  private enqueue(lane: Lane, job: Job): void {
+    const prev = lane.jobs.get(job.thread.key);
+    if (prev) {
+      this.collapse();
+      job.attempts = prev.attempts;
+      job.notBefore = prev.notBefore;
+      job.deferred = prev.deferred;
+    }
+    lane.jobs.set(job.thread.key, job);
+    if (lane.running) lane.wake?.();
+    else {
+      lane.running = true;
+      this.track(this.runLane(lane));
+    }
+  }
+
+  /** Sends the lane's jobs one at a time, earliest due first, within the rate limit. */
+  private async runLane(lane: Lane): Promise<void> {
+    try {
+      await this.drainLane(lane);
+    } finally {
+      lane.running = false;
+      if (lane.dead) lane.jobs.clear();
+      else if (lane.jobs.size === 0) this.forgetLaneIfRested(lane, this.o.now());
+    }
+  }
+
+  private async drainLane(lane: Lane): Promise<void> {
+    while (lane.jobs.size > 0 && !lane.dead && !this.abandoned) {
+      const now = this.o.now();
+      this.refill(lane, now);
+      let job: Job | undefined;
+      for (const j of lane.jobs.values()) if (!job || j.notBefore < job.notBefore) job = j;
+      if (!job) break;
+      if (!this.stopping) {
+        const backoff = job.notBefore - now;
+        const rate = lane.tokens >= 1 ? 0 : Math.ceil((1 - lane.tokens) / this.ratePerMs);
+        if (rate > 0 && backoff <= 0) {
+          for (const j of lane.jobs.values()) {
+            if (!j.deferred && j.notBefore <= now) {
+              j.deferred = true;
+              this.counters.deferred++;
+            }
           }
-          this.counters.retried++;
-          const cap = Math.min(this.o.maxBackoffMs, this.o.baseBackoffMs * 2 ** (attempt - 1));
-          const backoff = this.o.random() * cap;
-          await this.o.sleep(Math.max(backoff, "retryAfterMs" in r && r.retryAfterMs ? r.retryAfterMs : 0));
         }
+        const wait = Math.max(backoff, rate);
+        if (wait > 0) {
+          await this.pause(wait, (wake) => (lane.wake = wake));
+          lane.wake = undefined;
+          continue;
+        }
+        lane.tokens -= 1;
+      }
+      lane.jobs.delete(job.thread.key);
+      lane.inflight = job;
+      try {
+        await this.attempt(lane, job);
+      } finally {
+        lane.inflight = undefined;
       }
     }
   }
 
-  /** Token bucket per device token; waits for a token instead of dropping the push. */
-  private async waitForRate(key: string): Promise<void> {
-    const rate = this.o.perDeviceRatePerMinute / 60_000;
-    for (;;) {
-      const now = this.o.now();
-      const b = this.buckets.get(key) ?? { tokens: this.o.perDeviceRatePerMinute, at: now };
-      b.tokens = Math.min(this.o.perDeviceRatePerMinute, b.tokens + (now - b.at) * rate);
-      b.at = now;
-      this.buckets.set(key, b);
-      if (b.tokens >= 1) {
-        b.tokens -= 1;
+  private async attempt(lane: Lane, job: Job): Promise<void> {
+    const provider = this.o.providers.get(lane.provider)!;
+    job.attempts++;
+    const r = await this.send(provider, job);
+    const fields = { provider: lane.provider, user: job.thread.userId, device: job.deviceId, conversation: job.thread.conversationId, attempts: job.attempts };
+    switch (r.kind) {
+      case "ok":
+        this.counters.sent++;
+        this.metric(lane.provider, "sent");
+        return;
+      case "dead-token": {
+        // Whatever else waits for this token is moot.
+        lane.dead = true;
+        lane.jobs.clear();
+        if (this.lanes.get(lane.key) === lane) this.lanes.delete(lane.key);
+        try {
+          await this.o.tokens.removeToken(lane.provider, lane.token);
+        } catch (err) {
+          this.warn("could not remove a dead push token", { ...fields, reason: r.reason, err });
+        }
+        this.counters.deadTokens++;
+        this.metric(lane.provider, "dead_token");
         return;
       }
-      await this.o.sleep(Math.ceil((1 - b.tokens) / rate));
+      case "failed":
+        this.counters.failed++;
+        this.metric(lane.provider, "failed");
+        this.warn("push failed", { ...fields, reason: r.reason });
+        return;
+      case "retry": {
+        if (job.attempts >= this.o.maxAttempts || this.stopping) {
+          this.counters.failed++;
+          this.metric(lane.provider, "gave_up");
+          this.warn(`push given up after ${job.attempts} attempt(s)`, { ...fields, reason: r.reason, stopping: this.stopping });
+          return;
+        }
+        this.counters.retried++;
+        this.metric(lane.provider, "retried");
+        const cap = Math.min(this.o.maxBackoffMs, this.o.baseBackoffMs * 2 ** (job.attempts - 1));
+        const delay = Math.max(this.o.random() * cap, r.retryAfterMs ?? 0);
+        job.notBefore = this.o.now() + delay;
+        const newer = lane.jobs.get(job.thread.key);
+        if (newer) {
+          // A newer push of the same conversation arrived meanwhile: it goes instead, after the backoff.
+          this.collapse();
+          newer.attempts = Math.max(newer.attempts, job.attempts);
+          newer.notBefore = Math.max(newer.notBefore, job.notBefore);
+        } else if (!job.thread.closed) lane.jobs.set(job.thread.key, job);
+        return;
+      }
     }
   }
+
+  private send(provider: PushProvider, job: Job): Promise<PushResult> {
+    return trace.getTracer("meshchat").startActiveSpan(
+      "push.send",
+      { kind: SpanKind.CLIENT, attributes: { "push.provider": provider.name, "push.attempt": job.attempts, "meshchat.conversation.id": job.thread.conversationId } },
+      job.ctx,
+      async (span) => {
+        let r: PushResult;
+        try {
+          r = await provider.send(job.msg);
+        } catch (err) {
+          // Providers report outcomes instead of throwing; a throw is a bug, worth another try.
+          r = { kind: "retry", reason: `provider threw: ${String((err as Error)?.message ?? err)}` };
+        }
+        span.setAttribute("push.outcome", r.kind);
+        if (r.kind !== "ok") span.setStatus({ code: SpanStatusCode.ERROR, message: r.reason });
+        span.end();
+        return r;
+      },
+    );
+  }
+
+  private refill(lane: Lane, now: number): void {
+    lane.tokens = Math.min(this.o.perDeviceRatePerMinute, lane.tokens + Math.max(0, now - lane.refilledAt) * this.ratePerMs);
+    lane.refilledAt = now;
+  }
+
+  /** An idle lane whose bucket is full again carries no state worth keeping. */
+  private forgetLaneIfRested(lane: Lane, now: number): void {
+    if (lane.running || lane.jobs.size > 0 || lane.inflight) return;
+    this.refill(lane, now);
+    if (lane.tokens >= this.o.perDeviceRatePerMinute && this.lanes.get(lane.key) === lane) this.lanes.delete(lane.key);
+  }
+
+  /** Drops threads and lanes with nothing pending and nothing left to remember. */
+  private maybeSweep(now: number): void {
+    if (now - this.lastSweep < SWEEP_INTERVAL_MS) return;
+    this.lastSweep = now;
+    for (const lane of this.lanes.values()) this.forgetLaneIfRested(lane, now);
+    for (const [userId, threads] of this.threads) {
+      for (const [conv, t] of threads) {
+        const waiting = t.latest || t.wake || t.busy > 0 || [...t.lanes].some((l) => l.jobs.has(t.key) || l.inflight?.thread === t);
+        if (!waiting && now - t.lastActivityAt > this.o.countResetMs) threads.delete(conv);
+        else t.lanes = new Set([...t.lanes].filter((l) => this.lanes.get(l.key) === l));
+      }
+      if (threads.size === 0) this.threads.delete(userId);
+    }
+  }
+
+  /** Waits `ms`, or less: `stop()` and `register(wake)` end the wait early. */
+  private pause(ms: number, register?: (wake: () => void) => void): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.stopping || ms <= 0) {
+        resolve();
+        return;
+      }
+      let timer: NodeJS.Timeout | undefined;
+      const wake = () => {
+        if (!this.wakers.delete(wake)) return;
+        clearTimeout(timer);
+        resolve();
+      };
+      this.wakers.add(wake);
+      register?.(wake);
+      if (this.o.sleep) this.o.sleep(ms).then(wake, wake);
+      else {
+        timer = setTimeout(wake, ms);
+        timer.unref();
+      }
+    });
+  }
+
+  private track(p: Promise<unknown>): void {
+    this.background.add(p);
+    void p.finally(() => this.background.delete(p)).catch(() => {});
+  }
+
+  private collapse(): void {
+    this.counters.collapsed++;
+    this.metric("none", "collapsed");
+  }
+
+  private metric(provider: ProviderName | "none", outcome: string): void {
+    ChatMetrics.get().pushes.add(1, { "push.provider": provider, "push.outcome": outcome });
+  }
+}
+
+function withoutUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }

@@ -1,43 +1,80 @@
 import { createHmac } from "node:crypto";
-import { retryAfterMs, transportFailure, type PushMessage, type PushProvider, type PushResult } from "./provider.js";
+import { ConfigError } from "../config/env.js";
+import { HttpClient } from "./https-request.js";
+import { DEFAULT_PUSH_TIMEOUT_MS, retryAfterMs, transportFailure, type PushMessage, type PushProvider, type PushResult } from "./provider.js";
 
 export interface WebhookConfig {
-  /** PUSH_WEBHOOK_URL: where each notification is POSTed. */
+  /** PUSH_WEBHOOK_URL: where each notification is POSTed (http or https). */
   url: string;
-  /** PUSH_WEBHOOK_SECRET: HMAC-SHA256 key; the receiver checks X-Meshchat-Signature. */
+  /** PUSH_WEBHOOK_SECRET: HMAC-SHA256 key; the receiver checks X-Meshchat-Signature. Required. */
   secret: string;
-  timeoutMs: number;
+  /** PUSH_TIMEOUT_MS: deadline of each request. Default 10000. */
+  timeoutMs?: number;
+  /** PUSH_CA_FILE: extra CA for a relay with a private CA. Default: system CAs. */
+  ca?: string | Buffer;
+}
+
+export const WEBHOOK_SIGNATURE_HEADER = "x-meshchat-signature";
+
+/** `sha256=<hex HMAC-SHA256 of the raw body>`: what a receiver recomputes and compares. */
+export function webhookSignature(secret: string, body: string): string {
+  return `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
 }
 
 /**
- * A generic webhook: POSTs JSON to an installation's own relay (or any service
- * that turns it into a push). Signed so the receiver can trust it.
+ * A generic webhook: POSTs `{token, title, body, collapse_key, data}` as JSON to an
+ * installation's own relay (or any service that turns it into a push), signed
+ * with `X-Meshchat-Signature` so the receiver can trust it.
+ * 2xx ok; 404/410 dead token; 408/429/5xx, timeouts and connection errors retry
+ * (honouring Retry-After); any other status is a permanent failure.
  */
 export class WebhookProvider implements PushProvider {
   readonly name = "webhook" as const;
+  private readonly http: HttpClient;
+  private readonly timeoutMs: number;
+  private closed = false;
 
-  constructor(private readonly config: WebhookConfig) {}
+  constructor(private readonly config: WebhookConfig) {
+    let u: URL;
+    try {
+      u = new URL(config.url);
+    } catch {
+      throw new ConfigError(`webhook URL is not a URL: ${config.url}`);
+    }
+    if (u.protocol !== "http:" && u.protocol !== "https:") throw new ConfigError(`webhook URL must be http(s): ${config.url}`);
+    if (!config.secret) throw new ConfigError("a webhook secret is required (PUSH_WEBHOOK_SECRET)");
+    this.timeoutMs = config.timeoutMs ?? DEFAULT_PUSH_TIMEOUT_MS;
+    if (!(this.timeoutMs > 0)) throw new ConfigError(`webhook timeout must be positive, got ${this.timeoutMs}`);
+    this.http = new HttpClient({ ca: config.ca });
+  }
 
   async send(msg: PushMessage): Promise<PushResult> {
+    if (this.closed) return { kind: "failed", reason: "webhook provider is closed" };
     const body = JSON.stringify({ token: msg.token, title: msg.title, body: msg.body, collapse_key: msg.collapseKey, data: msg.data });
-    const signature = createHmac("sha256", this.config.secret).update(body).digest("hex");
-    let res: Response;
+    let res;
     try {
-      res = await fetch(this.config.url, {
+      res = await this.http.request(this.config.url, {
         method: "POST",
-        headers: { "content-type": "application/json", "x-meshchat-signature": `sha256=${signature}` },
+        headers: {
+          "content-type": "application/json; charset=utf-8",
+          "user-agent": "meshchat-notifier",
+          [WEBHOOK_SIGNATURE_HEADER]: webhookSignature(this.config.secret, body),
+        },
         body,
-        signal: AbortSignal.timeout(this.config.timeoutMs),
+        timeoutMs: this.timeoutMs,
       });
-      await res.arrayBuffer();
     } catch (err) {
       return transportFailure(err);
     }
-    if (res.ok) return { kind: "ok" };
-    if (res.status === 404 || res.status === 410) return { kind: "dead-token", reason: `webhook ${res.status}` };
-    if (res.status === 429 || res.status >= 500) return { kind: "retry", reason: `webhook ${res.status}`, retryAfterMs: retryAfterMs(res.headers.get("retry-after")) };
-    return { kind: "failed", reason: `webhook ${res.status}` };
+    const reason = `webhook ${res.status}`;
+    if (res.status >= 200 && res.status < 300) return { kind: "ok" };
+    if (res.status === 404 || res.status === 410) return { kind: "dead-token", reason };
+    if (res.status === 408 || res.status === 429 || res.status >= 500) return { kind: "retry", reason, retryAfterMs: retryAfterMs(res.headers["retry-after"]) };
+    return { kind: "failed", reason };
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.closed = true;
+    this.http.close();
+  }
 }

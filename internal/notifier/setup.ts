@@ -20,7 +20,7 @@ function readFile(name: string, file: string): string {
 
 /**
  * The providers this installation configured. Each is on when its settings are:
- * PUSH_WEBHOOK_URL (+ PUSH_WEBHOOK_SECRET); FCM_SERVICE_ACCOUNT_FILE (+ FCM_ENDPOINT);
+ * PUSH_WEBHOOK_URL + PUSH_WEBHOOK_SECRET (required with it); FCM_SERVICE_ACCOUNT_FILE (+ FCM_ENDPOINT);
  * APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID, APNS_BUNDLE_ID (+ APNS_ENDPOINT).
  * PUSH_CA_FILE adds a CA for relays or test servers with a private CA.
  */
@@ -29,11 +29,16 @@ export async function pushProvidersFromEnv(): Promise<Map<ProviderName, PushProv
   const timeoutMs = int("PUSH_TIMEOUT_MS", 10_000, 100);
   const ca = process.env.PUSH_CA_FILE ? readFile("PUSH_CA_FILE", process.env.PUSH_CA_FILE) : undefined;
   const webhook = str("PUSH_WEBHOOK_URL", "");
-  if (webhook) providers.set("webhook", new WebhookProvider({ url: webhook, secret: str("PUSH_WEBHOOK_SECRET", ""), timeoutMs }));
+  // Each constructor validates its settings (URLs, key types), so a bad value fails here, at boot.
+  if (webhook) providers.set("webhook", new WebhookProvider({ url: webhook, secret: str("PUSH_WEBHOOK_SECRET", ""), timeoutMs, ca }));
   const sa = str("FCM_SERVICE_ACCOUNT_FILE", "");
   if (sa) {
-    const serviceAccount = JSON.parse(readFile("FCM_SERVICE_ACCOUNT_FILE", sa)) as ServiceAccount;
-    for (const k of ["project_id", "client_email", "private_key", "token_uri"] as const) if (!serviceAccount[k]) throw new ConfigError(`FCM service account has no ${k}`);
+    let serviceAccount: ServiceAccount;
+    try {
+      serviceAccount = JSON.parse(readFile("FCM_SERVICE_ACCOUNT_FILE", sa)) as ServiceAccount;
+    } catch (err) {
+      throw err instanceof ConfigError ? err : new ConfigError(`FCM_SERVICE_ACCOUNT_FILE=${sa}: not JSON: ${(err as Error).message}`);
+    }
     providers.set("fcm", new FcmProvider({ serviceAccount, endpoint: str("FCM_ENDPOINT", "https://fcm.googleapis.com"), timeoutMs, ca }));
   }
   const apnsKey = str("APNS_KEY_FILE", "");

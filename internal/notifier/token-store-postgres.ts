@@ -1,40 +1,98 @@
 import pg from "pg";
 import type { ProviderName } from "./provider.js";
-import type { DeviceToken, TokenStore } from "./token-store.js";
+import { checkRegistration, type DeviceToken, type TokenStore } from "./token-store.js";
 
-/** Tokens in PostgreSQL (production profile: any number of notifier instances). */
+export interface PostgresTokenStoreOptions {
+  /** Table name (tests use their own). Default push_tokens. */
+  table?: string;
+  /** Pool size. Default 4. */
+  maxConnections?: number;
+  /** Connect timeout. Default 3000 ms. */
+  connectTimeoutMs?: number;
+}
+
+/**
+ * Tokens in PostgreSQL: the production profile's store, shared by any number of
+ * notifier instances. The table is created by a migration at start-up
+ * (`CREATE TABLE IF NOT EXISTS`, under an advisory lock so instances starting
+ * together do not race). Errors are the `pg` driver's; the gRPC boundary turns
+ * connection failures into UNAVAILABLE.
+ */
 export class PostgresTokenStore implements TokenStore {
-  private constructor(private readonly pool: pg.Pool) {}
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly table: string,
+  ) {}
 
-  static async open(url: string): Promise<PostgresTokenStore> {
-    const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 3_000 });
+  /** Connects and migrates; an unreachable server or a refused migration fails here, at start-up. */
+  static async open(url: string, opts: PostgresTokenStoreOptions = {}): Promise<PostgresTokenStore> {
+    const table = opts.table ?? "push_tokens";
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(table)) throw new Error(`bad table name: ${table}`);
+    const pool = new pg.Pool({ connectionString: url, max: opts.maxConnections ?? 4, connectionTimeoutMillis: opts.connectTimeoutMs ?? 3_000 });
+    // An idle client losing its connection must not crash the process; the next query reconnects.
     pool.on("error", () => {});
-    await pool.query(`CREATE TABLE IF NOT EXISTS push_tokens (
-      user_id text NOT NULL, device_id text NOT NULL, provider text NOT NULL, token text NOT NULL, updated_at bigint NOT NULL,
-      PRIMARY KEY (user_id, device_id))`);
-    await pool.query(`CREATE INDEX IF NOT EXISTS push_tokens_by_token ON push_tokens (provider, token)`);
-    return new PostgresTokenStore(pool);
+    try {
+      await migrate(pool, table);
+    } catch (err) {
+      await pool.end().catch(() => {});
+      throw err;
+    }
+    return new PostgresTokenStore(pool, table);
   }
 
   async register(userId: string, deviceId: string, provider: ProviderName, token: string): Promise<void> {
-    await this.removeToken(provider, token);
+    checkRegistration(userId, deviceId, provider, token);
+    // One statement: the token leaves any other device, and this device gets it.
     await this.pool.query(
-      `INSERT INTO push_tokens (user_id, device_id, provider, token, updated_at) VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (user_id, device_id) DO UPDATE SET provider = $3, token = $4, updated_at = $5`,
+      `WITH moved AS (
+         DELETE FROM ${this.table} WHERE provider = $3 AND token = $4 AND NOT (user_id = $1 AND device_id = $2)
+       )
+       INSERT INTO ${this.table} (user_id, device_id, provider, token, updated_at) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (user_id, device_id) DO UPDATE SET provider = EXCLUDED.provider, token = EXCLUDED.token, updated_at = EXCLUDED.updated_at`,
       [userId, deviceId, provider, token, Date.now()],
     );
   }
+
   async unregister(userId: string, deviceId: string): Promise<void> {
-    await this.pool.query(`DELETE FROM push_tokens WHERE user_id = $1 AND device_id = $2`, [userId, deviceId]);
+    await this.pool.query(`DELETE FROM ${this.table} WHERE user_id = $1 AND device_id = $2`, [userId, deviceId]);
   }
+
   async listForUser(userId: string): Promise<DeviceToken[]> {
-    const r = await this.pool.query<{ device_id: string; provider: ProviderName; token: string }>(`SELECT device_id, provider, token FROM push_tokens WHERE user_id = $1`, [userId]);
+    const r = await this.pool.query<{ device_id: string; provider: ProviderName; token: string }>(
+      `SELECT device_id, provider, token FROM ${this.table} WHERE user_id = $1 ORDER BY device_id`,
+      [userId],
+    );
     return r.rows.map((x) => ({ deviceId: x.device_id, provider: x.provider, token: x.token }));
   }
+
   async removeToken(provider: ProviderName, token: string): Promise<void> {
-    await this.pool.query(`DELETE FROM push_tokens WHERE provider = $1 AND token = $2`, [provider, token]);
+    await this.pool.query(`DELETE FROM ${this.table} WHERE provider = $1 AND token = $2`, [provider, token]);
   }
+
   async close(): Promise<void> {
     await this.pool.end();
+  }
+}
+
+/** The schema, version 1. `updated_at` is epoch milliseconds (bigint) as in earlier installs. */
+async function migrate(pool: pg.Pool, table: string): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query("BEGIN");
+    await client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`meshchat.migrate.${table}`]);
+    await client.query(`CREATE TABLE IF NOT EXISTS ${table} (
+      user_id    text   NOT NULL,
+      device_id  text   NOT NULL,
+      provider   text   NOT NULL CHECK (provider IN ('fcm', 'apns', 'webhook')),
+      token      text   NOT NULL,
+      updated_at bigint NOT NULL,
+      PRIMARY KEY (user_id, device_id))`);
+    await client.query(`CREATE INDEX IF NOT EXISTS ${table}_by_token ON ${table} (provider, token)`);
+    await client.query("COMMIT");
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw err;
+  } finally {
+    client.release();
   }
 }
