@@ -7,7 +7,7 @@ include bench/bench.mk
 include scripts/servers/servers.mk
 
 
-.PHONY: certs run up deps gen build typecheck lint test test-unit test-e2e test-e2e-embedded test-e2e-production clean
+.PHONY: certs run up cluster deps gen build typecheck lint test test-unit test-e2e test-e2e-embedded test-e2e-production clean
 
 ## run: build and start the whole product on the embedded default (five services, no servers to install)
 run: build
@@ -35,6 +35,14 @@ build: gen
 
 typecheck: gen
 	$(NODE_BIN)/tsc -p tsconfig.json --noEmit
+
+## cluster: the production profile on this machine: starts etcd, Redis, PostgreSQL and Cassandra under
+## ./var/servers (installing what is missing), then two edges (HTTP 8080, 8081), two chat instances and one
+## of each other service. Ctrl-C stops the services; `make servers-down` stops the servers.
+cluster: build
+	bash scripts/servers/servers.sh install
+	bash scripts/servers/servers.sh start
+	set -a; . scripts/servers/env.sh; set +a; PROFILE=production node dist/cmd/meshchat/main.js --edges 2 --chats 2
 
 ## test: every test, on both profiles; installs and starts the real servers under ./var and stops them
 test: build

@@ -9,7 +9,9 @@ import { int } from "../../internal/config/env.js";
 import { MeshClients } from "../../internal/grpc/mesh-clients.js";
 import { clientCredentials, serve, service } from "../../internal/grpc/serve.js";
 import { Logger } from "../../internal/log/logger.js";
-import { PresenceRouteIndex } from "../../internal/routes/route-index-presence.js";
+import { openDiscovery } from "../../internal/discovery/factory.js";
+import { watchOwnership } from "../../internal/chat/ownership.js";
+import { openRouteIndex } from "../../internal/routes/factory.js";
 import { runUntilSignal } from "../../internal/run/lifecycle.js";
 import { startTelemetry } from "../../internal/telemetry/telemetry.js";
 
@@ -28,23 +30,30 @@ await runUntilSignal("chat", log, config.shutdownTimeoutMs, async () => {
   const telemetry = startTelemetry("chat", config.instanceId, config.metricsPort);
   const keys = ensureDevAuthKeys(config.dataDir);
   const issuer = await TokenIssuer.fromFile(keys.privateKey, tokenTtlSeconds);
-  const mesh = new MeshClients(config, clientCredentials(config, "chat"));
+  const discovery = await openDiscovery(config, log);
+  const mesh = new MeshClients(config, clientCredentials(config, "chat"), discovery);
   const store = mesh.store();
-  const routes = new PresenceRouteIndex(mesh.presence());
+  const routes = await openRouteIndex(discovery, () => mesh.presence());
   const fanout = new Fanout(routes, { get: (a) => mesh.edge(a) }, mesh.notifier(), log);
   const core = new ChatCore(store, fanout, chatConfig, log);
   const server = await serve(config, "chat", port, log, [
     service(ChatServiceService, chatService(core)),
     service(AccountServiceService, accountService(store, issuer)),
   ]);
+  const self = { id: config.instanceId, address: `${config.advertiseHost}:${server.port}` };
+  watchOwnership(discovery, self, core, log);
+  await discovery.register("chat", self);
   log.info("chat ready", { grpc: `${config.bindHost}:${server.port}` });
   return {
     async stop(deadlineMs) {
+      // Leaving the live set moves ownership away before the drain starts.
+      await discovery.deregister();
       server.setServing(false);
       // Every send already accepted is written and acknowledged before the server goes.
       await core.drain();
       await server.shutdown(deadlineMs);
       await routes.close();
+      await discovery.close();
       mesh.close();
       await telemetry.shutdown();
     },

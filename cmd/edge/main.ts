@@ -3,6 +3,8 @@ import { ensureDevAuthKeys } from "../../internal/auth/keys.js";
 import { TokenVerifier } from "../../internal/auth/tokens.js";
 import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
 import { bool, int, str } from "../../internal/config/env.js";
+import { openDiscovery } from "../../internal/discovery/factory.js";
+import { routeRegistry } from "../../internal/routes/factory.js";
 import { EdgeBackends } from "../../internal/edge/backends.js";
 import { EdgeServer } from "../../internal/edge/server.js";
 import { MeshClients } from "../../internal/grpc/mesh-clients.js";
@@ -29,28 +31,33 @@ const edgeConfig = {
   maxTextLength: int("MAX_TEXT_LENGTH", 100_000, 1, 10_000_000),
   syncPageSize: int("SYNC_PAGE_SIZE", 1_000, 1, 5_000),
 };
-/** ADVERTISE_HOST: how chat and presence reach this edge's gRPC port. Default 127.0.0.1. */
-const advertiseHost = str("ADVERTISE_HOST", "127.0.0.1");
 
 await runUntilSignal("edge", log, config.shutdownTimeoutMs, async () => {
   const telemetry = startTelemetry("edge", config.instanceId, config.metricsPort);
   const keys = ensureDevAuthKeys(config.dataDir);
   const verifier = await TokenVerifier.fromFile(keys.publicKey);
-  const mesh = new MeshClients(config, clientCredentials(config, "edge"));
+  const discovery = await openDiscovery(config, log);
+  const mesh = new MeshClients(config, clientCredentials(config, "edge"), discovery);
+  const chats = mesh.chatRouter();
   // The gRPC port is bound first: the advertised route must name the real port.
   let edge!: EdgeServer;
   const grpc = await serve(config, "edge", grpcPort, log, [
     service(EdgeDeliveryServiceService, { deliver: (r, c) => edge.deliveryService().deliver(r, c), kick: (r, c) => edge.deliveryService().kick(r, c) }),
   ]);
-  const backends = new EdgeBackends(verifier, mesh.chat(), mesh.store(), mesh.presence(), mesh.notifier(), (a) => mesh.edge(a), (r) => edge.kickLocal(r));
-  edge = new EdgeServer(edgeConfig, backends, mesh.accounts(), { edgeId: config.instanceId, grpcAddress: `${advertiseHost}:${grpc.port}` }, log);
+  const backends = new EdgeBackends(verifier, mesh.chat(), mesh.store(), mesh.presence(), mesh.notifier(), (a) => mesh.edge(a), (r) => edge.kickLocal(r), routeRegistry(discovery), (id) => chats.for(id));
+  const grpcAddress = `${config.advertiseHost}:${grpc.port}`;
+  edge = new EdgeServer(edgeConfig, backends, mesh.accounts(), { edgeId: config.instanceId, grpcAddress }, log);
+  await discovery.register("edge", { id: config.instanceId, address: grpcAddress });
   const httpPort = await edge.listen(config.bindHost);
   log.info("edge ready", { ws: `ws://${config.bindHost}:${httpPort}/v1/ws`, http: `http://${config.bindHost}:${httpPort}`, grpc: `${config.bindHost}:${grpc.port}` });
   return {
     async stop(deadlineMs) {
+      await discovery.deregister();
       grpc.setServing(false);
       await edge.drain(Math.floor(deadlineMs / 2));
       await grpc.shutdown(Math.floor(deadlineMs / 2));
+      // Revoking the lease drops every route this edge still held at once.
+      await discovery.close();
       mesh.close();
       await telemetry.shutdown();
     },

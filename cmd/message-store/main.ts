@@ -5,6 +5,7 @@ import { serve, service } from "../../internal/grpc/serve.js";
 import { Logger } from "../../internal/log/logger.js";
 import { runUntilSignal } from "../../internal/run/lifecycle.js";
 import { startTelemetry } from "../../internal/telemetry/telemetry.js";
+import { openDiscovery } from "../../internal/discovery/factory.js";
 import { openStore } from "../../internal/store/factory.js";
 import { storeService } from "../../internal/store/service.js";
 
@@ -15,11 +16,16 @@ const log = new Logger("message-store", undefined, { instance: config.instanceId
 await runUntilSignal("message-store", log, config.shutdownTimeoutMs, async () => {
   const telemetry = startTelemetry("message-store", config.instanceId, config.metricsPort);
   const store = await openStore(config);
+  const discovery = await openDiscovery(config, log);
   const server = await serve(config, "message-store", port, log, [service(MessageStoreServiceService, storeService(store))]);
+  await discovery.register("message-store", { id: config.instanceId, address: `${config.advertiseHost}:${server.port}` });
   log.info("message-store ready", { grpc: `${config.bindHost}:${server.port}`, profile: config.profile });
   return {
     async stop(deadlineMs) {
+      // Leave the live set first: callers pick another instance for new calls.
+      await discovery.deregister();
       await server.shutdown(deadlineMs);
+      await discovery.close();
       await store.close();
       await telemetry.shutdown();
     },

@@ -1,4 +1,5 @@
 import { NotifierServiceService } from "../../gen/chat/internal/v1/notifier.js";
+import { openDiscovery } from "../../internal/discovery/factory.js";
 import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
 import { int } from "../../internal/config/env.js";
 import { serve, service } from "../../internal/grpc/serve.js";
@@ -26,13 +27,17 @@ await runUntilSignal("notifier", log, config.shutdownTimeoutMs, async () => {
     collapseWindowMs: int("PUSH_COLLAPSE_WINDOW_MS", 2_000, 0),
     onError: (msg, fields) => log.warn(msg, fields),
   });
+  const discovery = await openDiscovery(config, log);
   const server = await serve(config, "notifier", port, log, [
     service(NotifierServiceService, notifierService(tokens, dispatcher, new Set(providers.keys()))),
   ]);
+  await discovery.register("notifier", { id: config.instanceId, address: `${config.advertiseHost}:${server.port}` });
   log.info("notifier ready", { grpc: `${config.bindHost}:${server.port}`, providers: [...providers.keys()] });
   return {
     async stop(deadlineMs) {
+      await discovery.deregister();
       await server.shutdown(deadlineMs);
+      await discovery.close();
       await dispatcher.stop();
       for (const p of providers.values()) await p.close();
       await tokens.close();

@@ -2,6 +2,7 @@ import { PresenceServiceService } from "../../gen/chat/internal/v1/presence.js";
 import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
 import { int } from "../../internal/config/env.js";
 import { call } from "../../internal/grpc/client.js";
+import { openDiscovery } from "../../internal/discovery/factory.js";
 import { MeshClients } from "../../internal/grpc/mesh-clients.js";
 import { clientCredentials, serve, service } from "../../internal/grpc/serve.js";
 import { Logger } from "../../internal/log/logger.js";
@@ -20,7 +21,8 @@ const presenceConfig = {
 
 await runUntilSignal("presence", log, config.shutdownTimeoutMs, async () => {
   const telemetry = startTelemetry("presence", config.instanceId, config.metricsPort);
-  const mesh = new MeshClients(config, clientCredentials(config, "presence"));
+  const discovery = await openDiscovery(config, log);
+  const mesh = new MeshClients(config, clientCredentials(config, "presence"), discovery);
   // Status changes go to the edges holding the subscribers, one call per edge.
   const presence = new MemoryPresence(presenceConfig, (update, subscribers) => {
     const byEdge = new Map<string, Set<string>>();
@@ -35,10 +37,13 @@ await runUntilSignal("presence", log, config.shutdownTimeoutMs, async () => {
     }
   });
   const server = await serve(config, "presence", port, log, [service(PresenceServiceService, presenceService(presence))]);
+  await discovery.register("presence", { id: config.instanceId, address: `${config.advertiseHost}:${server.port}` });
   log.info("presence ready", { grpc: `${config.bindHost}:${server.port}` });
   return {
     async stop(deadlineMs) {
+      await discovery.deregister();
       await server.shutdown(deadlineMs);
+      await discovery.close();
       presence.close();
       mesh.close();
       await telemetry.shutdown();

@@ -48,6 +48,10 @@ export class ConversationDirectory {
     this.cache.delete(conversationId);
   }
 
+  invalidateWhere(pred: (conversationId: string) => boolean): void {
+    for (const id of this.cache.keys()) if (pred(id)) this.cache.delete(id);
+  }
+
   private async load(conversationId: string): Promise<ConversationInfo> {
     const res = await call(this.store, this.store.getConversation, { conversationId });
     if (!res.conversation) throw ChatError.notFound("no such conversation");

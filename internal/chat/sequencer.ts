@@ -84,6 +84,11 @@ export class Sequencer {
     if (q) q.lastSeq = undefined;
   }
 
+  /** Forget the heads of every conversation `pred` picks (ownership moved, lease lost). */
+  forgetWhere(pred: (conversationId: string) => boolean): void {
+    for (const [id, q] of this.queues) if (pred(id)) q.lastSeq = undefined;
+  }
+
   /** Stop taking sends; resolves when every accepted send is settled. */
   async drain(): Promise<void> {
     this.closed = true;

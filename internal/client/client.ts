@@ -48,6 +48,8 @@ export class ClientError extends Error {
 export interface ClientOptions {
   /** ws://host:port/v1/ws */
   url: string;
+  /** Other edges to try, in turn, when a connection attempt fails (an edge died). */
+  fallbackUrls?: string[];
   token: string;
   deviceId: string;
   /** Highest sync-log position this device applied before (persist it across runs). */
@@ -103,6 +105,8 @@ export class ChatClient {
   private ackTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly deliveredToAck = new Map<string, number>();
   private reconnectDelay = 250;
+  /** Which of url / fallbackUrls the next connection attempt uses. */
+  private urlIndex = 0;
   private connected: Promise<Welcome> | undefined;
   private syncWaiters: Array<() => void> = [];
   private lastServerFrameAt = 0;
@@ -233,7 +237,8 @@ export class ChatClient {
   private open(takeover: boolean): Promise<Welcome> {
     this.emit("state", "connecting");
     const protocol = this.opts.mode === "json" ? "meshchat.v1.json" : "meshchat.v1.proto";
-    const ws = this.opts.socket(this.opts.url, [protocol]);
+    const urls = [this.opts.url, ...(this.opts.fallbackUrls ?? [])];
+    const ws = this.opts.socket(urls[this.urlIndex % urls.length]!, [protocol]);
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     this.isSynced = false;
@@ -270,7 +275,11 @@ export class ChatClient {
         this.stopTimers();
         this.welcome = undefined;
         this.emit("state", "closed");
-        if (!welcomed) reject(new ClientError(ErrorCode.ERROR_CODE_UNAVAILABLE, `connection closed (${ev.code} ${ev.reason})`, true));
+        if (!welcomed) {
+          // This edge did not take us: the next attempt goes to the next one.
+          this.urlIndex++;
+          reject(new ClientError(ErrorCode.ERROR_CODE_UNAVAILABLE, `connection closed (${ev.code} ${ev.reason})`, true));
+        }
         const fatal = ev.code === 4401 || ev.code === 4409;
         if (this.closedByUser || this.opts.reconnect === false || fatal) {
           for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(new ClientError(ErrorCode.ERROR_CODE_UNAVAILABLE, `connection closed (${ev.code} ${ev.reason})`, true)); }

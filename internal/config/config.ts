@@ -14,6 +14,8 @@ export interface CommonConfig {
   bindHost: string;
   /** INSTANCE_ID: unique name of this process in the mesh. Default <service>-<port>. */
   instanceId: string;
+  /** ADVERTISE_HOST: how other processes reach this one's gRPC port (registered in discovery). Default 127.0.0.1. */
+  advertiseHost: string;
   /** Static discovery (embedded): comma-separated host:port lists. */
   chatAddrs: string[];
   storeAddrs: string[];
@@ -45,6 +47,7 @@ export function loadCommon(service: string, grpcPort: number): CommonConfig {
     dataDir,
     bindHost: str("BIND_HOST", "127.0.0.1"),
     instanceId: str("INSTANCE_ID", `${service}-${grpcPort}`),
+    advertiseHost: str("ADVERTISE_HOST", "127.0.0.1"),
     chatAddrs: list("CHAT_ADDRS", [`127.0.0.1:${DEFAULT_PORTS.chat}`]),
     storeAddrs: list("STORE_ADDRS", [`127.0.0.1:${DEFAULT_PORTS.store}`]),
     presenceAddrs: list("PRESENCE_ADDRS", [`127.0.0.1:${DEFAULT_PORTS.presence}`]),

@@ -7,6 +7,7 @@ import { PushProvider, type Ack, type Conversation, type Event, type HistoryPage
 import type { TokenVerifier } from "../auth/tokens.js";
 import { ChatError } from "../errors/chat-error.js";
 import { call } from "../grpc/client.js";
+import { PresenceRouteRegistry, type RouteRegistry } from "../routes/route-registry.js";
 
 const MAX_PRESENCE_IDS = 500;
 
@@ -24,13 +25,18 @@ export class EdgeBackends {
     private readonly notifier: NotifierServiceClient,
     private readonly edgeClient: (address: string) => EdgeDeliveryServiceClient,
     private readonly kickLocal: (route: Route) => boolean,
+    private readonly routes: RouteRegistry = new PresenceRouteRegistry(),
+    /** The owner of a conversation among the live chat instances (rendezvous). */
+    private readonly chatFor: (conversationId: string) => ChatServiceClient = () => chat,
   ) {}
 
   async send(actor: Actor, send: Send): Promise<Sent> {
-    return (await call(this.chat, this.chat.send, { actor, send }, 20_000, { "x-conversation-id": send.conversationId })).sent!;
+    const chat = this.chatFor(send.conversationId);
+    return (await call(chat, chat.send, { actor, send }, 20_000, { "x-conversation-id": send.conversationId })).sent!;
   }
   async ack(actor: Actor, ack: Ack): Promise<void> {
-    await call(this.chat, this.chat.ack, { actor, ack }, 5_000, { "x-conversation-id": ack.conversationId });
+    const chat = this.chatFor(ack.conversationId);
+    await call(chat, chat.ack, { actor, ack }, 5_000, { "x-conversation-id": ack.conversationId });
   }
   async history(userId: string, request: HistoryRequest): Promise<HistoryPage> {
     return (await call(this.store, this.store.history, { userId, request })).page!;
@@ -50,10 +56,13 @@ export class EdgeBackends {
   async changeMembership(actor: Actor, conversationId: string, username: string, adding: boolean): Promise<Conversation> {
     const req = { actor, conversationId, username };
     const md = { "x-conversation-id": conversationId };
-    return (adding ? await call(this.chat, this.chat.addMember, req, 5_000, md) : await call(this.chat, this.chat.removeMember, req, 5_000, md)).conversation!;
+    const chat = this.chatFor(conversationId);
+    return (adding ? await call(chat, chat.addMember, req, 5_000, md) : await call(chat, chat.removeMember, req, 5_000, md)).conversation!;
   }
   async setMuted(actor: Actor, conversationId: string, muted: boolean): Promise<void> {
-    await call(this.chat, this.chat.setMuted, { actor, conversationId, muted });
+    // The owner caches who muted what (push decisions): it must see the change.
+    const chat = this.chatFor(conversationId);
+    await call(chat, chat.setMuted, { actor, conversationId, muted });
   }
   async registerPushToken(actor: Actor, provider: PushProvider, token: string): Promise<void> {
     if (provider === PushProvider.PUSH_PROVIDER_UNSPECIFIED || provider === PushProvider.UNRECOGNIZED) throw ChatError.invalid("provider is required");
@@ -64,13 +73,16 @@ export class EdgeBackends {
     await call(this.notifier, this.notifier.unregisterToken, { userId: actor.userId, deviceId: actor.deviceId });
   }
   async presenceConnect(route: Route, takeover: boolean): Promise<{ replaced?: Route }> {
-    return call(this.presence, this.presence.connect, { route, takeover });
+    const res = await call(this.presence, this.presence.connect, { route, takeover });
+    await this.routes.add(route);
+    return res;
   }
   /** A device came online: pending collapsed pushes for the user are moot. */
   userOnline(userId: string): void {
     call(this.notifier, this.notifier.userOnline, { userId }).catch(() => {});
   }
   async presenceDisconnect(route: Route): Promise<void> {
+    await this.routes.remove(route).catch(() => {});
     await call(this.presence, this.presence.disconnect, { route });
   }
   async presenceHeartbeat(routes: Route[]): Promise<void> {

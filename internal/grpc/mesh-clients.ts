@@ -5,6 +5,10 @@ import { NotifierServiceClient } from "../../gen/chat/internal/v1/notifier.js";
 import { PresenceServiceClient } from "../../gen/chat/internal/v1/presence.js";
 import { MessageStoreServiceClient } from "../../gen/chat/internal/v1/store.js";
 import type { CommonConfig } from "../config/config.js";
+import { ChatRouter } from "../discovery/chat-router.js";
+import type { Discovery, ServiceKind } from "../discovery/discovery.js";
+import { StaticDiscovery } from "../discovery/discovery-static.js";
+import { discoveryTarget } from "../discovery/grpc-resolver.js";
 import { makeClient } from "./client.js";
 
 /**
@@ -15,25 +19,37 @@ export class MeshClients {
   private readonly opened: Client[] = [];
   private readonly edgeByAddress = new Map<string, EdgeDeliveryServiceClient>();
 
-  constructor(private readonly config: CommonConfig, private readonly creds: ChannelCredentials) {}
+  private readonly routers: ChatRouter[] = [];
 
-  private open<C extends Client>(ctor: new (a: string, c: ChannelCredentials, o?: object) => C, addrs: string[], identity: string): C {
-    const c = makeClient(ctor, addrs, this.creds, this.config.tls ? identity : undefined);
+  /** With etcd discovery, each channel resolves the live instances itself (meshchat:///<service>). */
+  constructor(private readonly config: CommonConfig, private readonly creds: ChannelCredentials, private readonly discovery: Discovery = new StaticDiscovery(config)) {}
+
+  private open<C extends Client>(ctor: new (a: string, c: ChannelCredentials, o?: object) => C, service: ServiceKind, staticAddrs: string[]): C {
+    const addrs = this.discovery instanceof StaticDiscovery ? staticAddrs : [discoveryTarget(service)];
+    const c = makeClient(ctor, addrs, this.creds, this.config.tls ? service : undefined);
     this.opened.push(c);
     return c;
   }
 
-  chat(): ChatServiceClient { return this.open(ChatServiceClient, this.config.chatAddrs, "chat"); }
-  accounts(): AccountServiceClient { return this.open(AccountServiceClient, this.config.chatAddrs, "chat"); }
-  store(): MessageStoreServiceClient { return this.open(MessageStoreServiceClient, this.config.storeAddrs, "message-store"); }
-  presence(): PresenceServiceClient { return this.open(PresenceServiceClient, this.config.presenceAddrs, "presence"); }
-  notifier(): NotifierServiceClient { return this.open(NotifierServiceClient, this.config.notifierAddrs, "notifier"); }
+  chat(): ChatServiceClient { return this.open(ChatServiceClient, "chat", this.config.chatAddrs); }
+  accounts(): AccountServiceClient { return this.open(AccountServiceClient, "chat", this.config.chatAddrs); }
+  store(): MessageStoreServiceClient { return this.open(MessageStoreServiceClient, "message-store", this.config.storeAddrs); }
+  presence(): PresenceServiceClient { return this.open(PresenceServiceClient, "presence", this.config.presenceAddrs); }
+  notifier(): NotifierServiceClient { return this.open(NotifierServiceClient, "notifier", this.config.notifierAddrs); }
+
+  /** Per-conversation routing to the owning chat instance. */
+  chatRouter(): ChatRouter {
+    const r = new ChatRouter(this.discovery, this.creds, this.config.tls ? "chat" : undefined, this.chat());
+    this.routers.push(r);
+    return r;
+  }
 
   /** One channel per edge address, opened on first use. */
   edge(address: string): EdgeDeliveryServiceClient {
     let c = this.edgeByAddress.get(address);
     if (!c) {
-      c = this.open(EdgeDeliveryServiceClient, [address], "edge");
+      c = makeClient(EdgeDeliveryServiceClient, [address], this.creds, this.config.tls ? "edge" : undefined);
+      this.opened.push(c);
       this.edgeByAddress.set(address, c);
     }
     return c;
@@ -41,5 +57,6 @@ export class MeshClients {
 
   close(): void {
     for (const c of this.opened) c.close();
+    for (const r of this.routers) r.close();
   }
 }

@@ -86,6 +86,29 @@ export function embeddedSpecs(env: Record<string, string>): ProcessSpec[] {
   return (["message-store", "presence", "notifier", "chat", "edge"] as const).map((service) => ({ name: service, service, env }));
 }
 
+/** Extra instances beyond one of each: ports of every edge and chat instance. */
+export interface Layout {
+  edges: Array<{ http: number; grpc: number }>;
+  chats: number[];
+}
+
+/**
+ * One store, presence and notifier, then each chat and each edge as its own
+ * process with its own ports and instance id (the production cluster on one box).
+ */
+export function layoutSpecs(env: Record<string, string>, layout: Layout): ProcessSpec[] {
+  const chatAddrs = layout.chats.map((p) => `127.0.0.1:${p}`).join(",");
+  const shared = { ...env, CHAT_ADDRS: chatAddrs };
+  const base = (["message-store", "presence", "notifier"] as const).map((service) => ({ name: service, service, env: shared }));
+  const chats = layout.chats.map((port, i): ProcessSpec => ({ name: `chat-${i + 1}`, service: "chat", env: { ...shared, CHAT_GRPC_PORT: String(port), INSTANCE_ID: `chat-${i + 1}` } }));
+  const edges = layout.edges.map((e, i): ProcessSpec => ({
+    name: `edge-${i + 1}`,
+    service: "edge",
+    env: { ...shared, EDGE_HTTP_PORT: String(e.http), EDGE_GRPC_PORT: String(e.grpc), INSTANCE_ID: `edge-${i + 1}` },
+  }));
+  return [...base, ...chats, ...edges];
+}
+
 /**
  * Starts service processes and waits for each to log that it is ready. Output
  * is passed to `onLine` prefixed with the process name.

@@ -4,13 +4,15 @@ import path from "node:path";
 import { authenticate, ChatClient, type ClientOptions, type Message, type Sent } from "../../internal/client/client.js";
 import { nodeSocket } from "../../internal/client/node-socket.js";
 import { ensureDevCerts } from "../../internal/grpc/dev-certs.js";
-import { Cluster, clusterEnv, embeddedSpecs, freePort, type Ports } from "../../internal/launcher/cluster.js";
+import { Cluster, clusterEnv, embeddedSpecs, freePort, layoutSpecs, type Layout, type Ports } from "../../internal/launcher/cluster.js";
 
 export interface TestCluster {
   cluster: Cluster;
   ports: Ports;
   httpUrl: string;
   wsUrl: string;
+  /** WebSocket URL of each edge (one unless the cluster was started with more). */
+  wsUrls: string[];
   dataDir: string;
   env: Record<string, string>;
   stop(): Promise<void>;
@@ -24,19 +26,33 @@ export const TEST_CERTS = path.join(ROOT, "var", "test-certs");
  * Starts the five real service processes on free loopback ports with a fresh
  * data directory. E2E_PROFILE selects the profile (embedded by default).
  */
-export async function startCluster(extraEnv: Record<string, string> = {}): Promise<TestCluster> {
+export async function startCluster(extraEnv: Record<string, string> = {}, scale: { edges: number; chats: number } = { edges: 1, chats: 1 }): Promise<TestCluster> {
   const dataDir = path.join(ROOT, "var", "test", randomUUID());
   fs.mkdirSync(dataDir, { recursive: true });
   ensureDevCerts(TEST_CERTS);
   const ports: Ports = { edgeHttp: await freePort(), edge: await freePort(), chat: await freePort(), presence: await freePort(), store: await freePort(), notifier: await freePort() };
-  const env = clusterEnv(dataDir, ports, { PROFILE: process.env.E2E_PROFILE ?? "embedded", METRICS_PORT: "0", CERTS_DIR: TEST_CERTS, LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? "info", ...extraEnv });
+  const layout: Layout | undefined = scale.edges === 1 && scale.chats === 1 ? undefined : {
+    edges: [{ http: ports.edgeHttp, grpc: ports.edge }, ...(await Promise.all(Array.from({ length: scale.edges - 1 }, async () => ({ http: await freePort(), grpc: await freePort() }))))],
+    chats: [ports.chat, ...(await Promise.all(Array.from({ length: scale.chats - 1 }, () => freePort())))],
+  };
+  const clusterId = path.basename(dataDir);
+  const env = clusterEnv(dataDir, ports, {
+    PROFILE: process.env.E2E_PROFILE ?? "embedded",
+    METRICS_PORT: "0",
+    CERTS_DIR: TEST_CERTS,
+    LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? "info",
+    // Production profile: each test cluster has its own etcd and Redis namespace on the shared servers.
+    ETCD_PREFIX: `/meshchat-test/${clusterId}/`,
+    REDIS_PREFIX: `meshchat-test:${clusterId}:`,
+    ...extraEnv,
+  });
   const logFile = fs.createWriteStream(path.join(dataDir, "cluster.log"));
   const cluster = new Cluster((name, line) => {
     logFile.write(`${name} ${line}\n`);
     if (process.env.E2E_VERBOSE) process.stderr.write(`${name} ${line}\n`);
   });
   try {
-    await cluster.startAll(embeddedSpecs(env));
+    await cluster.startAll(layout ? layoutSpecs(env, layout) : embeddedSpecs(env));
   } catch (err) {
     await cluster.stopAll("SIGKILL");
     throw err;
@@ -48,6 +64,7 @@ export async function startCluster(extraEnv: Record<string, string> = {}): Promi
     dataDir,
     httpUrl: `http://127.0.0.1:${ports.edgeHttp}`,
     wsUrl: `ws://127.0.0.1:${ports.edgeHttp}/v1/ws`,
+    wsUrls: (layout?.edges ?? [{ http: ports.edgeHttp }]).map((e) => `ws://127.0.0.1:${e.http}/v1/ws`),
     async stop() {
       await cluster.stopAll("SIGTERM");
       logFile.end();

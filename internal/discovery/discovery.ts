@@ -1,0 +1,27 @@
+/** The services that find each other through discovery. */
+export type ServiceKind = "edge" | "chat" | "presence" | "message-store" | "notifier";
+
+/** One live process of a service. */
+export interface Instance {
+  id: string;
+  /** host:port of its gRPC server. */
+  address: string;
+}
+
+/**
+ * Which instances of each service are alive. Static discovery (embedded profile)
+ * reads address lists from the config; etcd discovery (production) keeps each
+ * instance under a lease, so a process that dies leaves the set when its lease
+ * expires, and watchers learn of every change.
+ */
+export interface Discovery {
+  /** The live instances of a service, sorted by id. */
+  instances(service: ServiceKind): Instance[];
+  /** Calls `listener` after every change of a service's instances; returns an unsubscribe. */
+  watch(service: ServiceKind, listener: (instances: Instance[]) => void): () => void;
+  /** Announces this process; keys it puts live exactly as long as the process does. */
+  register(service: ServiceKind, self: Instance): Promise<void>;
+  /** Leaves the set first thing on drain, so peers stop sending new work here. */
+  deregister(): Promise<void>;
+  close(): Promise<void>;
+}

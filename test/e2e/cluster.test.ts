@@ -1,0 +1,218 @@
+import { execFileSync } from "node:child_process";
+import { Etcd3 } from "etcd3";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PresenceStatus } from "../../gen/chat/v1/client.js";
+import type { Route } from "../../gen/chat/internal/v1/presence.js";
+import type { Instance } from "../../internal/discovery/discovery.js";
+import { ownerOf } from "../../internal/discovery/rendezvous.js";
+import type { Sent } from "../../internal/client/client.js";
+import { device, newUser, startCluster, steadySender, waitFor, type Device, type TestCluster } from "./harness.js";
+
+/**
+ * The production profile as a real cluster: two edges, two chat instances, one
+ * of each other service, on etcd, Redis, PostgreSQL and Cassandra. Only runs
+ * with E2E_PROFILE=production (the servers are started by `make test`).
+ */
+const production = process.env.E2E_PROFILE === "production";
+const LEASE_TTL_S = 2;
+
+let c: TestCluster;
+let etcd: Etcd3;
+const prefix = () => c.env.ETCD_PREFIX!;
+
+async function live(service: string): Promise<Instance[]> {
+  const kvs = await etcd.getAll().prefix(`${prefix()}services/${service}/`).strings();
+  return Object.values(kvs).map((v) => JSON.parse(v) as Instance);
+}
+
+async function routesOf(userId: string): Promise<Route[]> {
+  return Object.values(await etcd.getAll().prefix(`${prefix()}routes/${userId}/`).strings()).map((v) => JSON.parse(v) as Route);
+}
+
+function servers(cmd: "stop" | "start", name: string): void {
+  execFileSync("bash", ["scripts/servers/servers.sh", cmd, name], { stdio: "ignore" });
+}
+
+/** Every page of a conversation's history, oldest first. */
+async function allSeqs(d: Device, conversationId: string): Promise<Array<{ seq: number; clientMsgId: string }>> {
+  const out: Array<{ seq: number; clientMsgId: string }> = [];
+  for (let from = 0; ;) {
+    const page = await d.client.history(conversationId, { direction: 2, fromSeq: from, limit: 200 });
+    out.push(...page.messages.map((m) => ({ seq: m.seq, clientMsgId: m.clientMsgId })));
+    if (!page.hasMore) return out;
+    from = page.nextFromSeq;
+  }
+}
+
+/** Stored exactly once each, gapless, and every listed device applied the same order. */
+async function expectExactlyOnce(acked: Sent[], conversationId: string, reader: Device, devices: Device[]): Promise<void> {
+  const seqs = acked.map((s) => s.seq);
+  expect(new Set(seqs).size).toBe(seqs.length);
+  const stored = await allSeqs(reader, conversationId);
+  expect(stored.map((m) => m.seq)).toEqual(Array.from({ length: stored.length }, (_, k) => k + 1));
+  expect(new Set(stored.map((m) => m.clientMsgId)).size).toBe(stored.length);
+  expect(stored.length).toBe(acked.length);
+  for (const d of devices) {
+    await waitFor(`${d.deviceId} has every message`, () => d.in(conversationId).length >= stored.length, 30_000);
+    expect(d.in(conversationId).map((m) => m.seq)).toEqual(stored.map((m) => m.seq));
+  }
+}
+
+describe.skipIf(!production)("production cluster: two edges, two chat instances (issue 3)", () => {
+  beforeAll(async () => {
+    c = await startCluster({ DISCOVERY_LEASE_TTL_S: String(LEASE_TTL_S), HEARTBEAT_INTERVAL_MS: "1000", SEND_RATE: "1000", SEND_BURST: "1000" }, { edges: 2, chats: 2 });
+    etcd = new Etcd3({ hosts: process.env.ETCD_ENDPOINTS!.split(",") });
+  });
+  afterAll(async () => {
+    await c?.stop();
+    etcd?.close();
+  });
+
+  it("registers every instance in etcd and lets two users on different edges chat both ways", async () => {
+    expect((await live("chat")).map((i) => i.id).sort()).toEqual(["chat-1", "chat-2"]);
+    expect((await live("edge")).map((i) => i.id).sort()).toEqual(["edge-1", "edge-2"]);
+    const [alice, bob] = [await newUser(c, "alice"), await newUser(c, "bob")];
+    const a = await device(c, alice, undefined, { url: c.wsUrls[0]! });
+    const b = await device(c, bob, undefined, { url: c.wsUrls[1]! });
+    expect((await routesOf(alice.userId)).map((r) => r.edgeId)).toEqual(["edge-1"]);
+    expect((await routesOf(bob.userId)).map((r) => r.edgeId)).toEqual(["edge-2"]);
+    const conv = await a.client.openDirect(bob.username);
+    await a.client.send(conv.id, "hi from edge-1");
+    await waitFor("bob gets it", () => b.in(conv.id).length === 1);
+    await b.client.send(conv.id, "hi from edge-2");
+    await waitFor("alice gets it", () => a.in(conv.id).length === 2);
+    expect(a.in(conv.id).map((m) => m.text)).toEqual(["hi from edge-1", "hi from edge-2"]);
+    expect(b.in(conv.id).map((m) => m.text)).toEqual(["hi from edge-1", "hi from edge-2"]);
+    a.close();
+    b.close();
+  });
+
+  it("keeps every acknowledged message exactly once when a chat instance is killed under load: ownership moves", async () => {
+    const alice = await newUser(c, "alice");
+    const a = await device(c, alice, undefined, { url: c.wsUrls[0]!, requestTimeoutMs: 5_000 });
+    // Conversations until each chat instance owns at least one.
+    const chats = await live("chat");
+    const owned = new Map<string, { id: string; peer: Device; peer2: Device }>();
+    for (let i = 0; owned.size < 2 && i < 40; i++) {
+      const bob = await newUser(c, "bob");
+      const conv = await a.client.openDirect(bob.username);
+      const owner = ownerOf(conv.id, chats)!.id;
+      if (owned.has(owner)) continue;
+      const peer = await device(c, bob, "phone", { url: c.wsUrls[1]! });
+      const peer2 = await device(c, bob, "laptop", { url: c.wsUrls[0]! });
+      owned.set(owner, { id: conv.id, peer, peer2 });
+    }
+    expect([...owned.keys()].sort()).toEqual(["chat-1", "chat-2"]);
+    const victim = owned.get("chat-1")!;
+    const other = owned.get("chat-2")!;
+    const s1 = steadySender(a, victim.id, (i) => `v${i}`);
+    const s2 = steadySender(a, other.id, (i) => `o${i}`);
+    await waitFor("traffic on both owners", () => s1.acked.length >= 20 && s2.acked.length >= 20);
+    const chat1 = c.cluster.processes.get("chat-1")!.spec;
+    await c.cluster.stop("chat-1", "SIGKILL");
+    const during = s1.acked.length;
+    // The dead instance leaves the live set when its lease expires; its conversations move to chat-2.
+    const deadline = Date.now() + 20_000;
+    while ((await live("chat")).some((i) => i.id === "chat-1")) {
+      if (Date.now() > deadline) throw new Error("chat-1 still registered");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(ownerOf(victim.id, await live("chat"))!.id).toBe("chat-2");
+    await waitFor("sends flow again on the moved conversation", () => s1.acked.length >= during + 20, 30_000);
+    await Promise.all([s1.stop(), s2.stop()]);
+    await expectExactlyOnce(s1.acked, victim.id, a, [victim.peer, victim.peer2]);
+    await expectExactlyOnce(s2.acked, other.id, a, [other.peer, other.peer2]);
+    for (const d of [a, victim.peer, victim.peer2, other.peer, other.peer2]) d.close();
+    // Back to two instances for the next tests.
+    await c.cluster.start(chat1);
+  });
+
+  it("drops a killed edge's routes when its lease expires, and its clients resync on the other edge", async () => {
+    const [alice, bob, carol] = [await newUser(c, "alice"), await newUser(c, "bob"), await newUser(c, "carol")];
+    const b = await device(c, bob, undefined, { url: c.wsUrls[0]! });
+    const conv = await b.client.openDirect(alice.username);
+    await b.client.send(conv.id, "m1");
+    // Alice is on edge-2 and knows edge-1 as a fallback; carol is on edge-2 and does not reconnect.
+    const a = await device(c, alice, "phone", { url: c.wsUrls[1]!, fallbackUrls: [c.wsUrls[0]!] });
+    await waitFor("alice has m1", () => a.in(conv.id).length === 1);
+    const carolDev = await device(c, carol, "tablet", { url: c.wsUrls[1]!, reconnect: false });
+    expect((await routesOf(carol.userId)).map((r) => r.edgeId)).toEqual(["edge-2"]);
+    const edge2 = c.cluster.processes.get("edge-2")!.spec;
+    await c.cluster.stop("edge-2", "SIGKILL");
+    // Messages sent while alice is between edges reach her after she resyncs on edge-1.
+    for (let i = 2; i <= 5; i++) await b.client.send(conv.id, `m${i}`);
+    const deadline = Date.now() + 20_000;
+    while ((await routesOf(carol.userId)).length > 0 || (await live("edge")).some((i) => i.id === "edge-2")) {
+      if (Date.now() > deadline) throw new Error("edge-2's keys outlived its lease");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await waitFor("alice back on edge-1 with every message", () => a.in(conv.id).length === 5, 30_000);
+    expect(a.in(conv.id).map((m) => m.text)).toEqual(["m1", "m2", "m3", "m4", "m5"]);
+    expect((await routesOf(alice.userId)).map((r) => r.edgeId)).toEqual(["edge-1"]);
+    // Live delivery to her new route.
+    await b.client.send(conv.id, "m6");
+    await waitFor("alice gets m6 live", () => a.in(conv.id).length === 6);
+    for (const d of [a, b, carolDev]) d.close();
+    await c.cluster.start(edge2);
+  });
+
+  it("recovers presence after Redis restarts with its data gone", async () => {
+    const [alice, bob] = [await newUser(c, "alice"), await newUser(c, "bob")];
+    const a = await device(c, alice, undefined, { url: c.wsUrls[0]! });
+    const b = await device(c, bob, undefined, { url: c.wsUrls[1]! });
+    await b.client.openDirect(alice.username);
+    const [before] = await b.client.presenceQuery([alice.userId]);
+    expect(before!.status).toBe(PresenceStatus.PRESENCE_STATUS_ONLINE);
+    // Data loss and a restart: this cluster's keys are wiped, then the server goes down and comes back.
+    const r = new Redis(process.env.REDIS_URL!);
+    const keys = await r.keys(`${c.env.REDIS_PREFIX}*`);
+    expect(keys.length).toBeGreaterThan(0);
+    await r.del(...keys);
+    r.disconnect();
+    servers("stop", "redis");
+    servers("start", "redis");
+    // Edges heartbeat every second; each heartbeat carries the full route and restores it.
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const res = await b.client.presenceQuery([alice.userId]).catch(() => []);
+      if (res[0]?.status === PresenceStatus.PRESENCE_STATUS_ONLINE) break;
+      if (Date.now() > deadline) throw new Error("alice not back online after the Redis restart");
+      await new Promise((res2) => setTimeout(res2, 200));
+    }
+    a.close();
+    b.close();
+  });
+
+  it("gives senders a retryable error while the message store's server is stopped, and writes nothing half-way", async () => {
+    const backing = (c.env.STORE_BACKEND ?? process.env.STORE_BACKEND ?? "cassandra") === "postgres" ? "postgres" : "cassandra";
+    const [alice, bob] = [await newUser(c, "alice"), await newUser(c, "bob")];
+    const a = await device(c, alice, undefined, { url: c.wsUrls[0]!, requestTimeoutMs: 25_000 });
+    const b = await device(c, bob, undefined, { url: c.wsUrls[1]! });
+    const conv = await a.client.openDirect(bob.username);
+    await a.client.send(conv.id, "before");
+    servers("stop", backing);
+    try {
+      const err = await a.client.request({ $case: "send", value: { conversationId: conv.id, clientMsgId: "during-outage", text: "during" } }).catch((e) => e);
+      // A typed error from the service, not the client giving up on a silent server.
+      expect(err.retryable).toBe(true);
+      expect(err.message).not.toBe("request timed out");
+    } finally {
+      servers("start", backing);
+    }
+    // The resend of the refused message (same client_msg_id) and a new one: each stored once.
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const ok = await a.client.send(conv.id, "during", "during-outage").then(() => true, (e) => { if (Date.now() > deadline || !e.retryable) throw e; return false; });
+      if (ok) break;
+    }
+    await a.client.send(conv.id, "after");
+    const stored = await allSeqs(a, conv.id);
+    expect(stored.map((m) => m.seq)).toEqual([1, 2, 3]);
+    expect(stored.filter((m) => m.clientMsgId === "during-outage")).toHaveLength(1);
+    await waitFor("bob has all three", () => b.in(conv.id).length === 3, 30_000);
+    expect(b.in(conv.id).map((m) => m.text)).toEqual(["before", "during", "after"]);
+    a.close();
+    b.close();
+  });
+});
