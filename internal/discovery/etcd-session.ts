@@ -35,6 +35,11 @@ export class EtcdSession {
     return this.lease !== undefined && !this.restoring;
   }
 
+  /** The current lease's id (for operators and tests). */
+  async leaseId(): Promise<string | undefined> {
+    return this.lease?.grant();
+  }
+
   onLost(fn: () => void): void {
     this.lostListeners.push(fn);
   }

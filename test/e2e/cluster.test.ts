@@ -61,7 +61,7 @@ async function expectExactlyOnce(acked: Sent[], conversationId: string, reader: 
 
 describe.skipIf(!production)("production cluster: two edges, two chat instances (issue 3)", () => {
   beforeAll(async () => {
-    c = await startCluster({ DISCOVERY_LEASE_TTL_S: String(LEASE_TTL_S), HEARTBEAT_INTERVAL_MS: "1000", SEND_RATE: "1000", SEND_BURST: "1000" }, { edges: 2, chats: 2 });
+    c = await startCluster({ DISCOVERY_LEASE_TTL_S: String(LEASE_TTL_S), HEARTBEAT_INTERVAL_MS: "1000", PRESENCE_GRACE_MS: "1000", SEND_RATE: "1000", SEND_BURST: "1000" }, { edges: 2, chats: 2 });
     etcd = new Etcd3({ hosts: process.env.ETCD_ENDPOINTS!.split(",") });
   });
   afterAll(async () => {
@@ -155,6 +155,25 @@ describe.skipIf(!production)("production cluster: two edges, two chat instances 
     await waitFor("alice gets m6 live", () => a.in(conv.id).length === 6);
     for (const d of [a, b, carolDev]) d.close();
     await c.cluster.start(edge2);
+  });
+
+  it("keeps presence across edges: online while a device on either edge is, one offline change to subscribers on the other edge", async () => {
+    const [alice, bob] = [await newUser(c, "alice"), await newUser(c, "bob")];
+    const b = await device(c, bob, undefined, { url: c.wsUrls[1]! });
+    await b.client.openDirect(alice.username);
+    const updates: PresenceStatus[] = [];
+    b.client.on("presence", (p) => { if (p.userId === alice.userId) updates.push(p.status); });
+    await b.client.presenceSubscribe([alice.userId]);
+    const phone = await device(c, alice, "phone", { url: c.wsUrls[0]! });
+    const laptop = await device(c, alice, "laptop", { url: c.wsUrls[1]! });
+    await waitFor("online pushed across edges", () => updates.includes(PresenceStatus.PRESENCE_STATUS_ONLINE));
+    phone.close();
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect((await b.client.presenceQuery([alice.userId]))[0]!.status).toBe(PresenceStatus.PRESENCE_STATUS_ONLINE);
+    laptop.close();
+    await waitFor("offline pushed", () => updates.includes(PresenceStatus.PRESENCE_STATUS_OFFLINE), 20_000);
+    expect(updates).toEqual([PresenceStatus.PRESENCE_STATUS_ONLINE, PresenceStatus.PRESENCE_STATUS_OFFLINE]);
+    b.close();
   });
 
   it("recovers presence after Redis restarts with its data gone", async () => {

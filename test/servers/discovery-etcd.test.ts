@@ -1,0 +1,105 @@
+import { randomUUID } from "node:crypto";
+import { Etcd3 } from "etcd3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EtcdDiscovery } from "../../internal/discovery/discovery-etcd.js";
+import type { Instance } from "../../internal/discovery/discovery.js";
+import { Logger } from "../../internal/log/logger.js";
+import { EtcdRouteIndex } from "../../internal/routes/route-index-etcd.js";
+import { EtcdRouteRegistry } from "../../internal/routes/route-registry-etcd.js";
+
+const hosts = (process.env.ETCD_ENDPOINTS ?? "").split(",");
+const log = new Logger("test", "error");
+
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const route = (userId: string, deviceId: string, sessionId: string, edgeId: string) => ({ userId, deviceId, sessionId, edgeId, edgeAddress: `127.0.0.1:${edgeId.length}` });
+
+describe("etcd discovery, leases and routes (real etcd)", () => {
+  let prefix: string;
+  let raw: Etcd3;
+  const opened: EtcdDiscovery[] = [];
+  const open = async () => {
+    const d = await EtcdDiscovery.open({ endpoints: hosts, prefix, leaseTtlSeconds: 2 }, log);
+    opened.push(d);
+    return d;
+  };
+  beforeAll(() => {
+    prefix = `/meshchat-test/${randomUUID()}/`;
+    raw = new Etcd3({ hosts });
+  });
+  afterAll(async () => {
+    for (const d of opened) await d.close().catch(() => {});
+    await raw.delete().prefix(prefix).exec();
+    raw.close();
+  });
+
+  it("sees instances join and leave through its watch", async () => {
+    const a = await open();
+    const b = await open();
+    const seen: Instance[][] = [];
+    b.watch("chat", (now) => seen.push(now));
+    await a.register("chat", { id: "chat-a", address: "127.0.0.1:1" });
+    await until("b sees chat-a", () => b.instances("chat").some((i) => i.id === "chat-a"));
+    await a.deregister();
+    await until("b sees chat-a leave", () => !b.instances("chat").some((i) => i.id === "chat-a"));
+    expect(seen.at(-1)!.some((i) => i.id === "chat-a")).toBe(false);
+  });
+
+  it("drops a dead process's keys when its lease expires", async () => {
+    const a = await open();
+    const b = await open();
+    await a.register("edge", { id: "edge-dead", address: "127.0.0.1:2" });
+    await new EtcdRouteRegistry(a.session, prefix).add(route("u-dead", "d1", "s1", "edge-dead"));
+    await until("b sees edge-dead", () => b.instances("edge").some((i) => i.id === "edge-dead"));
+    const t0 = Date.now();
+    a.session.release(); // keep-alives stop, nothing is revoked: as if the process died
+    await until("edge-dead gone", () => !b.instances("edge").some((i) => i.id === "edge-dead"), 20_000);
+    expect(Date.now() - t0).toBeGreaterThan(1_000);
+    expect(await raw.getAll().prefix(`${prefix}routes/u-dead/`).keys()).toEqual([]);
+  });
+
+  it("on losing its lease tells its listeners, takes a new one and writes every key again", async () => {
+    const a = await open();
+    const b = await open();
+    const registry = new EtcdRouteRegistry(a.session, prefix);
+    await a.register("chat", { id: "chat-lost", address: "127.0.0.1:3" });
+    await registry.add(route("u-lost", "d1", "s1", "edge-x"));
+    let lost = 0;
+    let restored = 0;
+    a.session.onLost(() => lost++);
+    a.session.onRestored(() => restored++);
+    const id = await a.session.leaseId();
+    // Revoke a's lease behind its back (what etcd does when keep-alives stop reaching it).
+    await raw.leaseClient.leaseRevoke({ ID: id! });
+    await until("b sees chat-lost leave", () => !b.instances("chat").some((i) => i.id === "chat-lost"));
+    await until("lease loss noticed and restored", () => lost === 1 && restored === 1, 20_000);
+    await until("b sees chat-lost again", () => b.instances("chat").some((i) => i.id === "chat-lost"));
+    expect(await raw.getAll().prefix(`${prefix}routes/u-lost/`).keys()).toEqual([`${prefix}routes/u-lost/d1`]);
+    expect(await a.session.leaseId()).not.toBe(id);
+  });
+
+  it("route index: caches lookups and follows every change", async () => {
+    const a = await open();
+    const edge1 = new EtcdRouteRegistry(a.session, prefix);
+    const b = await open();
+    const edge2 = new EtcdRouteRegistry(b.session, prefix);
+    const index = await EtcdRouteIndex.open(raw, prefix);
+    const r1 = route("u-idx", "phone", "s1", "edge-1");
+    await edge1.add(r1);
+    expect(await index.lookup(["u-idx"])).toEqual([r1]);
+    // The device moves to another edge (takeover): the old edge's removal must not delete the new route.
+    const r2 = route("u-idx", "phone", "s2", "edge-2");
+    await edge2.add(r2);
+    await edge1.remove(r1);
+    await until("index sees the new route", async () => JSON.stringify(await index.lookup(["u-idx"])) === JSON.stringify([r2]));
+    await edge2.remove(r2);
+    await until("index sees it gone", async () => (await index.lookup(["u-idx"])).length === 0);
+    await index.close();
+  });
+});
