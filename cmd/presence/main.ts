@@ -5,7 +5,7 @@ import { call } from "../../internal/grpc/client.js";
 import { MeshClients } from "../../internal/grpc/mesh-clients.js";
 import { clientCredentials, serve, service } from "../../internal/grpc/serve.js";
 import { Logger } from "../../internal/log/logger.js";
-import { MemoryPresence } from "../../internal/presence/presence.js";
+import { openPresence } from "../../internal/presence/factory.js";
 import { presenceService } from "../../internal/presence/service.js";
 import { runUntilSignal } from "../../internal/run/lifecycle.js";
 import { startTelemetry } from "../../internal/telemetry/telemetry.js";
@@ -22,7 +22,7 @@ await runUntilSignal("presence", log, config.shutdownTimeoutMs, async () => {
   const telemetry = startTelemetry("presence", config.instanceId, config.metricsPort);
   const mesh = new MeshClients(config, clientCredentials(config, "presence"));
   // Status changes go to the edges holding the subscribers, one call per edge.
-  const presence = new MemoryPresence(presenceConfig, (update, subscribers) => {
+  const presence = await openPresence(config, presenceConfig, (update, subscribers) => {
     const byEdge = new Map<string, Set<string>>();
     for (const s of subscribers) {
       let set = byEdge.get(s.edgeAddress);
@@ -33,13 +33,13 @@ await runUntilSignal("presence", log, config.shutdownTimeoutMs, async () => {
       const edge = mesh.edge(address);
       call(edge, edge.deliver, { events: [], targets: [], receipts: [], presence: [{ userIds: [...users], update }], traceparent: "" }).catch((err) => log.warn("presence publish failed", { err }));
     }
-  });
+  }, (what, err) => log.warn(what, { err }));
   const server = await serve(config, "presence", port, log, [service(PresenceServiceService, presenceService(presence))]);
   log.info("presence ready", { grpc: `${config.bindHost}:${server.port}` });
   return {
     async stop(deadlineMs) {
       await server.shutdown(deadlineMs);
-      presence.close();
+      await presence.close();
       mesh.close();
       await telemetry.shutdown();
     },
