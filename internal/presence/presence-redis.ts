@@ -314,10 +314,22 @@ export class RedisPresence implements Presence {
       connectTimeout: 3_000,
       retryStrategy: (times) => Math.min(100 * times, 2_000),
     });
-    this.redis.on("error", (err) => options.onError?.("redis connection", err));
+    // ioredis reports every failed reconnect attempt: log the first of a streak, then at most every 10 s.
+    let lastReport = 0;
+    this.redis.on("error", (err) => {
+      if (Date.now() - lastReport < 10_000) return;
+      lastReport = Date.now();
+      options.onError?.("redis connection", err);
+    });
+    this.redis.on("ready", () => {
+      lastReport = 0;
+    });
     for (const [name, body] of Object.entries(SCRIPTS)) this.redis.defineCommand(name, { numberOfKeys: 0, lua: PRELUDE + body });
     this.scripts = this.redis as unknown as Scripts;
-    this.sweeper = setInterval(() => void this.sweep(), Math.max(250, Math.floor(config.timeoutMs / 3)));
+    // Every instance sweeps (the scripts make it harmless): often enough that going offline is
+    // published close to the end of the grace period, not only at the timeout's pace.
+    const every = Math.max(100, Math.floor(Math.min(config.timeoutMs / 3, config.graceMs / 2, 1_000)));
+    this.sweeper = setInterval(() => void this.sweep(), every);
     this.sweeper.unref();
   }
 
