@@ -6,7 +6,7 @@ import { openDiscovery } from "../../internal/discovery/factory.js";
 import { MeshClients } from "../../internal/grpc/mesh-clients.js";
 import { clientCredentials, serve, service } from "../../internal/grpc/serve.js";
 import { Logger } from "../../internal/log/logger.js";
-import { MemoryPresence } from "../../internal/presence/presence.js";
+import { openPresence } from "../../internal/presence/factory.js";
 import { presenceService } from "../../internal/presence/service.js";
 import { runUntilSignal } from "../../internal/run/lifecycle.js";
 import { startTelemetry } from "../../internal/telemetry/telemetry.js";
@@ -24,7 +24,7 @@ await runUntilSignal("presence", log, config.shutdownTimeoutMs, async () => {
   const discovery = await openDiscovery(config, log);
   const mesh = new MeshClients(config, clientCredentials(config, "presence"), discovery);
   // Status changes go to the edges holding the subscribers, one call per edge.
-  const presence = new MemoryPresence(presenceConfig, (update, subscribers) => {
+  const presence = await openPresence(config, presenceConfig, (update, subscribers) => {
     const byEdge = new Map<string, Set<string>>();
     for (const s of subscribers) {
       let set = byEdge.get(s.edgeAddress);
@@ -35,7 +35,7 @@ await runUntilSignal("presence", log, config.shutdownTimeoutMs, async () => {
       const edge = mesh.edge(address);
       call(edge, edge.deliver, { events: [], targets: [], receipts: [], presence: [{ userIds: [...users], update }], traceparent: "" }).catch((err) => log.warn("presence publish failed", { err }));
     }
-  });
+  }, (what, err) => log.warn(what, { err }));
   const server = await serve(config, "presence", port, log, [service(PresenceServiceService, presenceService(presence))]);
   await discovery.register("presence", { id: config.instanceId, address: `${config.advertiseHost}:${server.port}` });
   log.info("presence ready", { grpc: `${config.bindHost}:${server.port}` });
@@ -44,7 +44,7 @@ await runUntilSignal("presence", log, config.shutdownTimeoutMs, async () => {
       await discovery.deregister();
       await server.shutdown(deadlineMs);
       await discovery.close();
-      presence.close();
+      await presence.close();
       mesh.close();
       await telemetry.shutdown();
     },

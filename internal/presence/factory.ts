@@ -1,0 +1,34 @@
+import type { CommonConfig } from "../config/config.js";
+import { oneOf, str } from "../config/env.js";
+import { MemoryPresence } from "./presence-memory.js";
+import { RedisPresence } from "./presence-redis.js";
+import type { Presence, PresenceConfig, PublishFn } from "./presence.js";
+
+export const PRESENCE_BACKENDS = ["memory", "redis"] as const;
+export type PresenceBackend = (typeof PRESENCE_BACKENDS)[number];
+
+function assertNever(x: never): never {
+  throw new Error(`unknown presence backend: ${String(x)}`);
+}
+
+/** PRESENCE_BACKEND: memory (embedded default, one presence process) or redis (REDIS_URL, any number of them). */
+export function presenceBackend(config: CommonConfig): PresenceBackend {
+  return oneOf("PRESENCE_BACKEND", config.profile === "embedded" ? "memory" : "redis", PRESENCE_BACKENDS);
+}
+
+export async function openPresence(
+  config: CommonConfig,
+  presenceConfig: PresenceConfig,
+  publish: PublishFn,
+  onError?: (what: string, err: unknown) => void,
+): Promise<Presence> {
+  const backend = presenceBackend(config);
+  switch (backend) {
+    case "memory":
+      return new MemoryPresence(presenceConfig, publish);
+    case "redis":
+      return RedisPresence.open(presenceConfig, publish, { url: config.redisUrl, prefix: str("REDIS_PREFIX", "meshchat:"), onError });
+    default:
+      return assertNever(backend);
+  }
+}

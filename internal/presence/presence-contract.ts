@@ -1,0 +1,249 @@
+import { randomUUID } from "node:crypto";
+import { afterEach, describe, expect, it } from "vitest";
+import type { Route } from "../../gen/chat/internal/v1/presence.js";
+import { PresenceStatus, type PresenceUpdate } from "../../gen/chat/v1/client.js";
+import { ChatError, ErrorCode } from "../errors/chat-error.js";
+import type { Presence, PresenceConfig, PublishFn } from "./presence.js";
+
+export const ONLINE = PresenceStatus.PRESENCE_STATUS_ONLINE;
+export const OFFLINE = PresenceStatus.PRESENCE_STATUS_OFFLINE;
+
+/** Short timeouts so the cases run fast; the waits below are condition loops, not exact sleeps. */
+export const TEST_CONFIG: PresenceConfig = { timeoutMs: 1_000, graceMs: 400 };
+
+export type PresenceFactory = (config: PresenceConfig, publish: PublishFn) => Promise<Presence>;
+
+export interface Published {
+  update: PresenceUpdate;
+  subscribers: Route[];
+}
+
+/** Collects what an implementation publishes. */
+export class Recorder {
+  readonly all: Published[] = [];
+  readonly publish: PublishFn = (update, subscribers) => {
+    this.all.push({ update, subscribers });
+  };
+  of(userId: string): Published[] {
+    return this.all.filter((p) => p.update.userId === userId);
+  }
+  statuses(userId: string): PresenceStatus[] {
+    return this.of(userId).map((p) => p.update.status);
+  }
+}
+
+export function route(userId: string, deviceId = "phone", edge = "edge-1"): Route {
+  return { userId, deviceId, sessionId: randomUUID(), edgeId: edge, edgeAddress: `${edge}.local:7101` };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 8_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+/** What an edge does: heartbeat every route it holds, every 150 ms, as one batch. */
+export class Edge {
+  readonly routes = new Set<Route>();
+  private readonly timer: NodeJS.Timeout;
+  constructor(private readonly presence: Presence) {
+    this.timer = setInterval(() => {
+      if (this.routes.size > 0) this.presence.heartbeat([...this.routes]).catch(() => {});
+    }, 150);
+  }
+  async connect(r: Route, takeover = false): Promise<Route | undefined> {
+    const replaced = await this.presence.connect(r, takeover);
+    this.routes.add(r);
+    return replaced;
+  }
+  async disconnect(r: Route): Promise<void> {
+    this.routes.delete(r);
+    await this.presence.disconnect(r);
+  }
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
+
+/**
+ * The behaviour every Presence implementation shares: the same cases run on
+ * MemoryPresence (unit) and RedisPresence (servers).
+ */
+export function presenceContract(name: string, factory: PresenceFactory): void {
+  describe(`${name}: presence contract`, () => {
+    const cleanups: (() => Promise<void> | void)[] = [];
+    afterEach(async () => {
+      for (const c of cleanups.splice(0).reverse()) await c();
+    });
+
+    async function setup(config: PresenceConfig = TEST_CONFIG) {
+      const rec = new Recorder();
+      const presence = await factory(config, rec.publish);
+      const edge = new Edge(presence);
+      cleanups.push(() => presence.close(), () => edge.stop());
+      return { rec, presence, edge };
+    }
+
+    /** A connected, heartbeating session that watches `userIds`. */
+    async function watcher(edge: Edge, presence: Presence, userIds: string[]) {
+      const r = route(randomUUID(), "watcher", "edge-w");
+      await edge.connect(r);
+      const initial = await presence.subscribe(r, userIds);
+      return { route: r, initial };
+    }
+
+    it("keeps a user online while any device is, and publishes online once", async () => {
+      const { rec, presence, edge } = await setup();
+      const alice = randomUUID();
+      const w = await watcher(edge, presence, [alice]);
+      expect(w.initial).toEqual([{ userId: alice, status: OFFLINE, lastActiveAtMs: 0 }]);
+      const phone = route(alice, "phone");
+      const laptop = route(alice, "laptop", "edge-2");
+      await edge.connect(phone);
+      await waitFor("online published", () => rec.statuses(alice).length === 1);
+      await edge.connect(laptop);
+      expect(new Set((await presence.routes([alice])).map((r) => r.sessionId))).toEqual(new Set([phone.sessionId, laptop.sessionId]));
+      await edge.disconnect(phone);
+      expect((await presence.routes([alice])).map((r) => r.sessionId)).toEqual([laptop.sessionId]);
+      // Well past grace + sweep: the laptop keeps alice online.
+      await sleep(TEST_CONFIG.graceMs + TEST_CONFIG.timeoutMs);
+      expect((await presence.query([alice]))[0]!.status).toBe(ONLINE);
+      expect(rec.statuses(alice)).toEqual([ONLINE]);
+      expect(rec.of(alice)[0]!.subscribers.map((s) => s.sessionId)).toEqual([w.route.sessionId]);
+      // The last device leaving turns her offline after the grace period.
+      await edge.disconnect(laptop);
+      await waitFor("offline published", () => rec.statuses(alice).length === 2);
+      expect(rec.statuses(alice)).toEqual([ONLINE, OFFLINE]);
+      expect(await presence.routes([alice])).toEqual([]);
+    });
+
+    it("publishes nothing for a drop and reconnect inside the grace period", async () => {
+      const { rec, presence, edge } = await setup({ timeoutMs: TEST_CONFIG.timeoutMs, graceMs: 1_500 });
+      const alice = randomUUID();
+      await watcher(edge, presence, [alice]);
+      const first = route(alice);
+      await edge.connect(first);
+      await waitFor("online published", () => rec.statuses(alice).length === 1);
+      await edge.disconnect(first);
+      expect((await presence.query([alice]))[0]!.status).toBe(ONLINE); // still inside grace
+      const again = route(alice);
+      await edge.connect(again);
+      await sleep(2_000);
+      expect(rec.statuses(alice)).toEqual([ONLINE]);
+      expect((await presence.query([alice]))[0]!.status).toBe(ONLINE);
+      expect((await presence.routes([alice])).map((r) => r.sessionId)).toEqual([again.sessionId]);
+    });
+
+    it("turns offline after the grace period, publishing once with last_active_at", async () => {
+      const { rec, presence, edge } = await setup();
+      const alice = randomUUID();
+      await watcher(edge, presence, [alice]);
+      const phone = route(alice);
+      await edge.connect(phone);
+      await waitFor("online published", () => rec.statuses(alice).length === 1);
+      const online = rec.of(alice)[0]!.update;
+      expect(online.lastActiveAtMs).toBeGreaterThan(Date.now() - 5_000);
+      await sleep(300); // a few heartbeats move last_active_at on
+      const before = Date.now();
+      await edge.disconnect(phone);
+      const disconnectedAt = Date.now();
+      await waitFor("offline published", () => rec.statuses(alice).length === 2);
+      const offlineSeenAt = Date.now();
+      const off = rec.of(alice)[1]!.update;
+      expect(off.status).toBe(OFFLINE);
+      expect(off.lastActiveAtMs).toBeGreaterThanOrEqual(before - 50);
+      expect(off.lastActiveAtMs).toBeLessThanOrEqual(disconnectedAt + 50);
+      expect(offlineSeenAt - before).toBeGreaterThanOrEqual(TEST_CONFIG.graceMs - 50);
+      expect((await presence.query([alice]))[0]).toEqual(off);
+      await sleep(TEST_CONFIG.graceMs + 500);
+      expect(rec.statuses(alice)).toEqual([ONLINE, OFFLINE]);
+    });
+
+    it("drops a device whose edge stopped heartbeating and turns the user offline", async () => {
+      const { rec, presence, edge } = await setup();
+      const alice = randomUUID();
+      await watcher(edge, presence, [alice]);
+      const phone = route(alice);
+      await presence.connect(phone, false); // not on the heartbeating edge: a crashed edge
+      await waitFor("online published", () => rec.statuses(alice).length === 1);
+      await waitFor("device dropped", async () => (await presence.routes([alice])).length === 0);
+      await waitFor("offline published", () => rec.statuses(alice).length === 2);
+      expect(rec.statuses(alice)).toEqual([ONLINE, OFFLINE]);
+      expect((await presence.query([alice]))[0]!.status).toBe(OFFLINE);
+    });
+
+    it("refuses a second session on a live device unless takeover, which returns the replaced route", async () => {
+      const { rec, presence, edge } = await setup();
+      const alice = randomUUID();
+      await watcher(edge, presence, [alice]);
+      const first = route(alice, "phone", "edge-1");
+      await edge.connect(first);
+      expect(await edge.connect(first)).toBeUndefined(); // the same session again is fine
+      const second = { ...route(alice, "phone", "edge-2") };
+      const err = (await presence.connect(second, false).catch((e: unknown) => e)) as ChatError;
+      expect(err).toBeInstanceOf(ChatError);
+      expect(err.code).toBe(ErrorCode.ERROR_CODE_DEVICE_IN_USE);
+      expect((await presence.routes([alice])).map((r) => r.sessionId)).toEqual([first.sessionId]);
+      expect(await edge.connect(second, true)).toEqual(first);
+      expect(await presence.routes([alice])).toEqual([second]);
+      // The replaced session's late disconnect changes nothing.
+      await edge.disconnect(first);
+      expect(await presence.routes([alice])).toEqual([second]);
+      await sleep(TEST_CONFIG.graceMs + 400);
+      expect(rec.statuses(alice)).toEqual([ONLINE]);
+      expect((await presence.query([alice]))[0]!.status).toBe(ONLINE);
+    });
+
+    it("subscribe returns current statuses, and later changes reach every subscriber in one publish", async () => {
+      const { rec, presence, edge } = await setup();
+      const [alice, bob, nobody] = [randomUUID(), randomUUID(), randomUUID()];
+      await edge.connect(route(alice));
+      const w1 = await watcher(edge, presence, [alice, bob, nobody]);
+      expect(w1.initial.map((u) => [u.userId, u.status])).toEqual([[alice, ONLINE], [bob, OFFLINE], [nobody, OFFLINE]]);
+      expect(w1.initial[0]!.lastActiveAtMs).toBeGreaterThan(0);
+      expect(w1.initial[2]!.lastActiveAtMs).toBe(0);
+      const w2 = await watcher(edge, presence, [bob]);
+      const bobPhone = route(bob);
+      await edge.connect(bobPhone);
+      await waitFor("bob online published", () => rec.statuses(bob).length === 1);
+      const pub = rec.of(bob)[0]!;
+      expect(pub.update.status).toBe(ONLINE);
+      expect(pub.update.lastActiveAtMs).toBeGreaterThan(0);
+      expect(new Set(pub.subscribers.map((s) => s.sessionId))).toEqual(new Set([w1.route.sessionId, w2.route.sessionId]));
+      expect(pub.subscribers.find((s) => s.sessionId === w1.route.sessionId)).toEqual(w1.route);
+      await edge.disconnect(bobPhone);
+      await waitFor("bob offline published", () => rec.statuses(bob).length === 2);
+      expect(rec.statuses(bob)).toEqual([ONLINE, OFFLINE]);
+      expect(rec.statuses(alice)).toEqual([]); // alice was online before anyone watched
+    });
+
+    it("a disconnected subscriber's subscriptions are gone", async () => {
+      const { rec, presence, edge } = await setup();
+      const alice = randomUUID();
+      const w = await watcher(edge, presence, [alice]);
+      await edge.disconnect(w.route);
+      await edge.connect(route(alice));
+      await waitFor("alice online", async () => (await presence.query([alice]))[0]!.status === ONLINE);
+      await sleep(300);
+      expect(rec.of(alice)).toEqual([]);
+    });
+
+    it("answers a query of many users in order", async () => {
+      const { presence, edge } = await setup();
+      const ids = Array.from({ length: 500 }, () => randomUUID());
+      const online = new Set(ids.filter((_, i) => i % 50 === 7));
+      for (const id of online) await edge.connect(route(id));
+      const res = await presence.query(ids);
+      expect(res.map((u) => u.userId)).toEqual(ids);
+      expect(res.map((u) => u.status)).toEqual(ids.map((id) => (online.has(id) ? ONLINE : OFFLINE)));
+      const routes = await presence.routes(ids);
+      expect(new Set(routes.map((r) => r.userId))).toEqual(online);
+      expect(await presence.routes([])).toEqual([]);
+      expect(await presence.query([])).toEqual([]);
+    });
+  });
+}

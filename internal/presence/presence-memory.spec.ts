@@ -1,0 +1,4 @@
+import { MemoryPresence } from "./presence-memory.js";
+import { presenceContract } from "./presence-contract.js";
+
+presenceContract("MemoryPresence", async (config, publish) => new MemoryPresence(config, publish));
