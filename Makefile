@@ -52,14 +52,16 @@ test: build
 	$(MAKE) mesh-validate
 	$(MAKE) test-production
 
-## test-production: install and start the real servers under ./var/servers, run the server checks and the
-## end-to-end suite on the production profile (PostgreSQL store), then stop the servers whatever happened
+## test-production: install and start the real servers under ./var/servers, run the server-backed tests
+## (etcd discovery, Redis presence, Cassandra and PostgreSQL stores, PostgreSQL push tokens) and the end-to-end
+## suite on the production profile (incl. the two-edge, two-chat cluster tests), then stop the servers whatever happened
 test-production: build
 	bash scripts/servers/servers.sh install
 	bash scripts/servers/servers.sh start
 	set -a; . scripts/servers/env.sh; set +a; \
 	  status=0; \
 	  $(NODE_BIN)/vitest run --project servers || status=$$?; \
+	  [ $$status -eq 0 ] && { $(NODE_BIN)/vitest run --project unit test/notifier/token-store.test.ts || status=$$?; }; \
 	  [ $$status -eq 0 ] && { E2E_PROFILE=production $(NODE_BIN)/vitest run --project e2e --dir test/e2e || status=$$?; }; \
 	  bash scripts/servers/servers.sh stop; \
 	  exit $$status
