@@ -91,12 +91,11 @@ export interface CassandraStoreOptions {
   logEntriesPerBucket?: number;
 }
 
-/** A Cassandra client with the store's defaults: LOCAL_QUORUM, LOCAL_SERIAL, prepared statements, bigint as BigInt. */
+/** A Cassandra client with the store's defaults: LOCAL_QUORUM, LOCAL_SERIAL, prepared statements. */
 export function createCassandraClient(contactPoints: string[], localDataCenter: string): cassandra.Client {
   return new cassandra.Client({
     contactPoints,
     localDataCenter,
-    encoding: { useBigIntAsLong: true },
     queryOptions: { consistency: consistencies.localQuorum, serialConsistency: consistencies.localSerial, prepare: true },
     socketOptions: { connectTimeout: 3_000, readTimeout: 12_000 },
   });
@@ -118,7 +117,12 @@ interface OutboxRow {
 }
 
 type Row = cassandra.types.Row;
-const n = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
+/** bigint columns come back as Long: one place to read them. */
+function n(v: unknown): number {
+  if (v === null || v === undefined) return 0;
+  if (typeof v === "object" && typeof (v as { toNumber?: unknown }).toNumber === "function") return (v as { toNumber(): number }).toNumber();
+  return Number(v);
+}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function rowToMessage(r: Row): Message {
