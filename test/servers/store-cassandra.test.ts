@@ -369,6 +369,28 @@ describe("Cassandra store specifics", () => {
     expect((await store.getConversation(conv.id))!.conversation.members.map((m) => m.readSeq)).toEqual([1, 3]);
   });
 
+  it("a crash in the middle of applying an intent: the replay logs only what is missing", async () => {
+    const [a, b] = await users(store, "a", "b");
+    const conv = (await group(store, [a!, b!])).conversation;
+    const memberIds = [a!.id, b!.id];
+    await store.append([{ conversationId: conv.id, baseSeq: 0, memberIds, messages: [msg(a!, "g1")] }]);
+    expect((await store.readLog(b!.id, 0, 10)).head).toBe(2);
+    await crashAfterCommit(conv.id, 1, { memberIds, messages: [msg(a!, "g2"), msg(a!, "g3")] });
+    // The crashed instance had logged seq 2 for b at position 3 (index candidate first, then the row),
+    // and left a candidate for seq 3 at a position that holds something else; no head hint.
+    await raw.execute(`INSERT INTO ${KEYSPACE}.log_index (user_id, conversation_id, seq, pos) VALUES (?, ?, ?, ?)`, [b!.id, conv.id, 2, 3]);
+    await raw.execute(`INSERT INTO ${KEYSPACE}.log_index (user_id, conversation_id, seq, pos) VALUES (?, ?, ?, ?)`, [b!.id, conv.id, 3, 1]);
+    await raw.execute(`INSERT INTO ${KEYSPACE}.sync_log (user_id, bucket, pos, at, conversation_id, seq) VALUES (?, 0, 3, ?, ?, 2) IF NOT EXISTS`, [b!.id, Date.now(), conv.id]);
+    const log = await readAll(store, b!.id);
+    expectGapless(log);
+    expect(messageSeqs(log, conv.id)).toEqual([1, 2, 3]);
+    expect(log.map((e) => e.pos)).toEqual([1, 2, 3, 4]);
+    expect(messageSeqs(await readAll(store, a!.id), conv.id)).toEqual([1, 2, 3]);
+    // The next append goes on from there.
+    const [r] = await store.append([{ conversationId: conv.id, baseSeq: 3, memberIds, messages: [msg(b!, "g4")] }]);
+    expect(r!.messages[0]).toMatchObject({ message: { seq: 4 }, positions: [5, 5] });
+  });
+
   it("a pending intent is replayed by the next append, which then appends after it", async () => {
     const [a, b] = await users(store, "a", "b");
     const conv = (await group(store, [a!, b!])).conversation;
@@ -387,7 +409,7 @@ describe("Cassandra store specifics", () => {
     }
   });
 
-  it("a pending intent found by a conflicting LWT is replayed before CONFLICT is reported", async () => {
+  it("an owner that read the head before another's crashed commit gets CONFLICT, after the intent is replayed", async () => {
     const [a, b] = await users(store, "a", "b");
     const conv = (await group(store, [a!, b!])).conversation;
     const memberIds = [a!.id, b!.id];
@@ -395,7 +417,7 @@ describe("Cassandra store specifics", () => {
     expect(await store.lastSeq(conv.id)).toBe(0);
     // ... another one commits and crashes ...
     await crashAfterCommit(conv.id, 0, { memberIds, messages: [msg(a!, "e1")] });
-    // ... and this owner's append loses the LWT (its head read happens inside append: simulate by a stale read path).
+    // ... and this owner's append (base 0) finds the intent, replays it and is refused.
     const [r] = await store.append([{ conversationId: conv.id, baseSeq: 0, memberIds, messages: [msg(b!, "f1")] }]);
     expect(r).toMatchObject({ error: ErrorCode.ERROR_CODE_CONFLICT, lastSeq: 1 });
     expect(messageSeqs(await readAll(store, b!.id), conv.id)).toEqual([1]);
