@@ -24,8 +24,16 @@ export function infraErrorToChatError(err: unknown): ChatError | null {
   if (["NoHostAvailableError", "OperationTimedOutError", "BusyConnectionError"].includes(name)) {
     return ChatError.unavailable(`cassandra unavailable (${name})`, err);
   }
-  if (name === "ResponseError" && /Unavailable|timeout|Overloaded/i.test(message)) {
+  if (name === "ResponseError" && /Unavailable|timeout|timed out|Overloaded|bootstrapping/i.test(message)) {
     return ChatError.unavailable("cassandra unavailable", err);
+  }
+  // cassandra-driver ResponseError codes: unavailable, overloaded, bootstrapping, read/write timeout or failure.
+  if (name === "ResponseError" && typeof e.code === "number" && [0x1000, 0x1001, 0x1002, 0x1100, 0x1200, 0x1300, 0x1500].includes(e.code)) {
+    return ChatError.unavailable(`cassandra unavailable (code 0x${e.code.toString(16)})`, err);
+  }
+  // cassandra-driver: a connection closed under a request.
+  if (name === "DriverError" && /socket|connection|closed/i.test(message)) {
+    return ChatError.unavailable("cassandra unavailable (connection lost)", err);
   }
   // etcd3: the client's circuit breaker is open or every endpoint failed.
   if (["GRPCUnavailableError", "BrokenCircuitError", "GRPCDeadlineExceededError", "EtcdLeaseInvalidError"].includes(name)) {

@@ -1,22 +1,29 @@
 import path from "node:path";
 import fs from "node:fs";
 import type { CommonConfig } from "../config/config.js";
-import { oneOf } from "../config/env.js";
+import { int, oneOf } from "../config/env.js";
 import { PgliteSqlClient } from "./sql-pglite.js";
 import { PostgresSqlClient } from "./sql-postgres.js";
+import { CassandraStore, createCassandraClient } from "./store-cassandra.js";
 import { SqlStore } from "./store-sql.js";
 import type { Store } from "./store.js";
 
-export const STORE_BACKENDS = ["pglite", "postgres"] as const;
+export const STORE_BACKENDS = ["pglite", "postgres", "cassandra"] as const;
 export type StoreBackend = (typeof STORE_BACKENDS)[number];
 
 function assertNever(x: never): never {
   throw new Error(`unknown store backend: ${String(x)}`);
 }
 
-/** STORE_BACKEND: pglite (embedded default, files under DATA_DIR/store) or postgres (POSTGRES_URL). */
+/**
+ * STORE_BACKEND: pglite (embedded default, files under DATA_DIR/store), postgres
+ * (everything in POSTGRES_URL) or cassandra (production default: the directory in
+ * POSTGRES_URL, messages, sync logs and pointers in CASSANDRA_CONTACT_POINTS /
+ * CASSANDRA_LOCAL_DC / CASSANDRA_KEYSPACE; CASSANDRA_REPLICATION_FACTOR is used
+ * only if the store creates the keyspace, see schema-cassandra.ts).
+ */
 export function storeBackend(config: CommonConfig): StoreBackend {
-  return oneOf("STORE_BACKEND", config.profile === "embedded" ? "pglite" : "postgres", STORE_BACKENDS);
+  return oneOf("STORE_BACKEND", config.profile === "embedded" ? "pglite" : "cassandra", STORE_BACKENDS);
 }
 
 export async function openStore(config: CommonConfig): Promise<Store> {
@@ -29,6 +36,18 @@ export async function openStore(config: CommonConfig): Promise<Store> {
     }
     case "postgres":
       return SqlStore.open(new PostgresSqlClient(config.postgresUrl));
+    case "cassandra": {
+      const client = createCassandraClient(config.cassandraContactPoints, config.cassandraLocalDc);
+      try {
+        return await CassandraStore.open(new PostgresSqlClient(config.postgresUrl), client, {
+          keyspace: config.cassandraKeyspace,
+          replicationFactor: int("CASSANDRA_REPLICATION_FACTOR", 1, 1, 99),
+        });
+      } catch (err) {
+        await client.shutdown().catch(() => {});
+        throw err;
+      }
+    }
     default:
       return assertNever(backend);
   }

@@ -42,12 +42,19 @@ function toMessage(r: MessageRow): Message {
 }
 
 /** A log entry to write: either a message reference or a whole encoded event. */
-interface LogWrite {
+export interface LogWrite {
   userId: string;
   conversationId: string;
   seq: number;
   event: Event | null;
 }
+
+/**
+ * Where the directory's membership events go, called inside the directory
+ * transaction. SqlStore writes them to its own sync log; the Cassandra store
+ * records them in an outbox and moves them to its log after the commit.
+ */
+export type MembershipLog = (tx: SqlExecutor, writes: LogWrite[]) => Promise<UserEvent[]>;
 
 /**
  * The store on PostgreSQL SQL, used both embedded (PGlite) and against a server
@@ -91,6 +98,11 @@ export class SqlStore implements Store {
   }
 
   async createConversation(conversation: Conversation, createdBy: string, maxMembers: number) {
+    return this.createConversationWith(conversation, createdBy, maxMembers, (tx, writes) => this.appendLog(tx, writes));
+  }
+
+  /** createConversation with the membership events sent to `log` (the directory part, reused by the Cassandra store). */
+  async createConversationWith(conversation: Conversation, createdBy: string, maxMembers: number, log: MembershipLog) {
     const memberIds = [...new Set(conversation.members.map((m) => m.userId))];
     if (memberIds.length > maxMembers) throw new ChatError(ErrorCode.ERROR_CODE_GROUP_FULL, `a group has at most ${maxMembers} members`);
     return this.db.transaction(async (tx) => {
@@ -109,7 +121,7 @@ export class SqlStore implements Store {
       );
       const snapshot = (await this.loadConversation(tx, conversation.id))!;
       const event = membershipEvent(snapshot, MembershipAction.MEMBERSHIP_ACTION_CREATED, createdBy, createdBy, now);
-      const events = await this.appendLog(tx, memberIds.map((userId) => ({ userId, conversationId: snapshot.id, seq: 0, event })));
+      const events = await log(tx, memberIds.map((userId) => ({ userId, conversationId: snapshot.id, seq: 0, event })));
       return { conversation: snapshot, created: true, events };
     });
   }
@@ -122,6 +134,11 @@ export class SqlStore implements Store {
   }
 
   async changeMembership(req: { conversationId: string; actorId: string; subjectId: string; action: MembershipAction; maxMembers: number }) {
+    return this.changeMembershipWith(req, (tx, writes) => this.appendLog(tx, writes));
+  }
+
+  /** changeMembership with the membership events sent to `log`. */
+  async changeMembershipWith(req: { conversationId: string; actorId: string; subjectId: string; action: MembershipAction; maxMembers: number }, log: MembershipLog) {
     return this.db.transaction(async (tx) => {
       const conv = await tx.query<{ kind: number; created_by: string }>(`SELECT kind, created_by FROM conversations WHERE id = $1 FOR UPDATE`, [req.conversationId]);
       const row = conv.rows[0];
@@ -150,7 +167,7 @@ export class SqlStore implements Store {
       }
       const snapshot = (await this.loadConversation(tx, req.conversationId))!;
       const event = membershipEvent(snapshot, req.action, req.actorId, req.subjectId, now);
-      const events = await this.appendLog(tx, recipients.map((userId) => ({ userId, conversationId: snapshot.id, seq: 0, event })));
+      const events = await log(tx, recipients.map((userId) => ({ userId, conversationId: snapshot.id, seq: 0, event })));
       return { conversation: snapshot, events };
     });
   }
@@ -310,8 +327,23 @@ export class SqlStore implements Store {
   }
 
   private async requireMember(conversationId: string, userId: string): Promise<void> {
+    if (!(await this.isMember(conversationId, userId))) throw ChatError.denied();
+  }
+
+  async isMember(conversationId: string, userId: string): Promise<boolean> {
     const { rows } = await this.db.query(`SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $2`, [conversationId, userId]);
-    if (rows.length === 0) throw ChatError.denied();
+    return rows.length > 0;
+  }
+
+  async conversationExists(conversationId: string): Promise<boolean> {
+    const { rows } = await this.db.query(`SELECT 1 FROM conversations WHERE id = $1`, [conversationId]);
+    return rows.length > 0;
+  }
+
+  /** Ids of the conversations the user is a member of. */
+  async conversationIdsOf(userId: string): Promise<string[]> {
+    const { rows } = await this.db.query<{ conversation_id: string }>(`SELECT conversation_id FROM members WHERE user_id = $1`, [userId]);
+    return rows.map((r) => r.conversation_id);
   }
 
   /** Appends entries to users' logs at the next positions; heads are locked in user-id order. */

@@ -3,7 +3,8 @@ import type { Conversation, Event, HistoryPage, HistoryRequest, MembershipAction
 
 /**
  * Everything the message-store service keeps durably. One implementation per
- * backend: store-sql.ts (embedded PGlite or a PostgreSQL server). Errors are
+ * backend: store-sql.ts (embedded PGlite or a PostgreSQL server) and
+ * store-cassandra.ts (PostgreSQL directory, Cassandra messages and logs). Errors are
  * ChatErrors with domain codes; backend failures surface as UNAVAILABLE.
  */
 export interface Store {

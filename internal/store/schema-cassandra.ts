@@ -1,0 +1,92 @@
+import cassandra from "cassandra-driver";
+
+const { consistencies } = cassandra.types;
+
+/**
+ * Cassandra schema of the message store: a keyspace, then ordered migrations
+ * recorded in <keyspace>.schema_migrations. Each statement is idempotent
+ * (IF NOT EXISTS) so that two instances starting at once cannot break each
+ * other; the version row is written with IF NOT EXISTS too. Never edit a
+ * released migration: add the next one.
+ *
+ * Replication: SimpleStrategy with CASSANDRA_REPLICATION_FACTOR (default 1) is
+ * for a single node or a single-DC test cluster. In production create the
+ * keyspace beforehand with NetworkTopologyStrategy, e.g.
+ *   CREATE KEYSPACE meshchat WITH replication =
+ *     {'class': 'NetworkTopologyStrategy', 'dc1': 3, 'dc2': 3};
+ * (RF 3 per DC so that LOCAL_QUORUM and LOCAL_SERIAL survive one replica down);
+ * the IF NOT EXISTS below then leaves it alone.
+ */
+export const CASSANDRA_MIGRATIONS: ReadonlyArray<(ks: string) => string[]> = [
+  (ks) => [
+    // Partitions hold a bounded seq range: see MESSAGES_PER_BUCKET in store-cassandra.ts.
+    `CREATE TABLE IF NOT EXISTS ${ks}.messages (
+       conversation_id text, bucket bigint, seq bigint,
+       sender_id text, sender_device_id text, client_msg_id text, body text, sent_at bigint,
+       PRIMARY KEY ((conversation_id, bucket), seq)) WITH CLUSTERING ORDER BY (seq ASC)`,
+    // Dedupe index: (conversation, sender, client_msg_id) -> seq.
+    `CREATE TABLE IF NOT EXISTS ${ks}.message_ids (
+       conversation_id text, sender_id text, client_msg_id text, seq bigint,
+       PRIMARY KEY ((conversation_id, sender_id), client_msg_id))`,
+    // The commit point of appends: last_seq moves only by LWT, pending holds the intent being applied.
+    `CREATE TABLE IF NOT EXISTS ${ks}.conversation_heads (
+       conversation_id text PRIMARY KEY, last_seq bigint, pending blob)`,
+    // Per-user sync log: a message reference (conversation_id, seq) or an encoded Event.
+    `CREATE TABLE IF NOT EXISTS ${ks}.sync_log (
+       user_id text, bucket bigint, pos bigint,
+       at bigint, conversation_id text, seq bigint, event blob,
+       PRIMARY KEY ((user_id, bucket), pos)) WITH CLUSTERING ORDER BY (pos ASC)`,
+    // A hint of each user's log head (a max-register: written USING TIMESTAMP = head).
+    `CREATE TABLE IF NOT EXISTS ${ks}.log_heads (user_id text PRIMARY KEY, head bigint)`,
+    // Positions a (conversation, seq) entry was (or was about to be) written at for a user:
+    // makes replays idempotent. Candidates are checked against sync_log; they expire.
+    `CREATE TABLE IF NOT EXISTS ${ks}.log_index (
+       user_id text, conversation_id text, seq bigint, pos bigint,
+       PRIMARY KEY ((user_id, conversation_id), seq, pos)) WITH default_time_to_live = 2592000`,
+    // Delivered / read pointers, moved by LWT only.
+    `CREATE TABLE IF NOT EXISTS ${ks}.pointers (
+       conversation_id text, user_id text, delivered_seq bigint, read_seq bigint,
+       PRIMARY KEY ((conversation_id), user_id))`,
+    // Settings that must never change for a keyspace (bucket sizes).
+    `CREATE TABLE IF NOT EXISTS ${ks}.store_settings (name text PRIMARY KEY, value bigint)`,
+  ],
+];
+
+const KEYSPACE_RE = /^[a-z][a-z0-9_]{0,47}$/;
+
+export function checkKeyspace(ks: string): string {
+  if (!KEYSPACE_RE.test(ks)) throw new Error(`invalid Cassandra keyspace name: ${ks}`);
+  return ks;
+}
+
+async function awaitSchemaAgreement(client: cassandra.Client): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  // checkSchemaAgreement exists in the driver but is missing from its typings.
+  const metadata = client.metadata as unknown as { checkSchemaAgreement(): Promise<boolean> };
+  while (!(await metadata.checkSchemaAgreement())) {
+    if (Date.now() > deadline) throw new Error("Cassandra schema agreement not reached in 30 s");
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export async function migrateCassandra(client: cassandra.Client, keyspace: string, replicationFactor = 1): Promise<void> {
+  const ks = checkKeyspace(keyspace);
+  const rf = Math.max(1, Math.floor(replicationFactor));
+  const ddl = async (cql: string) => {
+    await client.execute(cql, [], { consistency: consistencies.localQuorum });
+    await awaitSchemaAgreement(client);
+  };
+  await ddl(`CREATE KEYSPACE IF NOT EXISTS ${ks} WITH replication = {'class': 'SimpleStrategy', 'replication_factor': ${rf}}`);
+  await ddl(`CREATE TABLE IF NOT EXISTS ${ks}.schema_migrations (version int PRIMARY KEY, applied_at bigint)`);
+  const { rows } = await client.execute(`SELECT version FROM ${ks}.schema_migrations`, [], { consistency: consistencies.localQuorum });
+  const done = new Set(rows.map((r) => Number(r["version"])));
+  for (let v = 1; v <= CASSANDRA_MIGRATIONS.length; v++) {
+    if (done.has(v)) continue;
+    for (const stmt of CASSANDRA_MIGRATIONS[v - 1]!(ks)) await ddl(stmt);
+    await client.execute(`INSERT INTO ${ks}.schema_migrations (version, applied_at) VALUES (?, ?) IF NOT EXISTS`, [v, Date.now()], {
+      prepare: true,
+      consistency: consistencies.localQuorum,
+      serialConsistency: consistencies.localSerial,
+    });
+  }
+}
