@@ -121,6 +121,9 @@ const env = clusterEnv(dataDir, ports, {
   FRAME_BURST: "100000",
   MAX_BUFFERED_BYTES: String(64 * 1024 * 1024),
   LOG_LEVEL: "info",
+  // Production profile: this run's own etcd and Redis namespace on the shared servers.
+  ETCD_PREFIX: `/meshchat-bench/${path.basename(dataDir)}/`,
+  REDIS_PREFIX: `meshchat-bench:${path.basename(dataDir)}:`,
   // e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=var/prof" to profile the services.
   // --expose-gc lets the capacity scenario measure live memory, not garbage.
   NODE_ARGS: `--expose-gc ${process.env.BENCH_NODE_ARGS ?? ""}`.trim(),

@@ -273,6 +273,8 @@ function k8s(name: string, s: ServiceSpec): object[] {
     ...(s.public ? [{ name: "EDGE_HTTP_PORT", value: String(s.public.port + topo.appPortOffset) }] : []),
     // The sidecar terminates mTLS, so the app speaks plaintext on loopback only.
     { name: "TLS_ENABLED", value: "false" },
+    // Calls go through the sidecar (static *_ADDRS below); etcd keeps membership, leases and routes.
+    { name: "MESH_SIDECAR", value: "true" },
     ...["chat", "message-store", "presence", "notifier"].filter((x) => s.calls.includes(x)).map((x) => ({ name: `${x === "message-store" ? "STORE" : x.toUpperCase()}_ADDRS`, value: `127.0.0.1:${topo.services[x]!.port + topo.outboundPortOffset}` })),
     { name: "METRICS_HOST", value: "0.0.0.0" },
   ];

@@ -22,7 +22,8 @@ const chatConfig = {
   maxGroupMembers: int("MAX_GROUP_MEMBERS", 100, 2, 100_000),
   maxTextLength: int("MAX_TEXT_LENGTH", 100_000, 1, 10_000_000),
   receiptFlushMs: int("RECEIPT_FLUSH_MS", 100, 0, 60_000),
-  storeWritesInFlight: int("STORE_WRITES_IN_FLIGHT", 1, 1, 64),
+  // One transaction at a time suits PGlite; a server-backed store takes several batches at once.
+  storeWritesInFlight: int("STORE_WRITES_IN_FLIGHT", config.profile === "embedded" ? 1 : 8, 1, 64),
 };
 const tokenTtlSeconds = int("TOKEN_TTL_SECONDS", 7 * 24 * 3600, 1);
 

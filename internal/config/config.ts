@@ -16,6 +16,12 @@ export interface CommonConfig {
   instanceId: string;
   /** ADVERTISE_HOST: how other processes reach this one's gRPC port (registered in discovery). Default 127.0.0.1. */
   advertiseHost: string;
+  /**
+   * MESH_SIDECAR: calls go to the local Envoy sidecar at the *_ADDRS ports, which
+   * balances, retries and (ring hash on x-conversation-id) keeps conversation
+   * affinity; discovery then only holds membership and routes. Default false.
+   */
+  meshSidecar: boolean;
   /** Static discovery (embedded): comma-separated host:port lists. */
   chatAddrs: string[];
   storeAddrs: string[];
@@ -48,6 +54,7 @@ export function loadCommon(service: string, grpcPort: number): CommonConfig {
     bindHost: str("BIND_HOST", "127.0.0.1"),
     instanceId: str("INSTANCE_ID", `${service}-${grpcPort}`),
     advertiseHost: str("ADVERTISE_HOST", "127.0.0.1"),
+    meshSidecar: bool("MESH_SIDECAR", false),
     chatAddrs: list("CHAT_ADDRS", [`127.0.0.1:${DEFAULT_PORTS.chat}`]),
     storeAddrs: list("STORE_ADDRS", [`127.0.0.1:${DEFAULT_PORTS.store}`]),
     presenceAddrs: list("PRESENCE_ADDRS", [`127.0.0.1:${DEFAULT_PORTS.presence}`]),

@@ -71,6 +71,8 @@ const CONTENT_TYPES: Record<string, string> = { ".html": "text/html; charset=utf
  */
 export class EdgeServer {
   readonly sessions = new SessionRegistry();
+  /** Disconnects on their way to presence, per (user, device): a reconnect of the device waits for its own. */
+  private readonly disconnecting = new Map<string, Promise<void>>();
   private readonly http: http.Server;
   private readonly wss: WebSocketServer;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -169,9 +171,14 @@ export class EdgeServer {
       register: (s) => this.sessions.add(s),
       unregister: (s) => {
         this.sessions.remove(s);
-        void this.backends.presenceDisconnect(this.route(s)).catch(() => {});
+        const key = `${s.userId}\u0000${s.deviceId}`;
+        const done: Promise<void> = this.backends.presenceDisconnect(this.route(s)).catch(() => {}).finally(() => {
+          if (this.disconnecting.get(key) === done) this.disconnecting.delete(key);
+        });
+        this.disconnecting.set(key, done);
       },
       route: (s) => this.route(s),
+      disconnected: (userId, deviceId) => this.disconnecting.get(`${userId}\u0000${deviceId}`) ?? Promise.resolve(),
     }, this.log);
     // Frames of one session are handled one after another, in order.
     let chain: Promise<void> = Promise.resolve();

@@ -67,7 +67,13 @@ export class Session {
     private readonly mode: FrameMode,
     private readonly backends: EdgeBackends,
     private readonly config: SessionConfig,
-    private readonly hooks: { register(s: Session): void; unregister(s: Session): void; route(s: Session): Route },
+    private readonly hooks: {
+      register(s: Session): void;
+      unregister(s: Session): void;
+      route(s: Session): Route;
+      /** Resolves once this edge's disconnect of an earlier session of the device has reached presence. */
+      disconnected(userId: string, deviceId: string): Promise<void>;
+    },
     private readonly log: Logger,
   ) {
     this.sendBucket = new TokenBucket(config.sendRate, config.sendBurst);
@@ -152,6 +158,8 @@ export class Session {
     this.expiresAtMs = claims.expiresAtMs;
     this.cursor = hello.cursor;
     try {
+      // A device that closed and reconnected at once: its old session must not count as in use.
+      await this.hooks.disconnected(this.userId, this.deviceId);
       const { replaced } = await this.backends.presenceConnect(this.hooks.route(this), hello.takeover);
       if (replaced) void this.backends.kick(replaced);
     } catch (err) {

@@ -25,7 +25,7 @@ export class MeshClients {
   constructor(private readonly config: CommonConfig, private readonly creds: ChannelCredentials, private readonly discovery: Discovery = new StaticDiscovery(config)) {}
 
   private open<C extends Client>(ctor: new (a: string, c: ChannelCredentials, o?: object) => C, service: ServiceKind, staticAddrs: string[]): C {
-    const addrs = this.discovery instanceof StaticDiscovery ? staticAddrs : [discoveryTarget(service)];
+    const addrs = this.discovery instanceof StaticDiscovery || this.config.meshSidecar ? staticAddrs : [discoveryTarget(service)];
     const c = makeClient(ctor, addrs, this.creds, this.config.tls ? service : undefined);
     this.opened.push(c);
     return c;
@@ -37,8 +37,9 @@ export class MeshClients {
   presence(): PresenceServiceClient { return this.open(PresenceServiceClient, "presence", this.config.presenceAddrs); }
   notifier(): NotifierServiceClient { return this.open(NotifierServiceClient, "notifier", this.config.notifierAddrs); }
 
-  /** Per-conversation routing to the owning chat instance. */
+  /** Per-conversation routing to the owning chat instance (behind a sidecar, Envoy's ring hash does it). */
   chatRouter(): ChatRouter {
+    if (this.config.meshSidecar) return new ChatRouter(new StaticDiscovery({ ...this.config, chatAddrs: [] }), this.creds, undefined, this.chat());
     const r = new ChatRouter(this.discovery, this.creds, this.config.tls ? "chat" : undefined, this.chat());
     this.routers.push(r);
     return r;

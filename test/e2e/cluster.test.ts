@@ -82,6 +82,7 @@ describe.skipIf(!production)("production cluster: two edges, two chat instances 
     await waitFor("bob gets it", () => b.in(conv.id).length === 1);
     await b.client.send(conv.id, "hi from edge-2");
     await waitFor("alice gets it", () => a.in(conv.id).length === 2);
+    await waitFor("bob's device shows his own send", () => b.in(conv.id).length === 2);
     expect(a.in(conv.id).map((m) => m.text)).toEqual(["hi from edge-1", "hi from edge-2"]);
     expect(b.in(conv.id).map((m) => m.text)).toEqual(["hi from edge-1", "hi from edge-2"]);
     a.close();
