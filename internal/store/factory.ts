@@ -1,10 +1,12 @@
 import path from "node:path";
 import fs from "node:fs";
 import type { CommonConfig } from "../config/config.js";
-import { int, oneOf } from "../config/env.js";
+import { int, oneOf, str } from "../config/env.js";
 import { PgliteSqlClient } from "./sql-pglite.js";
 import { PostgresSqlClient } from "./sql-postgres.js";
 import { CassandraStore, createCassandraClient } from "./store-cassandra.js";
+import { RecentMessages } from "./recent-messages-redis.js";
+import { CachedStore } from "./store-cached.js";
 import { SqlStore } from "./store-sql.js";
 import type { Store } from "./store.js";
 
@@ -26,7 +28,18 @@ export function storeBackend(config: CommonConfig): StoreBackend {
   return oneOf("STORE_BACKEND", config.profile === "embedded" ? "pglite" : "cassandra", STORE_BACKENDS);
 }
 
-export async function openStore(config: CommonConfig): Promise<Store> {
+/**
+ * HISTORY_CACHE: redis (production default: recent pages from REDIS_URL, the last
+ * HISTORY_CACHE_SIZE messages of each conversation that is read) or off.
+ */
+export async function openStore(config: CommonConfig, onError: (err: unknown) => void = () => {}): Promise<Store> {
+  const store = await openBackend(config);
+  if (oneOf("HISTORY_CACHE", config.profile === "embedded" ? "off" : "redis", ["off", "redis"] as const) === "off") return store;
+  const recent = new RecentMessages(config.redisUrl, str("REDIS_PREFIX", "meshchat:"), int("HISTORY_CACHE_SIZE", 200, 1, 10_000), int("HISTORY_CACHE_TTL_S", 86_400, 1), onError);
+  return new CachedStore(store, recent);
+}
+
+async function openBackend(config: CommonConfig): Promise<Store> {
   const backend = storeBackend(config);
   switch (backend) {
     case "pglite": {

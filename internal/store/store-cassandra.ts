@@ -250,6 +250,10 @@ export class CassandraStore implements Store {
     });
   }
 
+  isMember(conversationId: string, userId: string): Promise<boolean> {
+    return guard(() => this.dir.isMember(conversationId, userId));
+  }
+
   setMuted(conversationId: string, userId: string, muted: boolean): Promise<void> {
     return guard(() => this.dir.setMuted(conversationId, userId, muted));
   }

@@ -17,6 +17,7 @@ export interface Store {
   getConversation(id: string): Promise<{ conversation: Conversation; mutedUserIds: string[] } | null>;
   changeMembership(req: { conversationId: string; actorId: string; subjectId: string; action: MembershipAction; maxMembers: number }): Promise<{ conversation: Conversation; events: UserEvent[] }>;
   listConversations(userId: string): Promise<Conversation[]>;
+  isMember(conversationId: string, userId: string): Promise<boolean>;
   setMuted(conversationId: string, userId: string, muted: boolean): Promise<void>;
 
   /** Appends each group in one durable write; a group whose base_seq is stale is refused alone. */

@@ -1,0 +1,53 @@
+import type { AppendGroup, AppendGroupResult, User } from "../../gen/chat/internal/v1/store.js";
+import type { Conversation, Event, HistoryPage, HistoryRequest, MembershipAction } from "../../gen/chat/v1/client.js";
+import { HistoryDirection } from "../../gen/chat/v1/client.js";
+import { ChatError } from "../errors/chat-error.js";
+import type { RecentMessages } from "./recent-messages-redis.js";
+import type { Store } from "./store.js";
+
+const HISTORY_MAX = 200;
+const HISTORY_DEFAULT = 50;
+
+/**
+ * A store whose recent history pages come from Redis when they can. Writes go
+ * to the inner store first; the cache only hears about what is durable.
+ */
+export class CachedStore implements Store {
+  constructor(private readonly inner: Store, private readonly recent: RecentMessages) {}
+
+  async append(groups: AppendGroup[]): Promise<AppendGroupResult[]> {
+    const results = await this.inner.append(groups);
+    await Promise.all(results.map((r) => this.recent.appended(r.conversationId, r.messages.filter((m) => !m.duplicate).map((m) => m.message!))));
+    return results;
+  }
+
+  async history(userId: string, req: HistoryRequest): Promise<HistoryPage> {
+    if (!(await this.inner.isMember(req.conversationId, userId))) throw ChatError.denied();
+    const limit = Math.min(Math.max(req.limit || HISTORY_DEFAULT, 1), HISTORY_MAX);
+    const lastSeq = await this.inner.lastSeq(req.conversationId);
+    const hit = await this.recent.page(req, lastSeq, limit);
+    if (hit) return hit;
+    const page = await this.inner.history(userId, req);
+    const newest = req.direction !== HistoryDirection.HISTORY_DIRECTION_FORWARD && req.fromSeq === 0;
+    if (newest) await this.recent.fill(req.conversationId, page.messages);
+    return page;
+  }
+
+  isMember(conversationId: string, userId: string): Promise<boolean> { return this.inner.isMember(conversationId, userId); }
+  createUser(user: User): Promise<void> { return this.inner.createUser(user); }
+  getUserByName(username: string): Promise<User | null> { return this.inner.getUserByName(username); }
+  getUsers(ids: string[]): Promise<User[]> { return this.inner.getUsers(ids); }
+  createConversation(conversation: Conversation, createdBy: string, maxMembers: number) { return this.inner.createConversation(conversation, createdBy, maxMembers); }
+  getConversation(id: string) { return this.inner.getConversation(id); }
+  changeMembership(req: { conversationId: string; actorId: string; subjectId: string; action: MembershipAction; maxMembers: number }) { return this.inner.changeMembership(req); }
+  listConversations(userId: string): Promise<Conversation[]> { return this.inner.listConversations(userId); }
+  setMuted(conversationId: string, userId: string, muted: boolean): Promise<void> { return this.inner.setMuted(conversationId, userId, muted); }
+  lastSeq(conversationId: string): Promise<number> { return this.inner.lastSeq(conversationId); }
+  readLog(userId: string, afterPos: number, limit: number): Promise<{ events: Event[]; head: number }> { return this.inner.readLog(userId, afterPos, limit); }
+  updatePointers(conversationId: string, userId: string, deliveredSeq: number, readSeq: number) { return this.inner.updatePointers(conversationId, userId, deliveredSeq, readSeq); }
+
+  async close(): Promise<void> {
+    this.recent.close();
+    await this.inner.close();
+  }
+}
