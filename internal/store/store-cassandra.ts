@@ -141,6 +141,18 @@ export class CassandraStore implements Store {
   private readonly M: number;
   private readonly L: number;
   private readonly cql: ReturnType<typeof statements>;
+  /**
+   * Per conversation, the last seq whose intent this instance itself applied and
+   * cleared: the next append from that base skips reading the head (the commit's
+   * condition still checks it). Per user, the last log position this instance
+   * wrote: the next entries are tried right after it (the conditional insert
+   * still refuses a taken position, and then the head is read at LOCAL_SERIAL).
+   * Both are hints: dropped on any conflict, bounded in size.
+   */
+  private readonly appliedThrough = new Map<string, number>();
+  private readonly logHeads = new Map<string, number>();
+  /** Per (conversation, user), the pointer row as this instance last wrote or saw it (a hint, like the above). */
+  private readonly pointerHints = new Map<string, { delivered: number; read: number; exists: boolean }>();
 
   private constructor(
     private readonly dir: SqlStore,
@@ -390,7 +402,7 @@ export class CassandraStore implements Store {
   private async appendGroup(group: AppendGroup): Promise<AppendGroupResult> {
     const conv = group.conversationId;
     const result: AppendGroupResult = { conversationId: conv, error: ErrorCode.ERROR_CODE_UNSPECIFIED, messages: [], lastSeq: 0 };
-    const head = await this.loadHead(conv);
+    const head = this.appliedThrough.get(conv) === group.baseSeq ? { lastSeq: group.baseSeq } : await this.loadHead(conv);
     if (!head) {
       result.error = ErrorCode.ERROR_CODE_NOT_FOUND;
       return result;
@@ -434,6 +446,7 @@ export class CassandraStore implements Store {
     const intent: AppendGroup = { conversationId: conv, baseSeq: head.lastSeq, messages: fresh, memberIds: group.memberIds };
     const lwt = await this.client.execute(this.cql.commitIntent, [seq, Buffer.from(AppendGroup.encode(intent).finish()), conv, head.lastSeq]);
     if (!lwt.wasApplied()) {
+      this.appliedThrough.delete(conv);
       const cur = lwt.first();
       const pending = cur?.["pending"] as Buffer | null | undefined;
       if (pending) await this.applyIntent(AppendGroup.decode(pending), n(cur["last_seq"]));
@@ -470,6 +483,7 @@ export class CassandraStore implements Store {
       }),
     ]);
     await this.client.execute(this.cql.clearIntent, [conv, newLastSeq]);
+    remember(this.appliedThrough, conv, newLastSeq);
     return msgs.map((_, i) => intent.memberIds.map((u) => logged.get(u)![i]!));
   }
 
@@ -510,16 +524,31 @@ export class CassandraStore implements Store {
 
   /** Moves a pointer row by compare-and-set until `next` is stored or nothing changes. */
   private async movePointers(conv: string, user: string, next: (cur: { delivered: number; read: number }) => { delivered: number; read: number }) {
+    const key = `${conv}\u0000${user}`;
+    // A hinted row is tried directly: the compare-and-set refuses it if it is stale.
+    let hint = this.pointerHints.get(key);
     for (let attempt = 0; ; attempt++) {
-      const r = await this.client.execute(this.cql.pointer, [conv, user], { consistency: consistencies.localSerial, isIdempotent: true });
-      const row = r.first();
-      const before = { delivered: n(row?.["delivered_seq"]), read: n(row?.["read_seq"]) };
+      let row: { delivered: number; read: number; exists: boolean };
+      if (hint) {
+        row = hint;
+        hint = undefined;
+      } else {
+        const r = await this.client.execute(this.cql.pointer, [conv, user], { consistency: consistencies.localSerial, isIdempotent: true });
+        const found = r.first();
+        row = { delivered: n(found?.["delivered_seq"]), read: n(found?.["read_seq"]), exists: !!found };
+      }
+      const before = { delivered: row.delivered, read: row.read };
       const after = next(before);
+      // Pointers only move forward, so what needs no change from a hint needs none from the row either.
       if (after.delivered === before.delivered && after.read === before.read) return { before, after };
-      const w = row
+      const w = row.exists
         ? await this.client.execute(this.cql.updatePointers, [after.delivered, after.read, conv, user, before.delivered, before.read])
         : await this.client.execute(this.cql.insertPointers, [conv, user, after.delivered, after.read]);
-      if (w.wasApplied()) return { before, after };
+      if (w.wasApplied()) {
+        rememberPointer(this.pointerHints, key, { ...after, exists: true });
+        return { before, after };
+      }
+      this.pointerHints.delete(key);
       if (attempt > 100) throw ChatError.unavailable("pointer contention");
       await sleep(Math.random() * Math.min(50, 2 ** attempt));
     }
@@ -544,8 +573,12 @@ export class CassandraStore implements Store {
   private async appendUserLog(user: string, entries: LogEntry[]): Promise<number[]> {
     const pos = new Array<number>(entries.length).fill(0);
     let remaining = entries.map((_, i) => i);
+    let hint = this.logHeads.get(user);
     for (let conflicts = 0; remaining.length > 0; ) {
-      const head = await this.logHead(user, consistencies.localSerial);
+      // The entries a concurrent replay logged before this instance's last write here are visible
+      // to findLogged below; one that logged after it took the hinted position and the batch fails.
+      const head = hint ?? await this.logHead(user, consistencies.localSerial);
+      hint = undefined;
       // After the head read: any batch that already logged one of ours is visible in log_index.
       const keyed = remaining.filter((i) => entries[i]!.seq !== 0);
       if (keyed.length > 0) {
@@ -570,9 +603,12 @@ export class CassandraStore implements Store {
         remaining = remaining.slice(chunk.length);
         const h = first + chunk.length - 1;
         await this.client.execute(this.cql.setLogHeadHint, [user, h, h], { isIdempotent: true });
+        remember(this.logHeads, user, h);
+        hint = h;
         conflicts = 0;
         continue;
       }
+      this.logHeads.delete(user);
       if (++conflicts > 200) throw ChatError.unavailable("sync log contention");
       await sleep(Math.random() * Math.min(50, 2 ** conflicts));
     }
@@ -633,6 +669,18 @@ export class CassandraStore implements Store {
     );
     for (const r of rows) await this.flushOutbox({ id: n(r.id), conversationId: r.conversation_id, userIds: r.user_ids, event: Event.decode(r.event) });
   }
+}
+
+const MAX_HINTS = 100_000;
+
+function rememberPointer(map: Map<string, { delivered: number; read: number; exists: boolean }>, key: string, value: { delivered: number; read: number; exists: boolean }): void {
+  if (map.size >= MAX_HINTS && !map.has(key)) map.clear();
+  map.set(key, value);
+}
+
+function remember(map: Map<string, number>, key: string, value: number): void {
+  if (map.size >= MAX_HINTS && !map.has(key)) map.clear();
+  map.set(key, value);
 }
 
 /** Infrastructure failures (Cassandra or PostgreSQL down, timing out) become retryable UNAVAILABLE. */
