@@ -7,6 +7,7 @@ import { MeshClients } from "../../internal/grpc/mesh-clients.js";
 import { clientCredentials, serve, service } from "../../internal/grpc/serve.js";
 import { Logger } from "../../internal/log/logger.js";
 import { openPresence } from "../../internal/presence/factory.js";
+import { PresencePublisher } from "../../internal/presence/publisher.js";
 import { presenceService } from "../../internal/presence/service.js";
 import { runUntilSignal } from "../../internal/run/lifecycle.js";
 import { startTelemetry } from "../../internal/telemetry/telemetry.js";
@@ -19,23 +20,19 @@ const presenceConfig = {
   graceMs: int("PRESENCE_GRACE_MS", 5_000, 0),
 };
 
+/** PRESENCE_PUBLISH_BATCH_MS: changes gather this long before each edge gets one call. Default 100. */
+const publishBatchMs = int("PRESENCE_PUBLISH_BATCH_MS", 100, 0, 10_000);
+
 await runUntilSignal("presence", log, config.shutdownTimeoutMs, async () => {
   const telemetry = startTelemetry("presence", config.instanceId, config.metricsPort);
   const discovery = await openDiscovery(config, log);
   const mesh = new MeshClients(config, clientCredentials(config, "presence"), discovery);
-  // Status changes go to the edges holding the subscribers, one call per edge.
-  const presence = await openPresence(config, presenceConfig, (update, subscribers) => {
-    const byEdge = new Map<string, Set<string>>();
-    for (const s of subscribers) {
-      let set = byEdge.get(s.edgeAddress);
-      if (!set) byEdge.set(s.edgeAddress, (set = new Set()));
-      set.add(s.userId);
-    }
-    for (const [address, users] of byEdge) {
-      const edge = mesh.edge(address);
-      call(edge, edge.deliver, { events: [], targets: [], receipts: [], presence: [{ userIds: [...users], update }], traceparent: "" }).catch((err) => log.warn("presence publish failed", { err }));
-    }
-  }, (what, err) => log.warn(what, { err }));
+  // Status changes go to the edges holding the subscribers: batched per edge, debounced per user.
+  const publisher = new PresencePublisher(async (address, presence) => {
+    const edge = mesh.edge(address);
+    await call(edge, edge.deliver, { events: [], targets: [], receipts: [], presence, traceparent: "" });
+  }, publishBatchMs, (err) => log.warn("presence publish failed", { err }));
+  const presence = await openPresence(config, presenceConfig, (update, subscribers) => publisher.publish(update, subscribers), (what, err) => log.warn(what, { err }));
   const server = await serve(config, "presence", port, log, [service(PresenceServiceService, presenceService(presence))]);
   await discovery.register("presence", { id: config.instanceId, address: `${config.advertiseHost}:${server.port}` });
   log.info("presence ready", { grpc: `${config.bindHost}:${server.port}` });
@@ -45,6 +42,7 @@ await runUntilSignal("presence", log, config.shutdownTimeoutMs, async () => {
       await server.shutdown(deadlineMs);
       await discovery.close();
       await presence.close();
+      await publisher.flush();
       mesh.close();
       await telemetry.shutdown();
     },
