@@ -30,6 +30,7 @@ const edgeConfig = {
   maxBufferedBytes: int("MAX_BUFFERED_BYTES", 8 * 1024 * 1024, 64 * 1024),
   maxTextLength: int("MAX_TEXT_LENGTH", 100_000, 1, 10_000_000),
   syncPageSize: int("SYNC_PAGE_SIZE", 1_000, 1, 5_000),
+  maxPresenceSubscriptions: int("PRESENCE_MAX_SUBSCRIPTIONS", 200, 1, 10_000),
 };
 
 await runUntilSignal("edge", log, config.shutdownTimeoutMs, async () => {

@@ -28,6 +28,11 @@ export interface SessionConfig {
   maxTextLength: number;
   /** Catch-up page size. */
   syncPageSize: number;
+  /**
+   * PRESENCE_MAX_SUBSCRIPTIONS: users one session may subscribe to. Default 200.
+   * Large audiences (big groups) are not pushed to: the client queries them on demand.
+   */
+  maxPresenceSubscriptions: number;
 }
 
 /** Close codes (4000-4999 are the application's). */
@@ -58,6 +63,8 @@ export class Session {
   private live: Event[] = [];
   /** Allocated on the first send: most sessions are idle most of the time. */
   private sendChains: Map<string, Promise<unknown>> | undefined;
+  /** Users this session subscribed to (allocated on first use). */
+  private subscribed: Set<string> | undefined;
   private readonly sendBucket: TokenBucket;
   private readonly frameBucket: TokenBucket;
   private helloTimer: NodeJS.Timeout | undefined;
@@ -272,9 +279,16 @@ export class Session {
         await b.unregisterPushToken(actor);
         this.send({ ref, kind: { $case: "ok", value: {} } });
         return;
-      case "presenceSubscribe":
-        this.send({ ref, kind: { $case: "presenceList", value: { users: await b.presenceSubscribe(this.hooks.route(this), kind.value.userIds) } } });
+      case "presenceSubscribe": {
+        const ids = new Set([...(this.subscribed ?? []), ...kind.value.userIds]);
+        if (ids.size > this.config.maxPresenceSubscriptions) {
+          throw ChatError.invalid(`a session subscribes to at most ${this.config.maxPresenceSubscriptions} users; query the others with PresenceQuery`);
+        }
+        const users = await b.presenceSubscribe(this.hooks.route(this), kind.value.userIds);
+        this.subscribed = ids;
+        this.send({ ref, kind: { $case: "presenceList", value: { users } } });
         return;
+      }
       case "presenceQuery":
         this.send({ ref, kind: { $case: "presenceList", value: { users: await b.presenceQuery(this.userId, kind.value.userIds) } } });
         return;

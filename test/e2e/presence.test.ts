@@ -4,7 +4,7 @@ import { ErrorCode, type ClientError, type PresenceUpdate } from "../../internal
 import { device, newUser, startCluster, waitFor, type TestCluster } from "./harness.js";
 
 let c: TestCluster;
-beforeAll(async () => { c = await startCluster({ PRESENCE_GRACE_MS: "1500" }); });
+beforeAll(async () => { c = await startCluster({ PRESENCE_GRACE_MS: "1500", PRESENCE_MAX_SUBSCRIPTIONS: "2" }); });
 afterAll(async () => { await c?.stop(); });
 
 const ONLINE = PresenceStatus.PRESENCE_STATUS_ONLINE;
@@ -56,5 +56,19 @@ describe("presence (R4)", () => {
       expect(((await d.client.presenceSubscribe(ids).catch((e) => e)) as ClientError).code).toBe(ErrorCode.ERROR_CODE_PERMISSION_DENIED);
     }
     for (const x of [a, bDev, d]) x.close();
+  });
+
+  it("pushes to a bounded audience only: past PRESENCE_MAX_SUBSCRIPTIONS a session queries instead", async () => {
+    const [alice, bob, carol, dave] = [await newUser(c, "alice"), await newUser(c, "bob"), await newUser(c, "carol"), await newUser(c, "dave")];
+    const a = await device(c, alice);
+    await a.client.createGroup("big", [bob.username, carol.username, dave.username]);
+    expect(await a.client.presenceSubscribe([bob.userId, carol.userId])).toHaveLength(2);
+    // Re-subscribing to the same users does not count twice.
+    expect(await a.client.presenceSubscribe([bob.userId])).toHaveLength(1);
+    const err = (await a.client.presenceSubscribe([dave.userId]).catch((e) => e)) as ClientError;
+    expect(err.code).toBe(ErrorCode.ERROR_CODE_INVALID_ARGUMENT);
+    const all = await a.client.presenceQuery([bob.userId, carol.userId, dave.userId]);
+    expect(all.map((u) => u.userId)).toEqual([bob.userId, carol.userId, dave.userId]);
+    a.close();
   });
 });
