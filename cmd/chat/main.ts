@@ -5,11 +5,13 @@ import { accountService } from "../../internal/chat/accounts.js";
 import { Fanout } from "../../internal/chat/fanout.js";
 import { ChatCore, chatService } from "../../internal/chat/service.js";
 import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
-import { int } from "../../internal/config/env.js";
+import { int, str } from "../../internal/config/env.js";
 import { MeshClients } from "../../internal/grpc/mesh-clients.js";
 import { clientCredentials, serve, service } from "../../internal/grpc/serve.js";
 import { Logger } from "../../internal/log/logger.js";
 import { openDiscovery } from "../../internal/discovery/factory.js";
+import { LocalSignals } from "../../internal/chat/directory-signals.js";
+import { RedisDirectorySignals } from "../../internal/chat/directory-signals-redis.js";
 import { watchOwnership } from "../../internal/chat/ownership.js";
 import { openRouteIndex } from "../../internal/routes/factory.js";
 import { runUntilSignal } from "../../internal/run/lifecycle.js";
@@ -36,7 +38,11 @@ await runUntilSignal("chat", log, config.shutdownTimeoutMs, async () => {
   const store = mesh.store();
   const routes = await openRouteIndex(discovery, () => mesh.presence());
   const fanout = new Fanout(routes, { get: (a) => mesh.edge(a) }, mesh.notifier(), log);
-  const core = new ChatCore(store, fanout, chatConfig, log);
+  // Several chat instances (production): membership and mute changes reach every instance's cache at once.
+  const signals = config.profile === "embedded"
+    ? new LocalSignals()
+    : new RedisDirectorySignals(config.redisUrl, str("REDIS_PREFIX", "meshchat:"), (err) => log.warn("directory signals: redis unavailable", { err }));
+  const core = new ChatCore(store, fanout, chatConfig, log, signals);
   const server = await serve(config, "chat", port, log, [
     service(ChatServiceService, chatService(core)),
     service(AccountServiceService, accountService(store, issuer)),
@@ -54,6 +60,7 @@ await runUntilSignal("chat", log, config.shutdownTimeoutMs, async () => {
       await core.drain();
       await server.shutdown(deadlineMs);
       await routes.close();
+      await signals.close();
       await discovery.close();
       mesh.close();
       await telemetry.shutdown();

@@ -9,6 +9,7 @@ import type { AsyncService } from "../grpc/handler.js";
 import type { Logger } from "../log/logger.js";
 import { validateSend, validateTitle, validateUsername } from "../validation/validate.js";
 import { ConversationDirectory } from "./directory.js";
+import { LocalSignals, type DirectorySignals } from "./directory-signals.js";
 import type { Fanout } from "./fanout.js";
 import { Sequencer } from "./sequencer.js";
 
@@ -40,8 +41,10 @@ export class ChatCore {
     private readonly fanout: Fanout,
     private readonly config: ChatConfig,
     private readonly log: Logger,
+    private readonly signals: DirectorySignals = new LocalSignals(),
   ) {
     this.directory = new ConversationDirectory(store);
+    signals.onChanged((id) => this.directory.invalidate(id));
     this.sequencer = new Sequencer(
       {
         append: (req) => call(store, store.append, req, 15_000),
@@ -124,6 +127,7 @@ export class ChatCore {
         return await call(this.store, this.store.changeMembership, { conversationId, actorId: actor.userId, subjectId: subject.id, action, maxMembers: this.config.maxGroupMembers });
       } finally {
         this.directory.invalidate(conversationId);
+        void this.signals.changed(conversationId);
       }
     });
     void this.fanout.userEvents(res.events);
@@ -134,6 +138,7 @@ export class ChatCore {
     await this.directory.requireMember(conversationId, actor.userId);
     await call(this.store, this.store.setMuted, { conversationId, userId: actor.userId, muted });
     this.directory.invalidate(conversationId);
+    void this.signals.changed(conversationId);
   }
 
   async drain(): Promise<void> {

@@ -1,0 +1,52 @@
+import { Redis } from "ioredis";
+import type { DirectorySignals } from "./directory-signals.js";
+
+/**
+ * Directory changes over Redis pub/sub on `<prefix>directory`. Delivery is at
+ * most once (a chat instance that is disconnected from Redis misses signals),
+ * which is why the directory cache also has a TTL: the signal makes changes
+ * visible everywhere at once, the TTL bounds how long a missed one can last.
+ */
+export class RedisDirectorySignals implements DirectorySignals {
+  private readonly pub: Redis;
+  private readonly sub: Redis;
+  private readonly channel: string;
+  private readonly listeners: Array<(conversationId: string) => void> = [];
+
+  constructor(url: string, prefix: string, onError: (err: unknown) => void = () => {}) {
+    const opts = { maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: (n: number) => Math.min(100 * n, 2_000) };
+    this.pub = new Redis(url, opts);
+    this.sub = new Redis(url, { ...opts, enableOfflineQueue: true });
+    this.channel = `${prefix}directory`;
+    let last = 0;
+    const report = (err: unknown) => {
+      if (Date.now() - last < 10_000) return;
+      last = Date.now();
+      onError(err);
+    };
+    this.pub.on("error", report);
+    this.sub.on("error", report);
+    this.sub.on("message", (channel: string, id: string) => {
+      if (channel === this.channel) for (const fn of this.listeners) fn(id);
+    });
+    void this.sub.subscribe(this.channel).catch(report);
+  }
+
+  /** Resolves once subscribed (tests and start-up wait for it). */
+  async ready(): Promise<void> {
+    await this.sub.subscribe(this.channel);
+  }
+
+  async changed(conversationId: string): Promise<void> {
+    await this.pub.publish(this.channel, conversationId).catch(() => {});
+  }
+
+  onChanged(listener: (conversationId: string) => void): void {
+    this.listeners.push(listener);
+  }
+
+  async close(): Promise<void> {
+    this.pub.disconnect();
+    this.sub.disconnect();
+  }
+}
