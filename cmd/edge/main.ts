@@ -31,6 +31,7 @@ const edgeConfig = {
   maxTextLength: int("MAX_TEXT_LENGTH", 100_000, 1, 10_000_000),
   syncPageSize: int("SYNC_PAGE_SIZE", 1_000, 1, 5_000),
   maxPresenceSubscriptions: int("PRESENCE_MAX_SUBSCRIPTIONS", 200, 1, 10_000),
+  headCheckIntervalMs: int("HEAD_CHECK_INTERVAL_MS", 60_000, 0, 3_600_000),
 };
 
 await runUntilSignal("edge", log, config.shutdownTimeoutMs, async () => {

@@ -41,6 +41,9 @@ export class EdgeBackends {
   async history(userId: string, request: HistoryRequest): Promise<HistoryPage> {
     return (await call(this.store, this.store.history, { userId, request })).page!;
   }
+  async logHeads(userIds: string[]): Promise<number[]> {
+    return (await call(this.store, this.store.getLogHeads, { userIds }, 10_000)).heads;
+  }
   async readLog(userId: string, afterPos: number, limit: number): Promise<{ events: Event[]; head: number }> {
     return call(this.store, this.store.readLog, { userId, afterPos, limit }, 15_000);
   }

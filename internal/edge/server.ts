@@ -76,6 +76,7 @@ export class EdgeServer {
   private readonly http: http.Server;
   private readonly wss: WebSocketServer;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private headCheckTimer: NodeJS.Timeout | undefined;
   private draining = false;
   httpPort = 0;
 
@@ -111,6 +112,7 @@ export class EdgeServer {
     this.httpPort = (this.http.address() as { port: number }).port;
     // One batched heartbeat to presence per interval covers every live session.
     this.heartbeatTimer = setInterval(() => void this.flushHeartbeats(), Math.max(1_000, Math.floor(this.config.heartbeatIntervalMs / 2)));
+    if (this.config.headCheckIntervalMs > 0) this.headCheckTimer = setInterval(() => void this.checkHeads(), this.config.headCheckIntervalMs);
     return this.httpPort;
   }
 
@@ -154,6 +156,7 @@ export class EdgeServer {
   async drain(deadlineMs: number): Promise<void> {
     this.draining = true;
     clearInterval(this.heartbeatTimer);
+    clearInterval(this.headCheckTimer);
     for (const s of this.sessions.all()) {
       s.send({ ref: 0, kind: { $case: "error", value: { code: ErrorCode.ERROR_CODE_SHUTTING_DOWN, message: "edge is shutting down; reconnect", retryable: true, retryAfterMs: 0 } } });
       s.close(CLOSE.shutdown, "edge shutting down");
@@ -197,6 +200,24 @@ export class EdgeServer {
     });
     ws.on("close", () => session.onClosed());
     ws.on("error", () => session.onClosed());
+  }
+
+  /**
+   * The safety net under live delivery: every session learns of an event it was
+   * never sent within one interval, even if no later event shows the gap. One
+   * store call per 500 users.
+   */
+  private async checkHeads(): Promise<void> {
+    const users = [...new Set([...this.sessions.all()].map((s) => s.userId))];
+    for (let i = 0; i < users.length; i += 500) {
+      const chunk = users.slice(i, i + 500);
+      const heads = await this.backends.logHeads(chunk).catch((err) => {
+        this.log.warn("log head check failed", { err });
+        return null;
+      });
+      if (!heads) return;
+      chunk.forEach((userId, k) => { for (const s of this.sessions.of(userId)) s.checkHead(heads[k]!); });
+    }
   }
 
   private async flushHeartbeats(): Promise<void> {

@@ -29,6 +29,11 @@ export interface SessionConfig {
   /** Catch-up page size. */
   syncPageSize: number;
   /**
+   * HEAD_CHECK_INTERVAL_MS: how often the edge compares its sessions' cursors
+   * with the store's log heads, in batches (0 = never). Default 60000.
+   */
+  headCheckIntervalMs: number;
+  /**
    * PRESENCE_MAX_SUBSCRIPTIONS: users one session may subscribe to. Default 200.
    * Large audiences (big groups) are not pushed to: the client queries them on demand.
    */
@@ -296,6 +301,16 @@ export class Session {
   }
 
   /** A live event for this device's user, with the user's log position. */
+  /**
+   * The store says the user's log reaches `head`: if this session is behind and
+   * not already catching up, a live delivery was lost (a stale route, an edge
+   * call that failed): read what is missing now rather than at the next event.
+   */
+  checkHead(head: number): void {
+    if (!this.authed || this.closed || this.syncing) return;
+    if (head > this.cursor) void this.sync();
+  }
+
   deliver(event: Event): void {
     if (!this.authed || this.closed) return;
     if (this.syncing) {

@@ -1,8 +1,10 @@
 import { MessageStoreServiceService } from "../../gen/chat/internal/v1/store.js";
 import type { AsyncService } from "../grpc/handler.js";
+import { ChatError } from "../errors/chat-error.js";
 import type { Store } from "./store.js";
 
 const READ_LOG_MAX = 5_000;
+const LOG_HEADS_MAX = 1_000;
 
 /** The MessageStoreService gRPC API over a Store: translation only, no policy. */
 export function storeService(store: Store): AsyncService<typeof MessageStoreServiceService> {
@@ -21,6 +23,10 @@ export function storeService(store: Store): AsyncService<typeof MessageStoreServ
     append: async (req) => ({ results: await store.append(req.groups) }),
     getLastSeq: async (req) => ({ lastSeq: await store.lastSeq(req.conversationId) }),
     readLog: async (req) => store.readLog(req.userId, req.afterPos, Math.min(Math.max(req.limit || 500, 1), READ_LOG_MAX)),
+    getLogHeads: async (req) => {
+      if (req.userIds.length > LOG_HEADS_MAX) throw ChatError.invalid(`at most ${LOG_HEADS_MAX} users per call`);
+      return { heads: await store.logHeads(req.userIds) };
+    },
     history: async (req) => ({ page: await store.history(req.userId, req.request!) }),
     updatePointers: async (req) => {
       const r = await store.updatePointers(req.conversationId, req.userId, req.deliveredSeq, req.readSeq);

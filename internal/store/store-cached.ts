@@ -44,6 +44,7 @@ export class CachedStore implements Store {
   setMuted(conversationId: string, userId: string, muted: boolean): Promise<void> { return this.inner.setMuted(conversationId, userId, muted); }
   lastSeq(conversationId: string): Promise<number> { return this.inner.lastSeq(conversationId); }
   readLog(userId: string, afterPos: number, limit: number): Promise<{ events: Event[]; head: number }> { return this.inner.readLog(userId, afterPos, limit); }
+  logHeads(userIds: string[]): Promise<number[]> { return this.inner.logHeads(userIds); }
   updatePointers(conversationId: string, userId: string, deliveredSeq: number, readSeq: number) { return this.inner.updatePointers(conversationId, userId, deliveredSeq, readSeq); }
 
   async close(): Promise<void> {

@@ -150,7 +150,7 @@ export class CassandraStore implements Store {
    * Both are hints: dropped on any conflict, bounded in size.
    */
   private readonly appliedThrough = new Map<string, number>();
-  private readonly logHeads = new Map<string, number>();
+  private readonly logHeadHints = new Map<string, number>();
   /** Per (conversation, user), the pointer row as this instance last wrote or saw it (a hint, like the above). */
   private readonly pointerHints = new Map<string, { delivered: number; read: number; exists: boolean }>();
 
@@ -338,6 +338,11 @@ export class CassandraStore implements Store {
       const last = events[events.length - 1]?.pos ?? 0;
       return { events, head: Math.max(head, last) };
     });
+  }
+
+  logHeads(userIds: string[]): Promise<number[]> {
+    // A quorum read, not a serial one: a head that trails an in-flight write is fine for a check.
+    return guard(() => Promise.all(userIds.map((u) => this.logHead(u, consistencies.localQuorum))));
   }
 
   history(userId: string, req: HistoryRequest): Promise<HistoryPage> {
@@ -573,7 +578,7 @@ export class CassandraStore implements Store {
   private async appendUserLog(user: string, entries: LogEntry[]): Promise<number[]> {
     const pos = new Array<number>(entries.length).fill(0);
     let remaining = entries.map((_, i) => i);
-    let hint = this.logHeads.get(user);
+    let hint = this.logHeadHints.get(user);
     for (let conflicts = 0; remaining.length > 0; ) {
       // The entries a concurrent replay logged before this instance's last write here are visible
       // to findLogged below; one that logged after it took the hinted position and the batch fails.
@@ -603,12 +608,12 @@ export class CassandraStore implements Store {
         remaining = remaining.slice(chunk.length);
         const h = first + chunk.length - 1;
         await this.client.execute(this.cql.setLogHeadHint, [user, h, h], { isIdempotent: true });
-        remember(this.logHeads, user, h);
+        remember(this.logHeadHints, user, h);
         hint = h;
         conflicts = 0;
         continue;
       }
-      this.logHeads.delete(user);
+      this.logHeadHints.delete(user);
       if (++conflicts > 200) throw ChatError.unavailable("sync log contention");
       await sleep(Math.random() * Math.min(50, 2 ** conflicts));
     }

@@ -280,6 +280,13 @@ export class SqlStore implements Store {
     return { events, head: num(head.rows[0]?.head ?? 0) };
   }
 
+  async logHeads(userIds: string[]): Promise<number[]> {
+    if (userIds.length === 0) return [];
+    const { rows } = await this.db.query<{ user_id: string; head: unknown }>(`SELECT user_id, head FROM log_heads WHERE user_id = ANY($1::text[])`, [userIds]);
+    const heads = new Map(rows.map((r) => [r.user_id, num(r.head)]));
+    return userIds.map((u) => heads.get(u) ?? 0);
+  }
+
   async history(userId: string, req: HistoryRequest): Promise<HistoryPage> {
     await this.requireMember(req.conversationId, userId);
     const limit = Math.min(Math.max(req.limit || HISTORY_DEFAULT, 1), HISTORY_MAX);

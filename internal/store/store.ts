@@ -24,6 +24,8 @@ export interface Store {
   append(groups: AppendGroup[]): Promise<AppendGroupResult[]>;
   lastSeq(conversationId: string): Promise<number>;
   readLog(userId: string, afterPos: number, limit: number): Promise<{ events: Event[]; head: number }>;
+  /** Each user's log head (0 if empty), in order. May trail a write that is still in flight. */
+  logHeads(userIds: string[]): Promise<number[]>;
   history(userId: string, req: HistoryRequest): Promise<HistoryPage>;
   updatePointers(conversationId: string, userId: string, deliveredSeq: number, readSeq: number): Promise<{ deliveredSeq: number; readSeq: number; changed: boolean; readEvent?: Event }>;
 

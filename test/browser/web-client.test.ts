@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startCluster, type TestCluster } from "../e2e/harness.js";
+import { startCluster, warnOnFailure, type TestCluster } from "../e2e/harness.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const OUTPUT = path.join(import.meta.dirname, "output");
@@ -12,7 +12,7 @@ let browser: Browser;
 const contexts: BrowserContext[] = [];
 
 beforeAll(async () => {
-  c = await startCluster({ WEB_ROOT: path.join(ROOT, "web", "dist"), HEARTBEAT_INTERVAL_MS: "1000" });
+  c = await startCluster({ WEB_ROOT: path.join(ROOT, "web", "dist"), HEARTBEAT_INTERVAL_MS: "1000", HEAD_CHECK_INTERVAL_MS: "3000" });
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
     args: ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
@@ -95,6 +95,7 @@ describe("the web client served by the edge", () => {
   });
 
   it("creates a group and adds members from the page", async () => {
+    warnOnFailure(() => c);
     const suffix = Date.now().toString(36);
     const names = [`gina${suffix}`, `hal${suffix}`, `ivy${suffix}`];
     const pages: Array<{ page: Page }> = [];

@@ -61,7 +61,7 @@ async function expectExactlyOnce(acked: Sent[], conversationId: string, reader: 
 
 describe.skipIf(!production)("production cluster: two edges, two chat instances (issue 3)", () => {
   beforeAll(async () => {
-    c = await startCluster({ DISCOVERY_LEASE_TTL_S: String(LEASE_TTL_S), HEARTBEAT_INTERVAL_MS: "1000", PRESENCE_GRACE_MS: "1000", SEND_RATE: "1000", SEND_BURST: "1000" }, { edges: 2, chats: 2 });
+    c = await startCluster({ DISCOVERY_LEASE_TTL_S: String(LEASE_TTL_S), HEARTBEAT_INTERVAL_MS: "1000", PRESENCE_GRACE_MS: "1000", HEAD_CHECK_INTERVAL_MS: "1000", SEND_RATE: "1000", SEND_BURST: "1000" }, { edges: 2, chats: 2 });
     etcd = new Etcd3({ hosts: process.env.ETCD_ENDPOINTS!.split(",") });
   });
   afterAll(async () => {
@@ -85,6 +85,24 @@ describe.skipIf(!production)("production cluster: two edges, two chat instances 
     await waitFor("bob's device shows his own send", () => b.in(conv.id).length === 2);
     expect(a.in(conv.id).map((m) => m.text)).toEqual(["hi from edge-1", "hi from edge-2"]);
     expect(b.in(conv.id).map((m) => m.text)).toEqual(["hi from edge-1", "hi from edge-2"]);
+    a.close();
+    b.close();
+  });
+
+  it("delivers an event whose live delivery was lost (its route vanished) within one head-check interval", async () => {
+    const [alice, bob] = [await newUser(c, "alice"), await newUser(c, "bob")];
+    const a = await device(c, alice, undefined, { url: c.wsUrls[0]! });
+    const b = await device(c, bob, undefined, { url: c.wsUrls[1]! });
+    const conv = await a.client.openDirect(bob.username);
+    await a.client.send(conv.id, "live");
+    await waitFor("bob gets the first one live", () => b.in(conv.id).length === 1);
+    // The route is lost behind the edge's back: the chat instances see no device for bob.
+    await etcd.delete().prefix(`${prefix()}routes/${bob.userId}/`).exec();
+    expect(await routesOf(bob.userId)).toEqual([]);
+    await a.client.send(conv.id, "not sent live");
+    // No later event shows bob's session the gap; only the edge's head check can.
+    await waitFor("bob gets the second one anyway", () => b.in(conv.id).length === 2, 10_000);
+    expect(b.in(conv.id).map((m) => m.text)).toEqual(["live", "not sent live"]);
     a.close();
     b.close();
   });

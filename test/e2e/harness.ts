@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { onTestFailed } from "vitest";
 import fs from "node:fs";
 import path from "node:path";
 import { authenticate, ChatClient, type ClientOptions, type Message, type Sent } from "../../internal/client/client.js";
@@ -15,6 +16,8 @@ export interface TestCluster {
   wsUrls: string[];
   dataDir: string;
   env: Record<string, string>;
+  /** The services' last warn/error log lines. */
+  problems: string[];
   stop(): Promise<void>;
 }
 
@@ -47,8 +50,11 @@ export async function startCluster(extraEnv: Record<string, string> = {}, scale:
     ...extraEnv,
   });
   const logFile = fs.createWriteStream(path.join(dataDir, "cluster.log"));
+  // The last warnings and errors of the services, printed by a test that fails (see warnOnFailure).
+  const problems: string[] = [];
   const cluster = new Cluster((name, line) => {
     logFile.write(`${name} ${line}\n`);
+    if (/"level":"(warn|error)"/.test(line)) { problems.push(`${name} ${line.slice(0, 600)}`); if (problems.length > 200) problems.shift(); }
     if (process.env.E2E_VERBOSE) process.stderr.write(`${name} ${line}\n`);
   });
   try {
@@ -62,6 +68,7 @@ export async function startCluster(extraEnv: Record<string, string> = {}, scale:
     ports,
     env,
     dataDir,
+    problems,
     httpUrl: `http://127.0.0.1:${ports.edgeHttp}`,
     wsUrl: `ws://127.0.0.1:${ports.edgeHttp}/v1/ws`,
     wsUrls: (layout?.edges ?? [{ http: ports.edgeHttp }]).map((e) => `ws://127.0.0.1:${e.http}/v1/ws`),
@@ -150,4 +157,12 @@ export async function directPair(c: TestCluster): Promise<{ a: Device; b: Device
   const b = await device(c, bob);
   const conv = await a.client.openDirect(bob.username);
   return { a, b, conversationId: conv.id };
+}
+
+/** Prints the services' last warnings and errors when the current test fails. */
+export function warnOnFailure(c: () => TestCluster | undefined): void {
+  onTestFailed(() => {
+    const p = c()?.problems ?? [];
+    process.stderr.write(`--- last ${p.length} service warnings/errors ---\n${p.join("\n")}\n`);
+  });
 }
