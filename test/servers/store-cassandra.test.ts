@@ -269,6 +269,8 @@ for (const backend of [sqlBackend(), cassandraBackend()]) {
       }
       expect((await store.readLog(b!.id, 13, 10)).events).toEqual([]);
       expect((await store.readLog(id("nobody"), 0, 10))).toEqual({ events: [], head: 0 });
+      // The heads edges check their sessions against, in order, 0 for an empty log.
+      expect(await store.logHeads([b!.id, id("nobody"), a!.id])).toEqual([13, 0, 13]);
     });
 
     it("history pages forward and backward across buckets; a non-member is denied", async () => {
