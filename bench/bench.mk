@@ -9,6 +9,8 @@ bench: build
 bench-quick: build
 	node dist/bench/run.js --quick
 
-## bench-production: the same on the production profile (servers started by scripts/servers)
+## bench-production: the same on the production profile: starts the servers under ./var/servers (left
+## running; `make servers-down` stops them), results in bench/results/production/
 bench-production: build
-	node dist/bench/run.js --profile production
+	bash scripts/servers/servers.sh start
+	set -a; . scripts/servers/env.sh; set +a; node dist/bench/run.js --profile production --out bench/results/production
