@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { startCluster, warnOnFailure, type TestCluster } from "../e2e/harness.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -24,10 +24,19 @@ afterAll(async () => {
   await c?.stop();
 });
 
+/** What each page logged, for the report of a failing test. */
+const consoles = new Map<Page, string[]>();
+
 async function newPage(): Promise<{ ctx: BrowserContext; page: Page }> {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   contexts.push(ctx);
   const page = await ctx.newPage();
+  const lines: string[] = [];
+  consoles.set(page, lines);
+  const keep = (l: string) => { lines.push(`${new Date().toISOString()} ${l}`); if (lines.length > 50) lines.shift(); };
+  page.on("console", (m) => keep(`console.${m.type()}: ${m.text()}`));
+  page.on("pageerror", (e) => keep(`pageerror: ${e.message}`));
+  page.on("websocket", (ws) => { keep(`ws open ${ws.url()}`); ws.on("close", () => keep("ws closed")); });
   await page.goto(c.httpUrl + "/");
   return { ctx, page };
 }
@@ -96,6 +105,19 @@ describe("the web client served by the edge", () => {
 
   it("creates a group and adds members from the page", async () => {
     warnOnFailure(() => c);
+    // On failure: what every page showed (conversations, banners) and logged.
+    onTestFailed(async () => {
+      for (const [page, lines] of consoles) {
+        // A string, evaluated in the page (this file is not compiled with the DOM types).
+        const state = await page.evaluate(`({
+          me: document.querySelector("[data-testid=me]")?.textContent,
+          titles: [...document.querySelectorAll("[data-title]")].map((e) => e.getAttribute("data-title")),
+          error: document.querySelector("[data-testid=error]")?.hidden === false ? document.querySelector("[data-testid=error]").textContent : null,
+          reconnecting: document.getElementById("reconnecting")?.hidden === false,
+        })`).catch((e: Error) => ({ failed: e.message }));
+        process.stderr.write(`--- page ${JSON.stringify(state)}\n${lines.join("\n")}\n`);
+      }
+    });
     const suffix = Date.now().toString(36);
     const names = [`gina${suffix}`, `hal${suffix}`, `ivy${suffix}`];
     const pages: Array<{ page: Page }> = [];
@@ -110,13 +132,21 @@ describe("the web client served by the edge", () => {
     await g.page.getByTestId("group-members").fill(names[1]!);
     await g.page.getByTestId("create-group").locator("button").click();
     await expect.poll(() => g.page.getByTestId("conversation-title").textContent()).toBe("trip");
+    await expect.poll(() => h.page.locator("[data-title=trip]").count(), { timeout: 20_000 }).toBe(1);
+    await h.page.locator("[data-title=trip]").click();
+    // Gina types the next member's name; a message arrives and re-renders her page meanwhile:
+    // what she typed must survive (it once did not, and the add went out empty).
     await g.page.getByTestId("add-member").fill(names[2]!);
+    await say(h.page, "hi");
+    await expect.poll(() => texts(g.page), { timeout: 10_000 }).toEqual(["hi"]);
+    expect(await g.page.getByTestId("add-member").inputValue()).toBe(names[2]!);
     await g.page.getByTestId("add-member").press("Enter");
+    await expect.poll(() => g.page.getByTestId("add-member").inputValue(), { timeout: 10_000 }).toBe("");
     await say(g.page, "welcome both");
     for (const p of [h, i]) {
       await expect.poll(() => p.page.locator("[data-title=trip]").count(), { timeout: 20_000 }).toBe(1);
       await p.page.locator("[data-title=trip]").click();
-      await expect.poll(() => texts(p.page), { timeout: 10_000 }).toEqual(["welcome both"]);
+      await expect.poll(() => texts(p.page), { timeout: 10_000 }).toEqual(["hi", "welcome both"]);
     }
   });
 });

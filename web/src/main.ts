@@ -240,6 +240,10 @@ function renderPane(): void {
   if (pane.dataset.conversation === c.id) {
     const [oldHeader, oldList] = [pane.querySelector(".pane-header"), pane.querySelector(".messages")];
     const keep = oldList && oldList.scrollHeight - oldList.scrollTop - oldList.clientHeight < 40;
+    // So does the add-member box: a presence update or receipt must not wipe what is being typed.
+    const oldForm = oldHeader?.querySelector("form.inline");
+    const newForm = header.querySelector("form.inline");
+    if (oldForm && newForm) newForm.replaceWith(oldForm);
     oldHeader?.replaceWith(header);
     oldList?.replaceWith(list);
     if (keep) list.scrollTop = list.scrollHeight;
