@@ -3,10 +3,8 @@ import type { Conversation, Event, HistoryPage, HistoryRequest, MembershipAction
 import { HistoryDirection } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
 import type { RecentMessages } from "./recent-messages-redis.js";
-import type { Store } from "./store.js";
+import { historyLimit, type Store } from "./store.js";
 
-const HISTORY_MAX = 200;
-const HISTORY_DEFAULT = 50;
 
 /**
  * A store whose recent history pages come from Redis when they can. Writes go
@@ -23,7 +21,7 @@ export class CachedStore implements Store {
 
   async history(userId: string, req: HistoryRequest): Promise<HistoryPage> {
     if (!(await this.inner.isMember(req.conversationId, userId))) throw ChatError.denied();
-    const limit = Math.min(Math.max(req.limit || HISTORY_DEFAULT, 1), HISTORY_MAX);
+    const limit = historyLimit(req.limit);
     const lastSeq = await this.inner.lastSeq(req.conversationId);
     const hit = await this.recent.page(req, lastSeq, limit);
     if (hit) return hit;

@@ -15,7 +15,7 @@ import { infraErrorToChatError } from "../errors/infra.js";
 import { checkKeyspace, migrateCassandra } from "./schema-cassandra.js";
 import type { SqlClient, SqlExecutor } from "./sql.js";
 import { type LogWrite, SqlStore } from "./store-sql.js";
-import type { Store } from "./store.js";
+import { historyLimit, type Store } from "./store.js";
 
 /*
  * The message store of the production profile: PostgreSQL keeps the directory
@@ -66,8 +66,6 @@ import type { Store } from "./store.js";
 
 const { consistencies } = cassandra.types;
 
-const HISTORY_MAX = 200;
-const HISTORY_DEFAULT = 50;
 /**
  * Messages are partitioned by (conversation_id, floor(seq / MESSAGES_PER_BUCKET)).
  * A seq-range bucket rather than a time bucket: it bounds every partition to a
@@ -349,7 +347,7 @@ export class CassandraStore implements Store {
     return guard(async () => {
       if (!(await this.dir.isMember(req.conversationId, userId))) throw ChatError.denied();
       const last = (await this.loadHead(req.conversationId))?.lastSeq ?? 0;
-      const limit = Math.min(Math.max(req.limit || HISTORY_DEFAULT, 1), HISTORY_MAX);
+      const limit = historyLimit(req.limit);
       const forward = req.direction === HistoryDirection.HISTORY_DIRECTION_FORWARD;
       const from = req.fromSeq;
       const rows: Message[] = [];

@@ -14,10 +14,8 @@ import {
 import { ChatError } from "../errors/chat-error.js";
 import { migrate } from "./schema.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
-import type { Store } from "./store.js";
+import { historyLimit, type Store } from "./store.js";
 
-const HISTORY_MAX = 200;
-const HISTORY_DEFAULT = 50;
 
 interface MessageRow {
   conversation_id: string;
@@ -289,7 +287,7 @@ export class SqlStore implements Store {
 
   async history(userId: string, req: HistoryRequest): Promise<HistoryPage> {
     await this.requireMember(req.conversationId, userId);
-    const limit = Math.min(Math.max(req.limit || HISTORY_DEFAULT, 1), HISTORY_MAX);
+    const limit = historyLimit(req.limit);
     const forward = req.direction === HistoryDirection.HISTORY_DIRECTION_FORWARD;
     const from = req.fromSeq;
     const { rows } = forward

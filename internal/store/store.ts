@@ -1,6 +1,14 @@
 import type { AppendGroup, AppendGroupResult, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
 import type { Conversation, Event, HistoryPage, HistoryRequest, MembershipAction } from "../../gen/chat/v1/client.js";
 
+const HISTORY_MAX = 200;
+const HISTORY_DEFAULT = 50;
+
+/** The page size a history request gets: its limit, 50 when unset, at most 200 (one rule for every backend). */
+export function historyLimit(requested: number): number {
+  return Math.min(Math.max(requested || HISTORY_DEFAULT, 1), HISTORY_MAX);
+}
+
 /**
  * Everything the message-store service keeps durably. One implementation per
  * backend: store-sql.ts (embedded PGlite or a PostgreSQL server) and
