@@ -5,7 +5,7 @@ import { accountService } from "../../internal/chat/accounts.js";
 import { Fanout } from "../../internal/chat/fanout.js";
 import { ChatCore, chatService } from "../../internal/chat/service.js";
 import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
-import { int, str } from "../../internal/config/env.js";
+import { int } from "../../internal/config/env.js";
 import { MeshClients } from "../../internal/grpc/mesh-clients.js";
 import { clientCredentials, serve, service } from "../../internal/grpc/serve.js";
 import { Logger } from "../../internal/log/logger.js";
@@ -41,7 +41,7 @@ await runUntilSignal("chat", log, config.shutdownTimeoutMs, async () => {
   // Several chat instances (production): membership and mute changes reach every instance's cache at once.
   const signals = config.profile === "embedded"
     ? new LocalSignals()
-    : new RedisDirectorySignals(config.redisUrl, str("REDIS_PREFIX", "meshchat:"), (err) => log.warn("directory signals: redis unavailable", { err }));
+    : new RedisDirectorySignals(config.redisUrl, config.redisPrefix, (err) => log.warn("directory signals: redis unavailable", { err }));
   const core = new ChatCore(store, fanout, chatConfig, log, signals);
   const server = await serve(config, "chat", port, log, [
     service(ChatServiceService, chatService(core)),

@@ -1,4 +1,5 @@
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
+import { redisClient, throttledReporter } from "../redis/client.js";
 import type { DirectorySignals } from "./directory-signals.js";
 
 /**
@@ -14,18 +15,10 @@ export class RedisDirectorySignals implements DirectorySignals {
   private readonly listeners: Array<(conversationId: string) => void> = [];
 
   constructor(url: string, prefix: string, onError: (err: unknown) => void = () => {}) {
-    const opts = { maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: (n: number) => Math.min(100 * n, 2_000) };
-    this.pub = new Redis(url, opts);
-    this.sub = new Redis(url, { ...opts, enableOfflineQueue: true });
+    const report = throttledReporter(onError);
+    this.pub = redisClient(url, { report });
+    this.sub = redisClient(url, { report, offlineQueue: true });
     this.channel = `${prefix}directory`;
-    let last = 0;
-    const report = (err: unknown) => {
-      if (Date.now() - last < 10_000) return;
-      last = Date.now();
-      onError(err);
-    };
-    this.pub.on("error", report);
-    this.sub.on("error", report);
     this.sub.on("message", (channel: string, id: string) => {
       if (channel === this.channel) for (const fn of this.listeners) fn(id);
     });

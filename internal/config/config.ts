@@ -38,6 +38,8 @@ export interface CommonConfig {
   /** ETCD_ENDPOINTS, REDIS_URL, POSTGRES_URL, CASSANDRA_CONTACT_POINTS: production servers. */
   etcdEndpoints: string[];
   redisUrl: string;
+  /** REDIS_PREFIX: every Redis key and channel of this installation starts with it. Default meshchat:. */
+  redisPrefix: string;
   postgresUrl: string;
   cassandraContactPoints: string[];
   cassandraLocalDc: string;
@@ -65,6 +67,7 @@ export function loadCommon(service: string, grpcPort: number): CommonConfig {
     metricsPort: int("METRICS_PORT", grpcPort + 2000, 0, 65535),
     etcdEndpoints: list("ETCD_ENDPOINTS", ["http://127.0.0.1:23790"]),
     redisUrl: str("REDIS_URL", "redis://127.0.0.1:63790"),
+    redisPrefix: str("REDIS_PREFIX", "meshchat:"),
     postgresUrl: str("POSTGRES_URL", "postgres://chat:chat@127.0.0.1:54320/chat"),
     cassandraContactPoints: list("CASSANDRA_CONTACT_POINTS", ["127.0.0.1:9042"]),
     cassandraLocalDc: str("CASSANDRA_LOCAL_DC", "datacenter1"),

@@ -1,5 +1,5 @@
 import type { CommonConfig } from "../config/config.js";
-import { oneOf, str } from "../config/env.js";
+import { oneOf } from "../config/env.js";
 import { MemoryPresence } from "./presence-memory.js";
 import { RedisPresence } from "./presence-redis.js";
 import type { Presence, PresenceConfig, PublishFn } from "./presence.js";
@@ -27,7 +27,7 @@ export async function openPresence(
     case "memory":
       return new MemoryPresence(presenceConfig, publish);
     case "redis":
-      return RedisPresence.open(presenceConfig, publish, { url: config.redisUrl, prefix: str("REDIS_PREFIX", "meshchat:"), onError });
+      return RedisPresence.open(presenceConfig, publish, { url: config.redisUrl, prefix: config.redisPrefix, onError });
     default:
       return assertNever(backend);
   }

@@ -1,4 +1,5 @@
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
+import { redisClient, throttledReporter } from "../redis/client.js";
 import type { Route } from "../../gen/chat/internal/v1/presence.js";
 import { PresenceStatus, type PresenceUpdate } from "../../gen/chat/v1/client.js";
 import { ChatError, ErrorCode } from "../errors/chat-error.js";
@@ -305,24 +306,11 @@ export class RedisPresence implements Presence {
     private readonly publish: PublishFn,
     private readonly options: RedisPresenceOptions,
   ) {
-    this.redis = new Redis(options.url, {
+    this.redis = redisClient(options.url, {
       lazyConnect: true,
-      // Fail fast instead of queueing while Redis is down; reconnect in the background.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      commandTimeout: 3_000,
-      connectTimeout: 3_000,
-      retryStrategy: (times) => Math.min(100 * times, 2_000),
-    });
-    // ioredis reports every failed reconnect attempt: log the first of a streak, then at most every 10 s.
-    let lastReport = 0;
-    this.redis.on("error", (err) => {
-      if (Date.now() - lastReport < 10_000) return;
-      lastReport = Date.now();
-      options.onError?.("redis connection", err);
-    });
-    this.redis.on("ready", () => {
-      lastReport = 0;
+      commandTimeoutMs: 3_000,
+      connectTimeoutMs: 3_000,
+      report: throttledReporter((err) => options.onError?.("redis connection", err)),
     });
     for (const [name, body] of Object.entries(SCRIPTS)) this.redis.defineCommand(name, { numberOfKeys: 0, lua: PRELUDE + body });
     this.scripts = this.redis as unknown as Scripts;

@@ -1,7 +1,7 @@
 import path from "node:path";
 import fs from "node:fs";
 import type { CommonConfig } from "../config/config.js";
-import { int, oneOf, str } from "../config/env.js";
+import { int, oneOf } from "../config/env.js";
 import { PgliteSqlClient } from "./sql-pglite.js";
 import { PostgresSqlClient } from "./sql-postgres.js";
 import { CassandraStore, createCassandraClient } from "./store-cassandra.js";
@@ -35,7 +35,7 @@ export function storeBackend(config: CommonConfig): StoreBackend {
 export async function openStore(config: CommonConfig, onError: (err: unknown) => void = () => {}): Promise<Store> {
   const store = await openBackend(config);
   if (oneOf("HISTORY_CACHE", config.profile === "embedded" ? "off" : "redis", ["off", "redis"] as const) === "off") return store;
-  const recent = new RecentMessages(config.redisUrl, str("REDIS_PREFIX", "meshchat:"), int("HISTORY_CACHE_SIZE", 200, 1, 10_000), int("HISTORY_CACHE_TTL_S", 86_400, 1), onError);
+  const recent = new RecentMessages(config.redisUrl, config.redisPrefix, int("HISTORY_CACHE_SIZE", 200, 1, 10_000), int("HISTORY_CACHE_TTL_S", 86_400, 1), onError);
   return new CachedStore(store, recent);
 }
 

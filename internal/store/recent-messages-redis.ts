@@ -1,4 +1,5 @@
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
+import { redisClient, throttledReporter, type Reporter } from "../redis/client.js";
 import { HistoryDirection, type HistoryPage, type HistoryRequest, Message } from "../../gen/chat/v1/client.js";
 
 /**
@@ -16,7 +17,7 @@ import { HistoryDirection, type HistoryPage, type HistoryRequest, Message } from
  */
 export class RecentMessages {
   private readonly redis: Redis;
-  private lastError = 0;
+  private readonly report: Reporter;
 
   constructor(
     url: string,
@@ -24,10 +25,10 @@ export class RecentMessages {
     /** How many messages per conversation (HISTORY_CACHE_SIZE). */
     private readonly size: number,
     private readonly ttlSeconds: number,
-    private readonly onError: (err: unknown) => void = () => {},
+    onError: (err: unknown) => void = () => {},
   ) {
-    this.redis = new Redis(url, { lazyConnect: false, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 1_000, retryStrategy: (n) => Math.min(100 * n, 2_000) });
-    this.redis.on("error", (err) => this.report(err));
+    this.report = throttledReporter(onError);
+    this.redis = redisClient(url, { commandTimeoutMs: 1_000, report: this.report });
     this.redis.defineCommand("recentAppend", { numberOfKeys: 2, lua: APPEND });
     this.redis.defineCommand("recentFill", { numberOfKeys: 2, lua: FILL });
   }
@@ -98,12 +99,6 @@ export class RecentMessages {
 
   private boundsKey(id: string): string {
     return `${this.prefix}recent:{${id}}:run`;
-  }
-
-  private report(err: unknown): void {
-    if (Date.now() - this.lastError < 10_000) return;
-    this.lastError = Date.now();
-    this.onError(err);
   }
 }
 
