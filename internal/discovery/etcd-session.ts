@@ -30,11 +30,6 @@ export class EtcdSession {
     this.lease = lease;
   }
 
-  /** False while the lease is lost: what the keys claim is not true in etcd. */
-  get live(): boolean {
-    return this.lease !== undefined && !this.restoring;
-  }
-
   /** The current lease's id (for operators and tests). */
   async leaseId(): Promise<string | undefined> {
     return this.lease?.grant();
@@ -62,7 +57,12 @@ export class EtcdSession {
     const ours = this.keys.get(key);
     if (ours === undefined) return;
     this.keys.delete(key);
-    if (!this.restoring) await this.client.if(key, "Value", "==", ours).then(this.client.delete().key(key)).commit();
+    if (!this.restoring) await this.deleteIfStill(key, ours);
+  }
+
+  /** Deletes `key` only while it holds `value`: another process may have taken it over since. */
+  private async deleteIfStill(key: string, value: string): Promise<void> {
+    await this.client.if(key, "Value", "==", value).then(this.client.delete().key(key)).commit();
   }
 
   /** Revokes the lease: every key goes at once (drain). */
@@ -94,8 +94,8 @@ export class EtcdSession {
 
   private async restore(): Promise<void> {
     for (let delay = 200; !this.closed; delay = Math.min(delay * 2, 5_000)) {
+      const lease = this.newLease();
       try {
-        const lease = this.newLease();
         const id = await lease.grant();
         const entries = [...this.keys];
         // One transaction per chunk keeps a restore of many keys to a few round trips.
@@ -108,11 +108,13 @@ export class EtcdSession {
         // Keys put or deleted while the snapshot was being written.
         const written = new Map(entries);
         for (const [k, v] of this.keys) if (written.get(k) !== v) await lease.put(k).value(v).exec();
-        for (const [k, v] of written) if (!this.keys.has(k)) await this.client.if(k, "Value", "==", v).then(this.client.delete().key(k)).commit();
+        for (const [k, v] of written) if (!this.keys.has(k)) await this.deleteIfStill(k, v);
         this.log.info("etcd lease restored", { keys: this.keys.size });
         for (const fn of this.restoredListeners) fn();
         return;
       } catch (err) {
+        // This attempt's lease is dropped (no keep-alives left running); the next one starts afresh.
+        if (lease !== this.lease) lease.release();
         this.log.warn("etcd lease not restored yet", { err: (err as Error).message });
         await new Promise((r) => setTimeout(r, delay));
       }
