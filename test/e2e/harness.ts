@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { onTestFailed } from "vitest";
 import fs from "node:fs";
 import path from "node:path";
+import { PresenceStatus } from "../../gen/chat/v1/client.js";
 import { authenticate, ChatClient, type ClientOptions, type Message, type Sent } from "../../internal/client/client.js";
 import { nodeSocket } from "../../internal/client/node-socket.js";
 import { ensureDevCerts } from "../../internal/grpc/dev-certs.js";
@@ -18,6 +19,8 @@ export interface TestCluster {
   env: Record<string, string>;
   /** The services' last warn/error log lines. */
   problems: string[];
+  /** Starts again every process of this cluster that a test stopped or killed. */
+  restoreStopped(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -57,8 +60,9 @@ export async function startCluster(extraEnv: Record<string, string> = {}, scale:
     if (/"level":"(warn|error)"/.test(line)) { problems.push(`${name} ${line.slice(0, 600)}`); if (problems.length > 200) problems.shift(); }
     if (process.env.E2E_VERBOSE) process.stderr.write(`${name} ${line}\n`);
   });
+  const specs = layout ? layoutSpecs(env, layout) : embeddedSpecs(env);
   try {
-    await cluster.startAll(layout ? layoutSpecs(env, layout) : embeddedSpecs(env));
+    await cluster.startAll(specs);
   } catch (err) {
     await cluster.stopAll("SIGKILL");
     throw err;
@@ -72,6 +76,9 @@ export async function startCluster(extraEnv: Record<string, string> = {}, scale:
     httpUrl: `http://127.0.0.1:${ports.edgeHttp}`,
     wsUrl: `ws://127.0.0.1:${ports.edgeHttp}/v1/ws`,
     wsUrls: (layout?.edges ?? [{ http: ports.edgeHttp }]).map((e) => `ws://127.0.0.1:${e.http}/v1/ws`),
+    async restoreStopped() {
+      for (const spec of specs) if (!cluster.processes.has(spec.name)) await cluster.start(spec);
+    },
     async stop() {
       await cluster.stopAll("SIGTERM");
       logFile.end();
@@ -128,10 +135,16 @@ export async function device(c: TestCluster, user: TestUser, deviceId?: string, 
   return new Device(c, user, deviceId, opts).connect();
 }
 
-export async function waitFor(what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
+/**
+ * Polls until `check` holds. The bound is generous on purpose: on a loaded 2-core
+ * machine the outcome may take many times longer than on a quiet one, and a test
+ * waits for outcomes, never for a fixed window. `seen` describes what was observed,
+ * so a test that gives up says how far it got.
+ */
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000, seen?: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${seen ? ` (saw: ${seen()})` : ""}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -147,6 +160,29 @@ export function steadySender(d: Device, conversationId: string, textOf: (i: numb
     for (let i = 0; !stopping; i++) acked.push(await d.client.send(conversationId, textOf(i)));
   })();
   return { acked, stop: async () => { stopping = true; await loop; } };
+}
+
+/**
+ * Returns once presence has handled everything that happened before the call,
+ * grace periods that started by then included: a fresh user connects and leaves,
+ * and `observer` sees it go offline. A change of another user that was due by
+ * then (a wrong OFFLINE after a flap, say) would have been published first, so
+ * a test can assert that nothing changed without sleeping for a fixed window.
+ */
+export async function presenceSettled(c: TestCluster, observer: Device, url?: string): Promise<void> {
+  const marker = await newUser(c, "marker");
+  await observer.client.openDirect(marker.username);
+  const seen: PresenceStatus[] = [];
+  const off = observer.client.on("presence", (p) => { if (p.userId === marker.userId) seen.push(p.status); });
+  try {
+    await observer.client.presenceSubscribe([marker.userId]);
+    const m = await device(c, marker, undefined, url ? { url } : {});
+    await waitFor("the marker user online", () => seen.includes(PresenceStatus.PRESENCE_STATUS_ONLINE));
+    m.close();
+    await waitFor("the marker user offline", () => seen.includes(PresenceStatus.PRESENCE_STATUS_OFFLINE), undefined, () => seen.join(","));
+  } finally {
+    off();
+  }
 }
 
 /** Two new users, one connected device each, and their direct conversation. */

@@ -52,7 +52,7 @@ describe("OpenTelemetry (§7)", () => {
     await waitFor("bob got it", () => b.in(group.id).length === 1);
     const inTrace = () => spans.filter((s) => s.traceId === Buffer.from(traceId, "hex").toString("base64") || s.traceId === traceId);
     const need = ["edge:ws send", "edge:chat.internal.v1.ChatService/Send", "chat:chat.internal.v1.ChatService/Send", "chat:chat.append_batch", "chat:chat.internal.v1.MessageStoreService/Append", "message-store:chat.internal.v1.MessageStoreService/Append", "chat:chat.internal.v1.EdgeDeliveryService/Deliver", "edge:chat.internal.v1.EdgeDeliveryService/Deliver", "chat:chat.internal.v1.NotifierService/Notify", "notifier:chat.internal.v1.NotifierService/Notify"];
-    await waitFor("all hops exported", () => need.every((n) => inTrace().some((s) => `${s.service}:${s.name}` === n)), 20_000);
+    await waitFor("all hops exported", () => need.every((n) => inTrace().some((s) => `${s.service}:${s.name}` === n)));
     const t = inTrace();
     const byId = new Map(t.map((s) => [s.spanId, s]));
     const find = (service: string, name: string, kind: number) => t.find((s) => s.service === service && s.name === name && s.kind === kind)!;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PresenceStatus } from "../../gen/chat/v1/client.js";
 import { ErrorCode, type ClientError, type PresenceUpdate } from "../../internal/client/client.js";
-import { device, newUser, startCluster, waitFor, type TestCluster } from "./harness.js";
+import { device, newUser, presenceSettled, startCluster, waitFor, type TestCluster } from "./harness.js";
 
 let c: TestCluster;
 beforeAll(async () => { c = await startCluster({ PRESENCE_GRACE_MS: "1500", PRESENCE_MAX_SUBSCRIPTIONS: "2" }); });
@@ -29,12 +29,12 @@ describe("presence (R4)", () => {
     // Drop and reconnect of the last device within the grace period: nobody sees a change.
     laptop.close();
     const again = await device(c, alice, "laptop");
-    await new Promise((r) => setTimeout(r, 2_500));
+    await presenceSettled(c, b);
     expect(updates.map((u) => u.status)).toEqual([ONLINE]);
     // Gone for longer than the grace period: offline, with last_active_at.
     const before = Date.now();
     again.close();
-    await waitFor("offline pushed", () => updates.some((u) => u.status === OFFLINE), 10_000);
+    await waitFor("offline pushed", () => updates.some((u) => u.status === OFFLINE));
     const off = updates.find((u) => u.status === OFFLINE)!;
     expect(off.lastActiveAtMs).toBeGreaterThan(before - 5_000);
     expect(updates.map((u) => u.status)).toEqual([ONLINE, OFFLINE]);

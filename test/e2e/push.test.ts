@@ -1,6 +1,7 @@
 import { createHmac } from "node:crypto";
 import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PresenceStatus } from "../../gen/chat/v1/client.js";
 import { ErrorCode, PushProvider, type ClientError } from "../../internal/client/client.js";
 import { device, newUser, startCluster, waitFor, type TestCluster } from "./harness.js";
 
@@ -23,7 +24,8 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => hook.listen(0, "127.0.0.1", r));
   const port = (hook.address() as { port: number }).port;
-  c = await startCluster({ PUSH_WEBHOOK_URL: `http://127.0.0.1:${port}/push`, PUSH_WEBHOOK_SECRET: SECRET, PUSH_COLLAPSE_WINDOW_MS: "300" });
+  // A short grace period lets the test see a device's disconnect as an OFFLINE change instead of sleeping.
+  c = await startCluster({ PUSH_WEBHOOK_URL: `http://127.0.0.1:${port}/push`, PUSH_WEBHOOK_SECRET: SECRET, PUSH_COLLAPSE_WINDOW_MS: "300", PRESENCE_GRACE_MS: "300" });
 });
 afterAll(async () => {
   await c?.stop();
@@ -34,15 +36,23 @@ describe("push notifications (R6)", () => {
   it("pushes to a user with no online device, signed, with a preview; never to the sender; not when muted", async () => {
     const alice = await newUser(c, "alice");
     const bob = await newUser(c, "bob");
+    const a = await device(c, alice, "alice-laptop");
+    await a.client.registerPushToken(PushProvider.PUSH_PROVIDER_WEBHOOK, "alice-token-1");
+    const conv = await a.client.openDirect(bob.username);
+    // Alice watches bob's presence: his OFFLINE means the edge has let go of his device, so chat sees none online.
+    const bobStatus: PresenceStatus[] = [];
+    a.client.on("presence", (p) => { if (p.userId === bob.userId) bobStatus.push(p.status); });
+    await a.client.presenceSubscribe([bob.userId]);
+    const bobGone = async (times: number) => {
+      await waitFor(`bob offline (${times})`, () => bobStatus.filter((s) => s === PresenceStatus.PRESENCE_STATUS_OFFLINE).length >= times, undefined, () => bobStatus.join(","));
+    };
     const bobPhone = await device(c, bob, "bob-phone");
     await bobPhone.client.registerPushToken(PushProvider.PUSH_PROVIDER_WEBHOOK, "bob-token-1");
     const bad = (await bobPhone.client.registerPushToken(PushProvider.PUSH_PROVIDER_FCM, "x").catch((e) => e)) as ClientError;
     expect(bad.code).toBe(ErrorCode.ERROR_CODE_INVALID_ARGUMENT); // FCM is not configured here
+    await waitFor("bob online", () => bobStatus.includes(PresenceStatus.PRESENCE_STATUS_ONLINE));
     bobPhone.close();
-    const a = await device(c, alice, "alice-laptop");
-    await a.client.registerPushToken(PushProvider.PUSH_PROVIDER_WEBHOOK, "alice-token-1");
-    const conv = await a.client.openDirect(bob.username);
-    await new Promise((r) => setTimeout(r, 300));
+    await bobGone(1);
     await a.client.send(conv.id, "are you there? " + "x".repeat(300));
     await waitFor("a push for bob", () => received.some((r) => r.body.token === "bob-token-1"));
     const push = received.find((r) => r.body.token === "bob-token-1")!;
@@ -56,12 +66,15 @@ describe("push notifications (R6)", () => {
     // Muted: nothing more for this conversation.
     const bobAgain = await device(c, bob, "bob-phone");
     await bobAgain.client.setMuted(conv.id, true);
+    const marker = await bobAgain.client.createGroup("marker", [alice.username]);
     bobAgain.close();
-    await new Promise((r) => setTimeout(r, 500));
+    await bobGone(2);
     const before = received.length;
     await a.client.send(conv.id, "muted message");
-    await new Promise((r) => setTimeout(r, 1_000));
-    expect(received.length).toBe(before);
+    // A later message in a conversation bob has not muted: once its push is out, the muted one's would be too.
+    await a.client.send(marker.id, "not muted");
+    await waitFor("the push for the unmuted conversation", () => received.some((r) => r.body.collapse_key === marker.id));
+    expect(received.slice(before).map((r) => r.body.collapse_key)).toEqual([marker.id]);
     a.close();
   });
 });

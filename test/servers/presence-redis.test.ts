@@ -132,7 +132,8 @@ describe("RedisPresence on a shared Redis", () => {
 
     // Cut: stop accepting, drop the live connections.
     await new Promise<void>((r) => { proxy.close(() => r()); for (const s of sockets) s.destroy(); });
-    await sleep(50);
+    // Once the client has noticed the cut, a call fails at once instead of waiting for a reconnect.
+    await waitFor("the client to notice the cut", async () => (await presence.query([alice]).catch((e: unknown) => e)) instanceof ChatError);
     const t0 = Date.now();
     const err = (await presence.query([alice]).catch((e: unknown) => e)) as ChatError;
     expect(err).toBeInstanceOf(ChatError);
