@@ -84,6 +84,7 @@ interface PendingRequest {
 }
 
 const OPEN = 1;
+const CLOSED = 3;
 
 /**
  * A chat client over one WebSocket: Hello, requests matched by ref, the device's
@@ -95,6 +96,8 @@ export class ChatClient {
   cursor: number;
   welcome: Welcome | undefined;
   private ws: SocketLike | undefined;
+  /** close() callers waiting for the socket's close event. */
+  private closeWaiters: Array<() => void> = [];
   private nextRef = 1;
   private readonly pending = new Map<number, PendingRequest>();
   private readonly listeners: { [K in keyof Listeners]: Set<Listeners[K]> } = {
@@ -135,12 +138,19 @@ export class ChatClient {
     return new Promise((r) => this.syncWaiters.push(r));
   }
 
-  close(): void {
+  /**
+   * Closes for good. Resolves once the server has answered the closing handshake, so
+   * the same device id can connect again at once without being refused as in use.
+   */
+  close(): Promise<void> {
     this.closedByUser = true;
     this.stopTimers();
-    this.ws?.close(1000, "bye");
+    const ws = this.ws;
+    const closed = !ws || ws.readyState === CLOSED ? Promise.resolve() : new Promise<void>((resolve) => this.closeWaiters.push(resolve));
+    ws?.close(1000, "bye");
     for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(new ClientError(ErrorCode.ERROR_CODE_UNAVAILABLE, "client closed", true)); }
     this.pending.clear();
+    return closed;
   }
 
   async send(conversationId: string, text: string, clientMsgId = randomId()): Promise<Sent> {
@@ -270,6 +280,7 @@ export class ChatClient {
       ws.onmessage = (ev) => this.onFrame(ev.data);
       ws.onerror = () => {};
       ws.onclose = (ev) => {
+        for (const done of this.closeWaiters.splice(0)) done();
         const hello = this.pending.get(helloRef);
         if (hello) { clearTimeout(hello.timer); this.pending.delete(helloRef); }
         this.stopTimers();

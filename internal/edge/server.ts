@@ -181,7 +181,12 @@ export class EdgeServer {
         this.disconnecting.set(key, done);
       },
       route: (s) => this.route(s),
-      disconnected: (userId, deviceId) => this.disconnecting.get(`${userId}\u0000${deviceId}`) ?? Promise.resolve(),
+      disconnected: async (userId, deviceId) => {
+        // The same device's old socket may be mid-handshake (its close frame read, its "close"
+        // event not yet fired): wait for it to end, so a prompt reconnect is not DEVICE_IN_USE.
+        for (const old of [...this.sessions.of(userId)]) if (old.deviceId === deviceId && old.closing) await old.ended;
+        await this.disconnecting.get(`${userId}\u0000${deviceId}`);
+      },
     }, this.log);
     // Frames of one session are handled one after another, in order.
     let chain: Promise<void> = Promise.resolve();

@@ -392,6 +392,18 @@ export class Session {
     this.onClosed();
   }
 
+  /**
+   * True once the client has begun the closing handshake (ws sets CLOSING when its
+   * close frame arrives), before the socket's "close" event ends the session.
+   */
+  get closing(): boolean {
+    return this.ws.readyState !== this.ws.OPEN;
+  }
+
+  private resolveEnded: () => void = () => {};
+  /** Resolves once the session has ended and its disconnect has been handed on. */
+  readonly ended: Promise<void> = new Promise((resolve) => { this.resolveEnded = resolve; });
+
   /** Called once the socket is gone, whoever closed it. */
   onClosed(): void {
     this.closed = true;
@@ -400,5 +412,6 @@ export class Session {
       this.authed = false;
       this.hooks.unregister(this);
     }
+    this.resolveEnded();
   }
 }

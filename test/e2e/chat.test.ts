@@ -107,3 +107,15 @@ describe("history (R7)", () => {
     a.close();
   });
 });
+
+describe("one device, one session (R5)", () => {
+  it("takes a device back at once after it closed: never refused as in use", async () => {
+    const alice = await newUser(c, "alice");
+    // Without takeover the edge refuses a second live session of a device; a closed one must not count.
+    for (let round = 0; round < 40; round++) {
+      const d = await device(c, alice, "laptop", { reconnect: false });
+      // Not awaited on purpose: the new socket's Hello races the old one's closing handshake.
+      void d.close();
+    }
+  });
+});

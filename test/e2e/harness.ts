@@ -126,8 +126,8 @@ export class Device {
     return this.messages.get(conversationId) ?? [];
   }
 
-  close(): void {
-    this.client.close();
+  close(): Promise<void> {
+    return this.client.close();
   }
 }
 

@@ -27,7 +27,7 @@ describe("presence (R4)", () => {
     const laptop = await device(c, alice, "laptop");
     phone.close();
     // Drop and reconnect of the last device within the grace period: nobody sees a change.
-    laptop.close();
+    await laptop.close();
     const again = await device(c, alice, "laptop");
     await presenceSettled(c, b);
     expect(updates.map((u) => u.status)).toEqual([ONLINE]);
