@@ -6,7 +6,7 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["internal/**/*.spec.ts", "test/notifier/**/*.test.ts"],
+          include: ["internal/**/*.spec.ts", "web/src/**/*.spec.ts", "test/notifier/**/*.test.ts"],
           testTimeout: 20_000,
         },
       },

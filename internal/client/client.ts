@@ -390,7 +390,14 @@ export class ChatClient {
   heartbeatNow(): void {
     if (!this.ws || !this.welcome) return;
     if (Date.now() - this.lastServerFrameAt > 2 * this.heartbeatIntervalMs + 2_000) {
-      this.ws.close(4000, "no answer from the server");
+      // A dead link may hold the closing handshake for a long time (a browser offline waits
+      // for its network to return): the session ends now, and the old socket is cut loose.
+      const ws = this.ws;
+      const ended = ws.onclose;
+      ws.onclose = null;
+      ws.onmessage = null;
+      ws.close(4000, "no answer from the server");
+      ended?.({ code: 4000, reason: "no answer from the server" });
       return;
     }
     this.request({ $case: "heartbeat", value: {} }).then(

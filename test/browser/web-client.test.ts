@@ -78,6 +78,8 @@ describe("the web client served by the edge", () => {
     await expect.poll(() => A.page.locator("[data-testid=message].mine").first().getAttribute("data-state"), { timeout: 10_000 }).toBe("read");
     // Presence: Bo is online for Ana.
     await expect.poll(() => A.page.getByTestId("presence").textContent(), { timeout: 10_000 }).toBe("online");
+    // One day separator above today's messages.
+    expect(await A.page.getByTestId("day").allTextContents()).toEqual(["Today"]);
 
     // A second device of Ana's sees the same history.
     const A2 = await newPage();
@@ -92,10 +94,13 @@ describe("the web client served by the edge", () => {
     await B.ctx.setOffline(false);
     await expect.poll(() => texts(B.page), { timeout: 20_000 }).toEqual(["hello Bo", "hi Ana!", "are you there?", "ping"]);
 
-    // Errors are shown plainly.
+    // Errors are shown in words, next to what caused them, and go away when they no longer apply.
     await A.page.getByTestId("composer").fill("x".repeat(100_001));
     await A.page.getByTestId("send").click();
-    await expect.poll(() => A.page.getByTestId("error").textContent(), { timeout: 10_000 }).toContain("MESSAGE_TOO_LONG");
+    await expect.poll(() => A.page.getByTestId("send-error").getAttribute("data-code"), { timeout: 10_000 }).toBe("MESSAGE_TOO_LONG");
+    expect(await A.page.getByTestId("send-error").textContent()).toBe("This message is too long: 100,001 characters, and the limit is 100,000.");
+    await A.page.getByTestId("composer").fill("short again");
+    expect(await A.page.getByTestId("send-error").isHidden()).toBe(true);
 
     fs.mkdirSync(OUTPUT, { recursive: true });
     await A.page.getByTestId("composer").fill("");
@@ -112,8 +117,8 @@ describe("the web client served by the edge", () => {
         const state = await page.evaluate(`({
           me: document.querySelector("[data-testid=me]")?.textContent,
           titles: [...document.querySelectorAll("[data-title]")].map((e) => e.getAttribute("data-title")),
-          error: document.querySelector("[data-testid=error]")?.hidden === false ? document.querySelector("[data-testid=error]").textContent : null,
-          reconnecting: document.getElementById("reconnecting")?.hidden === false,
+          errors: [...document.querySelectorAll("[role=alert]:not([hidden])")].map((e) => e.textContent),
+          connection: document.getElementById("connection")?.hidden === false ? document.getElementById("connection").textContent : null,
         })`).catch((e: Error) => ({ failed: e.message }));
         process.stderr.write(`--- page ${JSON.stringify(state)}\n${lines.join("\n")}\n`);
       }
@@ -148,5 +153,184 @@ describe("the web client served by the edge", () => {
       await p.page.locator("[data-title=trip]").click();
       await expect.poll(() => texts(p.page), { timeout: 10_000 }).toEqual(["hi", "welcome both"]);
     }
+  });
+});
+
+/** Every alert that is showing on the page. */
+const alerts = (page: Page) => page.locator("[role=alert]:not([hidden])").allTextContents();
+const width = async (page: Page, testId: string) => (await page.getByTestId(testId).boundingBox())?.width ?? 0;
+
+async function openDirect(page: Page, username: string): Promise<void> {
+  await page.getByTestId("direct-username").fill(username);
+  await page.getByTestId("direct-username").press("Enter");
+  await expect.poll(() => page.getByTestId("conversation-title").textContent()).toBe(username);
+}
+
+describe("a page people keep open all day (issue 15)", () => {
+  it("says what went wrong in words, next to the cause, and clears it; refuses a chat with oneself", async () => {
+    const suffix = Date.now().toString(36);
+    const [kim, lee] = [`kim${suffix}`, `lee${suffix}`];
+    const L = await newPage();
+    await signUp(L.page, lee);
+    const K = await newPage();
+    // A wrong password: a sentence, not a code.
+    await K.page.getByTestId("username").fill(lee);
+    await K.page.getByTestId("password").fill("not the password");
+    await K.page.getByTestId("login").click();
+    await expect.poll(() => K.page.getByTestId("auth-error").textContent()).toBe("Wrong username or password.");
+    await K.page.getByTestId("username").fill("");
+    expect(await alerts(K.page)).toEqual([]);
+    await signUp(K.page, kim);
+    // Unknown user: said under the box, gone once the user types again.
+    await K.page.getByTestId("direct-username").fill(`nobody${suffix}`);
+    await K.page.getByTestId("direct-username").press("Enter");
+    await expect.poll(() => K.page.getByTestId("direct-error").textContent()).toBe(`Nobody is called “nobody${suffix}”. Check the spelling.`);
+    expect(await K.page.getByTestId("direct-error").getAttribute("data-code")).toBe("NOT_FOUND");
+    // Oneself: refused before anything is created.
+    await K.page.getByTestId("direct-username").fill(kim);
+    expect(await alerts(K.page)).toEqual([]);
+    await K.page.getByTestId("direct-username").press("Enter");
+    await expect.poll(() => K.page.getByTestId("direct-error").textContent()).toContain("That is you");
+    expect(await K.page.getByTestId("conversation").count()).toBe(0);
+    // A successful chat afterwards leaves no error showing anywhere.
+    await openDirect(K.page, lee);
+    await say(K.page, "hello lee");
+    await expect.poll(() => texts(K.page)).toEqual(["hello lee"]);
+    expect(await alerts(K.page)).toEqual([]);
+    expect(await K.page.getByTestId("load-older").count()).toBe(0);
+  });
+
+  it("fits a phone, a tablet and a desktop: list or conversation below the breakpoint, with a way back", async () => {
+    const suffix = Date.now().toString(36);
+    const [max, nia] = [`max${suffix}`, `nia${suffix}`];
+    const N = await newPage();
+    await signUp(N.page, nia);
+    const M = await newPage();
+    await signUp(M.page, max);
+    // The login card does not scroll, on a phone either.
+    for (const size of [{ width: 1280, height: 800 }, { width: 360, height: 640 }]) {
+      const P = await newPage();
+      await P.page.setViewportSize(size);
+      expect(await P.page.evaluate("document.scrollingElement.scrollHeight <= window.innerHeight && document.getElementById('app').scrollHeight <= document.getElementById('app').clientHeight")).toBe(true);
+    }
+    await openDirect(M.page, nia);
+    await say(M.page, "a longish message to see how the bubble wraps on a narrow screen, with words kept whole");
+    fs.mkdirSync(OUTPUT, { recursive: true });
+    for (const w of [360, 768, 1280]) {
+      await M.page.setViewportSize({ width: w, height: 720 });
+      if (await M.page.getByTestId("conversations").isVisible()) await M.page.getByTestId("conversation").first().click();
+      await expect.poll(() => M.page.getByTestId("composer").isVisible()).toBe(true);
+      expect(await width(M.page, "composer")).toBeGreaterThanOrEqual(240);
+      // Nothing sticks out sideways.
+      expect(await M.page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth")).toBe(true);
+      await M.page.screenshot({ path: path.join(OUTPUT, `conversation-${w}.png`) });
+      if (w === 360) {
+        expect(await M.page.getByTestId("conversations").isVisible()).toBe(false);
+        await M.page.getByTestId("back").click();
+        await expect.poll(() => M.page.getByTestId("conversations").isVisible()).toBe(true);
+        expect(await M.page.getByTestId("composer").isVisible()).toBe(false);
+        await M.page.screenshot({ path: path.join(OUTPUT, `list-${w}.png`) });
+        // Escape goes back too.
+        await M.page.getByTestId("conversation").first().click();
+        await M.page.getByTestId("composer").press("Escape");
+        await expect.poll(() => M.page.getByTestId("conversations").isVisible()).toBe(true);
+      } else {
+        expect(await M.page.getByTestId("conversations").isVisible()).toBe(true);
+        expect(await M.page.getByTestId("back").isVisible()).toBe(false);
+      }
+    }
+  });
+
+  it("tells two groups of one name apart, orders by last activity across a reload, and counts unread in the tab title", async () => {
+    const suffix = Date.now().toString(36);
+    const [ola, pat, quinn] = [`ola${suffix}`, `pat${suffix}`, `quinn${suffix}`];
+    for (const n of [pat, quinn]) await signUp((await newPage()).page, n);
+    const O = await newPage();
+    await signUp(O.page, ola);
+    for (const member of [pat, quinn]) {
+      await O.page.getByText("New group").click();
+      await O.page.getByTestId("group-title").fill("book club");
+      await O.page.getByTestId("group-members").fill(member);
+      await O.page.getByTestId("group-members").press("Enter");
+      await expect.poll(() => O.page.locator("[data-title='book club']").count()).toBe(member === pat ? 1 : 2);
+    }
+    const members = await O.page.getByTestId("members").allTextContents();
+    expect(members.sort()).toEqual([`you, ${pat}`, `you, ${quinn}`]);
+    // The first group gets a message: it moves to the top, and stays there after a reload.
+    const firstGroup = O.page.locator("[data-title='book club']", { hasText: pat });
+    await firstGroup.click();
+    await say(O.page, "first group");
+    await expect.poll(() => O.page.getByTestId("members").first().textContent()).toBe(`you, ${pat}`);
+    await O.page.reload();
+    await expect.poll(() => O.page.getByTestId("members").allTextContents()).toEqual([`you, ${pat}`, `you, ${quinn}`]);
+    await expect.poll(() => O.page.getByTestId("preview").first().textContent()).toBe("first group");
+
+    // Unread messages in a conversation that is not open show in the tab title.
+    const R = await newPage();
+    await signUp(R.page, `rae${suffix}`);
+    await openDirect(R.page, ola);
+    await say(R.page, "one");
+    await say(R.page, "two");
+    await expect.poll(() => O.page.title()).toBe("(2) meshchat");
+    await O.page.locator(`[data-title=rae${suffix}]`).click();
+    await expect.poll(() => O.page.title()).toBe("meshchat");
+  });
+
+  it("shows when it is reconnecting and when it is back, notifies while hidden, and sends on Enter with Shift+Enter for a new line", async () => {
+    const suffix = Date.now().toString(36);
+    const [sam, tia] = [`sam${suffix}`, `tia${suffix}`];
+    const T = await newPage();
+    // The tab is hidden and notifications are allowed: record what the page shows.
+    await T.page.addInitScript(`
+      window.__shown = [];
+      window.__hidden = false;
+      Object.defineProperty(document, "visibilityState", { get: () => (window.__hidden ? "hidden" : "visible") });
+      window.Notification = class { static permission = "granted"; static requestPermission() { return Promise.resolve("granted"); }
+        constructor(title, opts) { window.__shown.push({ title, body: opts.body }); } close() {} };
+    `);
+    await T.page.reload();
+    await signUp(T.page, tia);
+    const S = await newPage();
+    await signUp(S.page, sam);
+    await openDirect(S.page, tia);
+    await S.page.getByTestId("composer").fill("first line");
+    await S.page.getByTestId("composer").press("Shift+Enter");
+    await S.page.getByTestId("composer").pressSequentially("second line");
+    await S.page.getByTestId("composer").press("Enter");
+    await expect.poll(() => texts(S.page)).toEqual(["first line\nsecond line"]);
+    await expect.poll(() => T.page.getByTestId("conversation").count()).toBe(1);
+    await T.page.evaluate("window.__hidden = true");
+    await say(S.page, "are you there?");
+    await expect.poll(() => T.page.evaluate("window.__shown")).toEqual([{ title: sam, body: "are you there?" }]);
+
+    await S.ctx.setOffline(true);
+    await expect.poll(() => S.page.getByTestId("connection").textContent(), { timeout: 30_000 }).toContain("Reconnecting");
+    await S.ctx.setOffline(false);
+    await expect.poll(() => S.page.getByTestId("connection").textContent(), { timeout: 30_000 }).toBe("Back online.");
+
+    // Every control can be named by a screen reader.
+    const unnamed = await S.page.evaluate(`[...document.querySelectorAll("input, textarea, button")].filter((e) =>
+      !(e.getAttribute("aria-label") || e.textContent.trim() || (e.id && document.querySelector("label[for=" + e.id + "]")))).map((e) => e.outerHTML)`);
+    expect(unnamed).toEqual([]);
+  });
+
+  it("keeps a 100,000-character message readable: collapsed, with Show more", async () => {
+    const suffix = Date.now().toString(36);
+    const [uma, vic] = [`uma${suffix}`, `vic${suffix}`];
+    const V = await newPage();
+    await signUp(V.page, vic);
+    const U = await newPage();
+    await signUp(U.page, uma);
+    await openDirect(U.page, vic);
+    const long = "lorem ipsum dolor sit amet ".repeat(3_704).slice(0, 100_000);
+    await say(U.page, long);
+    await V.page.getByTestId("conversation").first().click();
+    await expect.poll(() => V.page.getByTestId("show-more").count()).toBe(1);
+    const collapsed = (await V.page.locator("[data-testid=message] .text").boundingBox())!.height;
+    expect(collapsed).toBeLessThan(400);
+    await V.page.getByTestId("show-more").click();
+    await expect.poll(() => V.page.getByTestId("show-more").textContent()).toBe("Show less");
+    expect((await V.page.locator("[data-testid=message] .text").boundingBox())!.height).toBeGreaterThan(collapsed * 5);
+    expect((await V.page.locator("[data-testid=message] .text").textContent())!.length).toBe(100_000);
   });
 });

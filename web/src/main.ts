@@ -4,12 +4,15 @@ import {
   ChatClient,
   ClientError,
   type Conversation,
+  ErrorCode,
   HistoryDirection,
   type Message,
   type PresenceUpdate,
   type SocketLike,
 } from "../../internal/client/client.js";
 import { ConversationKind, PresenceStatus } from "../../gen/chat/v1/client.js";
+import { clearError, showErrorIn, showMessageIn } from "./errors.js";
+import { dayLabel, differentDays, isLong, preview, relativeTime, tabTitle, timeOfDay } from "./format.js";
 
 interface Session {
   userId: string;
@@ -22,6 +25,8 @@ interface Session {
 interface ConvState {
   conversation: Conversation;
   messages: Map<number, Message>;
+  /** The newest message known, for the list's preview and its order by last activity. */
+  last: Message | undefined;
   /** Oldest seq loaded from history (0 = nothing loaded yet). */
   oldestLoaded: number;
   hasMoreHistory: boolean;
@@ -31,20 +36,31 @@ interface ConvState {
 
 const STORE_KEY = "meshchat.session";
 const DEVICE_KEY = "meshchat.device";
+/** How often "last seen 3 min ago" is brought up to date. */
+const RELATIVE_REFRESH_MS = 30_000;
 
 const app = document.getElementById("app")!;
 const conversations = new Map<string, ConvState>();
 const presence = new Map<string, PresenceUpdate>();
+/** Long messages the reader expanded ("conversation:seq"), kept across re-renders. */
+const expanded = new Set<string>();
 let client: ChatClient | undefined;
 let session: Session | undefined;
 let active: string | undefined;
-let errorTimer: ReturnType<typeof setTimeout> | undefined;
+let wasOffline = false;
+let backOnlineTimer: ReturnType<typeof setTimeout> | undefined;
+let relativeTimer: ReturnType<typeof setInterval> | undefined;
 
 function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, ...children: Array<Node | string>): HTMLElementTagNameMap[K] {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
   for (const c of children) el.append(c);
   return el;
+}
+
+/** An inline error line placed right under what it is about. */
+function errorLine(testId: string): HTMLParagraphElement {
+  return h("p", { class: "field-error", role: "alert", "data-testid": testId, hidden: "" });
 }
 
 function deviceId(): string {
@@ -60,22 +76,18 @@ function saveSession(): void {
   if (session) localStorage.setItem(STORE_KEY, JSON.stringify(session));
 }
 
-function showError(err: unknown): void {
-  const banner = document.querySelector<HTMLElement>("[data-testid=error]");
-  if (!banner) return;
-  const e = err as ClientError;
-  banner.textContent = e instanceof ClientError ? `${e.codeName.replace("ERROR_CODE_", "")}: ${e.message}` : String((err as Error).message ?? err);
-  banner.hidden = false;
-  clearTimeout(errorTimer);
-  errorTimer = setTimeout(() => { banner.hidden = true; }, 8_000);
+function pageHidden(): boolean {
+  return document.visibilityState !== "visible";
 }
 
 // ------------------------------------------------------------------ auth view
 
 function renderAuth(): void {
+  document.title = tabTitle(0);
   const username = h("input", { id: "username", name: "username", autocomplete: "username", required: "", "data-testid": "username" });
   const password = h("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: "", minlength: "8", "data-testid": "password" });
-  const error = h("p", { class: "error", role: "alert", "data-testid": "error", hidden: "" });
+  const error = errorLine("auth-error");
+  for (const input of [username, password]) input.addEventListener("input", () => clearError(error));
   const submit = (kind: "signup" | "login") => async (ev: Event) => {
     ev.preventDefault();
     try {
@@ -89,8 +101,11 @@ function renderAuth(): void {
       saveSession();
       await start();
     } catch (err) {
-      error.textContent = err instanceof ClientError ? `${err.codeName.replace("ERROR_CODE_", "")}: ${err.message}` : String(err);
-      error.hidden = false;
+      showErrorIn(error, err, {
+        [ErrorCode.ERROR_CODE_UNAUTHENTICATED]: "Wrong username or password.",
+        [ErrorCode.ERROR_CODE_ALREADY_EXISTS]: "That username is taken. Log in instead, or pick another name.",
+        [ErrorCode.ERROR_CODE_INVALID_ARGUMENT]: "Usernames are 3 to 32 letters, digits, dots, dashes or underscores; passwords at least 8 characters.",
+      });
     }
   };
   const loginBtn = h("button", { type: "submit", "data-testid": "login" }, "Log in");
@@ -103,31 +118,50 @@ function renderAuth(): void {
     h("div", { class: "row" }, loginBtn, signupBtn));
   form.addEventListener("submit", submit("login"));
   signupBtn.addEventListener("click", (ev) => { if (form.reportValidity()) void submit("signup")(ev); });
+  app.className = "centered";
   app.replaceChildren(form);
   username.focus();
 }
 
 // ------------------------------------------------------------------ chat view
 
+function others(c: Conversation) {
+  return c.members.filter((m) => m.userId !== session!.userId);
+}
+
 function title(c: Conversation): string {
   if (c.kind === ConversationKind.CONVERSATION_KIND_GROUP) return c.title || "Group";
-  const others = c.members.filter((m) => m.userId !== session!.userId);
-  return others.map((m) => m.username).join(", ") || `${session!.username} (you)`;
+  return others(c).map((m) => m.username).join(", ") || session!.username;
+}
+
+/** Who is in a group, short: tells apart two groups of one name. */
+function membersLine(c: Conversation): string {
+  const names = ["you", ...others(c).map((m) => m.username)];
+  return names.length > 4 ? `${names.slice(0, 3).join(", ")} +${names.length - 3}` : names.join(", ");
 }
 
 function peer(c: Conversation): string | undefined {
   if (c.kind !== ConversationKind.CONVERSATION_KIND_DIRECT) return undefined;
-  return c.members.find((m) => m.userId !== session!.userId)?.userId;
+  return others(c)[0]?.userId;
+}
+
+/** A direct conversation with nobody else in it (made by older versions): not offered. */
+function isSelfOnly(c: Conversation): boolean {
+  return c.kind === ConversationKind.CONVERSATION_KIND_DIRECT && others(c).length === 0;
 }
 
 function unread(s: ConvState): number {
   return Math.max(0, s.conversation.lastSeq - s.myRead);
 }
 
+function lastAt(s: ConvState): number {
+  return Math.max(s.conversation.createdAtMs, s.last?.sentAtMs ?? 0);
+}
+
 function upsert(c: Conversation): ConvState {
   let s = conversations.get(c.id);
   if (!s) {
-    s = { conversation: c, messages: new Map(), oldestLoaded: 0, hasMoreHistory: true, receipts: new Map(), myRead: c.readSeq };
+    s = { conversation: c, messages: new Map(), last: undefined, oldestLoaded: 0, hasMoreHistory: true, receipts: new Map(), myRead: c.readSeq };
     conversations.set(c.id, s);
   } else {
     s.conversation = { ...c, lastSeq: Math.max(c.lastSeq, s.conversation.lastSeq) };
@@ -141,65 +175,156 @@ function upsert(c: Conversation): ConvState {
   return s;
 }
 
+function remember(s: ConvState, m: Message): void {
+  s.messages.set(m.seq, m);
+  if (!s.last || m.seq > s.last.seq) s.last = m;
+  s.conversation.lastSeq = Math.max(s.conversation.lastSeq, m.seq);
+}
+
+/** An initial in a coloured circle, the colour fixed by the conversation id. */
+function avatar(c: Conversation): HTMLElement {
+  let hash = 0;
+  for (const ch of c.id) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
+  const initial = Array.from(title(c))[0]?.toUpperCase() ?? "?";
+  return h("span", { class: `avatar hue-${hash % 8}`, "aria-hidden": "true" }, initial);
+}
+
+function setNarrowView(view: "list" | "pane"): void {
+  document.querySelector(".layout")?.setAttribute("data-view", view);
+}
+
+function closeConversation(): void {
+  active = undefined;
+  setNarrowView("list");
+  renderList();
+  document.querySelector<HTMLButtonElement>("[data-testid=conversation]")?.focus();
+}
+
 function renderShell(): void {
-  const directInput = h("input", { id: "direct", placeholder: "username", "aria-label": "Open a chat with username", "data-testid": "direct-username" });
+  const directInput = h("input", { id: "direct", placeholder: "username", autocomplete: "off", "aria-label": "Open a chat with username", "data-testid": "direct-username" });
+  const directError = errorLine("direct-error");
   const directForm = h("form", { class: "inline", "data-testid": "open-direct" }, directInput, h("button", { type: "submit" }, "Chat"));
+  directInput.addEventListener("input", () => clearError(directError));
   directForm.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const name = directInput.value.trim();
     if (!name) return;
-    client!.openDirect(name).then((c) => { upsert(c); directInput.value = ""; open(c.id); }, showError);
+    if (name.toLowerCase() === session!.username.toLowerCase()) {
+      showMessageIn(directError, "That is you. Type the username of someone else to chat with.", "SELF");
+      return;
+    }
+    client!.openDirect(name).then((c) => { upsert(c); directInput.value = ""; clearError(directError); open(c.id); }, (err) => showErrorIn(directError, err, {
+      [ErrorCode.ERROR_CODE_NOT_FOUND]: `Nobody is called “${name}”. Check the spelling.`,
+      [ErrorCode.ERROR_CODE_INVALID_ARGUMENT]: `“${name}” is not a valid username.`,
+    }));
   });
   const groupTitle = h("input", { placeholder: "group name", "aria-label": "Group name", "data-testid": "group-title" });
-  const groupMembers = h("input", { placeholder: "members: ana, bo", "aria-label": "Group members", "data-testid": "group-members" });
-  const groupForm = h("form", { class: "stack", "data-testid": "create-group" }, groupTitle, groupMembers, h("button", { type: "submit" }, "Create group"));
+  const groupMembers = h("input", { placeholder: "members: ana, bo", "aria-label": "Group members, separated by commas", "data-testid": "group-members" });
+  const groupError = errorLine("group-error");
+  for (const input of [groupTitle, groupMembers]) input.addEventListener("input", () => clearError(groupError));
+  const groupForm = h("form", { class: "stack", "data-testid": "create-group" }, groupTitle, groupMembers, groupError, h("button", { type: "submit" }, "Create group"));
+  const details = h("details", {}, h("summary", {}, "New group"), groupForm);
   groupForm.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const names = groupMembers.value.split(/[\s,]+/).filter(Boolean);
-    client!.createGroup(groupTitle.value.trim(), names).then((c) => { upsert(c); groupTitle.value = ""; groupMembers.value = ""; open(c.id); }, showError);
+    client!.createGroup(groupTitle.value.trim(), names).then((c) => {
+      upsert(c); groupTitle.value = ""; groupMembers.value = ""; clearError(groupError); details.open = false; open(c.id);
+    }, (err) => showErrorIn(groupError, err, {
+      [ErrorCode.ERROR_CODE_NOT_FOUND]: "One of those usernames does not exist. Check the spelling.",
+      [ErrorCode.ERROR_CODE_INVALID_ARGUMENT]: "Give the group a name (up to 200 characters) and list members by username.",
+    }));
   });
   const logout = h("button", { class: "link", "data-testid": "logout" }, "Log out");
-  logout.addEventListener("click", () => { client?.close(); client = undefined; session = undefined; localStorage.removeItem(STORE_KEY); conversations.clear(); active = undefined; renderAuth(); });
-  const sidebar = h("aside", { class: "sidebar" },
-    h("header", { class: "me" }, h("strong", { "data-testid": "me" }, session!.username), logout),
+  logout.addEventListener("click", () => {
+    void client?.close(); client = undefined; session = undefined; localStorage.removeItem(STORE_KEY); conversations.clear(); active = undefined;
+    clearInterval(relativeTimer);
+    renderAuth();
+  });
+  const header = h("header", { class: "me" }, h("strong", { "data-testid": "me" }, session!.username), logout);
+  if ("Notification" in window && Notification.permission === "default") {
+    const enable = h("button", { class: "link", "data-testid": "enable-notifications" }, "Notify me");
+    enable.title = "Show a notification for new messages while this tab is in the background";
+    enable.addEventListener("click", () => void Notification.requestPermission().then(() => enable.remove()));
+    header.insertBefore(enable, logout);
+  }
+  const sidebar = h("aside", { class: "sidebar", "aria-label": "Conversations and new chats" },
+    header,
     directForm,
-    h("details", {}, h("summary", {}, "New group"), groupForm),
+    directError,
+    details,
     h("nav", { "aria-label": "Conversations" }, h("ul", { id: "conversations", "data-testid": "conversations" })));
   const main = h("main", { class: "chat" },
-    h("div", { class: "banner", id: "reconnecting", "data-testid": "reconnecting", hidden: "", role: "status" }, "Reconnecting…"),
-    h("div", { class: "banner error", "data-testid": "error", hidden: "", role: "alert" }),
-    h("section", { id: "pane", class: "pane" }, h("p", { class: "empty" }, "Pick a conversation, or open one by username.")));
-  app.replaceChildren(h("div", { class: "layout" }, sidebar, main));
+    h("div", { class: "banner", id: "connection", "data-testid": "connection", hidden: "", role: "status", "aria-live": "polite" }),
+    h("section", { id: "pane", class: "pane", "aria-label": "Conversation" }, h("p", { class: "empty" }, "Pick a conversation, or open one by username.")));
+  const layout = h("div", { class: "layout", "data-view": "list" }, sidebar, main);
+  // Escape steps back: closes the new-group form, or the conversation on a narrow screen.
+  layout.addEventListener("keydown", (ev) => {
+    if (ev.key !== "Escape") return;
+    if (details.open) { details.open = false; return; }
+    if (active) closeConversation();
+  });
+  app.className = "";
+  app.replaceChildren(layout);
+  clearInterval(relativeTimer);
+  relativeTimer = setInterval(() => { if (active) renderPane(); }, RELATIVE_REFRESH_MS);
 }
 
 function renderList(): void {
   const ul = document.getElementById("conversations");
   if (!ul) return;
-  const items = [...conversations.values()].sort((a, b) => (lastAt(b) - lastAt(a)) || a.conversation.id.localeCompare(b.conversation.id));
+  const items = [...conversations.values()].filter((s) => !isSelfOnly(s.conversation))
+    .sort((a, b) => (lastAt(b) - lastAt(a)) || a.conversation.id.localeCompare(b.conversation.id));
+  let total = 0;
   ul.replaceChildren(...items.map((s) => {
     const c = s.conversation;
     const p = peer(c);
-    const dot = h("span", { class: `dot ${p && presence.get(p)?.status === PresenceStatus.PRESENCE_STATUS_ONLINE ? "online" : "offline"}`, "aria-hidden": "true" });
+    const online = p !== undefined && presence.get(p)?.status === PresenceStatus.PRESENCE_STATUS_ONLINE;
     const n = unread(s);
-    const btn = h("button", { class: `conv ${c.id === active ? "active" : ""}`, "data-testid": "conversation", "data-title": title(c) }, dot, h("span", { class: "title" }, title(c)));
-    if (n > 0) btn.append(h("span", { class: "badge", "data-testid": "unread", "aria-label": `${n} unread` }, String(n)));
+    total += n;
+    const group = c.kind === ConversationKind.CONVERSATION_KIND_GROUP;
+    const label = `${title(c)}${group ? `, group with ${membersLine(c)}` : online ? ", online" : ""}${n > 0 ? `, ${n} unread` : ""}`;
+    const btn = h("button", { class: `conv ${c.id === active ? "active" : ""}`, "data-testid": "conversation", "data-title": title(c), "aria-label": label },
+      avatar(c),
+      h("span", { class: "lines" },
+        h("span", { class: "title" }, title(c), p ? h("span", { class: `dot ${online ? "online" : "offline"}`, "aria-hidden": "true" }) : ""),
+        group ? h("span", { class: "sub members", "data-testid": "members" }, membersLine(c)) : "",
+        s.last ? h("span", { class: "sub", "data-testid": "preview" }, preview(s.last.text)) : ""));
+    if (c.id === active) btn.setAttribute("aria-current", "true");
+    if (n > 0) btn.append(h("span", { class: "badge", "data-testid": "unread", "aria-hidden": "true" }, String(n)));
     btn.addEventListener("click", () => open(c.id));
     return h("li", {}, btn);
   }));
-}
-
-function lastAt(s: ConvState): number {
-  let t = s.conversation.createdAtMs;
-  for (const m of s.messages.values()) t = Math.max(t, m.sentAtMs);
-  return t;
+  document.title = tabTitle(total);
 }
 
 function mark(s: ConvState, m: Message): string {
   if (m.senderId !== session!.userId) return "";
-  const others = [...s.receipts].filter(([u]) => u !== session!.userId).map(([, r]) => r);
-  if (others.some((r) => r.read >= m.seq)) return "read";
-  if (others.some((r) => r.delivered >= m.seq)) return "delivered";
+  const readers = [...s.receipts].filter(([u]) => u !== session!.userId).map(([, r]) => r);
+  if (readers.some((r) => r.read >= m.seq)) return "read";
+  if (readers.some((r) => r.delivered >= m.seq)) return "delivered";
   return "sent";
+}
+
+function messageText(s: ConvState, m: Message): HTMLElement {
+  const text = h("p", { class: "text" }, m.text);
+  if (!isLong(m.text)) return text;
+  const key = `${s.conversation.id}:${m.seq}`;
+  const open = expanded.has(key);
+  if (!open) text.classList.add("collapsed");
+  const toggle = h("button", { class: "link more", "data-testid": "show-more", "aria-expanded": String(open) }, open ? "Show less" : "Show more");
+  toggle.addEventListener("click", () => {
+    if (expanded.has(key)) expanded.delete(key); else expanded.add(key);
+    renderPane();
+  });
+  return h("div", {}, text, toggle);
+}
+
+function statusLine(c: Conversation): string {
+  const p = peer(c);
+  if (!p) return `${c.members.length} members: ${membersLine(c)}`;
+  const status = presence.get(p);
+  if (status?.status === PresenceStatus.PRESENCE_STATUS_ONLINE) return "online";
+  return status?.lastActiveAtMs ? `last seen ${relativeTime(status.lastActiveAtMs)}` : "offline";
 }
 
 function renderPane(): void {
@@ -208,33 +333,51 @@ function renderPane(): void {
   const s = active ? conversations.get(active) : undefined;
   if (!s) return;
   const c = s.conversation;
-  const p = peer(c);
-  const status = p ? presence.get(p) : undefined;
+  const back = h("button", { class: "link back", "data-testid": "back", "aria-label": "Back to conversations" }, "‹");
+  back.addEventListener("click", closeConversation);
   const header = h("header", { class: "pane-header" },
-    h("h2", { "data-testid": "conversation-title" }, title(c)),
-    p ? h("span", { class: "presence", "data-testid": "presence" }, status?.status === PresenceStatus.PRESENCE_STATUS_ONLINE ? "online" : status?.lastActiveAtMs ? `last seen ${new Date(status.lastActiveAtMs).toLocaleTimeString()}` : "offline")
-      : h("span", { class: "presence" }, `${c.members.length} members`));
+    back,
+    h("div", { class: "heading" },
+      h("h2", { "data-testid": "conversation-title" }, title(c)),
+      h("span", { class: "presence", "data-testid": "presence" }, statusLine(c))));
   if (c.kind === ConversationKind.CONVERSATION_KIND_GROUP) {
-    const add = h("input", { placeholder: "add member", "aria-label": "Add member", "data-testid": "add-member" });
-    const form = h("form", { class: "inline" }, add, h("button", { type: "submit" }, "Add"));
-    form.addEventListener("submit", (ev) => { ev.preventDefault(); client!.addMember(c.id, add.value.trim()).then((cc) => { upsert(cc); add.value = ""; renderPane(); }, showError); });
+    const add = h("input", { placeholder: "add member", "aria-label": "Add a member by username", "data-testid": "add-member" });
+    const addError = errorLine("add-error");
+    add.addEventListener("input", () => clearError(addError));
+    const form = h("form", { class: "inline add" }, add, h("button", { type: "submit" }, "Add"), addError);
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const name = add.value.trim();
+      if (!name) return;
+      client!.addMember(c.id, name).then((cc) => { upsert(cc); add.value = ""; clearError(addError); renderPane(); }, (err) => showErrorIn(addError, err, {
+        [ErrorCode.ERROR_CODE_NOT_FOUND]: `Nobody is called “${name}”.`,
+        [ErrorCode.ERROR_CODE_ALREADY_EXISTS]: `${name} is already in this group.`,
+      }));
+    });
     header.append(form);
   }
-  const list = h("ol", { class: "messages", "data-testid": "messages", "aria-live": "polite" });
-  if (s.hasMoreHistory && s.oldestLoaded !== 1) {
+  const list = h("ol", { class: "messages", "data-testid": "messages", role: "log", "aria-live": "polite", "aria-label": `Messages with ${title(c)}` });
+  const sorted = [...s.messages.values()].sort((a, b) => a.seq - b.seq);
+  // "Load older" only where older messages exist: not in an empty conversation.
+  if (sorted.length > 0 && s.hasMoreHistory && s.oldestLoaded > 1) {
     const older = h("button", { class: "link older", "data-testid": "load-older" }, "Load older messages");
     older.addEventListener("click", () => void loadHistory(s, true));
     list.append(h("li", { class: "older-row" }, older));
   }
-  const sorted = [...s.messages.values()].sort((a, b) => a.seq - b.seq);
+  if (sorted.length === 0 && !(s.hasMoreHistory && s.conversation.lastSeq > 0)) list.append(h("li", { class: "empty", "data-testid": "no-messages" }, "No messages yet. Say hello!"));
   const names = new Map(c.members.map((m) => [m.userId, m.username]));
+  let previous: Message | undefined;
   for (const m of sorted) {
+    if (!previous || differentDays(previous.sentAtMs, m.sentAtMs)) list.append(h("li", { class: "day", "data-testid": "day", role: "separator" }, dayLabel(m.sentAtMs)));
+    previous = m;
     const mine = m.senderId === session!.userId;
     const state = mark(s, m);
-    list.append(h("li", { class: `msg ${mine ? "mine" : ""}`, "data-testid": "message", "data-seq": String(m.seq), "data-state": state },
-      mine ? "" : h("span", { class: "who" }, names.get(m.senderId) ?? "someone"),
-      h("p", { class: "text" }, m.text),
-      h("span", { class: "meta" }, new Date(m.sentAtMs).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }), mine ? h("span", { class: `tick ${state}`, "data-testid": "mark", title: state }, state === "sent" ? "✓" : "✓✓") : "")));
+    const who = mine ? "you" : (names.get(m.senderId) ?? "someone");
+    list.append(h("li", { class: `msg ${mine ? "mine" : ""}`, "data-testid": "message", "data-seq": String(m.seq), "data-state": state, "aria-label": `${who} at ${timeOfDay(m.sentAtMs)}${state ? `, ${state}` : ""}` },
+      // In a direct conversation the header already says who wrote.
+      mine || c.kind !== ConversationKind.CONVERSATION_KIND_GROUP ? "" : h("span", { class: "who" }, who),
+      messageText(s, m),
+      h("span", { class: "meta" }, h("time", { datetime: new Date(m.sentAtMs).toISOString() }, timeOfDay(m.sentAtMs)), mine ? h("span", { class: `tick ${state}`, "data-testid": "mark", title: state, "aria-hidden": "true" }, state === "sent" ? "✓" : "✓✓") : "")));
   }
   // The composer survives re-renders (events arrive while the user types).
   if (pane.dataset.conversation === c.id) {
@@ -249,44 +392,54 @@ function renderPane(): void {
     if (keep) list.scrollTop = list.scrollHeight;
     return;
   }
-  const text = h("textarea", { rows: "2", placeholder: "Message", "aria-label": "Message", "data-testid": "composer" });
+  const text = h("textarea", { rows: "2", placeholder: "Message (Enter to send, Shift+Enter for a new line)", "aria-label": "Message", "data-testid": "composer" });
+  const sendError = errorLine("send-error");
+  text.addEventListener("input", () => clearError(sendError));
   const composer = h("form", { class: "composer", "data-testid": "send-form" }, text, h("button", { type: "submit", "data-testid": "send" }, "Send"));
   const send = () => {
     const body = text.value;
     if (!body.trim()) return;
     text.value = "";
     client!.send(c.id, body).then((sent) => {
+      clearError(sendError);
       // The event with the message arrives through the sync log; this covers a slow one.
-      if (!s.messages.has(sent.seq)) s.messages.set(sent.seq, { conversationId: c.id, seq: sent.seq, senderId: session!.userId, senderDeviceId: session!.deviceId, clientMsgId: sent.clientMsgId, text: body, sentAtMs: sent.sentAtMs });
-      s.conversation.lastSeq = Math.max(s.conversation.lastSeq, sent.seq);
+      if (!s.messages.has(sent.seq)) remember(s, { conversationId: c.id, seq: sent.seq, senderId: session!.userId, senderDeviceId: session!.deviceId, clientMsgId: sent.clientMsgId, text: body, sentAtMs: sent.sentAtMs });
       s.myRead = Math.max(s.myRead, sent.seq);
       renderPane();
       renderList();
-    }, (err) => { if (!text.value) text.value = body; showError(err); });
+    }, (err) => {
+      if (!text.value) text.value = body;
+      if (err instanceof ClientError && err.code === ErrorCode.ERROR_CODE_MESSAGE_TOO_LONG) {
+        showMessageIn(sendError, `This message is too long: ${Array.from(body).length.toLocaleString()} characters, and the limit is 100,000.`, "MESSAGE_TOO_LONG");
+      } else {
+        showErrorIn(sendError, err);
+      }
+    });
   };
   composer.addEventListener("submit", (ev) => { ev.preventDefault(); send(); });
-  text.addEventListener("keydown", (ev) => { if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); send(); } });
+  text.addEventListener("keydown", (ev) => { if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); send(); } });
   pane.dataset.conversation = c.id;
-  pane.replaceChildren(header, list, composer);
+  pane.replaceChildren(header, list, sendError, composer);
   list.scrollTop = list.scrollHeight;
 }
 
 async function loadHistory(s: ConvState, older: boolean): Promise<void> {
   try {
     const page = await client!.history(s.conversation.id, { direction: HistoryDirection.HISTORY_DIRECTION_BACKWARD, fromSeq: older ? s.oldestLoaded : 0, limit: 30 });
-    for (const m of page.messages) s.messages.set(m.seq, m);
+    for (const m of page.messages) remember(s, m);
     const oldest = page.messages[page.messages.length - 1]?.seq;
     if (oldest !== undefined && (s.oldestLoaded === 0 || oldest < s.oldestLoaded)) s.oldestLoaded = oldest;
     s.hasMoreHistory = page.hasMore;
     if (active === s.conversation.id) renderPane();
+    renderList();
   } catch (err) {
-    showError(err);
+    showConnection(err);
   }
 }
 
 function markRead(s: ConvState): void {
   const last = s.conversation.lastSeq;
-  if (document.visibilityState !== "visible" || last <= s.myRead) return;
+  if (pageHidden() || last <= s.myRead) return;
   s.myRead = last;
   client?.markRead(s.conversation.id, last).catch(() => {});
   renderList();
@@ -296,11 +449,50 @@ function open(id: string): void {
   active = id;
   const s = conversations.get(id);
   if (!s) return;
+  setNarrowView("pane");
   renderList();
   renderPane();
   if (s.oldestLoaded === 0) void loadHistory(s, false);
   markRead(s);
   document.querySelector<HTMLTextAreaElement>("[data-testid=composer]")?.focus();
+}
+
+/** The connection's state, in the banner above the conversation. */
+function showConnection(errOrState: unknown): void {
+  const banner = document.getElementById("connection");
+  if (!banner) return;
+  // A (re)connect attempt changes nothing on screen: "Reconnecting…" stays until it succeeds.
+  if (errOrState === "connecting") return;
+  clearTimeout(backOnlineTimer);
+  if (errOrState === "open") {
+    if (!wasOffline) { banner.hidden = true; return; }
+    wasOffline = false;
+    banner.className = "banner ok";
+    banner.textContent = "Back online.";
+    banner.hidden = false;
+    backOnlineTimer = setTimeout(() => { banner.hidden = true; }, 3_000);
+    return;
+  }
+  if (errOrState === "closed") {
+    wasOffline = true;
+    banner.className = "banner";
+    banner.textContent = "Reconnecting… Messages you send will go out when the connection is back.";
+    banner.hidden = false;
+    return;
+  }
+  // While reconnecting, a call that failed for want of a connection says nothing new.
+  if (wasOffline && errOrState instanceof ClientError && errOrState.retryable) return;
+  banner.className = "banner error";
+  showErrorIn(banner, errOrState);
+}
+
+/** A browser notification for a message that arrives while the tab is in the background. */
+function notify(s: ConvState, m: Message): void {
+  if (!pageHidden() || m.senderId === session!.userId || !("Notification" in window) || Notification.permission !== "granted" || s.conversation.muted) return;
+  const sender = s.conversation.members.find((x) => x.userId === m.senderId)?.username ?? "someone";
+  const group = s.conversation.kind === ConversationKind.CONVERSATION_KIND_GROUP;
+  const n = new Notification(group ? `${sender} in ${title(s.conversation)}` : sender, { body: preview(m.text, 140), tag: s.conversation.id });
+  n.onclick = () => { window.focus(); open(s.conversation.id); n.close(); };
 }
 
 async function start(): Promise<void> {
@@ -315,16 +507,15 @@ async function start(): Promise<void> {
   });
   client.on("cursor", (pos) => { session!.cursor = pos; saveSession(); });
   client.on("state", (st) => {
-    const banner = document.getElementById("reconnecting");
-    if (banner) banner.hidden = st === "open";
+    showConnection(st);
     if (st === "open") void refreshConversations();
   });
   client.on("message", (m) => {
-    let s = conversations.get(m.conversationId);
+    const s = conversations.get(m.conversationId);
     if (!s) { void refreshConversations(); return; }
-    s.messages.set(m.seq, m);
-    s.conversation.lastSeq = Math.max(s.conversation.lastSeq, m.seq);
+    remember(s, m);
     if (m.senderId === session!.userId) s.myRead = Math.max(s.myRead, m.seq);
+    else notify(s, m);
     if (active === m.conversationId) { renderPane(); markRead(s); }
     renderList();
   });
@@ -355,8 +546,8 @@ async function start(): Promise<void> {
   try {
     await client.connect();
   } catch (err) {
-    showError(err);
-    if (err instanceof ClientError && err.code === 3) { localStorage.removeItem(STORE_KEY); renderAuth(); }
+    if (err instanceof ClientError && err.code === ErrorCode.ERROR_CODE_UNAUTHENTICATED) { localStorage.removeItem(STORE_KEY); renderAuth(); return; }
+    showConnection(err);
   }
 }
 
@@ -366,10 +557,21 @@ async function refreshConversations(): Promise<void> {
     for (const c of await client.listConversations()) upsert(c);
     renderList();
     if (active) renderPane();
-    await subscribePresence();
+    await Promise.all([subscribePresence(), loadPreviews()]);
   } catch (err) {
-    showError(err);
+    showConnection(err);
   }
+}
+
+/** The newest message of each conversation not yet seen: the list's preview and order. */
+async function loadPreviews(): Promise<void> {
+  const missing = [...conversations.values()].filter((s) => !s.last && s.conversation.lastSeq > 0).slice(0, 100);
+  await Promise.all(missing.map(async (s) => {
+    const page = await client!.history(s.conversation.id, { direction: HistoryDirection.HISTORY_DIRECTION_BACKWARD, fromSeq: 0, limit: 1 }).catch(() => undefined);
+    const m = page?.messages[0];
+    if (m && (!s.last || m.seq > s.last.seq)) s.last = m;
+  }));
+  if (missing.length > 0) renderList();
 }
 
 async function subscribePresence(): Promise<void> {
