@@ -23,6 +23,8 @@ export default defineConfig({
           include: ["test/e2e/**/*.test.ts", "test/browser/**/*.test.ts"],
           testTimeout: 120_000,
           hookTimeout: 180_000,
+          // expect.poll waits for an outcome; a loaded machine may take far longer than a quiet one.
+          expect: { poll: { timeout: 30_000 } },
           // Each file runs its own cluster of real processes: one file at a time on 2 cores.
           fileParallelism: false,
         },

@@ -239,6 +239,9 @@ describe("a page people keep open all day (issue 15)", () => {
         expect(await M.page.getByTestId("back").isVisible()).toBe(false);
       }
     }
+    // Nia leaves: her last-seen time is relative.
+    await N.ctx.close();
+    await expect.poll(() => M.page.getByTestId("presence").textContent()).toMatch(/^last seen (just now|\d+ min ago)$/);
   });
 
   it("tells two groups of one name apart, orders by last activity across a reload, and counts unread in the tab title", async () => {
