@@ -1,7 +1,7 @@
 # Benchmarks, included by the main Makefile. Results: bench/results/{latest,quick}.{md,json}.
 .PHONY: bench bench-quick bench-production
 
-## bench: every scenario of DESIGN.md §8 on the embedded profile (< 15 minutes)
+## bench: every scenario of docs/requirements.md ("Performance targets") on the embedded profile (< 15 minutes)
 bench: build
 	node dist/bench/run.js
 

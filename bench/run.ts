@@ -1,5 +1,5 @@
 /**
- * `make bench`: runs the load scenarios of DESIGN.md §8 over real WebSockets on
+ * `make bench`: runs the load scenarios of docs/requirements.md ("Performance targets") over real WebSockets on
  * loopback against a fresh cluster, with a bare `ws` relay measured in the same
  * run as the baseline, and writes bench/results/latest.{md,json}.
  *

@@ -15,7 +15,7 @@ export function peerIdentity(call: ServerSurfaceCall): string | null {
 }
 
 /**
- * Who may call each service (DESIGN.md §3), enforced by certificate identity when
+ * Who may call each service (docs/requirements.md, "Services"), enforced by certificate identity when
  * mTLS is on. Keep in step with mesh/topology.yaml.
  */
 export const ALLOWED_CALLERS: Record<string, readonly string[]> = {

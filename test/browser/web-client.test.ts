@@ -166,7 +166,7 @@ async function openDirect(page: Page, username: string): Promise<void> {
   await expect.poll(() => page.getByTestId("conversation-title").textContent()).toBe(username);
 }
 
-describe("a page people keep open all day (issue 15)", () => {
+describe("a page people keep open all day", () => {
   it("says what went wrong in words, next to the cause, and clears it; refuses a chat with oneself", async () => {
     const suffix = Date.now().toString(36);
     const [kim, lee] = [`kim${suffix}`, `lee${suffix}`];

@@ -25,7 +25,7 @@ async function raw(protocol = "meshchat.v1.proto") {
   };
 }
 
-describe("bad input at the edge (§9)", () => {
+describe("bad input at the edge", () => {
   it("refuses frames before Hello with HELLO_REQUIRED and keeps waiting for Hello", async () => {
     const user = await newUser(c);
     const s = await raw();

@@ -59,7 +59,7 @@ async function expectExactlyOnce(acked: Sent[], conversationId: string, reader: 
   }
 }
 
-describe.skipIf(!production)("production cluster: two edges, two chat instances (issue 3)", () => {
+describe.skipIf(!production)("production cluster: two edges, two chat instances", () => {
   beforeAll(async () => {
     c = await startCluster({ DISCOVERY_LEASE_TTL_S: String(LEASE_TTL_S), HEARTBEAT_INTERVAL_MS: "1000", PRESENCE_GRACE_MS: "1000", HEAD_CHECK_INTERVAL_MS: "1000", SEND_RATE: "1000", SEND_BURST: "1000" }, { edges: 2, chats: 2 });
     etcd = new Etcd3({ hosts: process.env.ETCD_ENDPOINTS!.split(",") });

@@ -5,7 +5,7 @@ let c: TestCluster;
 beforeAll(async () => { c = await startCluster({ SEND_RATE: "1000", SEND_BURST: "1000" }); });
 afterAll(async () => { await c?.stop(); });
 
-describe("graceful drain on SIGTERM (§7)", () => {
+describe("graceful drain on SIGTERM", () => {
   it("loses no acknowledged message when chat and then the edge drain under load, and clients move on", async () => {
     const { a, b, conversationId } = await directPair(c);
     const conv = { id: conversationId };

@@ -20,7 +20,7 @@ function getUsers(client: MessageStoreServiceClient): Promise<ServiceError | nul
   return new Promise((resolve) => client.getUsers({ ids: [] }, new Metadata(), { deadline: Date.now() + 3_000 }, (err) => { client.close(); resolve(err); }));
 }
 
-describe("mutual TLS between services (§7)", () => {
+describe("mutual TLS between services", () => {
   it("lets a service that should call the store in", async () => {
     const err = await getUsers(storeClient(credentials.createSsl(file("ca.pem"), file("chat-key.pem"), file("chat.pem"))));
     expect(err).toBeNull();

@@ -39,7 +39,7 @@ afterAll(async () => {
 
 const hex = (n: number) => Array.from({ length: n }, () => Math.floor(Math.random() * 16).toString(16)).join("");
 
-describe("OpenTelemetry (§7)", () => {
+describe("OpenTelemetry", () => {
   it("puts every hop of one message in one trace, with the right parents", async () => {
     const [alice, bob, carol] = [await newUser(c, "alice"), await newUser(c, "bob"), await newUser(c, "carol")];
     const a = await device(c, alice);
