@@ -3,6 +3,14 @@ export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
 
+/**
+ * The end of a factory's exhaustive switch over a configured choice: the compiler
+ * proves every value is handled, and a value that slips past it still fails at boot.
+ */
+export function unknownChoice(what: string, value: never): never {
+  throw new ConfigError(`unknown ${what}: ${String(value)}`);
+}
+
 export function str(name: string, def: string): string {
   const v = process.env[name];
   return v === undefined || v === "" ? def : v;

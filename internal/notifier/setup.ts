@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { CommonConfig } from "../config/config.js";
-import { ConfigError, int, oneOf, str } from "../config/env.js";
+import { ConfigError, int, oneOf, str, unknownChoice } from "../config/env.js";
 import { PostgresTokenStore } from "./token-store-postgres.js";
 import { ApnsProvider } from "./provider-apns.js";
 import { FcmProvider, type ServiceAccount } from "./provider-fcm.js";
@@ -49,10 +49,6 @@ export async function pushProvidersFromEnv(): Promise<Map<ProviderName, PushProv
   return providers;
 }
 
-function assertNever(x: never): never {
-  throw new ConfigError(`unknown token store: ${String(x)}`);
-}
-
 /** PUSH_TOKEN_STORE: file (embedded default, DATA_DIR/notifier/tokens.json) or postgres (POSTGRES_URL). */
 export async function openTokenStore(config: CommonConfig): Promise<TokenStore> {
   const kind = oneOf("PUSH_TOKEN_STORE", config.profile === "embedded" ? "file" : "postgres", ["file", "postgres"] as const);
@@ -62,6 +58,6 @@ export async function openTokenStore(config: CommonConfig): Promise<TokenStore> 
     case "postgres":
       return PostgresTokenStore.open(config.postgresUrl);
     default:
-      return assertNever(kind);
+      return unknownChoice("token store", kind);
   }
 }

@@ -1,15 +1,11 @@
 import type { CommonConfig } from "../config/config.js";
-import { oneOf } from "../config/env.js";
+import { oneOf, unknownChoice } from "../config/env.js";
 import { MemoryPresence } from "./presence-memory.js";
 import { RedisPresence } from "./presence-redis.js";
 import type { Presence, PresenceConfig, PublishFn } from "./presence.js";
 
 export const PRESENCE_BACKENDS = ["memory", "redis"] as const;
 export type PresenceBackend = (typeof PRESENCE_BACKENDS)[number];
-
-function assertNever(x: never): never {
-  throw new Error(`unknown presence backend: ${String(x)}`);
-}
 
 /** PRESENCE_BACKEND: memory (embedded default, one presence process) or redis (REDIS_URL, any number of them). */
 export function presenceBackend(config: CommonConfig): PresenceBackend {
@@ -29,6 +25,6 @@ export async function openPresence(
     case "redis":
       return RedisPresence.open(presenceConfig, publish, { url: config.redisUrl, prefix: config.redisPrefix, onError });
     default:
-      return assertNever(backend);
+      return unknownChoice("presence backend", backend);
   }
 }

@@ -1,7 +1,7 @@
 import path from "node:path";
 import fs from "node:fs";
 import type { CommonConfig } from "../config/config.js";
-import { int, oneOf } from "../config/env.js";
+import { int, oneOf, unknownChoice } from "../config/env.js";
 import { PgliteSqlClient } from "./sql-pglite.js";
 import { PostgresSqlClient } from "./sql-postgres.js";
 import { CassandraStore, createCassandraClient } from "./store-cassandra.js";
@@ -12,10 +12,6 @@ import type { Store } from "./store.js";
 
 export const STORE_BACKENDS = ["pglite", "postgres", "cassandra"] as const;
 export type StoreBackend = (typeof STORE_BACKENDS)[number];
-
-function assertNever(x: never): never {
-  throw new Error(`unknown store backend: ${String(x)}`);
-}
 
 /**
  * STORE_BACKEND: pglite (embedded default, files under DATA_DIR/store), postgres
@@ -62,6 +58,6 @@ async function openBackend(config: CommonConfig): Promise<Store> {
       }
     }
     default:
-      return assertNever(backend);
+      return unknownChoice("store backend", backend);
   }
 }
