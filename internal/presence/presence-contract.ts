@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Route } from "../../gen/chat/internal/v1/presence.js";
 import { PresenceStatus, type PresenceUpdate } from "../../gen/chat/v1/client.js";
 import { ChatError, ErrorCode } from "../errors/chat-error.js";
@@ -36,7 +36,33 @@ export function route(userId: string, deviceId = "phone", edge = "edge-1"): Rout
   return { userId, deviceId, sessionId: randomUUID(), edgeId: edge, edgeAddress: `${edge}.local:7101` };
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * How the cases let time pass. An implementation whose timers all run in this
+ * process (MemoryPresence) runs the cases on a fake clock, so grace periods and
+ * sweeps take no wall time; one whose clock is a server's (Redis TTLs) uses real time.
+ */
+export interface ContractClock {
+  install(): void;
+  uninstall(): void;
+  sleep(ms: number): Promise<void>;
+}
+
+export const realClock: ContractClock = {
+  install() {},
+  uninstall() {},
+  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+};
+
+/** vitest's fake timers: Date.now and every timer advance only when a case sleeps. */
+export const fakeClock: ContractClock = {
+  install: () => { vi.useFakeTimers(); },
+  uninstall: () => { vi.useRealTimers(); },
+  sleep: async (ms) => { await vi.advanceTimersByTimeAsync(ms); },
+};
+
+let clock: ContractClock = realClock;
+
+export const sleep = (ms: number) => clock.sleep(ms);
 
 export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 8_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -73,11 +99,17 @@ export class Edge {
  * The behaviour every Presence implementation shares: the same cases run on
  * MemoryPresence (unit) and RedisPresence (servers).
  */
-export function presenceContract(name: string, factory: PresenceFactory): void {
+export function presenceContract(name: string, factory: PresenceFactory, caseClock: ContractClock = realClock): void {
   describe(`${name}: presence contract`, () => {
     const cleanups: (() => Promise<void> | void)[] = [];
+    beforeEach(() => {
+      clock = caseClock;
+      clock.install();
+    });
     afterEach(async () => {
       for (const c of cleanups.splice(0).reverse()) await c();
+      clock.uninstall();
+      clock = realClock;
     });
 
     async function setup(config: PresenceConfig = TEST_CONFIG) {

@@ -1,4 +1,5 @@
 import { MemoryPresence } from "./presence-memory.js";
-import { presenceContract } from "./presence-contract.js";
+import { fakeClock, presenceContract } from "./presence-contract.js";
 
-presenceContract("MemoryPresence", async (config, publish) => new MemoryPresence(config, publish));
+// Every timer of MemoryPresence runs in this process: the cases run on a fake clock.
+presenceContract("MemoryPresence", async (config, publish) => new MemoryPresence(config, publish), fakeClock);
