@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Route } from "../../gen/chat/internal/v1/presence.js";
 import { PresenceStatus, type PresenceUpdate } from "../../gen/chat/v1/client.js";
 import { ChatError, ErrorCode } from "../errors/chat-error.js";
+import { waitFor as waitForOutcome } from "../../test/support/wait.js";
 import type { Presence, PresenceConfig, PublishFn } from "./presence.js";
 
 export const ONLINE = PresenceStatus.PRESENCE_STATUS_ONLINE;
@@ -64,13 +65,7 @@ let clock: ContractClock = realClock;
 
 export const sleep = (ms: number) => clock.sleep(ms);
 
-export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 8_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
+export const waitFor = (what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 8_000) => waitForOutcome(what, cond, { timeoutMs, everyMs: 25, sleep });
 
 /** What an edge does: heartbeat every route it holds, every 150 ms, as one batch. */
 export class Edge {

@@ -133,7 +133,7 @@ describe.skipIf(!production)("production cluster: two edges, two chat instances"
     const s1 = steadySender(a, victim.id, (i) => `v${i}`);
     const s2 = steadySender(a, other.id, (i) => `o${i}`);
     const counts = () => `${s1.acked.length} acknowledged on chat-1's conversation, ${s2.acked.length} on chat-2's`;
-    await waitFor("20 acknowledged sends on each owner", () => s1.acked.length >= 20 && s2.acked.length >= 20, 180_000, counts);
+    await waitFor("20 acknowledged sends on each owner", () => s1.acked.length >= 20 && s2.acked.length >= 20, { timeoutMs: 180_000, seen: counts });
     await c.cluster.stop("chat-1", "SIGKILL");
     const during = s1.acked.length;
     // The dead instance leaves the live set when its lease expires; its conversations move to chat-2.
@@ -143,7 +143,7 @@ describe.skipIf(!production)("production cluster: two edges, two chat instances"
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(ownerOf(victim.id, await live("chat"))!.id).toBe("chat-2");
-    await waitFor("20 more acknowledged sends on the moved conversation", () => s1.acked.length >= during + 20, 180_000, counts);
+    await waitFor("20 more acknowledged sends on the moved conversation", () => s1.acked.length >= during + 20, { timeoutMs: 180_000, seen: counts });
     await Promise.all([s1.stop(), s2.stop()]);
     await expectExactlyOnce(s1.acked, victim.id, a, [victim.peer, victim.peer2]);
     await expectExactlyOnce(s2.acked, other.id, a, [other.peer, other.peer2]);

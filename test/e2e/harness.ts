@@ -5,6 +5,8 @@ import path from "node:path";
 import { PresenceStatus } from "../../gen/chat/v1/client.js";
 import { authenticate, ChatClient, type ClientOptions, type Message, type Sent } from "../../internal/client/client.js";
 import { nodeSocket } from "../../internal/client/node-socket.js";
+import { waitFor } from "../support/wait.js";
+export { waitFor };
 import { ensureDevCerts } from "../../internal/grpc/dev-certs.js";
 import { Cluster, clusterEnv, embeddedSpecs, freePort, layoutSpecs, type Layout, type Ports } from "../../internal/launcher/cluster.js";
 
@@ -135,19 +137,6 @@ export async function device(c: TestCluster, user: TestUser, deviceId?: string, 
   return new Device(c, user, deviceId, opts).connect();
 }
 
-/**
- * Polls until `check` holds. The bound is generous on purpose: on a loaded 2-core
- * machine the outcome may take many times longer than on a quiet one, and a test
- * waits for outcomes, never for a fixed window. `seen` describes what was observed,
- * so a test that gives up says how far it got.
- */
-export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000, seen?: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${seen ? ` (saw: ${seen()})` : ""}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /**
  * A steady stream of sends from one device: each send retries (same client_msg_id)
@@ -179,7 +168,7 @@ export async function presenceSettled(c: TestCluster, observer: Device, url?: st
     const m = await device(c, marker, undefined, url ? { url } : {});
     await waitFor("the marker user online", () => seen.includes(PresenceStatus.PRESENCE_STATUS_ONLINE));
     m.close();
-    await waitFor("the marker user offline", () => seen.includes(PresenceStatus.PRESENCE_STATUS_OFFLINE), undefined, () => seen.join(","));
+    await waitFor("the marker user offline", () => seen.includes(PresenceStatus.PRESENCE_STATUS_OFFLINE), { seen: () => seen.join(",") });
   } finally {
     off();
   }

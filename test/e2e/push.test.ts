@@ -44,7 +44,7 @@ describe("push notifications (R6)", () => {
     a.client.on("presence", (p) => { if (p.userId === bob.userId) bobStatus.push(p.status); });
     await a.client.presenceSubscribe([bob.userId]);
     const bobGone = async (times: number) => {
-      await waitFor(`bob offline (${times})`, () => bobStatus.filter((s) => s === PresenceStatus.PRESENCE_STATUS_OFFLINE).length >= times, undefined, () => bobStatus.join(","));
+      await waitFor(`bob offline (${times})`, () => bobStatus.filter((s) => s === PresenceStatus.PRESENCE_STATUS_OFFLINE).length >= times, { seen: () => bobStatus.join(",") });
     };
     const bobPhone = await device(c, bob, "bob-phone");
     await bobPhone.client.registerPushToken(PushProvider.PUSH_PROVIDER_WEBHOOK, "bob-token-1");

@@ -14,20 +14,15 @@ import os from "node:os";
 import path from "node:path";
 import { decodeProtectedHeader, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from "jose";
 import type { ServiceAccount } from "../../internal/notifier/provider-fcm.js";
+import { waitFor as waitForOutcome } from "../support/wait.js";
 
 /** What a fake server answers to the next request; "hang" never answers. */
 export type Answer = { status: number; body?: unknown; headers?: Record<string, string> } | "hang";
 
 // ------------------------------------------------------------------ utilities
 
-/** Polls `pred` every 5 ms until it holds; fails with `what` after `timeoutMs`. */
-export async function waitFor(what: string, pred: () => boolean, timeoutMs = 3_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+/** Polls every 5 ms (these tests are short); fails with `what` after 3 s. */
+export const waitFor = (what: string, pred: () => boolean, timeoutMs = 3_000) => waitForOutcome(what, pred, { timeoutMs, everyMs: 5 });
 
 /** Lets pending callbacks and promise chains run. */
 export async function settle(rounds = 5): Promise<void> {

@@ -1,14 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { RedisDirectorySignals } from "../../internal/chat/directory-signals-redis.js";
+import { waitFor } from "../support/wait.js";
 
-async function until(what: string, check: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe("directory change signals over Redis pub/sub (real Redis)", () => {
   it("reaches every chat instance of the installation, and only those", async () => {
@@ -22,7 +16,7 @@ describe("directory change signals over Redis pub/sub (real Redis)", () => {
     other.onChanged((id) => seen.other.push(id));
     await a.changed("g:1");
     await b.changed("g:2");
-    await until("both instances hear both changes", () => seen.a.length === 2 && seen.b.length === 2);
+    await waitFor("both instances hear both changes", () => seen.a.length === 2 && seen.b.length === 2);
     expect(seen.a).toEqual(["g:1", "g:2"]);
     expect(seen.b).toEqual(["g:1", "g:2"]);
     expect(seen.other).toEqual([]);

@@ -6,17 +6,11 @@ import type { Instance } from "../../internal/discovery/discovery.js";
 import { Logger } from "../../internal/log/logger.js";
 import { EtcdRouteIndex } from "../../internal/routes/route-index-etcd.js";
 import { EtcdRouteRegistry } from "../../internal/routes/route-registry-etcd.js";
+import { waitFor } from "../support/wait.js";
 
 const hosts = (process.env.ETCD_ENDPOINTS ?? "").split(",");
 const log = new Logger("test", "error");
 
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const route = (userId: string, deviceId: string, sessionId: string, edgeId: string) => ({ userId, deviceId, sessionId, edgeId, edgeAddress: `127.0.0.1:${edgeId.length}` });
 
@@ -45,9 +39,9 @@ describe("etcd discovery, leases and routes (real etcd)", () => {
     const seen: Instance[][] = [];
     b.watch("chat", (now) => seen.push(now));
     await a.register("chat", { id: "chat-a", address: "127.0.0.1:1" });
-    await until("b sees chat-a", () => b.instances("chat").some((i) => i.id === "chat-a"));
+    await waitFor("b sees chat-a", () => b.instances("chat").some((i) => i.id === "chat-a"));
     await a.deregister();
-    await until("b sees chat-a leave", () => !b.instances("chat").some((i) => i.id === "chat-a"));
+    await waitFor("b sees chat-a leave", () => !b.instances("chat").some((i) => i.id === "chat-a"));
     expect(seen.at(-1)!.some((i) => i.id === "chat-a")).toBe(false);
   });
 
@@ -56,10 +50,10 @@ describe("etcd discovery, leases and routes (real etcd)", () => {
     const b = await open();
     await a.register("edge", { id: "edge-dead", address: "127.0.0.1:2" });
     await new EtcdRouteRegistry(a.session, prefix).add(route("u-dead", "d1", "s1", "edge-dead"));
-    await until("b sees edge-dead", () => b.instances("edge").some((i) => i.id === "edge-dead"));
+    await waitFor("b sees edge-dead", () => b.instances("edge").some((i) => i.id === "edge-dead"));
     const t0 = Date.now();
     a.session.release(); // keep-alives stop, nothing is revoked: as if the process died
-    await until("edge-dead gone", () => !b.instances("edge").some((i) => i.id === "edge-dead"), 20_000);
+    await waitFor("edge-dead gone", () => !b.instances("edge").some((i) => i.id === "edge-dead"), 20_000);
     expect(Date.now() - t0).toBeGreaterThan(1_000);
     expect(await raw.getAll().prefix(`${prefix}routes/u-dead/`).keys()).toEqual([]);
   });
@@ -77,9 +71,9 @@ describe("etcd discovery, leases and routes (real etcd)", () => {
     const id = await a.session.leaseId();
     // Revoke a's lease behind its back (what etcd does when keep-alives stop reaching it).
     await raw.leaseClient.leaseRevoke({ ID: id! });
-    await until("b sees chat-lost leave", () => !b.instances("chat").some((i) => i.id === "chat-lost"));
-    await until("lease loss noticed and restored", () => lost === 1 && restored === 1, 20_000);
-    await until("b sees chat-lost again", () => b.instances("chat").some((i) => i.id === "chat-lost"));
+    await waitFor("b sees chat-lost leave", () => !b.instances("chat").some((i) => i.id === "chat-lost"));
+    await waitFor("lease loss noticed and restored", () => lost === 1 && restored === 1, 20_000);
+    await waitFor("b sees chat-lost again", () => b.instances("chat").some((i) => i.id === "chat-lost"));
     expect(await raw.getAll().prefix(`${prefix}routes/u-lost/`).keys()).toEqual([`${prefix}routes/u-lost/d1`]);
     expect(await a.session.leaseId()).not.toBe(id);
   });
@@ -97,9 +91,9 @@ describe("etcd discovery, leases and routes (real etcd)", () => {
     const r2 = route("u-idx", "phone", "s2", "edge-2");
     await edge2.add(r2);
     await edge1.remove(r1);
-    await until("index sees the new route", async () => JSON.stringify(await index.lookup(["u-idx"])) === JSON.stringify([r2]));
+    await waitFor("index sees the new route", async () => JSON.stringify(await index.lookup(["u-idx"])) === JSON.stringify([r2]));
     await edge2.remove(r2);
-    await until("index sees it gone", async () => (await index.lookup(["u-idx"])).length === 0);
+    await waitFor("index sees it gone", async () => (await index.lookup(["u-idx"])).length === 0);
     await index.close();
   });
 });
