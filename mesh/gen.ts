@@ -8,12 +8,12 @@
 import fs from "node:fs";
 import path from "node:path";
 import YAML from "yaml";
+import { CALLER_POLICY, INTERNAL_PACKAGE } from "../internal/grpc/caller-policy.js";
 
 interface ServiceSpec {
   port: number;
   replicas: number;
   public?: { port: number; idleTimeout: string };
-  callers: string[];
   calls: string[];
   hashHeader?: string;
 }
@@ -50,6 +50,7 @@ const T = {
   httpOptions: "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
   otel: "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
   stdout: "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+  rbac: "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
 };
 
 const spiffe = (name: string) => `spiffe://${topo.trustDomain}/${name}`;
@@ -83,7 +84,33 @@ function hcm(statPrefix: string, service: string, routeConfig: object, extra: ob
   };
 }
 
-/** mTLS in front of the local app: only the services allowed to call this one get through. */
+/** Who may call `name`, per the app's own caller policy (internal/grpc/caller-policy.ts). */
+function callersOf(name: string): Record<string, readonly string[]> {
+  const policy = CALLER_POLICY[name];
+  if (!policy) throw new Error(`no caller policy for ${name}`);
+  return policy;
+}
+
+/**
+ * Per-method RBAC: each caller identity (the URI SAN of its certificate) may call only
+ * its methods, the same table the app enforces; health checks from any mesh peer.
+ */
+function rbacFilter(name: string) {
+  const policies: Record<string, unknown> = {};
+  for (const [caller, methods] of Object.entries(callersOf(name))) {
+    policies[caller] = {
+      permissions: [{ or_rules: { rules: methods.map((m) => ({ url_path: { path: { exact: `/${INTERNAL_PACKAGE}.${m}` } } })) } }],
+      principals: [{ authenticated: { principal_name: { exact: spiffe(caller) } } }],
+    };
+  }
+  policies.health = {
+    permissions: [{ url_path: { path: { prefix: "/grpc.health.v1.Health/" } } }],
+    principals: Object.keys(callersOf(name)).map((c) => ({ authenticated: { principal_name: { exact: spiffe(c) } } })),
+  };
+  return { name: "envoy.filters.http.rbac", typed_config: { "@type": T.rbac, rules: { action: "ALLOW", policies } } };
+}
+
+/** mTLS in front of the local app: only the services allowed to call this one get through, and only to their methods. */
 function inboundListener(name: string, s: ServiceSpec) {
   return {
     name: "inbound_grpc",
@@ -100,7 +127,7 @@ function inboundListener(name: string, s: ServiceSpec) {
               tls_certificates: [cert(name)],
               validation_context: {
                 trusted_ca: { filename: `${topo.certDir}/ca.pem` },
-                match_typed_subject_alt_names: s.callers.map((c) => ({ san_type: "URI", matcher: { exact: spiffe(c) } })),
+                match_typed_subject_alt_names: Object.keys(callersOf(name)).map((c) => ({ san_type: "URI", matcher: { exact: spiffe(c) } })),
               },
             },
           },
@@ -110,6 +137,7 @@ function inboundListener(name: string, s: ServiceSpec) {
             name: "local",
             virtual_hosts: [{ name: "local", domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: "local_service", timeout: topo.policy.requestTimeout } }] }],
           }, {
+            http_filters: [rbacFilter(name), ...router],
             http2_protocol_options: { max_concurrent_streams: 1024 },
             // The app sees who called in x-forwarded-client-cert (identity checks stay in the app too).
             forward_client_cert_details: "SANITIZE_SET",

@@ -4,6 +4,7 @@ import { ChatMetrics } from "../telemetry/telemetry.js";
 import { ChatError, ErrorCode } from "../errors/chat-error.js";
 import { toServiceError } from "../errors/grpc-status.js";
 import type { Logger } from "../log/logger.js";
+import { methodOf } from "./caller-policy.js";
 import { authorizePeer } from "./peer-identity.js";
 
 export type UnaryHandler<Req, Res> = (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>;
@@ -18,10 +19,10 @@ export type AsyncService<Def> = {
 /**
  * Adapts async handlers to grpc-js callbacks: whatever a handler throws is
  * mapped once, in toServiceError, and logged when it is not a domain error.
- * With `allowedCallers`, a caller whose certificate names another identity is
- * refused with PERMISSION_DENIED before the handler runs.
+ * With a caller `policy`, a caller whose certificate names an identity that may
+ * not call the method is refused with PERMISSION_DENIED before the handler runs.
  */
-export function implement<Def extends object>(def: Def, impl: AsyncService<Def>, log: Logger, allowedCallers?: readonly string[]): UntypedServiceImplementation {
+export function implement<Def extends object>(def: Def, impl: AsyncService<Def>, log: Logger, policy?: Readonly<Record<string, readonly string[]>>): UntypedServiceImplementation {
   const out: UntypedServiceImplementation = {};
   const metrics = ChatMetrics.get();
   for (const name of Object.keys(def) as Array<keyof Def & string>) {
@@ -37,7 +38,7 @@ export function implement<Def extends object>(def: Def, impl: AsyncService<Def>,
       trace.getTracer("meshchat").startActiveSpan(`${svc}/${method}`, { kind: SpanKind.SERVER, attributes: { "rpc.system": "grpc", "rpc.service": svc, "rpc.method": method } }, parent, (span) => {
         const run = async () => {
           // With mTLS, only the services that should call this one get past here.
-          if (allowedCallers) authorizePeer(call, allowedCallers);
+          if (policy) authorizePeer(call, policy, methodOf(path));
           return handler(call.request, call);
         };
         run().then(

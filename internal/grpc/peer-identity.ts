@@ -14,21 +14,9 @@ export function peerIdentity(call: ServerSurfaceCall): string | null {
   return null;
 }
 
-/**
- * Who may call each service (docs/requirements.md, "Services"), enforced by certificate identity when
- * mTLS is on. Keep in step with mesh/topology.yaml.
- */
-export const ALLOWED_CALLERS: Record<string, readonly string[]> = {
-  edge: ["chat", "presence", "edge"],
-  chat: ["edge"],
-  presence: ["edge", "chat"],
-  "message-store": ["edge", "chat"],
-  notifier: ["edge", "chat"],
-};
-
-export function authorizePeer(call: ServerSurfaceCall, allowed: readonly string[]): void {
+export function authorizePeer(call: ServerSurfaceCall, policy: Readonly<Record<string, readonly string[]>>, method: string): void {
   const id = peerIdentity(call);
-  if (id === null || !allowed.includes(id)) {
-    throw new ChatError(ErrorCode.ERROR_CODE_PERMISSION_DENIED, `caller ${id ?? "(no mesh identity)"} may not call this service`);
+  if (id === null || !policy[id]?.includes(method)) {
+    throw new ChatError(ErrorCode.ERROR_CODE_PERMISSION_DENIED, `caller ${id ?? "(no mesh identity)"} may not call ${method}`);
   }
 }

@@ -3,7 +3,7 @@ import type { CommonConfig } from "../config/config.js";
 import type { Logger } from "../log/logger.js";
 import { channelCredentials, serverCredentials, tlsFilesFor } from "./credentials.js";
 import { implement, type AsyncService } from "./handler.js";
-import { ALLOWED_CALLERS } from "./peer-identity.js";
+import { CALLER_POLICY } from "./caller-policy.js";
 import { startGrpcServer, type RunningGrpcServer } from "./server.js";
 
 export interface ServiceEntry<Def extends object> {
@@ -19,16 +19,16 @@ export function service<Def extends object>(definition: Def, impl: AsyncService<
 /**
  * Serves the services of `identity` on the configured host and port. With mTLS on,
  * the handshake refuses callers without a mesh certificate and each call is
- * refused (PERMISSION_DENIED) unless the caller's identity may call this service.
+ * refused (PERMISSION_DENIED) unless the caller's identity may call that method.
  */
 export function serve(config: CommonConfig, identity: string, port: number, log: Logger, services: Array<ServiceEntry<object>>): Promise<RunningGrpcServer> {
   const creds = serverCredentials(config.tls ? tlsFilesFor(config.certsDir, identity) : null);
-  const allowed = config.tls ? ALLOWED_CALLERS[identity] : undefined;
+  const policy = config.tls ? (CALLER_POLICY[identity] ?? {}) : undefined;
   return startGrpcServer({
     host: config.bindHost,
     port,
     credentials: creds,
-    services: services.map((s) => ({ definition: s.definition as unknown as ServiceDefinition, implementation: implement(s.definition, s.impl, log, allowed) })),
+    services: services.map((s) => ({ definition: s.definition as unknown as ServiceDefinition, implementation: implement(s.definition, s.impl, log, policy) })),
   });
 }
 
