@@ -15,6 +15,10 @@ interface ServiceSpec {
   replicas: number;
   public?: { port: number; idleTimeout: string };
   calls: string[];
+  /** The servers it talks to (etcd, redis, postgres, cassandra). */
+  backends: string[];
+  /** Talks to the internet (push providers): HTTPS egress. */
+  internetEgress?: boolean;
   hashHeader?: string;
 }
 interface Topology {
@@ -24,6 +28,7 @@ interface Topology {
   image: string;
   envoyImage: string;
   otelCollector: { host: string; port: number };
+  backendPorts: Record<string, number>;
   appPortOffset: number;
   outboundPortOffset: number;
   adminPort: number;
@@ -149,14 +154,31 @@ function inboundListener(name: string, s: ServiceSpec) {
   };
 }
 
-/** The edge's public WebSocket/HTTP listener: long-lived upgrades, no mTLS (clients authenticate with tokens). */
+/** Where the public listener's certificate (a kubernetes.io/tls Secret) is mounted. */
+const PUBLIC_TLS_DIR = "/etc/meshchat/public-tls";
+
+/**
+ * The edge's public WebSocket/HTTP listener: TLS (HTTPS and wss://) with the public
+ * certificate, long-lived upgrades, no client certificates (clients authenticate with tokens).
+ */
 function publicListener(name: string, s: ServiceSpec) {
   const pub = s.public!;
   return {
-    name: "public_http",
+    name: "public_https",
     address: { socket_address: { address: "0.0.0.0", port_value: pub.port } },
     filter_chains: [
       {
+        transport_socket: {
+          name: "envoy.transport_sockets.tls",
+          typed_config: {
+            "@type": T.downstreamTls,
+            common_tls_context: {
+              alpn_protocols: ["http/1.1"],
+              tls_params: { tls_minimum_protocol_version: "TLSv1_2" },
+              tls_certificates: [{ certificate_chain: { filename: `${PUBLIC_TLS_DIR}/tls.crt` }, private_key: { filename: `${PUBLIC_TLS_DIR}/tls.key` } }],
+            },
+          },
+        },
         filters: [
           hcm("public_http", name, {
             name: "public",
@@ -288,6 +310,9 @@ function bootstrap(name: string, s: ServiceSpec) {
   };
 }
 
+/** Where the token keys (Secret meshchat-auth-keys) are mounted. */
+const AUTH_DIR = "/etc/meshchat/auth";
+
 /** Deployment + Service per service, the app and its Envoy sidecar side by side. */
 function k8s(name: string, s: ServiceSpec): object[] {
   const ns = topo.namespace;
@@ -305,7 +330,16 @@ function k8s(name: string, s: ServiceSpec): object[] {
     { name: "MESH_SIDECAR", value: "true" },
     ...["chat", "message-store", "presence", "notifier"].filter((x) => s.calls.includes(x)).map((x) => ({ name: `${x === "message-store" ? "STORE" : x.toUpperCase()}_ADDRS`, value: `127.0.0.1:${topo.services[x]!.port + topo.outboundPortOffset}` })),
     { name: "METRICS_HOST", value: "0.0.0.0" },
+    // etcd wants a client certificate: the service's own mesh certificate.
+    { name: "ETCD_CERT_FILE", value: `${topo.certDir}/${name}.pem` },
+    { name: "ETCD_KEY_FILE", value: `${topo.certDir}/${name}-key.pem` },
+    // One token key pair for every instance: chat signs, edges verify (docs/security.md).
+    ...(name === "chat" ? [{ name: "AUTH_PRIVATE_KEY_FILE", value: `${AUTH_DIR}/private.pem` }] : []),
+    ...(name === "edge" ? [{ name: "AUTH_PUBLIC_KEY_FILE", value: `${AUTH_DIR}/public.pem` }] : []),
   ];
+  // Each process mounts only the key it uses: chat the private key, edges the public one.
+  const authKey = name === "chat" ? "private.pem" : name === "edge" ? "public.pem" : undefined;
+  const appMounts = [{ name: "certs", mountPath: topo.certDir, readOnly: true }, ...(authKey ? [{ name: "auth-keys", mountPath: AUTH_DIR, readOnly: true }] : [])];
   const envFrom = [{ configMapRef: { name: "meshchat-backends" } }, { secretRef: { name: "meshchat-backend-secrets" } }];
   const ports = [{ name: "grpc", containerPort: s.port }, { name: "metrics", containerPort: s.port + 2000 }, ...(s.public ? [{ name: "ws", containerPort: s.public.port }] : [])];
   return [
@@ -327,6 +361,7 @@ function k8s(name: string, s: ServiceSpec): object[] {
                 args: [`dist/cmd/${name}/main.js`],
                 env: [...env, { name: "METRICS_PORT", value: String(s.port + 2000) }],
                 envFrom,
+                volumeMounts: appMounts,
                 // Health is grpc.health.v1 on the app port (the kubelet probes inside the pod).
                 readinessProbe: { grpc: { port: appPort }, periodSeconds: 5 },
                 livenessProbe: { grpc: { port: appPort }, periodSeconds: 10, failureThreshold: 3 },
@@ -337,13 +372,19 @@ function k8s(name: string, s: ServiceSpec): object[] {
                 image: topo.envoyImage,
                 args: ["-c", "/etc/envoy/envoy.yaml", "--drain-time-s", "20"],
                 ports,
-                volumeMounts: [{ name: "envoy-config", mountPath: "/etc/envoy" }, { name: "certs", mountPath: topo.certDir, readOnly: true }],
+                volumeMounts: [
+                  { name: "envoy-config", mountPath: "/etc/envoy" },
+                  { name: "certs", mountPath: topo.certDir, readOnly: true },
+                  ...(s.public ? [{ name: "public-tls", mountPath: PUBLIC_TLS_DIR, readOnly: true }] : []),
+                ],
                 lifecycle: { preStop: { exec: { command: ["sh", "-c", "sleep 15"] } } },
               },
             ],
             volumes: [
               { name: "envoy-config", configMap: { name: `${name}-envoy` } },
               { name: "certs", secret: { secretName: `${name}-mesh-cert` } },
+              ...(authKey ? [{ name: "auth-keys", secret: { secretName: "meshchat-auth-keys", items: [{ key: authKey, path: authKey }] } }] : []),
+              ...(s.public ? [{ name: "public-tls", secret: { secretName: `${name}-public-tls` } }] : []),
             ],
           },
         },
@@ -371,6 +412,54 @@ function k8s(name: string, s: ServiceSpec): object[] {
   ];
 }
 
+const SERVERS = ["etcd", "redis", "postgres", "cassandra"] as const;
+const podsOf = (apps: string[]) => ({ podSelector: { matchExpressions: [{ key: "app", operator: "In", values: apps }] } });
+const tcp = (port: number) => ({ protocol: "TCP", port });
+const policy = (name: string, app: string, spec: object) => ({
+  apiVersion: "networking.k8s.io/v1",
+  kind: "NetworkPolicy",
+  metadata: { name, namespace: topo.namespace },
+  spec: { podSelector: { matchLabels: { app } }, ...spec },
+});
+
+/**
+ * Default deny, then exactly the traffic the design needs: callers to the service
+ * ports (who may call whom is internal/grpc/caller-policy.ts), services to the servers
+ * they use, DNS, the collector, Prometheus to the metrics ports, the internet to the
+ * edge's public port, and the notifier to push providers over HTTPS.
+ */
+function networkPolicies(): object[] {
+  const services = Object.entries(topo.services);
+  const dns = { to: [{ namespaceSelector: {}, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }], ports: [{ protocol: "UDP", port: 53 }, tcp(53)] };
+  const collector = { to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "observability" } } }], ports: [tcp(4317), tcp(4318)] };
+  const prometheus = (port: number) => ({ from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }], ports: [tcp(port)] });
+  const out: object[] = [{
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: { name: "default-deny", namespace: topo.namespace },
+    spec: { podSelector: {}, policyTypes: ["Ingress", "Egress"] },
+  }];
+  for (const [name, s] of services) {
+    const ingress: object[] = [{ from: [podsOf(Object.keys(callersOf(name)))], ports: [tcp(s.port)] }, prometheus(s.port + 2000)];
+    if (s.public) ingress.push({ ports: [tcp(s.public.port)] });
+    const egress: object[] = [dns, collector];
+    for (const to of s.calls) egress.push({ to: [podsOf([to])], ports: [tcp(topo.services[to]!.port)] });
+    for (const b of s.backends) egress.push({ to: [podsOf([b])], ports: [tcp(topo.backendPorts[b]!)] });
+    if (s.internetEgress) egress.push({ to: [{ ipBlock: { cidr: "0.0.0.0/0", except: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] } }], ports: [tcp(443)] });
+    out.push(policy(name, name, { policyTypes: ["Ingress", "Egress"], ingress, egress }));
+  }
+  for (const server of SERVERS) {
+    const clients = services.filter(([, s]) => s.backends.includes(server)).map(([n]) => n);
+    const ingress: object[] = [{ from: [podsOf(clients)], ports: [tcp(topo.backendPorts[server]!)] }];
+    const egress: object[] = [dns];
+    // Replicas of one server talk to each other (etcd peers, Cassandra gossip).
+    if (server === "etcd") { ingress.push({ from: [podsOf(["etcd"])], ports: [tcp(2380)] }, prometheus(2381)); egress.push({ to: [podsOf(["etcd"])], ports: [tcp(2380)] }); }
+    if (server === "cassandra") { ingress.push({ from: [podsOf(["cassandra"])], ports: [tcp(7000)] }); egress.push({ to: [podsOf(["cassandra"])], ports: [tcp(7000)] }); }
+    out.push(policy(server, server, { policyTypes: ["Ingress", "Egress"], ingress, egress }));
+  }
+  return out;
+}
+
 const header = "# Generated by mesh/gen.ts from mesh/topology.yaml. Do not edit by hand.\n";
 fs.mkdirSync(path.join(out, "envoy"), { recursive: true });
 fs.mkdirSync(path.join(out, "k8s"), { recursive: true });
@@ -381,5 +470,6 @@ for (const [name, s] of Object.entries(topo.services)) {
   docs.push(...k8s(name, s));
   docs.push({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: `${name}-envoy`, namespace: topo.namespace }, data: { "envoy.yaml": text } });
 }
+docs.push(...networkPolicies());
 fs.writeFileSync(path.join(out, "k8s", "services.yaml"), header + docs.map((d) => YAML.stringify(d, { lineWidth: 0 })).join("---\n"));
 console.log(`wrote ${Object.keys(topo.services).length} Envoy bootstraps and k8s/services.yaml to ${out}`);

@@ -1,5 +1,5 @@
 import { AccountServiceService, ChatServiceService } from "../../gen/chat/internal/v1/chat.js";
-import { ensureDevAuthKeys } from "../../internal/auth/keys.js";
+import { signingKeyFile } from "../../internal/auth/keys.js";
 import { TokenIssuer } from "../../internal/auth/tokens.js";
 import { accountService } from "../../internal/chat/accounts.js";
 import { Fanout } from "../../internal/chat/fanout.js";
@@ -31,8 +31,7 @@ const tokenTtlSeconds = int("TOKEN_TTL_SECONDS", 7 * 24 * 3600, 1);
 
 await runUntilSignal("chat", log, config.shutdownTimeoutMs, async () => {
   const telemetry = startTelemetry("chat", config.instanceId, config.metricsPort);
-  const keys = ensureDevAuthKeys(config.dataDir);
-  const issuer = await TokenIssuer.fromFile(keys.privateKey, tokenTtlSeconds);
+  const issuer = await TokenIssuer.fromFile(signingKeyFile(config.profile, config.dataDir), tokenTtlSeconds);
   const discovery = await openDiscovery(config, log);
   const mesh = new MeshClients(config, clientCredentials(config, "chat"), discovery);
   const store = mesh.store();

@@ -1,5 +1,5 @@
 import { EdgeDeliveryServiceService } from "../../gen/chat/internal/v1/edge.js";
-import { ensureDevAuthKeys } from "../../internal/auth/keys.js";
+import { verifyingKeyFiles } from "../../internal/auth/keys.js";
 import { TokenVerifier } from "../../internal/auth/tokens.js";
 import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
 import { bool, int, str } from "../../internal/config/env.js";
@@ -36,8 +36,7 @@ const edgeConfig = {
 
 await runUntilSignal("edge", log, config.shutdownTimeoutMs, async () => {
   const telemetry = startTelemetry("edge", config.instanceId, config.metricsPort);
-  const keys = ensureDevAuthKeys(config.dataDir);
-  const verifier = await TokenVerifier.fromFile(keys.publicKey);
+  const verifier = await TokenVerifier.fromFiles(verifyingKeyFiles(config.profile, config.dataDir));
   const discovery = await openDiscovery(config, log);
   const mesh = new MeshClients(config, clientCredentials(config, "edge"), discovery);
   const chats = mesh.chatRouter();

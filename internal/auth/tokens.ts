@@ -1,5 +1,6 @@
+import { createHash, createPublicKey } from "node:crypto";
 import fs from "node:fs";
-import { importPKCS8, importSPKI, jwtVerify, SignJWT, type CryptoKey as JoseKey } from "jose";
+import { importPKCS8, importSPKI, jwtVerify, SignJWT, type CryptoKey as JoseKey, type JWTHeaderParameters } from "jose";
 import { ChatError, ErrorCode } from "../errors/chat-error.js";
 
 const ISSUER = "meshchat";
@@ -11,18 +12,28 @@ export interface TokenClaims {
   expiresAtMs: number;
 }
 
+/**
+ * A key's id: the start of the SHA-256 of its public key (SPKI, DER). Tokens name the
+ * key that signed them, so edges can hold the old and the new key through a rotation.
+ */
+export function keyIdOf(pem: string): string {
+  const der = createPublicKey(pem).export({ type: "spki", format: "der" });
+  return createHash("sha256").update(der).digest("base64url").slice(0, 16);
+}
+
 /** Signs session tokens (EdDSA): only the accounts service holds the private key. */
 export class TokenIssuer {
-  private constructor(private readonly key: JoseKey | Uint8Array, private readonly ttlSeconds: number) {}
+  private constructor(private readonly key: JoseKey | Uint8Array, readonly keyId: string, private readonly ttlSeconds: number) {}
 
   static async fromFile(file: string, ttlSeconds: number): Promise<TokenIssuer> {
-    return new TokenIssuer(await importPKCS8(fs.readFileSync(file, "utf8"), "EdDSA"), ttlSeconds);
+    const pem = fs.readFileSync(file, "utf8");
+    return new TokenIssuer(await importPKCS8(pem, "EdDSA"), keyIdOf(pem), ttlSeconds);
   }
 
   async issue(userId: string, username: string, ttlSeconds = this.ttlSeconds): Promise<{ token: string; expiresAtMs: number }> {
     const now = Math.floor(Date.now() / 1000);
     const token = await new SignJWT({ name: username })
-      .setProtectedHeader({ alg: "EdDSA", typ: "JWT" })
+      .setProtectedHeader({ alg: "EdDSA", typ: "JWT", kid: this.keyId })
       .setSubject(userId)
       .setIssuer(ISSUER)
       .setAudience(AUDIENCE)
@@ -33,17 +44,36 @@ export class TokenIssuer {
   }
 }
 
-/** Verifies session tokens with the public key: edges can check but never mint tokens. */
+/**
+ * Verifies session tokens with the public keys: edges can check but never mint
+ * tokens. A token names its key (kid); one signed by a key not listed is refused.
+ */
 export class TokenVerifier {
-  private constructor(private readonly key: JoseKey | Uint8Array) {}
+  private constructor(private readonly keys: ReadonlyMap<string, JoseKey | Uint8Array>) {}
 
-  static async fromFile(file: string): Promise<TokenVerifier> {
-    return new TokenVerifier(await importSPKI(fs.readFileSync(file, "utf8"), "EdDSA"));
+  static async fromFiles(files: string[]): Promise<TokenVerifier> {
+    const keys = new Map<string, JoseKey | Uint8Array>();
+    for (const file of files) {
+      const pem = fs.readFileSync(file, "utf8");
+      keys.set(keyIdOf(pem), await importSPKI(pem, "EdDSA"));
+    }
+    return new TokenVerifier(keys);
   }
+
+  static fromFile(file: string): Promise<TokenVerifier> {
+    return TokenVerifier.fromFiles([file]);
+  }
+
+  private keyFor = (header: JWTHeaderParameters): JoseKey | Uint8Array => {
+    // Tokens issued before key ids existed carry none: only a single configured key can be meant.
+    const key = header.kid === undefined && this.keys.size === 1 ? [...this.keys.values()][0] : this.keys.get(header.kid ?? "");
+    if (!key) throw new Error(`unknown signing key ${header.kid ?? "(none)"}`);
+    return key;
+  };
 
   async verify(token: string): Promise<TokenClaims> {
     try {
-      const { payload } = await jwtVerify(token, this.key, { issuer: ISSUER, audience: AUDIENCE, algorithms: ["EdDSA"] });
+      const { payload } = await jwtVerify(token, this.keyFor, { issuer: ISSUER, audience: AUDIENCE, algorithms: ["EdDSA"] });
       if (typeof payload.sub !== "string" || typeof payload.name !== "string" || typeof payload.exp !== "number") throw new Error("claims missing");
       return { userId: payload.sub, username: payload.name, expiresAtMs: payload.exp * 1000 };
     } catch (err) {

@@ -1,5 +1,5 @@
 import path from "node:path";
-import { bool, int, list, oneOf, str } from "./env.js";
+import { bool, ConfigError, int, list, oneOf, str } from "./env.js";
 
 export const PROFILES = ["embedded", "production"] as const;
 export type Profile = (typeof PROFILES)[number];
@@ -50,7 +50,7 @@ export const DEFAULT_PORTS = { edgeHttp: 8080, edge: 7101, chat: 7201, presence:
 
 export function loadCommon(service: string, grpcPort: number): CommonConfig {
   const dataDir = path.resolve(str("DATA_DIR", "var"));
-  return {
+  const common: CommonConfig = {
     profile: oneOf("PROFILE", "embedded", PROFILES),
     dataDir,
     bindHost: str("BIND_HOST", "127.0.0.1"),
@@ -73,4 +73,10 @@ export function loadCommon(service: string, grpcPort: number): CommonConfig {
     cassandraLocalDc: str("CASSANDRA_LOCAL_DC", "datacenter1"),
     cassandraKeyspace: str("CASSANDRA_KEYSPACE", "meshchat"),
   };
+  // Plaintext with no caller checks is only sound where a sidecar does both for the app.
+  if (!common.tls && !common.meshSidecar) {
+    if (common.profile === "production") throw new ConfigError("TLS_ENABLED=false needs MESH_SIDECAR=true on the production profile: without a sidecar doing mutual TLS, any process that reaches the port could call every method");
+    process.stderr.write(`${JSON.stringify({ level: "warn", service, msg: "TLS_ENABLED=false: internal calls are plaintext and callers are not checked (development only)" })}\n`);
+  }
+  return common;
 }

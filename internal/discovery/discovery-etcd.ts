@@ -1,4 +1,5 @@
-import { Etcd3 } from "etcd3";
+import fs from "node:fs";
+import { Etcd3, type IOptions } from "etcd3";
 import type { Logger } from "../log/logger.js";
 import type { Discovery, Instance, ServiceKind } from "./discovery.js";
 import { EtcdSession } from "./etcd-session.js";
@@ -9,6 +10,40 @@ export interface EtcdDiscoveryOptions {
   prefix: string;
   /** DISCOVERY_LEASE_TTL_S: a dead process leaves the set this long after its last keep-alive. Default 5. */
   leaseTtlSeconds: number;
+  /** How to reach a secured etcd (client TLS, password auth); see etcdAccess(). */
+  access?: EtcdAccess;
+}
+
+/**
+ * ETCD_CA_FILE: the CA of etcd's serving certificate (https:// endpoints).
+ * ETCD_CERT_FILE / ETCD_KEY_FILE: this process's client certificate, for an etcd
+ * run with --client-cert-auth. ETCD_USERNAME / ETCD_PASSWORD: etcd's own auth.
+ * All empty by default (a loopback etcd in development).
+ */
+export interface EtcdAccess {
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+  username?: string;
+  password?: string;
+}
+
+export function etcdAccess(env: NodeJS.ProcessEnv = process.env): EtcdAccess {
+  const pick = (k: string) => env[k] || undefined;
+  return { caFile: pick("ETCD_CA_FILE"), certFile: pick("ETCD_CERT_FILE"), keyFile: pick("ETCD_KEY_FILE"), username: pick("ETCD_USERNAME"), password: pick("ETCD_PASSWORD") };
+}
+
+/** The etcd3 client options for `access`: TLS credentials and auth, when configured. */
+export function etcdClientOptions(endpoints: string[], access: EtcdAccess = {}): IOptions {
+  const options: IOptions = { hosts: endpoints, dialTimeout: 3_000 };
+  if (access.caFile) {
+    options.credentials = {
+      rootCertificate: fs.readFileSync(access.caFile),
+      ...(access.certFile && access.keyFile ? { certChain: fs.readFileSync(access.certFile), privateKey: fs.readFileSync(access.keyFile) } : {}),
+    };
+  }
+  if (access.username) options.auth = { username: access.username, password: access.password ?? "" };
+  return options;
 }
 
 /**
@@ -29,7 +64,7 @@ export class EtcdDiscovery implements Discovery {
   ) {}
 
   static async open(opts: EtcdDiscoveryOptions, log: Logger): Promise<EtcdDiscovery> {
-    const client = new Etcd3({ hosts: opts.endpoints, dialTimeout: 3_000 });
+    const client = new Etcd3(etcdClientOptions(opts.endpoints, opts.access));
     const session = new EtcdSession(client, opts.leaseTtlSeconds, log);
     const d = new EtcdDiscovery(client, session, opts.prefix);
     await session.start();

@@ -2,7 +2,7 @@ import type { CommonConfig } from "../config/config.js";
 import { int, oneOf, str } from "../config/env.js";
 import type { Logger } from "../log/logger.js";
 import type { Discovery } from "./discovery.js";
-import { EtcdDiscovery } from "./discovery-etcd.js";
+import { etcdAccess, EtcdDiscovery } from "./discovery-etcd.js";
 import { StaticDiscovery } from "./discovery-static.js";
 import { useDiscoveryForChannels } from "./grpc-resolver.js";
 
@@ -13,7 +13,7 @@ export async function openDiscovery(config: CommonConfig, log: Logger): Promise<
   const backend = oneOf("DISCOVERY", config.profile === "embedded" ? "static" : "etcd", DISCOVERY_BACKENDS);
   const discovery: Discovery = backend === "static"
     ? new StaticDiscovery(config)
-    : await EtcdDiscovery.open({ endpoints: config.etcdEndpoints, prefix: etcdPrefix(), leaseTtlSeconds: int("DISCOVERY_LEASE_TTL_S", 5, 2, 600) }, log);
+    : await EtcdDiscovery.open({ endpoints: config.etcdEndpoints, prefix: etcdPrefix(), leaseTtlSeconds: int("DISCOVERY_LEASE_TTL_S", 5, 2, 600), access: etcdAccess() }, log);
   useDiscoveryForChannels(discovery);
   return discovery;
 }

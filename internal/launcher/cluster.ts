@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { devAuthKeyEnv } from "../auth/keys.js";
 
 export type ServiceName = "edge" | "chat" | "presence" | "message-store" | "notifier";
 
@@ -67,6 +68,8 @@ export interface Ports {
 export function clusterEnv(dataDir: string, ports: Ports, extra: Record<string, string> = {}): Record<string, string> {
   return {
     DATA_DIR: dataDir,
+    // One token key pair for every instance (the production profile requires it to be configured).
+    ...devAuthKeyEnv(dataDir),
     CHAT_ADDRS: `127.0.0.1:${ports.chat}`,
     STORE_ADDRS: `127.0.0.1:${ports.store}`,
     PRESENCE_ADDRS: `127.0.0.1:${ports.presence}`,
