@@ -32,10 +32,10 @@ const tokenTtlSeconds = int("TOKEN_TTL_SECONDS", 7 * 24 * 3600, 1);
 await runUntilSignal("chat", log, config.shutdownTimeoutMs, async () => {
   const telemetry = startTelemetry("chat", config.instanceId, config.metricsPort);
   const issuer = await TokenIssuer.fromFile(signingKeyFile(config.profile, config.dataDir), tokenTtlSeconds);
-  const discovery = await openDiscovery(config, log);
+  const { discovery, etcd } = await openDiscovery(config, log);
   const mesh = new MeshClients(config, clientCredentials(config, "chat"), discovery);
   const store = mesh.store();
-  const routes = await openRouteIndex(discovery, () => mesh.presence());
+  const routes = await openRouteIndex(config, etcd, () => mesh.presence());
   const fanout = new Fanout(routes, { get: (a) => mesh.edge(a) }, mesh.notifier(), log);
   // Several chat instances (production): membership and mute changes reach every instance's cache at once.
   const signals = config.profile === "embedded"

@@ -37,7 +37,7 @@ const edgeConfig = {
 await runUntilSignal("edge", log, config.shutdownTimeoutMs, async () => {
   const telemetry = startTelemetry("edge", config.instanceId, config.metricsPort);
   const verifier = await TokenVerifier.fromFiles(verifyingKeyFiles(config.profile, config.dataDir));
-  const discovery = await openDiscovery(config, log);
+  const { discovery, etcd } = await openDiscovery(config, log);
   const mesh = new MeshClients(config, clientCredentials(config, "edge"), discovery);
   const chats = mesh.chatRouter();
   // The gRPC port is bound first: the advertised route must name the real port.
@@ -45,7 +45,7 @@ await runUntilSignal("edge", log, config.shutdownTimeoutMs, async () => {
   const grpc = await serve(config, "edge", grpcPort, log, [
     service(EdgeDeliveryServiceService, { deliver: (r, c) => edge.deliveryService().deliver(r, c), kick: (r, c) => edge.deliveryService().kick(r, c) }),
   ]);
-  const backends = new EdgeBackends(verifier, mesh.chat(), mesh.store(), mesh.presence(), mesh.notifier(), (a) => mesh.edge(a), (r) => edge.kickLocal(r), routeRegistry(discovery), (id) => chats.for(id));
+  const backends = new EdgeBackends(verifier, mesh.chat(), mesh.store(), mesh.presence(), mesh.notifier(), (a) => mesh.edge(a), (r) => edge.kickLocal(r), routeRegistry(config, etcd), chats);
   const grpcAddress = `${config.advertiseHost}:${grpc.port}`;
   edge = new EdgeServer(edgeConfig, backends, mesh.accounts(), { edgeId: config.instanceId, grpcAddress }, log);
   await discovery.register("edge", { id: config.instanceId, address: grpcAddress });

@@ -16,7 +16,7 @@ const log = new Logger("message-store", undefined, { instance: config.instanceId
 await runUntilSignal("message-store", log, config.shutdownTimeoutMs, async () => {
   const telemetry = startTelemetry("message-store", config.instanceId, config.metricsPort);
   const store = await openStore(config, (err) => log.warn("history cache unavailable; reading the store", { err }));
-  const discovery = await openDiscovery(config, log);
+  const { discovery } = await openDiscovery(config, log);
   const server = await serve(config, "message-store", port, log, [service(MessageStoreServiceService, storeService(store))]);
   await discovery.register("message-store", { id: config.instanceId, address: `${config.advertiseHost}:${server.port}` });
   log.info("message-store ready", { grpc: `${config.bindHost}:${server.port}`, profile: config.profile });

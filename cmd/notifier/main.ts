@@ -27,7 +27,7 @@ await runUntilSignal("notifier", log, config.shutdownTimeoutMs, async () => {
     collapseWindowMs: int("PUSH_COLLAPSE_WINDOW_MS", 2_000, 0),
     onError: (msg, fields) => log.warn(msg, fields),
   });
-  const discovery = await openDiscovery(config, log);
+  const { discovery } = await openDiscovery(config, log);
   const server = await serve(config, "notifier", port, log, [
     service(NotifierServiceService, notifierService(tokens, dispatcher, new Set(providers.keys()))),
   ]);

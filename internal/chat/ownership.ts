@@ -1,5 +1,4 @@
 import type { Discovery, Instance } from "../discovery/discovery.js";
-import { EtcdDiscovery } from "../discovery/discovery-etcd.js";
 import { ownerOf } from "../discovery/rendezvous.js";
 import type { Logger } from "../log/logger.js";
 import type { ChatCore } from "./service.js";
@@ -20,14 +19,8 @@ export function watchOwnership(discovery: Discovery, self: Instance, core: ChatC
     const before = live;
     live = now;
     const moved = (id: string) => owner(id, before) !== owner(id, now) && (owner(id, before) === self.id || owner(id, now) === self.id);
-    core.sequencer.forgetWhere(moved);
-    core.directory.invalidateWhere(moved);
+    core.forgetConversations(moved);
     log.info("chat membership changed", { live: now.map((i) => i.id) });
   });
-  if (discovery instanceof EtcdDiscovery) {
-    discovery.session.onLost(() => {
-      core.sequencer.forgetWhere(() => true);
-      core.directory.invalidateWhere(() => true);
-    });
-  }
+  discovery.onLost(() => core.forgetConversations(() => true));
 }

@@ -31,8 +31,8 @@ export interface ChatConfig {
 
 /** Conversations, sequencing and fan-out: the heart of the chat service. */
 export class ChatCore {
-  readonly directory: ConversationDirectory;
-  readonly sequencer: Sequencer;
+  private readonly directory: ConversationDirectory;
+  private readonly sequencer: Sequencer;
   private readonly pendingReceipts = new Map<string, Map<string, Receipt>>();
   private receiptTimer: NodeJS.Timeout | undefined;
 
@@ -53,6 +53,12 @@ export class ChatCore {
       async (id) => (await this.directory.get(id)).memberIds,
       { maxInFlight: config.storeWritesInFlight, maxBatchMessages: 2_000 },
     );
+  }
+
+  /** Drops cached heads and members of the conversations `pred` names (their owner may have changed). */
+  forgetConversations(pred: (conversationId: string) => boolean): void {
+    this.sequencer.forgetWhere(pred);
+    this.directory.invalidateWhere(pred);
   }
 
   async send(actor: Actor, conversationId: string, clientMsgId: string, text: string) {

@@ -19,6 +19,11 @@ export class StaticDiscovery implements Discovery {
     };
   }
 
+  /** The launcher fixed every address. */
+  readonly dynamic = false;
+
+  onLost(): void {}
+
   instances(service: ServiceKind): Instance[] {
     return service === "edge" ? [] : this.lists[service];
   }

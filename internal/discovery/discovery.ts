@@ -15,6 +15,17 @@ export interface Instance {
  * expires, and watchers learn of every change.
  */
 export interface Discovery {
+  /**
+   * Whether instances come and go at run time. A dynamic discovery is what gRPC
+   * channels resolve (meshchat:///<service>); a fixed one hands out addresses.
+   */
+  readonly dynamic: boolean;
+  /**
+   * Calls `listener` when this process's registration is lost (its etcd lease
+   * expired): others no longer see it, so it must drop what its membership let it
+   * assume (conversations it owned). A fixed discovery never loses it.
+   */
+  onLost(listener: () => void): void;
   /** The live instances of a service, sorted by id. */
   instances(service: ServiceKind): Instance[];
   /** Calls `listener` after every change of a service's instances; returns an unsubscribe. */

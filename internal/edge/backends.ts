@@ -7,7 +7,8 @@ import { PushProvider, type Ack, type Conversation, type Event, type HistoryPage
 import type { TokenVerifier } from "../auth/tokens.js";
 import { ChatError } from "../errors/chat-error.js";
 import { call } from "../grpc/client.js";
-import { PresenceRouteRegistry, type RouteRegistry } from "../routes/route-registry.js";
+import type { ChatRouter } from "../grpc/chat-router.js";
+import type { RouteRegistry } from "../routes/route-registry.js";
 
 const MAX_PRESENCE_IDS = 500;
 
@@ -25,18 +26,16 @@ export class EdgeBackends {
     private readonly notifier: NotifierServiceClient,
     private readonly edgeClient: (address: string) => EdgeDeliveryServiceClient,
     private readonly kickLocal: (route: Route) => boolean,
-    private readonly routes: RouteRegistry = new PresenceRouteRegistry(),
-    /** The owner of a conversation among the live chat instances (rendezvous). */
-    private readonly chatFor: (conversationId: string) => ChatServiceClient = () => chat,
+    private readonly routes: RouteRegistry,
+    /** Calls about one conversation, sent to its owner among the live chat instances. */
+    private readonly owners: ChatRouter,
   ) {}
 
   async send(actor: Actor, send: Send): Promise<Sent> {
-    const chat = this.chatFor(send.conversationId);
-    return (await call(chat, chat.send, { actor, send }, 20_000, { "x-conversation-id": send.conversationId })).sent!;
+    return (await this.owners.call(send.conversationId, (c) => c.send, { actor, send }, 20_000)).sent!;
   }
   async ack(actor: Actor, ack: Ack): Promise<void> {
-    const chat = this.chatFor(ack.conversationId);
-    await call(chat, chat.ack, { actor, ack }, 5_000, { "x-conversation-id": ack.conversationId });
+    await this.owners.call(ack.conversationId, (c) => c.ack, { actor, ack }, 5_000);
   }
   async history(userId: string, request: HistoryRequest): Promise<HistoryPage> {
     return (await call(this.store, this.store.history, { userId, request })).page!;
@@ -58,14 +57,11 @@ export class EdgeBackends {
   }
   async changeMembership(actor: Actor, conversationId: string, username: string, adding: boolean): Promise<Conversation> {
     const req = { actor, conversationId, username };
-    const md = { "x-conversation-id": conversationId };
-    const chat = this.chatFor(conversationId);
-    return (adding ? await call(chat, chat.addMember, req, 5_000, md) : await call(chat, chat.removeMember, req, 5_000, md)).conversation!;
+    return (await this.owners.call(conversationId, (c) => (adding ? c.addMember : c.removeMember), req, 5_000)).conversation!;
   }
   async setMuted(actor: Actor, conversationId: string, muted: boolean): Promise<void> {
     // The owner caches who muted what (push decisions): it must see the change.
-    const chat = this.chatFor(conversationId);
-    await call(chat, chat.setMuted, { actor, conversationId, muted });
+    await this.owners.call(conversationId, (c) => c.setMuted, { actor, conversationId, muted });
   }
   async registerPushToken(actor: Actor, provider: PushProvider, token: string): Promise<void> {
     if (provider === PushProvider.PUSH_PROVIDER_UNSPECIFIED || provider === PushProvider.UNRECOGNIZED) throw ChatError.invalid("provider is required");

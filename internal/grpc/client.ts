@@ -22,7 +22,7 @@ export function makeClient<C extends Client>(ctor: Ctor<C>, addrs: string[], cre
   return new ctor(target, creds, options);
 }
 
-type UnaryMethod<Req, Res> = (req: Req, md: Metadata, opts: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => unknown;
+export type UnaryMethod<Req, Res> = (req: Req, md: Metadata, opts: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => unknown;
 
 /**
  * Calls a unary method and returns a promise; a failure is the ChatError the peer

@@ -5,9 +5,9 @@ import { NotifierServiceClient } from "../../gen/chat/internal/v1/notifier.js";
 import { PresenceServiceClient } from "../../gen/chat/internal/v1/presence.js";
 import { MessageStoreServiceClient } from "../../gen/chat/internal/v1/store.js";
 import type { CommonConfig } from "../config/config.js";
-import { ChatRouter } from "../discovery/chat-router.js";
 import type { Discovery, ServiceKind } from "../discovery/discovery.js";
 import { StaticDiscovery } from "../discovery/discovery-static.js";
+import { ChatRouter } from "./chat-router.js";
 import { discoveryTarget } from "../discovery/grpc-resolver.js";
 import { makeClient } from "./client.js";
 
@@ -25,7 +25,7 @@ export class MeshClients {
   constructor(private readonly config: CommonConfig, private readonly creds: ChannelCredentials, private readonly discovery: Discovery = new StaticDiscovery(config)) {}
 
   private open<C extends Client>(ctor: new (a: string, c: ChannelCredentials, o?: object) => C, service: ServiceKind, staticAddrs: string[]): C {
-    const addrs = this.discovery instanceof StaticDiscovery || this.config.meshSidecar ? staticAddrs : [discoveryTarget(service)];
+    const addrs = this.discovery.dynamic && !this.config.meshSidecar ? [discoveryTarget(service)] : staticAddrs;
     const c = makeClient(ctor, addrs, this.creds, this.config.tls ? service : undefined);
     this.opened.push(c);
     return c;
@@ -39,7 +39,7 @@ export class MeshClients {
 
   /** Per-conversation routing to the owning chat instance (behind a sidecar, Envoy's ring hash does it). */
   chatRouter(): ChatRouter {
-    if (this.config.meshSidecar) return new ChatRouter(new StaticDiscovery({ ...this.config, chatAddrs: [] }), this.creds, undefined, this.chat());
+    if (this.config.meshSidecar) return new ChatRouter(undefined, this.creds, undefined, this.chat());
     const r = new ChatRouter(this.discovery, this.creds, this.config.tls ? "chat" : undefined, this.chat());
     this.routers.push(r);
     return r;

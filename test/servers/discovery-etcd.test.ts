@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { Etcd3 } from "etcd3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EtcdDiscovery } from "../../internal/discovery/discovery-etcd.js";
+import { EtcdKeyspace } from "../../internal/discovery/etcd-keyspace.js";
 import type { Instance } from "../../internal/discovery/discovery.js";
 import { Logger } from "../../internal/log/logger.js";
 import { EtcdRouteIndex } from "../../internal/routes/route-index-etcd.js";
@@ -19,9 +20,11 @@ describe("etcd discovery, leases and routes (real etcd)", () => {
   let raw: Etcd3;
   const opened: EtcdDiscovery[] = [];
   const open = async () => {
-    const d = await EtcdDiscovery.open({ endpoints: hosts, prefix, leaseTtlSeconds: 2 }, log);
+    const space = await EtcdKeyspace.open({ endpoints: hosts, prefix, leaseTtlSeconds: 2 }, log);
+    const d = await EtcdDiscovery.open(space);
     opened.push(d);
-    return d;
+    // The tests reach the process's lease directly, as the route registry does.
+    return Object.assign(d, { session: space.session });
   };
   beforeAll(() => {
     prefix = `/meshchat-test/${randomUUID()}/`;

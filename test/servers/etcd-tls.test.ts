@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EtcdDiscovery } from "../../internal/discovery/discovery-etcd.js";
+import { EtcdKeyspace } from "../../internal/discovery/etcd-keyspace.js";
 import { ensureDevCerts } from "../../internal/grpc/dev-certs.js";
 import { freePort } from "../../internal/launcher/cluster.js";
 import { Logger } from "../../internal/log/logger.js";
@@ -44,7 +45,7 @@ describe("etcd with TLS and client certificates (real etcd)", () => {
   afterAll(() => { etcd?.kill("SIGKILL"); });
 
   it("registers over TLS with a mesh client certificate", async () => {
-    const d = await EtcdDiscovery.open({ endpoints: [endpoint], prefix: "/tls-test/", leaseTtlSeconds: 2, access: { caFile: cert("ca.pem"), certFile: cert("chat.pem"), keyFile: cert("chat-key.pem") } }, log);
+    const d = await EtcdDiscovery.open(await EtcdKeyspace.open({ endpoints: [endpoint], prefix: "/tls-test/", leaseTtlSeconds: 2, access: { caFile: cert("ca.pem"), certFile: cert("chat.pem"), keyFile: cert("chat-key.pem") } }, log));
     try {
       await d.register("chat", { id: "chat-tls", address: "127.0.0.1:1" });
       await waitFor("the instance visible", () => d.instances("chat").some((i) => i.id === "chat-tls"));
@@ -54,8 +55,8 @@ describe("etcd with TLS and client certificates (real etcd)", () => {
   });
 
   it("is refused without a client certificate", async () => {
-    const err = await EtcdDiscovery.open({ endpoints: [endpoint], prefix: "/tls-test/", leaseTtlSeconds: 2, access: { caFile: cert("ca.pem") } }, log).then(
-      async (d) => { await d.close(); return undefined; },
+    const err = await EtcdKeyspace.open({ endpoints: [endpoint], prefix: "/tls-test/", leaseTtlSeconds: 2, access: { caFile: cert("ca.pem") } }, log).then(
+      async (space) => { await space.close(); return undefined; },
       (e: unknown) => e,
     );
     expect(err).toBeDefined();

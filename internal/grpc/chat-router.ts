@@ -1,8 +1,11 @@
 import type { ChannelCredentials } from "@grpc/grpc-js";
 import { ChatServiceClient } from "../../gen/chat/internal/v1/chat.js";
-import { makeClient } from "../grpc/client.js";
-import type { Discovery } from "./discovery.js";
-import { ownerOf } from "./rendezvous.js";
+import type { Discovery } from "../discovery/discovery.js";
+import { ownerOf } from "../discovery/rendezvous.js";
+import { call, makeClient, type UnaryMethod } from "./client.js";
+
+/** The header a conversation's calls carry: behind sidecars, Envoy's ring hash routes on it to the owner. */
+export const CONVERSATION_HEADER = "x-conversation-id";
 
 /**
  * Sends each conversation's calls to its owner: the chat instance that wins the
@@ -15,20 +18,27 @@ export class ChatRouter {
   private readonly clients = new Map<string, ChatServiceClient>();
 
   constructor(
-    private readonly discovery: Discovery,
+    /** Without one (behind a sidecar), every call goes to `fallback` and the sidecar picks the owner. */
+    private readonly discovery: Discovery | undefined,
     private readonly creds: ChannelCredentials,
     private readonly serverName: string | undefined,
     /** Used when no instance is known yet (the channel itself then reports UNAVAILABLE). */
     private readonly fallback: ChatServiceClient,
   ) {
-    discovery.watch("chat", (live) => {
+    discovery?.watch("chat", (live) => {
       const keep = new Set(live.map((i) => i.address));
       for (const [address, c] of this.clients) if (!keep.has(address)) { c.close(); this.clients.delete(address); }
     });
   }
 
-  for(conversationId: string): ChatServiceClient {
-    const owner = ownerOf(conversationId, this.discovery.instances("chat"));
+  /** Calls a method of the conversation's owner, with the conversation header every routed call needs. */
+  call<Req, Res>(conversationId: string, method: (c: ChatServiceClient) => UnaryMethod<Req, Res>, req: Req, timeoutMs?: number): Promise<Res> {
+    const c = this.for(conversationId);
+    return call(c, method(c), req, timeoutMs, { [CONVERSATION_HEADER]: conversationId });
+  }
+
+  private for(conversationId: string): ChatServiceClient {
+    const owner = this.discovery && ownerOf(conversationId, this.discovery.instances("chat"));
     if (!owner) return this.fallback;
     let c = this.clients.get(owner.address);
     if (!c) this.clients.set(owner.address, (c = makeClient(ChatServiceClient, [owner.address], this.creds, this.serverName)));
