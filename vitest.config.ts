@@ -6,6 +6,7 @@ export default defineConfig({
       {
         test: {
           name: "unit",
+          setupFiles: ["test/support/leaks.ts"],
           include: ["internal/**/*.spec.ts", "web/src/**/*.spec.ts", "test/notifier/**/*.test.ts"],
           testTimeout: 20_000,
         },
@@ -13,6 +14,7 @@ export default defineConfig({
       {
         test: {
           name: "servers",
+          setupFiles: ["test/support/leaks.ts"],
           include: ["test/servers/**/*.test.ts"],
           testTimeout: 30_000,
         },
@@ -20,6 +22,7 @@ export default defineConfig({
       {
         test: {
           name: "e2e",
+          setupFiles: ["test/support/leaks.ts"],
           include: ["test/e2e/**/*.test.ts", "test/browser/**/*.test.ts"],
           testTimeout: 120_000,
           hookTimeout: 180_000,
