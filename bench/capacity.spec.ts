@@ -1,0 +1,32 @@
+import fs from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import YAML from "yaml";
+import { plan, type Model } from "./capacity.js";
+
+const model = YAML.parse(fs.readFileSync(path.join(import.meta.dirname, "capacity-model.yaml"), "utf8")) as Model;
+
+describe("the capacity model", () => {
+  it("derives the design's top line from its assumptions", () => {
+    const { peak } = plan(model, {});
+    expect(peak.messagesPerS).toBeCloseTo(23_148, -1); // 2B a day
+    expect(peak.peakMessagesPerS).toBeGreaterThan(95_000);
+    expect(peak.connections).toBe(12_000_000);
+  });
+
+  it("uses what the bench measured over an assumption, and says so", () => {
+    const assumed = plan(model, {}).rows.find((r) => r.component === "chat")!;
+    const measured = plan(model, { throughput: { cpuPerMessageUs: { chat: 50 } } }).rows.find((r) => r.component === "chat")!;
+    expect(assumed.source).toBe("assumed");
+    expect(measured.source).toBe("measured");
+    // 50 us a message is 20k msg/s per core: a quarter of the chat instances of 5k/core.
+    expect(measured.instances).toBeLessThan(assumed.instances / 3);
+  });
+
+  it("sizes edges by memory per session when that binds first", () => {
+    const fat = plan(model, { capacity: [{ sessions: 19_000, rssPerSessionKB: 200, idleCpuPercent: 10 }] }).rows.find((r) => r.component === "edge")!;
+    expect(fat.binds).toMatch(/^memory/);
+    expect(fat.source).toBe("measured");
+    expect(fat.instances).toBe(Math.ceil(12_000_000 / ((8 * 1024 * 1024) / 200)));
+  });
+});

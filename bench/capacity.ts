@@ -1,0 +1,154 @@
+/**
+ * `make capacity`: the capacity model. Takes the assumptions of bench/capacity-model.yaml
+ * and the per-instance figures `make bench` measured on this machine
+ * (bench/results/latest.json), and prints, per component, the load at peak, the
+ * instances needed, storage per year and what binds each one first.
+ *
+ *   node dist/bench/capacity.js [--model FILE] [--measured FILE] [--dau N]
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Command } from "commander";
+import YAML from "yaml";
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+export interface Model {
+  users: { dau: number; messagesPerUserPerDay: number; peakToAverage: number; devicesPerUser: number; onlineShareAtPeak: number };
+  traffic: { groupShare: number; meanGroupSize: number; meanTextBytes: number; heartbeatIntervalS: number; receiptsPerMessage: number };
+  storage: { messageRowOverheadBytes: number; syncLogEntryBytes: number; syncLogRetentionDays: number; replicationFactor: number; compressionRatio: number };
+  instances: { coresPerInstance: number; targetUtilisation: number; edgeMemoryGiB: number; maxSessionsPerEdge: number };
+  assumed: {
+    cassandraWritesPerCorePerS: number; redisOpsPerShardPerS: number; postgresWritesPerS: number; edgeFramesPerCorePerS: number;
+    chatMessagesPerCorePerS: number; storeMessagesPerCorePerS: number; cassandraStatementsPerMessage: number;
+  };
+}
+
+/** What the bench measured, where it did (bench/results/latest.json); absent fields fall back to the model's `assumed`. */
+export interface Measured {
+  capacity?: Array<{ sessions: number; rssPerSessionKB: number; idleCpuPercent: number }>;
+  throughput?: { cpuPerMessageUs?: Partial<Record<"edge" | "chat" | "store" | "presence" | "notifier", number>> };
+  cassandra?: { statementsPerMessage?: number };
+}
+
+export interface Row {
+  component: string;
+  load: string;
+  instances: number;
+  binds: string;
+  source: "measured" | "assumed";
+}
+
+const DAY_S = 86_400;
+
+/** One figure with where it came from. */
+function figure(measured: number | undefined, assumed: number): { value: number; source: "measured" | "assumed" } {
+  return measured !== undefined && Number.isFinite(measured) && measured > 0 ? { value: measured, source: "measured" } : { value: assumed, source: "assumed" };
+}
+
+export function plan(m: Model, measured: Measured): { rows: Row[]; storage: Array<{ what: string; perYearTB: number }>; peak: Record<string, number> } {
+  const u = m.users;
+  const t = m.traffic;
+  const messagesPerS = (u.dau * u.messagesPerUserPerDay) / DAY_S;
+  const peakMessagesPerS = messagesPerS * u.peakToAverage;
+  // Sync-log entries: both members of a 1:1, every member of a group.
+  const entriesPerMessage = (1 - t.groupShare) * 2 + t.groupShare * t.meanGroupSize;
+  const peakEntriesPerS = peakMessagesPerS * entriesPerMessage;
+  const connections = u.dau * u.onlineShareAtPeak * u.devicesPerUser;
+  // Frames out: each entry to each online device of its user, plus receipts.
+  const framesPerS = peakEntriesPerS * u.devicesPerUser * u.onlineShareAtPeak * (1 + t.receiptsPerMessage);
+  const heartbeatsPerS = connections / t.heartbeatIntervalS;
+  const cores = (work: number, perCore: number) => work / perCore / m.instances.targetUtilisation;
+  const inst = (c: number) => Math.max(2, Math.ceil(c / m.instances.coresPerInstance));
+  const cpu = measured.throughput?.cpuPerMessageUs ?? {};
+  const perCore = (us: number | undefined, assumed: number) => figure(us ? 1e6 / us : undefined, assumed);
+
+  // Edge: memory per session and CPU per frame, whichever binds.
+  const lastCapacity = measured.capacity?.at(-1);
+  const rssKB = figure(lastCapacity?.rssPerSessionKB, 8);
+  const sessionsPerEdgeByMemory = (m.instances.edgeMemoryGiB * 1024 * 1024) / rssKB.value;
+  const edgeFrames = perCore(cpu.edge, m.assumed.edgeFramesPerCorePerS);
+  const edgesByMemory = Math.ceil(connections / Math.min(sessionsPerEdgeByMemory, m.instances.maxSessionsPerEdge));
+  const edgesByCpu = inst(cores(framesPerS + heartbeatsPerS, edgeFrames.value));
+  const memoryBinds = sessionsPerEdgeByMemory < m.instances.maxSessionsPerEdge;
+  const chatRate = perCore(cpu.chat, m.assumed.chatMessagesPerCorePerS);
+  const storeRate = perCore(cpu.store, m.assumed.storeMessagesPerCorePerS);
+  const statements = figure(measured.cassandra?.statementsPerMessage, m.assumed.cassandraStatementsPerMessage);
+  // Statements per message plus one sync-log write per entry beyond the two of a 1:1.
+  const cassandraWritesPerS = peakMessagesPerS * statements.value + peakEntriesPerS;
+  const redisOpsPerS = heartbeatsPerS + peakEntriesPerS * 0.1; // presence beats, plus the recent-history cache's writes
+  const rows: Row[] = [
+    {
+      component: "edge",
+      load: `${fmt(connections)} connections, ${fmt(framesPerS)} frames/s`,
+      instances: Math.max(edgesByMemory, edgesByCpu),
+      binds: edgesByMemory < edgesByCpu ? `CPU: ${fmt(edgeFrames.value)} frames/s per core`
+        : memoryBinds ? `memory: ${fmt(sessionsPerEdgeByMemory)} sessions at ${rssKB.value.toFixed(1)} KB each` : `sessions: ${fmt(m.instances.maxSessionsPerEdge)} per edge (memory would allow ${fmt(sessionsPerEdgeByMemory)})`,
+      source: edgesByMemory < edgesByCpu ? edgeFrames.source : memoryBinds ? rssKB.source : "assumed",
+    },
+    { component: "chat", load: `${fmt(peakMessagesPerS)} msg/s`, instances: inst(cores(peakMessagesPerS, chatRate.value)), binds: `CPU: ${fmt(chatRate.value)} msg/s per core`, source: chatRate.source },
+    { component: "message-store", load: `${fmt(peakMessagesPerS)} msg/s, ${fmt(peakEntriesPerS)} log entries/s`, instances: inst(cores(peakMessagesPerS, storeRate.value)), binds: `CPU: ${fmt(storeRate.value)} msg/s per core`, source: storeRate.source },
+    {
+      component: "cassandra",
+      load: `${fmt(cassandraWritesPerS)} writes/s (x${m.storage.replicationFactor} replicas)`,
+      instances: Math.max(m.storage.replicationFactor, Math.ceil((cassandraWritesPerS * m.storage.replicationFactor) / (m.assumed.cassandraWritesPerCorePerS * 8 * m.instances.targetUtilisation))),
+      binds: `writes: ${statements.value} statements per message (${statements.source}), 8-core nodes`,
+      source: "assumed",
+    },
+    { component: "redis (shards)", load: `${fmt(redisOpsPerS)} ops/s`, instances: Math.max(1, Math.ceil(redisOpsPerS / (m.assumed.redisOpsPerShardPerS * m.instances.targetUtilisation))), binds: "one core per shard", source: "assumed" },
+    { component: "presence", load: `${fmt(heartbeatsPerS)} heartbeats/s`, instances: inst(cores(heartbeatsPerS, 50_000)), binds: "CPU: batched heartbeats", source: "assumed" },
+  ];
+  // Storage: messages forever, sync logs for their retention window.
+  const perYear = (bytesPerDay: number) => (bytesPerDay * 365 * m.storage.replicationFactor * m.storage.compressionRatio) / 1e12;
+  const messagesBytesPerDay = u.dau * u.messagesPerUserPerDay * (t.meanTextBytes + m.storage.messageRowOverheadBytes);
+  const logBytesPerDay = u.dau * u.messagesPerUserPerDay * entriesPerMessage * m.storage.syncLogEntryBytes;
+  const storage = [
+    { what: "messages (kept forever)", perYearTB: perYear(messagesBytesPerDay) },
+    { what: `sync logs (written; ${m.storage.syncLogRetentionDays} days kept)`, perYearTB: perYear(logBytesPerDay) },
+    { what: "sync logs held at any time", perYearTB: perYear((logBytesPerDay * m.storage.syncLogRetentionDays) / 365) },
+  ];
+  return { rows, storage, peak: { messagesPerS, peakMessagesPerS, peakEntriesPerS, connections, framesPerS, heartbeatsPerS } };
+}
+
+function fmt(n: number): string {
+  if (n >= 1e6) return `${(n / 1e6).toFixed(n >= 1e7 ? 0 : 1)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(n >= 1e4 ? 0 : 1)}k`;
+  return n.toFixed(n >= 10 ? 0 : 1);
+}
+
+export function render(m: Model, measured: Measured, measuredFrom: string): string {
+  const { rows, storage, peak } = plan(m, measured);
+  const first = [...rows].sort((a, b) => b.instances - a.instances)[0]!;
+  return [
+    `# Capacity at ${fmt(m.users.dau)} daily users`,
+    "",
+    `Peak: ${fmt(peak.peakMessagesPerS!)} messages/s (average ${fmt(peak.messagesPerS!)}), ${fmt(peak.peakEntriesPerS!)} sync-log entries/s, ${fmt(peak.connections!)} connections, ${fmt(peak.heartbeatsPerS!)} heartbeats/s.`,
+    `Measured inputs from ${measuredFrom}; "assumed" rows use bench/capacity-model.yaml until the bench measures them.`,
+    "",
+    "| component | load at peak | instances | binds first | per-instance figure |",
+    "|---|---|---:|---|---|",
+    ...rows.map((r) => `| ${r.component} | ${r.load} | ${r.instances} | ${r.binds} | ${r.source} |`),
+    "",
+    "| storage, with replication and compression | TB per year |",
+    "|---|---:|",
+    ...storage.map((s) => `| ${s.what} | ${s.perYearTB.toFixed(0)} |`),
+    "",
+    `Most instances: ${first.component} (${first.instances}), bound by ${first.binds}.`,
+    "",
+  ].join("\n");
+}
+
+const isMain = process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
+if (isMain) {
+  const opts = new Command("capacity")
+    .option("--model <file>", "assumptions", path.join(REPO, "bench", "capacity-model.yaml"))
+    .option("--measured <file>", "what make bench measured", path.join(REPO, "bench", "results", "latest.json"))
+    .option("--dau <n>", "daily users (overrides the model)", (v) => Number(v))
+    .parse()
+    .opts<{ model: string; measured: string; dau?: number }>();
+  const model = YAML.parse(fs.readFileSync(opts.model, "utf8")) as Model;
+  if (opts.dau) model.users.dau = opts.dau;
+  const measured = fs.existsSync(opts.measured) ? (JSON.parse(fs.readFileSync(opts.measured, "utf8")) as Measured) : {};
+  process.stdout.write(render(model, measured, fs.existsSync(opts.measured) ? path.relative(REPO, opts.measured) : "(no bench results yet)"));
+}
