@@ -27,6 +27,8 @@ const edgeConfig = {
   sendBurst: int("SEND_BURST", 200, 1),
   frameRate: int("FRAME_RATE", 200, 1),
   frameBurst: int("FRAME_BURST", 1_000, 1),
+  maxQueuedFrames: int("MAX_QUEUED_FRAMES", 64, 1, 10_000),
+  maxQueuedBytes: int("MAX_QUEUED_BYTES", 4 * 1024 * 1024, 64 * 1024),
   maxBufferedBytes: int("MAX_BUFFERED_BYTES", 8 * 1024 * 1024, 64 * 1024),
   maxTextLength: int("MAX_TEXT_LENGTH", 100_000, 1, 10_000_000),
   syncPageSize: int("SYNC_PAGE_SIZE", 1_000, 1, 5_000),

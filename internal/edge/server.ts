@@ -12,7 +12,7 @@ import { call } from "../grpc/client.js";
 import type { AsyncService } from "../grpc/handler.js";
 import type { Logger } from "../log/logger.js";
 import type { EdgeBackends } from "./backends.js";
-import { decodeClientFrame, JSON_SUBPROTOCOL, modeOf, PROTO_SUBPROTOCOL } from "./frames.js";
+import { decodeClientFrame, errorFrame, JSON_SUBPROTOCOL, modeOf, PROTO_SUBPROTOCOL } from "./frames.js";
 import { CLOSE, Session, type SessionConfig } from "./session.js";
 
 export interface EdgeConfig extends SessionConfig {
@@ -188,8 +188,10 @@ export class EdgeServer {
         await this.disconnecting.get(`${userId}\u0000${deviceId}`);
       },
     }, this.log);
-    // Frames of one session are handled one after another, in order.
+    // Frames of one session are handled one after another, in order; how many wait is bounded.
     let chain: Promise<void> = Promise.resolve();
+    let queued = 0;
+    let queuedBytes = 0;
     ws.on("message", (data, isBinary) => {
       const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
       let frame;
@@ -200,8 +202,18 @@ export class EdgeServer {
         return;
       }
       // Sends are pipelined (ordered per conversation inside the session); the rest is sequential.
-      if (frame.kind?.$case === "send" && session.isAuthenticated) void session.handle(frame);
-      else chain = chain.then(() => session.handle(frame));
+      if (frame.kind?.$case === "send" && session.isAuthenticated) {
+        void session.handle(frame);
+        return;
+      }
+      // A client that sends faster than its requests complete is told so, not buffered without end.
+      if (queued >= this.config.maxQueuedFrames || queuedBytes + buf.length > this.config.maxQueuedBytes) {
+        session.send(errorFrame(frame.ref, new ChatError(ErrorCode.ERROR_CODE_RATE_LIMITED, "too many frames waiting: wait for replies before sending more", { retryAfterMs: 100 })));
+        return;
+      }
+      queued++;
+      queuedBytes += buf.length;
+      chain = chain.then(() => session.handle(frame)).finally(() => { queued--; queuedBytes -= buf.length; });
     });
     ws.on("close", () => session.onClosed());
     ws.on("error", () => session.onClosed());

@@ -22,6 +22,13 @@ export interface SessionConfig {
   /** FRAME_RATE / FRAME_BURST: frames of any kind a second per session. Defaults 200 / 1000. */
   frameRate: number;
   frameBurst: number;
+  /**
+   * MAX_QUEUED_FRAMES / MAX_QUEUED_BYTES: frames (other than sends) a session may have
+   * waiting behind a slow one; past either, a frame is refused with RATE_LIMITED at once
+   * instead of being held in memory. Defaults 64 / 4 MiB.
+   */
+  maxQueuedFrames: number;
+  maxQueuedBytes: number;
   /** MAX_BUFFERED_BYTES: a reader this far behind is disconnected and resyncs. Default 8 MiB. */
   maxBufferedBytes: number;
   /** MAX_TEXT_LENGTH: code points per message. Default 100000. */
