@@ -73,6 +73,8 @@ export class Session {
   private readonly sendBucket: TokenBucket;
   private readonly frameBucket: TokenBucket;
   private helloTimer: NodeJS.Timeout | undefined;
+  /** Paced catch-ups waiting on the socket (allocated when one waits). */
+  private closeWaiters: Array<() => void> | undefined;
 
   constructor(
     private readonly ws: WebSocket,
@@ -97,15 +99,17 @@ export class Session {
     return this.authed;
   }
 
-  send(frame: ServerFrame): void {
-    if (this.closed) return;
+  /** Sends a frame; `onWritten` runs once the socket has taken it, or at once if it is not sent. */
+  send(frame: ServerFrame, onWritten?: () => void): void {
+    if (this.closed) { onWritten?.(); return; }
     // A reader that does not keep up is cut off; it resyncs from its cursor.
     if (this.ws.bufferedAmount > this.config.maxBufferedBytes) {
       this.log.warn("slow consumer disconnected", { user: this.userId, device: this.deviceId, buffered: this.ws.bufferedAmount });
       this.close(CLOSE.slowConsumer, "slow consumer", true);
+      onWritten?.();
       return;
     }
-    this.ws.send(encodeServerFrame(frame, this.mode));
+    this.ws.send(encodeServerFrame(frame, this.mode), onWritten && (() => onWritten()));
     ChatMetrics.get().framesOut.add(1, { kind: frame.kind?.$case ?? "none" });
   }
 
@@ -349,8 +353,12 @@ export class Session {
           this.send(errorFrame(0, ChatError.invalid(`cursor ${this.cursor} is ahead of the log head ${page.head}`)));
           this.cursor = page.head;
         }
-        for (const ev of page.events) this.emitInOrder(ev);
-        if (page.events.length === this.config.syncPageSize) continue;
+        for (const ev of page.events) {
+          await this.emitInOrder(ev);
+          if (this.closed) return;
+        }
+        // A short page is not the end: the store also cuts pages by bytes.
+        if (page.more || this.resyncNeeded) continue;
         // Everything stored when we read is sent: now the live events held back meanwhile.
         const held = this.live.sort((a, b) => a.pos - b.pos);
         this.live = [];
@@ -358,14 +366,16 @@ export class Session {
         for (const ev of held) {
           if (ev.pos <= this.cursor) continue;
           if (ev.pos !== this.cursor + 1) { gap = true; break; }
-          this.emitInOrder(ev);
+          await this.emitInOrder(ev);
         }
+        if (this.closed) return;
         if (gap || this.resyncNeeded) continue;
         this.send({ ref: 0, kind: { $case: "synced", value: { pos: this.cursor } } });
         return;
       }
     } catch (err) {
       // The store is unreachable: the device reconnects and resumes from its cursor.
+      this.log.warn("sync failed; the device will reconnect and resume", { err, user: this.userId, device: this.deviceId, cursor: this.cursor });
       this.send(errorFrame(0, ChatError.unavailable("sync failed, reconnect to resume", err)));
       this.close(1011, "sync failed");
     } finally {
@@ -373,10 +383,23 @@ export class Session {
     }
   }
 
-  private emitInOrder(ev: Event): void {
+  /**
+   * Sends the next event of a catch-up. Past a quarter of the send buffer's
+   * bound it waits until the socket has taken the frame, so a backlog streams
+   * at the pace the device reads instead of filling the buffer and getting the
+   * device cut off as a slow consumer (which would resync into the same wall).
+   */
+  private async emitInOrder(ev: Event): Promise<void> {
     if (ev.pos !== this.cursor + 1) return;
     this.cursor = ev.pos;
-    this.send({ ref: 0, kind: { $case: "event", value: ev } });
+    const written = new Promise<void>((resolve) => this.send({ ref: 0, kind: { $case: "event", value: ev } }, resolve));
+    if (this.ws.bufferedAmount > this.config.maxBufferedBytes / 4) await Promise.race([written, this.whenClosed()]);
+  }
+
+  /** Resolves when the session closes (a paced catch-up must not wait on a dead socket). */
+  private whenClosed(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => (this.closeWaiters ??= []).push(resolve));
   }
 
   close(code: number, reason: string, terminate = false): void {
@@ -396,6 +419,7 @@ export class Session {
   onClosed(): void {
     this.closed = true;
     clearTimeout(this.helloTimer);
+    for (const resolve of this.closeWaiters?.splice(0) ?? []) resolve();
     if (this.authed) {
       this.authed = false;
       this.hooks.unregister(this);

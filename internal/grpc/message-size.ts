@@ -10,13 +10,22 @@
 export const GRPC_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 /**
- * The byte budget of one batch or page: an eighth of the gRPC limit, so that a
- * reply echoing a batch with per-member positions, or one item allowed past the
- * budget (a page always carries at least one event, so a reader always
- * progresses), stays far below it. Small enough that a page streams to a device
- * without holding much in the edge.
+ * The byte budget of one batch (Append, Deliver): an eighth of the gRPC limit,
+ * so that a reply echoing a batch with per-member positions stays far below it.
+ * A batch always carries at least one item, and one legal message is far
+ * smaller than this.
  */
 export const BATCH_MAX_BYTES = 8 * 1024 * 1024;
+
+/**
+ * The byte budget of one page (ReadLog, History). Smaller than a batch: a
+ * history page goes to the device as one WebSocket frame (up to about three
+ * times larger in proto3 JSON), which must fit well inside the session's send
+ * buffer (MAX_BUFFERED_BYTES, 8 MiB by default), and a catch-up page is held in
+ * the edge while it streams. A page always carries at least one event, so a
+ * reader always progresses.
+ */
+export const PAGE_MAX_BYTES = 2 * 1024 * 1024;
 
 /**
  * Bytes one item adds to a batch besides its text: ids, timestamps, positions

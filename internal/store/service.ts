@@ -23,7 +23,7 @@ export function storeService(store: Store): AsyncService<typeof MessageStoreServ
     append: async (req) => ({ results: await store.append(req.groups) }),
     getLastSeq: async (req) => ({ lastSeq: await store.lastSeq(req.conversationId) }),
     readLog: async (req) => {
-      // The store cuts the page at BATCH_MAX_BYTES, so the reply always fits a gRPC message.
+      // The store cuts the page at PAGE_MAX_BYTES, so the reply always fits a gRPC message.
       const page = await store.readLog(req.userId, req.afterPos, Math.min(Math.max(req.limit || 500, 1), READ_LOG_MAX));
       return { events: page.events, head: page.head, more: page.more ?? false };
     },

@@ -3,7 +3,7 @@ import type { Conversation, HistoryPage, HistoryRequest, MembershipAction } from
 import { HistoryDirection } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
 import type { RecentMessages } from "./recent-messages-redis.js";
-import { BATCH_MAX_BYTES, ITEM_OVERHEAD_BYTES, textBytes } from "../grpc/message-size.js";
+import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES, textBytes } from "../grpc/message-size.js";
 import { fitBytes, historyLimit, type LogPage, type Store } from "./store.js";
 
 /** A cached page cut at the byte budget like the stores' own pages (the cache holds full pages by count). */
@@ -28,7 +28,7 @@ export class CachedStore implements Store {
     return results;
   }
 
-  async history(userId: string, req: HistoryRequest, maxBytes = BATCH_MAX_BYTES): Promise<HistoryPage> {
+  async history(userId: string, req: HistoryRequest, maxBytes = PAGE_MAX_BYTES): Promise<HistoryPage> {
     if (!(await this.inner.isMember(req.conversationId, userId))) throw ChatError.denied();
     const limit = historyLimit(req.limit);
     const lastSeq = await this.inner.lastSeq(req.conversationId);

@@ -15,7 +15,7 @@ import { infraErrorToChatError } from "../errors/infra.js";
 import { checkKeyspace, migrateCassandra } from "./schema-cassandra.js";
 import type { SqlClient, SqlExecutor } from "./sql.js";
 import { type LogWrite, SqlStore } from "./store-sql.js";
-import { BATCH_MAX_BYTES, ITEM_OVERHEAD_BYTES, textBytes } from "../grpc/message-size.js";
+import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES, textBytes } from "../grpc/message-size.js";
 import { fitBytes, historyLimit, type LogPage, type Store } from "./store.js";
 
 /*
@@ -297,7 +297,7 @@ export class CassandraStore implements Store {
     });
   }
 
-  readLog(userId: string, afterPos: number, limit: number, maxBytes = BATCH_MAX_BYTES): Promise<LogPage> {
+  readLog(userId: string, afterPos: number, limit: number, maxBytes = PAGE_MAX_BYTES): Promise<LogPage> {
     return guard(async () => {
       // A pending intent of one of the user's conversations may owe this log entries.
       const convs = await this.dir.conversationIdsOf(userId);
@@ -363,7 +363,7 @@ export class CassandraStore implements Store {
     return guard(() => Promise.all(userIds.map((u) => this.logHead(u, consistencies.localQuorum))));
   }
 
-  history(userId: string, req: HistoryRequest, maxBytes = BATCH_MAX_BYTES): Promise<HistoryPage> {
+  history(userId: string, req: HistoryRequest, maxBytes = PAGE_MAX_BYTES): Promise<HistoryPage> {
     return guard(async () => {
       if (!(await this.dir.isMember(req.conversationId, userId))) throw ChatError.denied();
       const last = (await this.loadHead(req.conversationId))?.lastSeq ?? 0;

@@ -14,7 +14,7 @@ import {
 import { ChatError } from "../errors/chat-error.js";
 import { migrate } from "./schema.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
-import { BATCH_MAX_BYTES, ITEM_OVERHEAD_BYTES } from "../grpc/message-size.js";
+import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES } from "../grpc/message-size.js";
 import { fitBytes, historyLimit, type LogPage, type Store } from "./store.js";
 
 
@@ -264,7 +264,7 @@ export class SqlStore implements Store {
     return num(rows[0].last_seq);
   }
 
-  async readLog(userId: string, afterPos: number, limit: number, maxBytes = BATCH_MAX_BYTES): Promise<LogPage> {
+  async readLog(userId: string, afterPos: number, limit: number, maxBytes = PAGE_MAX_BYTES): Promise<LogPage> {
     // Sizes first (octet_length reads no body), so a page of large messages is
     // cut at the byte budget before any body leaves the database.
     const sized = await this.db.query<{ pos: unknown; bytes: unknown }>(
@@ -297,7 +297,7 @@ export class SqlStore implements Store {
     return userIds.map((u) => heads.get(u) ?? 0);
   }
 
-  async history(userId: string, req: HistoryRequest, maxBytes = BATCH_MAX_BYTES): Promise<HistoryPage> {
+  async history(userId: string, req: HistoryRequest, maxBytes = PAGE_MAX_BYTES): Promise<HistoryPage> {
     await this.requireMember(req.conversationId, userId);
     const limit = historyLimit(req.limit);
     const forward = req.direction === HistoryDirection.HISTORY_DIRECTION_FORWARD;

@@ -56,11 +56,11 @@ export interface Store {
   /** Appends each group in one durable write; a group whose base_seq is stale is refused alone. */
   append(groups: AppendGroup[]): Promise<AppendGroupResult[]>;
   lastSeq(conversationId: string): Promise<number>;
-  /** At most `limit` events and about `maxBytes` (default BATCH_MAX_BYTES) of them, never none while events follow. */
+  /** At most `limit` events and about `maxBytes` (default PAGE_MAX_BYTES) of them, never none while events follow. */
   readLog(userId: string, afterPos: number, limit: number, maxBytes?: number): Promise<LogPage>;
   /** Each user's log head (0 if empty), in order. May trail a write that is still in flight. */
   logHeads(userIds: string[]): Promise<number[]>;
-  /** A page of historyLimit(req.limit) messages at most, cut at `maxBytes` (default BATCH_MAX_BYTES) but never empty while messages follow. */
+  /** A page of historyLimit(req.limit) messages at most, cut at `maxBytes` (default PAGE_MAX_BYTES) but never empty while messages follow. */
   history(userId: string, req: HistoryRequest, maxBytes?: number): Promise<HistoryPage>;
   updatePointers(conversationId: string, userId: string, deliveredSeq: number, readSeq: number): Promise<{ deliveredSeq: number; readSeq: number; changed: boolean; readEvent?: Event }>;
 
