@@ -9,6 +9,7 @@ import type { Logger } from "../log/logger.js";
 import { validateConversationId, validateDeviceId, validateSend } from "../validation/validate.js";
 import type { EdgeBackends } from "./backends.js";
 import { encodeServerFrame, errorFrame, type FrameMode } from "./frames.js";
+import { textBytes } from "../grpc/message-size.js";
 import { TokenBucket } from "./rate-limit.js";
 
 export interface SessionConfig {
@@ -66,6 +67,10 @@ export class Session {
   private syncing = false;
   private resyncNeeded = false;
   private live: Event[] = [];
+  /** Text bytes held in `live`. */
+  private liveBytes = 0;
+  /** A live event was dropped because `live` was full: catch-up must read the store again before Synced. */
+  private liveDropped = false;
   /** Allocated on the first send: most sessions are idle most of the time. */
   private sendChains: Map<string, Promise<unknown>> | undefined;
   /** Users this session subscribed to (allocated on first use). */
@@ -246,6 +251,8 @@ export class Session {
       case "sync":
         this.cursor = kind.value.afterPos;
         this.live = [];
+        this.liveBytes = 0;
+        this.liveDropped = false;
         if (this.syncing) this.resyncNeeded = true;
         else void this.sync();
         return;
@@ -318,8 +325,12 @@ export class Session {
   deliver(event: Event): void {
     if (!this.authed || this.closed) return;
     if (this.syncing) {
-      if (this.live.length < MAX_BUFFERED_LIVE) this.live.push(event);
-      else this.resyncNeeded = true; // The store has them all: read again instead of holding more.
+      // Bounded in count and in bytes (a burst of large messages must not pile up in the edge).
+      const size = event.kind?.$case === "message" ? textBytes(event.kind.value.text) : 0;
+      if (this.live.length < MAX_BUFFERED_LIVE && this.liveBytes + size <= this.config.maxBufferedBytes) {
+        this.live.push(event);
+        this.liveBytes += size;
+      } else this.liveDropped = true; // The store has them all: read again instead of holding more.
       return;
     }
     if (event.pos <= this.cursor) return;
@@ -361,15 +372,19 @@ export class Session {
         if (page.more || this.resyncNeeded) continue;
         // Everything stored when we read is sent: now the live events held back meanwhile.
         const held = this.live.sort((a, b) => a.pos - b.pos);
+        const dropped = this.liveDropped;
         this.live = [];
-        let gap = false;
+        this.liveBytes = 0;
+        this.liveDropped = false;
+        let gap = dropped;
         for (const ev of held) {
           if (ev.pos <= this.cursor) continue;
           if (ev.pos !== this.cursor + 1) { gap = true; break; }
           await this.emitInOrder(ev);
         }
         if (this.closed) return;
-        if (gap || this.resyncNeeded) continue;
+        // Events that arrived while the held ones were streaming are in `live` again: not done yet.
+        if (gap || this.resyncNeeded || this.live.length > 0 || this.liveDropped) continue;
         this.send({ ref: 0, kind: { $case: "synced", value: { pos: this.cursor } } });
         return;
       }

@@ -11,9 +11,11 @@ afterAll(async () => { await c?.stop(); });
 const LARGE = String.fromCodePoint(0x1f600).repeat(90_000);
 /** 200 of them are ~72 MB, more than gRPC's 64 MiB message limit: one page of them cannot be one reply. */
 const COUNT = 200;
+/** Sent while the device catches up. */
+const LIVE = 20;
 
 describe("catch-up of a large backlog (P5)", () => {
-  it("a device offline while 72 MB of messages arrive reconnects and gets all of them, in order, once, without being cut off", async () => {
+  it("a device offline while 72 MB of messages arrive reconnects and gets all of them and those sent during its catch-up, in order, once, without being cut off", async () => {
     warnOnFailure(() => c);
     const alice = await newUser(c, "alice");
     const bob = await newUser(c, "bob");
@@ -37,20 +39,26 @@ describe("catch-up of a large backlog (P5)", () => {
     back.client.on("state", (s) => { if (s === "connecting") connects++; });
     back.client.on("error", (e) => errors.push(`${e.codeName}: ${e.message}`));
     await back.connect();
+    // More large messages while the backlog streams: held by the edge (within its bounds) or read from the store.
+    const live = Array.from({ length: LIVE }, (_, i) => `live ${i}:${LARGE}`);
+    const liveSent = (async () => { for (const t of live) await a.client.send(conv.id, t); })();
     const got = () => back.in(conv.id);
-    await waitUntil("bob's phone caught up", () => got().length >= COUNT, 120_000, () => `got ${got().length}/${COUNT} messages, cursor ${back.client.cursor}, ${connects} connection(s), errors: ${errors.slice(-3).join(" | ") || "none"}`);
+    const seen = () => `got ${got().length}/${COUNT + LIVE} messages, cursor ${back.client.cursor}, ${connects} connection(s), errors: ${errors.slice(-3).join(" | ") || "none"}`;
+    await waitUntil("bob's phone caught up with the backlog", () => got().length >= COUNT, 120_000, seen);
     const catchUpMs = Date.now() - catchUpStart;
-    process.stderr.write(`catch-up e2e: sent ${COUNT} x ${LARGE.length / 2} astral chars in ${sendMs} ms, caught up in ${catchUpMs} ms\n`);
+    await liveSent;
+    await waitUntil("bob's phone got the messages sent during its catch-up", () => got().length >= COUNT + LIVE, 60_000, seen);
+    process.stderr.write(`catch-up e2e: sent ${COUNT} x ${LARGE.length / 2} astral chars in ${sendMs} ms; backlog caught up in ${catchUpMs} ms, ${LIVE} live ones by ${Date.now() - catchUpStart} ms\n`);
 
     const seqs = got().map((m) => m.seq);
-    expect(seqs).toEqual(Array.from({ length: COUNT }, (_, i) => i + 2));
-    expect(got().map((m) => m.text)).toEqual(texts);
+    expect(seqs).toEqual(Array.from({ length: COUNT + LIVE }, (_, i) => i + 2));
+    expect(got().map((m) => m.text)).toEqual([...texts, ...live]);
     // Streamed in one session: never dropped as a slow consumer or for a failed sync.
     expect(connects).toBe(1);
     expect(errors).toEqual([]);
     a.close();
     back.close();
-  });
+  }, 300_000);
 });
 
 /** Waits for an outcome; on timeout the error says what was seen. */
