@@ -117,8 +117,9 @@ interface OutboxRow {
 
 type Row = cassandra.types.Row;
 
-/** Log rows whose messages are read per query while a ReadLog page is filled (bounds what one step holds). */
-const RESOLVE_CHUNK = 16;
+/** Log rows whose messages are read per round while a ReadLog page is filled (bounds what one round holds). */
+const RESOLVE_CHUNK_MIN = 16;
+const RESOLVE_CHUNK_MAX = 256;
 /** History rows read per query: a default page (50) is one query, a page of large messages stops early. */
 const HISTORY_CHUNK = 64;
 /** bigint columns come back as Long: one place to read them. */
@@ -317,8 +318,14 @@ export class CassandraStore implements Store {
       const events: Event[] = [];
       let bytes = 0;
       let cut = false;
-      for (let i = 0; i < rows.length && !cut; i += RESOLVE_CHUNK) {
-        const chunk = rows.slice(i, i + RESOLVE_CHUNK);
+      for (let i = 0; i < rows.length && !cut; ) {
+        // A few rows first, then as many as the budget left would take at the
+        // sizes seen so far: small entries resolve in a few large rounds, large
+        // ones a few at a time (what one round reads stays near the budget).
+        const take = events.length === 0 ? RESOLVE_CHUNK_MIN
+          : Math.min(RESOLVE_CHUNK_MAX, Math.max(RESOLVE_CHUNK_MIN, Math.floor((maxBytes - bytes) / (bytes / events.length))));
+        const chunk = rows.slice(i, i + take);
+        i += chunk.length;
         const messages = await this.messagesOf(chunk);
         for (const r of chunk) {
           const pos = n(r["pos"]);
