@@ -5,11 +5,11 @@ import type { WebSocket } from "ws";
 import type { Route } from "../../gen/chat/internal/v1/presence.js";
 import { AckKind, type ClientFrame, type Event, type ServerFrame } from "../../gen/chat/v1/client.js";
 import { ChatError, ErrorCode } from "../errors/chat-error.js";
+import { textBytes } from "../grpc/message-size.js";
 import type { Logger } from "../log/logger.js";
 import { validateConversationId, validateDeviceId, validateSend } from "../validation/validate.js";
 import type { EdgeBackends } from "./backends.js";
 import { encodeServerFrame, errorFrame, type FrameMode } from "./frames.js";
-import { textBytes } from "../grpc/message-size.js";
 import { TokenBucket } from "./rate-limit.js";
 
 export interface SessionConfig {

@@ -2,8 +2,8 @@ import type { AppendGroup, AppendGroupResult, User } from "../../gen/chat/intern
 import type { Conversation, HistoryPage, HistoryRequest, MembershipAction } from "../../gen/chat/v1/client.js";
 import { HistoryDirection } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
-import type { RecentMessages } from "./recent-messages-redis.js";
 import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES, textBytes } from "../grpc/message-size.js";
+import type { RecentMessages } from "./recent-messages-redis.js";
 import { fitBytes, historyLimit, type LogPage, type Store } from "./store.js";
 
 /** A cached page cut at the byte budget like the stores' own pages (the cache holds full pages by count). */

@@ -12,10 +12,10 @@ import {
 } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
 import { infraErrorToChatError } from "../errors/infra.js";
+import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES, textBytes } from "../grpc/message-size.js";
 import { checkKeyspace, migrateCassandra } from "./schema-cassandra.js";
 import type { SqlClient, SqlExecutor } from "./sql.js";
 import { type LogWrite, SqlStore } from "./store-sql.js";
-import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES, textBytes } from "../grpc/message-size.js";
 import { fitBytes, historyLimit, type LogPage, type Store } from "./store.js";
 
 /*

@@ -12,9 +12,9 @@ import {
   type Message,
 } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
+import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES } from "../grpc/message-size.js";
 import { migrate } from "./schema.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
-import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES } from "../grpc/message-size.js";
 import { fitBytes, historyLimit, type LogPage, type Store } from "./store.js";
 
 
@@ -275,7 +275,7 @@ export class SqlStore implements Store {
     );
     const take = fitBytes(sized.rows.map((r) => num(r.bytes) + ITEM_OVERHEAD_BYTES), maxBytes);
     const lastPos = take > 0 ? num(sized.rows[take - 1]!.pos) : afterPos;
-    const { rows } = await this.db.query<MessageRow & { pos: unknown; at: unknown; event: Uint8Array | null; log_conversation_id: string; log_seq: unknown }>(
+    const { rows } = take === 0 ? { rows: [] } : await this.db.query<MessageRow & { pos: unknown; at: unknown; event: Uint8Array | null; log_conversation_id: string; log_seq: unknown }>(
       `SELECT l.pos, l.at, l.event, l.conversation_id AS log_conversation_id, l.seq AS log_seq, m.*
          FROM sync_log l LEFT JOIN messages m ON l.event IS NULL AND m.conversation_id = l.conversation_id AND m.seq = l.seq
         WHERE l.user_id = $1 AND l.pos > $2 AND l.pos <= $3 ORDER BY l.pos`,
