@@ -2,8 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Device, device, newUser, startCluster, warnOnFailure, type TestCluster } from "./harness.js";
 
 let c: TestCluster;
-// A small send buffer (1 MiB, a few of these messages) makes a catch-up that
-// queued whole pages cut the device off as a slow consumer; it must stream instead.
+// A small send buffer (1 MiB, a few of these messages): the catch-up must stream
+// within it (internal/edge/session.spec.ts shows the pacing on a socket that
+// drains only as the device reads; here loopback buffers hide most of it).
 beforeAll(async () => { c = await startCluster({ MAX_BUFFERED_BYTES: String(1024 * 1024) }); });
 afterAll(async () => { await c?.stop(); });
 
