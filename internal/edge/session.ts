@@ -78,8 +78,8 @@ export class Session {
   private readonly sendBucket: TokenBucket;
   private readonly frameBucket: TokenBucket;
   private helloTimer: NodeJS.Timeout | undefined;
-  /** Paced catch-ups waiting on the socket (allocated when one waits). */
-  private closeWaiters: Array<() => void> | undefined;
+  /** A paced catch-up waiting on the socket, woken if the session closes (allocated when one waits). */
+  private closeWaiters: Set<() => void> | undefined;
 
   constructor(
     private readonly ws: WebSocket,
@@ -408,13 +408,17 @@ export class Session {
     if (ev.pos !== this.cursor + 1) return;
     this.cursor = ev.pos;
     const written = new Promise<void>((resolve) => this.send({ ref: 0, kind: { $case: "event", value: ev } }, resolve));
-    if (this.ws.bufferedAmount > this.config.maxBufferedBytes / 4) await Promise.race([written, this.whenClosed()]);
-  }
-
-  /** Resolves when the session closes (a paced catch-up must not wait on a dead socket). */
-  private whenClosed(): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    return new Promise((resolve) => (this.closeWaiters ??= []).push(resolve));
+    if (this.ws.bufferedAmount <= this.config.maxBufferedBytes / 4 || this.closed) return;
+    // ws calls back even when the socket dies; the close wake-up is a safety net, removed after each wait.
+    let wake!: () => void;
+    const closed = new Promise<void>((resolve) => (wake = resolve));
+    const waiters = (this.closeWaiters ??= new Set());
+    waiters.add(wake);
+    try {
+      await Promise.race([written, closed]);
+    } finally {
+      waiters.delete(wake);
+    }
   }
 
   close(code: number, reason: string, terminate = false): void {
@@ -434,7 +438,7 @@ export class Session {
   onClosed(): void {
     this.closed = true;
     clearTimeout(this.helloTimer);
-    for (const resolve of this.closeWaiters?.splice(0) ?? []) resolve();
+    for (const wake of this.closeWaiters ?? []) wake();
     if (this.authed) {
       this.authed = false;
       this.hooks.unregister(this);
