@@ -1,14 +1,57 @@
 import type { DeliverRequest, DeliveryTarget, EdgeDeliveryServiceClient, ReceiptDelivery } from "../../gen/chat/internal/v1/edge.js";
 import type { NotifierServiceClient } from "../../gen/chat/internal/v1/notifier.js";
 import type { UserEvent } from "../../gen/chat/internal/v1/store.js";
-import type { Event, Message, Receipt } from "../../gen/chat/v1/client.js";
+import { Event, type Message, type Receipt } from "../../gen/chat/v1/client.js";
 import { context, type Context } from "@opentelemetry/api";
 import { call } from "../grpc/client.js";
+import { BATCH_MAX_BYTES, ITEM_OVERHEAD_BYTES, textBytes } from "../grpc/message-size.js";
 import type { Logger } from "../log/logger.js";
 import type { Route, RouteIndex } from "../routes/route-index.js";
 import type { ConversationInfo } from "./directory.js";
 
 type MessageItem = { message: Message; atMs: number; memberIds: string[]; positions: number[]; info: ConversationInfo };
+
+/** What an event adds to a Deliver request: a message's text is measured, other (rare, small) events encoded. */
+function eventBytes(ev: Event): number {
+  if (ev.kind?.$case === "message") return textBytes(ev.kind.value.text) + ITEM_OVERHEAD_BYTES;
+  return Event.encode(ev).finish().length + ITEM_OVERHEAD_BYTES;
+}
+
+/** Protobuf framing, position and index of one delivery target, besides its user id. */
+const TARGET_OVERHEAD_BYTES = 24;
+
+/**
+ * One edge's delivery cut into requests of about `maxBytes` at most, in event
+ * order: a batch of large messages never makes one Deliver past gRPC's limit
+ * (which would fail it whole, every other user's events included). Only events
+ * some target refers to are carried, and an event travels with all its targets
+ * (always at least one event per request). Receipts and presence, small, go in
+ * the first request.
+ */
+export function splitDelivery(req: DeliverRequest, maxBytes = BATCH_MAX_BYTES): DeliverRequest[] {
+  const targetsOf = new Map<number, DeliveryTarget[]>();
+  for (const t of req.targets) {
+    let list = targetsOf.get(t.eventIndex);
+    if (!list) targetsOf.set(t.eventIndex, (list = []));
+    list.push(t);
+  }
+  const parts: DeliverRequest[] = [{ events: [], targets: [], receipts: req.receipts, presence: req.presence, traceparent: req.traceparent }];
+  let bytes = 0;
+  for (const [index, targets] of [...targetsOf].sort((a, b) => a[0] - b[0])) {
+    const event = req.events[index]!;
+    const size = eventBytes(event) + targets.reduce((n, t) => n + t.userId.length + TARGET_OVERHEAD_BYTES, 0);
+    let part = parts[parts.length - 1]!;
+    if (part.events.length > 0 && bytes + size > maxBytes) {
+      parts.push((part = { events: [], targets: [], receipts: [], presence: [], traceparent: req.traceparent }));
+      bytes = 0;
+    }
+    const k = part.events.length;
+    part.events.push(event);
+    for (const t of targets) part.targets.push({ ...t, eventIndex: k });
+    bytes += size;
+  }
+  return parts;
+}
 
 export interface EdgeClients {
   get(address: string): EdgeDeliveryServiceClient;
@@ -113,7 +156,7 @@ export class Fanout {
     return this.retry("route lookup", () => this.routes.lookup(userIds));
   }
 
-  /** One Deliver call per edge holding any of the users, carrying only what concerns them. */
+  /** Deliver calls to each edge holding any of the users, carrying only what concerns them, cut by bytes. */
   private async sendToEdges(routes: Route[], req: DeliverRequest): Promise<void> {
     const usersByEdge = new Map<string, Set<string>>();
     for (const r of routes) {
@@ -131,8 +174,11 @@ export class Fanout {
           traceparent: req.traceparent,
         };
         const edge = this.edges.get(address);
-        // Delivering twice is harmless: a session drops positions it has already sent.
-        await this.retry(`deliver to edge ${address}`, () => call(edge, edge.deliver, edgeReq, 3_000));
+        // In order, one after the other: a session sends positions in order and fetches any gap.
+        for (const part of splitDelivery(edgeReq)) {
+          // Delivering twice is harmless: a session drops positions it has already sent.
+          await this.retry(`deliver to edge ${address}`, () => call(edge, edge.deliver, part, 3_000));
+        }
       }),
     );
   }

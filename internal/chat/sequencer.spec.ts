@@ -43,6 +43,31 @@ describe("Sequencer", () => {
     expect(store.calls.length).toBeLessThan(10);
   });
 
+  it("splits a batch by bytes, so no store write nears gRPC's limit and small sends are not held behind large ones", async () => {
+    const store = new FakeStore();
+    const seq = new Sequencer(store, async () => ["u"], { maxInFlight: 1, maxBatchMessages: 2_000, maxBatchBytes: 10_000 });
+    const large = (id: string) => ({ ...msg(id), text: "é".repeat(2_000) }); // 4,000 bytes each
+    // Forty large sends in one conversation and one small send in each of two others, all at once.
+    const sends = [
+      ...Array.from({ length: 40 }, (_, i) => seq.submit("big", large(`b${i}`))),
+      seq.submit("small1", msg("s1")),
+      seq.submit("small2", msg("s2")),
+    ];
+    const results = await Promise.all(sends);
+    expect(results.slice(0, 40).map((r) => r.appended.message!.seq)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    expect(results.slice(40).map((r) => r.appended.message!.seq)).toEqual([1, 1]);
+    const requestBytes = store.calls.map((c) => c.groups.reduce((n, g) => n + g.messages.reduce((k, m) => k + Buffer.byteLength(m.text), 0), 0));
+    expect(Math.max(...requestBytes)).toBeLessThanOrEqual(10_000);
+    // The small sends rode in the second write (the first left with the only send queued then), not after every large one.
+    expect(store.calls.findIndex((c) => c.groups.some((g) => g.conversationId === "small2"))).toBeLessThanOrEqual(1);
+    // Every send made it, each in one write: nothing was refused for the size of the batch it shared.
+    expect(store.calls.flatMap((c) => c.groups.flatMap((g) => g.messages.map((m) => m.clientMsgId))).sort()).toEqual([...Array.from({ length: 40 }, (_, i) => `b${i}`), "s1", "s2"].sort());
+    // A single send larger than the budget still goes, alone.
+    const huge = await seq.submit("big", { ...msg("h"), text: "x".repeat(20_000) });
+    expect(huge.appended.message!.seq).toBe(41);
+    expect(store.calls[store.calls.length - 1]!.groups.flatMap((g) => g.messages)).toHaveLength(1);
+  });
+
   it("reloads the head and retries after a CONFLICT (another owner wrote)", async () => {
     const store = new FakeStore();
     const seq = new Sequencer(store, async () => ["u"]);

@@ -2,6 +2,7 @@ import type { AppendGroup, AppendedMessage, AppendMessage, AppendResponse, Appen
 import { ErrorCode } from "../../gen/chat/v1/client.js";
 import { context, trace, type Context, type Link } from "@opentelemetry/api";
 import { ChatError } from "../errors/chat-error.js";
+import { BATCH_MAX_BYTES, ITEM_OVERHEAD_BYTES, textBytes } from "../grpc/message-size.js";
 
 /** What the sequencer needs from the message store. */
 export interface AppendTarget {
@@ -34,6 +35,24 @@ interface ConversationQueue {
 
 const MAX_CONFLICT_RETRIES = 3;
 
+/** What one send adds to an Append request (and, echoed with its positions, to the reply). */
+function appendBytes(m: AppendMessage): number {
+  return textBytes(m.text) + m.senderId.length + m.senderDeviceId.length + m.clientMsgId.length + ITEM_OVERHEAD_BYTES;
+}
+
+export interface SequencerOptions {
+  /** Store writes in flight at once. */
+  maxInFlight: number;
+  /** Messages per store write. */
+  maxBatchMessages: number;
+  /**
+   * Bytes per store write (default BATCH_MAX_BYTES): a batch of large messages
+   * is split before it nears gRPC's message limit, so it is never refused whole
+   * with other users' sends in it. A batch always takes at least one send.
+   */
+  maxBatchBytes?: number;
+}
+
 /**
  * The owner's write path for the conversations this chat instance owns. Sends are
  * queued per conversation in arrival order (P2) and written in batches: while
@@ -53,7 +72,7 @@ export class Sequencer {
     private readonly store: AppendTarget,
     /** Current members, read at write time so a batch never mixes two memberships. */
     private readonly membersOf: (conversationId: string) => Promise<string[]>,
-    private readonly opts: { maxInFlight: number; maxBatchMessages: number } = { maxInFlight: 2, maxBatchMessages: 2_000 },
+    private readonly opts: SequencerOptions = { maxInFlight: 2, maxBatchMessages: 2_000 },
   ) {}
 
   submit(conversationId: string, message: AppendMessage): Promise<SequencedMessage> {
@@ -120,16 +139,31 @@ export class Sequencer {
   private pump(): void {
     while (this.inFlight < this.opts.maxInFlight) {
       const batch: Array<{ id: string; q: ConversationQueue; items: Pending[] }> = [];
+      const maxBytes = this.opts.maxBatchBytes ?? BATCH_MAX_BYTES;
       let count = 0;
+      let bytes = 0;
       const skipped: string[] = [];
-      while (this.ready.length > 0 && count < this.opts.maxBatchMessages) {
+      while (this.ready.length > 0 && count < this.opts.maxBatchMessages && bytes < maxBytes) {
         const id = this.ready.shift()!;
         const q = this.queues.get(id);
         if (!q || q.pending.length === 0) continue;
         if (q.busy) { skipped.push(id); continue; }
+        // This conversation's sends, in order, while they fit in the batch's count and bytes.
+        let n = 0;
+        while (n < q.pending.length && count + n < this.opts.maxBatchMessages) {
+          const size = appendBytes(q.pending[n]!.message);
+          if (count + n > 0 && bytes + size > maxBytes) break;
+          bytes += size;
+          n++;
+        }
+        if (n === 0) {
+          // The batch is full: this conversation leads the next one.
+          this.ready.unshift(id);
+          break;
+        }
         q.busy = true;
-        const items = q.pending.splice(0, this.opts.maxBatchMessages - count);
-        count += items.length;
+        const items = q.pending.splice(0, n);
+        count += n;
         batch.push({ id, q, items });
       }
       this.ready.push(...skipped);

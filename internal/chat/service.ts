@@ -47,7 +47,11 @@ export class ChatCore {
     signals.onChanged((id) => this.directory.invalidate(id));
     this.sequencer = new Sequencer(
       {
-        append: (req) => call(store, store.append, req, 15_000),
+        append: (req) => call(store, store.append, req, 15_000).catch((err: unknown) => {
+          // Every send of the batch fails with it: say so here, not only to each client.
+          this.log.warn("store append failed", { err, conversations: req.groups.length, messages: req.groups.reduce((n, g) => n + g.messages.length, 0) });
+          throw err;
+        }),
         lastSeq: async (id) => (await call(store, store.getLastSeq, { conversationId: id })).lastSeq,
       },
       async (id) => (await this.directory.get(id)).memberIds,

@@ -43,7 +43,8 @@ export class EdgeBackends {
   async logHeads(userIds: string[]): Promise<number[]> {
     return (await call(this.store, this.store.getLogHeads, { userIds }, 10_000)).heads;
   }
-  async readLog(userId: string, afterPos: number, limit: number): Promise<{ events: Event[]; head: number }> {
+  /** A page of the user's log; `more` when it stopped at its count or byte bound. */
+  async readLog(userId: string, afterPos: number, limit: number): Promise<{ events: Event[]; head: number; more: boolean }> {
     return call(this.store, this.store.readLog, { userId, afterPos, limit }, 15_000);
   }
   async listConversations(userId: string): Promise<Conversation[]> {

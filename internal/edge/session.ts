@@ -5,6 +5,7 @@ import type { WebSocket } from "ws";
 import type { Route } from "../../gen/chat/internal/v1/presence.js";
 import { AckKind, type ClientFrame, type Event, type ServerFrame } from "../../gen/chat/v1/client.js";
 import { ChatError, ErrorCode } from "../errors/chat-error.js";
+import { textBytes } from "../grpc/message-size.js";
 import type { Logger } from "../log/logger.js";
 import { validateConversationId, validateDeviceId, validateSend } from "../validation/validate.js";
 import type { EdgeBackends } from "./backends.js";
@@ -73,6 +74,10 @@ export class Session {
   private syncing = false;
   private resyncNeeded = false;
   private live: Event[] = [];
+  /** Text bytes held in `live`. */
+  private liveBytes = 0;
+  /** A live event was dropped because `live` was full: catch-up must read the store again before Synced. */
+  private liveDropped = false;
   /** Allocated on the first send: most sessions are idle most of the time. */
   private sendChains: Map<string, Promise<unknown>> | undefined;
   /** Users this session subscribed to (allocated on first use). */
@@ -80,6 +85,8 @@ export class Session {
   private readonly sendBucket: TokenBucket;
   private readonly frameBucket: TokenBucket;
   private helloTimer: NodeJS.Timeout | undefined;
+  /** A paced catch-up waiting on the socket, woken if the session closes (allocated when one waits). */
+  private closeWaiters: Set<() => void> | undefined;
 
   constructor(
     private readonly ws: WebSocket,
@@ -104,15 +111,17 @@ export class Session {
     return this.authed;
   }
 
-  send(frame: ServerFrame): void {
-    if (this.closed) return;
+  /** Sends a frame; `onWritten` runs once the socket has taken it, or at once if it is not sent. */
+  send(frame: ServerFrame, onWritten?: () => void): void {
+    if (this.closed) { onWritten?.(); return; }
     // A reader that does not keep up is cut off; it resyncs from its cursor.
     if (this.ws.bufferedAmount > this.config.maxBufferedBytes) {
       this.log.warn("slow consumer disconnected", { user: this.userId, device: this.deviceId, buffered: this.ws.bufferedAmount });
       this.close(CLOSE.slowConsumer, "slow consumer", true);
+      onWritten?.();
       return;
     }
-    this.ws.send(encodeServerFrame(frame, this.mode));
+    this.ws.send(encodeServerFrame(frame, this.mode), onWritten && (() => onWritten()));
     ChatMetrics.get().framesOut.add(1, { kind: frame.kind?.$case ?? "none" });
   }
 
@@ -249,6 +258,8 @@ export class Session {
       case "sync":
         this.cursor = kind.value.afterPos;
         this.live = [];
+        this.liveBytes = 0;
+        this.liveDropped = false;
         if (this.syncing) this.resyncNeeded = true;
         else void this.sync();
         return;
@@ -321,8 +332,12 @@ export class Session {
   deliver(event: Event): void {
     if (!this.authed || this.closed) return;
     if (this.syncing) {
-      if (this.live.length < MAX_BUFFERED_LIVE) this.live.push(event);
-      else this.resyncNeeded = true; // The store has them all: read again instead of holding more.
+      // Bounded in count and in bytes (a burst of large messages must not pile up in the edge).
+      const size = event.kind?.$case === "message" ? textBytes(event.kind.value.text) : 0;
+      if (this.live.length < MAX_BUFFERED_LIVE && this.liveBytes + size <= this.config.maxBufferedBytes) {
+        this.live.push(event);
+        this.liveBytes += size;
+      } else this.liveDropped = true; // The store has them all: read again instead of holding more.
       return;
     }
     if (event.pos <= this.cursor) return;
@@ -356,23 +371,33 @@ export class Session {
           this.send(errorFrame(0, ChatError.invalid(`cursor ${this.cursor} is ahead of the log head ${page.head}`)));
           this.cursor = page.head;
         }
-        for (const ev of page.events) this.emitInOrder(ev);
-        if (page.events.length === this.config.syncPageSize) continue;
+        for (const ev of page.events) {
+          await this.emitInOrder(ev);
+          if (this.closed) return;
+        }
+        // A short page is not the end: the store also cuts pages by bytes.
+        if (page.more || this.resyncNeeded) continue;
         // Everything stored when we read is sent: now the live events held back meanwhile.
         const held = this.live.sort((a, b) => a.pos - b.pos);
+        const dropped = this.liveDropped;
         this.live = [];
-        let gap = false;
+        this.liveBytes = 0;
+        this.liveDropped = false;
+        let gap = dropped;
         for (const ev of held) {
           if (ev.pos <= this.cursor) continue;
           if (ev.pos !== this.cursor + 1) { gap = true; break; }
-          this.emitInOrder(ev);
+          await this.emitInOrder(ev);
         }
-        if (gap || this.resyncNeeded) continue;
+        if (this.closed) return;
+        // Events that arrived while the held ones were streaming are in `live` again: not done yet.
+        if (gap || this.resyncNeeded || this.live.length > 0 || this.liveDropped) continue;
         this.send({ ref: 0, kind: { $case: "synced", value: { pos: this.cursor } } });
         return;
       }
     } catch (err) {
       // The store is unreachable: the device reconnects and resumes from its cursor.
+      this.log.warn("sync failed; the device will reconnect and resume", { err, user: this.userId, device: this.deviceId, cursor: this.cursor });
       this.send(errorFrame(0, ChatError.unavailable("sync failed, reconnect to resume", err)));
       this.close(1011, "sync failed");
     } finally {
@@ -380,10 +405,27 @@ export class Session {
     }
   }
 
-  private emitInOrder(ev: Event): void {
+  /**
+   * Sends the next event of a catch-up. Past a quarter of the send buffer's
+   * bound it waits until the socket has taken the frame, so a backlog streams
+   * at the pace the device reads instead of filling the buffer and getting the
+   * device cut off as a slow consumer (which would resync into the same wall).
+   */
+  private async emitInOrder(ev: Event): Promise<void> {
     if (ev.pos !== this.cursor + 1) return;
     this.cursor = ev.pos;
-    this.send({ ref: 0, kind: { $case: "event", value: ev } });
+    const written = new Promise<void>((resolve) => this.send({ ref: 0, kind: { $case: "event", value: ev } }, resolve));
+    if (this.ws.bufferedAmount <= this.config.maxBufferedBytes / 4 || this.closed) return;
+    // ws calls back even when the socket dies; the close wake-up is a safety net, removed after each wait.
+    let wake!: () => void;
+    const closed = new Promise<void>((resolve) => (wake = resolve));
+    const waiters = (this.closeWaiters ??= new Set());
+    waiters.add(wake);
+    try {
+      await Promise.race([written, closed]);
+    } finally {
+      waiters.delete(wake);
+    }
   }
 
   close(code: number, reason: string, terminate = false): void {
@@ -415,6 +457,7 @@ export class Session {
   onClosed(): void {
     this.closed = true;
     clearTimeout(this.helloTimer);
+    for (const wake of this.closeWaiters ?? []) wake();
     if (this.authed) {
       this.authed = false;
       this.hooks.unregister(this);

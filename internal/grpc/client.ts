@@ -1,6 +1,7 @@
 import { Metadata, type CallOptions, type ChannelCredentials, type Client, type ServiceError } from "@grpc/grpc-js";
 import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { fromServiceError } from "../errors/grpc-status.js";
+import { GRPC_MAX_MESSAGE_BYTES } from "./message-size.js";
 
 type Ctor<C> = new (address: string, credentials: ChannelCredentials, options?: object) => C;
 
@@ -12,8 +13,8 @@ export function makeClient<C extends Client>(ctor: Ctor<C>, addrs: string[], cre
   const target = addrs.length === 1 ? addrs[0]! : `ipv4:${addrs.join(",")}`;
   const options: Record<string, unknown> = {
     "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
-    "grpc.max_receive_message_length": 64 * 1024 * 1024,
-    "grpc.max_send_message_length": 64 * 1024 * 1024,
+    "grpc.max_receive_message_length": GRPC_MAX_MESSAGE_BYTES,
+    "grpc.max_send_message_length": GRPC_MAX_MESSAGE_BYTES,
     "grpc.keepalive_time_ms": 30_000,
     "grpc.initial_reconnect_backoff_ms": 200,
     "grpc.max_reconnect_backoff_ms": 2_000,

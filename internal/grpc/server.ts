@@ -1,5 +1,6 @@
 import { Server, type ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
+import { GRPC_MAX_MESSAGE_BYTES } from "./message-size.js";
 
 export interface GrpcServiceEntry {
   definition: ServiceDefinition;
@@ -23,8 +24,8 @@ export async function startGrpcServer(opts: {
   services: GrpcServiceEntry[];
 }): Promise<RunningGrpcServer> {
   const server = new Server({
-    "grpc.max_receive_message_length": 64 * 1024 * 1024,
-    "grpc.max_send_message_length": 64 * 1024 * 1024,
+    "grpc.max_receive_message_length": GRPC_MAX_MESSAGE_BYTES,
+    "grpc.max_send_message_length": GRPC_MAX_MESSAGE_BYTES,
     "grpc.keepalive_time_ms": 30_000,
     "grpc.keepalive_permit_without_calls": 1,
   });

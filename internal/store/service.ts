@@ -22,7 +22,11 @@ export function storeService(store: Store): AsyncService<typeof MessageStoreServ
     setMuted: async (req) => { await store.setMuted(req.conversationId, req.userId, req.muted); return {}; },
     append: async (req) => ({ results: await store.append(req.groups) }),
     getLastSeq: async (req) => ({ lastSeq: await store.lastSeq(req.conversationId) }),
-    readLog: async (req) => store.readLog(req.userId, req.afterPos, Math.min(Math.max(req.limit || 500, 1), READ_LOG_MAX)),
+    readLog: async (req) => {
+      // The store cuts the page at PAGE_MAX_BYTES, so the reply always fits a gRPC message.
+      const page = await store.readLog(req.userId, req.afterPos, Math.min(Math.max(req.limit || 500, 1), READ_LOG_MAX));
+      return { events: page.events, head: page.head, more: page.more ?? false };
+    },
     getLogHeads: async (req) => {
       if (req.userIds.length > LOG_HEADS_MAX) throw ChatError.invalid(`at most ${LOG_HEADS_MAX} users per call`);
       return { heads: await store.logHeads(req.userIds) };

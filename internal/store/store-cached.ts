@@ -1,9 +1,18 @@
 import type { AppendGroup, AppendGroupResult, User } from "../../gen/chat/internal/v1/store.js";
-import type { Conversation, Event, HistoryPage, HistoryRequest, MembershipAction } from "../../gen/chat/v1/client.js";
+import type { Conversation, HistoryPage, HistoryRequest, MembershipAction } from "../../gen/chat/v1/client.js";
 import { HistoryDirection } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
+import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES, textBytes } from "../grpc/message-size.js";
 import type { RecentMessages } from "./recent-messages-redis.js";
-import { historyLimit, type Store } from "./store.js";
+import { fitBytes, historyLimit, type LogPage, type Store } from "./store.js";
+
+/** A cached page cut at the byte budget like the stores' own pages (the cache holds full pages by count). */
+function cutPage(page: HistoryPage, fromSeq: number, maxBytes: number): HistoryPage {
+  const take = fitBytes(page.messages.map((m) => textBytes(m.text) + ITEM_OVERHEAD_BYTES), maxBytes);
+  if (take === page.messages.length) return page;
+  const messages = page.messages.slice(0, take);
+  return { ...page, messages, hasMore: true, nextFromSeq: messages[messages.length - 1]?.seq ?? fromSeq };
+}
 
 
 /**
@@ -19,13 +28,13 @@ export class CachedStore implements Store {
     return results;
   }
 
-  async history(userId: string, req: HistoryRequest): Promise<HistoryPage> {
+  async history(userId: string, req: HistoryRequest, maxBytes = PAGE_MAX_BYTES): Promise<HistoryPage> {
     if (!(await this.inner.isMember(req.conversationId, userId))) throw ChatError.denied();
     const limit = historyLimit(req.limit);
     const lastSeq = await this.inner.lastSeq(req.conversationId);
     const hit = await this.recent.page(req, lastSeq, limit);
-    if (hit) return hit;
-    const page = await this.inner.history(userId, req);
+    if (hit) return cutPage(hit, req.fromSeq, maxBytes);
+    const page = await this.inner.history(userId, req, maxBytes);
     const newest = req.direction !== HistoryDirection.HISTORY_DIRECTION_FORWARD && req.fromSeq === 0;
     if (newest) await this.recent.fill(req.conversationId, page.messages);
     return page;
@@ -41,7 +50,7 @@ export class CachedStore implements Store {
   listConversations(userId: string): Promise<Conversation[]> { return this.inner.listConversations(userId); }
   setMuted(conversationId: string, userId: string, muted: boolean): Promise<void> { return this.inner.setMuted(conversationId, userId, muted); }
   lastSeq(conversationId: string): Promise<number> { return this.inner.lastSeq(conversationId); }
-  readLog(userId: string, afterPos: number, limit: number): Promise<{ events: Event[]; head: number }> { return this.inner.readLog(userId, afterPos, limit); }
+  readLog(userId: string, afterPos: number, limit: number, maxBytes?: number): Promise<LogPage> { return this.inner.readLog(userId, afterPos, limit, maxBytes); }
   logHeads(userIds: string[]): Promise<number[]> { return this.inner.logHeads(userIds); }
   updatePointers(conversationId: string, userId: string, deliveredSeq: number, readSeq: number) { return this.inner.updatePointers(conversationId, userId, deliveredSeq, readSeq); }
 

@@ -12,10 +12,11 @@ import {
 } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
 import { infraErrorToChatError } from "../errors/infra.js";
+import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES, textBytes } from "../grpc/message-size.js";
 import { checkKeyspace, migrateCassandra } from "./schema-cassandra.js";
 import type { SqlClient, SqlExecutor } from "./sql.js";
 import { type LogWrite, SqlStore } from "./store-sql.js";
-import { historyLimit, type Store } from "./store.js";
+import { fitBytes, historyLimit, type LogPage, type Store } from "./store.js";
 
 /*
  * The message store of the production profile: PostgreSQL keeps the directory
@@ -115,6 +116,12 @@ interface OutboxRow {
 }
 
 type Row = cassandra.types.Row;
+
+/** Log rows whose messages are read per round while a ReadLog page is filled (bounds what one round holds). */
+const RESOLVE_CHUNK_MIN = 16;
+const RESOLVE_CHUNK_MAX = 256;
+/** History rows read per query: a default page (50) is one query, a page of large messages stops early. */
+const HISTORY_CHUNK = 64;
 /** bigint columns come back as Long: one place to read them. */
 function n(v: unknown): number {
   if (v === null || v === undefined) return 0;
@@ -291,7 +298,7 @@ export class CassandraStore implements Store {
     });
   }
 
-  readLog(userId: string, afterPos: number, limit: number): Promise<{ events: Event[]; head: number }> {
+  readLog(userId: string, afterPos: number, limit: number, maxBytes = PAGE_MAX_BYTES): Promise<LogPage> {
     return guard(async () => {
       // A pending intent of one of the user's conversations may owe this log entries.
       const convs = await this.dir.conversationIdsOf(userId);
@@ -305,37 +312,57 @@ export class CassandraStore implements Store {
         rows.push(...r.rows);
         p = (b + 1) * this.L;
       }
-      // Resolve message references, one query per (conversation, bucket).
-      const want = new Map<string, { conv: string; bucket: number; seqs: number[] }>();
-      for (const r of rows) {
-        if (r["event"]) continue;
-        const conv = r["conversation_id"] as string;
-        const seq = n(r["seq"]);
-        const b = Math.floor(seq / this.M);
-        const k = `${conv}\u0000${b}`;
-        const w = want.get(k) ?? { conv, bucket: b, seqs: [] };
-        w.seqs.push(seq);
-        want.set(k, w);
-      }
-      const messages = new Map<string, Message>();
-      await Promise.all([...want.values()].map(async (w) => {
-        const r = await this.client.execute(this.cql.messagesIn, [w.conv, w.bucket, w.seqs], { isIdempotent: true });
-        for (const m of r.rows) messages.set(`${m["conversation_id"]}\u0000${n(m["seq"])}`, rowToMessage(m));
-      }));
+      // Log entries are small references; the bodies they point at are read a
+      // chunk at a time in log order and the page stops at the byte budget, so
+      // a backlog of large messages never makes one huge reply (nor one huge read).
       const events: Event[] = [];
-      for (const r of rows) {
-        const pos = n(r["pos"]);
-        const blob = r["event"] as Buffer | null;
-        if (blob) {
-          events.push({ ...Event.decode(blob), pos });
-          continue;
+      let bytes = 0;
+      let cut = false;
+      for (let i = 0; i < rows.length && !cut; ) {
+        // A few rows first, then as many as the budget left would take at the
+        // sizes seen so far: small entries resolve in a few large rounds, large
+        // ones a few at a time (what one round reads stays near the budget).
+        const take = events.length === 0 ? RESOLVE_CHUNK_MIN
+          : Math.min(RESOLVE_CHUNK_MAX, Math.max(RESOLVE_CHUNK_MIN, Math.floor((maxBytes - bytes) / (bytes / events.length))));
+        const chunk = rows.slice(i, i + take);
+        i += chunk.length;
+        const messages = await this.messagesOf(chunk);
+        for (const r of chunk) {
+          const pos = n(r["pos"]);
+          const blob = r["event"] as Buffer | null;
+          const m = blob ? undefined : messages.get(`${r["conversation_id"]}\u0000${n(r["seq"])}`);
+          const size = (blob ? blob.length : textBytes(m?.text ?? "")) + ITEM_OVERHEAD_BYTES;
+          // The same rule as fitBytes: always the first event, then only what fits.
+          if (events.length > 0 && bytes + size > maxBytes) { cut = true; break; }
+          bytes += size;
+          events.push(blob ? { ...Event.decode(blob), pos } : { pos, atMs: n(r["at"]), kind: m ? { $case: "message", value: m } : undefined });
         }
-        const m = messages.get(`${r["conversation_id"]}\u0000${n(r["seq"])}`);
-        events.push({ pos, atMs: n(r["at"]), kind: m ? { $case: "message", value: m } : undefined });
       }
       const last = events[events.length - 1]?.pos ?? 0;
-      return { events, head: Math.max(head, last) };
+      // Unset rather than false at the end of the log: a page there reads as before.
+      return { events, head: Math.max(head, last), more: cut || rows.length === limit || undefined };
     });
+  }
+
+  /** The messages that log rows refer to (rows carrying a whole event need none), one query per (conversation, bucket). */
+  private async messagesOf(rows: Row[]): Promise<Map<string, Message>> {
+    const want = new Map<string, { conv: string; bucket: number; seqs: number[] }>();
+    for (const r of rows) {
+      if (r["event"]) continue;
+      const conv = r["conversation_id"] as string;
+      const seq = n(r["seq"]);
+      const b = Math.floor(seq / this.M);
+      const k = `${conv}\u0000${b}`;
+      const w = want.get(k) ?? { conv, bucket: b, seqs: [] };
+      w.seqs.push(seq);
+      want.set(k, w);
+    }
+    const messages = new Map<string, Message>();
+    await Promise.all([...want.values()].map(async (w) => {
+      const r = await this.client.execute(this.cql.messagesIn, [w.conv, w.bucket, w.seqs], { isIdempotent: true });
+      for (const m of r.rows) messages.set(`${m["conversation_id"]}\u0000${n(m["seq"])}`, rowToMessage(m));
+    }));
+    return messages;
   }
 
   logHeads(userIds: string[]): Promise<number[]> {
@@ -343,7 +370,7 @@ export class CassandraStore implements Store {
     return guard(() => Promise.all(userIds.map((u) => this.logHead(u, consistencies.localQuorum))));
   }
 
-  history(userId: string, req: HistoryRequest): Promise<HistoryPage> {
+  history(userId: string, req: HistoryRequest, maxBytes = PAGE_MAX_BYTES): Promise<HistoryPage> {
     return guard(async () => {
       if (!(await this.dir.isMember(req.conversationId, userId))) throw ChatError.denied();
       const last = (await this.loadHead(req.conversationId))?.lastSeq ?? 0;
@@ -351,23 +378,39 @@ export class CassandraStore implements Store {
       const forward = req.direction === HistoryDirection.HISTORY_DIRECTION_FORWARD;
       const from = req.fromSeq;
       const rows: Message[] = [];
+      // Read at most HISTORY_CHUNK rows a query and stop once the byte budget is
+      // spent, so a page of large messages is never read (nor sent) whole.
+      let bytes = 0;
+      const want = () => Math.min(limit + 1 - rows.length, HISTORY_CHUNK);
+      const full = () => rows.length > limit || bytes > maxBytes;
+      const take = (found: Message[]) => {
+        rows.push(...found);
+        for (const m of found) bytes += textBytes(m.text) + ITEM_OVERHEAD_BYTES;
+      };
+      let s: number;
       if (forward) {
-        for (let s = from + 1; rows.length <= limit && s <= last; ) {
+        for (s = from + 1; !full() && s <= last; ) {
           const b = Math.floor(s / this.M);
-          const r = await this.client.execute(this.cql.historyForward, [req.conversationId, b, s, limit + 1 - rows.length], { isIdempotent: true });
-          rows.push(...r.rows.map(rowToMessage));
-          s = (b + 1) * this.M;
+          const asked = want();
+          const found = (await this.client.execute(this.cql.historyForward, [req.conversationId, b, s, asked], { isIdempotent: true })).rows.map(rowToMessage);
+          take(found);
+          // A full chunk may have more in this bucket: go on after its last row.
+          s = found.length === asked ? found[found.length - 1]!.seq + 1 : (b + 1) * this.M;
         }
       } else {
-        for (let s = from === 0 ? last : Math.min(from - 1, last); rows.length <= limit && s >= 1; ) {
+        for (s = from === 0 ? last : Math.min(from - 1, last); !full() && s >= 1; ) {
           const b = Math.floor(s / this.M);
-          const r = await this.client.execute(this.cql.historyBackward, [req.conversationId, b, s, limit + 1 - rows.length], { isIdempotent: true });
-          rows.push(...r.rows.map(rowToMessage));
-          s = b * this.M - 1;
+          const asked = want();
+          const found = (await this.client.execute(this.cql.historyBackward, [req.conversationId, b, s, asked], { isIdempotent: true })).rows.map(rowToMessage);
+          take(found);
+          s = found.length === asked ? found[found.length - 1]!.seq - 1 : b * this.M - 1;
         }
       }
-      const hasMore = rows.length > limit;
-      const messages = rows.slice(0, limit);
+      const count = fitBytes(rows.slice(0, limit).map((m) => textBytes(m.text) + ITEM_OVERHEAD_BYTES), maxBytes);
+      // Reading stopped at the budget before the range ended: messages may follow even when all read ones fit.
+      const rangeLeft = forward ? s <= last : s >= 1;
+      const hasMore = rows.length > count || rangeLeft;
+      const messages = rows.slice(0, count);
       const lastMsg = messages[messages.length - 1];
       return { conversationId: req.conversationId, messages, hasMore, nextFromSeq: lastMsg ? lastMsg.seq : from };
     });

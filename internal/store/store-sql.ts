@@ -12,9 +12,10 @@ import {
   type Message,
 } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
+import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES } from "../grpc/message-size.js";
 import { migrate } from "./schema.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
-import { historyLimit, type Store } from "./store.js";
+import { fitBytes, historyLimit, type LogPage, type Store } from "./store.js";
 
 
 interface MessageRow {
@@ -263,19 +264,30 @@ export class SqlStore implements Store {
     return num(rows[0].last_seq);
   }
 
-  async readLog(userId: string, afterPos: number, limit: number): Promise<{ events: Event[]; head: number }> {
-    const { rows } = await this.db.query<MessageRow & { pos: unknown; at: unknown; event: Uint8Array | null; log_conversation_id: string; log_seq: unknown }>(
-      `SELECT l.pos, l.at, l.event, l.conversation_id AS log_conversation_id, l.seq AS log_seq, m.*
+  async readLog(userId: string, afterPos: number, limit: number, maxBytes = PAGE_MAX_BYTES): Promise<LogPage> {
+    // Sizes first (octet_length reads no body), so a page of large messages is
+    // cut at the byte budget before any body leaves the database.
+    const sized = await this.db.query<{ pos: unknown; bytes: unknown }>(
+      `SELECT l.pos, coalesce(octet_length(l.event), 0) + coalesce(octet_length(m.body), 0) AS bytes
          FROM sync_log l LEFT JOIN messages m ON l.event IS NULL AND m.conversation_id = l.conversation_id AND m.seq = l.seq
         WHERE l.user_id = $1 AND l.pos > $2 ORDER BY l.pos LIMIT $3`,
       [userId, afterPos, limit],
+    );
+    const take = fitBytes(sized.rows.map((r) => num(r.bytes) + ITEM_OVERHEAD_BYTES), maxBytes);
+    const lastPos = take > 0 ? num(sized.rows[take - 1]!.pos) : afterPos;
+    const { rows } = take === 0 ? { rows: [] } : await this.db.query<MessageRow & { pos: unknown; at: unknown; event: Uint8Array | null; log_conversation_id: string; log_seq: unknown }>(
+      `SELECT l.pos, l.at, l.event, l.conversation_id AS log_conversation_id, l.seq AS log_seq, m.*
+         FROM sync_log l LEFT JOIN messages m ON l.event IS NULL AND m.conversation_id = l.conversation_id AND m.seq = l.seq
+        WHERE l.user_id = $1 AND l.pos > $2 AND l.pos <= $3 ORDER BY l.pos`,
+      [userId, afterPos, lastPos],
     );
     const head = await this.db.query<{ head: unknown }>(`SELECT head FROM log_heads WHERE user_id = $1`, [userId]);
     const events = rows.map((r): Event => {
       if (r.event) return { ...Event.decode(r.event), pos: num(r.pos) };
       return { pos: num(r.pos), atMs: num(r.at), kind: { $case: "message", value: toMessage(r) } };
     });
-    return { events, head: num(head.rows[0]?.head ?? 0) };
+    // Unset rather than false at the end of the log: a page there reads as before.
+    return { events, head: num(head.rows[0]?.head ?? 0), more: take < sized.rows.length || sized.rows.length === limit || undefined };
   }
 
   async logHeads(userIds: string[]): Promise<number[]> {
@@ -285,19 +297,30 @@ export class SqlStore implements Store {
     return userIds.map((u) => heads.get(u) ?? 0);
   }
 
-  async history(userId: string, req: HistoryRequest): Promise<HistoryPage> {
+  async history(userId: string, req: HistoryRequest, maxBytes = PAGE_MAX_BYTES): Promise<HistoryPage> {
     await this.requireMember(req.conversationId, userId);
     const limit = historyLimit(req.limit);
     const forward = req.direction === HistoryDirection.HISTORY_DIRECTION_FORWARD;
     const from = req.fromSeq;
-    const { rows } = forward
-      ? await this.db.query<MessageRow>(`SELECT * FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3`, [req.conversationId, from, limit + 1])
-      : await this.db.query<MessageRow>(
-          `SELECT * FROM messages WHERE conversation_id = $1 AND ($2::bigint = 0 OR seq < $2::bigint) ORDER BY seq DESC LIMIT $3`,
+    // Sizes first, as in readLog: the page is cut at the byte budget before bodies are read.
+    const { rows: sized } = forward
+      ? await this.db.query<{ seq: unknown; bytes: unknown }>(
+          `SELECT seq, octet_length(body) AS bytes FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3`,
+          [req.conversationId, from, limit + 1],
+        )
+      : await this.db.query<{ seq: unknown; bytes: unknown }>(
+          `SELECT seq, octet_length(body) AS bytes FROM messages WHERE conversation_id = $1 AND ($2::bigint = 0 OR seq < $2::bigint) ORDER BY seq DESC LIMIT $3`,
           [req.conversationId, from, limit + 1],
         );
-    const hasMore = rows.length > limit;
-    const messages = rows.slice(0, limit).map(toMessage);
+    const take = fitBytes(sized.slice(0, limit).map((r) => num(r.bytes) + ITEM_OVERHEAD_BYTES), maxBytes);
+    const hasMore = sized.length > take;
+    if (take === 0) return { conversationId: req.conversationId, messages: [], hasMore, nextFromSeq: from };
+    const seqs = sized.slice(0, take).map((r) => num(r.seq));
+    const { rows } = await this.db.query<MessageRow>(
+      `SELECT * FROM messages WHERE conversation_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq ${forward ? "ASC" : "DESC"}`,
+      [req.conversationId, Math.min(...seqs), Math.max(...seqs)],
+    );
+    const messages = rows.map(toMessage);
     const last = messages[messages.length - 1];
     return { conversationId: req.conversationId, messages, hasMore, nextFromSeq: last ? last.seq : from };
   }

@@ -10,6 +10,31 @@ export function historyLimit(requested: number): number {
 }
 
 /**
+ * How many of `sizes` (bytes of consecutive items, in page order) one page
+ * takes: as many as fit in `maxBytes`, but always the first, so a reader whose
+ * next item alone is larger than the budget still gets it and moves on.
+ */
+export function fitBytes(sizes: number[], maxBytes: number): number {
+  let total = 0;
+  for (let i = 0; i < sizes.length; i++) {
+    total += sizes[i]!;
+    if (i > 0 && total > maxBytes) return i;
+  }
+  return sizes.length;
+}
+
+/**
+ * A page of a user's sync log. `more` is true when the page stopped at its
+ * count or byte bound (events may follow it); a page that reached the end of
+ * the log leaves it unset.
+ */
+export interface LogPage {
+  events: Event[];
+  head: number;
+  more?: boolean;
+}
+
+/**
  * Everything the message-store service keeps durably. One implementation per
  * backend: store-sql.ts (embedded PGlite or a PostgreSQL server) and
  * store-cassandra.ts (PostgreSQL directory, Cassandra messages and logs). Errors are
@@ -31,10 +56,12 @@ export interface Store {
   /** Appends each group in one durable write; a group whose base_seq is stale is refused alone. */
   append(groups: AppendGroup[]): Promise<AppendGroupResult[]>;
   lastSeq(conversationId: string): Promise<number>;
-  readLog(userId: string, afterPos: number, limit: number): Promise<{ events: Event[]; head: number }>;
+  /** At most `limit` events and about `maxBytes` (default PAGE_MAX_BYTES) of them, never none while events follow. */
+  readLog(userId: string, afterPos: number, limit: number, maxBytes?: number): Promise<LogPage>;
   /** Each user's log head (0 if empty), in order. May trail a write that is still in flight. */
   logHeads(userIds: string[]): Promise<number[]>;
-  history(userId: string, req: HistoryRequest): Promise<HistoryPage>;
+  /** A page of historyLimit(req.limit) messages at most, cut at `maxBytes` (default PAGE_MAX_BYTES) but never empty while messages follow. */
+  history(userId: string, req: HistoryRequest, maxBytes?: number): Promise<HistoryPage>;
   updatePointers(conversationId: string, userId: string, deliveredSeq: number, readSeq: number): Promise<{ deliveredSeq: number; readSeq: number; changed: boolean; readEvent?: Event }>;
 
   close(): Promise<void>;

@@ -7,6 +7,7 @@ import { RecentMessages } from "../../internal/store/recent-messages-redis.js";
 import { PostgresSqlClient } from "../../internal/store/sql-postgres.js";
 import { CachedStore } from "../../internal/store/store-cached.js";
 import { SqlStore } from "../../internal/store/store-sql.js";
+import { pageBoundsContract } from "../../internal/store/page-bounds-contract.js";
 
 /**
  * The Redis cache of recent history pages (production profile) in front of the
@@ -102,3 +103,17 @@ describe("recent history cache on Redis", () => {
     down.close();
   });
 });
+
+// Pages answered from Redis are cut by bytes like the store's own.
+const boundsPrefix = `meshchat-test:${randomUUID()}:`;
+pageBoundsContract(
+  "CachedStore (Redis) over PostgreSQL",
+  async () => new CachedStore(await SqlStore.open(new PostgresSqlClient(env("POSTGRES_URL"))), new RecentMessages(env("REDIS_URL"), boundsPrefix, 30, 60)),
+  async (store) => {
+    const redis = new Redis(env("REDIS_URL"));
+    const keys = await redis.keys(`${boundsPrefix}*`);
+    if (keys.length) await redis.del(...keys);
+    redis.disconnect();
+    await store.close();
+  },
+);

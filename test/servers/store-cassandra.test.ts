@@ -10,6 +10,7 @@ import { PostgresSqlClient } from "../../internal/store/sql-postgres.js";
 import { CassandraStore, createCassandraClient } from "../../internal/store/store-cassandra.js";
 import { SqlStore } from "../../internal/store/store-sql.js";
 import type { Store } from "../../internal/store/store.js";
+import { pageBoundsContract } from "../../internal/store/page-bounds-contract.js";
 
 /**
  * The message store against the real servers: the same contract runs on the
@@ -138,6 +139,9 @@ for (const backend of [sqlBackend(), cassandraBackend()]) {
       store = await backend.open();
     }, 120_000);
     afterAll(() => backend.teardown(), 60_000);
+
+    // The backend's store is closed by its teardown.
+    pageBoundsContract(backend.name, async () => store, async () => {});
 
     it("creates users and conversations; membership events land in every member's log", async () => {
       const [a, b, c] = await users(store, "a", "b", "c");

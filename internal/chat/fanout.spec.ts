@@ -1,0 +1,49 @@
+import { describe, expect, it } from "vitest";
+import type { DeliverRequest } from "../../gen/chat/internal/v1/edge.js";
+import type { Event } from "../../gen/chat/v1/client.js";
+import { splitDelivery } from "./fanout.js";
+
+const message = (seq: number, text: string): Event => ({
+  pos: 0,
+  atMs: 1,
+  kind: { $case: "message", value: { conversationId: "c", seq, senderId: "a", senderDeviceId: "d", clientMsgId: `m${seq}`, text, sentAtMs: 1 } },
+});
+
+const seqOf = (e: Event | undefined) => (e?.kind?.$case === "message" ? e.kind.value.seq : 0);
+
+describe("splitDelivery", () => {
+  it("cuts one edge's delivery by bytes, keeps event order and each event's targets, and carries only events someone here gets", () => {
+    // Twenty 4,000-byte messages for two users, plus one event nobody on this edge gets.
+    const events = [...Array.from({ length: 20 }, (_, i) => message(i + 1, "é".repeat(2_000))), message(99, "not for this edge")];
+    const req: DeliverRequest = {
+      events,
+      targets: Array.from({ length: 20 }, (_, i) => [{ userId: "u1", pos: 10 + i, eventIndex: i }, { userId: "u2", pos: 50 + i, eventIndex: i }]).flat(),
+      receipts: [{ userIds: ["u1"], receipt: undefined }],
+      presence: [],
+      traceparent: "tp",
+    };
+    const parts = splitDelivery(req, 10_000);
+    expect(parts.length).toBeGreaterThan(5);
+    for (const p of parts) {
+      const bytes = p.events.reduce((n, e) => n + (e.kind?.$case === "message" ? Buffer.byteLength(e.kind.value.text) : 0), 0);
+      if (p.events.length > 1) expect(bytes).toBeLessThanOrEqual(10_000);
+      expect(p.traceparent).toBe("tp");
+    }
+    // Every (user, pos) once, in order, pointing at the right message.
+    const delivered = parts.flatMap((p) => p.targets.map((t) => ({ user: t.userId, pos: t.pos, seq: seqOf(p.events[t.eventIndex]) })));
+    expect(delivered.filter((d) => d.user === "u1")).toEqual(Array.from({ length: 20 }, (_, i) => ({ user: "u1", pos: 10 + i, seq: i + 1 })));
+    expect(delivered.filter((d) => d.user === "u2")).toEqual(Array.from({ length: 20 }, (_, i) => ({ user: "u2", pos: 50 + i, seq: i + 1 })));
+    expect(parts.flatMap((p) => p.events)).toHaveLength(20);
+    // Receipts go once, in the first request.
+    expect(parts.flatMap((p) => p.receipts)).toHaveLength(1);
+    expect(parts[0]!.receipts).toHaveLength(1);
+  });
+
+  it("sends an event larger than the budget alone, and a small delivery as one request", () => {
+    const big = splitDelivery({ events: [message(1, "x".repeat(20_000)), message(2, "y")], targets: [{ userId: "u", pos: 1, eventIndex: 0 }, { userId: "u", pos: 2, eventIndex: 1 }], receipts: [], presence: [], traceparent: "" }, 10_000);
+    expect(big.map((p) => p.events.length)).toEqual([1, 1]);
+    const small = splitDelivery({ events: [message(1, "a"), message(2, "b")], targets: [{ userId: "u", pos: 1, eventIndex: 0 }, { userId: "u", pos: 2, eventIndex: 1 }], receipts: [], presence: [], traceparent: "" });
+    expect(small).toHaveLength(1);
+    expect(small[0]!.targets.map((t) => t.eventIndex)).toEqual([0, 1]);
+  });
+});

@@ -1,0 +1,112 @@
+import { describe, expect, it } from "vitest";
+import type { WebSocket } from "ws";
+import type { Route } from "../../gen/chat/internal/v1/presence.js";
+import { type Event, ServerFrame } from "../../gen/chat/v1/client.js";
+import { Logger } from "../log/logger.js";
+import type { EdgeBackends } from "./backends.js";
+import { Session, type SessionConfig } from "./session.js";
+
+const MAX_BUFFERED = 1024 * 1024;
+const CONFIG: SessionConfig = {
+  helloTimeoutMs: 10_000, heartbeatIntervalMs: 15_000, sendRate: 50, sendBurst: 200, frameRate: 200, frameBurst: 1_000,
+  maxBufferedBytes: MAX_BUFFERED, maxTextLength: 100_000, syncPageSize: 1_000, headCheckIntervalMs: 0, maxPresenceSubscriptions: 200,
+};
+
+/**
+ * A WebSocket whose send buffer empties only as fast as the test's device
+ * reads: bufferedAmount and write callbacks behave as ws's do over a socket.
+ */
+class SlowSocket {
+  bufferedAmount = 0;
+  maxBuffered = 0;
+  closed: string | undefined;
+  readonly received: ServerFrame[] = [];
+  private readonly queue: Array<{ data: Buffer; cb?: () => void }> = [];
+
+  send(data: Buffer | string, cb?: () => void): void {
+    const buf = Buffer.from(data);
+    this.bufferedAmount += buf.length;
+    this.maxBuffered = Math.max(this.maxBuffered, this.bufferedAmount);
+    this.queue.push({ data: buf, cb });
+  }
+  close(code: number, reason: string): void { this.closed = `${code} ${reason}`; }
+  terminate(): void { this.closed ??= "terminated"; }
+
+  /** The device takes one frame off the wire. */
+  readOne(): boolean {
+    const f = this.queue.shift();
+    if (!f) return false;
+    this.bufferedAmount -= f.data.length;
+    this.received.push(ServerFrame.decode(f.data));
+    f.cb?.();
+    return true;
+  }
+}
+
+const big = (pos: number): Event => ({
+  pos,
+  atMs: 1,
+  kind: { $case: "message", value: { conversationId: "c", seq: pos, senderId: "a", senderDeviceId: "d", clientMsgId: `m${pos}`, text: `${pos}`.padEnd(90_000, "x"), sentAtMs: 1 } },
+});
+
+describe("Session catch-up", () => {
+  it("streams a backlog larger than the send buffer at the device's pace, across pages cut short by bytes, and ends with Synced at the head", async () => {
+    const { ws, session, log } = await connect(60); // 5.4 MB, five times the send buffer
+    await readUntil(ws, () => synced(ws));
+    const events = positions(ws);
+    expect({ closed: ws.closed, synced: synced(ws), events: events.length }).toEqual({ closed: undefined, synced: true, events: 60 });
+    expect(events).toEqual(log.map((e) => e.pos));
+    expect(ws.received.find((f) => f.kind?.$case === "synced")?.kind).toEqual({ $case: "synced", value: { pos: 60 } });
+    // Never more than the bound (a quarter of it plus one frame, in fact).
+    expect(ws.maxBuffered).toBeLessThanOrEqual(MAX_BUFFERED);
+    session.close(1000, "done");
+  });
+
+  it("holds live events within the buffer's bytes during a catch-up, reads dropped ones from the store, and the device sees every position once", async () => {
+    const { ws, session, log } = await connect(40);
+    // Thirty large messages arrive live while the backlog streams (stored first, as chat does): more than the held bound.
+    await readUntil(ws, () => positions(ws).length >= 5);
+    for (let pos = 41; pos <= 70; pos++) {
+      log.push(big(pos));
+      session.deliver(big(pos));
+    }
+    await readUntil(ws, () => positions(ws).length >= 70 && synced(ws));
+    expect({ closed: ws.closed, synced: synced(ws) }).toEqual({ closed: undefined, synced: true });
+    expect(positions(ws)).toEqual(Array.from({ length: 70 }, (_, i) => i + 1));
+    expect(ws.maxBuffered).toBeLessThanOrEqual(MAX_BUFFERED);
+    session.close(1000, "done");
+  });
+});
+
+const synced = (ws: SlowSocket) => ws.received.some((f) => f.kind?.$case === "synced");
+const positions = (ws: SlowSocket) => ws.received.flatMap((f) => (f.kind?.$case === "event" ? [f.kind.value.pos] : []));
+
+/** A session over a SlowSocket, said Hello, catching up a log of `n` large messages from a store that cuts pages at 20 events. */
+async function connect(n: number): Promise<{ ws: SlowSocket; session: Session; log: Event[] }> {
+  const log = Array.from({ length: n }, (_, i) => big(i + 1));
+  const backends = {
+    tokens: { verify: async () => ({ userId: "u", username: "u", expiresAtMs: Date.now() + 60_000 }) },
+    presenceConnect: async () => ({ replaced: undefined }),
+    kick: () => {},
+    userOnline: () => {},
+    // A store page cut by bytes: 20 events (1.8 MB) of the 1,000 asked for, with `more` set.
+    readLog: async (_user: string, after: number) => {
+      const events = log.filter((e) => e.pos > after).slice(0, 20);
+      return { events, head: log.length, more: events.length === 20 };
+    },
+  } as unknown as EdgeBackends;
+  const ws = new SlowSocket();
+  const session = new Session(ws as unknown as WebSocket, "proto", backends, CONFIG, {
+    register: () => {}, unregister: () => {}, route: () => ({}) as Route, disconnected: async () => {},
+  }, new Logger("test", "error"));
+  await session.handle({ ref: 1, traceparent: "", kind: { $case: "hello", value: { token: "t", deviceId: "d1", cursor: 0, takeover: false } } });
+  return { ws, session, log };
+}
+
+/** The device reads a frame whenever one is there, yielding between reads, until `done`, a close, or a generous deadline. */
+async function readUntil(ws: SlowSocket, done: () => boolean): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (!done() && !ws.closed && Date.now() < deadline) {
+    if (!ws.readOne()) await new Promise((r) => setImmediate(r));
+  }
+}

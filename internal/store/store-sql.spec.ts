@@ -1,0 +1,6 @@
+import { PgliteSqlClient } from "./sql-pglite.js";
+import { pageBoundsContract } from "./page-bounds-contract.js";
+import { SqlStore } from "./store-sql.js";
+
+// The embedded profile's store (PGlite in memory); PostgreSQL and Cassandra run the same cases in test/servers.
+pageBoundsContract("SqlStore on PGlite", async () => SqlStore.open(await PgliteSqlClient.open(":memory:")));
