@@ -8,7 +8,7 @@ import { Session, type SessionConfig } from "./session.js";
 
 const MAX_BUFFERED = 1024 * 1024;
 const CONFIG: SessionConfig = {
-  helloTimeoutMs: 10_000, heartbeatIntervalMs: 15_000, sendRate: 50, sendBurst: 200, frameRate: 200, frameBurst: 1_000,
+  helloTimeoutMs: 10_000, heartbeatIntervalMs: 15_000, sendRate: 50, sendBurst: 200, frameRate: 200, frameBurst: 1_000, maxQueuedFrames: 64, maxQueuedBytes: 4 << 20,
   maxBufferedBytes: MAX_BUFFERED, maxTextLength: 100_000, syncPageSize: 1_000, headCheckIntervalMs: 0, maxPresenceSubscriptions: 200,
 };
 
