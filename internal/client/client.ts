@@ -74,6 +74,8 @@ type Listeners = {
   cursor: (pos: number) => void;
   state: (s: "connecting" | "open" | "closed") => void;
   error: (e: ClientError) => void;
+  /** The edge found this device's cursor beyond its log: drop what was applied, the log replays from 0. */
+  reset: () => void;
 };
 
 interface PendingRequest {
@@ -101,7 +103,7 @@ export class ChatClient {
   private nextRef = 1;
   private readonly pending = new Map<number, PendingRequest>();
   private readonly listeners: { [K in keyof Listeners]: Set<Listeners[K]> } = {
-    message: new Set(), membership: new Set(), read: new Set(), receipt: new Set(), presence: new Set(), synced: new Set(), cursor: new Set(), state: new Set(), error: new Set(),
+    message: new Set(), membership: new Set(), read: new Set(), receipt: new Set(), presence: new Set(), synced: new Set(), cursor: new Set(), state: new Set(), error: new Set(), reset: new Set(),
   };
   private closedByUser = false;
   private heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -335,7 +337,14 @@ export class ChatClient {
         return this.emit("synced", kind.value.pos);
       case "receipt": return this.emit("receipt", kind.value);
       case "presence": return this.emit("presence", kind.value);
-      case "error": return this.emit("error", new ClientError(kind.value.code, kind.value.message, kind.value.retryable, kind.value.retryAfterMs));
+      case "error":
+        if (kind.value.code === ErrorCode.ERROR_CODE_CURSOR_AHEAD) {
+          // The edge now replays from 0: take every position again instead of skipping them as seen.
+          this.cursor = 0;
+          this.emit("cursor", 0);
+          this.emit("reset");
+        }
+        return this.emit("error", new ClientError(kind.value.code, kind.value.message, kind.value.retryable, kind.value.retryAfterMs));
       default: return;
     }
   }

@@ -12,7 +12,7 @@ import { call } from "../grpc/client.js";
 import type { AsyncService } from "../grpc/handler.js";
 import type { Logger } from "../log/logger.js";
 import type { EdgeBackends } from "./backends.js";
-import { decodeClientFrame, errorFrame, JSON_SUBPROTOCOL, modeOf, PROTO_SUBPROTOCOL } from "./frames.js";
+import { decodeClientFrame, errorFrame, JSON_SUBPROTOCOL, modeOf, PROTO_SUBPROTOCOL, refOfMalformed } from "./frames.js";
 import { CLOSE, Session, type SessionConfig } from "./session.js";
 
 export interface EdgeConfig extends SessionConfig {
@@ -198,7 +198,7 @@ export class EdgeServer {
       try {
         frame = decodeClientFrame(buf, isBinary, modeOf(ws.protocol));
       } catch (err) {
-        session.send({ ref: 0, kind: { $case: "error", value: { code: ErrorCode.ERROR_CODE_INVALID_FRAME, message: (err as Error).message, retryable: false, retryAfterMs: 0 } } });
+        session.send(errorFrame(refOfMalformed(buf, isBinary, modeOf(ws.protocol)), ChatError.from(err)));
         return;
       }
       // Sends are pipelined (ordered per conversation inside the session); the rest is sequential.

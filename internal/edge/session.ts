@@ -367,9 +367,11 @@ export class Session {
         if (this.closed) return;
         if (this.resyncNeeded) continue; // the client asked to restart from another cursor
         if (this.cursor > page.head) {
-          // A cursor from the future (another account's, or corrupted): start from the real head.
-          this.send(errorFrame(0, ChatError.invalid(`cursor ${this.cursor} is ahead of the log head ${page.head}`)));
-          this.cursor = page.head;
+          // A cursor from the future (another account's, or corrupted): what the device holds cannot be
+          // trusted, so it gets the whole log again, from 0, and is told to start over.
+          this.send(errorFrame(0, new ChatError(ErrorCode.ERROR_CODE_CURSOR_AHEAD, `cursor ${this.cursor} is ahead of the log head ${page.head}: replaying from 0`)));
+          this.cursor = 0;
+          continue;
         }
         for (const ev of page.events) {
           await this.emitInOrder(ev);

@@ -25,6 +25,7 @@ export function grpcStatusOf(code: ErrorCode): status {
     case ErrorCode.ERROR_CODE_ALREADY_AUTHENTICATED:
       return status.ALREADY_EXISTS;
     case ErrorCode.ERROR_CODE_GROUP_FULL:
+    case ErrorCode.ERROR_CODE_CURSOR_AHEAD:
       return status.FAILED_PRECONDITION;
     case ErrorCode.ERROR_CODE_RATE_LIMITED:
     case ErrorCode.ERROR_CODE_SLOW_CONSUMER:

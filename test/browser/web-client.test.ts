@@ -329,11 +329,14 @@ describe("a page people keep open all day", () => {
     await say(U.page, long);
     await V.page.getByTestId("conversation").first().click();
     await expect.poll(() => V.page.getByTestId("show-more").count()).toBe(1);
-    const collapsed = (await V.page.locator("[data-testid=message] .text").boundingBox())!.height;
+    // The list re-renders as presence and receipts arrive: measure the bubble as it is now.
+    const height = async () => (await V.page.locator("[data-testid=message] .text").boundingBox().catch(() => null))?.height ?? 0;
+    await expect.poll(height).toBeGreaterThan(0);
+    const collapsed = await height();
     expect(collapsed).toBeLessThan(400);
     await V.page.getByTestId("show-more").click();
     await expect.poll(() => V.page.getByTestId("show-more").textContent()).toBe("Show less");
-    expect((await V.page.locator("[data-testid=message] .text").boundingBox())!.height).toBeGreaterThan(collapsed * 5);
+    await expect.poll(height).toBeGreaterThan(collapsed * 5);
     expect((await V.page.locator("[data-testid=message] .text").textContent())!.length).toBe(100_000);
   });
 });

@@ -2,7 +2,7 @@ import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClientFrame, ErrorCode, ServerFrame } from "../../gen/chat/v1/client.js";
 import { authenticate, type ClientError } from "../../internal/client/client.js";
-import { device, newUser, startCluster, waitFor, type TestCluster } from "./harness.js";
+import { Device, device, newUser, startCluster, waitFor, type TestCluster } from "./harness.js";
 
 let c: TestCluster;
 beforeAll(async () => { c = await startCluster({ SEND_RATE: "5", SEND_BURST: "5", HELLO_TIMEOUT_MS: "1500" }); });
@@ -119,5 +119,72 @@ describe("bad input at the edge", () => {
     expect(await bad(a.client.openDirect("nobody-by-this-name"))).toBe(ErrorCode.ERROR_CODE_NOT_FOUND);
     expect(await bad(a.client.history("g:00000000-0000-0000-0000-000000000000"))).toBe(ErrorCode.ERROR_CODE_PERMISSION_DENIED);
     a.close();
+  });
+});
+
+describe("JSON frames and numbers, validated", () => {
+  it("refuses frames the proto3 JSON mapping refuses, naming the field, storing nothing, keeping the session", async () => {
+    const [alice, bob] = [await newUser(c), await newUser(c)];
+    const a = await device(c, alice);
+    const conv = await a.client.openDirect(bob.username);
+    const s = await raw("meshchat.v1.json");
+    s.ws.send(JSON.stringify({ ref: "1", hello: { token: alice.token, deviceId: "json-strict", cursor: "0" } }));
+    await waitFor("welcome", () => s.frames.some((f) => f.kind?.$case === "welcome"));
+    const bad: Array<[object, RegExp]> = [
+      [{ ref: 2, send: { conversationId: conv.id, clientMsgId: "x1", text: { a: 1 } } }, /Send\.text/],
+      [{ ref: 3, send: { conversationId: conv.id, clientMsgId: "x2", text: 12345 } }, /Send\.text/],
+      [{ ref: 4, send: { conversationId: conv.id, clientMsgId: "x3", text: ["x", "y"] } }, /Send\.text/],
+      [{ ref: 5, createGroup: { title: "t", usernames: bob.username } }, /CreateGroupRequest\.usernames/],
+      [{ ref: 6, send: { conversationId: conv.id, clientMsgId: "x4", text: "t" }, leave: { conversationId: conv.id } }, /oneof/],
+      [{ ref: 7, history: { conversationId: conv.id, fromSeq: -1 } }, /from_seq/],
+      [{ ref: 8, history: { conversationId: conv.id, limit: -5 } }, /limit/],
+      [{ ref: 9, history: { conversationId: conv.id, limit: "lots" } }, /limit/],
+      [{ ref: 10, history: { conversationId: conv.id, fromSeq: 1e30 } }, /from_seq/],
+      [{ ref: 11, ack: { conversationId: conv.id, seq: -1, kind: "ACK_KIND_READ" } }, /Ack\.seq/],
+      [{ ref: 12, ack: { conversationId: conv.id, seq: "abc", kind: "ACK_KIND_READ" } }, /Ack\.seq/],
+      [{ ref: 13, sync: { afterPos: -3 } }, /after_pos/],
+    ];
+    for (const [frame] of bad) s.ws.send(JSON.stringify(frame));
+    await waitFor("an error for each", () => s.errors().length === bad.length, { seen: () => JSON.stringify(s.errors()) });
+    for (const [frame, field] of bad) {
+      const reply = s.frames.find((f) => f.ref === (frame as { ref: number }).ref)!;
+      expect(reply.kind?.$case, JSON.stringify(frame)).toBe("error");
+      const e = reply.kind?.$case === "error" ? reply.kind.value : undefined;
+      expect([ErrorCode.ERROR_CODE_INVALID_ARGUMENT, ErrorCode.ERROR_CODE_INVALID_FRAME]).toContain(e!.code);
+      expect(e!.retryable).toBe(false);
+      expect(e!.message).toMatch(field);
+    }
+    // Nothing was stored, and the session still works.
+    expect((await a.client.history(conv.id)).messages).toEqual([]);
+    s.ws.send(JSON.stringify({ ref: 20, send: { conversationId: conv.id, clientMsgId: "ok", text: "fine" } }));
+    await waitFor("sent", () => s.frames.some((f) => f.ref === 20 && f.kind?.$case === "sent"));
+    expect(s.closed()).toBeUndefined();
+    s.ws.close();
+    a.close();
+  });
+
+  it("refuses a Hello with a malformed cursor without closing, and replays from 0 for a cursor beyond the log", async () => {
+    const [alice, bob] = [await newUser(c), await newUser(c)];
+    const b = await device(c, bob);
+    const conv = await b.client.openDirect(alice.username);
+    for (const t of ["one", "two", "three"]) await b.client.send(conv.id, t);
+    const s = await raw("meshchat.v1.json");
+    s.ws.send(JSON.stringify({ ref: "1", hello: { token: alice.token, deviceId: "cur", cursor: "abc" } }));
+    await waitFor("error", () => s.errors().length === 1);
+    expect(s.errors()[0]!.code).toBe(ErrorCode.ERROR_CODE_INVALID_ARGUMENT);
+    s.ws.send(JSON.stringify({ ref: "2", hello: { token: alice.token, deviceId: "cur", cursor: "0" } }));
+    await waitFor("welcome", () => s.frames.some((f) => f.kind?.$case === "welcome"));
+    s.ws.close();
+    // A device whose cursor is far beyond its log: told so, and given the whole log again.
+    const d = new Device(c, alice, "ahead", { cursor: 1_000_000 });
+    const resets: number[] = [];
+    d.client.on("reset", () => resets.push(Date.now()));
+    await d.connect();
+    await waitFor("every message again", () => d.in(conv.id).length === 3, { seen: () => JSON.stringify(d.in(conv.id).map((m) => m.text)) });
+    expect(d.in(conv.id).map((m) => m.text)).toEqual(["one", "two", "three"]);
+    expect(resets).toHaveLength(1);
+    expect(d.client.cursor).toBeLessThan(1_000_000);
+    d.close();
+    b.close();
   });
 });

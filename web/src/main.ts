@@ -506,6 +506,12 @@ async function start(): Promise<void> {
     socket: (url, protocols) => new WebSocket(url, protocols) as unknown as SocketLike,
   });
   client.on("cursor", (pos) => { session!.cursor = pos; saveSession(); });
+  // The edge found our cursor beyond the log (a corrupted or foreign one): start over from what it replays.
+  client.on("reset", () => {
+    for (const s of conversations.values()) { s.messages.clear(); s.last = undefined; s.oldestLoaded = 0; s.hasMoreHistory = true; }
+    const s = active ? conversations.get(active) : undefined;
+    if (s) void loadHistory(s, false);
+  });
   client.on("state", (st) => {
     showConnection(st);
     if (st === "open") void refreshConversations();
