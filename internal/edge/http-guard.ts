@@ -1,5 +1,6 @@
 import http from "node:http";
 import net from "node:net";
+import type stream from "node:stream";
 import type { HttpLimitsConfig } from "../config/http-limits.js";
 import { ErrorCode } from "../errors/chat-error.js";
 
@@ -25,16 +26,20 @@ const TOO_MANY = JSON.stringify({ code: ErrorCode[ErrorCode.ERROR_CODE_RATE_LIMI
 /**
  * Caps open TCP connections per source address on the edge's listener: HTTP and
  * WebSocket share the socket, so one count covers both. Past the cap a
- * connection is answered 429 and closed before any byte of it is parsed, so slow
- * or idle sockets from one address cannot use up the edge's file descriptors.
+ * connection is answered 429 and closed, so slow or idle sockets from one address
+ * cannot use up the edge's file descriptors. Node has attached its parser to the
+ * socket by then, so bytes already sent may still parse into a request: the
+ * answer tells the caller to drop those (`refused`).
  */
-export function capConnectionsPerAddress(server: http.Server, max: number): { open(address: string): number } {
+function capConnectionsPerAddress(server: http.Server, max: number): (socket: net.Socket) => boolean {
   const open = new Map<string, number>();
+  const refused = new WeakSet<net.Socket>();
   if (max > 0) {
     server.on("connection", (socket: net.Socket) => {
       const address = sourceAddress(socket.remoteAddress);
       const n = (open.get(address) ?? 0) + 1;
       if (n > max) {
+        refused.add(socket);
         socket.end(`HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: ${TOO_MANY.length}\r\nConnection: close\r\n\r\n${TOO_MANY}`);
         socket.destroySoon();
         return;
@@ -47,15 +52,19 @@ export function capConnectionsPerAddress(server: http.Server, max: number): { op
       });
     });
   }
-  return { open: (address) => open.get(address) ?? 0 };
+  return (socket) => refused.has(socket);
 }
+
+type UpgradeListener = (req: http.IncomingMessage, socket: stream.Duplex, head: Buffer) => void;
 
 /**
  * The edge's HTTP server with timeouts lower than Node's defaults (300 s per
- * request, none for a stalled one: see HttpLimitsConfig) and the connection cap.
+ * request, none for a stalled one: see HttpLimitsConfig) and the connection cap;
+ * requests and upgrades of refused connections never reach the handlers.
  */
-export function createHttpServer(limits: HttpLimitsConfig, handler: http.RequestListener): http.Server {
+export function createHttpServer(limits: HttpLimitsConfig, handler: http.RequestListener, onUpgrade: UpgradeListener): http.Server {
   const headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
+  let refused: (socket: net.Socket) => boolean = () => false;
   const server = http.createServer({
     requestTimeout: limits.requestTimeoutMs,
     headersTimeout,
@@ -63,11 +72,18 @@ export function createHttpServer(limits: HttpLimitsConfig, handler: http.Request
     // Node checks these deadlines every 30 s by default, which would let a 10 s limit run
     // to 40 s; checking at a quarter of the shorter one keeps them close.
     connectionsCheckingInterval: Math.min(5_000, Math.max(250, Math.floor(headersTimeout / 4))),
-  }, handler);
+  }, (req, res) => {
+    if (refused(req.socket)) req.socket.destroy();
+    else handler(req, res);
+  });
+  server.on("upgrade", (req: http.IncomingMessage, socket: stream.Duplex, head: Buffer) => {
+    if (refused(req.socket)) socket.destroy();
+    else onUpgrade(req, socket, head);
+  });
   // A request whose bytes stop moving. Upgraded sockets leave Node's timeout handling (ws
   // clears it too): WebSockets are watched by heartbeats instead.
   server.setTimeout(limits.idleTimeoutMs, (socket) => socket.destroy());
-  capConnectionsPerAddress(server, limits.maxConnectionsPerAddress);
+  refused = capConnectionsPerAddress(server, limits.maxConnectionsPerAddress);
   return server;
 }
 

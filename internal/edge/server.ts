@@ -90,8 +90,7 @@ export class EdgeServer {
       perMessageDeflate: false,
       handleProtocols: (protocols) => (protocols.has(PROTO_SUBPROTOCOL) ? PROTO_SUBPROTOCOL : protocols.has(JSON_SUBPROTOCOL) ? JSON_SUBPROTOCOL : false),
     });
-    this.http = createHttpServer(config, (req, res) => void this.onHttp(req, res));
-    this.http.on("upgrade", (req, socket, head) => {
+    this.http = createHttpServer(config, (req, res) => void this.onHttp(req, res), (req, socket, head) => {
       const url = new URL(req.url ?? "/", "http://edge");
       if (url.pathname !== "/v1/ws" || this.draining) {
         socket.end(`HTTP/1.1 ${this.draining ? "503 Service Unavailable" : "404 Not Found"}\r\nConnection: close\r\n\r\n`);

@@ -185,6 +185,20 @@ describe("HTTP hardening", () => {
         s.write("GET /v1/ws HTTP/1.1\r\nHost: edge\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: meshchat.v1.json\r\n\r\n");
       });
       expect(ws).toMatch(/^HTTP\/1.1 429/);
+      // A request sent at once on a refused connection is not served, even if it arrived whole.
+      const sneaky = name("sneaky");
+      const body = JSON.stringify({ username: sneaky, password: PASSWORD });
+      const answer = await new Promise<string>((resolve) => {
+        const s = net.connect({ port: c.ports.edgeHttp, host: "127.0.0.1", localAddress: "127.0.0.8" }, () => {
+          s.write(`POST /v1/signup HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+        });
+        let got = "";
+        s.on("data", (d) => { got += d.toString(); });
+        s.on("close", () => resolve(got));
+        s.on("error", () => resolve(got));
+      });
+      expect(answer).toMatch(/^HTTP\/1.1 429/);
+      expect((await post("/v1/login", { username: sneaky, password: PASSWORD }, { from: "127.0.0.9" })).status).toBe(401);
       // Another address is not affected: a real device connects.
       const user = await newUser(c, "capped");
       const d = await device(c, user);
