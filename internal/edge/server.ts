@@ -234,6 +234,10 @@ export class EdgeServer {
       res.writeHead(status, { ...securityHeaders("api", this.config.publicHttps), "content-type": "application/json", "cache-control": "no-store", ...headers });
       res.end(JSON.stringify(body));
     };
+    const fail = (e: ChatError, status = httpStatusOf(e.code)) => {
+      const retry = e.retryAfterMs > 0 ? { "retry-after": String(Math.ceil(e.retryAfterMs / 1000)) } : undefined;
+      reply(status, { code: ErrorCode[e.code], message: publicMessage(e), retryable: e.retryable, ...(e.retryAfterMs > 0 ? { retry_after_ms: e.retryAfterMs } : {}) }, retry);
+    };
     try {
       if (url.pathname === "/healthz") return reply(this.draining ? 503 : 200, { status: this.draining ? "draining" : "ok", sessions: this.sessions.size });
       // Process figures for the load generator (DEBUG_ENDPOINTS=true; off by default).
@@ -248,7 +252,7 @@ export class EdgeServer {
       // only JSON, which a cross-site page cannot send without asking first, is read.
       if (req.method === "POST" && !isJson(req.headers["content-type"])) {
         req.resume();
-        return reply(415, { code: ErrorCode[ErrorCode.ERROR_CODE_INVALID_ARGUMENT], message: "Content-Type must be application/json", retryable: false });
+        return fail(ChatError.invalid("Content-Type must be application/json"), 415);
       }
       if (req.method === "POST" && url.pathname === "/v1/signup") return await this.signupOrLogin("signup", req, reply);
       if (req.method === "POST" && url.pathname === "/v1/login") return await this.signupOrLogin("login", req, reply);
@@ -259,8 +263,7 @@ export class EdgeServer {
       // The client sees a fixed text for these (publicMessage); the detail is here only.
       if (e.code === ErrorCode.ERROR_CODE_INTERNAL) this.log.error("http request failed", { err, path: url.pathname });
       else if (e.code === ErrorCode.ERROR_CODE_UNAVAILABLE) this.log.warn("http request failed", { err, path: url.pathname });
-      const retry = e.retryAfterMs > 0 ? { "retry-after": String(Math.ceil(e.retryAfterMs / 1000)) } : undefined;
-      reply(httpStatusOf(e.code), { code: ErrorCode[e.code], message: publicMessage(e), retryable: e.retryable, ...(e.retryAfterMs > 0 ? { retry_after_ms: e.retryAfterMs } : {}) }, retry);
+      fail(e);
     }
   }
 
