@@ -120,6 +120,12 @@ const env = clusterEnv(dataDir, ports, {
   FRAME_RATE: "100000",
   FRAME_BURST: "100000",
   MAX_BUFFERED_BYTES: String(64 * 1024 * 1024),
+  // The load generator signs up hundreds of users and opens thousands of sockets from 127.0.0.1.
+  SIGNUP_ADDRESS_PER_MINUTE: "100000",
+  SIGNUP_ADDRESS_BURST: "100000",
+  LOGIN_ADDRESS_PER_MINUTE: "100000",
+  LOGIN_ADDRESS_BURST: "100000",
+  MAX_CONNECTIONS_PER_ADDRESS: "0",
   LOG_LEVEL: "info",
   // Production profile: this run's own etcd and Redis namespace on the shared servers.
   ETCD_PREFIX: `/meshchat-bench/${path.basename(dataDir)}/`,

@@ -2,10 +2,13 @@ import { EdgeDeliveryServiceService } from "../../gen/chat/internal/v1/edge.js";
 import { verifyingKeyFiles } from "../../internal/auth/keys.js";
 import { TokenVerifier } from "../../internal/auth/tokens.js";
 import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
+import { loadHttpLimits } from "../../internal/config/http-limits.js";
 import { bool, int, str } from "../../internal/config/env.js";
 import { openDiscovery } from "../../internal/discovery/factory.js";
 import { routeRegistry } from "../../internal/routes/factory.js";
 import { EdgeBackends } from "../../internal/edge/backends.js";
+import { DeviceCookies } from "../../internal/edge/device-cookie.js";
+import { openRateLimiter } from "../../internal/edge/rate-limiter.js";
 import { EdgeServer } from "../../internal/edge/server.js";
 import { MeshClients } from "../../internal/grpc/mesh-clients.js";
 import { clientCredentials, serve, service } from "../../internal/grpc/serve.js";
@@ -34,10 +37,13 @@ const edgeConfig = {
   syncPageSize: int("SYNC_PAGE_SIZE", 1_000, 1, 5_000),
   maxPresenceSubscriptions: int("PRESENCE_MAX_SUBSCRIPTIONS", 200, 1, 10_000),
   headCheckIntervalMs: int("HEAD_CHECK_INTERVAL_MS", 60_000, 0, 3_600_000),
+  ...loadHttpLimits(config.dataDir),
 };
 
 await runUntilSignal("edge", log, config.shutdownTimeoutMs, async () => {
   const telemetry = startTelemetry("edge", config.instanceId, config.metricsPort);
+  const cookies = DeviceCookies.load(edgeConfig.deviceCookieKeyFile, edgeConfig.deviceCookieMaxAgeDays, edgeConfig.publicHttps);
+  const limiter = openRateLimiter(config, (err) => log.warn("rate limiter unavailable; letting requests through", { err }));
   const verifier = await TokenVerifier.fromFiles(verifyingKeyFiles(config.profile, config.dataDir));
   const { discovery, etcd } = await openDiscovery(config, log);
   const mesh = new MeshClients(config, clientCredentials(config, "edge"), discovery);
@@ -49,7 +55,7 @@ await runUntilSignal("edge", log, config.shutdownTimeoutMs, async () => {
   ]);
   const backends = new EdgeBackends(verifier, mesh.chat(), mesh.store(), mesh.presence(), mesh.notifier(), (a) => mesh.edge(a), (r) => edge.kickLocal(r), routeRegistry(config, etcd), chats);
   const grpcAddress = `${config.advertiseHost}:${grpc.port}`;
-  edge = new EdgeServer(edgeConfig, backends, mesh.accounts(), { edgeId: config.instanceId, grpcAddress }, log);
+  edge = new EdgeServer(edgeConfig, backends, mesh.accounts(), { edgeId: config.instanceId, grpcAddress }, log, { limiter, cookies });
   await discovery.register("edge", { id: config.instanceId, address: grpcAddress });
   const httpPort = await edge.listen(config.bindHost);
   log.info("edge ready", { ws: `ws://${config.bindHost}:${httpPort}/v1/ws`, http: `http://${config.bindHost}:${httpPort}`, grpc: `${config.bindHost}:${grpc.port}` });
@@ -62,6 +68,7 @@ await runUntilSignal("edge", log, config.shutdownTimeoutMs, async () => {
       // Revoking the lease drops every route this edge still held at once.
       await discovery.close();
       mesh.close();
+      await limiter.close();
       await telemetry.shutdown();
     },
   };

@@ -3,6 +3,7 @@ import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { CLIENT_DESCRIPTORS } from "../../gen/chat/v1/client-descriptors.js";
 import { ClientFrame, ServerFrame } from "../../gen/chat/v1/client.js";
 import { ChatError, ErrorCode } from "../errors/chat-error.js";
+import { publicMessage } from "../errors/http.js";
 
 /**
  * The client protocol's schema, for strict proto3 JSON. ts-proto's fromJSON coerces
@@ -73,8 +74,8 @@ export function errorFrame(ref: number, err: ChatError): ServerFrame {
       $case: "error",
       value: {
         code: err.code,
-        // INTERNAL never shows its cause to a client.
-        message: err.code === ErrorCode.ERROR_CODE_INTERNAL ? "internal error" : err.message,
+        // Internal addresses and driver texts stay in the logs (one rule for HTTP and WebSocket).
+        message: publicMessage(err),
         retryable: err.retryable,
         retryAfterMs: err.retryAfterMs,
       },

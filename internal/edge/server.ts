@@ -6,16 +6,22 @@ import { EdgeDeliveryServiceService } from "../../gen/chat/internal/v1/edge.js";
 import type { AccountServiceClient } from "../../gen/chat/internal/v1/chat.js";
 import type { Route } from "../../gen/chat/internal/v1/presence.js";
 import { ErrorCode } from "../../gen/chat/v1/client.js";
+import type { HttpLimitsConfig } from "../config/http-limits.js";
 import { ChatError } from "../errors/chat-error.js";
+import { httpStatusOf, publicMessage } from "../errors/http.js";
 import { ChatMetrics } from "../telemetry/telemetry.js";
 import { call } from "../grpc/client.js";
 import type { AsyncService } from "../grpc/handler.js";
 import type { Logger } from "../log/logger.js";
 import type { EdgeBackends } from "./backends.js";
+import type { DeviceCookies } from "./device-cookie.js";
+import { createHttpServer, securityHeaders, sourceAddress } from "./http-guard.js";
+import { LoginGuard } from "./login-guard.js";
+import type { RateLimiter } from "./rate-limiter.js";
 import { decodeClientFrame, errorFrame, JSON_SUBPROTOCOL, modeOf, PROTO_SUBPROTOCOL, refOfMalformed } from "./frames.js";
 import { CLOSE, Session, type SessionConfig } from "./session.js";
 
-export interface EdgeConfig extends SessionConfig {
+export interface EdgeConfig extends SessionConfig, HttpLimitsConfig {
   /** EDGE_HTTP_PORT: WebSocket and HTTP API. Default 8080. */
   httpPort: number;
   /** MAX_FRAME_BYTES: larger WebSocket frames close the socket with 1009. Default 1 MiB. */
@@ -51,18 +57,6 @@ class SessionRegistry {
   }
 }
 
-const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
-  [ErrorCode.ERROR_CODE_INVALID_ARGUMENT]: 400,
-  [ErrorCode.ERROR_CODE_INVALID_FRAME]: 400,
-  [ErrorCode.ERROR_CODE_UNAUTHENTICATED]: 401,
-  [ErrorCode.ERROR_CODE_PERMISSION_DENIED]: 403,
-  [ErrorCode.ERROR_CODE_NOT_FOUND]: 404,
-  [ErrorCode.ERROR_CODE_ALREADY_EXISTS]: 409,
-  [ErrorCode.ERROR_CODE_RATE_LIMITED]: 429,
-  [ErrorCode.ERROR_CODE_UNAVAILABLE]: 503,
-  [ErrorCode.ERROR_CODE_SHUTTING_DOWN]: 503,
-};
-
 const CONTENT_TYPES: Record<string, string> = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".json": "application/json", ".png": "image/png", ".ico": "image/x-icon" };
 
 /**
@@ -78,6 +72,7 @@ export class EdgeServer {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private headCheckTimer: NodeJS.Timeout | undefined;
   private draining = false;
+  private readonly loginGuard: LoginGuard;
   httpPort = 0;
 
   constructor(
@@ -86,15 +81,16 @@ export class EdgeServer {
     private readonly accounts: AccountServiceClient,
     private readonly identity: { edgeId: string; grpcAddress: string },
     private readonly log: Logger,
+    private readonly abuse: { limiter: RateLimiter; cookies: DeviceCookies },
   ) {
+    this.loginGuard = new LoginGuard(abuse.limiter, config);
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: config.maxFrameBytes,
       perMessageDeflate: false,
       handleProtocols: (protocols) => (protocols.has(PROTO_SUBPROTOCOL) ? PROTO_SUBPROTOCOL : protocols.has(JSON_SUBPROTOCOL) ? JSON_SUBPROTOCOL : false),
     });
-    this.http = http.createServer((req, res) => void this.onHttp(req, res));
-    this.http.on("upgrade", (req, socket, head) => {
+    this.http = createHttpServer(config, (req, res) => void this.onHttp(req, res), (req, socket, head) => {
       const url = new URL(req.url ?? "/", "http://edge");
       if (url.pathname !== "/v1/ws" || this.draining) {
         socket.end(`HTTP/1.1 ${this.draining ? "503 Service Unavailable" : "404 Not Found"}\r\nConnection: close\r\n\r\n`);
@@ -251,9 +247,13 @@ export class EdgeServer {
 
   private async onHttp(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://edge");
-    const reply = (status: number, body: unknown) => {
-      res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" });
+    const reply = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+      res.writeHead(status, { ...securityHeaders("api", this.config.publicHttps), "content-type": "application/json", "cache-control": "no-store", ...headers });
       res.end(JSON.stringify(body));
+    };
+    const fail = (e: ChatError, status = httpStatusOf(e.code)) => {
+      const retry = e.retryAfterMs > 0 ? { "retry-after": String(Math.ceil(e.retryAfterMs / 1000)) } : undefined;
+      reply(status, { code: ErrorCode[e.code], message: publicMessage(e), retryable: e.retryable, ...(e.retryAfterMs > 0 ? { retry_after_ms: e.retryAfterMs } : {}) }, retry);
     };
     try {
       if (url.pathname === "/healthz") return reply(this.draining ? 503 : 200, { status: this.draining ? "draining" : "ok", sessions: this.sessions.size });
@@ -265,32 +265,60 @@ export class EdgeServer {
         const m = process.memoryUsage();
         return reply(200, { sessions: this.sessions.size, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, cpu: process.cpuUsage() });
       }
-      if (req.method === "POST" && (url.pathname === "/v1/signup" || url.pathname === "/v1/login")) {
-        const body = await readJson(req);
-        const username = typeof body.username === "string" ? body.username : "";
-        const password = typeof body.password === "string" ? body.password : "";
-        const r = url.pathname === "/v1/signup"
-          ? await call(this.accounts, this.accounts.signup, { username, password })
-          : await call(this.accounts, this.accounts.login, { username, password });
-        return reply(url.pathname === "/v1/signup" ? 201 : 200, { user_id: r.userId, username: r.username, token: r.token, expires_at_ms: r.expiresAtMs });
+      // A form on any site can POST text/plain (or urlencoded) without a CORS preflight:
+      // only JSON, which a cross-site page cannot send without asking first, is read.
+      if (req.method === "POST" && !isJson(req.headers["content-type"])) {
+        req.resume();
+        return fail(ChatError.invalid("Content-Type must be application/json"), 415);
       }
+      if (req.method === "POST" && url.pathname === "/v1/signup") return await this.signupOrLogin("signup", req, reply);
+      if (req.method === "POST" && url.pathname === "/v1/login") return await this.signupOrLogin("login", req, reply);
       if (req.method === "GET" && this.serveStatic(url.pathname, res)) return;
       throw ChatError.notFound("no such endpoint");
     } catch (err) {
       const e = ChatError.from(err);
+      // The client sees a fixed text for these (publicMessage); the detail is here only.
       if (e.code === ErrorCode.ERROR_CODE_INTERNAL) this.log.error("http request failed", { err, path: url.pathname });
-      reply(HTTP_STATUS[e.code] ?? 500, { code: ErrorCode[e.code], message: e.code === ErrorCode.ERROR_CODE_INTERNAL ? "internal error" : e.message, retryable: e.retryable });
+      else if (e.code === ErrorCode.ERROR_CODE_UNAVAILABLE) this.log.warn("http request failed", { err, path: url.pathname });
+      fail(e);
     }
+  }
+
+  /**
+   * Sign-up and log-in, throttled by the LoginGuard before the accounts service
+   * computes a hash. A success sets the known-device cookie that lets this device
+   * past the account's back-off next time.
+   */
+  private async signupOrLogin(kind: "signup" | "login", req: http.IncomingMessage, reply: (status: number, body: unknown, headers?: Record<string, string>) => void): Promise<void> {
+    const address = sourceAddress(req.socket.remoteAddress);
+    if (kind === "signup") await this.loginGuard.beforeSignup(address);
+    const body = await readJson(req);
+    const username = typeof body.username === "string" ? body.username : "";
+    const password = typeof body.password === "string" ? body.password : "";
+    let r;
+    if (kind === "signup") {
+      r = await call(this.accounts, this.accounts.signup, { username, password });
+    } else {
+      await this.loginGuard.beforeLogin(address, username, this.abuse.cookies.knows(req.headers.cookie, username));
+      r = await call(this.accounts, this.accounts.login, { username, password });
+      await this.loginGuard.loggedIn(username);
+    }
+    reply(kind === "signup" ? 201 : 200, { user_id: r.userId, username: r.username, token: r.token, expires_at_ms: r.expiresAtMs }, { "set-cookie": this.abuse.cookies.issue(r.username) });
   }
 
   private serveStatic(pathname: string, res: http.ServerResponse): boolean {
     const root = path.resolve(this.config.webRoot);
     const file = path.resolve(root, "." + (pathname === "/" ? "/index.html" : decodeURIComponent(pathname)));
     if (!file.startsWith(root + path.sep) || !fs.existsSync(file) || !fs.statSync(file).isFile()) return false;
-    res.writeHead(200, { "content-type": CONTENT_TYPES[path.extname(file)] ?? "application/octet-stream" });
+    res.writeHead(200, { ...securityHeaders("page", this.config.publicHttps), "content-type": CONTENT_TYPES[path.extname(file)] ?? "application/octet-stream" });
     fs.createReadStream(file).pipe(res);
     return true;
   }
+}
+
+/** application/json, with or without parameters (charset=utf-8). */
+function isJson(contentType: string | undefined): boolean {
+  return contentType?.split(";")[0]!.trim().toLowerCase() === "application/json";
 }
 
 async function readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {

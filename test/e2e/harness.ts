@@ -52,6 +52,13 @@ export async function startCluster(extraEnv: Record<string, string> = {}, scale:
     // Production profile: each test cluster has its own etcd and Redis namespace on the shared servers.
     ETCD_PREFIX: `/meshchat-test/${clusterId}/`,
     REDIS_PREFIX: `meshchat-test:${clusterId}:`,
+    // Every test client comes from 127.0.0.1: per-address limits stay out of the way of tests
+    // that are not about them (abuse.test.ts sets its own).
+    SIGNUP_ADDRESS_PER_MINUTE: "100000",
+    SIGNUP_ADDRESS_BURST: "100000",
+    LOGIN_ADDRESS_PER_MINUTE: "100000",
+    LOGIN_ADDRESS_BURST: "100000",
+    MAX_CONNECTIONS_PER_ADDRESS: "0",
     ...extraEnv,
   });
   const logFile = fs.createWriteStream(path.join(dataDir, "cluster.log"));
