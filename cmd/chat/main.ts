@@ -30,7 +30,7 @@ const chatConfig = {
 const tokenTtlSeconds = int("TOKEN_TTL_SECONDS", 7 * 24 * 3600, 1);
 
 await runUntilSignal("chat", log, config.shutdownTimeoutMs, async () => {
-  const telemetry = startTelemetry("chat", config.instanceId, config.metricsPort);
+  const telemetry = startTelemetry("chat", config.instanceId, config.metricsPort, log);
   const keys = ensureDevAuthKeys(config.dataDir);
   const issuer = await TokenIssuer.fromFile(keys.privateKey, tokenTtlSeconds);
   const discovery = await openDiscovery(config, log);

@@ -35,7 +35,7 @@ const edgeConfig = {
 };
 
 await runUntilSignal("edge", log, config.shutdownTimeoutMs, async () => {
-  const telemetry = startTelemetry("edge", config.instanceId, config.metricsPort);
+  const telemetry = startTelemetry("edge", config.instanceId, config.metricsPort, log);
   const keys = ensureDevAuthKeys(config.dataDir);
   const verifier = await TokenVerifier.fromFile(keys.publicKey);
   const discovery = await openDiscovery(config, log);

@@ -7,7 +7,10 @@ import type { AccountServiceClient } from "../../gen/chat/internal/v1/chat.js";
 import type { Route } from "../../gen/chat/internal/v1/presence.js";
 import { ErrorCode } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
-import { ChatMetrics } from "../telemetry/telemetry.js";
+import { context } from "@opentelemetry/api";
+import { suppressTracing } from "@opentelemetry/core";
+import { startHttpServerSpan, withHttpServerSpan } from "../telemetry/http.js";
+import { ChatMetrics, secondsSince } from "../telemetry/telemetry.js";
 import { call } from "../grpc/client.js";
 import type { AsyncService } from "../grpc/handler.js";
 import type { Logger } from "../log/logger.js";
@@ -34,14 +37,14 @@ class SessionRegistry {
   add(s: Session): void {
     ChatMetrics.get().sessions.add(1);
     let set = this.byUser.get(s.userId);
-    if (!set) this.byUser.set(s.userId, (set = new Set()));
+    if (!set) { this.byUser.set(s.userId, (set = new Set())); ChatMetrics.get().users.add(1); }
     set.add(s);
     this.size++;
   }
   remove(s: Session): void {
     const set = this.byUser.get(s.userId);
     if (set?.delete(s)) { this.size--; ChatMetrics.get().sessions.add(-1); }
-    if (set && set.size === 0) this.byUser.delete(s.userId);
+    if (set && set.size === 0) { this.byUser.delete(s.userId); ChatMetrics.get().users.add(-1); }
   }
   of(userId: string): Iterable<Session> {
     return this.byUser.get(userId) ?? [];
@@ -62,6 +65,8 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.ERROR_CODE_UNAVAILABLE]: 503,
   [ErrorCode.ERROR_CODE_SHUTTING_DOWN]: 503,
 };
+
+const TRACED_ROUTES = ["/v1/signup", "/v1/login"];
 
 const CONTENT_TYPES: Record<string, string> = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".json": "application/json", ".png": "image/png", ".ico": "image/x-icon" };
 
@@ -93,14 +98,20 @@ export class EdgeServer {
       perMessageDeflate: false,
       handleProtocols: (protocols) => (protocols.has(PROTO_SUBPROTOCOL) ? PROTO_SUBPROTOCOL : protocols.has(JSON_SUBPROTOCOL) ? JSON_SUBPROTOCOL : false),
     });
-    this.http = http.createServer((req, res) => void this.onHttp(req, res));
+    this.http = http.createServer((req, res) => {
+      // Signup and login are traced (they call chat); static files and probes are not.
+      const route = req.method === "POST" ? TRACED_ROUTES.find((r) => req.url?.split("?")[0] === r) : undefined;
+      void (route ? withHttpServerSpan(req, res, route, () => this.onHttp(req, res)) : this.onHttp(req, res));
+    });
     this.http.on("upgrade", (req, socket, head) => {
       const url = new URL(req.url ?? "/", "http://edge");
       if (url.pathname !== "/v1/ws" || this.draining) {
         socket.end(`HTTP/1.1 ${this.draining ? "503 Service Unavailable" : "404 Not Found"}\r\nConnection: close\r\n\r\n`);
         return;
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws));
+      const span = startHttpServerSpan(req, "/v1/ws");
+      socket.once("close", () => span.end(400));
+      this.wss.handleUpgrade(req, socket, head, (ws) => { span.end(101); this.onSocket(ws); });
     });
   }
 
@@ -198,7 +209,7 @@ export class EdgeServer {
       if (frame.kind?.$case === "send" && session.isAuthenticated) void session.handle(frame);
       else chain = chain.then(() => session.handle(frame));
     });
-    ws.on("close", () => session.onClosed());
+    ws.on("close", (code) => { ChatMetrics.get().disconnects.add(1, { "meshchat.close_code": code }); session.onClosed(); });
     ws.on("error", () => session.onClosed());
   }
 
@@ -229,7 +240,11 @@ export class EdgeServer {
       routes.push(this.route(s));
     }
     if (routes.length === 0) return;
-    await this.backends.presenceHeartbeat(routes).catch((err) => this.log.warn("presence heartbeat failed", { err }));
+    const started = performance.now();
+    // Not traced (see Session.handle): a root trace per interval would be noise; the duration is a metric.
+    await context.with(suppressTracing(context.active()), () => this.backends.presenceHeartbeat(routes))
+      .then(() => ChatMetrics.get().heartbeatDuration.record(secondsSince(started)))
+      .catch((err) => this.log.warn("presence heartbeat failed", { err }));
   }
 
   private async onHttp(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
