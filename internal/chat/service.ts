@@ -63,10 +63,10 @@ export class ChatCore {
   }
 
   /** The PRODUCER span of the message: its store write and every delivery of it descend from it. */
-  send(actor: Actor, conversationId: string, clientMsgId: string, text: string) {
+  async send(actor: Actor, conversationId: string, clientMsgId: string, text: string) {
+    validateSend({ conversationId, clientMsgId, text }, this.config.maxTextLength);
+    const info = await this.directory.requireMember(conversationId, actor.userId);
     return startSendSpan(conversationId, async (span) => {
-      validateSend({ conversationId, clientMsgId, text }, this.config.maxTextLength);
-      const info = await this.directory.requireMember(conversationId, actor.userId);
       const sentAtMs = Date.now();
       const { appended, memberIds } = await this.sequencer.submit(conversationId, { senderId: actor.userId, senderDeviceId: actor.deviceId, clientMsgId, text, sentAtMs });
       const message = appended.message!;

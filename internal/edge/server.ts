@@ -7,10 +7,8 @@ import type { AccountServiceClient } from "../../gen/chat/internal/v1/chat.js";
 import type { Route } from "../../gen/chat/internal/v1/presence.js";
 import { ErrorCode } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
-import { context } from "@opentelemetry/api";
-import { suppressTracing } from "@opentelemetry/core";
 import { startHttpServerSpan, withHttpServerSpan } from "../telemetry/http.js";
-import { ChatMetrics, secondsSince } from "../telemetry/telemetry.js";
+import { ChatMetrics, secondsSince, unsampled } from "../telemetry/telemetry.js";
 import { call } from "../grpc/client.js";
 import type { AsyncService } from "../grpc/handler.js";
 import type { Logger } from "../log/logger.js";
@@ -242,7 +240,7 @@ export class EdgeServer {
     if (routes.length === 0) return;
     const started = performance.now();
     // Not traced (see Session.handle): a root trace per interval would be noise; the duration is a metric.
-    await context.with(suppressTracing(context.active()), () => this.backends.presenceHeartbeat(routes))
+    await unsampled(() => this.backends.presenceHeartbeat(routes))
       .then(() => ChatMetrics.get().heartbeatDuration.record(secondsSince(started)))
       .catch((err) => this.log.warn("presence heartbeat failed", { err }));
   }

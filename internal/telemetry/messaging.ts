@@ -1,4 +1,4 @@
-import { SpanKind, trace, type Link, type Span, type SpanContext } from "@opentelemetry/api";
+import { SpanKind, SpanStatusCode, trace, type Link, type Span, type SpanContext } from "@opentelemetry/api";
 import type { Message } from "../../gen/chat/v1/client.js";
 
 /**
@@ -27,6 +27,10 @@ export function startSendSpan<T>(conversationId: string, fn: (span: Span) => Pro
     async (span) => {
       try {
         return await fn(span);
+      } catch (err) {
+        // The message was not sequenced (the store failed): the send is an error.
+        span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error)?.message });
+        throw err;
       } finally {
         span.end();
       }

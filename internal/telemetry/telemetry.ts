@@ -1,4 +1,5 @@
-import { metrics, trace, type Attributes, type Counter, type Histogram, type Tracer, type UpDownCounter } from "@opentelemetry/api";
+import { randomBytes } from "node:crypto";
+import { context, metrics, trace, TraceFlags, type Attributes, type Counter, type Histogram, type Tracer, type UpDownCounter } from "@opentelemetry/api";
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
 import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
@@ -65,6 +66,17 @@ export function startTelemetry(service: string, instanceId: string, metricsPort:
 
 export function tracer(): Tracer {
   return trace.getTracer("meshchat");
+}
+
+/**
+ * Runs fn under a parent that is not sampled, so parent-based samplers (the
+ * default) record nothing here and, through the traceparent's flags, in the
+ * services it calls: for periodic work (heartbeats) that would otherwise start
+ * a root trace every interval in every process on its path.
+ */
+export function unsampled<T>(fn: () => T): T {
+  const parent = { traceId: randomBytes(16).toString("hex"), spanId: randomBytes(8).toString("hex"), traceFlags: TraceFlags.NONE, isRemote: true };
+  return context.with(trace.setSpanContext(context.active(), parent), fn);
 }
 
 /** Seconds since a performance.now() reading: every duration metric is in seconds, as Prometheus expects. */

@@ -3,39 +3,117 @@ import { credentials, makeGenericClientConstructor, Metadata } from "@grpc/grpc-
 import { service as healthService } from "grpc-health-check";
 import fs from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
+import { ErrorCode, PushProvider } from "../../internal/client/client.js";
+import { PresenceStatus } from "../../gen/chat/v1/client.js";
 import { device, newUser, startCluster, TEST_CERTS, waitFor, type TestCluster } from "./harness.js";
 
-interface OtlpSpan { traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; service: string }
+type OtlpValue = { stringValue?: string; intValue?: string | number; boolValue?: boolean; doubleValue?: number };
+interface OtlpSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+  kind: number;
+  service: string;
+  attrs: Record<string, string | number | boolean>;
+  links: Array<{ traceId: string; spanId: string }>;
+  /** OTLP status code: 0 unset, 1 ok, 2 error. */
+  status?: { code?: number };
+}
+type RawSpan = Omit<OtlpSpan, "service" | "attrs" | "links"> & { attributes?: Array<{ key: string; value: OtlpValue }>; links?: Array<{ traceId: string; spanId: string }> };
 
-/** A real OTLP/HTTP receiver: collects every span the five processes export. */
+/** OTLP/JSON ids are hex; older encoders sent base64: one form for comparisons. */
+const hexId = (id: string | undefined) => (!id ? "" : /^[0-9a-f]+$/i.test(id) && (id.length === 32 || id.length === 16) ? id.toLowerCase() : Buffer.from(id, "base64").toString("hex"));
+const valueOf = (v: OtlpValue) => v.stringValue ?? (v.intValue !== undefined ? Number(v.intValue) : v.boolValue ?? v.doubleValue ?? "");
+
+/** A real OTLP/HTTP receiver: collects every span the five processes export, and counts metric pushes. */
 const spans: OtlpSpan[] = [];
+let metricPushes = 0;
 let receiver: http.Server;
+/** A real webhook receiver standing in for a push relay: what each POST carried. */
+const pushes: Array<{ traceparent: string | undefined; token: string }> = [];
+let hook: http.Server;
 let c: TestCluster;
 
+const listen = async (server: http.Server) => {
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return (server.address() as { port: number }).port;
+};
+const readBody = (req: http.IncomingMessage) => new Promise<string>((resolve) => {
+  const chunks: Buffer[] = [];
+  req.on("data", (d: Buffer) => chunks.push(d));
+  req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+});
+
 beforeAll(async () => {
-  receiver = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (d: Buffer) => chunks.push(d));
-    req.on("end", () => {
-      if (req.url === "/v1/traces") {
-        const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { resourceSpans: Array<{ resource: { attributes: Array<{ key: string; value: { stringValue?: string } }> }; scopeSpans: Array<{ spans: Array<Omit<OtlpSpan, "service">> }> }> };
-        for (const rs of body.resourceSpans) {
-          const service = rs.resource.attributes.find((a) => a.key === "service.name")?.value.stringValue ?? "";
-          for (const ss of rs.scopeSpans) for (const s of ss.spans) spans.push({ ...s, service });
+  receiver = http.createServer(async (req, res) => {
+    const raw = await readBody(req);
+    if (req.url === "/v1/traces") {
+      const body = JSON.parse(raw) as { resourceSpans: Array<{ resource: { attributes: Array<{ key: string; value: OtlpValue }> }; scopeSpans: Array<{ spans: RawSpan[] }> }> };
+      for (const rs of body.resourceSpans) {
+        const service = String(valueOf(rs.resource.attributes.find((a) => a.key === "service.name")?.value ?? {}));
+        for (const ss of rs.scopeSpans) for (const s of ss.spans) {
+          spans.push({
+            ...s,
+            traceId: hexId(s.traceId),
+            spanId: hexId(s.spanId),
+            parentSpanId: hexId(s.parentSpanId) || undefined,
+            service,
+            attrs: Object.fromEntries((s.attributes ?? []).map((a) => [a.key, valueOf(a.value)])),
+            links: (s.links ?? []).map((l) => ({ traceId: hexId(l.traceId), spanId: hexId(l.spanId) })),
+          });
         }
       }
-      res.writeHead(200, { "content-type": "application/json" }).end("{}");
-    });
+    } else if (req.url === "/v1/metrics") metricPushes++;
+    res.writeHead(200, { "content-type": "application/json" }).end("{}");
   });
-  await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
-  const port = (receiver.address() as { port: number }).port;
-  c = await startCluster({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_BSP_SCHEDULE_DELAY: "0", METRICS_PORT: "" });
+  hook = http.createServer(async (req, res) => {
+    const body = JSON.parse(await readBody(req)) as { token: string };
+    pushes.push({ traceparent: req.headers.traceparent as string | undefined, token: body.token });
+    res.writeHead(200).end();
+  });
+  const port = await listen(receiver);
+  const hookPort = await listen(hook);
+  c = await startCluster({
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+    OTEL_BSP_SCHEDULE_DELAY: "0",
+    OTEL_METRIC_EXPORT_INTERVAL: "1000",
+    // Default METRICS_PORT: each service's gRPC port + 2000.
+    METRICS_PORT: "",
+    PUSH_WEBHOOK_URL: `http://127.0.0.1:${hookPort}/push`,
+    PUSH_WEBHOOK_SECRET: "observability-secret",
+    // Heartbeats every second, so the test sees them (and that they make no traces).
+    HEARTBEAT_INTERVAL_MS: "1000",
+  });
 });
 afterAll(async () => {
   await c?.stop();
   await new Promise((r) => receiver.close(r));
+  await new Promise((r) => hook.close(r));
 });
+
+/** On failure, what arrived: the spans of the traces the test looked at. */
+function reportSpans(traceIds: () => string[]): void {
+  onTestFailed(() => {
+    const ids = new Set(traceIds());
+    const lines = spans.filter((s) => ids.has(s.traceId)).map((s) => `${s.traceId.slice(0, 8)} ${s.spanId} <- ${s.parentSpanId ?? "root"} ${s.service}:${s.name} kind=${s.kind} ${JSON.stringify(s.attrs)} links=${JSON.stringify(s.links)}`);
+    console.error(`spans of the traces under test (${lines.length} of ${spans.length}):\n${lines.join("\n")}`);
+    console.error(`pushes: ${JSON.stringify(pushes)}\nservice problems:\n${c.problems.join("\n")}`);
+  });
+}
+
+/** Polls an async condition: outcomes, not fixed sleeps. */
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const SERVER = 2, CLIENT = 3, PRODUCER = 4, CONSUMER = 5;
+const STATUS_ERROR = 2;
 
 const hex = (n: number) => Array.from({ length: n }, () => Math.floor(Math.random() * 16).toString(16)).join("");
 
@@ -50,7 +128,7 @@ describe("OpenTelemetry (§7)", () => {
     const clientSpan = hex(16);
     await a.client.request({ $case: "send", value: { conversationId: group.id, clientMsgId: "traced-1", text: "follow me" } }, `00-${traceId}-${clientSpan}-01`);
     await waitFor("bob got it", () => b.in(group.id).length === 1);
-    const inTrace = () => spans.filter((s) => s.traceId === Buffer.from(traceId, "hex").toString("base64") || s.traceId === traceId);
+    const inTrace = () => spans.filter((s) => s.traceId === traceId);
     const need = ["edge:ws send", "edge:chat.internal.v1.ChatService/Send", "chat:chat.internal.v1.ChatService/Send", "chat:chat.append_batch", "chat:chat.internal.v1.MessageStoreService/Append", "message-store:chat.internal.v1.MessageStoreService/Append", "chat:chat.internal.v1.EdgeDeliveryService/Deliver", "edge:chat.internal.v1.EdgeDeliveryService/Deliver", "chat:chat.internal.v1.NotifierService/Notify", "notifier:chat.internal.v1.NotifierService/Notify"];
     await waitFor("all hops exported", () => need.every((n) => inTrace().some((s) => `${s.service}:${s.name}` === n)), 20_000);
     const t = inTrace();
@@ -61,7 +139,7 @@ describe("OpenTelemetry (§7)", () => {
     const root = find("edge", "ws send", SERVER);
     // The edge's span joins the client's own trace as its child.
     const rootParent = root.parentSpanId ?? "";
-    expect([clientSpan, Buffer.from(clientSpan, "hex").toString("base64")]).toContain(rootParent);
+    expect(rootParent).toBe(clientSpan);
     // Each server span's parent is the caller's client span, in the caller's process.
     for (const [svc, method, callerSvc] of [["chat", "ChatService/Send", "edge"], ["message-store", "MessageStoreService/Append", "chat"], ["edge", "EdgeDeliveryService/Deliver", "chat"], ["notifier", "NotifierService/Notify", "chat"]] as const) {
       const server = find(svc, `chat.internal.v1.${method}`, SERVER);
@@ -75,6 +153,121 @@ describe("OpenTelemetry (§7)", () => {
     expect(parentOf(find("chat", "chat.append_batch", 1))!.name).toBe("send");
     a.close();
     b.close();
+  });
+
+  it("follows a message to each device's frame and to the push request; the receipt's trace links the message's", async () => {
+    const [alice, bob, carol] = [await newUser(c, "alice"), await newUser(c, "bob"), await newUser(c, "carol")];
+    const a = await device(c, alice, "alice-laptop");
+    const bobDevices = [await device(c, bob, "bob-phone"), await device(c, bob, "bob-laptop")];
+    // Carol is offline with a push token: the message reaches her as a webhook push.
+    const carolPhone = await device(c, carol, "carol-phone");
+    await carolPhone.client.registerPushToken(PushProvider.PUSH_PROVIDER_WEBHOOK, "carol-token");
+    carolPhone.close();
+    const group = await a.client.createGroup("done-means", [bob.username, carol.username]);
+    await until("carol offline", async () => (await a.client.presenceQuery([carol.userId]))[0]?.status === PresenceStatus.PRESENCE_STATUS_OFFLINE);
+
+    const traceId = hex(32);
+    const clientSpan = hex(16);
+    const ackTraces: string[] = [];
+    reportSpans(() => [traceId, ...ackTraces]);
+    const sent = await a.client.request({ $case: "send", value: { conversationId: group.id, clientMsgId: "done-1", text: "to every device" } }, `00-${traceId}-${clientSpan}-01`);
+    const seq = sent.kind?.$case === "sent" ? sent.kind.value.seq : 0;
+    expect(seq).toBeGreaterThan(0);
+    const messageId = `${group.id}/${seq}`;
+    for (const d of bobDevices) await waitFor(`${d.deviceId} got it`, () => d.in(group.id).length === 1);
+
+    const inTrace = () => spans.filter((s) => s.traceId === traceId);
+    const byId = () => new Map(inTrace().map((s) => [s.spanId, s]));
+    /** Parent names up to the root, each "service:name". */
+    const ancestry = (s: OtlpSpan) => {
+      const ids = byId();
+      const out: string[] = [];
+      for (let p = s.parentSpanId ? ids.get(s.parentSpanId) : undefined; p; p = p.parentSpanId ? ids.get(p.parentSpanId) : undefined) out.push(`${p.service}:${p.name}`);
+      return out;
+    };
+    const root = () => inTrace().find((s) => s.service === "edge" && s.name === "ws send");
+
+    // One CONSUMER span per write of the message to each of bob's devices, under the edge's Deliver.
+    const deviceSpan = (deviceId: string) => inTrace().find((s) => s.name === "process" && s.attrs["meshchat.device.id"] === deviceId);
+    await until("a process span per bob device", () => bobDevices.every((d) => deviceSpan(d.deviceId)) && root() !== undefined);
+    for (const d of bobDevices) {
+      const span = deviceSpan(d.deviceId)!;
+      expect(span.service).toBe("edge");
+      expect(span.kind).toBe(CONSUMER);
+      expect(span.attrs).toMatchObject({ "messaging.system": "meshchat", "messaging.destination.name": group.id, "messaging.message.id": messageId, "meshchat.message.seq": seq, "messaging.operation.type": "process", "enduser.id": bob.userId, "meshchat.recipient": "other" });
+      const up = ancestry(span);
+      expect(up[0]).toBe("edge:chat.internal.v1.EdgeDeliveryService/Deliver");
+      // Unbroken up to the sender's frame, through chat's PRODUCER span of the message.
+      expect(up).toContain("chat:send");
+      expect(up.at(-1)).toBe("edge:ws send");
+    }
+    expect(root()!.parentSpanId).toBe(clientSpan);
+    const producer = inTrace().find((s) => s.service === "chat" && s.name === "send")!;
+    expect(producer.kind).toBe(PRODUCER);
+    expect(producer.attrs).toMatchObject({ "messaging.system": "meshchat", "messaging.destination.name": group.id, "messaging.message.id": messageId });
+
+    // The push request carries the trace: its traceparent names a span of the message's trace.
+    await until("carol's push", () => pushes.some((p) => p.token === "carol-token"));
+    const push = pushes.find((p) => p.token === "carol-token")!;
+    const [, pushTrace, pushParent] = /^00-([0-9a-f]{32})-([0-9a-f]{16})-0[01]$/.exec(push.traceparent ?? "") ?? [];
+    expect(pushTrace, push.traceparent).toBe(traceId);
+    await until("the push span", () => byId().has(pushParent!));
+    expect(byId().get(pushParent!)!.name).toBe("push.send");
+    expect(ancestry(byId().get(pushParent!)!).at(-1)).toBe("edge:ws send");
+
+    // A read receipt: its own trace, linked to the message's.
+    await bobDevices[0]!.client.markRead(group.id, seq);
+    const readAck = () => spans.find((s) => s.service === "chat" && s.name === "chat.internal.v1.ChatService/Ack" && s.kind === SERVER && s.attrs["meshchat.ack.kind"] === "ACK_KIND_READ" && s.attrs["messaging.message.id"] === messageId);
+    await until("the read ack's span", () => readAck() !== undefined);
+    const ack = readAck()!;
+    ackTraces.push(ack.traceId);
+    expect(ack.traceId).not.toBe(traceId);
+    expect(ack.links.map((l) => l.traceId)).toContain(traceId);
+    expect(ack.links.find((l) => l.traceId === traceId)!.spanId).toBe(producer.spanId);
+    // The coalesced delivery of receipts links the message (and each ack) too.
+    const receiptDelivery = () => spans.find((s) => s.name === "chat.deliver_receipts" && s.links.some((l) => l.spanId === ack.spanId));
+    await until("the receipts delivery", () => receiptDelivery() !== undefined);
+    expect(receiptDelivery()!.links.map((l) => l.traceId)).toContain(traceId);
+
+    for (const d of [a, ...bobDevices]) d.close();
+  });
+
+  it("follows the HTTP, RPC and sampling conventions", async () => {
+    const eve = await newUser(c, "eve");
+    const mallory = await newUser(c, "mallory");
+    const e = await device(c, eve);
+    const m = await device(c, mallory);
+    const group = await e.client.createGroup("private", []);
+    // A client error: PERMISSION_DENIED is the caller's mistake, not the server's failure.
+    const traceId = hex(32);
+    reportSpans(() => [traceId]);
+    const refused = await m.client.request({ $case: "send", value: { conversationId: group.id, clientMsgId: "nope", text: "let me in" } }, `00-${traceId}-${hex(16)}-01`).catch((err: unknown) => err);
+    expect((refused as { code?: number }).code).toBe(ErrorCode.ERROR_CODE_PERMISSION_DENIED);
+    const serverSend = () => spans.find((s) => s.traceId === traceId && s.service === "chat" && s.name === "chat.internal.v1.ChatService/Send" && s.kind === SERVER);
+    const clientSend = () => spans.find((s) => s.traceId === traceId && s.service === "edge" && s.name === "chat.internal.v1.ChatService/Send" && s.kind === CLIENT);
+    await until("the refused send's spans", () => serverSend() !== undefined && clientSend() !== undefined);
+    expect(serverSend()!.attrs["rpc.grpc.status_code"]).toBe(7);
+    expect(serverSend()!.status?.code ?? 0).not.toBe(STATUS_ERROR);
+    expect(serverSend()!.attrs["network.peer.address"]).toBe("127.0.0.1");
+    expect(clientSend()!.attrs).toMatchObject({ "rpc.grpc.status_code": 7, "server.address": "127.0.0.1" });
+    expect(clientSend()!.status?.code).toBe(STATUS_ERROR);
+    // Successful calls carry the status code too.
+    expect(spans.some((s) => s.kind === SERVER && s.attrs["rpc.system"] === "grpc" && s.attrs["rpc.grpc.status_code"] === 0)).toBe(true);
+
+    // HTTP server spans for signup and the WebSocket upgrade.
+    const http = (route: string, status: number) => spans.find((s) => s.service === "edge" && s.kind === SERVER && s.attrs["http.route"] === route && s.attrs["http.response.status_code"] === status);
+    await until("signup and upgrade spans", () => http("/v1/signup", 201) !== undefined && http("/v1/ws", 101) !== undefined);
+    expect(http("/v1/signup", 201)!.attrs["http.request.method"]).toBe("POST");
+    expect(http("/v1/ws", 101)!.attrs["http.request.method"]).toBe("GET");
+
+    // Heartbeats happen (the edge records their round trip) but make no spans.
+    const edgeMetrics = () => fetch(`http://127.0.0.1:${c.ports.edge + 2000}/metrics`).then((r) => r.text());
+    await until("a heartbeat round trip", async () => /meshchat_edge_heartbeat_duration_count [1-9]/.test(await edgeMetrics()));
+    expect(spans.filter((s) => /heartbeat/i.test(s.name)).map((s) => `${s.service}:${s.name}`)).toEqual([]);
+    // Metrics are pushed over OTLP too.
+    await until("an OTLP metrics push", () => metricPushes > 0);
+    e.close();
+    m.close();
   });
 
   it("serves grpc.health.v1 and Prometheus metrics on every service", async () => {
