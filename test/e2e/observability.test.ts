@@ -4,6 +4,7 @@ import { service as healthService } from "grpc-health-check";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
+import YAML from "yaml";
 import { ErrorCode, PushProvider } from "../../internal/client/client.js";
 import { PresenceStatus } from "../../gen/chat/v1/client.js";
 import { device, newUser, startCluster, TEST_CERTS, waitFor, type TestCluster } from "./harness.js";
@@ -114,6 +115,42 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
 
 const SERVER = 2, CLIENT = 3, PRODUCER = 4, CONSUMER = 5;
 const STATUS_ERROR = 2;
+
+/** Function names and keywords of PromQL: what is left of an expression after them is metric names. */
+const PROMQL_WORDS = new Set(["sum", "max", "min", "avg", "count", "by", "without", "on", "ignoring", "group_left", "group_right", "rate", "irate", "increase", "histogram_quantile", "and", "or", "unless", "bool", "offset", "topk", "bottomk", "abs", "clamp_min", "clamp_max"]);
+
+/** The metric names and label names one PromQL expression uses (enough PromQL for ours). */
+function promqlUsage(expr: string): { metrics: string[]; labels: string[] } {
+  const labels: string[] = [];
+  let rest = expr.replace(/"(?:[^"\\]|\\.)*"/g, '""');
+  rest = rest.replace(/\{([^}]*)\}/g, (_, body: string) => {
+    for (const m of body.matchAll(/([a-zA-Z_]\w*)\s*(=~|!~|!=|=)/g)) labels.push(m[1]!);
+    return " ";
+  });
+  rest = rest.replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)/g, (_, _k, body: string) => {
+    labels.push(...body.split(",").map((l) => l.trim()).filter(Boolean));
+    return " ";
+  });
+  rest = rest.replace(/\[[^\]]*\]/g, " ");
+  const metrics = [...rest.matchAll(/[a-zA-Z_:][\w:]*/g)].map((m) => m[0]).filter((w) => !PROMQL_WORDS.has(w));
+  return { metrics, labels };
+}
+
+/** Metric name -> label names seen, over the Prometheus exposition of every service. */
+async function scrapeAll(ports: number[]): Promise<Map<string, Set<string>>> {
+  const seen = new Map<string, Set<string>>();
+  for (const port of ports) {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    for (const line of text.split("\n")) {
+      const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s/.exec(line);
+      if (!m) continue;
+      let set = seen.get(m[1]!);
+      if (!set) seen.set(m[1]!, (set = new Set()));
+      for (const l of (m[2] ?? "").matchAll(/(\w+)="/g)) set.add(l[1]!);
+    }
+  }
+  return seen;
+}
 
 const hex = (n: number) => Array.from({ length: n }, () => Math.floor(Math.random() * 16).toString(16)).join("");
 
@@ -286,5 +323,42 @@ describe("OpenTelemetry (§7)", () => {
     expect(edgeMetrics).toMatch(/meshchat_edge_frames_in_total\{[^}]*kind="send"/);
     expect(edgeMetrics).toMatch(/meshchat_delivery_latency_bucket\{[^}]*le="\+Inf"\} [1-9]/);
     expect(edgeMetrics).toMatch(/meshchat_messages_delivered_total\{[^}]*meshchat_recipient="other"[^}]*\} [1-9]/);
+  });
+  it("exports every metric and label the dashboard and the alerting rules use", async () => {
+    // A catch-up that sends events: a device connecting after a message was sent to it.
+    const [x, y] = [await newUser(c, "xavier"), await newUser(c, "yves")];
+    const xd = await device(c, x);
+    const conv = await xd.client.openDirect(y.username);
+    await xd.client.send(conv.id, "while you were away");
+    const yd = await device(c, y);
+    await waitFor("the missed message", () => yd.in(conv.id).length === 1);
+    xd.close();
+    yd.close();
+
+    const ROOT = path.resolve(import.meta.dirname, "../..");
+    const dashboard = JSON.parse(fs.readFileSync(path.join(ROOT, "mesh/dashboards/meshchat.json"), "utf8")) as { panels: Array<{ title: string; targets: Array<{ expr: string; legendFormat?: string }> }> };
+    const rules = YAML.parse(fs.readFileSync(path.join(ROOT, "mesh/rules/meshchat.rules.yaml"), "utf8")) as { groups: Array<{ rules: Array<{ alert: string; expr: string; annotations?: Record<string, string> }> }> };
+    const uses: Array<{ where: string; expr: string; extraLabels: string[] }> = [];
+    const templated = (s = "") => [...s.matchAll(/\{\{\s*(?:\$labels\.)?(\w+)\s*\}\}/g)].map((m) => m[1]!);
+    for (const p of dashboard.panels) for (const t of p.targets) uses.push({ where: `panel "${p.title}"`, expr: t.expr, extraLabels: templated(t.legendFormat) });
+    for (const g of rules.groups) for (const r of g.rules) uses.push({ where: `rule ${r.alert}`, expr: r.expr, extraLabels: Object.values(r.annotations ?? {}).flatMap((a) => templated(a)) });
+    expect(uses.length).toBeGreaterThan(20);
+    expect(rules.groups.flatMap((g) => g.rules.map((r) => r.alert))).toEqual(expect.arrayContaining(["MeshchatDeliveryLatencyHigh", "MeshchatErrorRatioHigh", "MeshchatCatchupSlow", "MeshchatPushFailureRatioHigh"]));
+
+    // instance and job are added by Prometheus when it scrapes; le is the histogram bucket label.
+    const ADDED_BY_PROMETHEUS = new Set(["instance", "job"]);
+    const ports = [c.ports.edge, c.ports.chat, c.ports.presence, c.ports.store, c.ports.notifier].map((p) => p + 2000);
+    const problems = (seen: Map<string, Set<string>>) => uses.flatMap(({ where, expr, extraLabels }) => {
+      const { metrics, labels } = promqlUsage(expr);
+      const out = metrics.filter((m) => !seen.has(m)).map((m) => `${where}: no metric ${m}`);
+      const have = new Set(metrics.flatMap((m) => [...(seen.get(m) ?? [])]));
+      for (const l of [...labels, ...extraLabels]) if (!ADDED_BY_PROMETHEUS.has(l) && !have.has(l)) out.push(`${where}: no label ${l} on ${metrics.join(", ")}`);
+      return out;
+    });
+    // The scenarios above made every series exist; exports can lag a moment behind them.
+    let last: string[] = [];
+    await until("every dashboard and rule series in the scrape", async () => (last = problems(await scrapeAll(ports))).length === 0, 15_000).catch((err: Error) => {
+      throw new Error(`${err.message}:\n${last.join("\n")}`);
+    });
   });
 });
