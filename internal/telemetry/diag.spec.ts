@@ -1,11 +1,19 @@
 import { diag } from "@opentelemetry/api";
 import { afterEach, describe, expect, it } from "vitest";
 import { Logger } from "../log/logger.js";
-import { wireDiagLogger } from "./diag.js";
+import { summarize, wireDiagLogger } from "./diag.js";
 
 afterEach(() => diag.disable());
 
 describe("wireDiagLogger", () => {
+  it("reduces the SDK's JSON-encoded exceptions to name, message and code (stacks differ per call path)", () => {
+    const a = JSON.stringify({ stack: "OTLPExporterError: Not Found\n    at x", message: "Not Found", code: "404", name: "OTLPExporterError" });
+    const b = JSON.stringify({ stack: "OTLPExporterError: Not Found\n    at y", message: "Not Found", code: "404", name: "OTLPExporterError" });
+    expect(summarize(a)).toBe("OTLPExporterError: Not Found (code 404)");
+    expect(summarize(b)).toBe(summarize(a));
+    expect(summarize("plain words\nmore")).toBe("plain words");
+  });
+
   it("reports SDK failures (a collector answering 404) through the product's logger, throttled", () => {
     const lines: Array<{ level: string; msg: string; suppressed?: number }> = [];
     const log = new Logger("test");

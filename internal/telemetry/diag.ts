@@ -12,7 +12,8 @@ const THROTTLE_MS = 60_000;
  */
 export function wireDiagLogger(log: Logger, now: () => number = Date.now): void {
   const last = new Map<string, { at: number; suppressed: number }>();
-  const report = (level: "warn" | "error", message: string, args: unknown[]) => {
+  const report = (level: "warn" | "error", raw: string, args: unknown[]) => {
+    const message = summarize(raw);
     const key = `${level}:${message}`;
     const t = now();
     const seen = last.get(key);
@@ -22,7 +23,7 @@ export function wireDiagLogger(log: Logger, now: () => number = Date.now): void 
     }
     last.set(key, { at: t, suppressed: 0 });
     const err = args.find((a) => a instanceof Error) ?? args[0];
-    log[level](`telemetry: ${message}`, { err, ...(seen?.suppressed ? { suppressed: seen.suppressed } : {}) });
+    log[level](`telemetry: ${message}`, { ...(err !== undefined ? { err } : {}), ...(seen?.suppressed ? { suppressed: seen.suppressed } : {}) });
   };
   const logger: DiagLogger = {
     error: (m, ...a) => report("error", m, a),
@@ -32,4 +33,22 @@ export function wireDiagLogger(log: Logger, now: () => number = Date.now): void 
     verbose: () => {},
   };
   diag.setLogger(logger, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true });
+}
+
+/**
+ * The SDK's error handler reports an exception as its JSON (stack included, which
+ * differs with each call path): the name, message and code alone make one readable
+ * line and one throttling key per distinct failure.
+ */
+export function summarize(raw: string): string {
+  try {
+    const e = JSON.parse(raw) as { name?: unknown; message?: unknown; code?: unknown };
+    if (e && typeof e === "object" && typeof e.message === "string") {
+      const name = typeof e.name === "string" && !e.message.startsWith(e.name) ? `${e.name}: ` : "";
+      return `${name}${e.message}${e.code !== undefined ? ` (code ${String(e.code)})` : ""}`;
+    }
+  } catch {
+    // Not JSON: a plain message.
+  }
+  return raw.split("\n")[0]!;
 }
