@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
-import { recipientLabel, recordDeviceWrite } from "../telemetry/messaging.js";
+import { messageAttributes, recipientLabel, recordDeviceWrite } from "../telemetry/messaging.js";
 import { ChatMetrics, secondsSince } from "../telemetry/telemetry.js";
 import type { WebSocket } from "ws";
 import type { Route } from "../../gen/chat/internal/v1/presence.js";
@@ -238,6 +238,8 @@ export class Session {
         chains.set(s.conversationId, next);
         try {
           const sent = await next;
+          // The frame's span names the message it made (known once chat has sequenced it).
+          trace.getActiveSpan()?.setAttributes(messageAttributes(sent));
           this.send({ ref, kind: { $case: "sent", value: sent } });
         } finally {
           if (chains.get(s.conversationId) === next) chains.delete(s.conversationId);

@@ -86,6 +86,8 @@ beforeAll(async () => {
     PUSH_WEBHOOK_SECRET: "observability-secret",
     // Heartbeats every second, so the test sees them (and that they make no traces).
     HEARTBEAT_INTERVAL_MS: "1000",
+    // Carol goes offline (and gets a push) soon after she closes, not after the default 5 s grace.
+    PRESENCE_GRACE_MS: "200",
   });
 });
 afterAll(async () => {
@@ -239,6 +241,7 @@ describe("OpenTelemetry (§7)", () => {
       expect(up.at(-1)).toBe("edge:ws send");
     }
     expect(root()!.parentSpanId).toBe(clientSpan);
+    expect(root()!.attrs).toMatchObject({ "messaging.destination.name": group.id, "messaging.message.id": messageId, "meshchat.message.seq": seq });
     const producer = inTrace().find((s) => s.service === "chat" && s.name === "send")!;
     expect(producer.kind).toBe(PRODUCER);
     expect(producer.attrs).toMatchObject({ "messaging.system": "meshchat", "messaging.destination.name": group.id, "messaging.message.id": messageId });
