@@ -61,7 +61,32 @@ const T = {
 const spiffe = (name: string) => `spiffe://${topo.trustDomain}/${name}`;
 const cert = (name: string) => ({ certificate_chain: { filename: `${topo.certDir}/${name}.pem` }, private_key: { filename: `${topo.certDir}/${name}-key.pem` } });
 const http2Options = { "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": { "@type": T.httpOptions, explicit_http_config: { http2_protocol_options: {} } } };
-const accessLog = [{ name: "envoy.access_loggers.stdout", typed_config: { "@type": T.stdout } }];
+/**
+ * JSON access log lines carrying the trace id, so a sidecar's line joins the app's logs
+ * and the trace (%TRACE_ID% is the active span's trace; traceparent as it arrived).
+ */
+const accessLog = [{
+  name: "envoy.access_loggers.stdout",
+  typed_config: {
+    "@type": T.stdout,
+    log_format: {
+      json_format: {
+        time: "%START_TIME%",
+        trace_id: "%TRACE_ID%",
+        traceparent: "%REQ(TRACEPARENT)%",
+        method: "%REQ(:METHOD)%",
+        path: "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+        protocol: "%PROTOCOL%",
+        status: "%RESPONSE_CODE%",
+        grpc_status: "%GRPC_STATUS_NUMBER%",
+        flags: "%RESPONSE_FLAGS%",
+        duration_ms: "%DURATION%",
+        upstream: "%UPSTREAM_HOST%",
+        peer: "%DOWNSTREAM_REMOTE_ADDRESS%",
+      },
+    },
+  },
+}];
 const router = [{ name: "envoy.filters.http.router", typed_config: { "@type": T.router } }];
 
 function tracing(service: string) {
@@ -289,9 +314,33 @@ function localCluster(name: string, port: number, http2: boolean) {
   };
 }
 
+/**
+ * Envoy's own metrics for Prometheus: only /stats/prometheus of the admin interface,
+ * on the pod's address (adminPort + 1). The admin port itself stays on loopback: it
+ * also serves /quitquitquit and config dumps.
+ */
+function statsListener() {
+  return {
+    name: "envoy_stats",
+    address: { socket_address: { address: "0.0.0.0", port_value: topo.adminPort + 1 } },
+    filter_chains: [{
+      filters: [{
+        name: "envoy.filters.network.http_connection_manager",
+        typed_config: {
+          "@type": T.hcm,
+          stat_prefix: "envoy_stats",
+          codec_type: "AUTO",
+          route_config: { name: "envoy_stats", virtual_hosts: [{ name: "envoy_stats", domains: ["*"], routes: [{ match: { path: "/stats/prometheus" }, route: { cluster: "envoy_admin" } }] }] },
+          http_filters: router,
+        },
+      }],
+    }],
+  };
+}
+
 function bootstrap(name: string, s: ServiceSpec) {
-  const listeners: object[] = [inboundListener(name, s), ...s.calls.map((to) => outboundListener(name, to))];
-  const clusters: object[] = [localCluster("local_service", s.port + topo.appPortOffset, true), ...s.calls.map((to) => upstreamCluster(name, to))];
+  const listeners: object[] = [inboundListener(name, s), ...s.calls.map((to) => outboundListener(name, to)), statsListener()];
+  const clusters: object[] = [localCluster("local_service", s.port + topo.appPortOffset, true), ...s.calls.map((to) => upstreamCluster(name, to)), localCluster("envoy_admin", topo.adminPort, false)];
   if (s.public) {
     listeners.push(publicListener(name, s));
     clusters.push(localCluster("local_http", s.public.port + topo.appPortOffset, false));
@@ -341,7 +390,8 @@ function k8s(name: string, s: ServiceSpec): object[] {
   const authKey = name === "chat" ? "private.pem" : name === "edge" ? "public.pem" : undefined;
   const appMounts = [{ name: "certs", mountPath: topo.certDir, readOnly: true }, ...(authKey ? [{ name: "auth-keys", mountPath: AUTH_DIR, readOnly: true }] : [])];
   const envFrom = [{ configMapRef: { name: "meshchat-backends" } }, { secretRef: { name: "meshchat-backend-secrets" } }];
-  const ports = [{ name: "grpc", containerPort: s.port }, { name: "metrics", containerPort: s.port + 2000 }, ...(s.public ? [{ name: "ws", containerPort: s.public.port }] : [])];
+  // "envoy-metrics": the sidecar's /stats/prometheus (scrape it by port name; prometheus.io/port names the app's).
+  const ports = [{ name: "grpc", containerPort: s.port }, { name: "metrics", containerPort: s.port + 2000 }, { name: "envoy-metrics", containerPort: topo.adminPort + 1 }, ...(s.public ? [{ name: "ws", containerPort: s.public.port }] : [])];
   return [
     {
       apiVersion: "apps/v1",

@@ -30,7 +30,7 @@ const chatConfig = {
 const tokenTtlSeconds = int("TOKEN_TTL_SECONDS", 7 * 24 * 3600, 1);
 
 await runUntilSignal("chat", log, config.shutdownTimeoutMs, async () => {
-  const telemetry = startTelemetry("chat", config.instanceId, config.metricsPort);
+  const telemetry = startTelemetry("chat", config.instanceId, config.metricsPort, log);
   const issuer = await TokenIssuer.fromFile(signingKeyFile(config.profile, config.dataDir), tokenTtlSeconds);
   const { discovery, etcd } = await openDiscovery(config, log);
   const mesh = new MeshClients(config, clientCredentials(config, "chat"), discovery);

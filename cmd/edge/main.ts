@@ -41,7 +41,7 @@ const edgeConfig = {
 };
 
 await runUntilSignal("edge", log, config.shutdownTimeoutMs, async () => {
-  const telemetry = startTelemetry("edge", config.instanceId, config.metricsPort);
+  const telemetry = startTelemetry("edge", config.instanceId, config.metricsPort, log);
   const cookies = DeviceCookies.load(edgeConfig.deviceCookieKeyFile, edgeConfig.deviceCookieMaxAgeDays, edgeConfig.publicHttps);
   const limiter = openRateLimiter(config, (err) => log.warn("rate limiter unavailable; letting requests through", { err }));
   const verifier = await TokenVerifier.fromFiles(verifyingKeyFiles(config.profile, config.dataDir));

@@ -14,7 +14,7 @@ const config = loadCommon("message-store", port);
 const log = new Logger("message-store", undefined, { instance: config.instanceId });
 
 await runUntilSignal("message-store", log, config.shutdownTimeoutMs, async () => {
-  const telemetry = startTelemetry("message-store", config.instanceId, config.metricsPort);
+  const telemetry = startTelemetry("message-store", config.instanceId, config.metricsPort, log);
   const store = await openStore(config, (err) => log.warn("history cache unavailable; reading the store", { err }));
   const { discovery } = await openDiscovery(config, log);
   const server = await serve(config, "message-store", port, log, [service(MessageStoreServiceService, storeService(store))]);

@@ -15,7 +15,7 @@ const config = loadCommon("notifier", port);
 const log = new Logger("notifier", undefined, { instance: config.instanceId });
 
 await runUntilSignal("notifier", log, config.shutdownTimeoutMs, async () => {
-  const telemetry = startTelemetry("notifier", config.instanceId, config.metricsPort);
+  const telemetry = startTelemetry("notifier", config.instanceId, config.metricsPort, log);
   const providers = await pushProvidersFromEnv();
   const tokens = await openTokenStore(config);
   const dispatcher = new PushDispatcher({

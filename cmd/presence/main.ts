@@ -24,7 +24,7 @@ const presenceConfig = {
 const publishBatchMs = int("PRESENCE_PUBLISH_BATCH_MS", 100, 0, 10_000);
 
 await runUntilSignal("presence", log, config.shutdownTimeoutMs, async () => {
-  const telemetry = startTelemetry("presence", config.instanceId, config.metricsPort);
+  const telemetry = startTelemetry("presence", config.instanceId, config.metricsPort, log);
   const { discovery } = await openDiscovery(config, log);
   const mesh = new MeshClients(config, clientCredentials(config, "presence"), discovery);
   // Status changes go to the edges holding the subscribers: batched per edge, debounced per user.

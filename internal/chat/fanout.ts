@@ -2,7 +2,9 @@ import type { DeliverRequest, DeliveryTarget, EdgeDeliveryServiceClient, Receipt
 import type { NotifierServiceClient } from "../../gen/chat/internal/v1/notifier.js";
 import type { UserEvent } from "../../gen/chat/internal/v1/store.js";
 import { Event, type Message, type Receipt } from "../../gen/chat/v1/client.js";
-import { context, type Context } from "@opentelemetry/api";
+import { context, trace, type Context } from "@opentelemetry/api";
+import { linksTo } from "../telemetry/messaging.js";
+import { ChatMetrics, secondsSince } from "../telemetry/telemetry.js";
 import { call } from "../grpc/client.js";
 import { BATCH_MAX_BYTES, ITEM_OVERHEAD_BYTES, textBytes } from "../grpc/message-size.js";
 import type { Logger } from "../log/logger.js";
@@ -86,8 +88,17 @@ export class Fanout {
         this.scheduled = false;
         const batch = this.pending;
         this.pending = [];
-        // The batch's calls join the first message's trace.
-        void context.with(batch[0]!.ctx, () => this.deliverMessages(batch.flatMap((b) => b.items))).catch((err) => this.log.warn("fanout failed", { err }));
+        // The batch's calls join the first message's trace and link every other message's.
+        const links = linksTo(batch.slice(1).map((b) => trace.getSpanContext(b.ctx)), trace.getSpanContext(batch[0]!.ctx));
+        const started = performance.now();
+        void context.with(batch[0]!.ctx, () =>
+          trace.getTracer("meshchat").startActiveSpan("chat.fanout", { links, attributes: { "meshchat.batch.messages": batch.length } }, (span) =>
+            this.deliverMessages(batch.flatMap((b) => b.items)).finally(() => {
+              span.end();
+              ChatMetrics.get().fanoutDuration.record(secondsSince(started));
+            }),
+          ),
+        ).catch((err) => this.log.warn("fanout failed", { err }));
       });
     }
     return Promise.resolve();

@@ -1,3 +1,4 @@
+import { ChatMetrics } from "../telemetry/telemetry.js";
 import type { AppendGroup, AppendedMessage, AppendMessage, AppendResponse, AppendRequest } from "../../gen/chat/internal/v1/store.js";
 import { ErrorCode } from "../../gen/chat/v1/client.js";
 import { context, trace, type Context, type Link } from "@opentelemetry/api";
@@ -80,6 +81,7 @@ export class Sequencer {
     return new Promise((resolve, reject) => {
       const q = this.queue(conversationId);
       q.pending.push({ message, ctx: context.active(), attempts: 0, resolve, reject });
+      ChatMetrics.get().queueDepth.add(1);
       this.markReady(conversationId);
       this.pump();
     });
@@ -163,6 +165,7 @@ export class Sequencer {
         }
         q.busy = true;
         const items = q.pending.splice(0, n);
+        ChatMetrics.get().queueDepth.add(-items.length);
         count += n;
         batch.push({ id, q, items });
       }
@@ -197,6 +200,7 @@ export class Sequencer {
     try {
       // The batch write joins the first send's trace and links every other send in it.
       const items = sent.flatMap((b) => b.items);
+      ChatMetrics.get().batchSize.record(items.length);
       const links: Link[] = items.slice(1).map((p) => trace.getSpanContext(p.ctx)).filter((c) => c !== undefined).map((c) => ({ context: c }));
       res = await context.with(items[0]!.ctx, () =>
         trace.getTracer("meshchat").startActiveSpan("chat.append_batch", { links, attributes: { "meshchat.batch.messages": items.length, "meshchat.batch.conversations": groups.length } }, async (span) => {
@@ -221,6 +225,7 @@ export class Sequencer {
         const retry = b.items.filter((p) => ++p.attempts <= MAX_CONFLICT_RETRIES);
         for (const p of b.items) if (p.attempts > MAX_CONFLICT_RETRIES) p.reject(new ChatError(ErrorCode.ERROR_CODE_CONFLICT, "conversation is moving between chat instances; retry"));
         b.q.pending.unshift(...retry);
+        ChatMetrics.get().queueDepth.add(retry.length);
         return;
       }
       if (result.error !== ErrorCode.ERROR_CODE_UNSPECIFIED) {

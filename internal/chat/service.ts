@@ -3,6 +3,9 @@ import { ChatServiceService, type Actor } from "../../gen/chat/internal/v1/chat.
 import type { MessageStoreServiceClient } from "../../gen/chat/internal/v1/store.js";
 import { AckKind, Conversation, ConversationKind, ErrorCode, Member, MembershipAction, type Receipt } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
+import { trace, type SpanContext } from "@opentelemetry/api";
+import { MessageTraces } from "../telemetry/message-traces.js";
+import { linksTo, messageAttributes, startSendSpan } from "../telemetry/messaging.js";
 import { ChatMetrics } from "../telemetry/telemetry.js";
 import { call } from "../grpc/client.js";
 import type { AsyncService } from "../grpc/handler.js";
@@ -35,6 +38,10 @@ export class ChatCore {
   private readonly sequencer: Sequencer;
   private readonly pendingReceipts = new Map<string, Map<string, Receipt>>();
   private receiptTimer: NodeJS.Timeout | undefined;
+  /** Each recent message's trace, so the receipts that acknowledge it can link it. */
+  private readonly traces = new MessageTraces();
+  /** The traces the pending receipts come from (each ack and the message it names): the flush links them all. */
+  private pendingReceiptLinks: Array<SpanContext | undefined> = [];
 
   constructor(
     private readonly store: MessageStoreServiceClient,
@@ -65,25 +72,36 @@ export class ChatCore {
     this.directory.invalidateWhere(pred);
   }
 
+  /** The PRODUCER span of the message: its store write and every delivery of it descend from it. */
   async send(actor: Actor, conversationId: string, clientMsgId: string, text: string) {
     validateSend({ conversationId, clientMsgId, text }, this.config.maxTextLength);
     const info = await this.directory.requireMember(conversationId, actor.userId);
-    const sentAtMs = Date.now();
-    const { appended, memberIds } = await this.sequencer.submit(conversationId, { senderId: actor.userId, senderDeviceId: actor.deviceId, clientMsgId, text, sentAtMs });
-    const message = appended.message!;
-    if (!appended.duplicate) {
-      ChatMetrics.get().messagesSent.add(1);
-      void this.fanout.messages([{ message, atMs: sentAtMs, memberIds, positions: appended.positions, info }]).catch((err) => this.log.warn("fanout failed", { err }));
-    }
-    return { clientMsgId, conversationId, seq: message.seq, sentAtMs: message.sentAtMs, duplicate: appended.duplicate };
+    return startSendSpan(conversationId, async (span) => {
+      const sentAtMs = Date.now();
+      const { appended, memberIds } = await this.sequencer.submit(conversationId, { senderId: actor.userId, senderDeviceId: actor.deviceId, clientMsgId, text, sentAtMs });
+      const message = appended.message!;
+      span.setAttributes(messageAttributes(message));
+      if (!appended.duplicate) {
+        this.traces.remember(conversationId, message.seq, span.spanContext());
+        ChatMetrics.get().messagesSent.add(1);
+        void this.fanout.messages([{ message, atMs: sentAtMs, memberIds, positions: appended.positions, info }]).catch((err) => this.log.warn("fanout failed", { err }));
+      }
+      return { clientMsgId, conversationId, seq: message.seq, sentAtMs: message.sentAtMs, duplicate: appended.duplicate };
+    });
   }
 
   async ack(actor: Actor, conversationId: string, seq: number, kind: AckKind) {
     if (kind !== AckKind.ACK_KIND_DELIVERED && kind !== AckKind.ACK_KIND_READ) throw ChatError.invalid("ack kind must be DELIVERED or READ");
+    // The receipt's trace links the message it acknowledges (span links: a different trace).
+    const messageTrace = this.traces.lookup(conversationId, seq);
+    const ackSpan = trace.getActiveSpan();
+    ackSpan?.setAttributes({ ...messageAttributes({ conversationId, seq }), "meshchat.ack.kind": AckKind[kind] ?? String(kind) });
+    if (messageTrace) ackSpan?.addLink({ context: messageTrace });
     const info = await this.directory.requireMember(conversationId, actor.userId);
     const read = kind === AckKind.ACK_KIND_READ ? seq : 0;
     const res = await call(this.store, this.store.updatePointers, { conversationId, userId: actor.userId, deliveredSeq: seq, readSeq: read });
     if (res.changed) {
+      this.pendingReceiptLinks.push(ackSpan?.spanContext(), messageTrace);
       this.queueReceipt(conversationId, { conversationId, userId: actor.userId, deliveredSeq: res.deliveredSeq, readSeq: res.readSeq });
       // The user's other devices learn the new read pointer through their sync log.
       if (res.readEvent) void this.fanout.userEvents([{ userId: actor.userId, event: res.readEvent }]);
@@ -170,7 +188,23 @@ export class ChatCore {
     this.receiptTimer ??= setTimeout(() => void this.flushReceipts(), this.config.receiptFlushMs);
   }
 
-  private async flushReceipts(): Promise<void> {
+  /**
+   * A coalesced delivery is its own trace (not the trace of whichever ack started
+   * the timer) linking every ack and message it carries receipts for.
+   */
+  private flushReceipts(): Promise<void> {
+    const links = linksTo(this.pendingReceiptLinks);
+    this.pendingReceiptLinks = [];
+    return trace.getTracer("meshchat").startActiveSpan("chat.deliver_receipts", { root: true, links, attributes: { "messaging.system": "meshchat", "messaging.operation.type": "send", "meshchat.receipts.conversations": this.pendingReceipts.size } }, async (span) => {
+      try {
+        await this.flushReceiptsNow();
+      } finally {
+        span.end();
+      }
+    });
+  }
+
+  private async flushReceiptsNow(): Promise<void> {
     this.receiptTimer = undefined;
     const batch = [...this.pendingReceipts];
     this.pendingReceipts.clear();

@@ -9,7 +9,8 @@ import { ErrorCode } from "../../gen/chat/v1/client.js";
 import type { HttpLimitsConfig } from "../config/http-limits.js";
 import { ChatError } from "../errors/chat-error.js";
 import { httpStatusOf, publicMessage } from "../errors/http.js";
-import { ChatMetrics } from "../telemetry/telemetry.js";
+import { ChatMetrics, secondsSince, unsampled } from "../telemetry/telemetry.js";
+import { startHttpServerSpan, withHttpServerSpan } from "../telemetry/http.js";
 import { call } from "../grpc/client.js";
 import type { AsyncService } from "../grpc/handler.js";
 import type { Logger } from "../log/logger.js";
@@ -40,14 +41,14 @@ class SessionRegistry {
   add(s: Session): void {
     ChatMetrics.get().sessions.add(1);
     let set = this.byUser.get(s.userId);
-    if (!set) this.byUser.set(s.userId, (set = new Set()));
+    if (!set) { this.byUser.set(s.userId, (set = new Set())); ChatMetrics.get().users.add(1); }
     set.add(s);
     this.size++;
   }
   remove(s: Session): void {
     const set = this.byUser.get(s.userId);
     if (set?.delete(s)) { this.size--; ChatMetrics.get().sessions.add(-1); }
-    if (set && set.size === 0) this.byUser.delete(s.userId);
+    if (set && set.size === 0) { this.byUser.delete(s.userId); ChatMetrics.get().users.add(-1); }
   }
   of(userId: string): Iterable<Session> {
     return this.byUser.get(userId) ?? [];
@@ -56,6 +57,8 @@ class SessionRegistry {
     return [...this.byUser.values()].flatMap((s) => [...s]);
   }
 }
+
+const TRACED_ROUTES = ["/v1/signup", "/v1/login"];
 
 const CONTENT_TYPES: Record<string, string> = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".json": "application/json", ".png": "image/png", ".ico": "image/x-icon" };
 
@@ -90,13 +93,19 @@ export class EdgeServer {
       perMessageDeflate: false,
       handleProtocols: (protocols) => (protocols.has(PROTO_SUBPROTOCOL) ? PROTO_SUBPROTOCOL : protocols.has(JSON_SUBPROTOCOL) ? JSON_SUBPROTOCOL : false),
     });
-    this.http = createHttpServer(config, (req, res) => void this.onHttp(req, res), (req, socket, head) => {
+    this.http = createHttpServer(config, (req, res) => {
+      // Signup and login are traced (they call chat); static files and probes are not.
+      const route = req.method === "POST" ? TRACED_ROUTES.find((r) => req.url?.split("?")[0] === r) : undefined;
+      void (route ? withHttpServerSpan(req, res, route, () => this.onHttp(req, res)) : this.onHttp(req, res));
+    }, (req, socket, head) => {
       const url = new URL(req.url ?? "/", "http://edge");
       if (url.pathname !== "/v1/ws" || this.draining) {
         socket.end(`HTTP/1.1 ${this.draining ? "503 Service Unavailable" : "404 Not Found"}\r\nConnection: close\r\n\r\n`);
         return;
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws));
+      const span = startHttpServerSpan(req, "/v1/ws");
+      socket.once("close", () => span.end(400));
+      this.wss.handleUpgrade(req, socket, head, (ws) => { span.end(101); this.onSocket(ws); });
     });
   }
 
@@ -211,7 +220,7 @@ export class EdgeServer {
       queuedBytes += buf.length;
       chain = chain.then(() => session.handle(frame)).finally(() => { queued--; queuedBytes -= buf.length; });
     });
-    ws.on("close", () => session.onClosed());
+    ws.on("close", (code) => { ChatMetrics.get().disconnects.add(1, { "meshchat.close_code": code }); session.onClosed(); });
     ws.on("error", () => session.onClosed());
   }
 
@@ -242,7 +251,11 @@ export class EdgeServer {
       routes.push(this.route(s));
     }
     if (routes.length === 0) return;
-    await this.backends.presenceHeartbeat(routes).catch((err) => this.log.warn("presence heartbeat failed", { err }));
+    const started = performance.now();
+    // Not traced (see Session.handle): a root trace per interval would be noise; the duration is a metric.
+    await unsampled(() => this.backends.presenceHeartbeat(routes))
+      .then(() => ChatMetrics.get().heartbeatDuration.record(secondsSince(started)))
+      .catch((err) => this.log.warn("presence heartbeat failed", { err }));
   }
 
   private async onHttp(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

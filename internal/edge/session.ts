@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
-import { ChatMetrics } from "../telemetry/telemetry.js";
+import { messageAttributes, recipientLabel, recordDeviceWrite } from "../telemetry/messaging.js";
+import { ChatMetrics, secondsSince } from "../telemetry/telemetry.js";
 import type { WebSocket } from "ws";
 import type { Route } from "../../gen/chat/internal/v1/presence.js";
 import { AckKind, type ClientFrame, type Event, type ServerFrame } from "../../gen/chat/v1/client.js";
@@ -128,11 +129,22 @@ export class Session {
   /** One span per client action; a client's own traceparent makes it the parent. */
   handle(frame: ClientFrame): Promise<void> {
     const kind = frame.kind?.$case ?? "none";
-    ChatMetrics.get().framesIn.add(1, { kind });
+    const m = ChatMetrics.get();
+    m.framesIn.add(1, { kind });
+    const started = performance.now();
+    const done = (failed: string | undefined) => {
+      m.frameDuration.record(secondsSince(started), { kind });
+      if (failed) m.frameErrors.add(1, { kind, "error.code": failed });
+    };
+    // Heartbeats are not traced: one root trace per device every few seconds would drown the rest.
+    if (kind === "heartbeat" && !frame.traceparent) return this.handleFrame(frame).then(done);
     const parent = frame.traceparent ? propagation.extract(context.active(), { traceparent: frame.traceparent }) : context.active();
-    return trace.getTracer("meshchat").startActiveSpan(`ws ${kind}`, { kind: SpanKind.SERVER, attributes: { "rpc.system": "websocket", "rpc.method": kind, "enduser.id": this.userId } }, parent, async (span) => {
+    const target = frame.kind?.value as { conversationId?: string; seq?: number } | undefined;
+    const attributes = { "rpc.system": "websocket", "rpc.method": kind, "enduser.id": this.userId, ...(target?.conversationId ? { "messaging.destination.name": target.conversationId } : {}), ...(target?.seq ? { "meshchat.message.seq": target.seq } : {}) };
+    return trace.getTracer("meshchat").startActiveSpan(`ws ${kind}`, { kind: SpanKind.SERVER, attributes }, parent, async (span) => {
       try {
         const failed = await this.handleFrame(frame);
+        done(failed);
         if (failed) span.setStatus({ code: SpanStatusCode.ERROR, message: failed });
       } finally {
         span.end();
@@ -163,7 +175,7 @@ export class Session {
     } catch (err) {
       const e = ChatError.from(err);
       if (e.code === ErrorCode.ERROR_CODE_INTERNAL) this.log.error("frame failed", { err, user: this.userId });
-      ChatMetrics.get().error(ErrorCode[e.code] ?? "UNKNOWN", { "rpc.system": "websocket" });
+      ChatMetrics.get().error(ErrorCode[e.code] ?? "UNKNOWN", { "rpc.system": "websocket" }, err);
       this.send(errorFrame(ref, e));
       return ErrorCode[e.code];
     }
@@ -242,6 +254,8 @@ export class Session {
         chains.set(s.conversationId, next);
         try {
           const sent = await next;
+          // The frame's span names the message it made (known once chat has sequenced it).
+          trace.getActiveSpan()?.setAttributes(messageAttributes(sent));
           this.send({ ref, kind: { $case: "sent", value: sent } });
         } finally {
           if (chains.get(s.conversationId) === next) chains.delete(s.conversationId);
@@ -345,9 +359,13 @@ export class Session {
       this.cursor = event.pos;
       this.send({ ref: 0, kind: { $case: "event", value: event } });
       if (event.kind?.$case === "message") {
+        const msg = event.kind.value;
+        recordDeviceWrite(msg, this);
+        // The sender's own other devices are labelled apart: they are echoes, not deliveries.
+        const labels = { "meshchat.recipient": recipientLabel(msg, this.userId) };
         const m = ChatMetrics.get();
-        m.messagesDelivered.add(1);
-        m.deliveryLatency.record(Date.now() - event.kind.value.sentAtMs);
+        m.messagesDelivered.add(1, labels);
+        m.deliveryLatency.record(Math.max(0, Date.now() - msg.sentAtMs) / 1000, labels);
       }
       return;
     }
@@ -360,6 +378,9 @@ export class Session {
   private async sync(): Promise<void> {
     if (this.syncing) return;
     this.syncing = true;
+    const started = performance.now();
+    const m = ChatMetrics.get();
+    m.catchups.add(1);
     try {
       for (;;) {
         this.resyncNeeded = false;
@@ -395,6 +416,7 @@ export class Session {
         // Events that arrived while the held ones were streaming are in `live` again: not done yet.
         if (gap || this.resyncNeeded || this.live.length > 0 || this.liveDropped) continue;
         this.send({ ref: 0, kind: { $case: "synced", value: { pos: this.cursor } } });
+        m.catchupDuration.record(secondsSince(started));
         return;
       }
     } catch (err) {
@@ -415,6 +437,7 @@ export class Session {
    */
   private async emitInOrder(ev: Event): Promise<void> {
     if (ev.pos !== this.cursor + 1) return;
+    ChatMetrics.get().catchupEvents.add(1);
     this.cursor = ev.pos;
     const written = new Promise<void>((resolve) => this.send({ ref: 0, kind: { $case: "event", value: ev } }, resolve));
     if (this.ws.bufferedAmount <= this.config.maxBufferedBytes / 4 || this.closed) return;

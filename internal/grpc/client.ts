@@ -2,6 +2,8 @@ import { Metadata, type CallOptions, type ChannelCredentials, type Client, type 
 import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { fromServiceError } from "../errors/grpc-status.js";
 import { GRPC_MAX_MESSAGE_BYTES } from "./message-size.js";
+import { serverAttributes, statusName } from "../telemetry/rpc.js";
+import { ChatMetrics, markRemote, secondsSince } from "../telemetry/telemetry.js";
 
 type Ctor<C> = new (address: string, credentials: ChannelCredentials, options?: object) => C;
 
@@ -34,9 +36,10 @@ export function call<Req, Res>(client: Client, method: UnaryMethod<Req, Res>, re
   // grpc-js generic clients carry the full method path ("/pkg.Service/Method") on each method.
   const path = (method as unknown as { path?: string }).path ?? "/unknown/unknown";
   const [, svc = "", name = ""] = path.split("/");
+  const started = performance.now();
   return trace.getTracer("meshchat").startActiveSpan(
     `${svc}/${name}`,
-    { kind: SpanKind.CLIENT, attributes: { "rpc.system": "grpc", "rpc.service": svc, "rpc.method": name } },
+    { kind: SpanKind.CLIENT, attributes: { "rpc.system": "grpc", "rpc.service": svc, "rpc.method": name, ...serverAttributes(client.getChannel().getTarget()) } },
     (span) => {
       const md = new Metadata();
       const carrier: Record<string, string> = {};
@@ -45,13 +48,17 @@ export function call<Req, Res>(client: Client, method: UnaryMethod<Req, Res>, re
       if (extra) for (const [k, v] of Object.entries(extra)) md.set(k, v);
       return new Promise<Res>((resolve, reject) => {
         method.call(client, req, md, { deadline: Date.now() + timeoutMs }, (err, res) => {
+          const code = err ? err.code : 0;
+          ChatMetrics.get().rpcClientDuration.record(secondsSince(started), { "rpc.system": "grpc", "rpc.service": svc, "rpc.method": name, "rpc.grpc.status_code": statusName(code) });
+          span.setAttribute("rpc.grpc.status_code", code);
           if (err) {
-            span.setAttribute("rpc.grpc.status_code", err.code);
+            // Any non-OK status is a failed call from the caller's side.
             span.setStatus({ code: SpanStatusCode.ERROR, message: err.details });
             span.end();
-            reject(fromServiceError(err));
+            const e = fromServiceError(err);
+            markRemote(e);
+            reject(e);
           } else {
-            span.setAttribute("rpc.grpc.status_code", 0);
             span.end();
             resolve(res);
           }

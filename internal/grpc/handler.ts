@@ -1,6 +1,7 @@
 import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
 import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
-import { ChatMetrics } from "../telemetry/telemetry.js";
+import { isServerError, peerAttributes, statusName } from "../telemetry/rpc.js";
+import { ChatMetrics, secondsSince } from "../telemetry/telemetry.js";
 import { ChatError, ErrorCode } from "../errors/chat-error.js";
 import { toServiceError } from "../errors/grpc-status.js";
 import type { Logger } from "../log/logger.js";
@@ -35,7 +36,7 @@ export function implement<Def extends object>(def: Def, impl: AsyncService<Def>,
       const carrier: Record<string, string> = {};
       for (const [k, v] of Object.entries(call.metadata.getMap())) if (typeof v === "string") carrier[k] = v;
       const parent = propagation.extract(context.active(), carrier);
-      trace.getTracer("meshchat").startActiveSpan(`${svc}/${method}`, { kind: SpanKind.SERVER, attributes: { "rpc.system": "grpc", "rpc.service": svc, "rpc.method": method } }, parent, (span) => {
+      trace.getTracer("meshchat").startActiveSpan(`${svc}/${method}`, { kind: SpanKind.SERVER, attributes: { "rpc.system": "grpc", "rpc.service": svc, "rpc.method": method, ...peerAttributes(call.getPeer()) } }, parent, (span) => {
         const run = async () => {
           // With mTLS, only the services that should call this one get past here.
           if (policy) authorizePeer(call, policy, methodOf(path));
@@ -43,19 +44,22 @@ export function implement<Def extends object>(def: Def, impl: AsyncService<Def>,
         };
         run().then(
           (res) => {
+            span.setAttribute("rpc.grpc.status_code", 0);
             span.end();
-            metrics.rpcDuration.record(performance.now() - started, { "rpc.service": svc, "rpc.method": method, "rpc.grpc.status_code": 0 });
+            metrics.rpcServerDuration.record(secondsSince(started), { "rpc.system": "grpc", "rpc.service": svc, "rpc.method": method, "rpc.grpc.status_code": statusName(0) });
             callback(null, res);
           },
           (err: unknown) => {
             const chatErr = err instanceof ChatError ? err : undefined;
             if (!chatErr || chatErr.code === ErrorCode.ERROR_CODE_INTERNAL) log.error("rpc failed", { method: name, err });
             const se = toServiceError(err);
-            span.setAttribute("rpc.grpc.status_code", se.code ?? 2);
-            span.setStatus({ code: SpanStatusCode.ERROR, message: se.details });
+            const code = se.code ?? 2;
+            span.setAttribute("rpc.grpc.status_code", code);
+            // The caller's mistakes (NOT_FOUND, PERMISSION_DENIED...) are not this server's failures.
+            if (isServerError(code)) span.setStatus({ code: SpanStatusCode.ERROR, message: se.details });
             span.end();
-            metrics.rpcDuration.record(performance.now() - started, { "rpc.service": svc, "rpc.method": method, "rpc.grpc.status_code": se.code ?? 2 });
-            metrics.error(ErrorCode[(chatErr ?? ChatError.from(err)).code] ?? "UNKNOWN", { "rpc.service": svc });
+            metrics.rpcServerDuration.record(secondsSince(started), { "rpc.system": "grpc", "rpc.service": svc, "rpc.method": method, "rpc.grpc.status_code": statusName(code) });
+            metrics.error(ErrorCode[(chatErr ?? ChatError.from(err)).code] ?? "UNKNOWN", { "rpc.service": svc }, err);
             callback(se as never, null);
           },
         );

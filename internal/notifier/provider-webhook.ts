@@ -1,4 +1,5 @@
 import { createHmac } from "node:crypto";
+import { context, propagation } from "@opentelemetry/api";
 import { ConfigError } from "../config/env.js";
 import { HttpClient } from "./https-request.js";
 import { DEFAULT_PUSH_TIMEOUT_MS, retryAfterMs, transportFailure, type PushMessage, type PushProvider, type PushResult } from "./provider.js";
@@ -51,15 +52,18 @@ export class WebhookProvider implements PushProvider {
   async send(msg: PushMessage): Promise<PushResult> {
     if (this.closed) return { kind: "failed", reason: "webhook provider is closed" };
     const body = JSON.stringify({ token: msg.token, title: msg.title, body: msg.body, collapse_key: msg.collapseKey, data: msg.data });
+    const headers: Record<string, string> = {
+      "content-type": "application/json; charset=utf-8",
+      "user-agent": "meshchat-notifier",
+      [WEBHOOK_SIGNATURE_HEADER]: webhookSignature(this.config.secret, body),
+    };
+    // W3C traceparent: the receiver's spans (a relay that traces) join the message's trace.
+    propagation.inject(context.active(), headers);
     let res;
     try {
       res = await this.http.request(this.config.url, {
         method: "POST",
-        headers: {
-          "content-type": "application/json; charset=utf-8",
-          "user-agent": "meshchat-notifier",
-          [WEBHOOK_SIGNATURE_HEADER]: webhookSignature(this.config.secret, body),
-        },
+        headers,
         body,
         timeoutMs: this.timeoutMs,
       });

@@ -9,6 +9,7 @@ import { RecentMessages } from "./recent-messages-redis.js";
 import { CachedStore } from "./store-cached.js";
 import { SqlStore } from "./store-sql.js";
 import type { Store } from "./store.js";
+import { instrumentStore } from "../telemetry/store.js";
 
 export const STORE_BACKENDS = ["pglite", "postgres", "cassandra"] as const;
 export type StoreBackend = (typeof STORE_BACKENDS)[number];
@@ -29,10 +30,12 @@ export function storeBackend(config: CommonConfig): StoreBackend {
  * HISTORY_CACHE_SIZE messages of each conversation that is read) or off.
  */
 export async function openStore(config: CommonConfig, onError: (err: unknown) => void = () => {}): Promise<Store> {
-  const store = await openBackend(config);
+  const backend = storeBackend(config);
+  const store = instrumentStore(await openBackend(config), backend);
   if (oneOf("HISTORY_CACHE", config.profile === "embedded" ? "off" : "redis", ["off", "redis"] as const) === "off") return store;
   const recent = new RecentMessages(config.redisUrl, config.redisPrefix, int("HISTORY_CACHE_SIZE", 200, 1, 10_000), int("HISTORY_CACHE_TTL_S", 86_400, 1), onError);
-  return new CachedStore(store, recent);
+  // The cache's own latency is labelled apart from the backend it fronts.
+  return instrumentStore(new CachedStore(store, recent), `${backend}+cache`);
 }
 
 async function openBackend(config: CommonConfig): Promise<Store> {
