@@ -89,7 +89,37 @@ beforeAll(async () => {
     // Carol goes offline (and gets a push) soon after she closes, not after the default 5 s grace.
     PRESENCE_GRACE_MS: "200",
   });
+  await everyKindOfTraffic();
 });
+
+/**
+ * What makes every series of the dashboard and the alerting rules exist, whichever
+ * test runs: a group message to an online user on two devices and to an offline one
+ * with a push token, a read receipt, a refused send and a catch-up.
+ */
+async function everyKindOfTraffic(): Promise<void> {
+  const [p, q, r, z] = [await newUser(c, "pia"), await newUser(c, "quin"), await newUser(c, "rio"), await newUser(c, "zed")];
+  const pd = await device(c, p);
+  const qd = [await device(c, q, "q-phone"), await device(c, q, "q-laptop")];
+  const rd = await device(c, r, "r-phone");
+  await rd.client.registerPushToken(PushProvider.PUSH_PROVIDER_WEBHOOK, "rio-token");
+  await rd.close();
+  const group = await pd.client.createGroup("traffic", [q.username, r.username]);
+  await waitFor("rio offline", async () => (await pd.client.presenceQuery([r.userId]))[0]?.status === PresenceStatus.PRESENCE_STATUS_OFFLINE);
+  await pd.client.send(group.id, "hello all");
+  for (const d of qd) await waitFor(`${d.deviceId} has it`, () => d.in(group.id).length === 1);
+  await qd[0]!.client.markRead(group.id, 1);
+  await waitFor("rio's push", () => pushes.some((x) => x.token === "rio-token"));
+  const zd = await device(c, z);
+  await zd.client.send(group.id, "let me in").catch(() => undefined);
+  // A catch-up that sends events: zed connects after a message was sent to him.
+  const conv = await pd.client.openDirect(z.username);
+  await zd.close();
+  await pd.client.send(conv.id, "while you were away");
+  const again = await device(c, z);
+  await waitFor("the missed message", () => again.in(conv.id).length === 1);
+  for (const d of [pd, ...qd, again]) d.close();
+}
 afterAll(async () => {
   await c?.stop();
   await new Promise((r) => receiver.close(r));
@@ -106,14 +136,6 @@ function reportSpans(traceIds: () => string[]): void {
   });
 }
 
-/** Polls an async condition: outcomes, not fixed sleeps. */
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const SERVER = 2, CLIENT = 3, PRODUCER = 4, CONSUMER = 5;
 const STATUS_ERROR = 2;
@@ -203,7 +225,7 @@ describe("OpenTelemetry", () => {
     await carolPhone.client.registerPushToken(PushProvider.PUSH_PROVIDER_WEBHOOK, "carol-token");
     carolPhone.close();
     const group = await a.client.createGroup("done-means", [bob.username, carol.username]);
-    await until("carol offline", async () => (await a.client.presenceQuery([carol.userId]))[0]?.status === PresenceStatus.PRESENCE_STATUS_OFFLINE);
+    await waitFor("carol offline", async () => (await a.client.presenceQuery([carol.userId]))[0]?.status === PresenceStatus.PRESENCE_STATUS_OFFLINE);
 
     const traceId = hex(32);
     const clientSpan = hex(16);
@@ -228,7 +250,7 @@ describe("OpenTelemetry", () => {
 
     // One CONSUMER span per write of the message to each of bob's devices, under the edge's Deliver.
     const deviceSpan = (deviceId: string) => inTrace().find((s) => s.name === "process" && s.attrs["meshchat.device.id"] === deviceId);
-    await until("a process span per bob device", () => bobDevices.every((d) => deviceSpan(d.deviceId)) && root() !== undefined);
+    await waitFor("a process span per bob device", () => bobDevices.every((d) => deviceSpan(d.deviceId)) && root() !== undefined);
     for (const d of bobDevices) {
       const span = deviceSpan(d.deviceId)!;
       expect(span.service).toBe("edge");
@@ -247,18 +269,18 @@ describe("OpenTelemetry", () => {
     expect(producer.attrs).toMatchObject({ "messaging.system": "meshchat", "messaging.destination.name": group.id, "messaging.message.id": messageId });
 
     // The push request carries the trace: its traceparent names a span of the message's trace.
-    await until("carol's push", () => pushes.some((p) => p.token === "carol-token"));
+    await waitFor("carol's push", () => pushes.some((p) => p.token === "carol-token"));
     const push = pushes.find((p) => p.token === "carol-token")!;
     const [, pushTrace, pushParent] = /^00-([0-9a-f]{32})-([0-9a-f]{16})-0[01]$/.exec(push.traceparent ?? "") ?? [];
     expect(pushTrace, push.traceparent).toBe(traceId);
-    await until("the push span", () => byId().has(pushParent!));
+    await waitFor("the push span", () => byId().has(pushParent!));
     expect(byId().get(pushParent!)!.name).toBe("push.send");
     expect(ancestry(byId().get(pushParent!)!).at(-1)).toBe("edge:ws send");
 
     // A read receipt: its own trace, linked to the message's.
     await bobDevices[0]!.client.markRead(group.id, seq);
     const readAck = () => spans.find((s) => s.service === "chat" && s.name === "chat.internal.v1.ChatService/Ack" && s.kind === SERVER && s.attrs["meshchat.ack.kind"] === "ACK_KIND_READ" && s.attrs["messaging.message.id"] === messageId);
-    await until("the read ack's span", () => readAck() !== undefined);
+    await waitFor("the read ack's span", () => readAck() !== undefined);
     const ack = readAck()!;
     ackTraces.push(ack.traceId);
     expect(ack.traceId).not.toBe(traceId);
@@ -266,7 +288,7 @@ describe("OpenTelemetry", () => {
     expect(ack.links.find((l) => l.traceId === traceId)!.spanId).toBe(producer.spanId);
     // The coalesced delivery of receipts links the message (and each ack) too.
     const receiptDelivery = () => spans.find((s) => s.name === "chat.deliver_receipts" && s.links.some((l) => l.spanId === ack.spanId));
-    await until("the receipts delivery", () => receiptDelivery() !== undefined);
+    await waitFor("the receipts delivery", () => receiptDelivery() !== undefined);
     expect(receiptDelivery()!.links.map((l) => l.traceId)).toContain(traceId);
 
     for (const d of [a, ...bobDevices]) d.close();
@@ -285,7 +307,7 @@ describe("OpenTelemetry", () => {
     expect((refused as { code?: number }).code).toBe(ErrorCode.ERROR_CODE_PERMISSION_DENIED);
     const serverSend = () => spans.find((s) => s.traceId === traceId && s.service === "chat" && s.name === "chat.internal.v1.ChatService/Send" && s.kind === SERVER);
     const clientSend = () => spans.find((s) => s.traceId === traceId && s.service === "edge" && s.name === "chat.internal.v1.ChatService/Send" && s.kind === CLIENT);
-    await until("the refused send's spans", () => serverSend() !== undefined && clientSend() !== undefined);
+    await waitFor("the refused send's spans", () => serverSend() !== undefined && clientSend() !== undefined);
     expect(serverSend()!.attrs["rpc.grpc.status_code"]).toBe(7);
     expect(serverSend()!.status?.code ?? 0).not.toBe(STATUS_ERROR);
     expect(serverSend()!.attrs["network.peer.address"]).toBe("127.0.0.1");
@@ -296,16 +318,16 @@ describe("OpenTelemetry", () => {
 
     // HTTP server spans for signup and the WebSocket upgrade.
     const http = (route: string, status: number) => spans.find((s) => s.service === "edge" && s.kind === SERVER && s.attrs["http.route"] === route && s.attrs["http.response.status_code"] === status);
-    await until("signup and upgrade spans", () => http("/v1/signup", 201) !== undefined && http("/v1/ws", 101) !== undefined);
+    await waitFor("signup and upgrade spans", () => http("/v1/signup", 201) !== undefined && http("/v1/ws", 101) !== undefined);
     expect(http("/v1/signup", 201)!.attrs["http.request.method"]).toBe("POST");
     expect(http("/v1/ws", 101)!.attrs["http.request.method"]).toBe("GET");
 
     // Heartbeats happen (the edge records their round trip) but make no spans.
     const edgeMetrics = () => fetch(`http://127.0.0.1:${c.ports.edge + 2000}/metrics`).then((r) => r.text());
-    await until("a heartbeat round trip", async () => /meshchat_edge_heartbeat_duration_count [1-9]/.test(await edgeMetrics()));
+    await waitFor("a heartbeat round trip", async () => /meshchat_edge_heartbeat_duration_count [1-9]/.test(await edgeMetrics()));
     expect(spans.filter((s) => /heartbeat/i.test(s.name)).map((s) => `${s.service}:${s.name}`)).toEqual([]);
     // Metrics are pushed over OTLP too.
-    await until("an OTLP metrics push", () => metricPushes > 0);
+    await waitFor("an OTLP metrics push", () => metricPushes > 0);
     e.close();
     m.close();
   });
@@ -328,16 +350,6 @@ describe("OpenTelemetry", () => {
     expect(edgeMetrics).toMatch(/meshchat_messages_delivered_total\{[^}]*meshchat_recipient="other"[^}]*\} [1-9]/);
   });
   it("exports every metric and label the dashboard and the alerting rules use", async () => {
-    // A catch-up that sends events: a device connecting after a message was sent to it.
-    const [x, y] = [await newUser(c, "xavier"), await newUser(c, "yves")];
-    const xd = await device(c, x);
-    const conv = await xd.client.openDirect(y.username);
-    await xd.client.send(conv.id, "while you were away");
-    const yd = await device(c, y);
-    await waitFor("the missed message", () => yd.in(conv.id).length === 1);
-    xd.close();
-    yd.close();
-
     const ROOT = path.resolve(import.meta.dirname, "../..");
     const dashboard = JSON.parse(fs.readFileSync(path.join(ROOT, "mesh/dashboards/meshchat.json"), "utf8")) as { panels: Array<{ title: string; targets: Array<{ expr: string; legendFormat?: string }> }> };
     const rules = YAML.parse(fs.readFileSync(path.join(ROOT, "mesh/rules/meshchat.rules.yaml"), "utf8")) as { groups: Array<{ rules: Array<{ alert: string; expr: string; annotations?: Record<string, string> }> }> };
@@ -358,9 +370,9 @@ describe("OpenTelemetry", () => {
       for (const l of [...labels, ...extraLabels]) if (!ADDED_BY_PROMETHEUS.has(l) && !have.has(l)) out.push(`${where}: no label ${l} on ${metrics.join(", ")}`);
       return out;
     });
-    // The scenarios above made every series exist; exports can lag a moment behind them.
+    // everyKindOfTraffic() made every series exist; exports can lag a moment behind it.
     let last: string[] = [];
-    await until("every dashboard and rule series in the scrape", async () => (last = problems(await scrapeAll(ports))).length === 0, 15_000).catch((err: Error) => {
+    await waitFor("every dashboard and rule series in the scrape", async () => (last = problems(await scrapeAll(ports))).length === 0).catch((err: Error) => {
       throw new Error(`${err.message}:\n${last.join("\n")}`);
     });
   });
