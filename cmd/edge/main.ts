@@ -9,7 +9,7 @@ import { routeRegistry } from "../../internal/routes/factory.js";
 import { EdgeBackends } from "../../internal/edge/backends.js";
 import { DeviceCookies } from "../../internal/edge/device-cookie.js";
 import { openRateLimiter } from "../../internal/edge/rate-limiter.js";
-import { EdgeServer } from "../../internal/edge/server.js";
+import { EdgeServer, legalFrameBytes } from "../../internal/edge/server.js";
 import { MeshClients } from "../../internal/grpc/mesh-clients.js";
 import { clientCredentials, serve, service } from "../../internal/grpc/serve.js";
 import { Logger } from "../../internal/log/logger.js";
@@ -21,7 +21,7 @@ const config = loadCommon("edge", grpcPort);
 const log = new Logger("edge", undefined, { instance: config.instanceId });
 const edgeConfig = {
   httpPort: int("EDGE_HTTP_PORT", DEFAULT_PORTS.edgeHttp, 0, 65535),
-  maxFrameBytes: int("MAX_FRAME_BYTES", 1024 * 1024, 1024),
+  maxFrameBytes: int("MAX_FRAME_BYTES", legalFrameBytes(int("MAX_TEXT_LENGTH", 100_000, 1, 10_000_000)), 1024),
   webRoot: str("WEB_ROOT", "web/dist"),
   debugEndpoints: bool("DEBUG_ENDPOINTS", false),
   helloTimeoutMs: int("HELLO_TIMEOUT_MS", 10_000, 100),

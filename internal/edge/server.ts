@@ -25,13 +25,29 @@ import { CLOSE, Session, type SessionConfig } from "./session.js";
 export interface EdgeConfig extends SessionConfig, HttpLimitsConfig {
   /** EDGE_HTTP_PORT: WebSocket and HTTP API. Default 8080. */
   httpPort: number;
-  /** MAX_FRAME_BYTES: larger WebSocket frames close the socket with 1009. Default 1 MiB. */
+  /**
+   * MAX_FRAME_BYTES: a larger WebSocket frame is answered with an error and the socket
+   * closed (1009). Default legalFrameBytes(MAX_TEXT_LENGTH): every legal message fits,
+   * in either subprotocol.
+   */
   maxFrameBytes: number;
   /** WEB_ROOT: static files of the browser client served at /. Default web/dist. */
   webRoot: string;
   /** DEBUG_ENDPOINTS: serve /debug/vars (memory, CPU) for benchmarks. Default false. */
   debugEndpoints: boolean;
 }
+
+/**
+ * The largest frame a legal message can need: in proto3 JSON a code point outside
+ * the BMP may be written as two \uXXXX escapes, 12 bytes (protobuf needs at most 4),
+ * plus room for the rest of the frame.
+ */
+export function legalFrameBytes(maxTextLength: number): number {
+  return Math.max(1024 * 1024, maxTextLength * 12 + 64 * 1024);
+}
+
+/** Beyond the limit, ws itself cuts the socket without a word; up to it the edge explains first. */
+const EXPLAINED_OVERSIZE_BYTES = 1024 * 1024;
 
 /** Sessions of this edge by user: the only state an edge keeps. */
 class SessionRegistry {
@@ -89,7 +105,7 @@ export class EdgeServer {
     this.loginGuard = new LoginGuard(abuse.limiter, config);
     this.wss = new WebSocketServer({
       noServer: true,
-      maxPayload: config.maxFrameBytes,
+      maxPayload: config.maxFrameBytes + EXPLAINED_OVERSIZE_BYTES,
       perMessageDeflate: false,
       handleProtocols: (protocols) => (protocols.has(PROTO_SUBPROTOCOL) ? PROTO_SUBPROTOCOL : protocols.has(JSON_SUBPROTOCOL) ? JSON_SUBPROTOCOL : false),
     });
@@ -199,6 +215,11 @@ export class EdgeServer {
     let queuedBytes = 0;
     ws.on("message", (data, isBinary) => {
       const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+      if (buf.length > this.config.maxFrameBytes) {
+        session.send(errorFrame(0, new ChatError(ErrorCode.ERROR_CODE_INVALID_FRAME, `a frame of ${buf.length} bytes is over the limit of ${this.config.maxFrameBytes}`)));
+        session.close(CLOSE.tooLarge, "frame too large");
+        return;
+      }
       let frame;
       try {
         frame = decodeClientFrame(buf, isBinary, modeOf(ws.protocol));

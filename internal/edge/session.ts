@@ -50,7 +50,7 @@ export interface SessionConfig {
 }
 
 /** Close codes (4000-4999 are the application's). */
-export const CLOSE = { unauthenticated: 4401, deviceInUse: 4409, helloTimeout: 4408, replaced: 4410, slowConsumer: 4429, idle: 4000, shutdown: 1001 } as const;
+export const CLOSE = { unauthenticated: 4401, deviceInUse: 4409, helloTimeout: 4408, replaced: 4410, slowConsumer: 4429, idle: 4000, shutdown: 1001, tooLarge: 1009 } as const;
 
 const MAX_BUFFERED_LIVE = 10_000;
 

@@ -5,6 +5,19 @@ const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const CLIENT_MSG_ID = /^[\x21-\x7e]{1,64}$/;
 const CONVERSATION_ID = /^(d:[0-9a-f-]{36}:[0-9a-f-]{36}|g:[0-9a-f-]{36})$/;
 
+/**
+ * C0 control characters other than tab, line feed and carriage return, and DEL.
+ * Refused in texts and titles: they render as nothing or as terminal commands, and
+ * U+0000 cannot be stored in PostgreSQL text at all (it used to fail a whole batch,
+ * other users' messages included).
+ */
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
+
+function refuseControls(field: string, text: string): void {
+  const m = CONTROL.exec(text);
+  if (m) throw ChatError.invalid(`${field} contains the control character U+${m[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")} at position ${m.index}; only tab, line feed and carriage return are allowed`);
+}
+
 /** Length in Unicode code points (what R3 limits), without allocating. */
 export function codePointLength(text: string): number {
   let n = 0;
@@ -38,6 +51,7 @@ export function validateConversationId(id: string): void {
 
 export function validateTitle(title: string): void {
   if (codePointLength(title) > 200) throw ChatError.invalid("title is at most 200 characters");
+  refuseControls("title", title);
 }
 
 export function validateSend(s: { conversationId: string; clientMsgId: string; text: string }, maxTextLength: number): void {
@@ -48,4 +62,5 @@ export function validateSend(s: { conversationId: string; clientMsgId: string; t
   if (s.text.length > maxTextLength && codePointLength(s.text) > maxTextLength) {
     throw new ChatError(ErrorCode.ERROR_CODE_MESSAGE_TOO_LONG, `text is longer than ${maxTextLength} characters`);
   }
+  refuseControls("text", s.text);
 }

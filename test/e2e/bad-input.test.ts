@@ -188,3 +188,47 @@ describe("JSON frames and numbers, validated", () => {
     b.close();
   });
 });
+
+describe("what one client's input may do to others", () => {
+  it("refuses control characters with INVALID_ARGUMENT, and another user's sends beside them all succeed", async () => {
+    const [mallory, victim, friend] = [await newUser(c), await newUser(c), await newUser(c)];
+    const m = await device(c, mallory);
+    const v = await device(c, victim);
+    const mConv = await m.client.openDirect(friend.username);
+    const vConv = await v.client.openDirect(friend.username);
+    // Both at once, so the sequencer could put them in one store batch.
+    const [bad, good] = await Promise.all([
+      Promise.allSettled(Array.from({ length: 5 }, (_, i) => m.client.request({ $case: "send", value: { conversationId: mConv.id, clientMsgId: `nul-${i}`, text: `x\u0000y${i}` } }))),
+      Promise.allSettled(Array.from({ length: 5 }, (_, i) => v.client.send(vConv.id, `fine ${i}`))),
+    ]);
+    expect(bad.every((r) => r.status === "rejected" && (r.reason as ClientError).code === ErrorCode.ERROR_CODE_INVALID_ARGUMENT && !(r.reason as ClientError).retryable)).toBe(true);
+    expect(good.map((r) => r.status)).toEqual(Array(5).fill("fulfilled"));
+    expect((await m.client.history(mConv.id)).messages).toEqual([]);
+    expect(((await m.client.createGroup("a\u0000b", []).catch((e) => e)) as ClientError).code).toBe(ErrorCode.ERROR_CODE_INVALID_ARGUMENT);
+    m.close();
+    v.close();
+  });
+
+  it("admits a legal 100,000-character message in JSON with every character escaped, and explains an oversize frame before closing", async () => {
+    const [alice, bob] = [await newUser(c), await newUser(c)];
+    const a = await device(c, alice);
+    const conv = await a.client.openDirect(bob.username);
+    const s = await raw("meshchat.v1.json");
+    s.ws.send(JSON.stringify({ ref: 1, hello: { token: alice.token, deviceId: "json-big", cursor: "0" } }));
+    await waitFor("welcome", () => s.frames.some((f) => f.kind?.$case === "welcome"));
+    // U+1F600 as two \u escapes: 12 bytes per character, about 1.2 MB in all.
+    const escaped = "\\ud83d\\ude00".repeat(100_000);
+    const frame = `{"ref":2,"send":{"conversationId":"${conv.id}","clientMsgId":"big","text":"${escaped}"}}`;
+    expect(frame.length).toBeGreaterThan(1_200_000);
+    s.ws.send(frame);
+    await waitFor("sent", () => s.frames.some((f) => f.ref === 2 && f.kind?.$case === "sent"), { seen: () => JSON.stringify(s.errors()) });
+    const [stored] = (await a.client.history(conv.id)).messages;
+    expect(Array.from(stored!.text)).toHaveLength(100_000);
+    // A frame over the limit: told why, then closed with 1009.
+    s.ws.send(`{"ref":3,"send":{"conversationId":"${conv.id}","clientMsgId":"huge","text":"${"x".repeat(1_400_000)}"}}`);
+    await waitFor("closed", () => s.closed() !== undefined);
+    expect(s.closed()).toBe(1009);
+    expect(s.errors().at(-1)!.message).toMatch(/over the limit/);
+    a.close();
+  });
+});
