@@ -174,6 +174,12 @@ export class Session {
       await this.hooks.disconnected(this.userId, this.deviceId);
       const { replaced } = await this.backends.presenceConnect(this.hooks.route(this), hello.takeover);
       if (replaced) void this.backends.kick(replaced);
+      if (this.closed) {
+        // The socket closed while presence registered the device: onClosed saw no session to
+        // remove, so disconnect it here or presence (and this edge's heartbeats) keep it for ever.
+        this.hooks.unregister(this);
+        return;
+      }
     } catch (err) {
       const e = ChatError.from(err);
       this.send(errorFrame(ref, e));
