@@ -262,6 +262,9 @@ export class EdgeServer {
     } catch (err) {
       const e = ChatError.from(err);
       if (e.code === ErrorCode.ERROR_CODE_INTERNAL) this.log.error("http request failed", { err, path: url.pathname });
+      // A backend down or too slow: the client only hears "try again", so the cause (with its
+      // addresses and grpc-js text) is kept here.
+      else if (e.code === ErrorCode.ERROR_CODE_UNAVAILABLE) this.log.warn("http request unavailable", { err: e, path: url.pathname });
       reply(HTTP_STATUS[e.code] ?? 500, { code: ErrorCode[e.code], message: e.code === ErrorCode.ERROR_CODE_INTERNAL ? "internal error" : e.message, retryable: e.retryable });
     }
   }

@@ -147,6 +147,8 @@ export class Session {
     } catch (err) {
       const e = ChatError.from(err);
       if (e.code === ErrorCode.ERROR_CODE_INTERNAL) this.log.error("frame failed", { err, user: this.userId });
+      // The client is told only "try again": the cause (timeout, address) stays in the log.
+      else if (e.code === ErrorCode.ERROR_CODE_UNAVAILABLE) this.log.warn("frame unavailable", { err: e, kind: frame.kind?.$case, user: this.userId });
       ChatMetrics.get().error(ErrorCode[e.code] ?? "UNKNOWN", { "rpc.system": "websocket" });
       this.send(errorFrame(ref, e));
       return ErrorCode[e.code];
