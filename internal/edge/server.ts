@@ -252,9 +252,11 @@ export class EdgeServer {
         const body = await readJson(req);
         const username = typeof body.username === "string" ? body.username : "";
         const password = typeof body.password === "string" ? body.password : "";
+        // Longer than the accounts service's hash admission wait (HashQueue.maxWaitMs) plus a hash
+        // and a commit, so an admitted request answers rather than times out on a loaded box.
         const r = url.pathname === "/v1/signup"
-          ? await call(this.accounts, this.accounts.signup, { username, password })
-          : await call(this.accounts, this.accounts.login, { username, password });
+          ? await call(this.accounts, this.accounts.signup, { username, password }, 10_000)
+          : await call(this.accounts, this.accounts.login, { username, password }, 10_000);
         return reply(url.pathname === "/v1/signup" ? 201 : 200, { user_id: r.userId, username: r.username, token: r.token, expires_at_ms: r.expiresAtMs });
       }
       if (req.method === "GET" && this.serveStatic(url.pathname, res)) return;
@@ -265,7 +267,7 @@ export class EdgeServer {
       // A backend down or too slow: the client only hears "try again", so the cause (with its
       // addresses and grpc-js text) is kept here.
       else if (e.code === ErrorCode.ERROR_CODE_UNAVAILABLE) this.log.warn("http request unavailable", { err: e, path: url.pathname });
-      reply(HTTP_STATUS[e.code] ?? 500, { code: ErrorCode[e.code], message: e.code === ErrorCode.ERROR_CODE_INTERNAL ? "internal error" : e.message, retryable: e.retryable });
+      reply(HTTP_STATUS[e.code] ?? 500, { code: ErrorCode[e.code], message: e.code === ErrorCode.ERROR_CODE_INTERNAL ? "internal error" : e.message, retryable: e.retryable, retry_after_ms: e.retryAfterMs });
     }
   }
 
