@@ -313,7 +313,7 @@ export class EdgeServer {
       const e = ChatError.from(err);
       // The client sees a fixed text for these (publicMessage); the detail is here only.
       if (e.code === ErrorCode.ERROR_CODE_INTERNAL) this.log.error("http request failed", { err, path: url.pathname });
-      else if (e.code === ErrorCode.ERROR_CODE_UNAVAILABLE) this.log.warn("http request failed", { err, path: url.pathname });
+      else if (e.code === ErrorCode.ERROR_CODE_UNAVAILABLE) this.log.warn("http request unavailable", { err: e, path: url.pathname }); // the client only hears "try again"
       fail(e);
     }
   }
@@ -329,14 +329,15 @@ export class EdgeServer {
     const body = await readJson(req);
     const username = typeof body.username === "string" ? body.username : "";
     const password = typeof body.password === "string" ? body.password : "";
-    let r;
-    if (kind === "signup") {
-      r = await call(this.accounts, this.accounts.signup, { username, password });
-    } else {
-      await this.loginGuard.beforeLogin(address, username, this.abuse.cookies.knows(req.headers.cookie, username));
-      r = await call(this.accounts, this.accounts.login, { username, password });
-      await this.loginGuard.loggedIn(username);
-    }
+    // A sign-up resent for an existing account with its password succeeds like a log-in (retries are
+    // safe), so it is held to the same per-account back-off: it must not be a way around it.
+    await this.loginGuard.beforeLogin(address, username, this.abuse.cookies.knows(req.headers.cookie, username));
+    // Longer than the accounts service's hash admission wait (HashQueue.maxWaitMs) plus a hash
+    // and a commit, so an admitted request answers rather than times out on a loaded box.
+    const r = kind === "signup"
+      ? await call(this.accounts, this.accounts.signup, { username, password }, 10_000)
+      : await call(this.accounts, this.accounts.login, { username, password }, 10_000);
+    await this.loginGuard.loggedIn(username);
     reply(kind === "signup" ? 201 : 200, { user_id: r.userId, username: r.username, token: r.token, expires_at_ms: r.expiresAtMs }, { "set-cookie": this.abuse.cookies.issue(r.username) });
   }
 

@@ -175,6 +175,8 @@ export class Session {
     } catch (err) {
       const e = ChatError.from(err);
       if (e.code === ErrorCode.ERROR_CODE_INTERNAL) this.log.error("frame failed", { err, user: this.userId });
+      // The client is told only "try again": the cause (timeout, address) stays in the log.
+      else if (e.code === ErrorCode.ERROR_CODE_UNAVAILABLE) this.log.warn("frame unavailable", { err: e, kind: frame.kind?.$case, user: this.userId });
       ChatMetrics.get().error(ErrorCode[e.code] ?? "UNKNOWN", { "rpc.system": "websocket" }, err);
       this.send(errorFrame(ref, e));
       return ErrorCode[e.code];
@@ -202,6 +204,12 @@ export class Session {
       await this.hooks.disconnected(this.userId, this.deviceId);
       const { replaced } = await this.backends.presenceConnect(this.hooks.route(this), hello.takeover);
       if (replaced) void this.backends.kick(replaced);
+      if (this.closed) {
+        // The socket closed while presence registered the device: onClosed saw no session to
+        // remove, so disconnect it here or presence (and this edge's heartbeats) keep it for ever.
+        this.hooks.unregister(this);
+        return;
+      }
     } catch (err) {
       const e = ChatError.from(err);
       this.send(errorFrame(ref, e));

@@ -62,6 +62,21 @@ function codeOfBareStatus(s: number): ErrorCode {
   }
 }
 
+/**
+ * What a client is told for a status that came from grpc-js itself (or a proxy), not from a
+ * handler: grpc-js's own text names addresses and internals ("connect ECONNREFUSED
+ * 127.0.0.1:37201", "remote_addr=..."), so it stays in the cause, for the logs.
+ */
+function messageOfBareStatus(s: number): string {
+  switch (s) {
+    case status.DEADLINE_EXCEEDED: return "a service did not answer in time; try again";
+    case status.UNAVAILABLE: return "a service is unavailable; try again";
+    case status.CANCELLED: return "the request was cancelled; try again";
+    case status.RESOURCE_EXHAUSTED: return "the request is too large or the service is overloaded";
+    default: return "request failed";
+  }
+}
+
 /** Builds the ServiceError a handler returns for anything it threw. */
 export function toServiceError(err: unknown): Partial<ServiceError> {
   const e = err instanceof ChatError ? err : infraErrorToChatError(err) ?? ChatError.from(err);
@@ -83,6 +98,6 @@ export function fromServiceError(err: unknown): ChatError {
   if (!isServiceError(err)) return ChatError.from(err);
   const raw = err.metadata?.get(CODE_TRAILER)?.[0];
   const retry = Number(err.metadata?.get(RETRY_TRAILER)?.[0] ?? 0);
-  const code = raw !== undefined ? (Number(raw) as ErrorCode) : codeOfBareStatus(err.code);
-  return new ChatError(code, err.details || err.message, { cause: err, retryAfterMs: retry });
+  if (raw === undefined) return new ChatError(codeOfBareStatus(err.code), messageOfBareStatus(err.code), { cause: err, retryAfterMs: retry });
+  return new ChatError(Number(raw) as ErrorCode, err.details || err.message, { cause: err, retryAfterMs: retry });
 }

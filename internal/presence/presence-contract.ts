@@ -225,6 +225,59 @@ export function presenceContract(name: string, factory: PresenceFactory, caseClo
       expect((await presence.query([alice]))[0]!.status).toBe(ONLINE);
     });
 
+    it("a takeover drops the replaced session's subscriptions", async () => {
+      const { rec, presence, edge } = await setup();
+      const [alice, bob] = [randomUUID(), randomUUID()];
+      // Many rounds of takeover-and-subscribe on one device, each replaced session disconnecting late.
+      let current = route(alice, "phone");
+      await edge.connect(current);
+      for (let i = 0; i < 20; i++) {
+        await presence.subscribe(current, [bob]);
+        const next = route(alice, "phone");
+        expect(await edge.connect(next, true)).toEqual(current);
+        await edge.disconnect(current);
+        current = next;
+      }
+      // The device's current session never subscribed: bob coming online goes to nobody.
+      await edge.connect(route(bob));
+      await waitFor("bob online", async () => (await presence.query([bob]))[0]!.status === ONLINE);
+      expect(rec.of(bob)).toEqual([]);
+    });
+
+    it("a heartbeat from an unknown device re-registers it and brings its user back online", async () => {
+      const { rec, presence, edge } = await setup();
+      const alice = randomUUID();
+      const w = await watcher(edge, presence, [alice]);
+      // What edges send after presence lost its state (a restart): a route it has never seen.
+      const phone = route(alice, "phone", "edge-2");
+      await presence.heartbeat([phone]);
+      expect(await presence.routes([alice])).toEqual([phone]);
+      expect((await presence.query([alice]))[0]!.status).toBe(ONLINE);
+      await waitFor("online published", () => rec.statuses(alice).length === 1);
+      expect(rec.of(alice)[0]!.subscribers.map((s) => s.sessionId)).toEqual([w.route.sessionId]);
+      // A device known under another session is not taken over by a heartbeat (a replaced session's edge).
+      const stale = route(alice, "phone", "edge-3");
+      await presence.heartbeat([stale]);
+      expect(await presence.routes([alice])).toEqual([phone]);
+    });
+
+    it("a heartbeat in flight for a session that disconnected or was replaced does not bring it back", async () => {
+      const { presence, edge } = await setup();
+      const [alice, bob] = [randomUUID(), randomUUID()];
+      const gone = route(alice);
+      await edge.connect(gone);
+      await edge.disconnect(gone);
+      await presence.heartbeat([gone]);
+      expect(await presence.routes([alice])).toEqual([]);
+      const first = route(bob, "phone");
+      const second = route(bob, "phone");
+      await edge.connect(first);
+      await edge.connect(second, true);
+      await edge.disconnect(second);
+      await presence.heartbeat([first]);
+      expect(await presence.routes([bob])).toEqual([]);
+    });
+
     it("subscribe returns current statuses, and later changes reach every subscriber in one publish", async () => {
       const { rec, presence, edge } = await setup();
       const [alice, bob, nobody] = [randomUUID(), randomUUID(), randomUUID()];

@@ -21,10 +21,21 @@ interface UserEntry {
  * A user is online while any device has heartbeated within the timeout; going
  * offline waits out the grace period, so a drop and reconnect inside it changes
  * nothing anyone sees.
+ *
+ * Recovery: a restart of the presence process loses everything, while the edges keep
+ * their sessions. Edges heartbeat every device they hold with the full Route, and a
+ * heartbeat for a device this process does not know re-registers it (as RedisPresence
+ * does), so routes and statuses come back within one heartbeat period. Subscriptions
+ * are not carried by heartbeats: they come back when the clients subscribe again.
  */
 export class MemoryPresence implements Presence {
   private readonly users = new Map<string, UserEntry>();
   private readonly subscribers = new Map<string, Map<string, Route>>();
+  /**
+   * Sessions disconnected or replaced within the timeout (session id -> when forgotten):
+   * a heartbeat already in flight for one of them must not bring it back.
+   */
+  private readonly gone = new Map<string, number>();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
@@ -42,29 +53,46 @@ export class MemoryPresence implements Presence {
     if (existing && existing.route.sessionId !== route.sessionId) {
       if (!takeover) throw new ChatError(ErrorCode.ERROR_CODE_DEVICE_IN_USE, "this device id is in use by another live session");
     }
+    const replaced = existing && existing.route.sessionId !== route.sessionId ? existing.route : undefined;
+    // The replaced session is over: its subscriptions go with it (its edge's late disconnect
+    // finds another session on the device and changes nothing, so it cannot clean them up).
+    if (replaced) this.forget(replaced);
     user.devices.set(route.deviceId, { route, lastBeatMs: this.now() });
     user.lastActiveMs = this.now();
     this.changed(route.userId, user);
-    return existing && existing.route.sessionId !== route.sessionId ? existing.route : undefined;
+    return replaced;
   }
 
   async disconnect(route: Route): Promise<void> {
     const user = this.users.get(route.userId);
     const existing = user?.devices.get(route.deviceId);
-    if (!user || !existing || existing.route.sessionId !== route.sessionId) return;
+    // Another session holds the device now: this one was replaced and already forgotten.
+    if (existing && existing.route.sessionId !== route.sessionId) return;
+    this.forget(route);
+    if (!user || !existing) return;
     user.devices.delete(route.deviceId);
     user.lastActiveMs = this.now();
-    this.unsubscribeAll(route);
     this.changed(route.userId, user);
   }
 
   async heartbeat(routes: Route[]): Promise<void> {
     const now = this.now();
     for (const r of routes) {
-      const d = this.users.get(r.userId)?.devices.get(r.deviceId);
-      if (d && d.route.sessionId === r.sessionId) d.lastBeatMs = now;
-      const u = this.users.get(r.userId);
-      if (u) u.lastActiveMs = now;
+      const user = this.users.get(r.userId);
+      const d = user?.devices.get(r.deviceId);
+      if (d) {
+        if (d.route.sessionId === r.sessionId) d.lastBeatMs = now;
+      } else if (!this.gone.has(r.sessionId)) {
+        // Unknown device whose edge still holds the session: this process restarted (or the
+        // sweep dropped a device whose edge was slow). The heartbeat carries the full route:
+        // register it again and bring the user back online.
+        const u = this.user(r.userId);
+        u.devices.set(r.deviceId, { route: r, lastBeatMs: now });
+        u.lastActiveMs = now;
+        this.changed(r.userId, u);
+        continue;
+      }
+      if (user) user.lastActiveMs = now;
     }
   }
 
@@ -126,6 +154,12 @@ export class MemoryPresence implements Presence {
     if (subs.length > 0) this.publish({ userId, status, lastActiveAtMs: user.lastActiveMs }, subs);
   }
 
+  /** A session that ended: no subscriptions, and no resurrection by a late heartbeat. */
+  private forget(route: Route): void {
+    this.unsubscribeAll(route);
+    this.gone.set(route.sessionId, this.now() + this.config.timeoutMs);
+  }
+
   private unsubscribeAll(route: Route): void {
     for (const [id, subs] of this.subscribers) {
       subs.delete(route.sessionId);
@@ -135,7 +169,9 @@ export class MemoryPresence implements Presence {
 
   /** Devices whose edge stopped heartbeating (edge crashed) are dropped. */
   private sweep(): void {
-    const cutoff = this.now() - this.config.timeoutMs;
+    const now = this.now();
+    for (const [sessionId, until] of this.gone) if (until <= now) this.gone.delete(sessionId);
+    const cutoff = now - this.config.timeoutMs;
     for (const [id, user] of this.users) {
       for (const [deviceId, d] of user.devices) {
         if (d.lastBeatMs < cutoff) {
