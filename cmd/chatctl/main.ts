@@ -4,9 +4,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
-import { Command } from "commander";
+import { Command, InvalidArgumentError } from "commander";
 import { authenticate, ChatClient, ClientError, type Conversation, HistoryDirection, type Message } from "../../internal/client/client.js";
 import { nodeSocket } from "../../internal/client/node-socket.js";
+import { printable } from "../../internal/cli/printable.js";
 
 /** What chatctl remembers per user between runs: token, device id and cursor. */
 interface Profile {
@@ -29,6 +30,15 @@ program
 function home(): string {
   return program.opts<{ home: string }>().home;
 }
+
+/** The edge to use: -s (or CHATCTL_SERVER) when given, else the one the profile logged in to. */
+function serverFor(p?: Profile): string {
+  const source = program.getOptionValueSource("server");
+  return source === "cli" || source === "env" || !p ? program.opts<{ server: string }>().server : p.server;
+}
+
+/** Who and where a command acted as, for its error messages. */
+let actingAs = "";
 function profilePath(username: string): string {
   return path.join(home(), `${username}.json`);
 }
@@ -37,10 +47,16 @@ function saveProfile(p: Profile): void {
   fs.writeFileSync(profilePath(p.username), JSON.stringify(p, null, 2), { mode: 0o600 });
   fs.writeFileSync(path.join(home(), "current"), p.username);
 }
+/**
+ * The user a command acts as: --as or CHATCTL_USER, else the last one who logged in here.
+ * Two terminals that act as two users set CHATCTL_USER each (the README's walkthrough).
+ */
 function loadProfile(): Profile {
   const as = program.opts<{ as?: string }>().as ?? (fs.existsSync(path.join(home(), "current")) ? fs.readFileSync(path.join(home(), "current"), "utf8").trim() : "");
-  if (!as || !fs.existsSync(profilePath(as))) throw new Error("not logged in: run `chatctl signup <username>` or `chatctl login <username>`");
-  return JSON.parse(fs.readFileSync(profilePath(as), "utf8")) as Profile;
+  if (!as || !fs.existsSync(profilePath(as))) throw new Error(`not logged in${as ? ` as ${as}` : ""}: run \`chatctl signup <username>\` or \`chatctl login <username>\``);
+  const p = JSON.parse(fs.readFileSync(profilePath(as), "utf8")) as Profile;
+  actingAs = `as ${p.username}`;
+  return p;
 }
 
 async function readPassword(opt?: string): Promise<string> {
@@ -52,20 +68,39 @@ async function readPassword(opt?: string): Promise<string> {
   return answer;
 }
 
-async function connect(p: Profile, opts: { live?: boolean } = {}): Promise<ChatClient> {
-  const url = p.server.replace(/^http/, "ws") + "/v1/ws";
-  const client = new ChatClient({ url, token: p.token, deviceId: p.deviceId, cursor: p.cursor, socket: nodeSocket, reconnect: opts.live ?? false });
-  client.on("cursor", (pos) => { p.cursor = pos; });
+/**
+ * A session for one command. `tail` is the profile's device and moves its cursor: what it
+ * prints is what it consumed. Any other command is a device of its own for its lifetime
+ * (so it runs beside a `tail`), starts from the profile's cursor and never moves it.
+ */
+async function connect(p: Profile, opts: { live?: boolean; beforeConnect?: (c: ChatClient) => void } = {}): Promise<ChatClient> {
+  const server = serverFor(p);
+  const url = server.replace(/^http/, "ws") + "/v1/ws";
+  const deviceId = opts.live ? p.deviceId : `${p.deviceId}-${randomUUID().slice(0, 6)}`;
+  actingAs = `as ${p.username}, device ${deviceId}, on ${server}`;
+  const client = new ChatClient({ url, token: p.token, deviceId, cursor: p.cursor, socket: nodeSocket, reconnect: opts.live ?? false });
+  if (opts.live) client.on("cursor", (pos) => { p.cursor = pos; });
+  opts.beforeConnect?.(client);
   await client.connect();
   return client;
 }
 
-/** "@bob" opens (or finds) the direct conversation with bob; anything else is a conversation id. */
-async function resolveConversation(client: ChatClient, target: string): Promise<Conversation> {
-  if (target.startsWith("@")) return client.openDirect(target.slice(1));
-  const found = (await client.listConversations()).find((c) => c.id === target || c.title === target);
-  if (!found) throw new Error(`no conversation ${target}`);
-  return found;
+
+/** "@bob" opens (or finds) the direct conversation with bob; anything else is a conversation id or a group title. */
+async function resolveConversation(client: ChatClient, target: string, p: Profile): Promise<Conversation> {
+  if (target.startsWith("@")) {
+    if (target.slice(1).toLowerCase() === p.username) throw new Error(`${target} is you: name someone else`);
+    return client.openDirect(target.slice(1));
+  }
+  const all = await client.listConversations();
+  const byId = all.find((c) => c.id === target);
+  if (byId) return byId;
+  const titled = all.filter((c) => c.title === target);
+  if (titled.length === 1) return titled[0]!;
+  if (titled.length > 1) {
+    throw new Error(`${titled.length} groups are called "${target}"; use an id:\n${titled.map((c) => `  ${c.id}  ${c.members.map((m) => m.username).join(", ")}`).join("\n")}`);
+  }
+  throw new Error(`no conversation ${target} (a conversation id, a group title, or @username)`);
 }
 
 function name(c: Conversation, me: string): string {
@@ -75,7 +110,7 @@ function name(c: Conversation, me: string): string {
 
 function line(m: Message, usernames: Map<string, string>): string {
   const t = new Date(m.sentAtMs).toLocaleTimeString();
-  return `[${t}] #${m.seq} ${usernames.get(m.senderId) ?? m.senderId.slice(0, 8)}: ${m.text}`;
+  return `[${t}] #${m.seq} ${usernames.get(m.senderId) ?? m.senderId.slice(0, 8)}: ${printable(m.text)}`;
 }
 
 async function withClient<T>(fn: (client: ChatClient, p: Profile) => Promise<T>): Promise<T> {
@@ -84,8 +119,7 @@ async function withClient<T>(fn: (client: ChatClient, p: Profile) => Promise<T>)
   try {
     return await fn(client, p);
   } finally {
-    client.close();
-    saveProfile(p);
+    await client.close();
   }
 }
 
@@ -96,7 +130,11 @@ for (const kind of ["signup", "login"] as const) {
     .option("-p, --password <password>", "password (or CHATCTL_PASSWORD, or asked)")
     .action(async (username: string, o: { password?: string }) => {
       const server = program.opts<{ server: string }>().server;
-      const r = await authenticate(server, kind, username, await readPassword(o.password));
+      actingAs = `on ${server}`;
+      const r = await authenticate(server, kind, username, await readPassword(o.password)).catch((err: Error) => {
+        // fetch's own text ("fetch failed") does not say where it went.
+        throw err instanceof ClientError ? err : new Error(`could not reach ${server}: ${(err.cause as Error | undefined)?.message ?? err.message}`);
+      });
       const existing = fs.existsSync(profilePath(r.username)) ? (JSON.parse(fs.readFileSync(profilePath(r.username), "utf8")) as Profile) : undefined;
       saveProfile({ server, username: r.username, userId: r.userId, token: r.token, deviceId: existing?.deviceId ?? `cli-${randomUUID().slice(0, 8)}`, cursor: existing?.cursor ?? 0 });
       console.log(`logged in as ${r.username} (${r.userId})`);
@@ -110,7 +148,7 @@ program.command("list").description("your conversations with unread counts").act
 );
 
 program.command("open <username>").description("open the direct conversation with a user").action((username: string) =>
-  withClient(async (client) => console.log((await client.openDirect(username.replace(/^@/, ""))).id)),
+  withClient(async (client, p) => console.log((await resolveConversation(client, `@${username.replace(/^@/, "")}`, p)).id)),
 );
 
 const group = program.command("group").description("group conversations");
@@ -126,59 +164,94 @@ group.command("remove <conversation> <username>").action((conv: string, username
 group.command("leave <conversation>").action((conv: string) => withClient(async (client) => { await client.leave(conv); console.log("left"); }));
 
 program.command("send <conversation> <text...>").description("send a message (conversation id, group title, or @username)").action((target: string, words: string[]) =>
-  withClient(async (client) => {
-    const conv = await resolveConversation(client, target);
+  withClient(async (client, p) => {
+    const conv = await resolveConversation(client, target, p);
     const sent = await client.send(conv.id, words.join(" "));
     console.log(`sent #${sent.seq}`);
   }),
 );
 
-program.command("history <conversation>").option("-n, --limit <n>", "messages", "20").action((target: string, o: { limit: string }) =>
-  withClient(async (client) => {
-    const conv = await resolveConversation(client, target);
+const pageSize = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 200) throw new InvalidArgumentError("a whole number from 1 to 200");
+  return n;
+};
+program.command("history <conversation>").option("-n, --limit <n>", "messages (1-200)", pageSize, 20).action((target: string, o: { limit: number }) =>
+  withClient(async (client, p) => {
+    const conv = await resolveConversation(client, target, p);
     const usernames = new Map(conv.members.map((m) => [m.userId, m.username]));
-    const page = await client.history(conv.id, { direction: HistoryDirection.HISTORY_DIRECTION_BACKWARD, limit: Number(o.limit) });
+    const page = await client.history(conv.id, { direction: HistoryDirection.HISTORY_DIRECTION_BACKWARD, limit: o.limit });
     for (const m of page.messages.reverse()) console.log(line(m, usernames));
   }),
 );
 
 program
   .command("tail [conversation]")
-  .description("print new messages as they arrive; with a conversation, lines you type are sent to it")
+  .description("print new messages as they arrive, from where this device left off; with a conversation, lines you type are sent to it")
   .action(async (target?: string) => {
     const p = loadProfile();
-    const client = await connect(p, { live: true });
-    const conv = target ? await resolveConversation(client, target) : undefined;
     const usernames = new Map<string, string>();
-    for (const c of await client.listConversations()) for (const m of c.members) usernames.set(m.userId, m.username);
-    if (conv) {
+    // Every event this device consumes is printed exactly once, in order: those of the catch-up too
+    // (held until the conversation's recent history is out), and other conversations' ones, marked.
+    let ready = false;
+    const held: Message[] = [];
+    let conv: Conversation | undefined;
+    let shownUpTo = 0;
+    const titles = new Map<string, string>();
+    const show = (m: Message) => {
+      if (conv && m.conversationId === conv.id) {
+        if (m.seq <= shownUpTo) return; // already printed with the history
+        shownUpTo = m.seq;
+        if (m.senderId !== p.userId || m.senderDeviceId !== p.deviceId) console.log(line(m, usernames));
+        void client.markRead(m.conversationId, m.seq).catch(() => {});
+      } else {
+        console.log(`${line(m, usernames)}  (${titles.get(m.conversationId) ?? m.conversationId})`);
+      }
+    };
+    const client = await connect(p, {
+      live: true,
+      beforeConnect: (c) => c.on("message", (m) => (ready ? show(m) : held.push(m))),
+    });
+    for (const c of await client.listConversations()) {
+      titles.set(c.id, name(c, p.userId));
+      for (const m of c.members) usernames.set(m.userId, m.username);
+    }
+    if (target) {
+      conv = await resolveConversation(client, target, p);
+      for (const m of conv.members) usernames.set(m.userId, m.username);
       const page = await client.history(conv.id, { limit: 20 });
-      for (const m of page.messages.reverse()) console.log(line(m, usernames));
+      shownUpTo = Math.max(0, ...page.messages.map((m) => m.seq));
+      for (const m of [...page.messages].reverse()) console.log(line(m, usernames));
       console.log(`-- ${name(conv, p.userId)}: type a message and press enter; Ctrl-C to quit --`);
     }
-    client.on("membership", (mc) => { for (const m of mc.conversation?.members ?? []) usernames.set(m.userId, m.username); });
-    client.on("message", (m) => {
-      if (conv && m.conversationId !== conv.id) return;
-      if (!conv || m.senderId !== p.userId || m.senderDeviceId !== p.deviceId) console.log(line(m, usernames) + (conv ? "" : `  (${m.conversationId})`));
-      if (conv) void client.markRead(m.conversationId, m.seq).catch(() => {});
+    ready = true;
+    for (const m of held.splice(0)) show(m);
+    saveProfile(p);
+    client.on("membership", (mc) => {
+      if (mc.conversation) titles.set(mc.conversationId, name(mc.conversation, p.userId));
+      for (const m of mc.conversation?.members ?? []) usernames.set(m.userId, m.username);
     });
     client.on("state", (s) => { if (s === "closed") console.error("-- disconnected, reconnecting --"); });
     client.on("cursor", () => saveProfile(p));
     if (conv) {
+      const into = conv;
       const rl = readline.createInterface({ input: process.stdin });
       rl.on("line", (text) => {
         if (!text.trim()) return;
-        client.send(conv.id, text).then(
-          (s) => console.log(line({ conversationId: conv.id, seq: s.seq, senderId: p.userId, senderDeviceId: p.deviceId, clientMsgId: "", text, sentAtMs: s.sentAtMs }, usernames)),
+        client.send(into.id, text).then(
+          (s) => console.log(line({ conversationId: into.id, seq: s.seq, senderId: p.userId, senderDeviceId: p.deviceId, clientMsgId: "", text, sentAtMs: s.sentAtMs }, usernames)),
           (e: ClientError) => console.error(`!! ${e.codeName ?? ""} ${e.message}`),
         );
       });
     }
-    process.on("SIGINT", () => { saveProfile(p); client.close(); process.exit(0); });
+    const stop = async () => { saveProfile(p); await client.close(); process.exit(0); };
+    process.on("SIGINT", () => void stop());
+    process.on("SIGTERM", () => void stop());
+    console.error(`-- tailing as ${p.username} (device ${p.deviceId}) --`);
   });
 
 program.parseAsync().catch((err: unknown) => {
   const e = err as ClientError;
-  console.error(`error: ${e.codeName ? `${e.codeName}: ` : ""}${e.message}`);
+  console.error(`error${actingAs ? ` (${actingAs})` : ""}: ${e.codeName ? `${e.codeName}: ` : ""}${e.message}`);
   process.exit(1);
 });

@@ -113,7 +113,9 @@ export class ChatCore {
   async openDirect(actor: Actor, username: string): Promise<Conversation> {
     validateUsername(username);
     const peer = await this.userByName(username);
-    const ids = [...new Set([actor.userId, peer.id])].sort();
+    // A conversation with nobody else in it is not a chat: clients offer notes-to-self nowhere.
+    if (peer.id === actor.userId) throw ChatError.invalid("a direct conversation is with someone else: that username is yours");
+    const ids = [actor.userId, peer.id].sort();
     const conversation = Conversation.create({
       id: `d:${ids.join(":")}`,
       kind: ConversationKind.CONVERSATION_KIND_DIRECT,

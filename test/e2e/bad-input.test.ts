@@ -114,7 +114,10 @@ describe("bad input at the edge", () => {
     const a = await device(c, alice);
     const bad = async (p: Promise<unknown>) => ((await p.catch((e) => e)) as ClientError).code;
     expect(await bad(a.client.send("not-a-conversation", "x"))).toBe(ErrorCode.ERROR_CODE_INVALID_ARGUMENT);
-    const conv = await a.client.openDirect(alice.username);
+    // A direct conversation with oneself is refused, and nothing is created.
+    expect(await bad(a.client.openDirect(alice.username))).toBe(ErrorCode.ERROR_CODE_INVALID_ARGUMENT);
+    expect(await a.client.listConversations()).toEqual([]);
+    const conv = await a.client.openDirect((await newUser(c)).username);
     expect(await bad(a.client.send(conv.id, ""))).toBe(ErrorCode.ERROR_CODE_INVALID_ARGUMENT);
     expect(await bad(a.client.openDirect("nobody-by-this-name"))).toBe(ErrorCode.ERROR_CODE_NOT_FOUND);
     expect(await bad(a.client.history("g:00000000-0000-0000-0000-000000000000"))).toBe(ErrorCode.ERROR_CODE_PERMISSION_DENIED);

@@ -1,0 +1,124 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startCluster, waitFor, type TestCluster } from "./harness.js";
+
+const CHATCTL = path.resolve(import.meta.dirname, "../../dist/cmd/chatctl/main.js");
+let c: TestCluster;
+let home: string;
+const tails: ChildProcess[] = [];
+beforeAll(async () => {
+  c = await startCluster();
+  home = fs.mkdtempSync(path.join(os.tmpdir(), "chatctl-"));
+});
+afterAll(async () => {
+  for (const t of tails) if (t.exitCode === null) { t.kill("SIGKILL"); await new Promise((r) => t.once("exit", r)); }
+  await c?.stop();
+  fs.rmSync(home, { recursive: true, force: true });
+});
+
+/** A terminal: chatctl with this environment (CHATCTL_USER picks who it acts as). */
+function terminal(user?: string) {
+  const env = { ...process.env, CHATCTL_HOME: home, CHATCTL_SERVER: c.httpUrl, CHATCTL_PASSWORD: "correct horse battery", ...(user ? { CHATCTL_USER: user } : {}) };
+  return {
+    run(...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+      return new Promise((resolve) => {
+        const p = spawn(process.execPath, [CHATCTL, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+        let out = "";
+        let err = "";
+        p.stdout.on("data", (d: Buffer) => { out += d.toString(); });
+        p.stderr.on("data", (d: Buffer) => { err += d.toString(); });
+        p.once("exit", (code) => resolve({ code, out, err }));
+      });
+    },
+    tail(...args: string[]) {
+      const p = spawn(process.execPath, [CHATCTL, "tail", ...args], { env, stdio: ["pipe", "pipe", "pipe"] });
+      tails.push(p);
+      let out = "";
+      let err = "";
+      p.stdout!.on("data", (d: Buffer) => { out += d.toString(); });
+      p.stderr!.on("data", (d: Buffer) => { err += d.toString(); });
+      const exited = new Promise((r) => p.once("exit", r));
+      return {
+        out: () => out,
+        err: () => err,
+        ready: () => waitFor("the tail running", () => err.includes("-- tailing as"), { seen: () => out + err }),
+        stop: async () => { p.kill("SIGTERM"); await exited; },
+      };
+    },
+  };
+}
+
+const suffix = Math.random().toString(36).slice(2, 7);
+const [alice, bob, carol] = [`alice${suffix}`, `bob${suffix}`, `carol${suffix}`];
+
+describe("chatctl, as the README walks through it", () => {
+  it("two terminals, two users: each acts as its own, one-shot commands run beside a tail, and tail resumes exactly where it left off", async () => {
+    const t1 = terminal(alice);
+    const t2 = terminal(bob);
+    const t3 = terminal(carol);
+    expect((await t1.run("signup", alice)).code).toBe(0);
+    expect((await t2.run("signup", bob)).code).toBe(0);
+    expect((await t3.run("signup", carol)).code).toBe(0);
+    // Terminal 1 still acts as alice, though bob and carol signed up after her.
+    const tail = t1.tail(`@${bob}`);
+    await tail.ready();
+    expect(tail.err()).toContain(`tailing as ${alice}`);
+    // One-shot commands of the same user while the tail runs.
+    expect((await t1.run("list")).code).toBe(0);
+    expect((await t2.run("send", `@${alice}`, "hello alice")).out).toMatch(/sent #1/);
+    await waitFor("bob's line in alice's tail", () => tail.out().includes("hello alice"), { seen: tail.out });
+    // A message in another conversation is shown too, marked with where it belongs.
+    await t3.run("send", `@${alice}`, "psst from carol");
+    await waitFor("carol's line, marked", () => tail.out().includes("psst from carol"), { seen: tail.out });
+    expect(tail.out()).toMatch(new RegExp(`psst from carol.*\\(@${carol}\\)`));
+    await tail.stop();
+
+    // While alice is away: two messages. The plain tail prints them once each, in order.
+    await t2.run("send", `@${alice}`, "while away 1");
+    await t2.run("send", `@${alice}`, "while away 2");
+    const again = t1.tail();
+    await waitFor("the missed messages", () => again.out().includes("while away 2"), { seen: again.out });
+    expect(again.out().match(/while away \d/g)).toEqual(["while away 1", "while away 2"]);
+    expect(again.out()).not.toContain("hello alice");
+    await again.stop();
+    // And once shown, never again.
+    await t2.run("send", `@${alice}`, "after");
+    const third = t1.tail();
+    await waitFor("the new one", () => third.out().includes("after"), { seen: third.out });
+    expect(third.out()).not.toContain("while away");
+    await third.stop();
+  });
+
+  it("says clearly what is wrong, and as whom", async () => {
+    const t1 = terminal(alice);
+    const notANumber = await t1.run("history", `@${bob}`, "-n", "abc");
+    expect(notANumber.code).toBe(1);
+    expect(notANumber.err).toMatch(/a whole number from 1 to 200/);
+    const self = await t1.run("send", `@${alice}`, "to me");
+    expect(self.err).toMatch(new RegExp(`@${alice} is you`));
+    expect((await t1.run("list")).out).not.toContain("just you");
+    const unknown = await t1.run("send", "no-such-group", "x");
+    expect(unknown.err).toMatch(new RegExp(`\\(as ${alice}, device cli-[0-9a-f]+-[0-9a-f]+, on ${c.httpUrl.replace(/[.]/g, "\\.")}\\)`));
+    // Two groups of one name: refused, with the candidates listed.
+    await t1.run("group", "create", "friends", bob);
+    await t1.run("group", "create", "friends", carol);
+    const ambiguous = await t1.run("send", "friends", "hello");
+    expect(ambiguous.code).toBe(1);
+    expect(ambiguous.err).toMatch(/2 groups are called "friends"/);
+    expect(ambiguous.err).toContain(bob);
+    expect(ambiguous.err).toContain(carol);
+    // An edge that cannot be reached is named.
+    const away = await terminal().run("-s", "http://127.0.0.1:1", "login", alice);
+    expect(away.err).toContain("could not reach http://127.0.0.1:1");
+  });
+
+  it("prints control characters visibly instead of letting them command the terminal", async () => {
+    await terminal(bob).run("send", `@${alice}`, "c1 \u009b31m red?");
+    const h = await terminal(alice).run("history", `@${bob}`);
+    expect(h.out).toContain("c1 \\x9b31m red?");
+    expect(h.out).not.toContain("\u009b");
+  });
+});
