@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { PresenceStatus } from "../../gen/chat/v1/client.js";
 import { PresencePublisher } from "./publisher.js";
 
@@ -7,14 +7,19 @@ const ONLINE = PresenceStatus.PRESENCE_STATUS_ONLINE;
 const OFFLINE = PresenceStatus.PRESENCE_STATUS_OFFLINE;
 
 describe("presence publisher", () => {
+  afterEach(() => { vi.useRealTimers(); });
+
   it("sends each edge one call per window with the latest status of each user", async () => {
+    vi.useFakeTimers();
     const calls: Array<{ edge: string; deliveries: Array<{ userIds: string[]; update: { userId: string; status: PresenceStatus } }> }> = [];
     const p = new PresencePublisher(async (edge, deliveries) => { calls.push({ edge, deliveries }); }, 50);
     p.publish({ userId: "alice", status: ONLINE, lastActiveAtMs: 1 }, [route("bob", "e1"), route("carol", "e2")]);
     p.publish({ userId: "dave", status: ONLINE, lastActiveAtMs: 1 }, [route("bob", "e1")]);
     p.publish({ userId: "alice", status: OFFLINE, lastActiveAtMs: 2 }, [route("bob", "e1"), route("erin", "e1")]);
     expect(calls).toHaveLength(0);
-    await new Promise((r) => setTimeout(r, 120));
+    await vi.advanceTimersByTimeAsync(49);
+    expect(calls).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(1);
     const byEdge = new Map(calls.map((c) => [c.edge, c.deliveries]));
     expect(calls).toHaveLength(2);
     expect(byEdge.get("e1")).toEqual([
