@@ -3,6 +3,7 @@ import { signingKeyFile } from "../../internal/auth/keys.js";
 import { TokenIssuer } from "../../internal/auth/tokens.js";
 import { accountService } from "../../internal/chat/accounts.js";
 import { Fanout } from "../../internal/chat/fanout.js";
+import { DEFAULT_CACHE_SIZE } from "../../internal/chat/directory.js";
 import { ChatCore, chatService } from "../../internal/chat/service.js";
 import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
 import { int } from "../../internal/config/env.js";
@@ -26,6 +27,7 @@ const chatConfig = {
   receiptFlushMs: int("RECEIPT_FLUSH_MS", 100, 0, 60_000),
   // One transaction at a time suits PGlite; a server-backed store takes several batches at once.
   storeWritesInFlight: int("STORE_WRITES_IN_FLIGHT", config.profile === "embedded" ? 1 : 8, 1, 64),
+  conversationCacheSize: int("CHAT_CONVERSATION_CACHE", DEFAULT_CACHE_SIZE, 100),
 };
 const tokenTtlSeconds = int("TOKEN_TTL_SECONDS", 7 * 24 * 3600, 1);
 

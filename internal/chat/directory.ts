@@ -11,6 +11,8 @@ export interface ConversationInfo {
 }
 
 const TTL_MS = 30_000;
+/** CHAT_CONVERSATION_CACHE: conversations whose members a chat instance keeps in memory. Default 100000. */
+export const DEFAULT_CACHE_SIZE = 100_000;
 
 /**
  * Conversations and members as the chat owner sees them, cached. Every
@@ -18,15 +20,27 @@ const TTL_MS = 30_000;
  * entry afterwards; the TTL bounds staleness after an ownership move.
  */
 export class ConversationDirectory {
+  /** In order of last use (a Map keeps insertion order): the first entry is the one to evict. */
   private readonly cache = new Map<string, { info: Promise<ConversationInfo>; at: number }>();
 
-  constructor(private readonly store: MessageStoreServiceClient) {}
+  constructor(private readonly store: MessageStoreServiceClient, private readonly maxEntries = DEFAULT_CACHE_SIZE) {}
+
+  get size(): number {
+    return this.cache.size;
+  }
 
   get(conversationId: string): Promise<ConversationInfo> {
     const hit = this.cache.get(conversationId);
-    if (hit && Date.now() - hit.at < TTL_MS) return hit.info;
+    if (hit && Date.now() - hit.at < TTL_MS) {
+      this.cache.delete(conversationId);
+      this.cache.set(conversationId, hit);
+      return hit.info;
+    }
     const info = this.load(conversationId);
+    this.cache.delete(conversationId);
     this.cache.set(conversationId, { info, at: Date.now() });
+    // Bounded: a user in 10,000 groups, or a long-lived instance, cannot grow it without end.
+    while (this.cache.size > this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
     info.catch(() => this.cache.delete(conversationId));
     return info;
   }

@@ -24,12 +24,13 @@ export interface ChatConfig {
   /** RECEIPT_FLUSH_MS: receipts are coalesced per conversation for this long. Default 100. */
   receiptFlushMs: number;
   /**
-   * STORE_WRITES_IN_FLIGHT: concurrent batch writes to the store. Default 1: while
-   * one write is in flight the next batch gathers (group commit), which is what a
-   * store that runs one transaction at a time (PGlite) wants; raise it for a
-   * PostgreSQL or Cassandra cluster.
+   * STORE_WRITES_IN_FLIGHT: concurrent batch writes to the store. Default 1 on the
+   * embedded profile (while one write is in flight the next batch gathers: group commit,
+   * which a store that runs one transaction at a time wants), 8 on production.
    */
   storeWritesInFlight: number;
+  /** CHAT_CONVERSATION_CACHE: conversations (members, mutes) kept in memory, least recently used evicted. Default 100000. */
+  conversationCacheSize?: number;
 }
 
 /** Conversations, sequencing and fan-out: the heart of the chat service. */
@@ -50,7 +51,7 @@ export class ChatCore {
     private readonly log: Logger,
     private readonly signals: DirectorySignals = new LocalSignals(),
   ) {
-    this.directory = new ConversationDirectory(store);
+    this.directory = new ConversationDirectory(store, config.conversationCacheSize);
     signals.onChanged((id) => this.directory.invalidate(id));
     this.sequencer = new Sequencer(
       {
