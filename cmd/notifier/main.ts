@@ -5,7 +5,7 @@ import { int } from "../../internal/config/env.js";
 import { serve, service } from "../../internal/grpc/serve.js";
 import { Logger } from "../../internal/log/logger.js";
 import { PushDispatcher } from "../../internal/notifier/dispatcher.js";
-import { notifierService } from "../../internal/notifier/grpc-service.js";
+import { DEFAULT_MAX_DEVICES_PER_USER, DEFAULT_MAX_TOKEN_BYTES, notifierService } from "../../internal/notifier/grpc-service.js";
 import { openTokenStore, pushProvidersFromEnv } from "../../internal/notifier/setup.js";
 import { runUntilSignal } from "../../internal/run/lifecycle.js";
 import { startTelemetry } from "../../internal/telemetry/telemetry.js";
@@ -29,7 +29,10 @@ await runUntilSignal("notifier", log, config.shutdownTimeoutMs, async () => {
   });
   const { discovery } = await openDiscovery(config, log);
   const server = await serve(config, "notifier", port, log, [
-    service(NotifierServiceService, notifierService(tokens, dispatcher, new Set(providers.keys()))),
+    service(NotifierServiceService, notifierService(tokens, dispatcher, new Set(providers.keys()), {
+      maxDevicesPerUser: int("PUSH_MAX_DEVICES_PER_USER", DEFAULT_MAX_DEVICES_PER_USER, 1, 1_000),
+      maxTokenBytes: int("PUSH_TOKEN_MAX_BYTES", DEFAULT_MAX_TOKEN_BYTES, 64, 4_096),
+    })),
   ]);
   await discovery.register("notifier", { id: config.instanceId, address: `${config.advertiseHost}:${server.port}` });
   log.info("notifier ready", { grpc: `${config.bindHost}:${server.port}`, providers: [...providers.keys()] });

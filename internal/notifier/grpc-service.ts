@@ -11,13 +11,32 @@ const PROVIDER_NAMES: Partial<Record<PushProvider, "fcm" | "apns" | "webhook">> 
   [PushProvider.PUSH_PROVIDER_WEBHOOK]: "webhook",
 };
 
+/**
+ * PUSH_MAX_DEVICES_PER_USER: devices of one user with a push token. Every message to the
+ * user is pushed to each of them, so the count is bounded; a device registering again
+ * (a new token) does not count twice. Default 10.
+ */
+export const DEFAULT_MAX_DEVICES_PER_USER = 10;
+/** PUSH_TOKEN_MAX_BYTES: FCM tokens are ~160 characters, APNs ones 64; webhook tokens are the installation's. Default 1024. */
+export const DEFAULT_MAX_TOKEN_BYTES = 1024;
+
+export interface TokenLimits {
+  maxDevicesPerUser: number;
+  maxTokenBytes: number;
+}
+
 /** The NotifierService gRPC API over the token store and the push dispatcher. */
-export function notifierService(tokens: TokenStore, dispatcher: PushDispatcher, configured: Set<string>): AsyncService<typeof NotifierServiceService> {
+export function notifierService(tokens: TokenStore, dispatcher: PushDispatcher, configured: Set<string>, limits: TokenLimits = { maxDevicesPerUser: DEFAULT_MAX_DEVICES_PER_USER, maxTokenBytes: DEFAULT_MAX_TOKEN_BYTES }): AsyncService<typeof NotifierServiceService> {
   return {
     registerToken: async (req) => {
       const name = PROVIDER_NAMES[req.provider];
       if (!name) throw ChatError.invalid("unknown push provider");
       if (!configured.has(name)) throw ChatError.invalid(`push provider ${name} is not configured on this installation`);
+      if (Buffer.byteLength(req.token) > limits.maxTokenBytes) throw ChatError.invalid(`a push token is at most ${limits.maxTokenBytes} bytes`);
+      const devices = await tokens.listForUser(req.userId);
+      if (!devices.some((d) => d.deviceId === req.deviceId) && devices.length >= limits.maxDevicesPerUser) {
+        throw ChatError.invalid(`at most ${limits.maxDevicesPerUser} devices of an account receive pushes: unregister one (log it out) first`);
+      }
       await tokens.register(req.userId, req.deviceId, name, req.token);
       return {};
     },
