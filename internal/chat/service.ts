@@ -98,7 +98,7 @@ export class ChatCore {
     const ackSpan = trace.getActiveSpan();
     ackSpan?.setAttributes({ ...messageAttributes({ conversationId, seq }), "meshchat.ack.kind": AckKind[kind] ?? String(kind) });
     if (messageTrace) ackSpan?.addLink({ context: messageTrace });
-    const info = await this.directory.requireMember(conversationId, actor.userId);
+    await this.directory.requireMember(conversationId, actor.userId);
     const read = kind === AckKind.ACK_KIND_READ ? seq : 0;
     const res = await call(this.store, this.store.updatePointers, { conversationId, userId: actor.userId, deliveredSeq: seq, readSeq: read });
     if (res.changed) {
@@ -106,7 +106,6 @@ export class ChatCore {
       this.queueReceipt(conversationId, { conversationId, userId: actor.userId, deliveredSeq: res.deliveredSeq, readSeq: res.readSeq });
       // The user's other devices learn the new read pointer through their sync log.
       if (res.readEvent) void this.fanout.userEvents([{ userId: actor.userId, event: res.readEvent }]);
-      void info;
     }
     return { deliveredSeq: res.deliveredSeq, readSeq: res.readSeq };
   }

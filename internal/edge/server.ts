@@ -156,18 +156,15 @@ export class EdgeServer {
   deliveryService(): AsyncService<typeof EdgeDeliveryServiceService> {
     return {
       deliver: async (req) => {
-        const missing = new Set<string>();
         for (const t of req.targets) {
           const ev = req.events[t.eventIndex];
           if (!ev) continue;
-          let any = false;
           const event = { ...ev, pos: t.pos };
-          for (const s of this.sessions.of(t.userId)) { s.deliver(event); any = true; }
-          if (!any) missing.add(t.userId);
+          for (const s of this.sessions.of(t.userId)) s.deliver(event);
         }
         for (const r of req.receipts) for (const u of r.userIds) for (const s of this.sessions.of(u)) if (s.isAuthenticated) s.send({ ref: 0, kind: { $case: "receipt", value: r.receipt! } });
         for (const p of req.presence) for (const u of p.userIds) for (const s of this.sessions.of(u)) if (s.isAuthenticated) s.send({ ref: 0, kind: { $case: "presence", value: p.update! } });
-        return { missingUserIds: [...missing] };
+        return {};
       },
       kick: async (req) => ({ kicked: this.kickLocal({ userId: req.userId, deviceId: req.deviceId, sessionId: req.sessionId, edgeId: "", edgeAddress: "" }) }),
     };

@@ -3,9 +3,11 @@ import { PushProvider } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
 import type { AsyncService } from "../grpc/handler.js";
 import type { PushDispatcher } from "./dispatcher.js";
+import type { ProviderName } from "./provider.js";
 import type { TokenStore } from "./token-store.js";
 
-const PROVIDER_NAMES: Partial<Record<PushProvider, "fcm" | "apns" | "webhook">> = {
+/** The provider a client names (the wire enum), as the notifier names it. */
+const PROVIDER_OF_WIRE: Partial<Record<PushProvider, ProviderName>> = {
   [PushProvider.PUSH_PROVIDER_FCM]: "fcm",
   [PushProvider.PUSH_PROVIDER_APNS]: "apns",
   [PushProvider.PUSH_PROVIDER_WEBHOOK]: "webhook",
@@ -29,7 +31,7 @@ export interface TokenLimits {
 export function notifierService(tokens: TokenStore, dispatcher: PushDispatcher, configured: Set<string>, limits: TokenLimits = { maxDevicesPerUser: DEFAULT_MAX_DEVICES_PER_USER, maxTokenBytes: DEFAULT_MAX_TOKEN_BYTES }): AsyncService<typeof NotifierServiceService> {
   return {
     registerToken: async (req) => {
-      const name = PROVIDER_NAMES[req.provider];
+      const name = PROVIDER_OF_WIRE[req.provider];
       if (!name) throw ChatError.invalid("unknown push provider");
       if (!configured.has(name)) throw ChatError.invalid(`push provider ${name} is not configured on this installation`);
       if (Buffer.byteLength(req.token) > limits.maxTokenBytes) throw ChatError.invalid(`a push token is at most ${limits.maxTokenBytes} bytes`);

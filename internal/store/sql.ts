@@ -9,9 +9,13 @@ export interface SqlClient extends SqlExecutor {
   close(): Promise<void>;
 }
 
-/** int8 columns come back as string (pg) or number/bigint (PGlite): one place to read them. */
+/**
+ * 64-bit integers as the drivers return them: a string (pg), a number or bigint
+ * (PGlite), a Long (cassandra-driver). One place to read them, for every store.
+ */
 export function num(v: unknown): number {
   if (typeof v === "number") return v;
   if (typeof v === "bigint" || typeof v === "string") return Number(v);
+  if (typeof v === "object" && v !== null && typeof (v as { toNumber?: unknown }).toNumber === "function") return (v as { toNumber(): number }).toNumber();
   return 0;
 }

@@ -14,7 +14,7 @@ import { ChatError } from "../errors/chat-error.js";
 import { infraErrorToChatError } from "../errors/infra.js";
 import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES, textBytes } from "../grpc/message-size.js";
 import { checkKeyspace, migrateCassandra } from "./schema-cassandra.js";
-import type { SqlClient, SqlExecutor } from "./sql.js";
+import { num, type SqlClient, type SqlExecutor } from "./sql.js";
 import { type LogWrite, SqlStore } from "./store-sql.js";
 import { fitBytes, historyLimit, type LogPage, type Store } from "./store.js";
 
@@ -122,23 +122,17 @@ const RESOLVE_CHUNK_MIN = 16;
 const RESOLVE_CHUNK_MAX = 256;
 /** History rows read per query: a default page (50) is one query, a page of large messages stops early. */
 const HISTORY_CHUNK = 64;
-/** bigint columns come back as Long: one place to read them. */
-function n(v: unknown): number {
-  if (v === null || v === undefined) return 0;
-  if (typeof v === "object" && typeof (v as { toNumber?: unknown }).toNumber === "function") return (v as { toNumber(): number }).toNumber();
-  return Number(v);
-}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function rowToMessage(r: Row): Message {
   return {
     conversationId: r["conversation_id"] as string,
-    seq: n(r["seq"]),
+    seq: num(r["seq"]),
     senderId: r["sender_id"] as string,
     senderDeviceId: r["sender_device_id"] as string,
     clientMsgId: r["client_msg_id"] as string,
     text: r["body"] as string,
-    sentAtMs: n(r["sent_at"]),
+    sentAtMs: num(r["sent_at"]),
   };
 }
 
@@ -185,7 +179,7 @@ export class CassandraStore implements Store {
         const opts = { prepare: true, consistency: consistencies.localQuorum, serialConsistency: consistencies.localSerial };
         await client.execute(`INSERT INTO ${ks}.store_settings (name, value) VALUES (?, ?) IF NOT EXISTS`, [name, want], opts);
         const r = await client.execute(`SELECT value FROM ${ks}.store_settings WHERE name = ?`, [name], { ...opts, consistency: consistencies.localSerial });
-        const have = n(r.first()?.["value"]);
+        const have = num(r.first()?.["value"]);
         if (have !== want) throw new Error(`keyspace ${ks} was created with ${name}=${have}, this instance wants ${want}`);
         return have;
       };
@@ -328,14 +322,14 @@ export class CassandraStore implements Store {
         i += chunk.length;
         const messages = await this.messagesOf(chunk);
         for (const r of chunk) {
-          const pos = n(r["pos"]);
+          const pos = num(r["pos"]);
           const blob = r["event"] as Buffer | null;
-          const m = blob ? undefined : messages.get(`${r["conversation_id"]}\u0000${n(r["seq"])}`);
+          const m = blob ? undefined : messages.get(`${r["conversation_id"]}\u0000${num(r["seq"])}`);
           const size = (blob ? blob.length : textBytes(m?.text ?? "")) + ITEM_OVERHEAD_BYTES;
           // The same rule as fitBytes: always the first event, then only what fits.
           if (events.length > 0 && bytes + size > maxBytes) { cut = true; break; }
           bytes += size;
-          events.push(blob ? { ...Event.decode(blob), pos } : { pos, atMs: n(r["at"]), kind: m ? { $case: "message", value: m } : undefined });
+          events.push(blob ? { ...Event.decode(blob), pos } : { pos, atMs: num(r["at"]), kind: m ? { $case: "message", value: m } : undefined });
         }
       }
       const last = events[events.length - 1]?.pos ?? 0;
@@ -350,7 +344,7 @@ export class CassandraStore implements Store {
     for (const r of rows) {
       if (r["event"]) continue;
       const conv = r["conversation_id"] as string;
-      const seq = n(r["seq"]);
+      const seq = num(r["seq"]);
       const b = Math.floor(seq / this.M);
       const k = `${conv}\u0000${b}`;
       const w = want.get(k) ?? { conv, bucket: b, seqs: [] };
@@ -360,7 +354,7 @@ export class CassandraStore implements Store {
     const messages = new Map<string, Message>();
     await Promise.all([...want.values()].map(async (w) => {
       const r = await this.client.execute(this.cql.messagesIn, [w.conv, w.bucket, w.seqs], { isIdempotent: true });
-      for (const m of r.rows) messages.set(`${m["conversation_id"]}\u0000${n(m["seq"])}`, rowToMessage(m));
+      for (const m of r.rows) messages.set(`${m["conversation_id"]}\u0000${num(m["seq"])}`, rowToMessage(m));
     }));
     return messages;
   }
@@ -465,7 +459,7 @@ export class CassandraStore implements Store {
     const distinct = new Map(group.messages.map((m) => [key(m), m]));
     await Promise.all([...distinct.values()].map(async (m) => {
       const id = await this.client.execute(this.cql.messageId, [conv, m.senderId, m.clientMsgId], { isIdempotent: true });
-      const seq = id.first() ? n(id.first()["seq"]) : 0;
+      const seq = id.first() ? num(id.first()["seq"]) : 0;
       if (!seq) return;
       const row = await this.client.execute(this.cql.message, [conv, Math.floor(seq / this.M), seq], { isIdempotent: true });
       if (row.first()) known.set(key(m), rowToMessage(row.first()));
@@ -495,8 +489,8 @@ export class CassandraStore implements Store {
       this.appliedThrough.delete(conv);
       const cur = lwt.first();
       const pending = cur?.["pending"] as Buffer | null | undefined;
-      if (pending) await this.applyIntent(AppendGroup.decode(pending), n(cur["last_seq"]));
-      return { conversationId: conv, error: ErrorCode.ERROR_CODE_CONFLICT, messages: [], lastSeq: n(cur?.["last_seq"]) };
+      if (pending) await this.applyIntent(AppendGroup.decode(pending), num(cur["last_seq"]));
+      return { conversationId: conv, error: ErrorCode.ERROR_CODE_CONFLICT, messages: [], lastSeq: num(cur?.["last_seq"]) };
     }
     const positions = await this.applyIntent(intent, seq);
     appended.forEach((a, i) => a.positions.push(...positions[i]!));
@@ -543,7 +537,7 @@ export class CassandraStore implements Store {
       await this.ensureHead(conv);
       return this.loadHead(conv, false);
     }
-    const lastSeq = n(row["last_seq"]);
+    const lastSeq = num(row["last_seq"]);
     const pending = row["pending"] as Buffer | null;
     if (pending) await this.applyIntent(AppendGroup.decode(pending), lastSeq);
     return { lastSeq };
@@ -563,8 +557,8 @@ export class CassandraStore implements Store {
     const byUser = new Map(ptrs.rows.map((r) => [r["user_id"] as string, r]));
     for (const m of c.members) {
       const p = byUser.get(m.userId);
-      m.deliveredSeq = n(p?.["delivered_seq"]);
-      m.readSeq = n(p?.["read_seq"]);
+      m.deliveredSeq = num(p?.["delivered_seq"]);
+      m.readSeq = num(p?.["read_seq"]);
     }
   }
 
@@ -581,7 +575,7 @@ export class CassandraStore implements Store {
       } else {
         const r = await this.client.execute(this.cql.pointer, [conv, user], { consistency: consistencies.localSerial, isIdempotent: true });
         const found = r.first();
-        row = { delivered: n(found?.["delivered_seq"]), read: n(found?.["read_seq"]), exists: !!found };
+        row = { delivered: num(found?.["delivered_seq"]), read: num(found?.["read_seq"]), exists: !!found };
       }
       const before = { delivered: row.delivered, read: row.read };
       const after = next(before);
@@ -602,12 +596,12 @@ export class CassandraStore implements Store {
 
   /** The user's log head: from the head hint, the last position of the last non-full bucket. */
   private async logHead(user: string, consistency: number): Promise<number> {
-    const hint = n((await this.client.execute(this.cql.logHeadHint, [user], { isIdempotent: true })).first()?.["head"]);
+    const hint = num((await this.client.execute(this.cql.logHeadHint, [user], { isIdempotent: true })).first()?.["head"]);
     for (let b = Math.floor(hint / this.L); ; b++) {
       const r = await this.client.execute(this.cql.logLast, [user, b], { consistency, isIdempotent: true });
       const row = r.first();
       if (!row) return Math.max(hint, b * this.L - 1);
-      const p = n(row["pos"]);
+      const p = num(row["pos"]);
       if (p < (b + 1) * this.L - 1) return p;
     }
   }
@@ -669,15 +663,15 @@ export class CassandraStore implements Store {
     await Promise.all([...byConv].map(async ([conv, seqs]) => {
       const r = await this.client.execute(this.cql.indexLookup, [user, conv, seqs], { isIdempotent: true });
       for (const row of r.rows) {
-        const k = `${conv}\u0000${n(row["seq"])}`;
-        candidates.set(k, [...(candidates.get(k) ?? []), n(row["pos"])]);
+        const k = `${conv}\u0000${num(row["seq"])}`;
+        candidates.set(k, [...(candidates.get(k) ?? []), num(row["pos"])]);
       }
     }));
     return Promise.all(entries.map(async (e) => {
       for (const p of candidates.get(`${e.conversationId}\u0000${e.seq}`) ?? []) {
         const r = await this.client.execute(this.cql.logAt, [user, Math.floor(p / this.L), p], { consistency: consistencies.localSerial, isIdempotent: true });
         const row = r.first();
-        if (row && row["conversation_id"] === e.conversationId && n(row["seq"]) === e.seq) return p;
+        if (row && row["conversation_id"] === e.conversationId && num(row["seq"]) === e.seq) return p;
       }
       return 0;
     }));
@@ -693,7 +687,7 @@ export class CassandraStore implements Store {
       `INSERT INTO ${OUTBOX_TABLE} (conversation_id, user_ids, event, created_at) VALUES ($1, $2, $3, $4) RETURNING id`,
       [conversationId, userIds, Event.encode(event).finish(), Date.now()],
     );
-    return { id: n(rows[0]!.id), conversationId, userIds, event };
+    return { id: num(rows[0]!.id), conversationId, userIds, event };
   }
 
   /** Logs an outbox event for each recipient (once each, whoever runs it), then deletes it. */
@@ -713,7 +707,7 @@ export class CassandraStore implements Store {
     const { rows } = await this.db.query<{ id: unknown; conversation_id: string; user_ids: string[]; event: Uint8Array }>(
       `SELECT id, conversation_id, user_ids, event FROM ${OUTBOX_TABLE} ORDER BY id`,
     );
-    for (const r of rows) await this.flushOutbox({ id: n(r.id), conversationId: r.conversation_id, userIds: r.user_ids, event: Event.decode(r.event) });
+    for (const r of rows) await this.flushOutbox({ id: num(r.id), conversationId: r.conversation_id, userIds: r.user_ids, event: Event.decode(r.event) });
   }
 }
 

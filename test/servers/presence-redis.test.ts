@@ -3,7 +3,7 @@ import net from "node:net";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ChatError, ErrorCode } from "../../internal/errors/chat-error.js";
-import { Edge, OFFLINE, ONLINE, Recorder, TEST_CONFIG, presenceContract, route, sleep, waitFor } from "../../internal/presence/presence-contract.js";
+import { Edge, OFFLINE, ONLINE, Recorder, TEST_CONFIG, presenceContract, route, sleep, waitFor } from "../support/presence-contract.js";
 import type { PresenceConfig, PublishFn } from "../../internal/presence/presence.js";
 import { RedisPresence } from "../../internal/presence/presence-redis.js";
 

@@ -2,9 +2,9 @@ import { randomUUID } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Route } from "../../gen/chat/internal/v1/presence.js";
 import { PresenceStatus, type PresenceUpdate } from "../../gen/chat/v1/client.js";
-import { ChatError, ErrorCode } from "../errors/chat-error.js";
-import { waitFor as waitForOutcome } from "../../test/support/wait.js";
-import type { Presence, PresenceConfig, PublishFn } from "./presence.js";
+import { ChatError, ErrorCode } from "../../internal/errors/chat-error.js";
+import { waitFor as waitForOutcome } from "./wait.js";
+import type { Presence, PresenceConfig, PublishFn } from "../../internal/presence/presence.js";
 
 export const ONLINE = PresenceStatus.PRESENCE_STATUS_ONLINE;
 export const OFFLINE = PresenceStatus.PRESENCE_STATUS_OFFLINE;
