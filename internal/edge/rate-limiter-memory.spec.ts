@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { rateLimiterContract } from "./rate-limiter-contract.js";
+import { rateLimiterContract } from "../../test/support/rate-limiter-contract.js";
 import { MemoryRateLimiter } from "./rate-limiter-memory.js";
 
 beforeEach(() => {

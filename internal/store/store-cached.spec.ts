@@ -1,6 +1,6 @@
 import type { HistoryPage, HistoryRequest, Message } from "../../gen/chat/v1/client.js";
 import { HistoryDirection } from "../../gen/chat/v1/client.js";
-import { pageBoundsContract } from "./page-bounds-contract.js";
+import { pageBoundsContract } from "../../test/support/page-bounds-contract.js";
 import type { RecentMessages } from "./recent-messages-redis.js";
 import { PgliteSqlClient } from "./sql-pglite.js";
 import { CachedStore } from "./store-cached.js";

@@ -1,5 +1,5 @@
 import { PgliteSqlClient } from "./sql-pglite.js";
-import { pageBoundsContract } from "./page-bounds-contract.js";
+import { pageBoundsContract } from "../../test/support/page-bounds-contract.js";
 import { SqlStore } from "./store-sql.js";
 
 // The embedded profile's store (PGlite in memory); PostgreSQL and Cassandra run the same cases in test/servers.

@@ -7,7 +7,7 @@ import { RecentMessages } from "../../internal/store/recent-messages-redis.js";
 import { PostgresSqlClient } from "../../internal/store/sql-postgres.js";
 import { CachedStore } from "../../internal/store/store-cached.js";
 import { SqlStore } from "../../internal/store/store-sql.js";
-import { pageBoundsContract } from "../../internal/store/page-bounds-contract.js";
+import { pageBoundsContract } from "../support/page-bounds-contract.js";
 
 /**
  * The Redis cache of recent history pages (production profile) in front of the

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { rateLimiterContract } from "../../internal/edge/rate-limiter-contract.js";
+import { rateLimiterContract } from "../support/rate-limiter-contract.js";
 import { RedisRateLimiter } from "../../internal/edge/rate-limiter-redis.js";
 
 /** RedisRateLimiter on the real Redis of scripts/servers, under a random prefix (other work shares this Redis). */

@@ -10,7 +10,7 @@ import { PostgresSqlClient } from "../../internal/store/sql-postgres.js";
 import { CassandraStore, createCassandraClient } from "../../internal/store/store-cassandra.js";
 import { SqlStore } from "../../internal/store/store-sql.js";
 import type { Store } from "../../internal/store/store.js";
-import { pageBoundsContract } from "../../internal/store/page-bounds-contract.js";
+import { pageBoundsContract } from "../support/page-bounds-contract.js";
 
 /**
  * The message store against the real servers: the same contract runs on the

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { User } from "../../gen/chat/internal/v1/store.js";
 import { Conversation, ConversationKind, ErrorCode, type Event, HistoryDirection, type HistoryPage, Member, type Message } from "../../gen/chat/v1/client.js";
-import type { Store } from "./store.js";
+import type { Store } from "../../internal/store/store.js";
 
 /** A budget small enough that a few kilobyte-sized messages overflow it, so the cases stay cheap. */
 const MAX_BYTES = 10_000;

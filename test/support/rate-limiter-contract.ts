@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import type { BackoffRule, BucketRule, RateLimiter } from "./rate-limiter.js";
+import type { BackoffRule, BucketRule, RateLimiter } from "../../internal/edge/rate-limiter.js";
 
 /** A limiter under test and the way to move its clock forward. */
 export interface LimiterUnderTest {
