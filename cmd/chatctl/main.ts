@@ -104,7 +104,8 @@ async function resolveConversation(client: ChatClient, target: string, p: Profil
 }
 
 function name(c: Conversation, me: string): string {
-  if (c.title) return c.title;
+  // Another user chose the title: shown, never obeyed, like message text.
+  if (c.title) return printable(c.title);
   return c.members.filter((m) => m.userId !== me).map((m) => "@" + m.username).join(", ") || "(just you)";
 }
 
