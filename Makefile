@@ -78,7 +78,7 @@ test-production: build
 	set -a; . scripts/servers/env.sh; set +a; \
 	  status=0; \
 	  $(NODE_BIN)/vitest run --project servers || status=$$?; \
-	  [ $$status -eq 0 ] && { $(NODE_BIN)/vitest run --project unit test/notifier/token-store.test.ts || status=$$?; }; \
+	  [ $$status -eq 0 ] && { $(NODE_BIN)/vitest run --project unit internal/notifier/token-store.spec.ts || status=$$?; }; \
 	  [ $$status -eq 0 ] && { E2E_PROFILE=production $(NODE_BIN)/vitest run --project e2e --dir test/e2e || status=$$?; }; \
 	  bash scripts/servers/servers.sh stop; \
 	  exit $$status

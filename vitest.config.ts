@@ -7,7 +7,7 @@ export default defineConfig({
         test: {
           name: "unit",
           setupFiles: ["test/support/leaks.ts"],
-          include: ["internal/**/*.spec.ts", "web/src/**/*.spec.ts", "bench/**/*.spec.ts", "test/notifier/**/*.test.ts"],
+          include: ["internal/**/*.spec.ts", "web/src/**/*.spec.ts", "bench/**/*.spec.ts"],
           testTimeout: 20_000,
         },
       },

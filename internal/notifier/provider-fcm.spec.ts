@@ -1,8 +1,8 @@
 import { generateKeyPairSync } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { FcmProvider, type FcmConfig } from "../../internal/notifier/provider-fcm.js";
-import type { PushMessage } from "../../internal/notifier/provider.js";
-import { FakeFcmServer, FCM, selfSignedCert, waitFor } from "./helpers.js";
+import { FcmProvider, type FcmConfig } from "./provider-fcm.js";
+import type { PushMessage } from "./provider.js";
+import { FakeFcmServer, FCM, selfSignedCert, waitFor } from "../../test/support/notifier-fakes.js";
 
 const msg: PushMessage = { token: "fcm-device-token-1", title: "alice", body: "hello 👋", collapseKey: "d:alice:bob", data: { conversation_id: "d:alice:bob", seq: "7", count: "1" } };
 

@@ -1,8 +1,8 @@
 import { generateKeyPairSync } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ApnsProvider, type ApnsConfig } from "../../internal/notifier/provider-apns.js";
-import type { PushMessage } from "../../internal/notifier/provider.js";
-import { APNS, FakeApnsServer, selfSignedCert, waitFor } from "./helpers.js";
+import { ApnsProvider, type ApnsConfig } from "./provider-apns.js";
+import type { PushMessage } from "./provider.js";
+import { APNS, FakeApnsServer, selfSignedCert, waitFor } from "../../test/support/notifier-fakes.js";
 
 const msg: PushMessage = { token: "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90", title: "team", body: "bob: lunch? 🍜", collapseKey: "g:team", data: { conversation_id: "g:team", seq: "42", count: "1" } };
 

@@ -14,7 +14,7 @@ import os from "node:os";
 import path from "node:path";
 import { decodeProtectedHeader, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from "jose";
 import type { ServiceAccount } from "../../internal/notifier/provider-fcm.js";
-import { waitFor as waitForOutcome } from "../support/wait.js";
+import { waitFor as waitForOutcome } from "./wait.js";
 
 /** What a fake server answers to the next request; "hang" never answers. */
 export type Answer = { status: number; body?: unknown; headers?: Record<string, string> } | "hang";

@@ -5,13 +5,13 @@
  * take no wall-clock time; only real network round trips are awaited.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { PushDispatcher, type DispatcherOptions, type Notification } from "../../internal/notifier/dispatcher.js";
-import { ApnsProvider } from "../../internal/notifier/provider-apns.js";
-import { FcmProvider } from "../../internal/notifier/provider-fcm.js";
-import { WebhookProvider } from "../../internal/notifier/provider-webhook.js";
-import type { ProviderName, PushProvider } from "../../internal/notifier/provider.js";
-import { MemoryTokenStore } from "../../internal/notifier/token-store-memory.js";
-import { APNS, FakeApnsServer, FakeClock, FakeFcmServer, FakeWebhookServer, FCM, selfSignedCert, settle, waitFor } from "./helpers.js";
+import { PushDispatcher, type DispatcherOptions, type Notification } from "./dispatcher.js";
+import { ApnsProvider } from "./provider-apns.js";
+import { FcmProvider } from "./provider-fcm.js";
+import { WebhookProvider } from "./provider-webhook.js";
+import type { ProviderName, PushProvider } from "./provider.js";
+import { MemoryTokenStore } from "./token-store-memory.js";
+import { APNS, FakeApnsServer, FakeClock, FakeFcmServer, FakeWebhookServer, FCM, selfSignedCert, settle, waitFor } from "../../test/support/notifier-fakes.js";
 
 let fcm: FakeFcmServer;
 let apns: FakeApnsServer;

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { WebhookProvider, webhookSignature } from "../../internal/notifier/provider-webhook.js";
-import type { PushMessage } from "../../internal/notifier/provider.js";
-import { FakeWebhookServer, waitFor } from "./helpers.js";
+import { WebhookProvider, webhookSignature } from "./provider-webhook.js";
+import type { PushMessage } from "./provider.js";
+import { FakeWebhookServer, waitFor } from "../../test/support/notifier-fakes.js";
 
 const msg: PushMessage = { token: "relay-token-1", title: "alice", body: "hi ✨", collapseKey: "d:a:b", data: { conversation_id: "d:a:b", seq: "3", count: "1" } };
 

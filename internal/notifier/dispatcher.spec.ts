@@ -4,12 +4,12 @@
  * servers are in dispatcher.test.ts.)
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { ConfigError } from "../../internal/config/env.js";
-import { PushDispatcher, type DispatcherOptions, type Notification } from "../../internal/notifier/dispatcher.js";
-import type { ProviderName, PushMessage, PushProvider, PushResult } from "../../internal/notifier/provider.js";
-import { MemoryTokenStore } from "../../internal/notifier/token-store-memory.js";
-import type { TokenStore } from "../../internal/notifier/token-store.js";
-import { FakeClock, settle, waitFor } from "./helpers.js";
+import { ConfigError } from "../config/env.js";
+import { PushDispatcher, type DispatcherOptions, type Notification } from "./dispatcher.js";
+import type { ProviderName, PushMessage, PushProvider, PushResult } from "./provider.js";
+import { MemoryTokenStore } from "./token-store-memory.js";
+import type { TokenStore } from "./token-store.js";
+import { FakeClock, settle, waitFor } from "../../test/support/notifier-fakes.js";
 
 type Step = PushResult | "hang" | "throw";
 

@@ -4,10 +4,10 @@ import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
-import { FileTokenStore } from "../../internal/notifier/token-store-file.js";
-import { MemoryTokenStore } from "../../internal/notifier/token-store-memory.js";
-import { PostgresTokenStore } from "../../internal/notifier/token-store-postgres.js";
-import { tokenStoreBehaviour } from "./token-store-behaviour.js";
+import { FileTokenStore } from "./token-store-file.js";
+import { MemoryTokenStore } from "./token-store-memory.js";
+import { PostgresTokenStore } from "./token-store-postgres.js";
+import { tokenStoreBehaviour } from "../../test/support/token-store-contract.js";
 
 describe("MemoryTokenStore", () => {
   tokenStoreBehaviour(async () => ({ store: new MemoryTokenStore() }));
