@@ -42,10 +42,16 @@ let actingAs = "";
 function profilePath(username: string): string {
   return path.join(home(), `${username}.json`);
 }
+/** Written whole or not at all: another chatctl may be reading it at that moment. */
+function writeAtomically(file: string, data: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, data, { mode: 0o600 });
+  fs.renameSync(tmp, file);
+}
 function saveProfile(p: Profile): void {
   fs.mkdirSync(home(), { recursive: true, mode: 0o700 });
-  fs.writeFileSync(profilePath(p.username), JSON.stringify(p, null, 2), { mode: 0o600 });
-  fs.writeFileSync(path.join(home(), "current"), p.username);
+  writeAtomically(profilePath(p.username), JSON.stringify(p, null, 2));
+  writeAtomically(path.join(home(), "current"), p.username);
 }
 /**
  * The user a command acts as: --as or CHATCTL_USER, else the last one who logged in here.
@@ -191,10 +197,16 @@ program
   .description("print new messages as they arrive, from where this device left off; with a conversation, lines you type are sent to it")
   .action(async (target?: string) => {
     const p = loadProfile();
+    // From the start, so a stop while connecting still saves what was printed and closes cleanly.
+    let live: ChatClient | undefined;
+    let ready = false;
+    // Until the held events are printed, the cursor is past lines not shown: keep the saved one then.
+    const stop = async () => { if (ready) saveProfile(p); await live?.close(); process.exit(0); };
+    process.on("SIGINT", () => void stop());
+    process.on("SIGTERM", () => void stop());
     const usernames = new Map<string, string>();
     // Every event this device consumes is printed exactly once, in order: those of the catch-up too
     // (held until the conversation's recent history is out), and other conversations' ones, marked.
-    let ready = false;
     const held: Message[] = [];
     let conv: Conversation | undefined;
     let shownUpTo = 0;
@@ -211,7 +223,7 @@ program
     };
     const client = await connect(p, {
       live: true,
-      beforeConnect: (c) => c.on("message", (m) => (ready ? show(m) : held.push(m))),
+      beforeConnect: (c) => { live = c; c.on("message", (m) => (ready ? show(m) : held.push(m))); },
     });
     for (const c of await client.listConversations()) {
       titles.set(c.id, name(c, p.userId));
@@ -245,9 +257,6 @@ program
         );
       });
     }
-    const stop = async () => { saveProfile(p); await client.close(); process.exit(0); };
-    process.on("SIGINT", () => void stop());
-    process.on("SIGTERM", () => void stop());
     console.error(`-- tailing as ${p.username} (device ${p.deviceId}) --`);
   });
 

@@ -14,7 +14,7 @@ beforeAll(async () => {
   home = fs.mkdtempSync(path.join(os.tmpdir(), "chatctl-"));
 });
 afterAll(async () => {
-  for (const t of tails) if (t.exitCode === null) { t.kill("SIGKILL"); await new Promise((r) => t.once("exit", r)); }
+  for (const t of tails) if (t.exitCode === null && t.signalCode === null) { t.kill("SIGKILL"); await new Promise((r) => t.once("exit", r)); }
   await c?.stop();
   fs.rmSync(home, { recursive: true, force: true });
 });
