@@ -16,7 +16,8 @@ export default defineConfig({
           name: "servers",
           setupFiles: ["test/support/leaks.ts"],
           include: ["test/servers/**/*.test.ts"],
-          testTimeout: 30_000,
+          // Longer than waitFor's 60 s default, so a slow outcome is reported by the wait that gave up.
+          testTimeout: 120_000,
         },
       },
       {

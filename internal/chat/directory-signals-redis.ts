@@ -25,9 +25,13 @@ export class RedisDirectorySignals implements DirectorySignals {
     void this.sub.subscribe(this.channel).catch(report);
   }
 
-  /** Resolves once subscribed (tests and start-up wait for it). */
+  /**
+   * Resolves once subscribed and once the publisher is connected (tests and
+   * start-up wait for it): the publisher has no offline queue, so a change sent
+   * before its connection is up would be dropped.
+   */
   async ready(): Promise<void> {
-    await this.sub.subscribe(this.channel);
+    await Promise.all([this.sub.subscribe(this.channel), connected(this.pub)]);
   }
 
   async changed(conversationId: string): Promise<void> {
@@ -42,4 +46,9 @@ export class RedisDirectorySignals implements DirectorySignals {
     this.pub.disconnect();
     this.sub.disconnect();
   }
+}
+
+function connected(redis: Redis): Promise<void> {
+  if (redis.status === "ready") return Promise.resolve();
+  return new Promise((resolve) => redis.once("ready", () => resolve()));
 }
