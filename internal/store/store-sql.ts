@@ -1,52 +1,14 @@
-import type { AppendGroup, AppendGroupResult, AppendedMessage, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
-import {
-  Conversation,
-  ConversationKind,
-  ErrorCode,
-  Event,
-  HistoryDirection,
-  type HistoryPage,
-  type HistoryRequest,
-  Member,
-  MembershipAction,
-  type Message,
-} from "../../gen/chat/v1/client.js";
+import type { AppendGroup, AppendGroupResult, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
+import { Conversation, ConversationKind, ErrorCode, Event, HistoryDirection, type HistoryPage, type HistoryRequest, Member, MembershipAction } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
 import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES } from "../grpc/message-size.js";
 import { migrate } from "./schema.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
 import { fitBytes, historyLimit, type LogPage, type Store } from "./store.js";
+import { type LogWrite, type MembershipRequest, type MessageRow, memberLogWrites, membershipEvent, movePointers, numberAppend, placeLogged, planMembershipChange, toMessage } from "./store-rules.js";
 
+export type { LogWrite } from "./store-rules.js";
 
-interface MessageRow {
-  conversation_id: string;
-  seq: unknown;
-  sender_id: string;
-  sender_device_id: string;
-  client_msg_id: string;
-  body: string;
-  sent_at: unknown;
-}
-
-function toMessage(r: MessageRow): Message {
-  return {
-    conversationId: r.conversation_id,
-    seq: num(r.seq),
-    senderId: r.sender_id,
-    senderDeviceId: r.sender_device_id,
-    clientMsgId: r.client_msg_id,
-    text: r.body,
-    sentAtMs: num(r.sent_at),
-  };
-}
-
-/** A log entry to write: either a message reference or a whole encoded event. */
-export interface LogWrite {
-  userId: string;
-  conversationId: string;
-  seq: number;
-  event: Event | null;
-}
 
 /**
  * Where the directory's membership events go, called inside the directory
@@ -132,41 +94,23 @@ export class SqlStore implements Store {
     return { conversation, mutedUserIds: rows.map((r) => r.user_id) };
   }
 
-  async changeMembership(req: { conversationId: string; actorId: string; subjectId: string; action: MembershipAction; maxMembers: number }) {
+  async changeMembership(req: MembershipRequest) {
     return this.changeMembershipWith(req, (tx, writes) => this.appendLog(tx, writes));
   }
 
   /** changeMembership with the membership events sent to `log`. */
-  async changeMembershipWith(req: { conversationId: string; actorId: string; subjectId: string; action: MembershipAction; maxMembers: number }, log: MembershipLog) {
+  async changeMembershipWith(req: MembershipRequest, log: MembershipLog) {
     return this.db.transaction(async (tx) => {
       const conv = await tx.query<{ kind: number; created_by: string }>(`SELECT kind, created_by FROM conversations WHERE id = $1 FOR UPDATE`, [req.conversationId]);
       const row = conv.rows[0];
       const members = (await tx.query<{ user_id: string }>(`SELECT user_id FROM members WHERE conversation_id = $1`, [req.conversationId])).rows.map((r) => r.user_id);
-      // A non-member learns nothing, not even whether the conversation exists.
-      if (!row || !members.includes(req.actorId)) throw ChatError.denied();
-      if (num(row.kind) !== ConversationKind.CONVERSATION_KIND_GROUP) throw ChatError.invalid("members of a direct conversation cannot change");
+      const plan = planMembershipChange(req, row && { kind: row.kind, createdBy: row.created_by }, members);
       const now = Date.now();
-      let recipients: string[];
-      switch (req.action) {
-        case MembershipAction.MEMBERSHIP_ACTION_ADDED:
-          if (members.includes(req.subjectId)) throw new ChatError(ErrorCode.ERROR_CODE_ALREADY_EXISTS, "already a member");
-          if (members.length >= req.maxMembers) throw new ChatError(ErrorCode.ERROR_CODE_GROUP_FULL, `a group has at most ${req.maxMembers} members`);
-          await tx.query(`INSERT INTO members (conversation_id, user_id, joined_at) VALUES ($1, $2, $3)`, [req.conversationId, req.subjectId, now]);
-          recipients = [...members, req.subjectId];
-          break;
-        case MembershipAction.MEMBERSHIP_ACTION_REMOVED:
-        case MembershipAction.MEMBERSHIP_ACTION_LEFT:
-          if (!members.includes(req.subjectId)) throw ChatError.notFound("not a member");
-          if (req.subjectId !== req.actorId && row.created_by !== req.actorId) throw new ChatError(ErrorCode.ERROR_CODE_PERMISSION_DENIED, "only the group's creator can remove others");
-          await tx.query(`DELETE FROM members WHERE conversation_id = $1 AND user_id = $2`, [req.conversationId, req.subjectId]);
-          recipients = members;
-          break;
-        default:
-          throw ChatError.invalid("unknown membership action");
-      }
+      if (plan.add) await tx.query(`INSERT INTO members (conversation_id, user_id, joined_at) VALUES ($1, $2, $3)`, [req.conversationId, plan.add, now]);
+      if (plan.remove) await tx.query(`DELETE FROM members WHERE conversation_id = $1 AND user_id = $2`, [req.conversationId, plan.remove]);
       const snapshot = (await this.loadConversation(tx, req.conversationId))!;
       const event = membershipEvent(snapshot, req.action, req.actorId, req.subjectId, now);
-      const events = await log(tx, recipients.map((userId) => ({ userId, conversationId: snapshot.id, seq: 0, event })));
+      const events = await log(tx, plan.recipients.map((userId) => ({ userId, conversationId: snapshot.id, seq: 0, event })));
       return { conversation: snapshot, events };
     });
   }
@@ -205,32 +149,7 @@ export class SqlStore implements Store {
         [all.map((x) => x.conv), all.map((x) => x.m.senderId), all.map((x) => x.m.clientMsgId)],
       );
       const known = new Map(existing.rows.map((r) => [`${r.conversation_id}\u0000${r.sender_id}\u0000${r.client_msg_id}`, toMessage(r)]));
-      const results: AppendGroupResult[] = [];
-      const fresh: Array<{ group: AppendGroup; result: AppendGroupResult; appended: AppendedMessage[] }> = [];
-      for (const group of groups) {
-        const result: AppendGroupResult = { conversationId: group.conversationId, error: ErrorCode.ERROR_CODE_UNSPECIFIED, messages: [], lastSeq: 0 };
-        results.push(result);
-        const lastSeq = headOf.get(group.conversationId);
-        if (lastSeq === undefined) { result.error = ErrorCode.ERROR_CODE_NOT_FOUND; continue; }
-        result.lastSeq = lastSeq;
-        // Another owner appended since this one last looked: refuse, it reloads and retries.
-        if (lastSeq !== group.baseSeq) { result.error = ErrorCode.ERROR_CODE_CONFLICT; continue; }
-        let seq = lastSeq;
-        const appended: AppendedMessage[] = [];
-        for (const m of group.messages) {
-          const key = `${group.conversationId}\u0000${m.senderId}\u0000${m.clientMsgId}`;
-          const dup = known.get(key);
-          if (dup) { result.messages.push({ message: dup, duplicate: true, positions: [] }); continue; }
-          const message: Message = { conversationId: group.conversationId, seq: ++seq, senderId: m.senderId, senderDeviceId: m.senderDeviceId, clientMsgId: m.clientMsgId, text: m.text, sentAtMs: m.sentAtMs };
-          known.set(key, message);
-          const entry: AppendedMessage = { message, duplicate: false, positions: [] };
-          result.messages.push(entry);
-          appended.push(entry);
-        }
-        result.lastSeq = seq;
-        headOf.set(group.conversationId, seq);
-        if (appended.length > 0) fresh.push({ group, result, appended });
-      }
+      const { results, fresh } = numberAppend(groups, (id) => headOf.get(id), (c, sender, clientMsgId) => known.get(`${c}\u0000${sender}\u0000${clientMsgId}`));
       if (fresh.length === 0) return results;
       const msgs = fresh.flatMap((f) => f.appended.map((a) => a.message!));
       await tx.query(
@@ -249,11 +168,7 @@ export class SqlStore implements Store {
         [sv.map((x) => x.conv), sv.map((x) => x.user), sv.map((x) => x.seq)],
       );
       // One sync-log entry per member per message, positions from the locked heads.
-      const writes: LogWrite[] = [];
-      for (const f of fresh) for (const a of f.appended) for (const userId of f.group.memberIds) writes.push({ userId, conversationId: a.message!.conversationId, seq: a.message!.seq, event: null });
-      const logged = await this.appendLog(tx, writes);
-      let i = 0;
-      for (const f of fresh) for (const a of f.appended) for (let k = 0; k < f.group.memberIds.length; k++) a.positions.push(logged[i++]!.event!.pos);
+      placeLogged(fresh, await this.appendLog(tx, memberLogWrites(fresh)));
       return results;
     });
   }
@@ -334,15 +249,11 @@ export class SqlStore implements Store {
       );
       const row = rows[0];
       if (!row) throw ChatError.denied();
-      const last = num(row.last_seq);
-      // Pointers never pass the last message nor move back; reading implies delivery.
-      const read = Math.max(num(row.read_seq), Math.min(readSeq, last));
-      const delivered = Math.max(num(row.delivered_seq), Math.min(deliveredSeq, last), read);
-      const changed = read !== num(row.read_seq) || delivered !== num(row.delivered_seq);
+      const { deliveredSeq: delivered, readSeq: read, changed, readMoved } = movePointers({ delivered: num(row.delivered_seq), read: num(row.read_seq), last: num(row.last_seq) }, deliveredSeq, readSeq);
       if (!changed) return { deliveredSeq: delivered, readSeq: read, changed };
       await tx.query(`UPDATE members SET delivered_seq = $3, read_seq = $4 WHERE conversation_id = $1 AND user_id = $2`, [conversationId, userId, delivered, read]);
       let readEvent: Event | undefined;
-      if (read !== num(row.read_seq)) {
+      if (readMoved) {
         const marker: Event = { pos: 0, atMs: Date.now(), kind: { $case: "read", value: { conversationId, readSeq: read } } };
         readEvent = (await this.appendLog(tx, [{ userId, conversationId, seq: 0, event: marker }]))[0]!.event;
       }
@@ -427,6 +338,3 @@ export class SqlStore implements Store {
   }
 }
 
-function membershipEvent(conversation: Conversation, action: MembershipAction, actorId: string, subjectId: string, at: number): Event {
-  return { pos: 0, atMs: at, kind: { $case: "membership", value: { conversationId: conversation.id, action, actorId, subjectId, conversation } } };
-}

@@ -45,7 +45,7 @@ describe("etcd with TLS and client certificates (real etcd)", () => {
   afterAll(() => { etcd?.kill("SIGKILL"); });
 
   it("registers over TLS with a mesh client certificate", async () => {
-    const d = await EtcdDiscovery.open(await EtcdKeyspace.open({ endpoints: [endpoint], prefix: "/tls-test/", leaseTtlSeconds: 2, access: { caFile: cert("ca.pem"), certFile: cert("chat.pem"), keyFile: cert("chat-key.pem") } }, log));
+    const d = await EtcdDiscovery.open(await EtcdKeyspace.open({ endpoints: [endpoint], prefix: "/tls-test/", leaseTtlSeconds: 2, access: { caFile: cert("ca.pem"), certFile: cert("chat.pem"), keyFile: cert("chat-key.pem"), serverName: "message-store" } }, log));
     try {
       await d.register("chat", { id: "chat-tls", address: "127.0.0.1:1" });
       await waitFor("the instance visible", () => d.instances("chat").some((i) => i.id === "chat-tls"));
@@ -55,7 +55,7 @@ describe("etcd with TLS and client certificates (real etcd)", () => {
   });
 
   it("is refused without a client certificate", async () => {
-    const err = await EtcdKeyspace.open({ endpoints: [endpoint], prefix: "/tls-test/", leaseTtlSeconds: 2, access: { caFile: cert("ca.pem") } }, log).then(
+    const err = await EtcdKeyspace.open({ endpoints: [endpoint], prefix: "/tls-test/", leaseTtlSeconds: 2, access: { caFile: cert("ca.pem"), serverName: "message-store" } }, log).then(
       async (space) => { await space.close(); return undefined; },
       (e: unknown) => e,
     );

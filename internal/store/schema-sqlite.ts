@@ -1,0 +1,69 @@
+import type { DatabaseSync } from "node:sqlite";
+
+/**
+ * The embedded store's schema, in SQLite's dialect. The same tables as the SQL
+ * store's (schema.ts), so the two read alike; integers are SQLite's 64-bit
+ * INTEGER. Ordered migrations; each runs once, in its own transaction,
+ * recorded in schema_migrations. Never edit a released one: add the next.
+ */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE users (
+     id TEXT PRIMARY KEY,
+     username TEXT NOT NULL UNIQUE,
+     password_hash TEXT NOT NULL,
+     created_at INTEGER NOT NULL) WITHOUT ROWID;
+   CREATE TABLE conversations (
+     id TEXT PRIMARY KEY,
+     kind INTEGER NOT NULL,
+     title TEXT NOT NULL DEFAULT '',
+     created_by TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     last_seq INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+   CREATE TABLE members (
+     conversation_id TEXT NOT NULL,
+     user_id TEXT NOT NULL,
+     joined_at INTEGER NOT NULL,
+     delivered_seq INTEGER NOT NULL DEFAULT 0,
+     read_seq INTEGER NOT NULL DEFAULT 0,
+     muted INTEGER NOT NULL DEFAULT 0,
+     PRIMARY KEY (conversation_id, user_id)) WITHOUT ROWID;
+   CREATE INDEX members_by_user ON members (user_id);
+   CREATE TABLE messages (
+     conversation_id TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     sender_id TEXT NOT NULL,
+     sender_device_id TEXT NOT NULL,
+     client_msg_id TEXT NOT NULL,
+     body TEXT NOT NULL,
+     sent_at INTEGER NOT NULL,
+     PRIMARY KEY (conversation_id, seq));
+   CREATE UNIQUE INDEX messages_by_client_id ON messages (conversation_id, sender_id, client_msg_id);
+   CREATE TABLE log_heads (
+     user_id TEXT PRIMARY KEY,
+     head INTEGER NOT NULL) WITHOUT ROWID;
+   CREATE TABLE sync_log (
+     user_id TEXT NOT NULL,
+     pos INTEGER NOT NULL,
+     at INTEGER NOT NULL,
+     conversation_id TEXT NOT NULL,
+     seq INTEGER NOT NULL DEFAULT 0,
+     event BLOB,
+     PRIMARY KEY (user_id, pos)) WITHOUT ROWID`,
+];
+
+export function migrateSqlite(db: DatabaseSync): void {
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`);
+  // IMMEDIATE takes the write lock first, so of two processes opening one file, one migrates and the other then sees it done.
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    const current = Number((db.prepare(`SELECT coalesce(max(version), 0) AS v FROM schema_migrations`).get() as { v: number }).v);
+    for (let v = current + 1; v <= MIGRATIONS.length; v++) {
+      db.exec(MIGRATIONS[v - 1]!);
+      db.prepare(`INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)`).run(v, Date.now());
+    }
+    db.exec("COMMIT");
+  } catch (err) {
+    db.exec("ROLLBACK");
+    throw err;
+  }
+}

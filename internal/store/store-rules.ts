@@ -1,0 +1,152 @@
+import type { AppendGroup, AppendGroupResult, AppendedMessage, UserEvent } from "../../gen/chat/internal/v1/store.js";
+import type { Message } from "../../gen/chat/v1/client.js";
+import { type Conversation, ConversationKind, ErrorCode, type Event, MembershipAction } from "../../gen/chat/v1/client.js";
+import { ChatError } from "../errors/chat-error.js";
+import { num } from "./sql.js";
+
+/**
+ * The rules every SQL-shaped store applies the same way (store-sql.ts on
+ * PostgreSQL, store-sqlite.ts): what a row means and what a change may do. The
+ * stores only read and write; the decisions are here, once.
+ */
+
+/** A row of the messages table, as either driver returns it. */
+export interface MessageRow {
+  conversation_id: string;
+  seq: unknown;
+  sender_id: string;
+  sender_device_id: string;
+  client_msg_id: string;
+  body: string;
+  sent_at: unknown;
+}
+
+export function toMessage(r: MessageRow): Message {
+  return {
+    conversationId: r.conversation_id,
+    seq: num(r.seq),
+    senderId: r.sender_id,
+    senderDeviceId: r.sender_device_id,
+    clientMsgId: r.client_msg_id,
+    text: r.body,
+    sentAtMs: num(r.sent_at),
+  };
+}
+
+/** A log entry to write: either a message reference or a whole encoded event. */
+export interface LogWrite {
+  userId: string;
+  conversationId: string;
+  seq: number;
+  event: Event | null;
+}
+
+export function membershipEvent(conversation: Conversation, action: MembershipAction, actorId: string, subjectId: string, at: number): Event {
+  return { pos: 0, atMs: at, kind: { $case: "membership", value: { conversationId: conversation.id, action, actorId, subjectId, conversation } } };
+}
+
+export interface MembershipRequest {
+  conversationId: string;
+  actorId: string;
+  subjectId: string;
+  action: MembershipAction;
+  maxMembers: number;
+}
+
+/**
+ * What a membership change does to a conversation (`row`, undefined if it does
+ * not exist) with `members`: the member to add or remove and who hears of it.
+ * Throws the typed refusal otherwise.
+ */
+export function planMembershipChange(
+  req: MembershipRequest,
+  row: { kind: unknown; createdBy: string } | undefined,
+  members: string[],
+): { add?: string; remove?: string; recipients: string[] } {
+  // A non-member learns nothing, not even whether the conversation exists.
+  if (!row || !members.includes(req.actorId)) throw ChatError.denied();
+  if (num(row.kind) !== ConversationKind.CONVERSATION_KIND_GROUP) throw ChatError.invalid("members of a direct conversation cannot change");
+  switch (req.action) {
+    case MembershipAction.MEMBERSHIP_ACTION_ADDED:
+      if (members.includes(req.subjectId)) throw new ChatError(ErrorCode.ERROR_CODE_ALREADY_EXISTS, "already a member");
+      if (members.length >= req.maxMembers) throw new ChatError(ErrorCode.ERROR_CODE_GROUP_FULL, `a group has at most ${req.maxMembers} members`);
+      return { add: req.subjectId, recipients: [...members, req.subjectId] };
+    case MembershipAction.MEMBERSHIP_ACTION_REMOVED:
+    case MembershipAction.MEMBERSHIP_ACTION_LEFT:
+      if (!members.includes(req.subjectId)) throw ChatError.notFound("not a member");
+      if (req.subjectId !== req.actorId && row.createdBy !== req.actorId) throw new ChatError(ErrorCode.ERROR_CODE_PERMISSION_DENIED, "only the group's creator can remove others");
+      return { remove: req.subjectId, recipients: members };
+    default:
+      throw ChatError.invalid("unknown membership action");
+  }
+}
+
+/** Pointers never pass the last message nor move back; reading implies delivery. */
+export function movePointers(stored: { delivered: number; read: number; last: number }, deliveredSeq: number, readSeq: number) {
+  const read = Math.max(stored.read, Math.min(readSeq, stored.last));
+  const delivered = Math.max(stored.delivered, Math.min(deliveredSeq, stored.last), read);
+  return { deliveredSeq: delivered, readSeq: read, changed: read !== stored.read || delivered !== stored.delivered, readMoved: read !== stored.read };
+}
+
+/** The messages one group of an append adds, with the entries its result reports them by. */
+export interface FreshGroup {
+  group: AppendGroup;
+  result: AppendGroupResult;
+  appended: AppendedMessage[];
+}
+
+/**
+ * Numbers the messages of an append: each group gets the next seqs after its
+ * conversation's head, unless the head is missing (NOT_FOUND) or moved since
+ * the owner read it (CONFLICT: it reloads and retries); a message already
+ * stored, or earlier in the batch, under its sender and client_msg_id is
+ * reported as the original. `headOf` and `stored` read the store inside the
+ * caller's transaction; the heads move as groups are numbered.
+ */
+export function numberAppend(
+  groups: AppendGroup[],
+  headOf: (conversationId: string) => number | undefined,
+  stored: (conversationId: string, senderId: string, clientMsgId: string) => Message | undefined,
+): { results: AppendGroupResult[]; fresh: FreshGroup[] } {
+  const heads = new Map<string, number | undefined>();
+  const known = new Map<string, Message>();
+  const results: AppendGroupResult[] = [];
+  const fresh: FreshGroup[] = [];
+  for (const group of groups) {
+    const result: AppendGroupResult = { conversationId: group.conversationId, error: ErrorCode.ERROR_CODE_UNSPECIFIED, messages: [], lastSeq: 0 };
+    results.push(result);
+    if (!heads.has(group.conversationId)) heads.set(group.conversationId, headOf(group.conversationId));
+    const lastSeq = heads.get(group.conversationId);
+    if (lastSeq === undefined) { result.error = ErrorCode.ERROR_CODE_NOT_FOUND; continue; }
+    result.lastSeq = lastSeq;
+    if (lastSeq !== group.baseSeq) { result.error = ErrorCode.ERROR_CODE_CONFLICT; continue; }
+    let seq = lastSeq;
+    const appended: AppendedMessage[] = [];
+    for (const m of group.messages) {
+      const key = `${group.conversationId}\u0000${m.senderId}\u0000${m.clientMsgId}`;
+      const dup = known.get(key) ?? stored(group.conversationId, m.senderId, m.clientMsgId);
+      if (dup) { result.messages.push({ message: dup, duplicate: true, positions: [] }); continue; }
+      const message: Message = { conversationId: group.conversationId, seq: ++seq, senderId: m.senderId, senderDeviceId: m.senderDeviceId, clientMsgId: m.clientMsgId, text: m.text, sentAtMs: m.sentAtMs };
+      known.set(key, message);
+      const entry: AppendedMessage = { message, duplicate: false, positions: [] };
+      result.messages.push(entry);
+      appended.push(entry);
+    }
+    result.lastSeq = seq;
+    heads.set(group.conversationId, seq);
+    if (appended.length > 0) fresh.push({ group, result, appended });
+  }
+  return { results, fresh };
+}
+
+/** One sync-log entry per member per appended message, in order; `placeLogged` puts the positions back. */
+export function memberLogWrites(fresh: FreshGroup[]): LogWrite[] {
+  const writes: LogWrite[] = [];
+  for (const f of fresh) for (const a of f.appended) for (const userId of f.group.memberIds) writes.push({ userId, conversationId: a.message!.conversationId, seq: a.message!.seq, event: null });
+  return writes;
+}
+
+export function placeLogged(fresh: FreshGroup[], logged: UserEvent[]): void {
+  let i = 0;
+  for (const f of fresh) for (const a of f.appended) for (let k = 0; k < f.group.memberIds.length; k++) a.positions.push(logged[i++]!.event!.pos);
+}
