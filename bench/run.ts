@@ -42,6 +42,7 @@ interface Results {
   quick: boolean;
   capacity?: Array<{ sessions: number; connectMs: number; rssPerSessionKB: number; heapPerSessionKB: number; idleCpuPercent: number; baselineRssPerSessionKB: number; extrapolated50kRssMB: number }>;
   throughput?: { chat: StepResult[]; relay: StepResult[]; maxRateP99Under50: number; relayMaxDelivered: number; ratio: number };
+  cpu?: { rate: number; seconds: number; delivered: number; microsPerMessage: Record<string, number> };
   group?: { members: number; devices: number; messages: number; p50: number; p99: number; allDevicesP50: number; allDevicesP99: number };
   catchup?: { missed: number; ms: number; eventsPerSecond: number };
 }
@@ -187,6 +188,21 @@ try {
     const rates = quick ? [100, 250, 500, 1000] : [50, 100, 250, 500, 750, 1000, 1500, 2000];
     const relayRates = quick ? [1000, 4000, 16000] : [1000, 4000, 8000, 16000, 32000];
     const seconds = quick ? 3 : 6;
+    // CPU per delivered message in each process at a fixed rate, sends, acks and receipts included
+    // (a worker of its own: a worker numbers its messages from 1 on each run).
+    const cpuRate = 100;
+    const cpuSeconds = quick ? 5 : 10;
+    const cw = worker();
+    children.push(cw.child);
+    const pids = new Map([...cluster.processes].map(([name, p]) => [name, p.child.pid!]));
+    pids.set("load generator", cw.child.pid!);
+    const ticksBefore = new Map([...pids].map(([name, pid]) => [name, cpuTicks(pid)]));
+    const [cpuStep] = (await withTimeout(cw.run({ cmd: "pairs", url: wsUrl, pairs, steps: [{ rate: cpuRate, seconds: cpuSeconds }], textBytes: 1024, relay: false }, ["step"]), 120_000, "cpu")) as StepResult[];
+    const microsPerMessage: Record<string, number> = {};
+    for (const [name, pid] of pids) microsPerMessage[name] = Math.round(((cpuTicks(pid) - ticksBefore.get(name)!) * 10_000) / Math.max(1, cpuStep!.delivered));
+    cw.child.kill();
+    results.cpu = { rate: cpuRate, seconds: cpuSeconds, delivered: cpuStep!.delivered, microsPerMessage };
+    log(`  CPU µs per delivered message at ${cpuRate}/s: ${Object.entries(microsPerMessage).map(([k, v]) => `${k} ${v}`).join(", ")}`);
     const w = worker();
     children.push(w.child);
     const chat = (await withTimeout(w.run({ cmd: "pairs", url: wsUrl, pairs, steps: rates.map((rate) => ({ rate, seconds })), textBytes: 1024, relay: false }, ["step"], rates.length), 10 * 60_000, "throughput")) as StepResult[];
@@ -330,6 +346,13 @@ if (results.throughput) {
   lines.push("", "Baseline: bare `ws` relay, same generator and frames:", "", "| offered/s | delivered/s | p50 ms | p99 ms |", "|---:|---:|---:|---:|");
   for (const s of t.relay) lines.push(`| ${s.rate} | ${Math.round(s.delivered / s.seconds)} | ${s.p50} | ${s.p99} |`);
   lines.push("", `Highest rate with p99 <= 50 ms: **${t.maxRateP99Under50}/s**; relay ceiling ${t.relayMaxDelivered}/s; ratio **${(t.ratio * 100).toFixed(1)}%** (target >= 20%).`, "");
+}
+if (results.cpu) {
+  const c = results.cpu;
+  const services = Object.entries(c.microsPerMessage).filter(([k]) => k !== "load generator");
+  lines.push(`## CPU per delivered 1:1 message (${c.rate} msg/s for ${c.seconds} s, 1 KiB text; sends, delivery acks and receipts included)`, "", "| process | CPU µs per message |", "|---|---:|");
+  for (const [k, v] of Object.entries(c.microsPerMessage)) lines.push(`| ${k} | ${v} |`);
+  lines.push(`| **all services** | **${services.reduce((n, [, v]) => n + v, 0)}** |`, "", "Target: <= 1,000 µs for all services together. Clock ticks of 10 ms from /proc: a figure is good to about ±10%.", "");
 }
 if (results.group) {
   const g = results.group;

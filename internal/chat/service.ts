@@ -14,6 +14,7 @@ import { validateSend, validateTitle, validateUsername } from "../validation/val
 import { ConversationDirectory } from "./directory.js";
 import { LocalSignals, type DirectorySignals } from "./directory-signals.js";
 import type { Fanout } from "./fanout.js";
+import { PointerBatcher } from "./pointer-batcher.js";
 import { Sequencer } from "./sequencer.js";
 
 export interface ChatConfig {
@@ -37,6 +38,7 @@ export interface ChatConfig {
 export class ChatCore {
   private readonly directory: ConversationDirectory;
   private readonly sequencer: Sequencer;
+  private readonly pointers: PointerBatcher;
   private readonly pendingReceipts = new Map<string, Map<string, Receipt>>();
   private receiptTimer: NodeJS.Timeout | undefined;
   /** Each recent message's trace, so the receipts that acknowledge it can link it. */
@@ -64,6 +66,15 @@ export class ChatCore {
       },
       async (id) => (await this.directory.get(id)).memberIds,
       { maxInFlight: config.storeWritesInFlight, maxBatchMessages: 2_000 },
+    );
+    this.pointers = new PointerBatcher(
+      async (updates) => (await call(store, store.updatePointersBatch, { updates }, 15_000)).results.map((r) =>
+        r.error !== ErrorCode.ERROR_CODE_UNSPECIFIED || !r.pointers ? { error: r.error || ErrorCode.ERROR_CODE_INTERNAL } : { pointers: r.pointers }),
+      (u, moved) => {
+        this.queueReceipt(u.conversationId, { conversationId: u.conversationId, userId: u.userId, deliveredSeq: moved.deliveredSeq, readSeq: moved.readSeq });
+        // The user's other devices learn the new read pointer through their sync log.
+        if (moved.readEvent) void this.fanout.userEvents([{ userId: u.userId, event: moved.readEvent }]);
+      },
     );
   }
 
@@ -100,13 +111,8 @@ export class ChatCore {
     if (messageTrace) ackSpan?.addLink({ context: messageTrace });
     await this.directory.requireMember(conversationId, actor.userId);
     const read = kind === AckKind.ACK_KIND_READ ? seq : 0;
-    const res = await call(this.store, this.store.updatePointers, { conversationId, userId: actor.userId, deliveredSeq: seq, readSeq: read });
-    if (res.changed) {
-      this.pendingReceiptLinks.push(ackSpan?.spanContext(), messageTrace);
-      this.queueReceipt(conversationId, { conversationId, userId: actor.userId, deliveredSeq: res.deliveredSeq, readSeq: res.readSeq });
-      // The user's other devices learn the new read pointer through their sync log.
-      if (res.readEvent) void this.fanout.userEvents([{ userId: actor.userId, event: res.readEvent }]);
-    }
+    const res = await this.pointers.update({ conversationId, userId: actor.userId, deliveredSeq: seq, readSeq: read });
+    if (res.changed) this.pendingReceiptLinks.push(ackSpan?.spanContext(), messageTrace);
     return { deliveredSeq: res.deliveredSeq, readSeq: res.readSeq };
   }
 
@@ -173,6 +179,7 @@ export class ChatCore {
 
   async drain(): Promise<void> {
     await this.sequencer.drain();
+    await this.pointers.drain();
     await this.flushReceipts();
   }
 

@@ -33,7 +33,7 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
     chat: [
       "MessageStoreService/CreateUser", "MessageStoreService/GetUserByName", "MessageStoreService/CreateConversation",
       "MessageStoreService/GetConversation", "MessageStoreService/ChangeMembership", "MessageStoreService/SetMuted",
-      "MessageStoreService/Append", "MessageStoreService/GetLastSeq", "MessageStoreService/UpdatePointers",
+      "MessageStoreService/Append", "MessageStoreService/GetLastSeq", "MessageStoreService/UpdatePointersBatch",
     ],
   },
   notifier: {

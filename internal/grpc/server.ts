@@ -1,6 +1,7 @@
 import { Server, type ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { GRPC_MAX_MESSAGE_BYTES } from "./message-size.js";
+import { cachePeerCertificates } from "./peer-identity.js";
 
 export interface GrpcServiceEntry {
   definition: ServiceDefinition;
@@ -23,6 +24,7 @@ export async function startGrpcServer(opts: {
   credentials: ServerCredentials;
   services: GrpcServiceEntry[];
 }): Promise<RunningGrpcServer> {
+  cachePeerCertificates();
   const server = new Server({
     "grpc.max_receive_message_length": GRPC_MAX_MESSAGE_BYTES,
     "grpc.max_send_message_length": GRPC_MAX_MESSAGE_BYTES,

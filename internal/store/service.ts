@@ -1,10 +1,12 @@
 import { MessageStoreServiceService } from "../../gen/chat/internal/v1/store.js";
 import type { AsyncService } from "../grpc/handler.js";
+import { ErrorCode } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
 import type { Store } from "./store.js";
 
 const READ_LOG_MAX = 5_000;
 const LOG_HEADS_MAX = 1_000;
+const POINTER_UPDATES_MAX = 5_000;
 
 /** The MessageStoreService gRPC API over a Store: translation only, no policy. */
 export function storeService(store: Store): AsyncService<typeof MessageStoreServiceService> {
@@ -32,9 +34,10 @@ export function storeService(store: Store): AsyncService<typeof MessageStoreServ
       return { heads: await store.logHeads(req.userIds) };
     },
     history: async (req) => ({ page: await store.history(req.userId, req.request!) }),
-    updatePointers: async (req) => {
-      const r = await store.updatePointers(req.conversationId, req.userId, req.deliveredSeq, req.readSeq);
-      return { ...r, readEvent: r.readEvent };
+    updatePointersBatch: async (req) => {
+      if (req.updates.length > POINTER_UPDATES_MAX) throw ChatError.invalid(`at most ${POINTER_UPDATES_MAX} pointer updates per call`);
+      const results = await store.updatePointersBatch(req.updates);
+      return { results: results.map((r) => (r.error !== undefined ? { error: r.error, pointers: undefined } : { error: ErrorCode.ERROR_CODE_UNSPECIFIED, pointers: { ...r.pointers, readEvent: r.pointers.readEvent } })) };
     },
   };
 }

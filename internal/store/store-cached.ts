@@ -4,7 +4,7 @@ import { HistoryDirection } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
 import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES, textBytes } from "../grpc/message-size.js";
 import type { RecentMessages } from "./recent-messages-redis.js";
-import { fitBytes, historyLimit, type LogPage, type Store } from "./store.js";
+import { fitBytes, historyLimit, type LogPage, type PointerMoveResult, type PointerUpdate, type Store } from "./store.js";
 
 /** A cached page cut at the byte budget like the stores' own pages (the cache holds full pages by count). */
 function cutPage(page: HistoryPage, fromSeq: number, maxBytes: number): HistoryPage {
@@ -53,6 +53,7 @@ export class CachedStore implements Store {
   readLog(userId: string, afterPos: number, limit: number, maxBytes?: number): Promise<LogPage> { return this.inner.readLog(userId, afterPos, limit, maxBytes); }
   logHeads(userIds: string[]): Promise<number[]> { return this.inner.logHeads(userIds); }
   updatePointers(conversationId: string, userId: string, deliveredSeq: number, readSeq: number) { return this.inner.updatePointers(conversationId, userId, deliveredSeq, readSeq); }
+  updatePointersBatch(updates: PointerUpdate[]): Promise<PointerMoveResult[]> { return this.inner.updatePointersBatch(updates); }
 
   async close(): Promise<void> {
     this.recent.close();

@@ -16,7 +16,7 @@ import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES, textBytes } from "../grpc/message-
 import { checkKeyspace, migrateCassandra } from "./schema-cassandra.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
 import { type LogWrite, SqlStore } from "./store-sql.js";
-import { fitBytes, historyLimit, type LogPage, type Store } from "./store.js";
+import { fitBytes, historyLimit, type LogPage, type PointerMoveResult, type PointerUpdate, type Store, updateEachPointer } from "./store.js";
 
 /*
  * The message store of the production profile: PostgreSQL keeps the directory
@@ -408,6 +408,10 @@ export class CassandraStore implements Store {
       const lastMsg = messages[messages.length - 1];
       return { conversationId: req.conversationId, messages, hasMore, nextFromSeq: lastMsg ? lastMsg.seq : from };
     });
+  }
+
+  updatePointersBatch(updates: PointerUpdate[]): Promise<PointerMoveResult[]> {
+    return updateEachPointer(this, updates);
   }
 
   updatePointers(conversationId: string, userId: string, deliveredSeq: number, readSeq: number) {

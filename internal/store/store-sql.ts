@@ -4,7 +4,7 @@ import { ChatError } from "../errors/chat-error.js";
 import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES } from "../grpc/message-size.js";
 import { migrate } from "./schema.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
-import { fitBytes, historyLimit, type LogPage, type Store } from "./store.js";
+import { fitBytes, historyLimit, type LogPage, type PointerMoveResult, type PointerUpdate, type Store, updateEachPointer } from "./store.js";
 import { type LogWrite, type MembershipRequest, type MessageRow, memberLogWrites, membershipEvent, movePointers, numberAppend, placeLogged, planMembershipChange, toMessage } from "./store-rules.js";
 
 export type { LogWrite } from "./store-rules.js";
@@ -259,6 +259,11 @@ export class SqlStore implements Store {
       }
       return { deliveredSeq: delivered, readSeq: read, changed, readEvent };
     });
+  }
+
+  updatePointersBatch(updates: PointerUpdate[]): Promise<PointerMoveResult[]> {
+    // Separate transactions: one batch locking many members' rows in one would deadlock with another's.
+    return updateEachPointer(this, updates);
   }
 
   async close(): Promise<void> {

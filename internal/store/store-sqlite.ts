@@ -4,7 +4,7 @@ import { Conversation, ConversationKind, ErrorCode, Event, HistoryDirection, typ
 import { ChatError } from "../errors/chat-error.js";
 import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES } from "../grpc/message-size.js";
 import { migrateSqlite } from "./schema-sqlite.js";
-import { fitBytes, historyLimit, type LogPage, type Store } from "./store.js";
+import { fitBytes, historyLimit, type LogPage, type PointerMoveResult, type PointerResult, type PointerUpdate, type Store } from "./store.js";
 import { type LogWrite, type MembershipRequest, type MessageRow, memberLogWrites, membershipEvent, movePointers, numberAppend, placeLogged, planMembershipChange, toMessage } from "./store-rules.js";
 
 /** SQLite's `synchronous` setting: NORMAL survives the kill of any process, FULL (an fsync per commit) survives power loss. */
@@ -212,22 +212,37 @@ export class SqliteStore implements Store {
     return { conversationId: req.conversationId, messages, hasMore, nextFromSeq: last ? last.seq : from };
   }
 
-  async updatePointers(conversationId: string, userId: string, deliveredSeq: number, readSeq: number) {
-    return this.tx(() => {
-      const row = this.q(
-        `SELECT m.delivered_seq, m.read_seq, c.last_seq FROM members m JOIN conversations c ON c.id = m.conversation_id WHERE m.conversation_id = ?1 AND m.user_id = ?2`,
-      ).get(conversationId, userId) as { delivered_seq: number; read_seq: number; last_seq: number } | undefined;
-      if (!row) throw ChatError.denied();
-      const { deliveredSeq: delivered, readSeq: read, changed, readMoved } = movePointers({ delivered: row.delivered_seq, read: row.read_seq, last: row.last_seq }, deliveredSeq, readSeq);
-      if (!changed) return { deliveredSeq: delivered, readSeq: read, changed };
-      this.q(`UPDATE members SET delivered_seq = ?3, read_seq = ?4 WHERE conversation_id = ?1 AND user_id = ?2`).run(conversationId, userId, delivered, read);
-      let readEvent: Event | undefined;
-      if (readMoved) {
-        const marker: Event = { pos: 0, atMs: Date.now(), kind: { $case: "read", value: { conversationId, readSeq: read } } };
-        readEvent = this.appendLog([{ userId, conversationId, seq: 0, event: marker }])[0]!.event;
+  async updatePointers(conversationId: string, userId: string, deliveredSeq: number, readSeq: number): Promise<PointerResult> {
+    return this.tx(() => this.movePointers({ conversationId, userId, deliveredSeq, readSeq }));
+  }
+
+  async updatePointersBatch(updates: PointerUpdate[]): Promise<PointerMoveResult[]> {
+    // One transaction for the whole batch: one commit, however many acks a tick gathered.
+    return this.tx(() => updates.map((u): PointerMoveResult => {
+      try {
+        return { pointers: this.movePointers(u) };
+      } catch (err) {
+        // Refused before anything was written for this move (not a member).
+        if (err instanceof ChatError) return { error: err.code };
+        throw err;
       }
-      return { deliveredSeq: delivered, readSeq: read, changed, readEvent };
-    });
+    }));
+  }
+
+  private movePointers({ conversationId, userId, deliveredSeq, readSeq }: PointerUpdate): PointerResult {
+    const row = this.q(
+      `SELECT m.delivered_seq, m.read_seq, c.last_seq FROM members m JOIN conversations c ON c.id = m.conversation_id WHERE m.conversation_id = ?1 AND m.user_id = ?2`,
+    ).get(conversationId, userId) as { delivered_seq: number; read_seq: number; last_seq: number } | undefined;
+    if (!row) throw ChatError.denied();
+    const { deliveredSeq: delivered, readSeq: read, changed, readMoved } = movePointers({ delivered: row.delivered_seq, read: row.read_seq, last: row.last_seq }, deliveredSeq, readSeq);
+    if (!changed) return { deliveredSeq: delivered, readSeq: read, changed };
+    this.q(`UPDATE members SET delivered_seq = ?3, read_seq = ?4 WHERE conversation_id = ?1 AND user_id = ?2`).run(conversationId, userId, delivered, read);
+    let readEvent: Event | undefined;
+    if (readMoved) {
+      const marker: Event = { pos: 0, atMs: Date.now(), kind: { $case: "read", value: { conversationId, readSeq: read } } };
+      readEvent = this.appendLog([{ userId, conversationId, seq: 0, event: marker }])[0]!.event;
+    }
+    return { deliveredSeq: delivered, readSeq: read, changed, readEvent };
   }
 
   async close(): Promise<void> {

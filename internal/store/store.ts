@@ -1,5 +1,6 @@
 import type { AppendGroup, AppendGroupResult, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
-import type { Conversation, Event, HistoryPage, HistoryRequest, MembershipAction } from "../../gen/chat/v1/client.js";
+import { type Conversation, ErrorCode, type Event, type HistoryPage, type HistoryRequest, type MembershipAction } from "../../gen/chat/v1/client.js";
+import { ChatError } from "../errors/chat-error.js";
 
 const HISTORY_MAX = 200;
 const HISTORY_DEFAULT = 50;
@@ -34,6 +35,39 @@ export interface LogPage {
   more?: boolean;
 }
 
+export interface PointerUpdate {
+  conversationId: string;
+  userId: string;
+  deliveredSeq: number;
+  readSeq: number;
+}
+
+export interface PointerResult {
+  deliveredSeq: number;
+  readSeq: number;
+  changed: boolean;
+  readEvent?: Event;
+}
+
+/** A pointer move's outcome: the pointers, or the domain error that refused it. */
+export type PointerMoveResult = { pointers: PointerResult; error?: undefined } | { error: ErrorCode; pointers?: undefined };
+
+/**
+ * updatePointersBatch for a store whose moves are separate writes: each one on its
+ * own, concurrently. Domain refusals are answered per move; a backend failure
+ * (UNAVAILABLE) fails the call, as it would have failed every move.
+ */
+export async function updateEachPointer(store: Pick<Store, "updatePointers">, updates: PointerUpdate[]): Promise<PointerMoveResult[]> {
+  return Promise.all(updates.map(async (u): Promise<PointerMoveResult> => {
+    try {
+      return { pointers: await store.updatePointers(u.conversationId, u.userId, u.deliveredSeq, u.readSeq) };
+    } catch (err) {
+      if (err instanceof ChatError && err.code !== ErrorCode.ERROR_CODE_UNAVAILABLE) return { error: err.code };
+      throw err;
+    }
+  }));
+}
+
 /**
  * Everything the message-store service keeps durably. One implementation per
  * backend: store-sql.ts (embedded PGlite or a PostgreSQL server) and
@@ -62,7 +96,9 @@ export interface Store {
   logHeads(userIds: string[]): Promise<number[]>;
   /** A page of historyLimit(req.limit) messages at most, cut at `maxBytes` (default PAGE_MAX_BYTES) but never empty while messages follow. */
   history(userId: string, req: HistoryRequest, maxBytes?: number): Promise<HistoryPage>;
-  updatePointers(conversationId: string, userId: string, deliveredSeq: number, readSeq: number): Promise<{ deliveredSeq: number; readSeq: number; changed: boolean; readEvent?: Event }>;
+  updatePointers(conversationId: string, userId: string, deliveredSeq: number, readSeq: number): Promise<PointerResult>;
+  /** Many pointer moves, each answered on its own (in order): a refused one (a non-member's) fails no other. */
+  updatePointersBatch(updates: PointerUpdate[]): Promise<PointerMoveResult[]>;
 
   close(): Promise<void>;
 }

@@ -253,5 +253,24 @@ describe(`message store contract: ${backend.name}`, () => {
     const [later] = await store.listConversations(b!.id);
     expect(later).toMatchObject({ lastSeq: 7, readSeq: 6, unread: 1 });
   });
+
+  it("updatePointersBatch answers each move on its own: a non-member's is refused alone, a read marker is logged once", async () => {
+    const [a, b, x] = await users(store, "a", "b", "x");
+    const conv = (await group(store, [a!, b!])).conversation;
+    await store.append([{ conversationId: conv.id, baseSeq: 0, memberIds: [a!.id, b!.id], messages: [1, 2, 3].map((i) => msg(a!, `b${i}`)) }]);
+    const results = await store.updatePointersBatch([
+      { conversationId: conv.id, userId: b!.id, deliveredSeq: 3, readSeq: 2 },
+      { conversationId: conv.id, userId: x!.id, deliveredSeq: 3, readSeq: 3 },
+      { conversationId: conv.id, userId: a!.id, deliveredSeq: 1, readSeq: 0 },
+    ]);
+    expect(results[0]).toMatchObject({ pointers: { deliveredSeq: 3, readSeq: 2, changed: true, readEvent: { kind: { $case: "read", value: { readSeq: 2 } } } } });
+    expect(results[1]).toEqual({ error: ErrorCode.ERROR_CODE_PERMISSION_DENIED });
+    // The sender's pointers are already at 3: nothing moves.
+    expect(results[2]).toMatchObject({ pointers: { deliveredSeq: 3, readSeq: 3, changed: false } });
+    const log = await readAll(store, b!.id);
+    expect(log.filter((e) => e.kind?.$case === "read").map((e) => e.kind?.$case === "read" && e.kind.value.readSeq)).toEqual([2]);
+    expectGapless(log);
+    expect(await store.updatePointersBatch([])).toEqual([]);
+  });
 });
 }
