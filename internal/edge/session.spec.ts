@@ -8,7 +8,7 @@ import { Session, type SessionConfig } from "./session.js";
 
 const MAX_BUFFERED = 1024 * 1024;
 const CONFIG: SessionConfig = {
-  helloTimeoutMs: 10_000, heartbeatIntervalMs: 15_000, sendRate: 50, sendBurst: 200, frameRate: 200, frameBurst: 1_000, maxQueuedFrames: 64, maxQueuedBytes: 4 << 20,
+  helloTimeoutMs: 10_000, heartbeatIntervalMs: 15_000, sendRate: 50, sendBurst: 200, frameRate: 200, frameBurst: 1_000, sendBytesPerS: 256 << 10, sendBytesBurst: 2 << 20, maxQueuedFrames: 64, maxQueuedBytes: 4 << 20,
   maxBufferedBytes: MAX_BUFFERED, maxTextLength: 100_000, syncPageSize: 1_000, headCheckIntervalMs: 0, maxPresenceSubscriptions: 200,
 };
 
@@ -97,7 +97,7 @@ async function connect(n: number): Promise<{ ws: SlowSocket; session: Session; l
   } as unknown as EdgeBackends;
   const ws = new SlowSocket();
   const session = new Session(ws as unknown as WebSocket, "proto", backends, CONFIG, {
-    register: () => {}, unregister: () => {}, route: () => ({}) as Route, disconnected: async () => {},
+    register: () => {}, unregister: () => {}, route: () => ({}) as Route, disconnected: async () => {}, admitSend: async () => {},
   }, new Logger("test", "error"));
   await session.handle({ ref: 1, traceparent: "", kind: { $case: "hello", value: { token: "t", deviceId: "d1", cursor: 0, takeover: false } } });
   return { ws, session, log };
@@ -136,6 +136,7 @@ describe("Session", () => {
       unregister: (s) => { registered.delete(s); unregistered++; },
       route: (s) => ({ userId: s.userId, deviceId: s.deviceId, sessionId: s.sessionId, edgeId: "e1", edgeAddress: "e1:1" }),
       disconnected: async () => {},
+      admitSend: async () => {},
     }, new Logger("test"));
 
     const handled = session.handle({ ref: 1, traceparent: "", kind: { $case: "hello", value: { token: "t", deviceId: "phone", cursor: 0, takeover: false } } });

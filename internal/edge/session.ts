@@ -12,8 +12,9 @@ import { validateConversationId, validateDeviceId, validateSend } from "../valid
 import type { EdgeBackends } from "./backends.js";
 import { encodeServerFrame, errorFrame, type FrameMode } from "./frames.js";
 import { TokenBucket } from "./rate-limit.js";
+import type { SendByteLimits } from "./send-guard.js";
 
-export interface SessionConfig {
+export interface SessionConfig extends SendByteLimits {
   /** HELLO_TIMEOUT_MS: the first frame must be Hello within this. Default 10000. */
   helloTimeoutMs: number;
   /** HEARTBEAT_INTERVAL_MS: told to clients in Welcome. Default 15000. */
@@ -100,6 +101,8 @@ export class Session {
       route(s: Session): Route;
       /** Resolves once this edge's disconnect of an earlier session of the device has reached presence. */
       disconnected(userId: string, deviceId: string): Promise<void>;
+      /** Charges a send's text bytes to the user (every session of theirs); throws RATE_LIMITED past the limit. */
+      admitSend(userId: string, textBytes: number): Promise<void>;
     },
     private readonly log: Logger,
   ) {
@@ -258,7 +261,8 @@ export class Session {
         // One send per conversation at a time from this session: later sends get higher numbers (P2).
         const chains = (this.sendChains ??= new Map());
         const prev = chains.get(s.conversationId) ?? Promise.resolve();
-        const next = prev.catch(() => {}).then(() => b.send(actor, s));
+        // Bytes are charged in turn too, so a refusal never lets a later send of the conversation overtake.
+        const next = prev.catch(() => {}).then(() => this.hooks.admitSend(this.userId, textBytes(s.text))).then(() => b.send(actor, s));
         chains.set(s.conversationId, next);
         try {
           const sent = await next;
