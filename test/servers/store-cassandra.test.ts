@@ -10,6 +10,7 @@ import { PostgresSqlClient } from "../../internal/store/sql-postgres.js";
 import { CassandraStore, createCassandraClient } from "../../internal/store/store-cassandra.js";
 import { SqlStore } from "../../internal/store/store-sql.js";
 import type { Store } from "../../internal/store/store.js";
+import { contactsContract } from "../support/contacts-contract.js";
 import { pageBoundsContract } from "../support/page-bounds-contract.js";
 
 /**
@@ -142,6 +143,7 @@ for (const backend of [sqlBackend(), cassandraBackend()]) {
 
     // The backend's store is closed by its teardown.
     pageBoundsContract(backend.name, async () => store, async () => {});
+    contactsContract(backend.name, async () => store, async () => {});
 
     it("creates users and conversations; membership events land in every member's log", async () => {
       const [a, b, c] = await users(store, "a", "b", "c");
