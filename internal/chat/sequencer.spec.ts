@@ -9,10 +9,17 @@ class FakeStore {
   ids = new Map<string, number>();
   calls: AppendRequest[] = [];
   failNext = false;
+  /** Conversations with a write in flight; a second write of one of them would break the base_seq chain. */
+  writing = new Set<string>();
+  overlaps = 0;
   async lastSeq(id: string) { return this.heads.get(id) ?? 0; }
   async append(req: AppendRequest): Promise<AppendResponse> {
     this.calls.push(req);
+    const ids = req.groups.map((g) => g.conversationId);
+    if (ids.some((id) => this.writing.has(id)) || new Set(ids).size !== ids.length) this.overlaps++;
+    for (const id of ids) this.writing.add(id);
     await new Promise((r) => setTimeout(r, 5));
+    for (const id of ids) this.writing.delete(id);
     if (this.failNext) { this.failNext = false; throw new Error("store down"); }
     const results: AppendGroupResult[] = req.groups.map((g) => {
       const head = this.heads.get(g.conversationId) ?? 0;
@@ -127,6 +134,49 @@ describe("Sequencer", () => {
       expect(Math.min(a[i]!, c[i]!)).toBeGreaterThanOrEqual(30_000);
     }
     for (const call of store.calls) expect(call.groups.reduce((n, g) => n + g.messages.reduce((k, m) => k + Buffer.byteLength(m.text), 0), 0)).toBeLessThanOrEqual(100_000);
+  });
+
+  it("with several writes in flight and many senders: each conversation in one write at a time, gapless, every sender's order kept", async () => {
+    const store = new FakeStore();
+    const seq = new Sequencer(store, async () => ["a", "b", "c", "d"], { maxInFlight: 3, maxBatchMessages: 50, maxBatchBytes: 30_000, quantumBytes: 2_048 });
+    const senders = ["a", "b", "c", "d"];
+    // A fixed pseudo-random mix of senders, conversations and sizes (1 byte to 8 KB).
+    let x = 7;
+    const rand = (n: number) => ((x = (x * 1_103_515_245 + 12_345) % 2_147_483_648) % n);
+    const submitted: Array<{ sender: string; conv: string; id: string; p: ReturnType<Sequencer["submit"]> }> = [];
+    for (let i = 0; i < 600; i++) {
+      const sender = senders[rand(4)]!;
+      const conv = `c${rand(6)}`;
+      const id = `${sender}-${i}`;
+      submitted.push({ sender, conv, id, p: seq.submit(conv, sized(sender, id, 4 * (1 + rand(2_000)))) });
+      if (i % 50 === 0) await new Promise((r) => setTimeout(r, 3));
+    }
+    const results = await Promise.all(submitted.map((s) => s.p));
+    expect(store.overlaps).toBe(0);
+    for (let c = 0; c < 6; c++) {
+      const seqs = results.filter((_, i) => submitted[i]!.conv === `c${c}`).map((r) => r.appended.message!.seq).sort((p, q) => p - q);
+      expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+    }
+    for (const sender of senders) for (let c = 0; c < 6; c++) {
+      const mine = results.filter((_, i) => submitted[i]!.sender === sender && submitted[i]!.conv === `c${c}`).map((r) => r.appended.message!.seq);
+      expect(mine).toEqual([...mine].sort((p, q) => p - q));
+    }
+    for (const call of store.calls) {
+      expect(call.groups.reduce((n, g) => n + g.messages.length, 0)).toBeLessThanOrEqual(50);
+      const bytes = call.groups.reduce((n, g) => n + g.messages.reduce((k, m) => k + Buffer.byteLength(m.text), 0), 0);
+      if (call.groups.reduce((n, g) => n + g.messages.length, 0) > 1) expect(bytes).toBeLessThanOrEqual(30_000);
+    }
+  });
+
+  it("retries after a CONFLICT with the sends of several senders, each sender's order kept", async () => {
+    const store = new FakeStore();
+    const seq = new Sequencer(store, async () => ["a", "b"], { maxInFlight: 1, maxBatchMessages: 100 });
+    await seq.submit("c", sized("a", "first", 4));
+    store.heads.set("c", 10); // another owner appended meanwhile
+    const results = await Promise.all([seq.submit("c", sized("a", "a1", 4)), seq.submit("c", sized("b", "b1", 4)), seq.submit("c", sized("a", "a2", 4))]);
+    const seqs = results.map((r) => r.appended.message!.seq);
+    expect([...seqs].sort((p, q) => p - q)).toEqual([11, 12, 13]);
+    expect(seqs[0]!).toBeLessThan(seqs[2]!);
   });
 
   it("reloads the head and retries after a CONFLICT (another owner wrote)", async () => {
