@@ -227,7 +227,8 @@ export class Sequencer {
       const sender = this.ring[i++]!;
       if (done.has(sender)) continue;
       const s = this.senders.get(sender)!;
-      s.deficit += quantum;
+      // Capped at one write: a sender kept out of many writes is owed a write, no more.
+      s.deficit = Math.min(s.deficit + quantum, maxBytes);
       while (count < this.opts.maxBatchMessages) {
         // Its oldest send that may go now: a conversation with a write in flight waits (one base at a time).
         const k = s.pending.findIndex((p) => !this.conversations.get(p.conversationId)!.busy);
