@@ -118,6 +118,9 @@ const env = clusterEnv(dataDir, ports, {
   DEBUG_ENDPOINTS: "true",
   SEND_RATE: "100000",
   SEND_BURST: "100000",
+  // The scenarios measure the product's speed, not the per-user byte limit (docs/security.md).
+  SEND_BYTES_PER_S: String(1024 * 1024 * 1024),
+  SEND_BYTES_BURST: String(1024 * 1024 * 1024),
   FRAME_RATE: "100000",
   FRAME_BURST: "100000",
   MAX_BUFFERED_BYTES: String(64 * 1024 * 1024),

@@ -9,6 +9,7 @@ import { routeRegistry } from "../../internal/routes/factory.js";
 import { EdgeBackends } from "../../internal/edge/backends.js";
 import { DeviceCookies } from "../../internal/edge/device-cookie.js";
 import { openRateLimiter } from "../../internal/edge/rate-limiter.js";
+import { defaultSendBytesBurst, largestTextBytes } from "../../internal/edge/send-guard.js";
 import { EdgeServer, legalFrameBytes } from "../../internal/edge/server.js";
 import { MeshClients } from "../../internal/grpc/mesh-clients.js";
 import { clientCredentials, serve, service } from "../../internal/grpc/serve.js";
@@ -19,21 +20,25 @@ import { startTelemetry } from "../../internal/telemetry/telemetry.js";
 const grpcPort = int("EDGE_GRPC_PORT", DEFAULT_PORTS.edge, 0, 65535);
 const config = loadCommon("edge", grpcPort);
 const log = new Logger("edge", undefined, { instance: config.instanceId });
+const maxTextLength = int("MAX_TEXT_LENGTH", 100_000, 1, 10_000_000);
 const edgeConfig = {
   httpPort: int("EDGE_HTTP_PORT", DEFAULT_PORTS.edgeHttp, 0, 65535),
-  maxFrameBytes: int("MAX_FRAME_BYTES", legalFrameBytes(int("MAX_TEXT_LENGTH", 100_000, 1, 10_000_000)), 1024),
+  maxFrameBytes: int("MAX_FRAME_BYTES", legalFrameBytes(maxTextLength), 1024),
   webRoot: str("WEB_ROOT", "web/dist"),
   debugEndpoints: bool("DEBUG_ENDPOINTS", false),
   helloTimeoutMs: int("HELLO_TIMEOUT_MS", 10_000, 100),
   heartbeatIntervalMs: int("HEARTBEAT_INTERVAL_MS", 15_000, 1_000),
   sendRate: int("SEND_RATE", 50, 1),
   sendBurst: int("SEND_BURST", 200, 1),
+  sendBytesPerS: int("SEND_BYTES_PER_S", 256 * 1024, 1),
+  // Below the largest legal message, that message could never be sent: refused at boot.
+  sendBytesBurst: int("SEND_BYTES_BURST", defaultSendBytesBurst(maxTextLength), largestTextBytes(maxTextLength)),
   frameRate: int("FRAME_RATE", 200, 1),
   frameBurst: int("FRAME_BURST", 1_000, 1),
   maxQueuedFrames: int("MAX_QUEUED_FRAMES", 64, 1, 10_000),
   maxQueuedBytes: int("MAX_QUEUED_BYTES", 4 * 1024 * 1024, 64 * 1024),
   maxBufferedBytes: int("MAX_BUFFERED_BYTES", 8 * 1024 * 1024, 64 * 1024),
-  maxTextLength: int("MAX_TEXT_LENGTH", 100_000, 1, 10_000_000),
+  maxTextLength,
   syncPageSize: int("SYNC_PAGE_SIZE", 1_000, 1, 5_000),
   maxPresenceSubscriptions: int("PRESENCE_MAX_SUBSCRIPTIONS", 200, 1, 10_000),
   headCheckIntervalMs: int("HEAD_CHECK_INTERVAL_MS", 60_000, 0, 3_600_000),

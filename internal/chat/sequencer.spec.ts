@@ -9,10 +9,17 @@ class FakeStore {
   ids = new Map<string, number>();
   calls: AppendRequest[] = [];
   failNext = false;
+  /** Conversations with a write in flight; a second write of one of them would break the base_seq chain. */
+  writing = new Set<string>();
+  overlaps = 0;
   async lastSeq(id: string) { return this.heads.get(id) ?? 0; }
   async append(req: AppendRequest): Promise<AppendResponse> {
     this.calls.push(req);
+    const ids = req.groups.map((g) => g.conversationId);
+    if (ids.some((id) => this.writing.has(id)) || new Set(ids).size !== ids.length) this.overlaps++;
+    for (const id of ids) this.writing.add(id);
     await new Promise((r) => setTimeout(r, 5));
+    for (const id of ids) this.writing.delete(id);
     if (this.failNext) { this.failNext = false; throw new Error("store down"); }
     const results: AppendGroupResult[] = req.groups.map((g) => {
       const head = this.heads.get(g.conversationId) ?? 0;
@@ -33,6 +40,14 @@ class FakeStore {
 }
 
 const msg = (id: string) => ({ senderId: "u", senderDeviceId: "d", clientMsgId: id, text: id, sentAtMs: 0 });
+/** A send of `sender` from `device` whose text is `bytes` bytes of UTF-8 (4-byte emoji, like the issue's attack). */
+const sized = (sender: string, id: string, bytes: number, device = "d") => ({ senderId: sender, senderDeviceId: device, clientMsgId: id, text: "\u{1F600}".repeat(bytes / 4), sentAtMs: 0 });
+/** Index of the first store write that carries the send `clientMsgId` of `sender`. */
+const writeOf = (store: FakeStore, sender: string, clientMsgId: string) =>
+  store.calls.findIndex((c) => c.groups.some((g) => g.messages.some((m) => m.senderId === sender && m.clientMsgId === clientMsgId)));
+/** Text bytes of `sender` in each store write. */
+const bytesPerWrite = (store: FakeStore, sender: string) =>
+  store.calls.map((c) => c.groups.reduce((n, g) => n + g.messages.filter((m) => m.senderId === sender).reduce((k, m) => k + Buffer.byteLength(m.text), 0), 0));
 
 describe("Sequencer", () => {
   it("numbers sends in arrival order and batches them into few store writes", async () => {
@@ -47,11 +62,11 @@ describe("Sequencer", () => {
     const store = new FakeStore();
     const seq = new Sequencer(store, async () => ["u"], { maxInFlight: 1, maxBatchMessages: 2_000, maxBatchBytes: 10_000 });
     const large = (id: string) => ({ ...msg(id), text: "é".repeat(2_000) }); // 4,000 bytes each
-    // Forty large sends in one conversation and one small send in each of two others, all at once.
+    // Forty large sends of user u in one conversation, then one small send of user v in each of two others.
     const sends = [
       ...Array.from({ length: 40 }, (_, i) => seq.submit("big", large(`b${i}`))),
-      seq.submit("small1", msg("s1")),
-      seq.submit("small2", msg("s2")),
+      seq.submit("small1", { ...msg("s1"), senderId: "v" }),
+      seq.submit("small2", { ...msg("s2"), senderId: "v" }),
     ];
     const results = await Promise.all(sends);
     expect(results.slice(0, 40).map((r) => r.appended.message!.seq)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
@@ -66,6 +81,102 @@ describe("Sequencer", () => {
     const huge = await seq.submit("big", { ...msg("h"), text: "x".repeat(20_000) });
     expect(huge.appended.message!.seq).toBe(41);
     expect(store.calls[store.calls.length - 1]!.groups.flatMap((g) => g.messages)).toHaveLength(1);
+  });
+
+  it("serves senders in turn: one user's queued burst over many conversations does not sit ahead of another user's send", async () => {
+    const store = new FakeStore();
+    const seq = new Sequencer(store, async () => ["a", "b"], { maxInFlight: 1, maxBatchMessages: 2_000, maxBatchBytes: 100_000 });
+    // The issue's attack, scaled down: 200 large sends of user a over 50 conversations, queued at
+    // once (the first write leaves with a's first send; the rest gather behind it), then one of b.
+    const burst = Array.from({ length: 200 }, (_, i) => seq.submit(`g${i % 50}`, sized("a", `a${i}`, 20_000)));
+    const victim = seq.submit("v", sized("b", "b0", 8));
+    await Promise.all([...burst, victim]);
+    // b's send rides in the first write formed after it was queued, not after a's 4 MB.
+    expect(writeOf(store, "b", "b0")).toBe(1);
+    // a's sends keep their order in every conversation.
+    for (let g = 0; g < 50; g++) {
+      const ids = store.calls.flatMap((c) => c.groups.filter((x) => x.conversationId === `g${g}`).flatMap((x) => x.messages.map((m) => m.clientMsgId)));
+      expect(ids).toEqual([0, 1, 2, 3].map((k) => `a${g + 50 * k}`));
+    }
+  });
+
+  it("serves senders in turn inside one conversation too, keeping each sender's order", async () => {
+    const store = new FakeStore();
+    const seq = new Sequencer(store, async () => ["a", "b"], { maxInFlight: 1, maxBatchMessages: 2_000, maxBatchBytes: 100_000 });
+    // User a floods a group from five devices; user b then says one thing in the same group.
+    const burst = Array.from({ length: 200 }, (_, i) => seq.submit("g", sized("a", `a${i}`, 20_000, `d${i % 5}`)));
+    const victim = seq.submit("g", sized("b", "b0", 8));
+    const results = await Promise.all([...burst, victim]);
+    expect(writeOf(store, "b", "b0")).toBe(1);
+    // Gapless numbering, and a's sends numbered in the order they came.
+    expect(results.map((r) => r.appended.message!.seq).sort((x, y) => x - y)).toEqual(Array.from({ length: 201 }, (_, i) => i + 1));
+    const aSeqs = results.slice(0, 200).map((r) => r.appended.message!.seq);
+    expect(aSeqs).toEqual([...aSeqs].sort((x, y) => x - y));
+  });
+
+  it("shares each write by bytes between senders that both have a backlog", async () => {
+    const store = new FakeStore();
+    const seq = new Sequencer(store, async () => ["a", "c"], { maxInFlight: 1, maxBatchMessages: 2_000, maxBatchBytes: 100_000, quantumBytes: 4_096 });
+    // a sends few large messages, c many small ones: a fair share is by bytes, not by count.
+    const sends = [
+      ...Array.from({ length: 40 }, (_, i) => seq.submit(`a${i % 4}`, sized("a", `a${i}`, 20_000))),
+      ...Array.from({ length: 400 }, (_, i) => seq.submit(`c${i % 4}`, sized("c", `c${i}`, 2_000))),
+    ];
+    await Promise.all(sends);
+    const a = bytesPerWrite(store, "a");
+    const c = bytesPerWrite(store, "c");
+    // While both have sends waiting (the writes after the first, up to the one that empties a queue),
+    // each gets a fair share of every write: at least half of what is left beside one large message,
+    // less a quantum and the per-send overhead (about 30 KB of 100 KB here), whatever the sizes of its messages.
+    const both = store.calls.map((_, i) => i).filter((i) => i > 0 && a[i]! > 0 && c[i]! > 0);
+    expect(both.length).toBeGreaterThan(10);
+    for (const i of both.slice(0, -1)) {
+      expect(Math.min(a[i]!, c[i]!)).toBeGreaterThanOrEqual(30_000);
+    }
+    for (const call of store.calls) expect(call.groups.reduce((n, g) => n + g.messages.reduce((k, m) => k + Buffer.byteLength(m.text), 0), 0)).toBeLessThanOrEqual(100_000);
+  });
+
+  it("with several writes in flight and many senders: each conversation in one write at a time, gapless, every sender's order kept", async () => {
+    const store = new FakeStore();
+    const seq = new Sequencer(store, async () => ["a", "b", "c", "d"], { maxInFlight: 3, maxBatchMessages: 50, maxBatchBytes: 30_000, quantumBytes: 2_048 });
+    const senders = ["a", "b", "c", "d"];
+    // A fixed pseudo-random mix of senders, conversations and sizes (1 byte to 8 KB).
+    let x = 7;
+    const rand = (n: number) => ((x = (x * 1_103_515_245 + 12_345) % 2_147_483_648) % n);
+    const submitted: Array<{ sender: string; conv: string; id: string; p: ReturnType<Sequencer["submit"]> }> = [];
+    for (let i = 0; i < 600; i++) {
+      const sender = senders[rand(4)]!;
+      const conv = `c${rand(6)}`;
+      const id = `${sender}-${i}`;
+      submitted.push({ sender, conv, id, p: seq.submit(conv, sized(sender, id, 4 * (1 + rand(2_000)))) });
+      if (i % 50 === 0) await new Promise((r) => setTimeout(r, 3));
+    }
+    const results = await Promise.all(submitted.map((s) => s.p));
+    expect(store.overlaps).toBe(0);
+    for (let c = 0; c < 6; c++) {
+      const seqs = results.filter((_, i) => submitted[i]!.conv === `c${c}`).map((r) => r.appended.message!.seq).sort((p, q) => p - q);
+      expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+    }
+    for (const sender of senders) for (let c = 0; c < 6; c++) {
+      const mine = results.filter((_, i) => submitted[i]!.sender === sender && submitted[i]!.conv === `c${c}`).map((r) => r.appended.message!.seq);
+      expect(mine).toEqual([...mine].sort((p, q) => p - q));
+    }
+    for (const call of store.calls) {
+      expect(call.groups.reduce((n, g) => n + g.messages.length, 0)).toBeLessThanOrEqual(50);
+      const bytes = call.groups.reduce((n, g) => n + g.messages.reduce((k, m) => k + Buffer.byteLength(m.text), 0), 0);
+      if (call.groups.reduce((n, g) => n + g.messages.length, 0) > 1) expect(bytes).toBeLessThanOrEqual(30_000);
+    }
+  });
+
+  it("retries after a CONFLICT with the sends of several senders, each sender's order kept", async () => {
+    const store = new FakeStore();
+    const seq = new Sequencer(store, async () => ["a", "b"], { maxInFlight: 1, maxBatchMessages: 100 });
+    await seq.submit("c", sized("a", "first", 4));
+    store.heads.set("c", 10); // another owner appended meanwhile
+    const results = await Promise.all([seq.submit("c", sized("a", "a1", 4)), seq.submit("c", sized("b", "b1", 4)), seq.submit("c", sized("a", "a2", 4))]);
+    const seqs = results.map((r) => r.appended.message!.seq);
+    expect([...seqs].sort((p, q) => p - q)).toEqual([11, 12, 13]);
+    expect(seqs[0]!).toBeLessThan(seqs[2]!);
   });
 
   it("reloads the head and retries after a CONFLICT (another owner wrote)", async () => {

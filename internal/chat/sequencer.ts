@@ -17,7 +17,10 @@ export interface SequencedMessage {
 }
 
 interface Pending {
+  conversationId: string;
   message: AppendMessage;
+  /** What it adds to a store write (appendBytes). */
+  bytes: number;
   /** The trace context of the send, so its trace shows the batch write. */
   ctx: Context;
   attempts: number;
@@ -25,16 +28,37 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-interface ConversationQueue {
+interface ConversationState {
   /** Last seq known to be stored; undefined = ask the store before the next append. */
   lastSeq: number | undefined;
-  pending: Pending[];
+  /** Sends of this conversation waiting in the senders' queues. */
+  queued: number;
   /** An append or an exclusive operation on this conversation is running. */
   busy: boolean;
   waiters: Array<() => void>;
 }
 
+/** One sender's waiting sends, in arrival order, and the bytes it may still take in its turn. */
+interface SenderQueue {
+  pending: Pending[];
+  deficit: number;
+}
+
+/** One conversation's part of a store write: its sends in the order they were taken. */
+interface BatchGroup {
+  id: string;
+  q: ConversationState;
+  items: Pending[];
+}
+
 const MAX_CONFLICT_RETRIES = 3;
+
+/**
+ * The bytes a sender may take per turn (deficit round robin). Smaller than one
+ * large message, so a sender of large messages needs several turns for one
+ * while a sender of small ones takes a few in each: shares are fair in bytes.
+ */
+export const QUANTUM_BYTES = 64 * 1024;
 
 /** What one send adds to an Append request (and, echoed with its positions, to the reply). */
 function appendBytes(m: AppendMessage): number {
@@ -52,20 +76,32 @@ export interface SequencerOptions {
    * with other users' sends in it. A batch always takes at least one send.
    */
   maxBatchBytes?: number;
+  /** Bytes a sender may take per turn when a write is formed (default QUANTUM_BYTES). */
+  quantumBytes?: number;
 }
 
 /**
- * The owner's write path for the conversations this chat instance owns. Sends are
- * queued per conversation in arrival order (P2) and written in batches: while
- * one store write is in flight the next batch gathers, so a busy instance makes
- * few large transactions and an idle one adds no delay (group commit). A send
- * resolves only after the store has it (P4). The store numbers messages from
- * the base the owner believes in; if another owner wrote meanwhile (ownership
- * moved), the store refuses the group, the owner reloads the head and retries.
+ * The owner's write path for the conversations this chat instance owns. Sends
+ * are written in batches: while one store write is in flight the next batch
+ * gathers, so a busy instance makes few large transactions and an idle one adds
+ * no delay (group commit). A send resolves only after the store has it (P4).
+ *
+ * Fair per sender: sends wait in one queue per sender (user), and a batch is
+ * formed by deficit round robin over the senders by bytes, so one user's queued
+ * burst (in one conversation or spread over many) takes its share of each write
+ * and never sits ahead of everyone else's sends. Each sender's sends keep their
+ * order within a conversation (P2); a conversation's sends in one write are
+ * numbered in the order they were taken, and one write per conversation is in
+ * flight at a time. The store numbers messages from the base the owner believes
+ * in; if another owner wrote meanwhile (ownership moved), the store refuses the
+ * group, the owner reloads the head and retries.
  */
 export class Sequencer {
-  private readonly queues = new Map<string, ConversationQueue>();
-  private ready: string[] = [];
+  private readonly conversations = new Map<string, ConversationState>();
+  private readonly senders = new Map<string, SenderQueue>();
+  /** Senders with waiting sends, in turn order; `next` is whose turn comes first in the next batch. */
+  private ring: string[] = [];
+  private next = 0;
   private inFlight = 0;
   private closed = false;
 
@@ -79,17 +115,14 @@ export class Sequencer {
   submit(conversationId: string, message: AppendMessage): Promise<SequencedMessage> {
     if (this.closed) return Promise.reject(new ChatError(ErrorCode.ERROR_CODE_SHUTTING_DOWN, "chat instance is shutting down"));
     return new Promise((resolve, reject) => {
-      const q = this.queue(conversationId);
-      q.pending.push({ message, ctx: context.active(), attempts: 0, resolve, reject });
-      ChatMetrics.get().queueDepth.add(1);
-      this.markReady(conversationId);
+      this.enqueue([{ conversationId, message, bytes: appendBytes(message), ctx: context.active(), attempts: 0, resolve, reject }], false);
       this.pump();
     });
   }
 
   /** Runs fn with no append of this conversation in flight (membership changes). */
   async exclusive<T>(conversationId: string, fn: () => Promise<T>): Promise<T> {
-    const q = this.queue(conversationId);
+    const q = this.conversation(conversationId);
     while (q.busy) await new Promise<void>((r) => q.waiters.push(r));
     q.busy = true;
     try {
@@ -101,85 +134,143 @@ export class Sequencer {
 
   /** Forget what we know of a conversation's head (ownership lost or regained). */
   forget(conversationId: string): void {
-    const q = this.queues.get(conversationId);
+    const q = this.conversations.get(conversationId);
     if (q) q.lastSeq = undefined;
   }
 
   /** Forget the heads of every conversation `pred` picks (ownership moved, lease lost). */
   forgetWhere(pred: (conversationId: string) => boolean): void {
-    for (const [id, q] of this.queues) if (pred(id)) q.lastSeq = undefined;
+    for (const [id, q] of this.conversations) if (pred(id)) q.lastSeq = undefined;
   }
 
   /** Stop taking sends; resolves when every accepted send is settled. */
   async drain(): Promise<void> {
     this.closed = true;
-    while (this.inFlight > 0 || this.ready.length > 0) await new Promise((r) => setTimeout(r, 10));
+    while (this.inFlight > 0 || this.ring.length > 0) await new Promise((r) => setTimeout(r, 10));
   }
 
-  private queue(id: string): ConversationQueue {
-    let q = this.queues.get(id);
+  private conversation(id: string): ConversationState {
+    let q = this.conversations.get(id);
     if (!q) {
-      q = { lastSeq: undefined, pending: [], busy: false, waiters: [] };
-      this.queues.set(id, q);
+      q = { lastSeq: undefined, queued: 0, busy: false, waiters: [] };
+      this.conversations.set(id, q);
     }
     return q;
   }
 
-  private markReady(id: string): void {
-    if (!this.ready.includes(id)) this.ready.push(id);
+  /** Queues sends behind their senders' waiting ones, or (retries) ahead of them, in the given order. */
+  private enqueue(items: Pending[], first: boolean): void {
+    const bySender = new Map<string, Pending[]>();
+    for (const p of items) {
+      this.conversation(p.conversationId).queued++;
+      let list = bySender.get(p.message.senderId);
+      if (!list) bySender.set(p.message.senderId, (list = []));
+      list.push(p);
+    }
+    for (const [sender, list] of bySender) {
+      let s = this.senders.get(sender);
+      if (!s) {
+        this.senders.set(sender, (s = { pending: [], deficit: 0 }));
+        this.ring.push(sender);
+      }
+      if (first) s.pending.unshift(...list);
+      else s.pending.push(...list);
+    }
+    ChatMetrics.get().queueDepth.add(items.length);
   }
 
-  private release(id: string, q: ConversationQueue): void {
+  private release(id: string, q: ConversationState): void {
+    this.unbusy(id, q);
+    this.pump();
+  }
+
+  private unbusy(id: string, q: ConversationState): void {
     q.busy = false;
     const waiter = q.waiters.shift();
     if (waiter) waiter();
-    else if (q.pending.length > 0) this.markReady(id);
-    else if (q.lastSeq === undefined) this.queues.delete(id);
-    this.pump();
+    else if (q.queued === 0 && q.lastSeq === undefined) this.conversations.delete(id);
   }
 
   private pump(): void {
     while (this.inFlight < this.opts.maxInFlight) {
-      const batch: Array<{ id: string; q: ConversationQueue; items: Pending[] }> = [];
-      const maxBytes = this.opts.maxBatchBytes ?? BATCH_MAX_BYTES;
-      let count = 0;
-      let bytes = 0;
-      const skipped: string[] = [];
-      while (this.ready.length > 0 && count < this.opts.maxBatchMessages && bytes < maxBytes) {
-        const id = this.ready.shift()!;
-        const q = this.queues.get(id);
-        if (!q || q.pending.length === 0) continue;
-        if (q.busy) { skipped.push(id); continue; }
-        // This conversation's sends, in order, while they fit in the batch's count and bytes.
-        let n = 0;
-        while (n < q.pending.length && count + n < this.opts.maxBatchMessages) {
-          const size = appendBytes(q.pending[n]!.message);
-          if (count + n > 0 && bytes + size > maxBytes) break;
-          bytes += size;
-          n++;
-        }
-        if (n === 0) {
-          // The batch is full: this conversation leads the next one.
-          this.ready.unshift(id);
-          break;
-        }
-        q.busy = true;
-        const items = q.pending.splice(0, n);
-        ChatMetrics.get().queueDepth.add(-items.length);
-        count += n;
-        batch.push({ id, q, items });
-      }
-      this.ready.push(...skipped);
+      const batch = this.formBatch();
       if (batch.length === 0) return;
       this.inFlight++;
       void this.flush(batch).finally(() => {
         this.inFlight--;
-        for (const b of batch) this.release(b.id, b.q);
+        // Every conversation of the write is free before the next is formed, so all their senders can be in it.
+        for (const b of batch) this.unbusy(b.id, b.q);
+        this.pump();
       });
     }
   }
 
-  private async flush(batch: Array<{ id: string; q: ConversationQueue; items: Pending[] }>): Promise<void> {
+  /**
+   * The next store write, by deficit round robin over the senders: in turn, each
+   * sender earns a quantum of bytes and takes its oldest sends (of conversations
+   * with no write in flight) while they fit in what it has earned and in the
+   * write's bounds. A sender whose next send does not fit in the write is done
+   * for this write and keeps what it earned; the write is formed when no sender
+   * can add anything. The first send of a write is taken whatever its size (the
+   * sender's deficit goes below zero and is paid back in later turns).
+   */
+  private formBatch(): BatchGroup[] {
+    const maxBytes = this.opts.maxBatchBytes ?? BATCH_MAX_BYTES;
+    const quantum = this.opts.quantumBytes ?? QUANTUM_BYTES;
+    const groups = new Map<string, BatchGroup>();
+    const done = new Set<string>();
+    let count = 0;
+    let bytes = 0;
+    let i = this.next;
+    while (count < this.opts.maxBatchMessages && done.size < this.ring.length) {
+      if (i >= this.ring.length) i = 0;
+      const sender = this.ring[i++]!;
+      if (done.has(sender)) continue;
+      const s = this.senders.get(sender)!;
+      // Capped at one write: a sender kept out of many writes is owed a write, no more.
+      s.deficit = Math.min(s.deficit + quantum, maxBytes);
+      while (count < this.opts.maxBatchMessages) {
+        // Its oldest send that may go now: a conversation with a write in flight waits (one base at a time).
+        const k = s.pending.findIndex((p) => !this.conversations.get(p.conversationId)!.busy);
+        if (k < 0) {
+          // Nothing it may send now: it earns nothing while it waits (no saved-up burst later).
+          s.deficit = 0;
+          done.add(sender);
+          break;
+        }
+        const p = s.pending[k]!;
+        if (count > 0 && bytes + p.bytes > maxBytes) { done.add(sender); break; }
+        if (count > 0 && p.bytes > s.deficit) break; // its next turn
+        s.pending.splice(k, 1);
+        s.deficit -= p.bytes;
+        count++;
+        bytes += p.bytes;
+        let g = groups.get(p.conversationId);
+        if (!g) groups.set(p.conversationId, (g = { id: p.conversationId, q: this.conversations.get(p.conversationId)!, items: [] }));
+        g.items.push(p);
+      }
+    }
+    if (count === 0) return [];
+    // Senders with nothing left leave the ring; the next write starts with whoever's turn came next.
+    const kept: string[] = [];
+    let next = 0;
+    this.ring.forEach((sender, k) => {
+      const s = this.senders.get(sender)!;
+      if (s.pending.length === 0) { this.senders.delete(sender); return; }
+      if (k < i) next++;
+      kept.push(sender);
+    });
+    this.ring = kept;
+    this.next = next;
+    for (const g of groups.values()) {
+      g.q.busy = true;
+      g.q.queued -= g.items.length;
+    }
+    ChatMetrics.get().queueDepth.add(-count);
+    return [...groups.values()];
+  }
+
+  private async flush(batch: BatchGroup[]): Promise<void> {
     const groups: AppendGroup[] = [];
     const sent: typeof batch = [];
     for (const b of batch) {
@@ -224,8 +315,8 @@ export class Sequencer {
         b.q.lastSeq = undefined;
         const retry = b.items.filter((p) => ++p.attempts <= MAX_CONFLICT_RETRIES);
         for (const p of b.items) if (p.attempts > MAX_CONFLICT_RETRIES) p.reject(new ChatError(ErrorCode.ERROR_CODE_CONFLICT, "conversation is moving between chat instances; retry"));
-        b.q.pending.unshift(...retry);
-        ChatMetrics.get().queueDepth.add(retry.length);
+        // Back at the head of their senders' queues: released after this write, they go next.
+        this.enqueue(retry, true);
         return;
       }
       if (result.error !== ErrorCode.ERROR_CODE_UNSPECIFIED) {

@@ -26,7 +26,7 @@ export class MemoryRateLimiter implements RateLimiter {
     return this.keys.size;
   }
 
-  async take(key: string, rule: BucketRule): Promise<number> {
+  async take(key: string, rule: BucketRule, cost = 1): Promise<number> {
     const now = this.now();
     const e = this.get(key, "bucket", now);
     const perMs = rule.perMinute / 60_000;
@@ -34,8 +34,8 @@ export class MemoryRateLimiter implements RateLimiter {
     b.tokens = Math.min(rule.burst, b.tokens + Math.max(0, now - b.last) * perMs);
     b.last = now;
     let wait = 0;
-    if (b.tokens >= 1) b.tokens -= 1;
-    else wait = Math.ceil((1 - b.tokens) / perMs);
+    if (b.tokens >= cost) b.tokens -= cost;
+    else wait = Math.ceil((cost - b.tokens) / perMs);
     b.expiresAt = now + Math.ceil((rule.burst - b.tokens) / perMs);
     this.put(key, b, now);
     return wait;

@@ -27,13 +27,14 @@ const TAKE = `
 local now = tonumber(ARGV[1])
 local perMs = tonumber(ARGV[2]) / 60000
 local burst = tonumber(ARGV[3])
+local cost = tonumber(ARGV[4])
 local s = redis.call('HMGET', KEYS[1], 't', 'l')
 local tokens = tonumber(s[1])
 local last = tonumber(s[2])
 if tokens == nil or last == nil then tokens = burst; last = now end
 tokens = math.min(burst, tokens + math.max(0, now - last) * perMs)
 local wait = 0
-if tokens >= 1 then tokens = tokens - 1 else wait = math.ceil((1 - tokens) / perMs) end
+if tokens >= cost then tokens = tokens - cost else wait = math.ceil((cost - tokens) / perMs) end
 redis.call('HSET', KEYS[1], 't', tostring(tokens), 'l', string.format('%d', math.max(now, last)))
 redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / perMs) + 1000)
 return wait
@@ -82,8 +83,8 @@ export class RedisRateLimiter implements RateLimiter {
     this.redis.defineCommand("rlAttempt", { numberOfKeys: 1, lua: ATTEMPT });
   }
 
-  take(key: string, rule: BucketRule): Promise<number> {
-    return this.run("rlTake", key, this.now(), rule.perMinute, rule.burst);
+  take(key: string, rule: BucketRule, cost = 1): Promise<number> {
+    return this.run("rlTake", key, this.now(), rule.perMinute, rule.burst, cost);
   }
 
   attempt(key: string, rule: BackoffRule): Promise<number> {

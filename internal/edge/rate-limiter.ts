@@ -29,8 +29,14 @@ export interface BackoffRule {
  * Keys are opaque to the limiter; callers namespace them ("login:addr:..."),
  */
 export interface RateLimiter {
-  /** Takes one token from the bucket `key` under `rule`. */
-  take(key: string, rule: BucketRule): Promise<number>;
+  /**
+   * Takes `cost` tokens (default 1: one request; a send's bytes for byte limits) from
+   * the bucket `key` under `rule`, or none if it holds fewer: the answer is then the
+   * wait until it holds `cost`. A cost above the burst could never pass: callers keep
+   * it at most `rule.burst` (byte limits check their burst against the largest legal
+   * message at start-up).
+   */
+  take(key: string, rule: BucketRule, cost?: number): Promise<number>;
   /**
    * Counts an attempt on `key` before it is made, unless the key is backed off.
    * Counting first means concurrent attempts cannot all slip through the check

@@ -18,6 +18,7 @@ import type { EdgeBackends } from "./backends.js";
 import type { DeviceCookies } from "./device-cookie.js";
 import { createHttpServer, securityHeaders, sourceAddress } from "./http-guard.js";
 import { LoginGuard } from "./login-guard.js";
+import { SendGuard } from "./send-guard.js";
 import type { RateLimiter } from "./rate-limiter.js";
 import { decodeClientFrame, errorFrame, JSON_SUBPROTOCOL, modeOf, PROTO_SUBPROTOCOL, refOfMalformed } from "./frames.js";
 import { CLOSE, Session, type SessionConfig } from "./session.js";
@@ -92,6 +93,7 @@ export class EdgeServer {
   private headCheckTimer: NodeJS.Timeout | undefined;
   private draining = false;
   private readonly loginGuard: LoginGuard;
+  private readonly sendGuard: SendGuard;
   httpPort = 0;
 
   constructor(
@@ -103,6 +105,7 @@ export class EdgeServer {
     private readonly abuse: { limiter: RateLimiter; cookies: DeviceCookies },
   ) {
     this.loginGuard = new LoginGuard(abuse.limiter, config);
+    this.sendGuard = new SendGuard(abuse.limiter, config);
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: config.maxFrameBytes + EXPLAINED_OVERSIZE_BYTES,
@@ -205,6 +208,7 @@ export class EdgeServer {
         for (const old of [...this.sessions.of(userId)]) if (old.deviceId === deviceId && old.closing) await old.ended;
         await this.disconnecting.get(`${userId}\u0000${deviceId}`);
       },
+      admitSend: (userId, textBytes) => this.sendGuard.admit(userId, textBytes),
     }, this.log);
     // Frames of one session are handled one after another, in order; how many wait is bounded.
     let chain: Promise<void> = Promise.resolve();

@@ -1,14 +1,16 @@
 import { describe, expect, it } from "vitest";
 import type { WebSocket } from "ws";
 import type { Route } from "../../gen/chat/internal/v1/presence.js";
-import { type Event, ServerFrame } from "../../gen/chat/v1/client.js";
+import { ErrorCode, type Event, ServerFrame } from "../../gen/chat/v1/client.js";
+import { waitFor } from "../../test/support/wait.js";
+import { ChatError } from "../errors/chat-error.js";
 import { Logger } from "../log/logger.js";
 import type { EdgeBackends } from "./backends.js";
 import { Session, type SessionConfig } from "./session.js";
 
 const MAX_BUFFERED = 1024 * 1024;
 const CONFIG: SessionConfig = {
-  helloTimeoutMs: 10_000, heartbeatIntervalMs: 15_000, sendRate: 50, sendBurst: 200, frameRate: 200, frameBurst: 1_000, maxQueuedFrames: 64, maxQueuedBytes: 4 << 20,
+  helloTimeoutMs: 10_000, heartbeatIntervalMs: 15_000, sendRate: 50, sendBurst: 200, frameRate: 200, frameBurst: 1_000, sendBytesPerS: 256 << 10, sendBytesBurst: 2 << 20, maxQueuedFrames: 64, maxQueuedBytes: 4 << 20,
   maxBufferedBytes: MAX_BUFFERED, maxTextLength: 100_000, syncPageSize: 1_000, headCheckIntervalMs: 0, maxPresenceSubscriptions: 200,
 };
 
@@ -97,7 +99,7 @@ async function connect(n: number): Promise<{ ws: SlowSocket; session: Session; l
   } as unknown as EdgeBackends;
   const ws = new SlowSocket();
   const session = new Session(ws as unknown as WebSocket, "proto", backends, CONFIG, {
-    register: () => {}, unregister: () => {}, route: () => ({}) as Route, disconnected: async () => {},
+    register: () => {}, unregister: () => {}, route: () => ({}) as Route, disconnected: async () => {}, admitSend: async () => {},
   }, new Logger("test", "error"));
   await session.handle({ ref: 1, traceparent: "", kind: { $case: "hello", value: { token: "t", deviceId: "d1", cursor: 0, takeover: false } } });
   return { ws, session, log };
@@ -136,6 +138,7 @@ describe("Session", () => {
       unregister: (s) => { registered.delete(s); unregistered++; },
       route: (s) => ({ userId: s.userId, deviceId: s.deviceId, sessionId: s.sessionId, edgeId: "e1", edgeAddress: "e1:1" }),
       disconnected: async () => {},
+      admitSend: async () => {},
     }, new Logger("test"));
 
     const handled = session.handle({ ref: 1, traceparent: "", kind: { $case: "hello", value: { token: "t", deviceId: "phone", cursor: 0, takeover: false } } });
@@ -148,5 +151,55 @@ describe("Session", () => {
     expect(session.isAuthenticated).toBe(false);
     // Presence recorded the device: the edge must disconnect it (unregister does), or it stays for ever.
     expect(unregistered).toBe(1);
+  });
+});
+
+describe("Session sends", () => {
+  it("answers a send refused for its bytes at once, even behind a slow send of the same conversation, and keeps the admitted ones in order", async () => {
+    const frames: ServerFrame[] = [];
+    const ws = { bufferedAmount: 0, send: (data: Buffer) => frames.push(ServerFrame.decode(data)), close: () => {}, terminate: () => {} } as unknown as WebSocket;
+    const calls: string[] = [];
+    const pending = new Map<string, (v: unknown) => void>();
+    const backends = {
+      tokens: { verify: async () => ({ userId: "u1", username: "alice", expiresAtMs: Date.now() + 60_000 }) },
+      presenceConnect: async () => ({}),
+      kick: async () => {},
+      userOnline: () => {},
+      readLog: async () => ({ events: [], head: 0 }),
+      // Chat answers each send only when the test says so.
+      send: (_actor: unknown, s: { clientMsgId: string; conversationId: string }) => {
+        calls.push(s.clientMsgId);
+        return new Promise((resolve) => pending.set(s.clientMsgId, () => resolve({ clientMsgId: s.clientMsgId, conversationId: s.conversationId, seq: calls.length, sentAtMs: 1, duplicate: false })));
+      },
+    } as unknown as EdgeBackends;
+    const refusedBytes: number[] = [];
+    const session = new Session(ws, "proto", backends, CONFIG, {
+      register: () => {}, unregister: () => {}, route: () => ({}) as Route, disconnected: async () => {},
+      // The user's byte budget: anything over 1,000 bytes is refused.
+      admitSend: async (_user, bytes) => {
+        if (bytes > 1_000) { refusedBytes.push(bytes); throw new ChatError(ErrorCode.ERROR_CODE_RATE_LIMITED, "bytes", { retryAfterMs: 500 }); }
+      },
+    }, new Logger("test", "error"));
+    await session.handle({ ref: 1, traceparent: "", kind: { $case: "hello", value: { token: "t", deviceId: "d1", cursor: 0, takeover: false } } });
+    const send = (ref: number, clientMsgId: string, text: string) => session.handle({ ref, traceparent: "", kind: { $case: "send", value: { conversationId: "g:00000000-0000-0000-0000-000000000001", clientMsgId, text } } });
+    const reply = (ref: number) => frames.find((f) => f.ref === ref)?.kind;
+
+    const first = send(10, "a1", "small");
+    const big = send(11, "a2", "x".repeat(5_000));
+    const third = send(12, "a3", "small too");
+    await big;
+    // Refused while a1 is still with chat: answered at once, typed, with the wait.
+    expect(reply(11)).toMatchObject({ $case: "error", value: { code: ErrorCode.ERROR_CODE_RATE_LIMITED, retryAfterMs: 500 } });
+    expect(refusedBytes).toEqual([5_000]);
+    expect(calls).toEqual(["a1"]);
+    // a3 waits for a1 (one send per conversation at a time), then goes.
+    pending.get("a1")!(undefined);
+    await first;
+    await waitFor("a3 reaches chat", () => calls.length === 2);
+    pending.get("a3")!(undefined);
+    await third;
+    expect(calls).toEqual(["a1", "a3"]);
+    expect([reply(10)?.$case, reply(12)?.$case]).toEqual(["sent", "sent"]);
+    session.close(1000, "done");
   });
 });

@@ -12,8 +12,9 @@ import { validateConversationId, validateDeviceId, validateSend } from "../valid
 import type { EdgeBackends } from "./backends.js";
 import { encodeServerFrame, errorFrame, type FrameMode } from "./frames.js";
 import { TokenBucket } from "./rate-limit.js";
+import type { SendByteLimits } from "./send-guard.js";
 
-export interface SessionConfig {
+export interface SessionConfig extends SendByteLimits {
   /** HELLO_TIMEOUT_MS: the first frame must be Hello within this. Default 10000. */
   helloTimeoutMs: number;
   /** HEARTBEAT_INTERVAL_MS: told to clients in Welcome. Default 15000. */
@@ -100,6 +101,8 @@ export class Session {
       route(s: Session): Route;
       /** Resolves once this edge's disconnect of an earlier session of the device has reached presence. */
       disconnected(userId: string, deviceId: string): Promise<void>;
+      /** Charges a send's text bytes to the user (every session of theirs); throws RATE_LIMITED past the limit. */
+      admitSend(userId: string, textBytes: number): Promise<void>;
     },
     private readonly log: Logger,
   ) {
@@ -255,19 +258,22 @@ export class Session {
         validateSend(s, this.config.maxTextLength);
         const wait = this.sendBucket.take();
         if (wait > 0) throw new ChatError(ErrorCode.ERROR_CODE_RATE_LIMITED, "sending too fast", { retryAfterMs: wait });
+        // Charged on arrival, in frame order: a refused send is answered at once and its text is not
+        // held in the edge behind this session's earlier sends (only admitted bytes wait there).
+        const admitted = this.hooks.admitSend(this.userId, textBytes(s.text)).then(() => s);
         // One send per conversation at a time from this session: later sends get higher numbers (P2).
         const chains = (this.sendChains ??= new Map());
-        const prev = chains.get(s.conversationId) ?? Promise.resolve();
-        const next = prev.catch(() => {}).then(() => b.send(actor, s));
-        chains.set(s.conversationId, next);
-        try {
-          const sent = await next;
-          // The frame's span names the message it made (known once chat has sequenced it).
-          trace.getActiveSpan()?.setAttributes(messageAttributes(sent));
-          this.send({ ref, kind: { $case: "sent", value: sent } });
-        } finally {
-          if (chains.get(s.conversationId) === next) chains.delete(s.conversationId);
-        }
+        const conversationId = s.conversationId;
+        const prev: Promise<unknown> = chains.get(conversationId) ?? Promise.resolve();
+        const next = prev.catch(() => {}).then(() => admitted).then((send) => b.send(actor, send));
+        chains.set(conversationId, next);
+        // The slot is freed when this send settles, not when its frame is answered (a refusal is answered first).
+        void next.catch(() => {}).then(() => { if (chains.get(conversationId) === next) chains.delete(conversationId); });
+        await admitted;
+        const sent = await next;
+        // The frame's span names the message it made (known once chat has sequenced it).
+        trace.getActiveSpan()?.setAttributes(messageAttributes(sent));
+        this.send({ ref, kind: { $case: "sent", value: sent } });
         return;
       }
       case "ack": {

@@ -29,7 +29,10 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
   },
   "message-store": {
     // Reads for a user the edge has authenticated; never writes, never password hashes.
-    edge: ["MessageStoreService/History", "MessageStoreService/ReadLog", "MessageStoreService/GetLogHeads", "MessageStoreService/ListConversations"],
+    edge: [
+      "MessageStoreService/History", "MessageStoreService/ReadLog", "MessageStoreService/GetLogHeads", "MessageStoreService/ListConversations",
+      "MessageStoreService/ListContacts",
+    ],
     chat: [
       "MessageStoreService/CreateUser", "MessageStoreService/GetUserByName", "MessageStoreService/CreateConversation",
       "MessageStoreService/GetConversation", "MessageStoreService/ChangeMembership", "MessageStoreService/SetMuted",

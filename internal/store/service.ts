@@ -21,6 +21,7 @@ export function storeService(store: Store): AsyncService<typeof MessageStoreServ
     },
     changeMembership: async (req) => store.changeMembership(req),
     listConversations: async (req) => ({ conversations: await store.listConversations(req.userId) }),
+    listContacts: async (req) => ({ userIds: await store.contactIds(req.userId) }),
     setMuted: async (req) => { await store.setMuted(req.conversationId, req.userId, req.muted); return {}; },
     append: async (req) => ({ results: await store.append(req.groups) }),
     getLastSeq: async (req) => ({ lastSeq: await store.lastSeq(req.conversationId) }),

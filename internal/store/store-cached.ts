@@ -48,6 +48,7 @@ export class CachedStore implements Store {
   getConversation(id: string) { return this.inner.getConversation(id); }
   changeMembership(req: { conversationId: string; actorId: string; subjectId: string; action: MembershipAction; maxMembers: number }) { return this.inner.changeMembership(req); }
   listConversations(userId: string): Promise<Conversation[]> { return this.inner.listConversations(userId); }
+  contactIds(userId: string): Promise<string[]> { return this.inner.contactIds(userId); }
   setMuted(conversationId: string, userId: string, muted: boolean): Promise<void> { return this.inner.setMuted(conversationId, userId, muted); }
   lastSeq(conversationId: string): Promise<number> { return this.inner.lastSeq(conversationId); }
   readLog(userId: string, afterPos: number, limit: number, maxBytes?: number): Promise<LogPage> { return this.inner.readLog(userId, afterPos, limit, maxBytes); }

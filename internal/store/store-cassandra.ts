@@ -261,6 +261,10 @@ export class CassandraStore implements Store {
     });
   }
 
+  contactIds(userId: string): Promise<string[]> {
+    return guard(() => this.dir.contactIds(userId));
+  }
+
   isMember(conversationId: string, userId: string): Promise<boolean> {
     return guard(() => this.dir.isMember(conversationId, userId));
   }

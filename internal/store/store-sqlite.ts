@@ -128,6 +128,11 @@ export class SqliteStore implements Store {
     }));
   }
 
+  async contactIds(userId: string): Promise<string[]> {
+    const ids = (this.q(`SELECT DISTINCT o.user_id FROM members m JOIN members o ON o.conversation_id = m.conversation_id WHERE m.user_id = ?1`).all(userId) as Array<{ user_id: string }>).map((r) => r.user_id);
+    return ids.includes(userId) ? ids : [userId, ...ids];
+  }
+
   async isMember(conversationId: string, userId: string): Promise<boolean> {
     return this.q(`SELECT 1 AS one FROM members WHERE conversation_id = ?1 AND user_id = ?2`).get(conversationId, userId) !== undefined;
   }

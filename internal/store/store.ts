@@ -84,6 +84,8 @@ export interface Store {
   getConversation(id: string): Promise<{ conversation: Conversation; mutedUserIds: string[] } | null>;
   changeMembership(req: { conversationId: string; actorId: string; subjectId: string; action: MembershipAction; maxMembers: number }): Promise<{ conversation: Conversation; events: UserEvent[] }>;
   listConversations(userId: string): Promise<Conversation[]>;
+  /** Ids of everyone who shares a conversation with the user, the user included (one query, however many conversations). */
+  contactIds(userId: string): Promise<string[]>;
   isMember(conversationId: string, userId: string): Promise<boolean>;
   setMuted(conversationId: string, userId: string, muted: boolean): Promise<void>;
 

@@ -35,6 +35,19 @@ export function rateLimiterContract(name: string, open: () => Promise<LimiterUnd
       expect(await limiter.take(key, BUCKET)).toBeGreaterThan(0);
     });
 
+    it("takes a cost of several tokens at once, all or none, and answers the wait until the bucket holds it", async () => {
+      const { limiter, advance, key } = await make();
+      // Bytes: 60,000 a minute (1 a ms), at most 5,000 saved up.
+      const bytes: BucketRule = { perMinute: 60_000, burst: 5_000 };
+      expect(await limiter.take(key, bytes, 4_000)).toBe(0);
+      // 1,000 left: a cost of 3,000 is refused whole (nothing taken) with the wait for the missing 2,000.
+      expect(await limiter.take(key, bytes, 3_000)).toBe(2_000);
+      expect(await limiter.take(key, bytes, 1_000)).toBe(0);
+      await advance(3_000);
+      expect(await limiter.take(key, bytes, 3_000)).toBe(0);
+      expect(await limiter.take(key, bytes, 1)).toBe(1);
+    });
+
     it("keeps keys apart and refills up to the burst only", async () => {
       const { limiter, advance, key } = await make();
       for (let i = 0; i < 3; i++) await limiter.take(key, BUCKET);
