@@ -1,5 +1,6 @@
 import type { AppendGroup, AppendGroupResult, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
 import type { Conversation, Event, HistoryPage, HistoryRequest, MembershipAction } from "../../gen/chat/v1/client.js";
+import type { SessionStore } from "./sessions.js";
 
 const HISTORY_MAX = 200;
 const HISTORY_DEFAULT = 50;
@@ -39,8 +40,9 @@ export interface LogPage {
  * backend: store-sql.ts (embedded PGlite or a PostgreSQL server) and
  * store-cassandra.ts (PostgreSQL directory, Cassandra messages and logs). Errors are
  * ChatErrors with domain codes; backend failures surface as UNAVAILABLE.
+ * Sessions live in the directory with the users (sessions.ts, sessions-sql.ts).
  */
-export interface Store {
+export interface Store extends SessionStore {
   createUser(user: User): Promise<void>;
   getUserByName(username: string): Promise<User | null>;
   getUsers(ids: string[]): Promise<User[]>;

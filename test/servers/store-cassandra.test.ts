@@ -11,6 +11,7 @@ import { CassandraStore, createCassandraClient } from "../../internal/store/stor
 import { SqlStore } from "../../internal/store/store-sql.js";
 import type { Store } from "../../internal/store/store.js";
 import { pageBoundsContract } from "../support/page-bounds-contract.js";
+import { sessionStoreContract } from "../support/session-store-contract.js";
 
 /**
  * The message store against the real servers: the same contract runs on the
@@ -142,6 +143,7 @@ for (const backend of [sqlBackend(), cassandraBackend()]) {
 
     // The backend's store is closed by its teardown.
     pageBoundsContract(backend.name, async () => store, async () => {});
+    sessionStoreContract(backend.name, async () => store, async () => {});
 
     it("creates users and conversations; membership events land in every member's log", async () => {
       const [a, b, c] = await users(store, "a", "b", "c");
