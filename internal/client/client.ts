@@ -311,6 +311,8 @@ export class ChatClient {
           reject: (e) => {
             // Expired on the way (or by the server's clock): the next attempt refreshes first.
             if (e.code === ErrorCode.ERROR_CODE_TOKEN_EXPIRED && this.opts.auth) this.tokenExpired = true;
+            // A reconnect has no caller to reject to: listeners hear why (SESSION_ENDED: log in again).
+            if (takeover) this.emit("error", e);
             reject(e);
           },
         });
