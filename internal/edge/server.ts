@@ -111,6 +111,7 @@ export class EdgeServer {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private headCheckTimer: NodeJS.Timeout | undefined;
   private sessionCheckTimer: NodeJS.Timeout | undefined;
+  private sweeping = false;
   private readonly sessionApi: SessionApi;
   private draining = false;
   private readonly loginGuard: LoginGuard;
@@ -278,11 +279,18 @@ export class EdgeServer {
 
   /** Sessions ended through another edge: found by asking the store about every open one. */
   private async checkAuthSessions(): Promise<void> {
-    const ended = await this.backends.liveness.sweep(this.sessions.authSessionIds()).catch((err) => {
-      this.log.warn("session check failed", { err });
-      return [];
-    });
-    if (ended.length > 0) this.endAuthSessions(ended);
+    // A store slower than the interval: one sweep at a time, not a pile of them.
+    if (this.sweeping) return;
+    this.sweeping = true;
+    try {
+      const ended = await this.backends.liveness.sweep(this.sessions.authSessionIds()).catch((err) => {
+        this.log.warn("session check failed", { err });
+        return [];
+      });
+      if (ended.length > 0) this.endAuthSessions(ended);
+    } finally {
+      this.sweeping = false;
+    }
   }
 
   /**

@@ -20,8 +20,8 @@ const signup = (username = name(), deviceId = "phone") => authenticate(c.httpUrl
 const codeOf = async (p: Promise<unknown>) => ((await p.then(() => undefined, (e: unknown) => e)) as ClientError | undefined)?.code;
 
 /** A raw WebSocket that says Hello with `token` and records what comes back and how it closes. */
-async function socket(token: string, deviceId = `d-${randomUUID().slice(0, 8)}`) {
-  const ws = new WebSocket(c.wsUrl, ["meshchat.v1.proto"]);
+async function socket(token: string, deviceId = `d-${randomUUID().slice(0, 8)}`, url = c.wsUrl) {
+  const ws = new WebSocket(url, ["meshchat.v1.proto"]);
   const frames: ServerFrame[] = [];
   let closed: number | undefined;
   ws.on("message", (data) => frames.push(ServerFrame.decode(data as Buffer)));
@@ -158,5 +158,34 @@ describe("revocable sessions", () => {
       expect(res.status, path).toBe(415);
       expect(((await res.json()) as { code: string }).code).toBe("ERROR_CODE_INVALID_ARGUMENT");
     }
+  });
+});
+
+describe("revocable sessions across edges", () => {
+  let two: TestCluster;
+  // Short bounds so the test sees them pass: sockets swept every 0.5 s, a live answer cached 1 s.
+  beforeAll(async () => { two = await startCluster({ SESSION_CHECK_INTERVAL_MS: "500", SESSION_CACHE_MS: "1000" }, { edges: 2, chats: 1 }); });
+  afterAll(async () => { await two?.stop(); });
+
+  it("a logout through one edge closes the session's socket on another within the sweep interval, and Hello there is refused within the cache bound", async () => {
+    const t = await authenticate(two.httpUrl, "signup", name(), PASSWORD, "phone");
+    const edge2 = two.wsUrls[1]!;
+    const onEdge2 = await socket(t.token, "phone", edge2);
+    expect(onEdge2.welcomed).toBe(true);
+    // Another session of the account, found live at edge 2 and cached there, with no socket left open.
+    const laptop = await authenticate(two.httpUrl, "login", t.username, PASSWORD, "laptop");
+    const brief = await socket(laptop.token, "laptop", edge2);
+    expect(brief.welcomed).toBe(true);
+    brief.ws.close();
+    await waitFor("the brief socket closed", () => brief.closed() !== undefined);
+    // Both sessions end through edge 1 (its HTTP API); edge 2 hears nothing directly.
+    await postJson(two.httpUrl, "/v1/logout", {}, t.token);
+    await postJson(two.httpUrl, "/v1/logout", {}, laptop.token);
+    await endedBy(onEdge2, "the sweep on edge 2");
+    await waitFor("edge 2 to refuse the laptop's token at Hello", async () => {
+      const s = await socket(laptop.token, "laptop", edge2);
+      s.ws.close();
+      return s.errors().includes(ErrorCode.ERROR_CODE_SESSION_ENDED);
+    }, { everyMs: 200 });
   });
 });
