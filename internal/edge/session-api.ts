@@ -43,6 +43,8 @@ export class SessionApi {
 
   async refresh(req: http.IncomingMessage): Promise<Record<string, unknown>> {
     const refreshToken = field(await readJson(req), "refresh_token");
+    // What cannot be a refresh token costs no call to chat and no store transaction.
+    if (!parseRefreshToken(refreshToken)) throw new ChatError(ErrorCode.ERROR_CODE_UNAUTHENTICATED, "invalid refresh token");
     try {
       return tokensBody((await call(this.accounts, this.accounts.refresh, { refreshToken })).tokens!);
     } catch (err) {
