@@ -2,6 +2,7 @@ import { AccountServiceService, ChatServiceService } from "../../gen/chat/intern
 import { signingKeyFile } from "../../internal/auth/keys.js";
 import { TokenIssuer } from "../../internal/auth/tokens.js";
 import { accountService } from "../../internal/chat/accounts.js";
+import { Sessions } from "../../internal/chat/sessions.js";
 import { Fanout } from "../../internal/chat/fanout.js";
 import { DEFAULT_CACHE_SIZE } from "../../internal/chat/directory.js";
 import { ChatCore, chatService } from "../../internal/chat/service.js";
@@ -29,11 +30,14 @@ const chatConfig = {
   storeWritesInFlight: int("STORE_WRITES_IN_FLIGHT", config.profile === "embedded" ? 1 : 8, 1, 64),
   conversationCacheSize: int("CHAT_CONVERSATION_CACHE", DEFAULT_CACHE_SIZE, 100),
 };
-const tokenTtlSeconds = int("TOKEN_TTL_SECONDS", 7 * 24 * 3600, 1);
+// ACCESS_TOKEN_TTL_S: an access token's life, 15 min by default; REFRESH_TOKEN_TTL_S: a refresh
+// token's, 30 days (each refresh starts a new one). See docs/security.md, "Sessions".
+const accessTtlSeconds = int("ACCESS_TOKEN_TTL_S", 15 * 60, 1, 24 * 3600);
+const sessionLifetimes = { refreshTtlSeconds: int("REFRESH_TOKEN_TTL_S", 30 * 24 * 3600, 60, 365 * 24 * 3600) };
 
 await runUntilSignal("chat", log, config.shutdownTimeoutMs, async () => {
   const telemetry = startTelemetry("chat", config.instanceId, config.metricsPort, log);
-  const issuer = await TokenIssuer.fromFile(signingKeyFile(config.profile, config.dataDir), tokenTtlSeconds);
+  const issuer = await TokenIssuer.fromFile(signingKeyFile(config.profile, config.dataDir), accessTtlSeconds);
   const { discovery, etcd } = await openDiscovery(config, log);
   const mesh = new MeshClients(config, clientCredentials(config, "chat"), discovery);
   const store = mesh.store();
@@ -46,7 +50,7 @@ await runUntilSignal("chat", log, config.shutdownTimeoutMs, async () => {
   const core = new ChatCore(store, fanout, chatConfig, log, signals);
   const server = await serve(config, "chat", port, log, [
     service(ChatServiceService, chatService(core)),
-    service(AccountServiceService, accountService(store, issuer)),
+    service(AccountServiceService, accountService(store, new Sessions(store, issuer, sessionLifetimes))),
   ]);
   const self = { id: config.instanceId, address: `${config.advertiseHost}:${server.port}` };
   watchOwnership(discovery, self, core, log);

@@ -8,13 +8,14 @@ import { Command, InvalidArgumentError } from "commander";
 import { authenticate, ChatClient, ClientError, type Conversation, HistoryDirection, type Message } from "../../internal/client/client.js";
 import { nodeSocket } from "../../internal/client/node-socket.js";
 import { printable } from "../../internal/cli/printable.js";
+import { SessionFile } from "../../internal/cli/session-file.js";
+import type { AuthSession } from "../../internal/client/auth.js";
 
-/** What chatctl remembers per user between runs: token, device id and cursor. */
+/** What chatctl remembers per user between runs: device id and cursor (the session's tokens are in sessionFile()). */
 interface Profile {
   server: string;
   username: string;
   userId: string;
-  token: string;
   deviceId: string;
   cursor: number;
 }
@@ -42,6 +43,9 @@ let actingAs = "";
 function profilePath(username: string): string {
   return path.join(home(), `${username}.json`);
 }
+function sessionFile(username: string): SessionFile {
+  return new SessionFile(path.join(home(), `${username}.session.json`));
+}
 /** Written whole or not at all: another chatctl may be reading it at that moment. */
 function writeAtomically(file: string, data: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
@@ -50,7 +54,8 @@ function writeAtomically(file: string, data: string): void {
 }
 function saveProfile(p: Profile): void {
   fs.mkdirSync(home(), { recursive: true, mode: 0o700 });
-  writeAtomically(profilePath(p.username), JSON.stringify(p, null, 2));
+  const { server, username, userId, deviceId, cursor } = p;
+  writeAtomically(profilePath(p.username), JSON.stringify({ server, username, userId, deviceId, cursor }, null, 2));
   writeAtomically(path.join(home(), "current"), p.username);
 }
 /**
@@ -65,11 +70,18 @@ function loadProfile(): Profile {
   return p;
 }
 
-async function readPassword(opt?: string): Promise<string> {
+/** The profile's session; a profile from before sessions (or after `logout`) has none. */
+function authFor(p: Profile): AuthSession {
+  const auth = sessionFile(p.username).session(serverFor(p));
+  if (!auth) throw new Error(`not logged in as ${p.username}: run \`chatctl login ${p.username}\``);
+  return auth;
+}
+
+async function readPassword(opt?: string, env = "CHATCTL_PASSWORD", prompt = "password: "): Promise<string> {
   if (opt) return opt;
-  if (process.env.CHATCTL_PASSWORD) return process.env.CHATCTL_PASSWORD;
+  if (process.env[env]) return process.env[env];
   const rl = readline.createInterface({ input: process.stdin, output: process.stdout, terminal: true });
-  const answer = await new Promise<string>((resolve) => rl.question("password: ", resolve));
+  const answer = await new Promise<string>((resolve) => rl.question(prompt, resolve));
   rl.close();
   return answer;
 }
@@ -84,7 +96,7 @@ async function connect(p: Profile, opts: { live?: boolean; beforeConnect?: (c: C
   const url = server.replace(/^http/, "ws") + "/v1/ws";
   const deviceId = opts.live ? p.deviceId : `${p.deviceId}-${randomUUID().slice(0, 6)}`;
   actingAs = `as ${p.username}, device ${deviceId}, on ${server}`;
-  const client = new ChatClient({ url, token: p.token, deviceId, cursor: p.cursor, socket: nodeSocket, reconnect: opts.live ?? false });
+  const client = new ChatClient({ url, auth: authFor(p), deviceId, cursor: p.cursor, socket: nodeSocket, reconnect: opts.live ?? false });
   if (opts.live) client.on("cursor", (pos) => { p.cursor = pos; });
   opts.beforeConnect?.(client);
   await client.connect();
@@ -138,15 +150,37 @@ for (const kind of ["signup", "login"] as const) {
     .action(async (username: string, o: { password?: string }) => {
       const server = program.opts<{ server: string }>().server;
       actingAs = `on ${server}`;
-      const r = await authenticate(server, kind, username, await readPassword(o.password)).catch((err: Error) => {
+      const existing = fs.existsSync(profilePath(username)) ? (JSON.parse(fs.readFileSync(profilePath(username), "utf8")) as Profile) : undefined;
+      const deviceId = existing?.deviceId ?? `cli-${randomUUID().slice(0, 8)}`;
+      const r = await authenticate(server, kind, username, await readPassword(o.password), deviceId).catch((err: Error) => {
         // fetch's own text ("fetch failed") does not say where it went.
         throw err instanceof ClientError ? err : new Error(`could not reach ${server}: ${(err.cause as Error | undefined)?.message ?? err.message}`);
       });
-      const existing = fs.existsSync(profilePath(r.username)) ? (JSON.parse(fs.readFileSync(profilePath(r.username), "utf8")) as Profile) : undefined;
-      saveProfile({ server, username: r.username, userId: r.userId, token: r.token, deviceId: existing?.deviceId ?? `cli-${randomUUID().slice(0, 8)}`, cursor: existing?.cursor ?? 0 });
+      fs.mkdirSync(home(), { recursive: true, mode: 0o700 });
+      sessionFile(r.username).write(r);
+      saveProfile({ server, username: r.username, userId: r.userId, deviceId, cursor: existing?.cursor ?? 0 });
       console.log(`logged in as ${r.username} (${r.userId})`);
     });
 }
+
+program.command("logout").description("end this session on the server (its tokens stop working everywhere)").action(async () => {
+  const p = loadProfile();
+  await authFor(p).logout();
+  sessionFile(p.username).remove();
+  console.log(`logged out ${p.username}`);
+});
+
+program
+  .command("passwd")
+  .description("change your password; every other session of the account is logged out")
+  .option("--old <password>", "current password (or CHATCTL_PASSWORD, or asked)")
+  .option("--new <password>", "new password (or CHATCTL_NEW_PASSWORD, or asked)")
+  .action(async (o: { old?: string; new?: string }) => {
+    const p = loadProfile();
+    const auth = authFor(p);
+    const ended = await auth.changePassword(await readPassword(o.old), await readPassword(o.new, "CHATCTL_NEW_PASSWORD", "new password: "));
+    console.log(`password changed; ${ended} other session${ended === 1 ? "" : "s"} logged out`);
+  });
 
 program.command("list").description("your conversations with unread counts").action(() =>
   withClient(async (client, p) => {

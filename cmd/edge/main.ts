@@ -42,8 +42,14 @@ const edgeConfig = {
   syncPageSize: int("SYNC_PAGE_SIZE", 1_000, 1, 5_000),
   maxPresenceSubscriptions: int("PRESENCE_MAX_SUBSCRIPTIONS", 200, 1, 10_000),
   headCheckIntervalMs: int("HEAD_CHECK_INTERVAL_MS", 60_000, 0, 3_600_000),
+  sessionCheckIntervalMs: int("SESSION_CHECK_INTERVAL_MS", 30_000, 0, 3_600_000),
   ...loadHttpLimits(config.dataDir),
 };
+
+// SESSION_CACHE_MS: a session found live at Hello is taken as live this long without asking the
+// store again (a device reconnecting in a loop). Bounds how long an ended session's access token
+// still opens WebSockets on edges other than the one that ended it. Default 5000.
+const sessionCacheMs = int("SESSION_CACHE_MS", 5_000, 0, 300_000);
 
 await runUntilSignal("edge", log, config.shutdownTimeoutMs, async () => {
   const telemetry = startTelemetry("edge", config.instanceId, config.metricsPort, log);
@@ -58,7 +64,7 @@ await runUntilSignal("edge", log, config.shutdownTimeoutMs, async () => {
   const grpc = await serve(config, "edge", grpcPort, log, [
     service(EdgeDeliveryServiceService, { deliver: (r, c) => edge.deliveryService().deliver(r, c), kick: (r, c) => edge.deliveryService().kick(r, c) }),
   ]);
-  const backends = new EdgeBackends(verifier, mesh.chat(), mesh.store(), mesh.presence(), mesh.notifier(), (a) => mesh.edge(a), (r) => edge.kickLocal(r), routeRegistry(config, etcd), chats);
+  const backends = new EdgeBackends(verifier, mesh.chat(), mesh.store(), mesh.presence(), mesh.notifier(), (a) => mesh.edge(a), (r) => edge.kickLocal(r), routeRegistry(config, etcd), chats, sessionCacheMs);
   const grpcAddress = `${config.advertiseHost}:${grpc.port}`;
   edge = new EdgeServer(edgeConfig, backends, mesh.accounts(), { edgeId: config.instanceId, grpcAddress }, log, { limiter, cookies });
   await discovery.register("edge", { id: config.instanceId, address: grpcAddress });

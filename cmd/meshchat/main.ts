@@ -112,7 +112,7 @@ const edgeLines = layout.edges.map((e, i) => `  edge-${i + 1}       web http://1
 process.stdout.write(`
 meshchat is running (${profile} profile, ${opts.edges} edge(s), ${opts.chats} chat instance(s), data in ${dataDir})
 ${edgeLines}
-  HTTP API     POST http://127.0.0.1:${ports.edgeHttp}/v1/signup | /v1/login
+  HTTP API     POST http://127.0.0.1:${ports.edgeHttp}/v1/signup | /v1/login | /v1/refresh | /v1/logout | /v1/password
   CLI          node dist/cmd/chatctl/main.js --help   (--server picks the edge)
 Ctrl-C to stop. A service that dies is restarted; one that keeps dying stops the launcher (exit 1).
 `);

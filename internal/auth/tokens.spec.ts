@@ -24,9 +24,9 @@ describe("token keys", () => {
 
   it("names the signing key in each token, and verifies through a rotation", async () => {
     const [old, next] = [pair("old"), pair("next")];
-    const oldToken = (await (await TokenIssuer.fromFile(old.priv, 60)).issue("u1", "ann")).token;
+    const oldToken = (await (await TokenIssuer.fromFile(old.priv, 60)).issue("u1", "ann", "s1")).token;
     const nextIssuer = await TokenIssuer.fromFile(next.priv, 60);
-    const nextToken = (await nextIssuer.issue("u1", "ann")).token;
+    const nextToken = (await nextIssuer.issue("u1", "ann", "s1")).token;
     expect(JSON.parse(Buffer.from(nextToken.split(".")[0]!, "base64url").toString()).kid).toBe(nextIssuer.keyId);
     // During the rotation edges hold both keys: tokens of either verify.
     const both = await TokenVerifier.fromFiles([next.pub, old.pub]);
@@ -36,6 +36,16 @@ describe("token keys", () => {
     const onlyNext = await TokenVerifier.fromFiles([next.pub]);
     expect((await onlyNext.verify(oldToken).catch((e) => e)).code).toBe(ErrorCode.ERROR_CODE_UNAUTHENTICATED);
     expect((await onlyNext.verify(nextToken)).userId).toBe("u1");
+  });
+
+  it("carries the session id, and tells an expired token from a bad one", async () => {
+    const k = pair("sid");
+    const issuer = await TokenIssuer.fromFile(k.priv, 60);
+    const verifier = await TokenVerifier.fromFile(k.pub);
+    expect((await verifier.verify((await issuer.issue("u1", "ann", "s-42")).token)).sessionId).toBe("s-42");
+    const expired = (await issuer.issue("u1", "ann", "s-42", -10)).token;
+    expect((await verifier.verify(expired).catch((e) => e)).code).toBe(ErrorCode.ERROR_CODE_TOKEN_EXPIRED);
+    expect((await verifier.verify("not.a.token").catch((e) => e)).code).toBe(ErrorCode.ERROR_CODE_UNAUTHENTICATED);
   });
 
   it("refuses to start the production profile without configured keys; the embedded one makes its own", () => {

@@ -9,6 +9,8 @@ const AUDIENCE = "meshchat-edge";
 export interface TokenClaims {
   userId: string;
   username: string;
+  /** The session the token was issued for (claim `sid`): the edge checks it is still live. */
+  sessionId: string;
   expiresAtMs: number;
 }
 
@@ -21,7 +23,11 @@ export function keyIdOf(pem: string): string {
   return createHash("sha256").update(der).digest("base64url").slice(0, 16);
 }
 
-/** Signs session tokens (EdDSA): only the accounts service holds the private key. */
+/**
+ * Signs access tokens (EdDSA): only the accounts service holds the private key. An
+ * access token is short-lived (ACCESS_TOKEN_TTL_S) and names its session (`sid`),
+ * so ending the session takes it back (docs/security.md, "Sessions").
+ */
 export class TokenIssuer {
   private constructor(private readonly key: JoseKey | Uint8Array, readonly keyId: string, private readonly ttlSeconds: number) {}
 
@@ -30,9 +36,9 @@ export class TokenIssuer {
     return new TokenIssuer(await importPKCS8(pem, "EdDSA"), keyIdOf(pem), ttlSeconds);
   }
 
-  async issue(userId: string, username: string, ttlSeconds = this.ttlSeconds): Promise<{ token: string; expiresAtMs: number }> {
+  async issue(userId: string, username: string, sessionId: string, ttlSeconds = this.ttlSeconds): Promise<{ token: string; expiresAtMs: number }> {
     const now = Math.floor(Date.now() / 1000);
-    const token = await new SignJWT({ name: username })
+    const token = await new SignJWT({ name: username, sid: sessionId })
       .setProtectedHeader({ alg: "EdDSA", typ: "JWT", kid: this.keyId })
       .setSubject(userId)
       .setIssuer(ISSUER)
@@ -74,11 +80,13 @@ export class TokenVerifier {
   async verify(token: string): Promise<TokenClaims> {
     try {
       const { payload } = await jwtVerify(token, this.keyFor, { issuer: ISSUER, audience: AUDIENCE, algorithms: ["EdDSA"] });
-      if (typeof payload.sub !== "string" || typeof payload.name !== "string" || typeof payload.exp !== "number") throw new Error("claims missing");
-      return { userId: payload.sub, username: payload.name, expiresAtMs: payload.exp * 1000 };
+      // Tokens of before sessions (7 days, no sid) cannot be taken back: they are refused.
+      if (typeof payload.sub !== "string" || typeof payload.name !== "string" || typeof payload.exp !== "number" || typeof payload.sid !== "string") throw new Error("claims missing");
+      return { userId: payload.sub, username: payload.name, sessionId: payload.sid, expiresAtMs: payload.exp * 1000 };
     } catch (err) {
-      const expired = (err as { code?: string }).code === "ERR_JWT_EXPIRED";
-      throw new ChatError(ErrorCode.ERROR_CODE_UNAUTHENTICATED, expired ? "token expired" : "invalid token", { cause: err });
+      // Expired is its own code: the client refreshes and tries again; anything else means log in.
+      if ((err as { code?: string }).code === "ERR_JWT_EXPIRED") throw new ChatError(ErrorCode.ERROR_CODE_TOKEN_EXPIRED, "access token expired; refresh it", { cause: err });
+      throw new ChatError(ErrorCode.ERROR_CODE_UNAUTHENTICATED, "invalid token", { cause: err });
     }
   }
 }

@@ -45,12 +45,20 @@ export class ClientError extends Error {
   }
 }
 
+/** Where a client gets access tokens that stay fresh (AuthSession in auth.ts). */
+export interface TokenSource {
+  /** A token valid for a while yet; `force` gets a new one (the server said the last one expired). */
+  accessToken(force?: boolean): Promise<string>;
+}
+
 export interface ClientOptions {
   /** ws://host:port/v1/ws */
   url: string;
   /** Other edges to try, in turn, when a connection attempt fails (an edge died). */
   fallbackUrls?: string[];
-  token: string;
+  /** A fixed access token; with `auth` instead, each connection attempt asks it for a fresh one. */
+  token?: string;
+  auth?: TokenSource;
   deviceId: string;
   /** Highest sync-log position this device applied before (persist it across runs). */
   cursor?: number;
@@ -117,6 +125,8 @@ export class ChatClient {
   private lastServerFrameAt = 0;
   private heartbeatIntervalMs = 15_000;
   private isSynced = false;
+  /** The last Hello was refused with TOKEN_EXPIRED: the next attempt forces a refresh. */
+  private tokenExpired = false;
 
   constructor(private readonly opts: ClientOptions) {
     this.cursor = opts.cursor ?? 0;
@@ -247,6 +257,29 @@ export class ChatClient {
   }
 
   private open(takeover: boolean): Promise<Welcome> {
+    const auth = this.opts.auth;
+    if (!auth) return this.openWith(this.opts.token ?? "", takeover);
+    const force = this.tokenExpired;
+    this.tokenExpired = false;
+    return auth.accessToken(force).then((token) => this.openWith(token, takeover), (err: unknown) => {
+      const e = err instanceof ClientError ? err : new ClientError(ErrorCode.ERROR_CODE_UNAVAILABLE, String(err), true);
+      this.emit("error", e);
+      // The server could not be reached: try again later. A refused refresh (the session ended) is final.
+      if (e.retryable && !this.closedByUser && this.opts.reconnect !== false) this.scheduleReconnect();
+      throw e;
+    });
+  }
+
+  private scheduleReconnect(): void {
+    const delay = this.reconnectDelay;
+    this.reconnectDelay = Math.min(5_000, this.reconnectDelay * 2);
+    setTimeout(() => {
+      if (this.closedByUser) return;
+      this.open(true).catch(() => {});
+    }, delay * (0.5 + Math.random()));
+  }
+
+  private openWith(token: string, takeover: boolean): Promise<Welcome> {
     this.emit("state", "connecting");
     const protocol = this.opts.mode === "json" ? "meshchat.v1.json" : "meshchat.v1.proto";
     const urls = [this.opts.url, ...(this.opts.fallbackUrls ?? [])];
@@ -259,7 +292,7 @@ export class ChatClient {
       let helloRef = 0;
       ws.onopen = () => {
         const ref = (helloRef = this.nextRef++);
-        const hello: ClientFrame = { ref, traceparent: "", kind: { $case: "hello", value: { token: this.opts.token, deviceId: this.opts.deviceId, cursor: this.cursor, takeover } } };
+        const hello: ClientFrame = { ref, traceparent: "", kind: { $case: "hello", value: { token, deviceId: this.opts.deviceId, cursor: this.cursor, takeover } } };
         const timer = setTimeout(() => reject(new ClientError(ErrorCode.ERROR_CODE_UNAVAILABLE, "no Welcome", true)), this.opts.requestTimeoutMs ?? 20_000);
         this.pending.set(ref, {
           frame: hello,
@@ -275,7 +308,13 @@ export class ChatClient {
             for (const [r, p] of this.pending) if (r !== ref) this.sendFrame(p.frame);
             resolve(w);
           },
-          reject: (e) => { reject(e); },
+          reject: (e) => {
+            // Expired on the way (or by the server's clock): the next attempt refreshes first.
+            if (e.code === ErrorCode.ERROR_CODE_TOKEN_EXPIRED && this.opts.auth) this.tokenExpired = true;
+            // A reconnect has no caller to reject to: listeners hear why (SESSION_ENDED: log in again).
+            if (takeover) this.emit("error", e);
+            reject(e);
+          },
         });
         this.sendFrame(hello);
       };
@@ -293,18 +332,14 @@ export class ChatClient {
           this.urlIndex++;
           reject(new ClientError(ErrorCode.ERROR_CODE_UNAVAILABLE, `connection closed (${ev.code} ${ev.reason})`, true));
         }
-        const fatal = ev.code === 4401 || ev.code === 4409;
+        // 4401: the token or its session was refused; only an expired token with a way to refresh is worth another try.
+        const fatal = (ev.code === 4401 && !this.tokenExpired) || ev.code === 4409;
         if (this.closedByUser || this.opts.reconnect === false || fatal) {
           for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(new ClientError(ErrorCode.ERROR_CODE_UNAVAILABLE, `connection closed (${ev.code} ${ev.reason})`, true)); }
           this.pending.clear();
           return;
         }
-        const delay = this.reconnectDelay;
-        this.reconnectDelay = Math.min(5_000, this.reconnectDelay * 2);
-        setTimeout(() => {
-          if (this.closedByUser) return;
-          this.open(true).catch(() => {});
-        }, delay * (0.5 + Math.random()));
+        this.scheduleReconnect();
       };
     });
   }
@@ -458,13 +493,45 @@ export function randomId(): string {
   return c.randomUUID();
 }
 
-/** POST /v1/signup or /v1/login on the edge's HTTP API. */
-export async function authenticate(baseUrl: string, kind: "signup" | "login", username: string, password: string): Promise<{ userId: string; username: string; token: string; expiresAtMs: number }> {
-  const res = await fetch(`${baseUrl}/v1/${kind}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username, password }) });
-  const body = (await res.json()) as Record<string, unknown>;
+/** A session's tokens, as /v1/signup, /v1/login and /v1/refresh answer them. */
+export interface SessionTokens {
+  userId: string;
+  username: string;
+  /** The access token (Hello, Authorization: Bearer), valid until expiresAtMs. */
+  token: string;
+  expiresAtMs: number;
+  /** Exchanged once at /v1/refresh for new tokens; a second use ends the session. */
+  refreshToken: string;
+  refreshExpiresAtMs: number;
+  sessionId: string;
+}
+
+/** POSTs JSON to the edge's HTTP API; an error reply becomes a ClientError with its typed code. */
+export async function postJson(baseUrl: string, path: string, body: unknown, accessToken?: string): Promise<Record<string, unknown>> {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (accessToken) headers.authorization = `Bearer ${accessToken}`;
+  const res = await fetch(`${baseUrl}${path}`, { method: "POST", headers, body: JSON.stringify(body) });
+  const reply = (await res.json()) as Record<string, unknown>;
   if (!res.ok) {
-    const code = ErrorCode[String(body.code) as keyof typeof ErrorCode] ?? ErrorCode.ERROR_CODE_INTERNAL;
-    throw new ClientError(code as ErrorCode, String(body.message ?? res.statusText), Boolean(body.retryable));
+    const code = ErrorCode[String(reply.code) as keyof typeof ErrorCode] ?? ErrorCode.ERROR_CODE_INTERNAL;
+    throw new ClientError(code as ErrorCode, String(reply.message ?? res.statusText), Boolean(reply.retryable), Number(reply.retry_after_ms ?? 0));
   }
-  return { userId: String(body.user_id), username: String(body.username), token: String(body.token), expiresAtMs: Number(body.expires_at_ms) };
+  return reply;
+}
+
+export function sessionTokensOf(body: Record<string, unknown>): SessionTokens {
+  return {
+    userId: String(body.user_id),
+    username: String(body.username),
+    token: String(body.token),
+    expiresAtMs: Number(body.expires_at_ms),
+    refreshToken: String(body.refresh_token ?? ""),
+    refreshExpiresAtMs: Number(body.refresh_expires_at_ms ?? 0),
+    sessionId: String(body.session_id ?? ""),
+  };
+}
+
+/** POST /v1/signup or /v1/login on the edge's HTTP API: a new session for this device. */
+export async function authenticate(baseUrl: string, kind: "signup" | "login", username: string, password: string, deviceId?: string): Promise<SessionTokens> {
+  return sessionTokensOf(await postJson(baseUrl, `/v1/${kind}`, { username, password, ...(deviceId ? { device_id: deviceId } : {}) }));
 }

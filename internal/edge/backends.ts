@@ -9,6 +9,7 @@ import { ChatError } from "../errors/chat-error.js";
 import { call } from "../grpc/client.js";
 import type { ChatRouter } from "../grpc/chat-router.js";
 import type { RouteRegistry } from "../routes/route-registry.js";
+import { SessionLiveness } from "./session-liveness.js";
 
 const MAX_PRESENCE_IDS = 500;
 
@@ -18,6 +19,9 @@ const MAX_PRESENCE_IDS = 500;
  * the actor (the only identity the edge vouches for).
  */
 export class EdgeBackends {
+  /** Whether the log-in session of a token is still live (asked of the store, briefly cached). */
+  readonly liveness: SessionLiveness;
+
   constructor(
     readonly tokens: TokenVerifier,
     private readonly chat: ChatServiceClient,
@@ -29,7 +33,16 @@ export class EdgeBackends {
     private readonly routes: RouteRegistry,
     /** Calls about one conversation, sent to its owner among the live chat instances. */
     private readonly owners: ChatRouter,
-  ) {}
+    /** SESSION_CACHE_MS: how long a session found live is taken as live without asking again. */
+    sessionCacheMs: number,
+  ) {
+    this.liveness = new SessionLiveness((ids) => this.checkSessions(ids), sessionCacheMs);
+  }
+
+  /** For each log-in session id, in order: is it live? (SessionLiveness batches and caches these.) */
+  async checkSessions(sessionIds: string[]): Promise<boolean[]> {
+    return (await call(this.store, this.store.checkSessions, { sessionIds }, 10_000)).live;
+  }
 
   async send(actor: Actor, send: Send): Promise<Sent> {
     return (await this.owners.call(send.conversationId, (c) => c.send, { actor, send }, 20_000)).sent!;

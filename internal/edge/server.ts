@@ -22,6 +22,8 @@ import { SendGuard } from "./send-guard.js";
 import type { RateLimiter } from "./rate-limiter.js";
 import { decodeClientFrame, errorFrame, JSON_SUBPROTOCOL, modeOf, PROTO_SUBPROTOCOL, refOfMalformed } from "./frames.js";
 import { CLOSE, Session, type SessionConfig } from "./session.js";
+import { field, isJson, readJson } from "./http-body.js";
+import { SessionApi, tokensBody } from "./session-api.js";
 
 export interface EdgeConfig extends SessionConfig, HttpLimitsConfig {
   /** EDGE_HTTP_PORT: WebSocket and HTTP API. Default 8080. */
@@ -36,6 +38,11 @@ export interface EdgeConfig extends SessionConfig, HttpLimitsConfig {
   webRoot: string;
   /** DEBUG_ENDPOINTS: serve /debug/vars (memory, CPU) for benchmarks. Default false. */
   debugEndpoints: boolean;
+  /**
+   * SESSION_CHECK_INTERVAL_MS: how often the edge asks the store whether the sessions of its
+   * open WebSockets are still live, closing those that ended elsewhere (0 = never). Default 30000.
+   */
+  sessionCheckIntervalMs: number;
 }
 
 /**
@@ -50,9 +57,10 @@ export function legalFrameBytes(maxTextLength: number): number {
 /** Beyond the limit, ws itself cuts the socket without a word; up to it the edge explains first. */
 const EXPLAINED_OVERSIZE_BYTES = 1024 * 1024;
 
-/** Sessions of this edge by user: the only state an edge keeps. */
+/** Sessions of this edge by user and by log-in session (the token's sid): the only state an edge keeps. */
 class SessionRegistry {
   private readonly byUser = new Map<string, Set<Session>>();
+  private readonly byAuthSession = new Map<string, Set<Session>>();
   size = 0;
 
   add(s: Session): void {
@@ -60,22 +68,34 @@ class SessionRegistry {
     let set = this.byUser.get(s.userId);
     if (!set) { this.byUser.set(s.userId, (set = new Set())); ChatMetrics.get().users.add(1); }
     set.add(s);
+    let auth = this.byAuthSession.get(s.authSessionId);
+    if (!auth) this.byAuthSession.set(s.authSessionId, (auth = new Set()));
+    auth.add(s);
     this.size++;
   }
   remove(s: Session): void {
     const set = this.byUser.get(s.userId);
     if (set?.delete(s)) { this.size--; ChatMetrics.get().sessions.add(-1); }
     if (set && set.size === 0) { this.byUser.delete(s.userId); ChatMetrics.get().users.add(-1); }
+    const auth = this.byAuthSession.get(s.authSessionId);
+    if (auth?.delete(s) && auth.size === 0) this.byAuthSession.delete(s.authSessionId);
   }
   of(userId: string): Iterable<Session> {
     return this.byUser.get(userId) ?? [];
+  }
+  /** The WebSockets opened with access tokens of one log-in session. */
+  ofAuthSession(sessionId: string): Session[] {
+    return [...(this.byAuthSession.get(sessionId) ?? [])];
+  }
+  authSessionIds(): string[] {
+    return [...this.byAuthSession.keys()];
   }
   all(): Iterable<Session> {
     return [...this.byUser.values()].flatMap((s) => [...s]);
   }
 }
 
-const TRACED_ROUTES = ["/v1/signup", "/v1/login"];
+const TRACED_ROUTES = ["/v1/signup", "/v1/login", "/v1/refresh", "/v1/logout", "/v1/password"];
 
 const CONTENT_TYPES: Record<string, string> = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".json": "application/json", ".png": "image/png", ".ico": "image/x-icon" };
 
@@ -91,6 +111,9 @@ export class EdgeServer {
   private readonly wss: WebSocketServer;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private headCheckTimer: NodeJS.Timeout | undefined;
+  private sessionCheckTimer: NodeJS.Timeout | undefined;
+  private sweeping = false;
+  private readonly sessionApi: SessionApi;
   private draining = false;
   private readonly loginGuard: LoginGuard;
   private readonly sendGuard: SendGuard;
@@ -106,6 +129,7 @@ export class EdgeServer {
   ) {
     this.loginGuard = new LoginGuard(abuse.limiter, config);
     this.sendGuard = new SendGuard(abuse.limiter, config);
+    this.sessionApi = new SessionApi(accounts, backends.tokens, this.loginGuard, abuse.cookies, (ids) => this.endAuthSessions(ids));
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: config.maxFrameBytes + EXPLAINED_OVERSIZE_BYTES,
@@ -137,6 +161,7 @@ export class EdgeServer {
     // One batched heartbeat to presence per interval covers every live session.
     this.heartbeatTimer = setInterval(() => void this.flushHeartbeats(), Math.max(1_000, Math.floor(this.config.heartbeatIntervalMs / 2)));
     if (this.config.headCheckIntervalMs > 0) this.headCheckTimer = setInterval(() => void this.checkHeads(), this.config.headCheckIntervalMs);
+    if (this.config.sessionCheckIntervalMs > 0) this.sessionCheckTimer = setInterval(() => void this.checkAuthSessions(), this.config.sessionCheckIntervalMs);
     return this.httpPort;
   }
 
@@ -178,6 +203,7 @@ export class EdgeServer {
     this.draining = true;
     clearInterval(this.heartbeatTimer);
     clearInterval(this.headCheckTimer);
+    clearInterval(this.sessionCheckTimer);
     for (const s of this.sessions.all()) {
       s.send({ ref: 0, kind: { $case: "error", value: { code: ErrorCode.ERROR_CODE_SHUTTING_DOWN, message: "edge is shutting down; reconnect", retryable: true, retryAfterMs: 0 } } });
       s.close(CLOSE.shutdown, "edge shutting down");
@@ -247,6 +273,31 @@ export class EdgeServer {
   }
 
   /**
+   * Log-in sessions that ended (logout, password change, a reused refresh token): refused at
+   * Hello from now on, and their open WebSockets on this edge closed with SESSION_ENDED.
+   */
+  private endAuthSessions(sessionIds: string[]): void {
+    this.backends.liveness.ended(sessionIds);
+    for (const id of sessionIds) for (const s of this.sessions.ofAuthSession(id)) s.end();
+  }
+
+  /** Sessions ended through another edge: found by asking the store about every open one. */
+  private async checkAuthSessions(): Promise<void> {
+    // A store slower than the interval: one sweep at a time, not a pile of them.
+    if (this.sweeping) return;
+    this.sweeping = true;
+    try {
+      const ended = await this.backends.liveness.sweep(this.sessions.authSessionIds()).catch((err) => {
+        this.log.warn("session check failed", { err });
+        return [];
+      });
+      if (ended.length > 0) this.endAuthSessions(ended);
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  /**
    * The safety net under live delivery: every session learns of an event it was
    * never sent within one interval, even if no later event shows the gap. One
    * store call per 500 users.
@@ -308,6 +359,9 @@ export class EdgeServer {
       }
       if (req.method === "POST" && url.pathname === "/v1/signup") return await this.signupOrLogin("signup", req, reply);
       if (req.method === "POST" && url.pathname === "/v1/login") return await this.signupOrLogin("login", req, reply);
+      if (req.method === "POST" && url.pathname === "/v1/refresh") return reply(200, await this.sessionApi.refresh(req));
+      if (req.method === "POST" && url.pathname === "/v1/logout") return reply(200, await this.sessionApi.logout(req));
+      if (req.method === "POST" && url.pathname === "/v1/password") return reply(200, await this.sessionApi.changePassword(req));
       if (req.method === "GET" && this.serveStatic(url.pathname, res)) return;
       throw ChatError.notFound("no such endpoint");
     } catch (err) {
@@ -328,18 +382,19 @@ export class EdgeServer {
     const address = sourceAddress(req.socket.remoteAddress);
     if (kind === "signup") await this.loginGuard.beforeSignup(address);
     const body = await readJson(req);
-    const username = typeof body.username === "string" ? body.username : "";
-    const password = typeof body.password === "string" ? body.password : "";
+    const username = field(body, "username");
+    const password = field(body, "password");
+    const deviceId = field(body, "device_id");
     // A sign-up resent for an existing account with its password succeeds like a log-in (retries are
     // safe), so it is held to the same per-account back-off: it must not be a way around it.
     await this.loginGuard.beforeLogin(address, username, this.abuse.cookies.knows(req.headers.cookie, username));
     // Longer than the accounts service's hash admission wait (HashQueue.maxWaitMs) plus a hash
     // and a commit, so an admitted request answers rather than times out on a loaded box.
-    const r = kind === "signup"
-      ? await call(this.accounts, this.accounts.signup, { username, password }, 10_000)
-      : await call(this.accounts, this.accounts.login, { username, password }, 10_000);
+    const { tokens } = kind === "signup"
+      ? await call(this.accounts, this.accounts.signup, { username, password, deviceId }, 10_000)
+      : await call(this.accounts, this.accounts.login, { username, password, deviceId }, 10_000);
     await this.loginGuard.loggedIn(username);
-    reply(kind === "signup" ? 201 : 200, { user_id: r.userId, username: r.username, token: r.token, expires_at_ms: r.expiresAtMs }, { "set-cookie": this.abuse.cookies.issue(r.username) });
+    reply(kind === "signup" ? 201 : 200, tokensBody(tokens!), { "set-cookie": this.abuse.cookies.issue(tokens!.username) });
   }
 
   private serveStatic(pathname: string, res: http.ServerResponse): boolean {
@@ -349,27 +404,5 @@ export class EdgeServer {
     res.writeHead(200, { ...securityHeaders("page", this.config.publicHttps), "content-type": CONTENT_TYPES[path.extname(file)] ?? "application/octet-stream" });
     fs.createReadStream(file).pipe(res);
     return true;
-  }
-}
-
-/** application/json, with or without parameters (charset=utf-8). */
-function isJson(contentType: string | undefined): boolean {
-  return contentType?.split(";")[0]!.trim().toLowerCase() === "application/json";
-}
-
-async function readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > 16 * 1024) throw ChatError.invalid("request body too large");
-    chunks.push(chunk as Buffer);
-  }
-  try {
-    const v: unknown = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}");
-    if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error("not an object");
-    return v as Record<string, unknown>;
-  } catch {
-    throw ChatError.invalid("body must be a JSON object");
   }
 }

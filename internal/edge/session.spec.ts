@@ -87,7 +87,8 @@ const positions = (ws: SlowSocket) => ws.received.flatMap((f) => (f.kind?.$case 
 async function connect(n: number): Promise<{ ws: SlowSocket; session: Session; log: Event[] }> {
   const log = Array.from({ length: n }, (_, i) => big(i + 1));
   const backends = {
-    tokens: { verify: async () => ({ userId: "u", username: "u", expiresAtMs: Date.now() + 60_000 }) },
+    tokens: { verify: async () => ({ userId: "u", username: "u", sessionId: "s", expiresAtMs: Date.now() + 60_000 }) },
+    liveness: { isLive: async () => true },
     presenceConnect: async () => ({ replaced: undefined }),
     kick: () => {},
     userOnline: () => {},
@@ -125,7 +126,8 @@ describe("Session", () => {
     const connectCalled = deferred<void>();
     const ws = { bufferedAmount: 0, send: () => {}, close: () => {}, terminate: () => {} } as unknown as WebSocket;
     const backends = {
-      tokens: { verify: async () => ({ userId: "u1", username: "alice", expiresAtMs: Date.now() + 60_000 }) },
+      tokens: { verify: async () => ({ userId: "u1", username: "alice", sessionId: "s1", expiresAtMs: Date.now() + 60_000 }) },
+      liveness: { isLive: async () => true },
       presenceConnect: () => { connectCalled.resolve(); return connect.promise; },
       kick: async () => {},
       userOnline: () => {},

@@ -55,6 +55,8 @@ export const CLOSE = { unauthenticated: 4401, deviceInUse: 4409, helloTimeout: 4
 
 const MAX_BUFFERED_LIVE = 10_000;
 
+const sessionEnded = () => new ChatError(ErrorCode.ERROR_CODE_SESSION_ENDED, "the session has ended (logged out, password changed or token reused); log in again");
+
 /**
  * One device's WebSocket session. Holds the device's cursor and guarantees the
  * device sees its sync log gapless and exactly once: catch-up from the cursor,
@@ -65,6 +67,8 @@ export class Session {
   readonly sessionId = randomUUID();
   userId = "";
   username = "";
+  /** The log-in session of the token this WebSocket said Hello with (its `sid`). */
+  authSessionId = "";
   deviceId = "";
   /** Highest sync-log position sent to this device. */
   cursor = 0;
@@ -72,7 +76,6 @@ export class Session {
   heartbeated = false;
   private authed = false;
   private closed = false;
-  private expiresAtMs = 0;
   private syncing = false;
   private resyncNeeded = false;
   private live: Event[] = [];
@@ -166,11 +169,9 @@ export class Session {
         await this.hello(ref, kind.value);
         return undefined;
       }
-      if (Date.now() >= this.expiresAtMs) {
-        this.send(errorFrame(ref, new ChatError(ErrorCode.ERROR_CODE_UNAUTHENTICATED, "token expired")));
-        this.close(CLOSE.unauthenticated, "token expired");
-        return "UNAUTHENTICATED";
-      }
+      // The access token is checked at Hello only: after that the socket lives as long as its
+      // log-in session does (the edge closes it when the session ends: end()), not for the
+      // token's 15 minutes, so a device does not reconnect and catch up four times an hour.
       const wait = this.frameBucket.take();
       if (wait > 0) throw new ChatError(ErrorCode.ERROR_CODE_RATE_LIMITED, "too many frames", { retryAfterMs: wait });
       await this.dispatch(ref, kind);
@@ -188,19 +189,28 @@ export class Session {
 
   private async hello(ref: number, hello: { token: string; deviceId: string; cursor: number; takeover: boolean }): Promise<void> {
     let claims;
+    let live;
     try {
       claims = await this.backends.tokens.verify(hello.token);
+      live = await this.backends.liveness.isLive(claims.sessionId);
     } catch (err) {
-      this.send(errorFrame(ref, ChatError.from(err)));
-      this.close(CLOSE.unauthenticated, "unauthenticated");
+      // A bad token is final (4401); a store that could not be asked is not (1011: retry).
+      const e = ChatError.from(err);
+      this.send(errorFrame(ref, e));
+      this.close(e.retryable ? 1011 : CLOSE.unauthenticated, e.retryable ? "try again" : "unauthenticated");
+      return;
+    }
+    if (!live) {
+      this.send(errorFrame(ref, sessionEnded()));
+      this.close(CLOSE.unauthenticated, "session ended");
       return;
     }
     validateDeviceId(hello.deviceId);
     if (this.authed || this.closed) return;
     this.userId = claims.userId;
     this.username = claims.username;
+    this.authSessionId = claims.sessionId;
     this.deviceId = hello.deviceId;
-    this.expiresAtMs = claims.expiresAtMs;
     this.cursor = hello.cursor;
     try {
       // A device that closed and reconnected at once: its old session must not count as in use.
@@ -465,6 +475,12 @@ export class Session {
     } finally {
       waiters.delete(wake);
     }
+  }
+
+  /** Its log-in session ended (logout, password change, a reused refresh token): tell the device, then close. */
+  end(): void {
+    this.send(errorFrame(0, sessionEnded()));
+    this.close(CLOSE.unauthenticated, "session ended");
   }
 
   close(code: number, reason: string, terminate = false): void {

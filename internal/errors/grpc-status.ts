@@ -15,6 +15,8 @@ export function grpcStatusOf(code: ErrorCode): status {
       return status.INVALID_ARGUMENT;
     case ErrorCode.ERROR_CODE_HELLO_REQUIRED:
     case ErrorCode.ERROR_CODE_UNAUTHENTICATED:
+    case ErrorCode.ERROR_CODE_TOKEN_EXPIRED:
+    case ErrorCode.ERROR_CODE_SESSION_ENDED:
       return status.UNAUTHENTICATED;
     case ErrorCode.ERROR_CODE_PERMISSION_DENIED:
       return status.PERMISSION_DENIED;

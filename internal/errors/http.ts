@@ -9,6 +9,8 @@ export function httpStatusOf(code: ErrorCode): number {
       return 400;
     case ErrorCode.ERROR_CODE_HELLO_REQUIRED:
     case ErrorCode.ERROR_CODE_UNAUTHENTICATED:
+    case ErrorCode.ERROR_CODE_TOKEN_EXPIRED:
+    case ErrorCode.ERROR_CODE_SESSION_ENDED:
       return 401;
     case ErrorCode.ERROR_CODE_PERMISSION_DENIED:
       return 403;

@@ -39,6 +39,9 @@ describe("the mesh's caller policy", () => {
   it("keeps password hashes and writes away from the edge", () => {
     const edgeOnStore = CALLER_POLICY["message-store"]!.edge!;
     for (const m of ["MessageStoreService/GetUserByName", "MessageStoreService/Append", "MessageStoreService/CreateUser", "MessageStoreService/UpdatePointers"]) expect(edgeOnStore).not.toContain(m);
+    // Sessions are made, rotated and ended only by the accounts service; the edge only asks whether one is live.
+    for (const m of ["MessageStoreService/CreateSession", "MessageStoreService/RotateSession", "MessageStoreService/EndSession", "MessageStoreService/SetPassword"]) expect(edgeOnStore).not.toContain(m);
+    expect(edgeOnStore).toContain("MessageStoreService/CheckSessions");
     expect(CALLER_POLICY.edge!.presence).toEqual(["EdgeDeliveryService/Deliver"]);
   });
 });

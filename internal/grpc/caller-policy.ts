@@ -21,6 +21,7 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
     edge: [
       "ChatService/Send", "ChatService/Ack", "ChatService/OpenDirect", "ChatService/CreateGroup", "ChatService/AddMember",
       "ChatService/RemoveMember", "ChatService/SetMuted", "AccountService/Signup", "AccountService/Login",
+      "AccountService/Refresh", "AccountService/Logout", "AccountService/ChangePassword",
     ],
   },
   presence: {
@@ -28,15 +29,20 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
     chat: ["PresenceService/GetRoutes"],
   },
   "message-store": {
-    // Reads for a user the edge has authenticated; never writes, never password hashes.
+    // Reads for a user the edge has authenticated; never writes, never password hashes. CheckSessions
+    // answers only "live or not" for session ids the edge read from tokens it verified.
     edge: [
       "MessageStoreService/History", "MessageStoreService/ReadLog", "MessageStoreService/GetLogHeads", "MessageStoreService/ListConversations",
-      "MessageStoreService/ListContacts",
+      "MessageStoreService/ListContacts", "MessageStoreService/CheckSessions",
     ],
     chat: [
       "MessageStoreService/CreateUser", "MessageStoreService/GetUserByName", "MessageStoreService/CreateConversation",
       "MessageStoreService/GetConversation", "MessageStoreService/ChangeMembership", "MessageStoreService/SetMuted",
       "MessageStoreService/Append", "MessageStoreService/GetLastSeq", "MessageStoreService/UpdatePointersBatch",
+      // Sessions are made, rotated and ended only by the accounts service, which issues the tokens.
+      "MessageStoreService/CreateSession", "MessageStoreService/RotateSession", "MessageStoreService/EndSession", "MessageStoreService/SetPassword",
+      // A password change checks first that the caller's session is live.
+      "MessageStoreService/CheckSessions",
     ],
   },
   notifier: {

@@ -49,6 +49,20 @@ const MIGRATIONS: string[] = [
      seq INTEGER NOT NULL DEFAULT 0,
      event BLOB,
      PRIMARY KEY (user_id, pos)) WITHOUT ROWID`,
+  // Revocable sessions (docs/security.md, "Sessions"): one row per log-in of a device, with
+  // the SHA-256 of its current refresh token; ended_at = 0 while live.
+  `CREATE TABLE sessions (
+     id TEXT PRIMARY KEY,
+     user_id TEXT NOT NULL,
+     username TEXT NOT NULL,
+     device_id TEXT NOT NULL,
+     refresh_hash BLOB NOT NULL,
+     created_at INTEGER NOT NULL,
+     last_used_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL,
+     ended_at INTEGER NOT NULL DEFAULT 0,
+     end_reason TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
+   CREATE INDEX sessions_by_user ON sessions (user_id)`,
 ];
 
 export function migrateSqlite(db: DatabaseSync): void {

@@ -47,6 +47,20 @@ const MIGRATIONS: string[] = [
      seq bigint NOT NULL DEFAULT 0,
      event bytea,
      PRIMARY KEY (user_id, pos));`,
+  // Revocable sessions (docs/security.md, "Sessions"): one row per log-in of a device, with
+  // the SHA-256 of its current refresh token; ended_at = 0 while live.
+  `CREATE TABLE sessions (
+     id text PRIMARY KEY,
+     user_id text NOT NULL,
+     username text NOT NULL,
+     device_id text NOT NULL,
+     refresh_hash bytea NOT NULL,
+     created_at bigint NOT NULL,
+     last_used_at bigint NOT NULL,
+     expires_at bigint NOT NULL,
+     ended_at bigint NOT NULL DEFAULT 0,
+     end_reason text NOT NULL DEFAULT '');
+   CREATE INDEX sessions_by_user ON sessions (user_id);`,
 ];
 
 export async function migrate(db: SqlClient): Promise<void> {

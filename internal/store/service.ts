@@ -7,6 +7,7 @@ import type { Store } from "./store.js";
 const READ_LOG_MAX = 5_000;
 const LOG_HEADS_MAX = 1_000;
 const POINTER_UPDATES_MAX = 5_000;
+const CHECK_SESSIONS_MAX = 1_000;
 
 /** The MessageStoreService gRPC API over a Store: translation only, no policy. */
 export function storeService(store: Store): AsyncService<typeof MessageStoreServiceService> {
@@ -35,6 +36,17 @@ export function storeService(store: Store): AsyncService<typeof MessageStoreServ
       return { heads: await store.logHeads(req.userIds) };
     },
     history: async (req) => ({ page: await store.history(req.userId, req.request!) }),
+    createSession: async (req) => { await store.createSession(req.session!, req.refreshHash); return {}; },
+    rotateSession: async (req) => {
+      const r = await store.rotateSession(req);
+      return { outcome: r.outcome, session: r.session };
+    },
+    endSession: async (req) => ({ ended: await store.endSession(req.userId, req.sessionId, req.nowMs) }),
+    setPassword: async (req) => ({ endedSessionIds: await store.setPassword(req.userId, req.passwordHash, req.keepSessionId, req.nowMs) }),
+    checkSessions: async (req) => {
+      if (req.sessionIds.length > CHECK_SESSIONS_MAX) throw ChatError.invalid(`at most ${CHECK_SESSIONS_MAX} sessions per call`);
+      return { live: await store.checkSessions(req.sessionIds, Date.now()) };
+    },
     updatePointersBatch: async (req) => {
       if (req.updates.length > POINTER_UPDATES_MAX) throw ChatError.invalid(`at most ${POINTER_UPDATES_MAX} pointer updates per call`);
       const results = await store.updatePointersBatch(req.updates);

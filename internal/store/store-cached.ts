@@ -1,4 +1,5 @@
-import type { AppendGroup, AppendGroupResult, User } from "../../gen/chat/internal/v1/store.js";
+import type { AppendGroup, AppendGroupResult, Session, User } from "../../gen/chat/internal/v1/store.js";
+import type { RotateRequest } from "./sessions.js";
 import type { Conversation, HistoryPage, HistoryRequest, MembershipAction } from "../../gen/chat/v1/client.js";
 import { HistoryDirection } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
@@ -44,6 +45,11 @@ export class CachedStore implements Store {
   createUser(user: User): Promise<void> { return this.inner.createUser(user); }
   getUserByName(username: string): Promise<User | null> { return this.inner.getUserByName(username); }
   getUsers(ids: string[]): Promise<User[]> { return this.inner.getUsers(ids); }
+  createSession(session: Session, refreshHash: Uint8Array): Promise<void> { return this.inner.createSession(session, refreshHash); }
+  rotateSession(req: RotateRequest) { return this.inner.rotateSession(req); }
+  endSession(userId: string, sessionId: string, nowMs: number): Promise<boolean> { return this.inner.endSession(userId, sessionId, nowMs); }
+  setPassword(userId: string, passwordHash: string, keepSessionId: string, nowMs: number): Promise<string[]> { return this.inner.setPassword(userId, passwordHash, keepSessionId, nowMs); }
+  checkSessions(sessionIds: string[], nowMs: number): Promise<boolean[]> { return this.inner.checkSessions(sessionIds, nowMs); }
   createConversation(conversation: Conversation, createdBy: string, maxMembers: number) { return this.inner.createConversation(conversation, createdBy, maxMembers); }
   getConversation(id: string) { return this.inner.getConversation(id); }
   changeMembership(req: { conversationId: string; actorId: string; subjectId: string; action: MembershipAction; maxMembers: number }) { return this.inner.changeMembership(req); }

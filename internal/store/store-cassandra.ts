@@ -1,5 +1,6 @@
 import cassandra from "cassandra-driver";
-import { AppendGroup, type AppendGroupResult, type AppendedMessage, type AppendMessage, type User, type UserEvent } from "../../gen/chat/internal/v1/store.js";
+import { AppendGroup, type AppendGroupResult, type AppendedMessage, type AppendMessage, type Session, type User, type UserEvent } from "../../gen/chat/internal/v1/store.js";
+import type { RotateRequest } from "./sessions.js";
 import {
   type Conversation,
   ErrorCode,
@@ -204,6 +205,12 @@ export class CassandraStore implements Store {
   getUsers(ids: string[]): Promise<User[]> {
     return guard(() => this.dir.getUsers(ids));
   }
+
+  createSession(session: Session, refreshHash: Uint8Array): Promise<void> { return guard(() => this.dir.createSession(session, refreshHash)); }
+  rotateSession(req: RotateRequest) { return guard(() => this.dir.rotateSession(req)); }
+  endSession(userId: string, sessionId: string, nowMs: number): Promise<boolean> { return guard(() => this.dir.endSession(userId, sessionId, nowMs)); }
+  setPassword(userId: string, passwordHash: string, keepSessionId: string, nowMs: number): Promise<string[]> { return guard(() => this.dir.setPassword(userId, passwordHash, keepSessionId, nowMs)); }
+  checkSessions(sessionIds: string[], nowMs: number): Promise<boolean[]> { return guard(() => this.dir.checkSessions(sessionIds, nowMs)); }
 
   createConversation(conversation: Conversation, createdBy: string, maxMembers: number) {
     return guard(async () => {

@@ -1,8 +1,10 @@
-import type { AppendGroup, AppendGroupResult, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
+import type { AppendGroup, AppendGroupResult, Session, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
 import { Conversation, ConversationKind, ErrorCode, Event, HistoryDirection, type HistoryPage, type HistoryRequest, Member, MembershipAction } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
 import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES } from "../grpc/message-size.js";
 import { migrate } from "./schema.js";
+import type { RotateRequest } from "./sessions.js";
+import { SqlSessionStore } from "./sessions-sql.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
 import { fitBytes, historyLimit, type LogPage, type PointerMoveResult, type PointerUpdate, type Store, updateEachPointer } from "./store.js";
 import { type LogWrite, type MembershipRequest, type MessageRow, memberLogWrites, membershipEvent, movePointers, numberAppend, placeLogged, planMembershipChange, toMessage } from "./store-rules.js";
@@ -25,7 +27,11 @@ export type MembershipLog = (tx: SqlExecutor, writes: LogWrite[]) => Promise<Use
  * concurrent appends cannot deadlock.
  */
 export class SqlStore implements Store {
-  private constructor(private readonly db: SqlClient) {}
+  private readonly sessions: SqlSessionStore;
+
+  private constructor(private readonly db: SqlClient) {
+    this.sessions = new SqlSessionStore(db);
+  }
 
   static async open(db: SqlClient): Promise<SqlStore> {
     await migrate(db);
@@ -57,6 +63,12 @@ export class SqlStore implements Store {
     );
     return rows.map((r) => ({ id: r.id, username: r.username, passwordHash: "", createdAtMs: num(r.created_at) }));
   }
+
+  createSession(session: Session, refreshHash: Uint8Array): Promise<void> { return this.sessions.createSession(session, refreshHash); }
+  rotateSession(req: RotateRequest) { return this.sessions.rotateSession(req); }
+  endSession(userId: string, sessionId: string, nowMs: number): Promise<boolean> { return this.sessions.endSession(userId, sessionId, nowMs); }
+  setPassword(userId: string, passwordHash: string, keepSessionId: string, nowMs: number): Promise<string[]> { return this.sessions.setPassword(userId, passwordHash, keepSessionId, nowMs); }
+  checkSessions(sessionIds: string[], nowMs: number): Promise<boolean[]> { return this.sessions.checkSessions(sessionIds, nowMs); }
 
   async createConversation(conversation: Conversation, createdBy: string, maxMembers: number) {
     return this.createConversationWith(conversation, createdBy, maxMembers, (tx, writes) => this.appendLog(tx, writes));

@@ -1,9 +1,12 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import type { AppendGroup, AppendGroupResult, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
+import type { AppendGroup, AppendGroupResult, Session, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
 import { Conversation, ConversationKind, ErrorCode, Event, HistoryDirection, type HistoryPage, type HistoryRequest, Member, MembershipAction } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
 import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES } from "../grpc/message-size.js";
 import { migrateSqlite } from "./schema-sqlite.js";
+import type { RotateRequest } from "./sessions.js";
+import { SqliteSessionStore } from "./sessions-sqlite.js";
+import { SqliteDb } from "./sqlite-db.js";
 import { fitBytes, historyLimit, type LogPage, type PointerMoveResult, type PointerResult, type PointerUpdate, type Store } from "./store.js";
 import { type LogWrite, type MembershipRequest, type MessageRow, memberLogWrites, membershipEvent, movePointers, numberAppend, placeLogged, planMembershipChange, toMessage } from "./store-rules.js";
 
@@ -24,9 +27,13 @@ export type SqliteSync = "normal" | "full";
  * client_msg_id is stored once per sender and conversation.
  */
 export class SqliteStore implements Store {
-  private readonly statements = new Map<string, StatementSync>();
+  private readonly sql: SqliteDb;
+  private readonly sessions: SqliteSessionStore;
 
-  private constructor(private readonly db: DatabaseSync) {}
+  private constructor(private readonly db: DatabaseSync) {
+    this.sql = new SqliteDb(db);
+    this.sessions = new SqliteSessionStore(this.sql);
+  }
 
   /** Opens (creating if needed) the database file; ":memory:" for a private in-memory one. */
   static open(file: string, sync: SqliteSync = "normal"): SqliteStore {
@@ -250,31 +257,22 @@ export class SqliteStore implements Store {
     return { deliveredSeq: delivered, readSeq: read, changed, readEvent };
   }
 
+  createSession(session: Session, refreshHash: Uint8Array): Promise<void> { return this.sessions.createSession(session, refreshHash); }
+  rotateSession(req: RotateRequest) { return this.sessions.rotateSession(req); }
+  endSession(userId: string, sessionId: string, nowMs: number): Promise<boolean> { return this.sessions.endSession(userId, sessionId, nowMs); }
+  setPassword(userId: string, passwordHash: string, keepSessionId: string, nowMs: number): Promise<string[]> { return this.sessions.setPassword(userId, passwordHash, keepSessionId, nowMs); }
+  checkSessions(sessionIds: string[], nowMs: number): Promise<boolean[]> { return this.sessions.checkSessions(sessionIds, nowMs); }
+
   async close(): Promise<void> {
     if (this.db.isOpen) this.db.close();
   }
 
-  /** The cached prepared statement of `sql` (preparing costs more than running a small one). */
   private q(sql: string): StatementSync {
-    let s = this.statements.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.statements.set(sql, s);
-    }
-    return s;
+    return this.sql.q(sql);
   }
 
-  /** Runs fn in one write transaction: committed if it returns, rolled back if it throws. */
   private tx<T>(fn: () => T): T {
-    this.db.exec("BEGIN IMMEDIATE");
-    try {
-      const result = fn();
-      this.db.exec("COMMIT");
-      return result;
-    } catch (err) {
-      if (this.db.isTransaction) this.db.exec("ROLLBACK");
-      throw err;
-    }
+    return this.sql.tx(fn);
   }
 
   private head(conversationId: string): number | undefined {

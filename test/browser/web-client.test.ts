@@ -2,6 +2,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
+import { ErrorCode } from "../../gen/chat/v1/client.js";
+import { AuthSession, refreshTokens } from "../../internal/client/auth.js";
+import { authenticate, type ClientError, type SessionTokens } from "../../internal/client/client.js";
 import { startCluster, warnOnFailure, type TestCluster } from "../e2e/harness.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -165,6 +168,32 @@ async function openDirect(page: Page, username: string): Promise<void> {
   await page.getByTestId("direct-username").press("Enter");
   await expect.poll(() => page.getByTestId("conversation-title").textContent()).toBe(username);
 }
+
+describe("sessions in the page", () => {
+  it("keeps a refresh token across a reload; Log out ends the session on the server; a password change elsewhere signs the page out", async () => {
+    const name = `ses${Date.now().toString(36)}`;
+    const stored = async (page: Page) => JSON.parse((await page.evaluate(() => localStorage.getItem("meshchat.tokens"))) ?? "null") as SessionTokens | null;
+    const refused = (t: SessionTokens) => refreshTokens(c.httpUrl, t.refreshToken).then(() => undefined, (e: ClientError) => e.code);
+    const A = await newPage();
+    await signUp(A.page, name);
+    const first = (await stored(A.page))!;
+    expect(first.refreshToken).toBeTruthy();
+    await A.page.reload();
+    await expect.poll(() => A.page.getByTestId("me").textContent()).toBe(name);
+    // Log out: the page forgets the tokens, and the server will not take them any more.
+    await A.page.getByTestId("logout").click();
+    await expect.poll(() => A.page.getByTestId("login").count()).toBe(1);
+    expect(await stored(A.page)).toBeNull();
+    expect(await refused(first)).toBe(ErrorCode.ERROR_CODE_SESSION_ENDED);
+    expect(await A.page.getByTestId("auth-error").isHidden()).toBe(true);
+    // Logged in again, the page is signed out when the password is changed from another device.
+    await signUp(A.page, name, "login");
+    const other = new AuthSession(c.httpUrl, await authenticate(c.httpUrl, "login", name, "correct horse battery", "cli"));
+    expect(await other.changePassword("correct horse battery", "another good password")).toBe(1);
+    await expect.poll(() => A.page.getByTestId("auth-error").getAttribute("data-code"), { timeout: 30_000 }).toBe("SESSION_ENDED");
+    expect(await stored(A.page)).toBeNull();
+  });
+});
 
 describe("a page people keep open all day", () => {
   it("says what went wrong in words, next to the cause, and clears it; refuses a chat with oneself", async () => {

@@ -121,4 +121,24 @@ describe("chatctl, as the README walks through it", () => {
     expect(h.out).toContain("c1 \\x9b31m red?");
     expect(h.out).not.toContain("\u009b");
   });
+
+  it("passwd logs out the account's other terminals; logout ends this one's session", async () => {
+    const dave = `dave${suffix}`;
+    // Two homes: a phone and a laptop of one account, each with its own session.
+    const phone = terminal(dave);
+    expect((await phone.run("signup", dave)).code).toBe(0);
+    const laptopHome = fs.mkdtempSync(path.join(os.tmpdir(), "chatctl-"));
+    const laptop = { run: (...args: string[]) => terminal(dave).run("--home", laptopHome, ...args) };
+    expect((await laptop.run("login", dave)).code).toBe(0);
+    expect((await laptop.run("list")).code).toBe(0);
+    const changed = await phone.run("passwd", "--new", "a brand new password");
+    expect(changed.out).toContain("password changed; 1 other session logged out");
+    const refused = await laptop.run("list");
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain("ERROR_CODE_SESSION_ENDED");
+    expect((await phone.run("list")).code).toBe(0);
+    expect((await phone.run("logout")).out).toContain(`logged out ${dave}`);
+    expect((await phone.run("list")).err).toContain("not logged in");
+    fs.rmSync(laptopHome, { recursive: true, force: true });
+  });
 });

@@ -45,6 +45,9 @@ describe("mutual TLS between services", () => {
       ["edge Append", once(storeClient(creds("edge")), (x) => x.append, { groups: [] })],
       ["edge CreateUser", once(storeClient(creds("edge")), (x) => x.createUser, { user: undefined })],
       ["chat GetUsers", once(storeClient(creds("chat")), (x) => x.getUsers, { ids: [] })],
+      // Sessions and passwords are the accounts service's: the edge may only ask whether a session is live.
+      ["edge SetPassword", once(storeClient(creds("edge")), (x) => x.setPassword, { userId: "u", passwordHash: "x", keepSessionId: "", nowMs: 0 })],
+      ["edge RotateSession", once(storeClient(creds("edge")), (x) => x.rotateSession, { sessionId: "s", presentedHash: Buffer.alloc(0), nextHash: Buffer.alloc(0), nowMs: 0, nextExpiresAtMs: 0 })],
       // Presence delivers presence updates to edges; it may not close sessions.
       ["presence Kick", once(edgeClient(creds("presence")), (x) => x.kick, { userId: "u", deviceId: "d", sessionId: "s" })],
     ];

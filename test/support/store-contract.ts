@@ -5,6 +5,7 @@ import { Conversation, ConversationKind, ErrorCode, type Event, HistoryDirection
 import type { Store } from "../../internal/store/store.js";
 import { contactsContract } from "./contacts-contract.js";
 import { pageBoundsContract } from "./page-bounds-contract.js";
+import { sessionStoreContract } from "./session-store-contract.js";
 
 /**
  * The behaviour every Store implementation owes its callers, run on each of
@@ -70,6 +71,7 @@ describe(`message store contract: ${backend.name}`, () => {
   // The backend's store is closed by its teardown.
   pageBoundsContract(backend.name, async () => store, async () => {});
   contactsContract(backend.name, async () => store, async () => {});
+  sessionStoreContract(backend.name, async () => store, async () => {});
 
   it("creates users and conversations; membership events land in every member's log", async () => {
     const [a, b, c] = await users(store, "a", "b", "c");

@@ -7,6 +7,7 @@ export type Wording = Partial<Record<ErrorCode, string>>;
 
 const GENERAL: Wording = {
   [ErrorCode.ERROR_CODE_UNAUTHENTICATED]: "Your session has ended. Please log in again.",
+  [ErrorCode.ERROR_CODE_SESSION_ENDED]: "You were logged out (from another device, or the password was changed). Please log in again.",
   [ErrorCode.ERROR_CODE_INVALID_ARGUMENT]: "That was not accepted. Check what you typed and try again.",
   [ErrorCode.ERROR_CODE_MESSAGE_TOO_LONG]: "This message is too long: a message can have at most 100,000 characters.",
   [ErrorCode.ERROR_CODE_RATE_LIMITED]: "That was too many in a short time. Wait a moment and try again.",

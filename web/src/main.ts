@@ -8,16 +8,18 @@ import {
   HistoryDirection,
   type Message,
   type PresenceUpdate,
+  type SessionTokens,
   type SocketLike,
 } from "../../internal/client/client.js";
+import { AuthSession } from "../../internal/client/auth.js";
 import { ConversationKind, PresenceStatus } from "../../gen/chat/v1/client.js";
 import { clearError, showErrorIn, showMessageIn } from "./errors.js";
 import { dayLabel, differentDays, isLong, preview, relativeTime, tabTitle, timeOfDay } from "./format.js";
 
+/** Who is logged in on this browser and how far its sync log was applied (the tokens are kept apart: TOKENS_KEY). */
 interface Session {
   userId: string;
   username: string;
-  token: string;
   deviceId: string;
   cursor: number;
 }
@@ -36,6 +38,14 @@ interface ConvState {
 
 const STORE_KEY = "meshchat.session";
 const DEVICE_KEY = "meshchat.device";
+/**
+ * The session's tokens (refresh token included), shared by this origin's tabs so one
+ * log-in serves them all and a refresh by one is seen by the others; docs/security.md
+ * ("Sessions") says why here and not in a cookie.
+ */
+const TOKENS_KEY = "meshchat.tokens";
+/** How often an open page checks whether its access token is due for a refresh (refreshed at 80% of its life). */
+const TOKEN_CHECK_MS = 30_000;
 /** How often "last seen 3 min ago" is brought up to date. */
 const RELATIVE_REFRESH_MS = 30_000;
 
@@ -46,6 +56,8 @@ const presence = new Map<string, PresenceUpdate>();
 const expanded = new Set<string>();
 let client: ChatClient | undefined;
 let session: Session | undefined;
+let auth: AuthSession | undefined;
+let tokenTimer: ReturnType<typeof setInterval> | undefined;
 let active: string | undefined;
 let wasOffline = false;
 let backOnlineTimer: ReturnType<typeof setTimeout> | undefined;
@@ -76,6 +88,48 @@ function saveSession(): void {
   if (session) localStorage.setItem(STORE_KEY, JSON.stringify(session));
 }
 
+function storedTokens(): SessionTokens | null {
+  const raw = localStorage.getItem(TOKENS_KEY);
+  const t = raw ? (JSON.parse(raw) as SessionTokens) : null;
+  return t?.refreshToken ? t : null;
+}
+
+/**
+ * The session's tokens, refreshed by whichever tab gets there first: refreshes run one at a time
+ * across tabs (Web Locks) and re-read storage inside the lock, because presenting a refresh token
+ * another tab already spent would end the session for all of them.
+ */
+function authSession(tokens: SessionTokens): AuthSession {
+  const locks = navigator.locks;
+  return new AuthSession(location.origin, tokens, {
+    onTokens: (t) => localStorage.setItem(TOKENS_KEY, JSON.stringify(t)),
+    reload: storedTokens,
+    exclusive: locks ? <T>(fn: () => Promise<T>) => locks.request("meshchat.refresh", fn) as Promise<T> : undefined,
+  });
+}
+
+/** Forgets the session on this browser and shows the log-in form (`why` explains, when the server ended it). */
+function signedOut(why?: unknown): void {
+  if (!session) return;
+  void client?.close();
+  client = undefined;
+  auth = undefined;
+  session = undefined;
+  clearInterval(tokenTimer);
+  clearInterval(relativeTimer);
+  localStorage.removeItem(STORE_KEY);
+  localStorage.removeItem(TOKENS_KEY);
+  conversations.clear();
+  active = undefined;
+  renderAuth();
+  if (why) showErrorIn(document.querySelector<HTMLElement>("[data-testid=auth-error]")!, why);
+}
+
+/** The server will not take this session any more: only a new log-in helps. */
+function sessionOver(err: unknown): boolean {
+  return err instanceof ClientError && [ErrorCode.ERROR_CODE_SESSION_ENDED, ErrorCode.ERROR_CODE_UNAUTHENTICATED].includes(err.code);
+}
+
 function pageHidden(): boolean {
   return document.visibilityState !== "visible";
 }
@@ -91,8 +145,10 @@ function renderAuth(): void {
   const submit = (kind: "signup" | "login") => async (ev: Event) => {
     ev.preventDefault();
     try {
-      const r = await authenticate(location.origin, kind, username.value.trim(), password.value);
-      session = { userId: r.userId, username: r.username, token: r.token, deviceId: deviceId(), cursor: 0 };
+      const r = await authenticate(location.origin, kind, username.value.trim(), password.value, deviceId());
+      localStorage.setItem(TOKENS_KEY, JSON.stringify(r));
+      auth = authSession(r);
+      session = { userId: r.userId, username: r.username, deviceId: deviceId(), cursor: 0 };
       const previous = localStorage.getItem(STORE_KEY);
       if (previous) {
         const p = JSON.parse(previous) as Session;
@@ -236,9 +292,13 @@ function renderShell(): void {
   });
   const logout = h("button", { class: "link", "data-testid": "logout" }, "Log out");
   logout.addEventListener("click", () => {
-    void client?.close(); client = undefined; session = undefined; localStorage.removeItem(STORE_KEY); conversations.clear(); active = undefined;
-    clearInterval(relativeTimer);
-    renderAuth();
+    // The server ends the session first (its tokens stop working on every edge); the page forgets
+    // it either way: a logout that could not reach the server still leaves nothing here to reuse.
+    // This socket is closed first, so the SESSION_ENDED the edge sends it is not taken for a logout from elsewhere.
+    const c = client;
+    client = undefined;
+    void c?.close();
+    void (auth?.logout() ?? Promise.resolve()).catch(() => {}).finally(() => signedOut());
   });
   const header = h("header", { class: "me" }, h("strong", { "data-testid": "me" }, session!.username), logout);
   if ("Notification" in window && Notification.permission === "default") {
@@ -500,12 +560,18 @@ async function start(): Promise<void> {
   const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
   client = new ChatClient({
     url: wsUrl,
-    token: session!.token,
+    auth: auth!,
     deviceId: session!.deviceId,
     cursor: session!.cursor,
     socket: (url, protocols) => new WebSocket(url, protocols) as unknown as SocketLike,
   });
   client.on("cursor", (pos) => { session!.cursor = pos; saveSession(); });
+  // Logged out elsewhere, password changed, or the refresh token reused: the edge closes with SESSION_ENDED.
+  const mine = client;
+  client.on("error", (e) => { if (client === mine && sessionOver(e)) signedOut(e); });
+  // Refreshed ahead of expiry, so a reconnect never waits for a refresh and the session's 30 days keep sliding.
+  clearInterval(tokenTimer);
+  tokenTimer = setInterval(() => { auth?.accessToken().catch((err: unknown) => { if (sessionOver(err)) signedOut(err); }); }, TOKEN_CHECK_MS);
   // The edge found our cursor beyond the log (a corrupted or foreign one): start over from what it replays.
   client.on("reset", () => {
     for (const s of conversations.values()) { s.messages.clear(); s.last = undefined; s.oldestLoaded = 0; s.hasMoreHistory = true; }
@@ -552,7 +618,7 @@ async function start(): Promise<void> {
   try {
     await client.connect();
   } catch (err) {
-    if (err instanceof ClientError && err.code === ErrorCode.ERROR_CODE_UNAUTHENTICATED) { localStorage.removeItem(STORE_KEY); renderAuth(); return; }
+    if (sessionOver(err)) { signedOut(err); return; }
     showConnection(err);
   }
 }
@@ -592,9 +658,12 @@ async function subscribePresence(): Promise<void> {
 }
 
 const saved = localStorage.getItem(STORE_KEY);
-if (saved) {
+const tokens = storedTokens();
+if (saved && tokens) {
   session = JSON.parse(saved) as Session;
+  auth = authSession(tokens);
   void start();
 } else {
+  // Nothing saved, or a session of before refresh tokens (its 7-day token is refused now): log in.
   renderAuth();
 }
