@@ -163,7 +163,8 @@ describe("Session sends", () => {
     const calls: string[] = [];
     const pending = new Map<string, (v: unknown) => void>();
     const backends = {
-      tokens: { verify: async () => ({ userId: "u1", username: "alice", expiresAtMs: Date.now() + 60_000 }) },
+      tokens: { verify: async () => ({ userId: "u1", username: "alice", expiresAtMs: Date.now() + 60_000, sessionId: "s1" }) },
+      liveness: { isLive: async () => true },
       presenceConnect: async () => ({}),
       kick: async () => {},
       userOnline: () => {},

@@ -2,7 +2,8 @@ import { randomUUID } from "node:crypto";
 import { onTestFailed } from "vitest";
 import fs from "node:fs";
 import path from "node:path";
-import { PresenceStatus } from "../../gen/chat/v1/client.js";
+import WebSocket from "ws";
+import { ClientFrame, PresenceStatus, ServerFrame } from "../../gen/chat/v1/client.js";
 import { authenticate, ChatClient, type ClientOptions, type Message, type Sent } from "../../internal/client/client.js";
 import { nodeSocket } from "../../internal/client/node-socket.js";
 import { waitFor } from "../support/wait.js";
@@ -197,4 +198,23 @@ export function warnOnFailure(c: () => TestCluster | undefined): void {
     const p = c()?.problems ?? [];
     process.stderr.write(`--- last ${p.length} service warnings/errors ---\n${p.join("\n")}\n`);
   });
+}
+
+/**
+ * A bare WebSocket (binary subprotocol) that says Hello with `token` and records
+ * every frame that comes back and how it closes: for tests that fire frames
+ * without waiting for replies, as an attacker would. Resolves once the first
+ * reply (Welcome or a refusal) is in.
+ */
+export async function rawSession(url: string, token: string, deviceId: string) {
+  const ws = new WebSocket(url, ["meshchat.v1.proto"]);
+  const frames: ServerFrame[] = [];
+  let closed: number | undefined;
+  ws.on("message", (data) => frames.push(ServerFrame.decode(data as Buffer)));
+  ws.on("close", (code) => { closed = code; });
+  await new Promise((r, j) => { ws.once("open", r); ws.once("error", j); });
+  const send = (f: Partial<ClientFrame>) => ws.send(ClientFrame.encode(ClientFrame.create(f)).finish());
+  send({ ref: 1, kind: { $case: "hello", value: { token, deviceId, cursor: 0, takeover: false } } });
+  await waitFor("Welcome or a refusal", () => frames.length > 0);
+  return { ws, frames, send, closed: () => closed, reply: (ref: number) => frames.find((f) => f.ref === ref) };
 }

@@ -1,8 +1,7 @@
-import WebSocket from "ws";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { ClientFrame, ErrorCode, ServerFrame } from "../../gen/chat/v1/client.js";
+import { ErrorCode } from "../../gen/chat/v1/client.js";
 import type { Sent } from "../../internal/client/client.js";
-import { device, newUser, startCluster, waitFor, warnOnFailure, type TestCluster, type TestUser } from "./harness.js";
+import { device, newUser, rawSession, startCluster, waitFor, warnOnFailure, type TestCluster, type TestUser } from "./harness.js";
 
 /**
  * One user's burst of large messages must not slow or fail another user's sends
@@ -26,17 +25,10 @@ afterAll(async () => { await c?.stop(); });
 beforeEach(() => warnOnFailure(() => c));
 
 /** A session on a bare socket: the attacker fires frames without waiting for replies, and sees every reply. */
-async function rawSession(user: TestUser, deviceId: string) {
-  const ws = new WebSocket(c.wsUrl, ["meshchat.v1.proto"]);
-  const frames: ServerFrame[] = [];
-  let closed: number | undefined;
-  ws.on("message", (data) => frames.push(ServerFrame.decode(data as Buffer)));
-  ws.on("close", (code) => { closed = code; });
-  await new Promise((r, j) => { ws.once("open", r); ws.once("error", j); });
-  const send = (f: Partial<ClientFrame>) => ws.send(ClientFrame.encode(ClientFrame.create(f)).finish());
-  send({ ref: 1, kind: { $case: "hello", value: { token: user.token, deviceId, cursor: 0, takeover: false } } });
-  await waitFor(`${deviceId} synced`, () => frames.some((f) => f.kind?.$case === "synced"));
-  return { ws, frames, send, closed: () => closed, reply: (ref: number) => frames.find((f) => f.ref === ref) };
+async function attackerSession(user: TestUser, deviceId: string) {
+  const session = await rawSession(c.wsUrl, user.token, deviceId);
+  await waitFor(`${deviceId} synced`, () => session.frames.some((f) => f.kind?.$case === "synced"));
+  return session;
 }
 
 describe("a burst of large messages from one user (issue 19)", () => {
@@ -45,7 +37,7 @@ describe("a burst of large messages from one user (issue 19)", () => {
     const m = await device(c, mallory);
     const groups: string[] = [];
     for (let i = 0; i < GROUPS; i++) groups.push((await m.client.createGroup(`g${i}`, [])).id);
-    const sessions = await Promise.all(Array.from({ length: SESSIONS }, (_, i) => rawSession(mallory, `attack-${i}`)));
+    const sessions = await Promise.all(Array.from({ length: SESSIONS }, (_, i) => attackerSession(mallory, `attack-${i}`)));
 
     const { a, b, conversationId } = await (async () => {
       const [alice, bob] = [await newUser(c, "alice"), await newUser(c, "bob")];

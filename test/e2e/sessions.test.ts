@@ -1,11 +1,11 @@
 import { randomUUID } from "node:crypto";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ClientFrame, ErrorCode, ServerFrame } from "../../gen/chat/v1/client.js";
+import { ErrorCode } from "../../gen/chat/v1/client.js";
 import { AuthSession, refreshTokens } from "../../internal/client/auth.js";
 import { authenticate, ChatClient, ClientError, postJson, type SessionTokens } from "../../internal/client/client.js";
 import { nodeSocket } from "../../internal/client/node-socket.js";
-import { startCluster, waitFor, type TestCluster } from "./harness.js";
+import { rawSession, startCluster, waitFor, type TestCluster } from "./harness.js";
 
 // Access tokens live 5 s here (15 min by default), so the expiry case waits seconds, not minutes.
 const ACCESS_TTL_S = 5;
@@ -21,19 +21,11 @@ const codeOf = async (p: Promise<unknown>) => ((await p.then(() => undefined, (e
 
 /** A raw WebSocket that says Hello with `token` and records what comes back and how it closes. */
 async function socket(token: string, deviceId = `d-${randomUUID().slice(0, 8)}`, url = c.wsUrl) {
-  const ws = new WebSocket(url, ["meshchat.v1.proto"]);
-  const frames: ServerFrame[] = [];
-  let closed: number | undefined;
-  ws.on("message", (data) => frames.push(ServerFrame.decode(data as Buffer)));
-  ws.on("close", (code) => { closed = code; });
-  await new Promise((r, j) => { ws.once("open", r); ws.once("error", j); });
-  const send = (f: Partial<ClientFrame>) => ws.send(ClientFrame.encode(ClientFrame.create(f)).finish());
-  send({ ref: 1, kind: { $case: "hello", value: { token, deviceId, cursor: 0, takeover: false } } });
-  await waitFor("Welcome or a refusal", () => frames.length > 0);
+  const { ws, frames, send, closed } = await rawSession(url, token, deviceId);
   return {
     ws,
     welcomed: frames[0]!.kind?.$case === "welcome",
-    closed: () => closed,
+    closed,
     errors: () => frames.flatMap((f) => (f.kind?.$case === "error" ? [f.kind.value.code] : [])),
     /** Whether the session still answers (a heartbeat with a ref gets its ack). */
     answers: async (ref: number) => {
