@@ -3,9 +3,10 @@ import { EdgeDeliveryServiceClient } from "../../gen/chat/internal/v1/edge.js";
 import type { NotifierServiceClient } from "../../gen/chat/internal/v1/notifier.js";
 import type { PresenceServiceClient, Route } from "../../gen/chat/internal/v1/presence.js";
 import type { MessageStoreServiceClient } from "../../gen/chat/internal/v1/store.js";
-import { PushProvider, type Ack, type Conversation, type Event, type HistoryPage, type HistoryRequest, type PresenceUpdate, type Send, type Sent } from "../../gen/chat/v1/client.js";
+import { ErrorCode, PushProvider, type Ack, type Conversation, type Event, type HistoryPage, type HistoryRequest, type PresenceUpdate, type Send, type Sent } from "../../gen/chat/v1/client.js";
 import type { TokenVerifier } from "../auth/tokens.js";
 import { ChatError } from "../errors/chat-error.js";
+import { TickBatcher } from "../run/tick-batcher.js";
 import { call } from "../grpc/client.js";
 import type { ChatRouter } from "../grpc/chat-router.js";
 import type { RouteRegistry } from "../routes/route-registry.js";
@@ -38,6 +39,14 @@ export class EdgeBackends {
   ) {
     this.liveness = new SessionLiveness((ids) => this.checkSessions(ids), sessionCacheMs);
   }
+
+  /** The Hellos of one tick: one presence call (a burst of reconnecting devices costs one RPC per tick, not one each). */
+  private readonly connects = new TickBatcher(async (connects: Array<{ route: Route; takeover: boolean }>) =>
+    (await call(this.presence, this.presence.connectBatch, { connects })).results);
+  private readonly online = new TickBatcher(async (userIds: string[]) => {
+    await call(this.notifier, this.notifier.userOnline, { userId: "", userIds: [...new Set(userIds)] });
+    return userIds;
+  });
 
   /** For each log-in session id, in order: is it live? (SessionLiveness batches and caches these.) */
   async checkSessions(sessionIds: string[]): Promise<boolean[]> {
@@ -86,13 +95,14 @@ export class EdgeBackends {
     await call(this.notifier, this.notifier.unregisterToken, { userId: actor.userId, deviceId: actor.deviceId });
   }
   async presenceConnect(route: Route, takeover: boolean): Promise<{ replaced?: Route }> {
-    const res = await call(this.presence, this.presence.connect, { route, takeover });
+    const res = await this.connects.call({ route, takeover });
+    if (res.error !== ErrorCode.ERROR_CODE_UNSPECIFIED) throw new ChatError(res.error, res.message);
     await this.routes.add(route);
-    return res;
+    return res.response ?? {};
   }
   /** A device came online: pending collapsed pushes for the user are moot. */
   userOnline(userId: string): void {
-    call(this.notifier, this.notifier.userOnline, { userId }).catch(() => {});
+    this.online.call(userId).catch(() => {});
   }
   async presenceDisconnect(route: Route): Promise<void> {
     await this.routes.remove(route).catch(() => {});

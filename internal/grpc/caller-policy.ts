@@ -25,7 +25,7 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
     ],
   },
   presence: {
-    edge: ["PresenceService/Connect", "PresenceService/Disconnect", "PresenceService/Heartbeat", "PresenceService/Query", "PresenceService/Subscribe"],
+    edge: ["PresenceService/ConnectBatch", "PresenceService/Disconnect", "PresenceService/Heartbeat", "PresenceService/Query", "PresenceService/Subscribe"],
     chat: ["PresenceService/GetRoutes"],
   },
   "message-store": {

@@ -64,7 +64,7 @@ export function notifierService(tokens: TokenStore, dispatcher: PushDispatcher, 
       return {};
     },
     userOnline: async (req) => {
-      dispatcher.clearCollapse(req.userId);
+      for (const userId of [req.userId, ...req.userIds]) if (userId) dispatcher.clearCollapse(userId);
       return {};
     },
   };
