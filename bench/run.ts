@@ -3,7 +3,7 @@
  * loopback against a fresh cluster, with a bare `ws` relay measured in the same
  * run as the baseline, and writes bench/results/latest.{md,json}.
  *
- *   node dist/bench/run.js [--quick] [--only capacity|throughput|group|catchup] [--profile production]
+ *   node dist/bench/run.js [--quick] [--only capacity|throughput|group|catchup|abuse] [--profile production]
  *
  * Every scenario is bounded in count and time and stops by itself.
  */
@@ -14,19 +14,21 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import { SingleBar, Presets } from "cli-progress";
+import { build } from "hdr-histogram-js";
 import WebSocket from "ws";
 import { ClientFrame, ServerFrame } from "../gen/chat/v1/client.js";
 import { authenticate, ChatClient } from "../internal/client/client.js";
 import { nodeSocket } from "../internal/client/node-socket.js";
 import { ensureDevCerts } from "../internal/grpc/dev-certs.js";
 import { Cluster, clusterEnv, embeddedSpecs, freePort } from "../internal/launcher/cluster.js";
+import { login } from "./http-login.js";
 import type { WorkerCommand, WorkerReport } from "./worker.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, "../..");
 const program = new Command()
   .option("--quick", "small sizes and short steps (about 2 minutes)")
-  .option("--only <scenario>", "capacity | throughput | group | catchup")
+  .option("--only <scenario>", "capacity | throughput | group | catchup | abuse")
   .option("--profile <profile>", "embedded | production", "embedded")
   .option("--out <dir>", "results folder", path.join(REPO, "bench", "results"))
   .parse();
@@ -45,7 +47,9 @@ interface Results {
   cpu?: { rate: number; seconds: number; delivered: number; microsPerMessage: Record<string, number> };
   group?: { members: number; devices: number; messages: number; p50: number; p99: number; allDevicesP50: number; allDevicesP99: number };
   catchup?: { missed: number; ms: number; eventsPerSecond: number };
+  abuse?: { alone: VictimFigures; attacked: VictimFigures; attack: Extract<WorkerReport, { kind: "attack" }> };
 }
+interface VictimFigures { sendP50: number; sendP99: number; delivered: number; sent: number; loginP50: number; loginP99: number; logins: number; loginFailures: number }
 type StepResult = Extract<WorkerReport, { kind: "step" }>;
 
 // ------------------------------------------------------------------ helpers
@@ -121,6 +125,7 @@ const env = clusterEnv(dataDir, ports, {
   // The scenarios measure the product's speed, not the per-user byte limit (docs/security.md).
   SEND_BYTES_PER_S: String(1024 * 1024 * 1024),
   SEND_BYTES_BURST: String(1024 * 1024 * 1024),
+  READ_BYTES_PER_S: String(1024 * 1024 * 1024),
   FRAME_RATE: "100000",
   FRAME_BURST: "100000",
   MAX_BUFFERED_BYTES: String(64 * 1024 * 1024),
@@ -332,6 +337,61 @@ try {
       await new Promise((r) => setTimeout(r, 3_000));
     }
   }
+  if (wants("abuse")) {
+    log("scenario: abuse: a victim's sends and logins alone, then beside an attacker, with the product's default limits");
+    // A cluster of its own: the other scenarios lift the limits this one is about.
+    await cluster.stopAll("SIGTERM");
+    const defaults = { ...env };
+    for (const k of ["SEND_RATE", "SEND_BURST", "SEND_BYTES_PER_S", "SEND_BYTES_BURST", "READ_BYTES_PER_S", "FRAME_RATE", "FRAME_BURST", "MAX_BUFFERED_BYTES", "LOGIN_ADDRESS_PER_MINUTE", "LOGIN_ADDRESS_BURST", "MAX_CONNECTIONS_PER_ADDRESS"]) delete defaults[k];
+    await cluster.startAll(embeddedSpecs(defaults));
+    const seconds = quick ? 6 : 15;
+    const [victim, peer, attacker] = [await users(1, "av"), await users(1, "ap"), await users(1, "ax")].map((u) => u[0]!);
+    const vc = new ChatClient({ url: wsUrl, token: victim!.token, deviceId: "setup", socket: nodeSocket, reconnect: false });
+    await vc.connect();
+    const direct = await vc.openDirect(peer!.username);
+    vc.close();
+    const ac = new ChatClient({ url: wsUrl, token: attacker!.token, deviceId: "setup", socket: nodeSocket, reconnect: false });
+    await ac.connect();
+    const groups: string[] = [];
+    for (let i = 0; i < 20; i++) groups.push((await ac.createGroup(`noise ${i}`, [])).id);
+    ac.close();
+    // The victim logs in from a device that logged in before (its cookie), as a returning user does.
+    const first = await fetch(`${httpUrl}/v1/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: victim!.username, password: "bench password 1" }) });
+    const cookie = (first.headers.get("set-cookie") ?? "").split(";")[0]!;
+    const victimRun = async (): Promise<VictimFigures> => {
+      const w = worker();
+      children.push(w.child);
+      const logins = build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000, numberOfSignificantValueDigits: 3 });
+      let loginCount = 0;
+      let loginFailures = 0;
+      let stop = false;
+      const loginLoop = (async () => {
+        while (!stop) {
+          const t0 = performance.now();
+          // Rotating over a few addresses (a user on several networks), each well under the per-address limit.
+          const status = await login(httpUrl, victim!.username, "bench password 1", `127.0.0.${230 + (loginCount % 20)}`, cookie);
+          if (status === 200) logins.recordValue(Math.max(1, Math.round((performance.now() - t0) * 10)));
+          else loginFailures++;
+          loginCount++;
+          await new Promise((res) => setTimeout(res, 250));
+        }
+      })();
+      const [step] = (await withTimeout(w.run({ cmd: "pairs", url: wsUrl, pairs: [{ senderToken: victim!.token, recipientToken: peer!.token, conversationId: direct.id }], steps: [{ rate: 20, seconds }], textBytes: 100, relay: false }, ["step"]), 180_000, "victim")) as StepResult[];
+      stop = true;
+      await loginLoop;
+      w.child.kill();
+      return { sendP50: step!.p50, sendP99: step!.p99, delivered: step!.delivered, sent: step!.sent, loginP50: logins.getValueAtPercentile(50) / 10, loginP99: logins.getValueAtPercentile(99) / 10, logins: loginCount, loginFailures };
+    };
+    const alone = await victimRun();
+    const aw = worker();
+    children.push(aw.child);
+    const attackDone = aw.run({ cmd: "attack", url: wsUrl, httpUrl, token: attacker!.token, conversationIds: groups, sessions: 5, textChars: 100_000, seconds: seconds + 4, loginUsername: victim!.username, loginConcurrency: 16 }, ["attack"]);
+    const attacked = await victimRun();
+    const [attack] = (await withTimeout(attackDone, 180_000, "attack")) as Array<Extract<WorkerReport, { kind: "attack" }>>;
+    aw.child.kill();
+    results.abuse = { alone, attacked, attack: attack! };
+    log(`  victim alone: send p50 ${alone.sendP50} p99 ${alone.sendP99} ms, login p50 ${alone.loginP50} p99 ${alone.loginP99} ms; attacked: send p50 ${attacked.sendP50} p99 ${attacked.sendP99} ms, login p50 ${attacked.loginP50} p99 ${attacked.loginP99} ms`);
+  }
 } catch (err) {
   log(`bench failed: ${(err as Error).message}`);
   await shutdown(1);
@@ -366,6 +426,20 @@ if (results.capacity) {
   lines.push("## Capacity: idle authenticated sessions on one edge (heartbeats every 15 s)", "", "| sessions | connect s | RSS KB/session | heap KB/session | bare ws RSS KB/socket | idle CPU % | RSS at 50k (extrapolated) |", "|---:|---:|---:|---:|---:|---:|---:|");
   for (const c of results.capacity) lines.push(`| ${c.sessions} | ${(c.connectMs / 1000).toFixed(1)} | ${c.rssPerSessionKB} | ${c.heapPerSessionKB} | ${c.baselineRssPerSessionKB} | ${c.idleCpuPercent} | ${c.extrapolated50kRssMB} MB |`);
   lines.push("", "Target: <= 8 KB per session. 50,000 per edge is extrapolated: these machines cap open files at 20,000 per process.", "");
+}
+if (results.abuse) {
+  const { alone, attacked, attack } = results.abuse;
+  const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : "-");
+  lines.push("## Abuse: a victim beside an attacker (the product's default limits)", "",
+    `The victim sends 20 small messages a second to a peer and logs in every 250 ms from a device it logged in from before; the attacker, at the same time, fires the largest legal messages (100,000 emoji) from 5 sessions into 20 groups without waiting, and guesses the victim's password from 16 loops over 200 source addresses.`, "",
+    "| victim | alone | attacked | ratio |", "|---|---:|---:|---:|",
+    `| send → delivery p50 ms | ${alone.sendP50} | ${attacked.sendP50} | ${ratio(attacked.sendP50, alone.sendP50)} |`,
+    `| send → delivery p99 ms | ${alone.sendP99} | ${attacked.sendP99} | **${ratio(attacked.sendP99, alone.sendP99)}** |`,
+    `| messages delivered | ${alone.delivered}/${alone.sent} | ${attacked.delivered}/${attacked.sent} | |`,
+    `| login p50 ms | ${alone.loginP50} | ${attacked.loginP50} | ${ratio(attacked.loginP50, alone.loginP50)} |`,
+    `| login p99 ms | ${alone.loginP99} | ${attacked.loginP99} | **${ratio(attacked.loginP99, alone.loginP99)}** |`,
+    `| logins refused | ${alone.loginFailures}/${alone.logins} | ${attacked.loginFailures}/${attacked.logins} | |`, "",
+    `Attacker: ${attack.sends} sends fired, ${attack.sendsAccepted} accepted, ${attack.sendsRefused} refused; ${attack.logins} password guesses, ${attack.loginsRefused} refused with 429 before any hash. Target: the attacker moves the victim's p99 by less than 2×.`, "");
 }
 fs.mkdirSync(opts.out, { recursive: true });
 const name = quick ? "quick" : "latest";

@@ -9,11 +9,13 @@
 import { build } from "hdr-histogram-js";
 import WebSocket from "ws";
 import { ClientFrame, ServerFrame } from "../gen/chat/v1/client.js";
+import { login } from "./http-login.js";
 
 export type WorkerCommand =
   | { cmd: "sessions"; url: string; tokens: string[]; count: number; devicePrefix: string; sources: number; heartbeatMs: number; bare: boolean }
   | { cmd: "pairs"; url: string; pairs: Array<{ senderToken: string; recipientToken: string; conversationId: string }>; steps: Array<{ rate: number; seconds: number }>; textBytes: number; relay: boolean }
   | { cmd: "group"; url: string; senderToken: string; memberTokens: string[]; devicesPerMember: number; conversationId: string; messages: number; intervalMs: number }
+  | { cmd: "attack"; url: string; httpUrl: string; token: string; conversationIds: string[]; sessions: number; textChars: number; seconds: number; loginUsername: string; loginConcurrency: number }
   | { cmd: "close" };
 
 export type WorkerReport =
@@ -21,6 +23,7 @@ export type WorkerReport =
   | { kind: "sessions-ready"; count: number; ms: number }
   | { kind: "step"; rate: number; sent: number; delivered: number; seconds: number; p50: number; p99: number; p999: number; max: number; errors: number }
   | { kind: "group"; deliveries: number; messages: number; p50: number; p99: number; allDevicesP50: number; allDevicesP99: number }
+  | { kind: "attack"; sends: number; sendsAccepted: number; sendsRefused: number; logins: number; loginsRefused: number }
   | { kind: "error"; message: string };
 
 const send = (r: WorkerReport) => process.send!(r);
@@ -186,12 +189,55 @@ async function group(c: Extract<WorkerCommand, { cmd: "group" }>): Promise<void>
   send({ kind: "group", deliveries, messages: c.messages, p50: all.getValueAtPercentile(50) / 10, p99: all.getValueAtPercentile(99) / 10, allDevicesP50: complete.getValueAtPercentile(50) / 10, allDevicesP99: complete.getValueAtPercentile(99) / 10 });
 }
 
+/**
+ * The attacks of the security issue at once, for `seconds`: sessions of one user
+ * firing the largest legal messages into its groups without waiting for replies
+ * (what the per-user byte limit and fair sequencing are for), and wrong-password
+ * logins against one account from many source addresses (what the login limits
+ * and back-off are for).
+ */
+async function attack(c: Extract<WorkerCommand, { cmd: "attack" }>): Promise<void> {
+  const text = "\u{1F600}".repeat(c.textChars);
+  const until = Date.now() + c.seconds * 1000;
+  let sends = 0;
+  let sendsAccepted = 0;
+  let sendsRefused = 0;
+  let logins = 0;
+  let loginsRefused = 0;
+  const firing = Array.from({ length: c.sessions }, async (_, k) => {
+    const ws = await open(c.url, 100 + k);
+    await hello(ws, c.token, `attack-${k}-${Date.now()}`, 0);
+    ws.on("message", (d: Buffer) => {
+      const f = ServerFrame.decode(d);
+      if (f.kind?.$case === "sent") sendsAccepted++;
+      if (f.kind?.$case === "error") sendsRefused++;
+    });
+    for (let n = 0; Date.now() < until; n++) {
+      // As fast as the socket takes them, but never more than a few MB queued in this process.
+      if (ws.bufferedAmount > 4 * 1024 * 1024) { await new Promise((r) => setTimeout(r, 5)); continue; }
+      ws.send(encode({ ref: n + 2, kind: { $case: "send", value: { conversationId: c.conversationIds[(n + k) % c.conversationIds.length]!, clientMsgId: `x${process.pid}-${k}-${n}`, text } } }));
+      sends++;
+      await new Promise((r) => setImmediate(r));
+    }
+  });
+  const guessing = Array.from({ length: c.loginConcurrency }, async (_, k) => {
+    for (let n = 0; Date.now() < until; n++) {
+      const status = await login(c.httpUrl, c.loginUsername, `wrong guess ${k}-${n}`, `127.0.0.${10 + ((k + n) % 200)}`);
+      logins++;
+      if (status === 429) loginsRefused++;
+    }
+  });
+  await Promise.all([...firing, ...guessing]);
+  send({ kind: "attack", sends, sendsAccepted, sendsRefused, logins, loginsRefused });
+}
+
 process.on("message", (m: WorkerCommand) => {
   const run = async () => {
     switch (m.cmd) {
       case "sessions": return sessions(m);
       case "pairs": return pairs(m);
       case "group": return group(m);
+      case "attack": return attack(m);
       case "close":
         for (const t of timers) { clearTimeout(t); clearInterval(t); }
         for (const ws of sockets) ws.terminate();

@@ -24,6 +24,7 @@ const maxTextLength = int("MAX_TEXT_LENGTH", 100_000, 1, 10_000_000);
 const edgeConfig = {
   httpPort: int("EDGE_HTTP_PORT", DEFAULT_PORTS.edgeHttp, 0, 65535),
   maxFrameBytes: int("MAX_FRAME_BYTES", legalFrameBytes(maxTextLength), 1024),
+  readBytesPerS: int("READ_BYTES_PER_S", 512 * 1024, 1024),
   webRoot: str("WEB_ROOT", "web/dist"),
   debugEndpoints: bool("DEBUG_ENDPOINTS", false),
   helloTimeoutMs: int("HELLO_TIMEOUT_MS", 10_000, 100),

@@ -10,4 +10,18 @@ describe("TokenBucket", () => {
     now += 100;
     expect(b.take()).toBe(0);
   });
+
+  it("spend takes what was already used, into debt, and says how long until the debt is paid", () => {
+    let now = 0;
+    const b = new TokenBucket(1_000, 2_000, () => now);
+    expect(b.spend(1_500)).toBe(0);
+    // 500 left; 1,500 more puts it 1,000 in debt: one second at 1,000 a second.
+    expect(b.spend(1_500)).toBe(1_000);
+    now = 500;
+    expect(b.spend(0)).toBe(500);
+    now = 1_000;
+    expect(b.spend(0)).toBe(0);
+    expect(b.take()).toBe(1);
+  });
 });
+

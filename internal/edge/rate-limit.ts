@@ -19,4 +19,16 @@ export class TokenBucket {
     }
     return Math.ceil(((1 - this.tokens) / this.rate) * 1000);
   }
+
+  /**
+   * Spends `cost` tokens whatever the balance (it may go below zero: a debt)
+   * and returns the ms until the balance is back at zero, 0 if it is not below.
+   * For costs that have already been incurred, such as bytes already read.
+   */
+  spend(cost: number): number {
+    const now = this.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate) - cost;
+    this.last = now;
+    return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens / this.rate) * 1000);
+  }
 }

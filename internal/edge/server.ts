@@ -7,6 +7,7 @@ import type { AccountServiceClient } from "../../gen/chat/internal/v1/chat.js";
 import type { Route } from "../../gen/chat/internal/v1/presence.js";
 import { ErrorCode } from "../../gen/chat/v1/client.js";
 import type { HttpLimitsConfig } from "../config/http-limits.js";
+import { TokenBucket } from "./rate-limit.js";
 import { ChatError } from "../errors/chat-error.js";
 import { httpStatusOf, publicMessage } from "../errors/http.js";
 import { ChatMetrics, secondsSince, unsampled } from "../telemetry/telemetry.js";
@@ -34,6 +35,14 @@ export interface EdgeConfig extends SessionConfig, HttpLimitsConfig {
    * in either subprotocol.
    */
   maxFrameBytes: number;
+  /**
+   * READ_BYTES_PER_S: bytes a second the edge reads from one WebSocket, with a burst of two
+   * of the largest frames. Past it the edge stops reading that socket until the debt is
+   * paid: TCP pushes back on the client, and a session firing large frames costs the edge
+   * no more than this (refusing frames already read would still cost decoding them).
+   * Default 524288 (512 KiB/s).
+   */
+  readBytesPerS: number;
   /** WEB_ROOT: static files of the browser client served at /. Default web/dist. */
   webRoot: string;
   /** DEBUG_ENDPOINTS: serve /debug/vars (memory, CPU) for benchmarks. Default false. */
@@ -240,8 +249,7 @@ export class EdgeServer {
     let chain: Promise<void> = Promise.resolve();
     let queued = 0;
     let queuedBytes = 0;
-    ws.on("message", (data, isBinary) => {
-      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+    const onFrame = (buf: Buffer, isBinary: boolean): void => {
       if (buf.length > this.config.maxFrameBytes) {
         session.send(errorFrame(0, new ChatError(ErrorCode.ERROR_CODE_INVALID_FRAME, `a frame of ${buf.length} bytes is over the limit of ${this.config.maxFrameBytes}`)));
         session.close(CLOSE.tooLarge, "frame too large");
@@ -267,8 +275,34 @@ export class EdgeServer {
       queued++;
       queuedBytes += buf.length;
       chain = chain.then(() => session.handle(frame)).finally(() => { queued--; queuedBytes -= buf.length; });
+    };
+    // READ_BYTES_PER_S: past the budget the socket is paused, and the frames ws had already
+    // read are held undecoded until the debt is paid, then handled in order at the rate.
+    const reads = new TokenBucket(this.config.readBytesPerS, 2 * this.config.maxFrameBytes);
+    const held: Array<[Buffer, boolean]> = [];
+    let resumeTimer: NodeJS.Timeout | undefined;
+    const admit = (buf: Buffer, isBinary: boolean): boolean => {
+      const wait = reads.spend(buf.length);
+      onFrame(buf, isBinary);
+      if (wait === 0) return true;
+      ws.pause();
+      resumeTimer = setTimeout(drainHeld, wait);
+      return false;
+    };
+    const drainHeld = (): void => {
+      resumeTimer = undefined;
+      while (held.length > 0) {
+        const [buf, isBinary] = held.shift()!;
+        if (!admit(buf, isBinary)) return;
+      }
+      ws.resume();
+    };
+    ws.on("message", (data, isBinary) => {
+      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+      if (resumeTimer || held.length > 0) held.push([buf, isBinary]);
+      else admit(buf, isBinary);
     });
-    ws.on("close", (code) => { ChatMetrics.get().disconnects.add(1, { "meshchat.close_code": code }); session.onClosed(); });
+    ws.on("close", (code) => { clearTimeout(resumeTimer); held.length = 0; ChatMetrics.get().disconnects.add(1, { "meshchat.close_code": code }); session.onClosed(); });
     ws.on("error", () => session.onClosed());
   }
 

@@ -6,7 +6,7 @@ let c: TestCluster;
 // within it (internal/edge/session.spec.ts shows the pacing on a socket that
 // drains only as the device reads; here loopback buffers hide most of it).
 // The sender's 79 MB are far past the per-user byte limit, which is not what this test is about.
-beforeAll(async () => { c = await startCluster({ MAX_BUFFERED_BYTES: String(1024 * 1024), SEND_BYTES_PER_S: String(1 << 30), SEND_BYTES_BURST: String(1 << 30) }); });
+beforeAll(async () => { c = await startCluster({ MAX_BUFFERED_BYTES: String(1024 * 1024), SEND_BYTES_PER_S: String(1 << 30), SEND_BYTES_BURST: String(1 << 30), READ_BYTES_PER_S: String(1 << 30) }); });
 afterAll(async () => { await c?.stop(); });
 
 /** 90,000 astral characters: ~360 KB of UTF-8, legal (R3) and far larger than a typical page entry. */
