@@ -1,6 +1,4 @@
-import fs from "node:fs";
 import http from "node:http";
-import path from "node:path";
 import { WebSocketServer, type WebSocket } from "ws";
 import { EdgeDeliveryServiceService } from "../../gen/chat/internal/v1/edge.js";
 import type { AccountServiceClient } from "../../gen/chat/internal/v1/chat.js";
@@ -9,7 +7,6 @@ import { ErrorCode } from "../../gen/chat/v1/client.js";
 import type { HttpLimitsConfig } from "../config/http-limits.js";
 import { TokenBucket } from "./rate-limit.js";
 import { ChatError } from "../errors/chat-error.js";
-import { httpStatusOf, publicMessage } from "../errors/http.js";
 import { ChatMetrics, secondsSince, unsampled } from "../telemetry/telemetry.js";
 import { startHttpServerSpan, withHttpServerSpan } from "../telemetry/http.js";
 import { call } from "../grpc/client.js";
@@ -17,16 +14,16 @@ import type { AsyncService } from "../grpc/handler.js";
 import type { Logger } from "../log/logger.js";
 import type { EdgeBackends } from "./backends.js";
 import type { DeviceCookies } from "./device-cookie.js";
-import { createHttpServer, securityHeaders, sourceAddress } from "./http-guard.js";
+import { createHttpServer } from "./http-guard.js";
 import { LoginGuard } from "./login-guard.js";
 import { SendGuard } from "./send-guard.js";
 import type { RateLimiter } from "./rate-limiter.js";
 import { decodeClientFrame, errorFrame, JSON_SUBPROTOCOL, modeOf, PROTO_SUBPROTOCOL, refOfMalformed } from "./frames.js";
 import { CLOSE, Session, type SessionConfig } from "./session.js";
-import { field, isJson, readJson } from "./http-body.js";
-import { SessionApi, tokensBody } from "./session-api.js";
+import { HttpApi, type HttpApiConfig, TRACED_ROUTES } from "./http-api.js";
+import { SessionApi } from "./session-api.js";
 
-export interface EdgeConfig extends SessionConfig, HttpLimitsConfig {
+export interface EdgeConfig extends SessionConfig, HttpLimitsConfig, HttpApiConfig {
   /** EDGE_HTTP_PORT: WebSocket and HTTP API. Default 8080. */
   httpPort: number;
   /**
@@ -43,10 +40,6 @@ export interface EdgeConfig extends SessionConfig, HttpLimitsConfig {
    * Default 524288 (512 KiB/s).
    */
   readBytesPerS: number;
-  /** WEB_ROOT: static files of the browser client served at /. Default web/dist. */
-  webRoot: string;
-  /** DEBUG_ENDPOINTS: serve /debug/vars (memory, CPU) for benchmarks. Default false. */
-  debugEndpoints: boolean;
   /**
    * SESSION_CHECK_INTERVAL_MS: how often the edge asks the store whether the sessions of its
    * open WebSockets are still live, closing those that ended elsewhere (0 = never). Default 30000.
@@ -104,10 +97,6 @@ class SessionRegistry {
   }
 }
 
-const TRACED_ROUTES = ["/v1/signup", "/v1/login", "/v1/refresh", "/v1/logout", "/v1/password"];
-
-const CONTENT_TYPES: Record<string, string> = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".json": "application/json", ".png": "image/png", ".ico": "image/x-icon" };
-
 /**
  * The WebSocket edge: authenticates sessions, validates frames, turns them into
  * gRPC calls, and delivers what the mesh sends to the devices it holds.
@@ -122,7 +111,7 @@ export class EdgeServer {
   private headCheckTimer: NodeJS.Timeout | undefined;
   private sessionCheckTimer: NodeJS.Timeout | undefined;
   private sweeping = false;
-  private readonly sessionApi: SessionApi;
+  private readonly api: HttpApi;
   private draining = false;
   private readonly loginGuard: LoginGuard;
   private readonly sendGuard: SendGuard;
@@ -138,7 +127,8 @@ export class EdgeServer {
   ) {
     this.loginGuard = new LoginGuard(abuse.limiter, config);
     this.sendGuard = new SendGuard(abuse.limiter, config);
-    this.sessionApi = new SessionApi(accounts, backends.tokens, this.loginGuard, abuse.cookies, (ids) => this.endAuthSessions(ids));
+    const sessionApi = new SessionApi(accounts, backends.tokens, this.loginGuard, abuse.cookies, (ids) => this.endAuthSessions(ids));
+    this.api = new HttpApi(config, { accounts, sessionApi, loginGuard: this.loginGuard, cookies: abuse.cookies }, () => ({ draining: this.draining, sessions: this.sessions.size }), log);
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: config.maxFrameBytes + EXPLAINED_OVERSIZE_BYTES,
@@ -148,7 +138,7 @@ export class EdgeServer {
     this.http = createHttpServer(config, (req, res) => {
       // Signup and login are traced (they call chat); static files and probes are not.
       const route = req.method === "POST" ? TRACED_ROUTES.find((r) => req.url?.split("?")[0] === r) : undefined;
-      void (route ? withHttpServerSpan(req, res, route, () => this.onHttp(req, res)) : this.onHttp(req, res));
+      void (route ? withHttpServerSpan(req, res, route, () => this.api.handle(req, res)) : this.api.handle(req, res));
     }, (req, socket, head) => {
       const url = new URL(req.url ?? "/", "http://edge");
       if (url.pathname !== "/v1/ws" || this.draining) {
@@ -363,80 +353,5 @@ export class EdgeServer {
     await unsampled(() => this.backends.presenceHeartbeat(routes))
       .then(() => ChatMetrics.get().heartbeatDuration.record(secondsSince(started)))
       .catch((err) => this.log.warn("presence heartbeat failed", { err }));
-  }
-
-  private async onHttp(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://edge");
-    const reply = (status: number, body: unknown, headers: Record<string, string> = {}) => {
-      res.writeHead(status, { ...securityHeaders("api", this.config.publicHttps), "content-type": "application/json", "cache-control": "no-store", ...headers });
-      res.end(JSON.stringify(body));
-    };
-    const fail = (e: ChatError, status = httpStatusOf(e.code)) => {
-      const retry = e.retryAfterMs > 0 ? { "retry-after": String(Math.ceil(e.retryAfterMs / 1000)) } : undefined;
-      reply(status, { code: ErrorCode[e.code], message: publicMessage(e), retryable: e.retryable, ...(e.retryAfterMs > 0 ? { retry_after_ms: e.retryAfterMs } : {}) }, retry);
-    };
-    try {
-      if (url.pathname === "/healthz") return reply(this.draining ? 503 : 200, { status: this.draining ? "draining" : "ok", sessions: this.sessions.size });
-      // Process figures for the load generator (DEBUG_ENDPOINTS=true; off by default).
-      if (url.pathname === "/debug/vars" && this.config.debugEndpoints) {
-        // With node --expose-gc, ?gc=1 collects first so heap figures are live objects only.
-        const collect = (globalThis as { gc?: () => void }).gc;
-        if (url.searchParams.get("gc") === "1" && collect) { collect(); collect(); }
-        const m = process.memoryUsage();
-        return reply(200, { sessions: this.sessions.size, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, cpu: process.cpuUsage() });
-      }
-      // A form on any site can POST text/plain (or urlencoded) without a CORS preflight:
-      // only JSON, which a cross-site page cannot send without asking first, is read.
-      if (req.method === "POST" && !isJson(req.headers["content-type"])) {
-        req.resume();
-        return fail(ChatError.invalid("Content-Type must be application/json"), 415);
-      }
-      if (req.method === "POST" && url.pathname === "/v1/signup") return await this.signupOrLogin("signup", req, reply);
-      if (req.method === "POST" && url.pathname === "/v1/login") return await this.signupOrLogin("login", req, reply);
-      if (req.method === "POST" && url.pathname === "/v1/refresh") return reply(200, await this.sessionApi.refresh(req));
-      if (req.method === "POST" && url.pathname === "/v1/logout") return reply(200, await this.sessionApi.logout(req));
-      if (req.method === "POST" && url.pathname === "/v1/password") return reply(200, await this.sessionApi.changePassword(req));
-      if (req.method === "GET" && this.serveStatic(url.pathname, res)) return;
-      throw ChatError.notFound("no such endpoint");
-    } catch (err) {
-      const e = ChatError.from(err);
-      // The client sees a fixed text for these (publicMessage); the detail is here only.
-      if (e.code === ErrorCode.ERROR_CODE_INTERNAL) this.log.error("http request failed", { err, path: url.pathname });
-      else if (e.code === ErrorCode.ERROR_CODE_UNAVAILABLE) this.log.warn("http request unavailable", { err: e, path: url.pathname }); // the client only hears "try again"
-      fail(e);
-    }
-  }
-
-  /**
-   * Sign-up and log-in, throttled by the LoginGuard before the accounts service
-   * computes a hash. A success sets the known-device cookie that lets this device
-   * past the account's back-off next time.
-   */
-  private async signupOrLogin(kind: "signup" | "login", req: http.IncomingMessage, reply: (status: number, body: unknown, headers?: Record<string, string>) => void): Promise<void> {
-    const address = sourceAddress(req.socket.remoteAddress);
-    if (kind === "signup") await this.loginGuard.beforeSignup(address);
-    const body = await readJson(req);
-    const username = field(body, "username");
-    const password = field(body, "password");
-    const deviceId = field(body, "device_id");
-    // A sign-up resent for an existing account with its password succeeds like a log-in (retries are
-    // safe), so it is held to the same per-account back-off: it must not be a way around it.
-    await this.loginGuard.beforeLogin(address, username, this.abuse.cookies.knows(req.headers.cookie, username));
-    // Longer than the accounts service's hash admission wait (HashQueue.maxWaitMs) plus a hash
-    // and a commit, so an admitted request answers rather than times out on a loaded box.
-    const { tokens } = kind === "signup"
-      ? await call(this.accounts, this.accounts.signup, { username, password, deviceId }, 10_000)
-      : await call(this.accounts, this.accounts.login, { username, password, deviceId }, 10_000);
-    await this.loginGuard.loggedIn(username);
-    reply(kind === "signup" ? 201 : 200, tokensBody(tokens!), { "set-cookie": this.abuse.cookies.issue(tokens!.username) });
-  }
-
-  private serveStatic(pathname: string, res: http.ServerResponse): boolean {
-    const root = path.resolve(this.config.webRoot);
-    const file = path.resolve(root, "." + (pathname === "/" ? "/index.html" : decodeURIComponent(pathname)));
-    if (!file.startsWith(root + path.sep) || !fs.existsSync(file) || !fs.statSync(file).isFile()) return false;
-    res.writeHead(200, { ...securityHeaders("page", this.config.publicHttps), "content-type": CONTENT_TYPES[path.extname(file)] ?? "application/octet-stream" });
-    fs.createReadStream(file).pipe(res);
-    return true;
   }
 }
