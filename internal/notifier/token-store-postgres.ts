@@ -1,4 +1,5 @@
-import pg from "pg";
+import { PostgresSqlClient } from "../store/sql-postgres.js";
+import type { SqlClient } from "../store/sql.js";
 import type { ProviderName } from "./provider.js";
 import { checkRegistration, type DeviceToken, type TokenStore } from "./token-store.js";
 
@@ -7,8 +8,6 @@ export interface PostgresTokenStoreOptions {
   table?: string;
   /** Pool size. Default 4. */
   maxConnections?: number;
-  /** Connect timeout. Default 3000 ms. */
-  connectTimeoutMs?: number;
 }
 
 /**
@@ -20,7 +19,7 @@ export interface PostgresTokenStoreOptions {
  */
 export class PostgresTokenStore implements TokenStore {
   private constructor(
-    private readonly pool: pg.Pool,
+    private readonly db: SqlClient,
     private readonly table: string,
   ) {}
 
@@ -28,22 +27,21 @@ export class PostgresTokenStore implements TokenStore {
   static async open(url: string, opts: PostgresTokenStoreOptions = {}): Promise<PostgresTokenStore> {
     const table = opts.table ?? "push_tokens";
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(table)) throw new Error(`bad table name: ${table}`);
-    const pool = new pg.Pool({ connectionString: url, max: opts.maxConnections ?? 4, connectionTimeoutMillis: opts.connectTimeoutMs ?? 3_000 });
-    // An idle client losing its connection must not crash the process; the next query reconnects.
-    pool.on("error", () => {});
+    // The project's one way to a PostgreSQL server: its pool, timeouts and transactions.
+    const db = new PostgresSqlClient(url, opts.maxConnections ?? 4);
     try {
-      await migrate(pool, table);
+      await migrate(db, table);
     } catch (err) {
-      await pool.end().catch(() => {});
+      await db.close().catch(() => {});
       throw err;
     }
-    return new PostgresTokenStore(pool, table);
+    return new PostgresTokenStore(db, table);
   }
 
   async register(userId: string, deviceId: string, provider: ProviderName, token: string): Promise<void> {
     checkRegistration(userId, deviceId, provider, token);
     // One statement: the token leaves any other device, and this device gets it.
-    await this.pool.query(
+    await this.db.query(
       `WITH moved AS (
          DELETE FROM ${this.table} WHERE provider = $3 AND token = $4 AND NOT (user_id = $1 AND device_id = $2)
        )
@@ -54,11 +52,11 @@ export class PostgresTokenStore implements TokenStore {
   }
 
   async unregister(userId: string, deviceId: string): Promise<void> {
-    await this.pool.query(`DELETE FROM ${this.table} WHERE user_id = $1 AND device_id = $2`, [userId, deviceId]);
+    await this.db.query(`DELETE FROM ${this.table} WHERE user_id = $1 AND device_id = $2`, [userId, deviceId]);
   }
 
   async listForUser(userId: string): Promise<DeviceToken[]> {
-    const r = await this.pool.query<{ device_id: string; provider: ProviderName; token: string }>(
+    const r = await this.db.query<{ device_id: string; provider: ProviderName; token: string }>(
       `SELECT device_id, provider, token FROM ${this.table} WHERE user_id = $1 ORDER BY device_id`,
       [userId],
     );
@@ -66,33 +64,25 @@ export class PostgresTokenStore implements TokenStore {
   }
 
   async removeToken(provider: ProviderName, token: string): Promise<void> {
-    await this.pool.query(`DELETE FROM ${this.table} WHERE provider = $1 AND token = $2`, [provider, token]);
+    await this.db.query(`DELETE FROM ${this.table} WHERE provider = $1 AND token = $2`, [provider, token]);
   }
 
   async close(): Promise<void> {
-    await this.pool.end();
+    await this.db.close();
   }
 }
 
 /** The schema, version 1. `updated_at` is epoch milliseconds (bigint) as in earlier installs. */
-async function migrate(pool: pg.Pool, table: string): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query("BEGIN");
-    await client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`meshchat.migrate.${table}`]);
-    await client.query(`CREATE TABLE IF NOT EXISTS ${table} (
+async function migrate(db: SqlClient, table: string): Promise<void> {
+  await db.transaction(async (tx) => {
+    await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`meshchat.migrate.${table}`]);
+    await tx.query(`CREATE TABLE IF NOT EXISTS ${table} (
       user_id    text   NOT NULL,
       device_id  text   NOT NULL,
       provider   text   NOT NULL CHECK (provider IN ('fcm', 'apns', 'webhook')),
       token      text   NOT NULL,
       updated_at bigint NOT NULL,
       PRIMARY KEY (user_id, device_id))`);
-    await client.query(`CREATE INDEX IF NOT EXISTS ${table}_by_token ON ${table} (provider, token)`);
-    await client.query("COMMIT");
-  } catch (err) {
-    await client.query("ROLLBACK").catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+    await tx.query(`CREATE INDEX IF NOT EXISTS ${table}_by_token ON ${table} (provider, token)`);
+  });
 }

@@ -600,7 +600,7 @@ export class CassandraStore implements Store {
         ? await this.client.execute(this.cql.updatePointers, [after.delivered, after.read, conv, user, before.delivered, before.read])
         : await this.client.execute(this.cql.insertPointers, [conv, user, after.delivered, after.read]);
       if (w.wasApplied()) {
-        rememberPointer(this.pointerHints, key, { ...after, exists: true });
+        remember(this.pointerHints, key, { ...after, exists: true });
         return { before, after };
       }
       this.pointerHints.delete(key);
@@ -728,12 +728,8 @@ export class CassandraStore implements Store {
 
 const MAX_HINTS = 100_000;
 
-function rememberPointer(map: Map<string, { delivered: number; read: number; exists: boolean }>, key: string, value: { delivered: number; read: number; exists: boolean }): void {
-  if (map.size >= MAX_HINTS && !map.has(key)) map.clear();
-  map.set(key, value);
-}
-
-function remember(map: Map<string, number>, key: string, value: number): void {
+/** Keeps a hint; a full map is dropped whole (hints are only ever a shortcut). */
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
   if (map.size >= MAX_HINTS && !map.has(key)) map.clear();
   map.set(key, value);
 }
