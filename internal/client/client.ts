@@ -16,6 +16,7 @@ import {
   type Sent,
   type Welcome,
 } from "../../gen/chat/v1/client.js";
+import { CLOSE, closeIsFinal } from "../errors/close-codes.js";
 
 export { AckKind, ErrorCode, HistoryDirection, PushProvider };
 export type { Conversation, Event, HistoryPage, Message, MembershipChange, PresenceUpdate, ReadMarker, Receipt, Sent, Welcome };
@@ -332,8 +333,8 @@ export class ChatClient {
           this.urlIndex++;
           reject(new ClientError(ErrorCode.ERROR_CODE_UNAVAILABLE, `connection closed (${ev.code} ${ev.reason})`, true));
         }
-        // 4401: the token or its session was refused; only an expired token with a way to refresh is worth another try.
-        const fatal = (ev.code === 4401 && !this.tokenExpired) || ev.code === 4409;
+        // The token or its session was refused, or the device is in use: only an expired token with a way to refresh is worth another try.
+        const fatal = closeIsFinal(ev.code) && !(ev.code === CLOSE.unauthenticated && this.tokenExpired);
         if (this.closedByUser || this.opts.reconnect === false || fatal) {
           for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(new ClientError(ErrorCode.ERROR_CODE_UNAVAILABLE, `connection closed (${ev.code} ${ev.reason})`, true)); }
           this.pending.clear();

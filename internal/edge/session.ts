@@ -5,6 +5,7 @@ import { ChatMetrics, secondsSince } from "../telemetry/telemetry.js";
 import type { WebSocket } from "ws";
 import type { Route } from "../../gen/chat/internal/v1/presence.js";
 import { AckKind, type ClientFrame, type Event, type ServerFrame } from "../../gen/chat/v1/client.js";
+import { CLOSE, closeCodeOf } from "../errors/close-codes.js";
 import { ChatError, ErrorCode } from "../errors/chat-error.js";
 import { textBytes } from "../grpc/message-size.js";
 import type { Logger } from "../log/logger.js";
@@ -50,8 +51,7 @@ export interface SessionConfig extends SendByteLimits {
   maxPresenceSubscriptions: number;
 }
 
-/** Close codes (4000-4999 are the application's). */
-export const CLOSE = { unauthenticated: 4401, deviceInUse: 4409, helloTimeout: 4408, replaced: 4410, slowConsumer: 4429, idle: 4000, shutdown: 1001, tooLarge: 1009 } as const;
+export { CLOSE };
 
 const MAX_BUFFERED_LIVE = 10_000;
 
@@ -194,10 +194,10 @@ export class Session {
       claims = await this.backends.tokens.verify(hello.token);
       live = await this.backends.liveness.isLive(claims.sessionId);
     } catch (err) {
-      // A bad token is final (4401); a store that could not be asked is not (1011: retry).
+      // A bad token is final (CLOSE.unauthenticated); a store that could not be asked is not (CLOSE.retryLater).
       const e = ChatError.from(err);
       this.send(errorFrame(ref, e));
-      this.close(e.retryable ? 1011 : CLOSE.unauthenticated, e.retryable ? "try again" : "unauthenticated");
+      this.close(e.retryable ? CLOSE.retryLater : CLOSE.unauthenticated, e.retryable ? "try again" : "unauthenticated");
       return;
     }
     if (!live) {
@@ -226,7 +226,7 @@ export class Session {
     } catch (err) {
       const e = ChatError.from(err);
       this.send(errorFrame(ref, e));
-      this.close(e.code === ErrorCode.ERROR_CODE_DEVICE_IN_USE ? CLOSE.deviceInUse : 1011, e.message);
+      this.close(closeCodeOf(e.code), e.message);
       return;
     }
     clearTimeout(this.helloTimer);
@@ -447,7 +447,7 @@ export class Session {
       // The store is unreachable: the device reconnects and resumes from its cursor.
       this.log.warn("sync failed; the device will reconnect and resume", { err, user: this.userId, device: this.deviceId, cursor: this.cursor });
       this.send(errorFrame(0, ChatError.unavailable("sync failed, reconnect to resume", err)));
-      this.close(1011, "sync failed");
+      this.close(CLOSE.retryLater, "sync failed");
     } finally {
       this.syncing = false;
     }

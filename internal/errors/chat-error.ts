@@ -1,5 +1,8 @@
 import { ErrorCode } from "../../gen/chat/v1/client.js";
 
+// A cycle (infra.ts builds ChatErrors) that is safe: each side uses the other only inside functions.
+import { infraErrorToChatError } from "./infra.js";
+
 export { ErrorCode };
 
 /** Codes a client may retry after a while: the request changed nothing. */
@@ -30,10 +33,14 @@ export class ChatError extends Error {
     return RETRYABLE.has(this.code);
   }
 
-  /** Wraps anything thrown into a ChatError; unknown errors become INTERNAL. */
+  /**
+   * Wraps anything thrown into a ChatError: an infrastructure failure (a driver or
+   * socket error, see infra.ts) becomes the retryable UNAVAILABLE it is on the gRPC
+   * path too; anything else unknown becomes INTERNAL.
+   */
   static from(err: unknown): ChatError {
     if (err instanceof ChatError) return err;
-    return new ChatError(ErrorCode.ERROR_CODE_INTERNAL, "internal error", { cause: err });
+    return infraErrorToChatError(err) ?? new ChatError(ErrorCode.ERROR_CODE_INTERNAL, "internal error", { cause: err });
   }
 
   static invalid(message: string): ChatError {
