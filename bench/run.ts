@@ -21,6 +21,7 @@ import { nodeSocket } from "../internal/client/node-socket.js";
 import { ensureDevCerts } from "../internal/grpc/dev-certs.js";
 import { Cluster, clusterEnv, embeddedSpecs, freePort } from "../internal/launcher/cluster.js";
 import type { WorkerCommand, WorkerReport } from "./worker.js";
+import { sleep } from "../internal/run/sleep.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, "../..");
@@ -86,7 +87,7 @@ function cpuTicks(pid: number): number {
 async function idleCpuPercent(pid: number, seconds: number): Promise<number> {
   const hz = 100;
   const a = cpuTicks(pid);
-  await new Promise((r) => setTimeout(r, seconds * 1000));
+  await sleep(seconds * 1000);
   return ((cpuTicks(pid) - a) / hz / seconds) * 100;
 }
 
@@ -95,7 +96,7 @@ async function debugVars(httpUrl: string): Promise<{ rss: number; heapUsed: numb
 }
 
 async function gc(): Promise<void> {
-  await new Promise((r) => setTimeout(r, 3000));
+  await sleep(3000);
 }
 
 // ------------------------------------------------------------------ main
@@ -285,7 +286,7 @@ try {
     for (const n of sizes) {
       log(`scenario: capacity, ${n} idle authenticated sessions on one edge`);
       // Sessions of the previous size must be gone before the baseline is read.
-      for (let t = 0; t < 120 && (await debugVars(httpUrl)).sessions > 0; t++) await new Promise((r) => setTimeout(r, 500));
+      for (let t = 0; t < 120 && (await debugVars(httpUrl)).sessions > 0; t++) await sleep(500);
       await gc();
       const before = await debugVars(httpUrl);
       const rssBefore = rssKB(edgePid);
@@ -305,7 +306,7 @@ try {
       const rssAfter = rssKB(edgePid);
       const cpu = await idleCpuPercent(edgePid, quick ? 5 : 10);
       for (const w of ws) w.child.send({ cmd: "close" });
-      await new Promise((r) => setTimeout(r, 2_000));
+      await sleep(2_000);
       // Baseline: a bare ws server holding the same number of idle sockets.
       const relay = await startRelay();
       await gc();
@@ -329,7 +330,7 @@ try {
       };
       results.capacity.push(row);
       log(`  ${row.sessions} sessions in ${connectMs} ms: ${row.rssPerSessionKB} KB RSS and ${row.heapPerSessionKB} KB heap per session (bare ws: ${row.baselineRssPerSessionKB} KB), idle CPU ${row.idleCpuPercent}%`);
-      await new Promise((r) => setTimeout(r, 3_000));
+      await sleep(3_000);
     }
   }
 } catch (err) {

@@ -10,6 +10,7 @@ import { BATCH_MAX_BYTES, ITEM_OVERHEAD_BYTES, textBytes } from "../grpc/message
 import type { Logger } from "../log/logger.js";
 import type { Route, RouteIndex } from "../routes/route-index.js";
 import type { ConversationInfo } from "./directory.js";
+import { sleep } from "../run/sleep.js";
 
 type MessageItem = { message: Message; atMs: number; memberIds: string[]; positions: number[]; info: ConversationInfo };
 
@@ -158,7 +159,7 @@ export class Fanout {
           this.log.warn(`${what} failed; devices will catch up on their next event or reconnect`, { err });
           return null;
         }
-        await new Promise((r) => setTimeout(r, 50 * attempt));
+        await sleep(50 * attempt);
       }
     }
   }
