@@ -6,8 +6,8 @@ import { device, newUser, startCluster, waitFor, warnOnFailure, type TestCluster
 
 /**
  * One user's burst of large messages must not slow or fail another user's sends
- * (issue 19: 200 legal messages of 100,000 emoji each, from 5 sessions into 50
- * one-member groups, held a victim's sends up for seconds). Real processes,
+ * (docs/security.md, "Sends": 200 legal messages of 100,000 emoji each, from 5
+ * sessions into 50 one-member groups, held a victim's sends up for seconds). Real processes,
  * embedded profile, default burst. The byte refill is slowed to 1,000 bytes a
  * second so that the outcome does not depend on how fast this machine is: the
  * attacker's user gets exactly the burst (2 MiB: five 400 KB messages, whichever
@@ -39,7 +39,7 @@ async function rawSession(user: TestUser, deviceId: string) {
   return { ws, frames, send, closed: () => closed, reply: (ref: number) => frames.find((f) => f.ref === ref) };
 }
 
-describe("a burst of large messages from one user (issue 19)", () => {
+describe("a burst of large messages from one user (docs/security.md, Sends)", () => {
   it("is cut at the user's byte burst with RATE_LIMITED across all its sessions, while another user's sends beside it are all acknowledged and delivered in order", async () => {
     const mallory = await newUser(c, "mallory");
     const m = await device(c, mallory);
