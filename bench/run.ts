@@ -23,6 +23,7 @@ import { ensureDevCerts } from "../internal/grpc/dev-certs.js";
 import { Cluster, clusterEnv, embeddedSpecs, freePort } from "../internal/launcher/cluster.js";
 import { login } from "./http-login.js";
 import type { WorkerCommand, WorkerReport } from "./worker.js";
+import { sleep } from "../internal/run/sleep.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, "../..");
@@ -90,7 +91,7 @@ function cpuTicks(pid: number): number {
 async function idleCpuPercent(pid: number, seconds: number): Promise<number> {
   const hz = 100;
   const a = cpuTicks(pid);
-  await new Promise((r) => setTimeout(r, seconds * 1000));
+  await sleep(seconds * 1000);
   return ((cpuTicks(pid) - a) / hz / seconds) * 100;
 }
 
@@ -99,7 +100,7 @@ async function debugVars(httpUrl: string): Promise<{ rss: number; heapUsed: numb
 }
 
 async function gc(): Promise<void> {
-  await new Promise((r) => setTimeout(r, 3000));
+  await sleep(3000);
 }
 
 // ------------------------------------------------------------------ main
@@ -290,7 +291,7 @@ try {
     for (const n of sizes) {
       log(`scenario: capacity, ${n} idle authenticated sessions on one edge`);
       // Sessions of the previous size must be gone before the baseline is read.
-      for (let t = 0; t < 120 && (await debugVars(httpUrl)).sessions > 0; t++) await new Promise((r) => setTimeout(r, 500));
+      for (let t = 0; t < 120 && (await debugVars(httpUrl)).sessions > 0; t++) await sleep(500);
       await gc();
       const before = await debugVars(httpUrl);
       const rssBefore = rssKB(edgePid);
@@ -310,7 +311,7 @@ try {
       const rssAfter = rssKB(edgePid);
       const cpu = await idleCpuPercent(edgePid, quick ? 5 : 10);
       for (const w of ws) w.child.send({ cmd: "close" });
-      await new Promise((r) => setTimeout(r, 2_000));
+      await sleep(2_000);
       // Baseline: a bare ws server holding the same number of idle sockets.
       const relay = await startRelay();
       await gc();
@@ -334,7 +335,7 @@ try {
       };
       results.capacity.push(row);
       log(`  ${row.sessions} sessions in ${connectMs} ms: ${row.rssPerSessionKB} KB RSS and ${row.heapPerSessionKB} KB heap per session (bare ws: ${row.baselineRssPerSessionKB} KB), idle CPU ${row.idleCpuPercent}%`);
-      await new Promise((r) => setTimeout(r, 3_000));
+      await sleep(3_000);
     }
   }
   if (wants("abuse")) {

@@ -10,6 +10,7 @@ import { build } from "hdr-histogram-js";
 import WebSocket from "ws";
 import { ClientFrame, ServerFrame } from "../gen/chat/v1/client.js";
 import { login } from "./http-login.js";
+import { sleep } from "../internal/run/sleep.js";
 
 export type WorkerCommand =
   | { cmd: "sessions"; url: string; tokens: string[]; count: number; devicePrefix: string; sources: number; heartbeatMs: number; bare: boolean }
@@ -118,7 +119,7 @@ async function pairs(c: Extract<WorkerCommand, { cmd: "pairs" }>): Promise<void>
       senders.push(s);
     }
   }
-  await new Promise((r) => setTimeout(r, 500));
+  await sleep(500);
   let seq = 0;
   for (const step of c.steps) {
     hist = build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000, numberOfSignificantValueDigits: 3 });
@@ -144,7 +145,7 @@ async function pairs(c: Extract<WorkerCommand, { cmd: "pairs" }>): Promise<void>
     });
     // Let in-flight messages land (bounded).
     const drainUntil = performance.now() + 5_000;
-    while (delivered < sent && performance.now() < drainUntil) await new Promise((r) => setTimeout(r, 20));
+    while (delivered < sent && performance.now() < drainUntil) await sleep(20);
     const seconds = (performance.now() - t0) / 1000;
     const q = (p: number) => hist.getValueAtPercentile(p) / 10;
     send({ kind: "step", rate: step.rate, sent, delivered, seconds, p50: q(50), p99: q(99), p999: q(99.9), max: hist.maxValue / 10, errors });
@@ -182,10 +183,10 @@ async function group(c: Extract<WorkerCommand, { cmd: "group" }>): Promise<void>
     const sentAt = performance.timeOrigin + performance.now();
     perMessage.set(n, { sentAt, got: 0, last: 0 });
     sender.send(encode({ ref: n + 1, kind: { $case: "send", value: { conversationId: c.conversationId, clientMsgId: `g${process.pid}-${n}`, text: `${sentAt}|${n}` } } }));
-    await new Promise((r) => setTimeout(r, c.intervalMs));
+    await sleep(c.intervalMs);
   }
   const until = Date.now() + 10_000;
-  while (deliveries < c.messages * devices && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  while (deliveries < c.messages * devices && Date.now() < until) await sleep(20);
   send({ kind: "group", deliveries, messages: c.messages, p50: all.getValueAtPercentile(50) / 10, p99: all.getValueAtPercentile(99) / 10, allDevicesP50: complete.getValueAtPercentile(50) / 10, allDevicesP99: complete.getValueAtPercentile(99) / 10 });
 }
 

@@ -5,6 +5,7 @@ import { int } from "../../internal/config/env.js";
 import { ensureDevCerts } from "../../internal/grpc/dev-certs.js";
 import { Cluster, clusterEnv, embeddedSpecs, layoutSpecs, type RunningProcess } from "../../internal/launcher/cluster.js";
 import { DEFAULT_RESTART_POLICY, RestartPolicy } from "../../internal/launcher/supervisor.js";
+import { sleep } from "../../internal/run/sleep.js";
 
 /**
  * `meshchat`: the whole product on one machine. By default the embedded
@@ -83,7 +84,7 @@ function supervise(p: RunningProcess): void {
       return;
     }
     process.stderr.write(`${p.spec.name} exited unexpectedly (${code ?? p.child.signalCode}); restarting in ${decision.delayMs} ms (crash ${decision.crashes})\n`);
-    await new Promise((r) => setTimeout(r, decision.delayMs));
+    await sleep(decision.delayMs);
     if (stopping) return;
     try {
       supervise(await cluster.start(p.spec));

@@ -10,6 +10,7 @@ import { BATCH_MAX_BYTES, ITEM_OVERHEAD_BYTES, textBytes } from "../grpc/message
 import type { Logger } from "../log/logger.js";
 import type { Route, RouteIndex } from "../routes/route-index.js";
 import type { ConversationInfo } from "./directory.js";
+import { sleep } from "../run/sleep.js";
 
 type MessageItem = { message: Message; atMs: number; memberIds: string[]; positions: number[]; info: ConversationInfo };
 
@@ -37,14 +38,14 @@ export function splitDelivery(req: DeliverRequest, maxBytes = BATCH_MAX_BYTES): 
     if (!list) targetsOf.set(t.eventIndex, (list = []));
     list.push(t);
   }
-  const parts: DeliverRequest[] = [{ events: [], targets: [], receipts: req.receipts, presence: req.presence, traceparent: req.traceparent }];
+  const parts: DeliverRequest[] = [{ events: [], targets: [], receipts: req.receipts, presence: req.presence }];
   let bytes = 0;
   for (const [index, targets] of [...targetsOf].sort((a, b) => a[0] - b[0])) {
     const event = req.events[index]!;
     const size = eventBytes(event) + targets.reduce((n, t) => n + t.userId.length + TARGET_OVERHEAD_BYTES, 0);
     let part = parts[parts.length - 1]!;
     if (part.events.length > 0 && bytes + size > maxBytes) {
-      parts.push((part = { events: [], targets: [], receipts: [], presence: [], traceparent: req.traceparent }));
+      parts.push((part = { events: [], targets: [], receipts: [], presence: [] }));
       bytes = 0;
     }
     const k = part.events.length;
@@ -79,8 +80,10 @@ export class Fanout {
    * Messages just appended, each with the members' log positions. Everything one
    * store write made durable is resolved in the same tick, so the deliveries of
    * a whole batch go out together: one route lookup and one call per edge.
+   * Nothing to await: a delivery that fails is logged here, and devices catch up
+   * from the store (on their next event, or the edge's head check).
    */
-  messages(items: MessageItem[]): Promise<void> {
+  messages(items: MessageItem[]): void {
     this.pending.push({ items, ctx: context.active() });
     if (!this.scheduled) {
       this.scheduled = true;
@@ -101,10 +104,9 @@ export class Fanout {
         ).catch((err) => this.log.warn("fanout failed", { err }));
       });
     }
-    return Promise.resolve();
   }
 
-  private async deliverMessages(items: MessageItem[], traceparent = ""): Promise<void> {
+  private async deliverMessages(items: MessageItem[]): Promise<void> {
     const userIds = [...new Set(items.flatMap((i) => i.memberIds))];
     const routes = await this.lookup(userIds);
     if (!routes) return;
@@ -112,7 +114,7 @@ export class Fanout {
     const events: Event[] = items.map((i) => ({ pos: 0, atMs: i.atMs, kind: { $case: "message", value: i.message } }));
     const targets: DeliveryTarget[] = [];
     items.forEach((item, index) => item.memberIds.forEach((userId, k) => targets.push({ userId, pos: item.positions[k]!, eventIndex: index })));
-    await this.sendToEdges(routes, { events, targets, receipts: [], presence: [], traceparent });
+    await this.sendToEdges(routes, { events, targets, receipts: [], presence: [] });
     for (const item of items) {
       const offline = item.memberIds.filter((u) => !online.has(u) && u !== item.message.senderId);
       if (offline.length === 0) continue;
@@ -134,14 +136,14 @@ export class Fanout {
     // Rare (membership changes, read markers): one payload per user keeps it simple.
     const shared: Event[] = events.map((e) => ({ ...e.event!, pos: 0 }));
     const targets: DeliveryTarget[] = events.map((e, i) => ({ userId: e.userId, pos: e.event!.pos, eventIndex: i }));
-    await this.sendToEdges(routes, { events: shared, targets, receipts: [], presence: [], traceparent: "" });
+    await this.sendToEdges(routes, { events: shared, targets, receipts: [], presence: [] });
   }
 
   async receipts(items: Array<{ receipt: Receipt; userIds: string[] }>): Promise<void> {
     const routes = await this.lookup([...new Set(items.flatMap((i) => i.userIds))]);
     if (!routes) return;
     const receipts: ReceiptDelivery[] = items.map((i) => ({ userIds: i.userIds, receipt: i.receipt }));
-    await this.sendToEdges(routes, { events: [], targets: [], receipts, presence: [], traceparent: "" });
+    await this.sendToEdges(routes, { events: [], targets: [], receipts, presence: [] });
   }
 
   /**
@@ -158,7 +160,7 @@ export class Fanout {
           this.log.warn(`${what} failed; devices will catch up on their next event or reconnect`, { err });
           return null;
         }
-        await new Promise((r) => setTimeout(r, 50 * attempt));
+        await sleep(50 * attempt);
       }
     }
   }
@@ -182,7 +184,6 @@ export class Fanout {
           targets: req.targets.filter((t) => users.has(t.userId)),
           receipts: req.receipts.map((r) => ({ ...r, userIds: r.userIds.filter((u) => users.has(u)) })).filter((r) => r.userIds.length > 0),
           presence: [],
-          traceparent: req.traceparent,
         };
         const edge = this.edges.get(address);
         // In order, one after the other: a session sends positions in order and fetches any gap.

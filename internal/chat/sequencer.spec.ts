@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { AppendRequest, AppendResponse, AppendGroupResult } from "../../gen/chat/internal/v1/store.js";
 import { ErrorCode } from "../../gen/chat/v1/client.js";
 import { Sequencer } from "./sequencer.js";
+import { sleep } from "../run/sleep.js";
 
 /** An in-memory store with the real store's rules: base_seq check and client-id dedupe. */
 class FakeStore {
@@ -18,7 +19,7 @@ class FakeStore {
     const ids = req.groups.map((g) => g.conversationId);
     if (ids.some((id) => this.writing.has(id)) || new Set(ids).size !== ids.length) this.overlaps++;
     for (const id of ids) this.writing.add(id);
-    await new Promise((r) => setTimeout(r, 5));
+    await sleep(5);
     for (const id of ids) this.writing.delete(id);
     if (this.failNext) { this.failNext = false; throw new Error("store down"); }
     const results: AppendGroupResult[] = req.groups.map((g) => {
@@ -149,7 +150,7 @@ describe("Sequencer", () => {
       const conv = `c${rand(6)}`;
       const id = `${sender}-${i}`;
       submitted.push({ sender, conv, id, p: seq.submit(conv, sized(sender, id, 4 * (1 + rand(2_000)))) });
-      if (i % 50 === 0) await new Promise((r) => setTimeout(r, 3));
+      if (i % 50 === 0) await sleep(3);
     }
     const results = await Promise.all(submitted.map((s) => s.p));
     expect(store.overlaps).toBe(0);

@@ -4,6 +4,7 @@ import { ErrorCode } from "../../gen/chat/v1/client.js";
 import { context, trace, type Context, type Link } from "@opentelemetry/api";
 import { ChatError } from "../errors/chat-error.js";
 import { BATCH_MAX_BYTES, ITEM_OVERHEAD_BYTES, textBytes } from "../grpc/message-size.js";
+import { sleep } from "../run/sleep.js";
 
 /** What the sequencer needs from the message store. */
 export interface AppendTarget {
@@ -146,7 +147,7 @@ export class Sequencer {
   /** Stop taking sends; resolves when every accepted send is settled. */
   async drain(): Promise<void> {
     this.closed = true;
-    while (this.inFlight > 0 || this.ring.length > 0) await new Promise((r) => setTimeout(r, 10));
+    while (this.inFlight > 0 || this.ring.length > 0) await sleep(10);
   }
 
   private conversation(id: string): ConversationState {

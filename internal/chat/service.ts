@@ -96,7 +96,7 @@ export class ChatCore {
       if (!appended.duplicate) {
         this.traces.remember(conversationId, message.seq, span.spanContext());
         ChatMetrics.get().messagesSent.add(1);
-        void this.fanout.messages([{ message, atMs: sentAtMs, memberIds, positions: appended.positions, info }]).catch((err) => this.log.warn("fanout failed", { err }));
+        this.fanout.messages([{ message, atMs: sentAtMs, memberIds, positions: appended.positions, info }]);
       }
       return { clientMsgId, conversationId, seq: message.seq, sentAtMs: message.sentAtMs, duplicate: appended.duplicate };
     });

@@ -17,6 +17,7 @@ import {
   type Welcome,
 } from "../../gen/chat/v1/client.js";
 import { CLOSE, closeIsFinal } from "../errors/close-codes.js";
+import { sleep } from "../run/sleep.js";
 
 export { AckKind, ErrorCode, HistoryDirection, PushProvider };
 export type { Conversation, Event, HistoryPage, Message, MembershipChange, PresenceUpdate, ReadMarker, Receipt, Sent, Welcome };
@@ -483,10 +484,6 @@ function concat(parts: Uint8Array[]): Uint8Array {
   let o = 0;
   for (const p of parts) { out.set(p, o); o += p.length; }
   return out;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 export function randomId(): string {

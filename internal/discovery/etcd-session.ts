@@ -1,5 +1,6 @@
 import type { Etcd3, Lease } from "etcd3";
 import type { Logger } from "../log/logger.js";
+import { sleep } from "../run/sleep.js";
 
 /**
  * This process's lease in etcd and every key it holds under it (its membership,
@@ -116,7 +117,7 @@ export class EtcdSession {
         // This attempt's lease is dropped (no keep-alives left running); the next one starts afresh.
         if (lease !== this.lease) lease.release();
         this.log.warn("etcd lease not restored yet", { err: (err as Error).message });
-        await new Promise((r) => setTimeout(r, delay));
+        await sleep(delay);
       }
     }
   }

@@ -1,5 +1,5 @@
 import type { CommonConfig } from "../config/config.js";
-import { oneOf } from "../config/env.js";
+import { oneOf, unknownChoice } from "../config/env.js";
 import { MemoryRateLimiter } from "./rate-limiter-memory.js";
 import { RedisRateLimiter } from "./rate-limiter-redis.js";
 
@@ -51,10 +51,6 @@ export interface RateLimiter {
 export const RATE_LIMIT_BACKENDS = ["memory", "redis"] as const;
 export type RateLimitBackend = (typeof RATE_LIMIT_BACKENDS)[number];
 
-function assertNever(x: never): never {
-  throw new Error(`unknown rate limit backend: ${String(x)}`);
-}
-
 /**
  * RATE_LIMIT_BACKEND: memory (embedded default: one edge, limits die with it) or
  * redis (production default: every edge shares the same buckets through REDIS_URL,
@@ -72,6 +68,6 @@ export function openRateLimiter(config: CommonConfig, onError: (err: unknown) =>
     case "redis":
       return new RedisRateLimiter({ url: config.redisUrl, prefix: `${config.redisPrefix}rl:`, onError });
     default:
-      return assertNever(backend);
+      return unknownChoice("rate limit backend", backend);
   }
 }

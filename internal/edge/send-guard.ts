@@ -26,7 +26,7 @@ export function largestTextBytes(maxTextLength: number): number {
 /**
  * Limits what one user's sends cost in bytes, beside the per-session message
  * count: message counts alone let one user queue 80 MB of legal 400 KB messages
- * (issue 19) that the sequencer and the store then had to work through. One
+ * (docs/security.md, "Sends") that the sequencer and the store then had to work through. One
  * bucket per user, in the edge's RateLimiter (memory on the embedded profile,
  * Redis on production), so the user's sessions on every edge share it.
  */

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
-import { messageAttributes, recipientLabel, recordDeviceWrite } from "../telemetry/messaging.js";
+import { messageAttributes } from "../telemetry/messaging.js";
 import { ChatMetrics, secondsSince } from "../telemetry/telemetry.js";
 import type { WebSocket } from "ws";
 import type { Route } from "../../gen/chat/internal/v1/presence.js";
@@ -11,6 +11,7 @@ import { textBytes } from "../grpc/message-size.js";
 import type { Logger } from "../log/logger.js";
 import { validateConversationId, validateDeviceId, validateSend } from "../validation/validate.js";
 import type { EdgeBackends } from "./backends.js";
+import { CatchUp } from "./catch-up.js";
 import { encodeServerFrame, errorFrame, type FrameMode } from "./frames.js";
 import { TokenBucket } from "./rate-limit.js";
 import type { SendByteLimits } from "./send-guard.js";
@@ -53,15 +54,13 @@ export interface SessionConfig extends SendByteLimits {
 
 export { CLOSE };
 
-const MAX_BUFFERED_LIVE = 10_000;
-
 const sessionEnded = () => new ChatError(ErrorCode.ERROR_CODE_SESSION_ENDED, "the session has ended (logged out, password changed or token reused); log in again");
 
 /**
- * One device's WebSocket session. Holds the device's cursor and guarantees the
- * device sees its sync log gapless and exactly once: catch-up from the cursor,
- * live events buffered while catching up, anything out of order fetched from
- * the store instead of sent.
+ * One device's WebSocket session: Hello and its token, frame routing, rate
+ * limits and each conversation's send chain. The device's cursor, and the
+ * promise that it sees its sync log gapless and exactly once, are the catch-up
+ * machine's (catch-up.ts), which the session feeds and sends through.
  */
 export class Session {
   readonly sessionId = randomUUID();
@@ -70,19 +69,10 @@ export class Session {
   /** The log-in session of the token this WebSocket said Hello with (its `sid`). */
   authSessionId = "";
   deviceId = "";
-  /** Highest sync-log position sent to this device. */
-  cursor = 0;
   lastFrameAt = Date.now();
   heartbeated = false;
   private authed = false;
   private closed = false;
-  private syncing = false;
-  private resyncNeeded = false;
-  private live: Event[] = [];
-  /** Text bytes held in `live`. */
-  private liveBytes = 0;
-  /** A live event was dropped because `live` was full: catch-up must read the store again before Synced. */
-  private liveDropped = false;
   /** Allocated on the first send: most sessions are idle most of the time. */
   private sendChains: Map<string, Promise<unknown>> | undefined;
   /** Users this session subscribed to (allocated on first use). */
@@ -90,8 +80,7 @@ export class Session {
   private readonly sendBucket: TokenBucket;
   private readonly frameBucket: TokenBucket;
   private helloTimer: NodeJS.Timeout | undefined;
-  /** A paced catch-up waiting on the socket, woken if the session closes (allocated when one waits). */
-  private closeWaiters: Set<() => void> | undefined;
+  private readonly catchUp: CatchUp;
 
   constructor(
     private readonly ws: WebSocket,
@@ -112,6 +101,17 @@ export class Session {
     this.sendBucket = new TokenBucket(config.sendRate, config.sendBurst);
     this.frameBucket = new TokenBucket(config.frameRate, config.frameBurst);
     this.helloTimer = setTimeout(() => this.close(CLOSE.helloTimeout, "no Hello in time"), config.helloTimeoutMs);
+    this.catchUp = new CatchUp({
+      readLog: (afterPos, limit) => backends.readLog(this.userId, afterPos, limit),
+      emit: (frame, onWritten) => this.send(frame, onWritten),
+      bufferedBytes: () => ws.bufferedAmount,
+      end: (reason) => this.close(CLOSE.retryLater, reason),
+    }, { pageSize: config.syncPageSize, maxBufferedBytes: config.maxBufferedBytes }, this, log);
+  }
+
+  /** Highest sync-log position sent to this device. */
+  get cursor(): number {
+    return this.catchUp.cursor;
   }
 
   get isAuthenticated(): boolean {
@@ -211,7 +211,6 @@ export class Session {
     this.username = claims.username;
     this.authSessionId = claims.sessionId;
     this.deviceId = hello.deviceId;
-    this.cursor = hello.cursor;
     try {
       // A device that closed and reconnected at once: its old session must not count as in use.
       await this.hooks.disconnected(this.userId, this.deviceId);
@@ -250,7 +249,7 @@ export class Session {
         },
       },
     });
-    void this.sync();
+    this.catchUp.start(hello.cursor);
   }
 
   private async dispatch(ref: number, kind: NonNullable<ClientFrame["kind"]>): Promise<void> {
@@ -294,12 +293,7 @@ export class Session {
         return;
       }
       case "sync":
-        this.cursor = kind.value.afterPos;
-        this.live = [];
-        this.liveBytes = 0;
-        this.liveDropped = false;
-        if (this.syncing) this.resyncNeeded = true;
-        else void this.sync();
+        this.catchUp.resync(kind.value.afterPos);
         return;
       case "history": {
         validateConversationId(kind.value.conversationId);
@@ -356,125 +350,14 @@ export class Session {
     }
   }
 
-  /** A live event for this device's user, with the user's log position. */
-  /**
-   * The store says the user's log reaches `head`: if this session is behind and
-   * not already catching up, a live delivery was lost (a stale route, an edge
-   * call that failed): read what is missing now rather than at the next event.
-   */
+  /** The store says the user's log reaches `head` (the edge's periodic head check). */
   checkHead(head: number): void {
-    if (!this.authed || this.closed || this.syncing) return;
-    if (head > this.cursor) void this.sync();
+    this.catchUp.checkHead(head);
   }
 
+  /** A live event for this device's user, with the user's log position. */
   deliver(event: Event): void {
-    if (!this.authed || this.closed) return;
-    if (this.syncing) {
-      // Bounded in count and in bytes (a burst of large messages must not pile up in the edge).
-      const size = event.kind?.$case === "message" ? textBytes(event.kind.value.text) : 0;
-      if (this.live.length < MAX_BUFFERED_LIVE && this.liveBytes + size <= this.config.maxBufferedBytes) {
-        this.live.push(event);
-        this.liveBytes += size;
-      } else this.liveDropped = true; // The store has them all: read again instead of holding more.
-      return;
-    }
-    if (event.pos <= this.cursor) return;
-    if (event.pos === this.cursor + 1) {
-      this.cursor = event.pos;
-      this.send({ ref: 0, kind: { $case: "event", value: event } });
-      if (event.kind?.$case === "message") {
-        const msg = event.kind.value;
-        recordDeviceWrite(msg, this);
-        // The sender's own other devices are labelled apart: they are echoes, not deliveries.
-        const labels = { "meshchat.recipient": recipientLabel(msg, this.userId) };
-        const m = ChatMetrics.get();
-        m.messagesDelivered.add(1, labels);
-        m.deliveryLatency.record(Math.max(0, Date.now() - msg.sentAtMs) / 1000, labels);
-      }
-      return;
-    }
-    // A gap (an event of ours went to a stale route, or raced): fill it from the store.
-    this.live.push(event);
-    void this.sync();
-  }
-
-  /** Sends every stored event after the cursor, then the buffered live ones, then Synced. */
-  private async sync(): Promise<void> {
-    if (this.syncing) return;
-    this.syncing = true;
-    const started = performance.now();
-    const m = ChatMetrics.get();
-    m.catchups.add(1);
-    try {
-      for (;;) {
-        this.resyncNeeded = false;
-        const page = await this.backends.readLog(this.userId, this.cursor, this.config.syncPageSize);
-        if (this.closed) return;
-        if (this.resyncNeeded) continue; // the client asked to restart from another cursor
-        if (this.cursor > page.head) {
-          // A cursor from the future (another account's, or corrupted): what the device holds cannot be
-          // trusted, so it gets the whole log again, from 0, and is told to start over.
-          this.send(errorFrame(0, new ChatError(ErrorCode.ERROR_CODE_CURSOR_AHEAD, `cursor ${this.cursor} is ahead of the log head ${page.head}: replaying from 0`)));
-          this.cursor = 0;
-          continue;
-        }
-        for (const ev of page.events) {
-          await this.emitInOrder(ev);
-          if (this.closed) return;
-        }
-        // A short page is not the end: the store also cuts pages by bytes.
-        if (page.more || this.resyncNeeded) continue;
-        // Everything stored when we read is sent: now the live events held back meanwhile.
-        const held = this.live.sort((a, b) => a.pos - b.pos);
-        const dropped = this.liveDropped;
-        this.live = [];
-        this.liveBytes = 0;
-        this.liveDropped = false;
-        let gap = dropped;
-        for (const ev of held) {
-          if (ev.pos <= this.cursor) continue;
-          if (ev.pos !== this.cursor + 1) { gap = true; break; }
-          await this.emitInOrder(ev);
-        }
-        if (this.closed) return;
-        // Events that arrived while the held ones were streaming are in `live` again: not done yet.
-        if (gap || this.resyncNeeded || this.live.length > 0 || this.liveDropped) continue;
-        this.send({ ref: 0, kind: { $case: "synced", value: { pos: this.cursor } } });
-        m.catchupDuration.record(secondsSince(started));
-        return;
-      }
-    } catch (err) {
-      // The store is unreachable: the device reconnects and resumes from its cursor.
-      this.log.warn("sync failed; the device will reconnect and resume", { err, user: this.userId, device: this.deviceId, cursor: this.cursor });
-      this.send(errorFrame(0, ChatError.unavailable("sync failed, reconnect to resume", err)));
-      this.close(CLOSE.retryLater, "sync failed");
-    } finally {
-      this.syncing = false;
-    }
-  }
-
-  /**
-   * Sends the next event of a catch-up. Past a quarter of the send buffer's
-   * bound it waits until the socket has taken the frame, so a backlog streams
-   * at the pace the device reads instead of filling the buffer and getting the
-   * device cut off as a slow consumer (which would resync into the same wall).
-   */
-  private async emitInOrder(ev: Event): Promise<void> {
-    if (ev.pos !== this.cursor + 1) return;
-    ChatMetrics.get().catchupEvents.add(1);
-    this.cursor = ev.pos;
-    const written = new Promise<void>((resolve) => this.send({ ref: 0, kind: { $case: "event", value: ev } }, resolve));
-    if (this.ws.bufferedAmount <= this.config.maxBufferedBytes / 4 || this.closed) return;
-    // ws calls back even when the socket dies; the close wake-up is a safety net, removed after each wait.
-    let wake!: () => void;
-    const closed = new Promise<void>((resolve) => (wake = resolve));
-    const waiters = (this.closeWaiters ??= new Set());
-    waiters.add(wake);
-    try {
-      await Promise.race([written, closed]);
-    } finally {
-      waiters.delete(wake);
-    }
+    this.catchUp.deliver(event);
   }
 
   /** Its log-in session ended (logout, password change, a reused refresh token): tell the device, then close. */
@@ -512,7 +395,7 @@ export class Session {
   onClosed(): void {
     this.closed = true;
     clearTimeout(this.helloTimer);
-    for (const wake of this.closeWaiters ?? []) wake();
+    this.catchUp.stop();
     if (this.authed) {
       this.authed = false;
       this.hooks.unregister(this);

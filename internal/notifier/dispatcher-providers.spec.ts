@@ -12,6 +12,7 @@ import { WebhookProvider } from "./provider-webhook.js";
 import type { ProviderName, PushProvider } from "./provider.js";
 import { MemoryTokenStore } from "./token-store-memory.js";
 import { APNS, FakeApnsServer, FakeClock, FakeFcmServer, FakeWebhookServer, FCM, selfSignedCert, settle, waitFor } from "../../test/support/notifier-fakes.js";
+import { sleep } from "../run/sleep.js";
 
 let fcm: FakeFcmServer;
 let apns: FakeApnsServer;
@@ -83,7 +84,7 @@ function note(userId: string, conversationId: string, seq: number, text: string,
 
 /** Lets real network exchanges finish when nothing observable is expected to change. */
 const quiet = async () => {
-  await new Promise((r) => setTimeout(r, 30));
+  await sleep(30);
   await settle();
 };
 

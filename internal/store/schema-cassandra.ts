@@ -1,4 +1,5 @@
 import cassandra from "cassandra-driver";
+import { sleep } from "../run/sleep.js";
 
 const { consistencies } = cassandra.types;
 
@@ -65,7 +66,7 @@ async function awaitSchemaAgreement(client: cassandra.Client): Promise<void> {
   const metadata = client.metadata as unknown as { checkSchemaAgreement(): Promise<boolean> };
   while (!(await metadata.checkSchemaAgreement())) {
     if (Date.now() > deadline) throw new Error("Cassandra schema agreement not reached in 30 s");
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
 }
 

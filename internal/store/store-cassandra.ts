@@ -18,6 +18,7 @@ import { checkKeyspace, migrateCassandra } from "./schema-cassandra.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
 import { type LogWrite, SqlStore } from "./store-sql.js";
 import { fitBytes, historyLimit, type LogPage, type PointerMoveResult, type PointerUpdate, type Store, updateEachPointer } from "./store.js";
+import { sleep } from "../run/sleep.js";
 
 /*
  * The message store of the production profile: PostgreSQL keeps the directory
@@ -123,7 +124,6 @@ const RESOLVE_CHUNK_MIN = 16;
 const RESOLVE_CHUNK_MAX = 256;
 /** History rows read per query: a default page (50) is one query, a page of large messages stops early. */
 const HISTORY_CHUNK = 64;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function rowToMessage(r: Row): Message {
   return {

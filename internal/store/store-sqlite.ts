@@ -20,7 +20,7 @@ export type SqliteSync = "normal" | "full";
  * process, and BEGIN IMMEDIATE takes the file's write lock first, so a second
  * process (or a second owner in tests) waits instead of interleaving. A
  * transaction costs tens of microseconds (PGlite's cost ~10 ms whatever it
- * held): docs/performance.md has the figures and docs/storage.md the choice.
+ * held): docs/performance.md has the figures and docs/dependencies.md the choice.
  *
  * The schema and the rules match the SQL store's (store-sql.ts): a stale
  * base_seq is refused per group, per-user log positions are gapless, a

@@ -1,5 +1,6 @@
+import { trace } from "@opentelemetry/api";
 import { afterAll, describe, expect, it } from "vitest";
-import { startTelemetry, tracer, type TelemetryHandle } from "./telemetry.js";
+import { startTelemetry, type TelemetryHandle } from "./telemetry.js";
 
 let handle: TelemetryHandle | undefined;
 afterAll(async () => {
@@ -14,7 +15,7 @@ describe("startTelemetry", () => {
     process.env.OTEL_TRACES_SAMPLER = "parentbased_traceidratio";
     process.env.OTEL_TRACES_SAMPLER_ARG = "0";
     handle = startTelemetry("test", "test-1", 0);
-    const root = tracer().startSpan("root");
+    const root = trace.getTracer("meshchat").startSpan("root");
     expect(root.isRecording()).toBe(false);
     root.end();
   });

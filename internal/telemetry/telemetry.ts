@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { context, metrics, trace, TraceFlags, type Attributes, type Counter, type Histogram, type Tracer, type UpDownCounter } from "@opentelemetry/api";
+import { context, metrics, trace, TraceFlags, type Attributes, type Counter, type Histogram, type UpDownCounter } from "@opentelemetry/api";
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
 import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
@@ -62,10 +62,6 @@ export function startTelemetry(service: string, instanceId: string, metricsPort:
       await sdk.shutdown().catch((err: unknown) => log?.warn("telemetry shutdown failed", { err }));
     },
   };
-}
-
-export function tracer(): Tracer {
-  return trace.getTracer("meshchat");
 }
 
 /**

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { device, newUser, startCluster, warnOnFailure, type TestCluster } from "./harness.js";
 
 /**
- * Abuse of the edge's HTTP side (issue 19), against the real processes. Clients
+ * Abuse of the edge's HTTP side (docs/security.md), against the real processes. Clients
  * on other loopback addresses (127.0.0.2, ...) stand for other machines: the
  * per-address limits tell them apart from the victim on 127.0.0.1.
  */

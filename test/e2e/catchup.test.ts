@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Device, device, newUser, startCluster, warnOnFailure, type TestCluster } from "./harness.js";
+import { sleep } from "../../internal/run/sleep.js";
 
 let c: TestCluster;
 // A small send buffer (1 MiB, a few of these messages): the catch-up must stream
@@ -68,6 +69,6 @@ async function waitUntil(what: string, check: () => boolean, timeoutMs: number, 
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}: ${seen()}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
 }

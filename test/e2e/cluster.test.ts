@@ -8,6 +8,7 @@ import type { Instance } from "../../internal/discovery/discovery.js";
 import { ownerOf } from "../../internal/discovery/rendezvous.js";
 import type { Sent } from "../../internal/client/client.js";
 import { device, newUser, presenceSettled, startCluster, steadySender, waitFor, type Device, type TestCluster } from "./harness.js";
+import { sleep } from "../../internal/run/sleep.js";
 
 /**
  * The production profile as a real cluster: two edges, two chat instances, one
@@ -140,7 +141,7 @@ describe.skipIf(!production)("production cluster: two edges, two chat instances"
     const deadline = Date.now() + 20_000;
     while ((await live("chat")).some((i) => i.id === "chat-1")) {
       if (Date.now() > deadline) throw new Error("chat-1 still registered");
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
     expect(ownerOf(victim.id, await live("chat"))!.id).toBe("chat-2");
     await waitFor("20 more acknowledged sends on the moved conversation", () => s1.acked.length >= during + 20, { timeoutMs: 180_000, seen: counts });
@@ -166,7 +167,7 @@ describe.skipIf(!production)("production cluster: two edges, two chat instances"
     const deadline = Date.now() + 20_000;
     while ((await routesOf(carol.userId)).length > 0 || (await live("edge")).some((i) => i.id === "edge-2")) {
       if (Date.now() > deadline) throw new Error("edge-2's keys outlived its lease");
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
     await waitFor("alice back on edge-1 with every message", () => a.in(conv.id).length === 5);
     expect(a.in(conv.id).map((m) => m.text)).toEqual(["m1", "m2", "m3", "m4", "m5"]);
@@ -217,7 +218,7 @@ describe.skipIf(!production)("production cluster: two edges, two chat instances"
       const res = await b.client.presenceQuery([alice.userId]).catch(() => []);
       if (res[0]?.status === PresenceStatus.PRESENCE_STATUS_ONLINE) break;
       if (Date.now() > deadline) throw new Error("alice not back online after the Redis restart");
-      await new Promise((res2) => setTimeout(res2, 200));
+      await sleep(200);
     }
     a.close();
     b.close();

@@ -5,8 +5,8 @@ import { device, newUser, rawSession, startCluster, waitFor, warnOnFailure, type
 
 /**
  * One user's burst of large messages must not slow or fail another user's sends
- * (issue 19: 200 legal messages of 100,000 emoji each, from 5 sessions into 50
- * one-member groups, held a victim's sends up for seconds). Real processes,
+ * (docs/security.md, "Sends": 200 legal messages of 100,000 emoji each, from 5
+ * sessions into 50 one-member groups, held a victim's sends up for seconds). Real processes,
  * embedded profile, default burst. The byte refill is slowed to 1,000 bytes a
  * second so that the outcome does not depend on how fast this machine is: the
  * attacker's user gets exactly the burst (2 MiB: five 400 KB messages, whichever
@@ -31,7 +31,7 @@ async function attackerSession(user: TestUser, deviceId: string) {
   return session;
 }
 
-describe("a burst of large messages from one user (issue 19)", () => {
+describe("a burst of large messages from one user (docs/security.md, Sends)", () => {
   it("is cut at the user's byte burst with RATE_LIMITED across all its sessions, while another user's sends beside it are all acknowledged and delivered in order", async () => {
     const mallory = await newUser(c, "mallory");
     const m = await device(c, mallory);

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startCluster, warnOnFailure, type TestCluster } from "./harness.js";
+import { sleep } from "../../internal/run/sleep.js";
 
 let c: TestCluster;
 beforeAll(async () => { c = await startCluster(); });
@@ -40,7 +41,7 @@ describe("signup (safe to retry)", () => {
       let reply = r;
       for (let attempt = 0; attempt < 20 && reply.status !== 201; attempt++) {
         // Retryable means "send it again": whatever the first attempt did, the resend is not a 409.
-        if (reply.body.retry_after_ms) await new Promise((res) => setTimeout(res, reply.body.retry_after_ms));
+        if (reply.body.retry_after_ms) await sleep(reply.body.retry_after_ms);
         reply = await post("signup", name, password);
         expect(reply.status, JSON.stringify(reply.body)).not.toBe(409);
         if (reply.status !== 201) expect(reply.body.retryable, JSON.stringify(reply.body)).toBe(true);

@@ -4,6 +4,7 @@ import { Etcd3 } from "etcd3";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
+import { sleep } from "../../internal/run/sleep.js";
 
 /**
  * The real servers scripts/servers/servers.sh started answer as the services
@@ -31,7 +32,7 @@ describe("real servers under ./var/servers", () => {
     await r.connect();
     await r.set("meshchat:test", "1", "PX", 50);
     expect(await r.get("meshchat:test")).toBe("1");
-    await new Promise((res) => setTimeout(res, 120));
+    await sleep(120);
     expect(await r.get("meshchat:test")).toBeNull();
     r.disconnect();
   });

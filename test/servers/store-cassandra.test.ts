@@ -11,6 +11,7 @@ import { CassandraStore, createCassandraClient } from "../../internal/store/stor
 import { SqlStore } from "../../internal/store/store-sql.js";
 import type { Store } from "../../internal/store/store.js";
 import { expectGapless, group, id, messageSeqs, msg, readAll, storeContract, type StoreBackend, users } from "../support/store-contract.js";
+import { sleep } from "../../internal/run/sleep.js";
 
 /**
  * The message store against the real servers: the same contract runs on the
@@ -242,7 +243,7 @@ describe("Cassandra store specifics", () => {
     expect(await s.lastSeq(conv.id)).toBe(0);
     proxy.close();
     for (const sock of sockets) sock.destroy();
-    await new Promise((res) => setTimeout(res, 200));
+    await sleep(200);
     const e1 = await s.append([{ conversationId: conv.id, baseSeq: 0, memberIds: [a!.id], messages: [msg(a!, "z")] }]).catch((e: unknown) => e);
     expect(e1).toMatchObject({ code: ErrorCode.ERROR_CODE_UNAVAILABLE });
     const e2 = await s.readLog(a!.id, 0, 10).catch((e: unknown) => e);

@@ -5,6 +5,7 @@
  * resources is compared before the file's first test and after its last.
  */
 import { afterAll, beforeAll } from "vitest";
+import { sleep } from "../../internal/run/sleep.js";
 
 const WATCHED = new Set(["Timeout", "TCPSocketWrap", "TCPServerWrap", "ProcessWrap", "UDPWrap", "PipeServerWrap"]);
 
@@ -25,7 +26,7 @@ afterAll(async () => {
   const deadline = Date.now() + 5_000;
   let left = leaked(before);
   while (left.length > 0 && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     left = leaked(before);
   }
   if (left.length > 0) throw new Error(`this test file left running: ${left.join(", ")} (close what it opened)`);

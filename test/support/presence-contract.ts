@@ -5,6 +5,7 @@ import { PresenceStatus, type PresenceUpdate } from "../../gen/chat/v1/client.js
 import { ChatError, ErrorCode } from "../../internal/errors/chat-error.js";
 import { waitFor as waitForOutcome } from "./wait.js";
 import type { Presence, PresenceConfig, PublishFn } from "../../internal/presence/presence.js";
+import { sleep as realSleep } from "../../internal/run/sleep.js";
 
 export const ONLINE = PresenceStatus.PRESENCE_STATUS_ONLINE;
 export const OFFLINE = PresenceStatus.PRESENCE_STATUS_OFFLINE;
@@ -51,7 +52,7 @@ export interface ContractClock {
 export const realClock: ContractClock = {
   install() {},
   uninstall() {},
-  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+  sleep: realSleep,
 };
 
 /** vitest's fake timers: Date.now and every timer advance only when a case sleeps. */

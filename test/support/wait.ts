@@ -1,3 +1,5 @@
+import { sleep as realSleep } from "../../internal/run/sleep.js";
+
 /** How a test waits for an outcome: one implementation for every tier. */
 export interface WaitOptions {
   /** Give up after this long. Generous by default: a loaded machine is many times slower than a quiet one. */
@@ -10,7 +12,6 @@ export interface WaitOptions {
   sleep?: (ms: number) => Promise<unknown>;
 }
 
-const realSleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `check` until it holds; a test waits for outcomes, never for a fixed window. */
 export async function waitFor(what: string, check: () => boolean | Promise<boolean>, opts: WaitOptions | number = {}): Promise<void> {
