@@ -15,6 +15,7 @@ import { ConversationDirectory } from "./directory.js";
 import { LocalSignals, type DirectorySignals } from "./directory-signals.js";
 import type { Fanout } from "./fanout.js";
 import { PointerBatcher } from "./pointer-batcher.js";
+import { GroupQuota } from "./quotas.js";
 import { Sequencer } from "./sequencer.js";
 
 export interface ChatConfig {
@@ -32,6 +33,8 @@ export interface ChatConfig {
   storeWritesInFlight: number;
   /** CHAT_CONVERSATION_CACHE: conversations (members, mutes) kept in memory, least recently used evicted. Default 100000. */
   conversationCacheSize?: number;
+  /** MAX_GROUPS_PER_DAY: groups one user may create in 24 h; past it CreateGroup is QUOTA_EXCEEDED. Default 50; 0 = no cap. */
+  maxGroupsPerDay?: number;
 }
 
 /** Conversations, sequencing and fan-out: the heart of the chat service. */
@@ -39,6 +42,7 @@ export class ChatCore {
   private readonly directory: ConversationDirectory;
   private readonly sequencer: Sequencer;
   private readonly pointers: PointerBatcher;
+  private readonly groupQuota: GroupQuota;
   private readonly pendingReceipts = new Map<string, Map<string, Receipt>>();
   private receiptTimer: NodeJS.Timeout | undefined;
   /** Each recent message's trace, so the receipts that acknowledge it can link it. */
@@ -54,6 +58,7 @@ export class ChatCore {
     private readonly signals: DirectorySignals = new LocalSignals(),
   ) {
     this.directory = new ConversationDirectory(store, config.conversationCacheSize);
+    this.groupQuota = new GroupQuota(config.maxGroupsPerDay ?? 0, async (userId, sinceMs) => (await call(store, store.countGroupsCreated, { userId, sinceMs })).count);
     signals.onChanged((id) => this.directory.invalidate(id));
     this.sequencer = new Sequencer(
       {
@@ -147,7 +152,7 @@ export class ChatCore {
       members: ids.map((userId) => Member.create({ userId })),
       createdAtMs: Date.now(),
     });
-    const res = await call(this.store, this.store.createConversation, { conversation, createdBy: actor.userId, maxMembers: this.config.maxGroupMembers });
+    const res = await this.groupQuota.admit(actor.userId, () => call(this.store, this.store.createConversation, { conversation, createdBy: actor.userId, maxMembers: this.config.maxGroupMembers }));
     void this.fanout.userEvents(res.events);
     return res.conversation!;
   }

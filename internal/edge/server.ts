@@ -390,10 +390,12 @@ export class EdgeServer {
     await this.loginGuard.beforeLogin(address, username, this.abuse.cookies.knows(req.headers.cookie, username));
     // Longer than the accounts service's hash admission wait (HashQueue.maxWaitMs) plus a hash
     // and a commit, so an admitted request answers rather than times out on a loaded box.
-    const { tokens } = kind === "signup"
+    const { tokens, evictedSessionIds } = kind === "signup"
       ? await call(this.accounts, this.accounts.signup, { username, password, deviceId }, 10_000)
       : await call(this.accounts, this.accounts.login, { username, password, deviceId }, 10_000);
     await this.loginGuard.loggedIn(username);
+    // Past MAX_SESSIONS_PER_USER the least recently used sessions ended: their sockets here close now.
+    if (evictedSessionIds.length > 0) this.endAuthSessions(evictedSessionIds);
     reply(kind === "signup" ? 201 : 200, tokensBody(tokens!), { "set-cookie": this.abuse.cookies.issue(tokens!.username) });
   }
 

@@ -51,7 +51,7 @@ export interface SessionConfig extends SendByteLimits {
 }
 
 /** Close codes (4000-4999 are the application's). */
-export const CLOSE = { unauthenticated: 4401, deviceInUse: 4409, helloTimeout: 4408, replaced: 4410, slowConsumer: 4429, idle: 4000, shutdown: 1001, tooLarge: 1009 } as const;
+export const CLOSE = { unauthenticated: 4401, quotaExceeded: 4403, deviceInUse: 4409, helloTimeout: 4408, replaced: 4410, slowConsumer: 4429, idle: 4000, shutdown: 1001, tooLarge: 1009 } as const;
 
 const MAX_BUFFERED_LIVE = 10_000;
 
@@ -226,7 +226,7 @@ export class Session {
     } catch (err) {
       const e = ChatError.from(err);
       this.send(errorFrame(ref, e));
-      this.close(e.code === ErrorCode.ERROR_CODE_DEVICE_IN_USE ? CLOSE.deviceInUse : 1011, e.message);
+      this.close(e.code === ErrorCode.ERROR_CODE_DEVICE_IN_USE ? CLOSE.deviceInUse : e.code === ErrorCode.ERROR_CODE_QUOTA_EXCEEDED ? CLOSE.quotaExceeded : 1011, e.message);
       return;
     }
     clearTimeout(this.helloTimer);

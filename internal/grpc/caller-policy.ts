@@ -43,6 +43,8 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
       "MessageStoreService/CreateSession", "MessageStoreService/RotateSession", "MessageStoreService/EndSession", "MessageStoreService/SetPassword",
       // A password change checks first that the caller's session is live.
       "MessageStoreService/CheckSessions",
+      // The groups-per-day quota of CreateGroup.
+      "MessageStoreService/CountGroupsCreated",
     ],
   },
   notifier: {

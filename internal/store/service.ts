@@ -23,6 +23,7 @@ export function storeService(store: Store): AsyncService<typeof MessageStoreServ
     changeMembership: async (req) => store.changeMembership(req),
     listConversations: async (req) => ({ conversations: await store.listConversations(req.userId) }),
     listContacts: async (req) => ({ userIds: await store.contactIds(req.userId) }),
+    countGroupsCreated: async (req) => ({ count: await store.groupsCreatedSince(req.userId, req.sinceMs) }),
     setMuted: async (req) => { await store.setMuted(req.conversationId, req.userId, req.muted); return {}; },
     append: async (req) => ({ results: await store.append(req.groups) }),
     getLastSeq: async (req) => ({ lastSeq: await store.lastSeq(req.conversationId) }),
@@ -36,7 +37,7 @@ export function storeService(store: Store): AsyncService<typeof MessageStoreServ
       return { heads: await store.logHeads(req.userIds) };
     },
     history: async (req) => ({ page: await store.history(req.userId, req.request!) }),
-    createSession: async (req) => { await store.createSession(req.session!, req.refreshHash); return {}; },
+    createSession: async (req) => ({ evictedSessionIds: await store.createSession(req.session!, req.refreshHash, req.maxLive) }),
     rotateSession: async (req) => {
       const r = await store.rotateSession(req);
       return { outcome: r.outcome, session: r.session };

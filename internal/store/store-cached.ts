@@ -45,7 +45,7 @@ export class CachedStore implements Store {
   createUser(user: User): Promise<void> { return this.inner.createUser(user); }
   getUserByName(username: string): Promise<User | null> { return this.inner.getUserByName(username); }
   getUsers(ids: string[]): Promise<User[]> { return this.inner.getUsers(ids); }
-  createSession(session: Session, refreshHash: Uint8Array): Promise<void> { return this.inner.createSession(session, refreshHash); }
+  createSession(session: Session, refreshHash: Uint8Array, maxLive?: number): Promise<string[]> { return this.inner.createSession(session, refreshHash, maxLive); }
   rotateSession(req: RotateRequest) { return this.inner.rotateSession(req); }
   endSession(userId: string, sessionId: string, nowMs: number): Promise<boolean> { return this.inner.endSession(userId, sessionId, nowMs); }
   setPassword(userId: string, passwordHash: string, keepSessionId: string, nowMs: number): Promise<string[]> { return this.inner.setPassword(userId, passwordHash, keepSessionId, nowMs); }
@@ -55,6 +55,7 @@ export class CachedStore implements Store {
   changeMembership(req: { conversationId: string; actorId: string; subjectId: string; action: MembershipAction; maxMembers: number }) { return this.inner.changeMembership(req); }
   listConversations(userId: string): Promise<Conversation[]> { return this.inner.listConversations(userId); }
   contactIds(userId: string): Promise<string[]> { return this.inner.contactIds(userId); }
+  groupsCreatedSince(userId: string, sinceMs: number): Promise<number> { return this.inner.groupsCreatedSince(userId, sinceMs); }
   setMuted(conversationId: string, userId: string, muted: boolean): Promise<void> { return this.inner.setMuted(conversationId, userId, muted); }
   lastSeq(conversationId: string): Promise<number> { return this.inner.lastSeq(conversationId); }
   readLog(userId: string, afterPos: number, limit: number, maxBytes?: number): Promise<LogPage> { return this.inner.readLog(userId, afterPos, limit, maxBytes); }

@@ -206,7 +206,7 @@ export class CassandraStore implements Store {
     return guard(() => this.dir.getUsers(ids));
   }
 
-  createSession(session: Session, refreshHash: Uint8Array): Promise<void> { return guard(() => this.dir.createSession(session, refreshHash)); }
+  createSession(session: Session, refreshHash: Uint8Array, maxLive?: number): Promise<string[]> { return guard(() => this.dir.createSession(session, refreshHash, maxLive)); }
   rotateSession(req: RotateRequest) { return guard(() => this.dir.rotateSession(req)); }
   endSession(userId: string, sessionId: string, nowMs: number): Promise<boolean> { return guard(() => this.dir.endSession(userId, sessionId, nowMs)); }
   setPassword(userId: string, passwordHash: string, keepSessionId: string, nowMs: number): Promise<string[]> { return guard(() => this.dir.setPassword(userId, passwordHash, keepSessionId, nowMs)); }
@@ -266,6 +266,10 @@ export class CassandraStore implements Store {
       }));
       return list;
     });
+  }
+
+  groupsCreatedSince(userId: string, sinceMs: number): Promise<number> {
+    return guard(() => this.dir.groupsCreatedSince(userId, sinceMs));
   }
 
   contactIds(userId: string): Promise<string[]> {

@@ -64,7 +64,7 @@ export class SqlStore implements Store {
     return rows.map((r) => ({ id: r.id, username: r.username, passwordHash: "", createdAtMs: num(r.created_at) }));
   }
 
-  createSession(session: Session, refreshHash: Uint8Array): Promise<void> { return this.sessions.createSession(session, refreshHash); }
+  createSession(session: Session, refreshHash: Uint8Array, maxLive?: number): Promise<string[]> { return this.sessions.createSession(session, refreshHash, maxLive); }
   rotateSession(req: RotateRequest) { return this.sessions.rotateSession(req); }
   endSession(userId: string, sessionId: string, nowMs: number): Promise<boolean> { return this.sessions.endSession(userId, sessionId, nowMs); }
   setPassword(userId: string, passwordHash: string, keepSessionId: string, nowMs: number): Promise<string[]> { return this.sessions.setPassword(userId, passwordHash, keepSessionId, nowMs); }
@@ -142,6 +142,14 @@ export class SqlStore implements Store {
       out.push(c);
     }
     return out;
+  }
+
+  async groupsCreatedSince(userId: string, sinceMs: number): Promise<number> {
+    const { rows } = await this.db.query<{ n: unknown }>(
+      `SELECT count(*) AS n FROM conversations WHERE created_by = $1 AND created_at >= $2 AND kind = $3`,
+      [userId, sinceMs, ConversationKind.CONVERSATION_KIND_GROUP],
+    );
+    return num(rows[0]?.n);
   }
 
   async contactIds(userId: string): Promise<string[]> {

@@ -135,6 +135,11 @@ export class SqliteStore implements Store {
     }));
   }
 
+  async groupsCreatedSince(userId: string, sinceMs: number): Promise<number> {
+    const r = this.q(`SELECT count(*) AS n FROM conversations WHERE created_by = ?1 AND created_at >= ?2 AND kind = ?3`).get(userId, sinceMs, ConversationKind.CONVERSATION_KIND_GROUP) as { n: number };
+    return Number(r.n);
+  }
+
   async contactIds(userId: string): Promise<string[]> {
     const ids = (this.q(`SELECT DISTINCT o.user_id FROM members m JOIN members o ON o.conversation_id = m.conversation_id WHERE m.user_id = ?1`).all(userId) as Array<{ user_id: string }>).map((r) => r.user_id);
     return ids.includes(userId) ? ids : [userId, ...ids];
@@ -257,7 +262,7 @@ export class SqliteStore implements Store {
     return { deliveredSeq: delivered, readSeq: read, changed, readEvent };
   }
 
-  createSession(session: Session, refreshHash: Uint8Array): Promise<void> { return this.sessions.createSession(session, refreshHash); }
+  createSession(session: Session, refreshHash: Uint8Array, maxLive?: number): Promise<string[]> { return this.sessions.createSession(session, refreshHash, maxLive); }
   rotateSession(req: RotateRequest) { return this.sessions.rotateSession(req); }
   endSession(userId: string, sessionId: string, nowMs: number): Promise<boolean> { return this.sessions.endSession(userId, sessionId, nowMs); }
   setPassword(userId: string, passwordHash: string, keepSessionId: string, nowMs: number): Promise<string[]> { return this.sessions.setPassword(userId, passwordHash, keepSessionId, nowMs); }

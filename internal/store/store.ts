@@ -86,6 +86,8 @@ export interface Store extends SessionStore {
   getConversation(id: string): Promise<{ conversation: Conversation; mutedUserIds: string[] } | null>;
   changeMembership(req: { conversationId: string; actorId: string; subjectId: string; action: MembershipAction; maxMembers: number }): Promise<{ conversation: Conversation; events: UserEvent[] }>;
   listConversations(userId: string): Promise<Conversation[]>;
+  /** Groups (not direct conversations) the user created at or after `sinceMs`: chat's per-day quota. */
+  groupsCreatedSince(userId: string, sinceMs: number): Promise<number>;
   /** Ids of everyone who shares a conversation with the user, the user included (one query, however many conversations). */
   contactIds(userId: string): Promise<string[]>;
   isMember(conversationId: string, userId: string): Promise<boolean>;
