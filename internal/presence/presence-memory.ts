@@ -117,6 +117,10 @@ export class MemoryPresence implements Presence {
     return userIds.map((id) => this.status(id));
   }
 
+  async unwatch(userId: string): Promise<void> {
+    this.subscribers.delete(userId);
+  }
+
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     for (const u of this.users.values()) clearTimeout(u.offlineTimer);

@@ -133,6 +133,11 @@ local out = {}
 changed(u, t, out)
 return { 'ok', replaced, out }
 `,
+  // ARGV: P GRACE TIMEOUT u -> 0 (the watchers' watch sets may still name u: harmless, HDEL of a missing hash)
+  presenceUnwatch: `
+redis.call('DEL', subk(ARGV[4]))
+return 0
+`,
   // ARGV: P GRACE TIMEOUT u d s -> events
   presenceDisconnect: `
 local t = now()
@@ -361,6 +366,10 @@ export class RedisPresence implements Presence {
   async routes(userIds: string[]): Promise<Route[]> {
     const res = await Promise.all(chunks(userIds, BATCH).map((ids) => this.call("presenceRoutes", ...ids) as Promise<string[]>));
     return res.flat().map(parseRoute);
+  }
+
+  async unwatch(userId: string): Promise<void> {
+    await this.call("presenceUnwatch", userId);
   }
 
   async query(userIds: string[]): Promise<PresenceUpdate[]> {

@@ -1,6 +1,7 @@
 import type { AppendGroup, AppendGroupResult, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
 import { type Conversation, ErrorCode, type Event, type HistoryPage, type HistoryRequest, type MembershipAction } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
+import type { PrivacyStore } from "./privacy.js";
 import type { SessionStore } from "./sessions.js";
 
 const HISTORY_MAX = 200;
@@ -76,7 +77,7 @@ export async function updateEachPointer(store: Pick<Store, "updatePointers">, up
  * ChatErrors with domain codes; backend failures surface as UNAVAILABLE.
  * Sessions live in the directory with the users (sessions.ts, sessions-sql.ts).
  */
-export interface Store extends SessionStore {
+export interface Store extends SessionStore, PrivacyStore {
   createUser(user: User): Promise<void>;
   getUserByName(username: string): Promise<User | null>;
   getUsers(ids: string[]): Promise<User[]>;

@@ -145,6 +145,18 @@ export function presenceContract(name: string, factory: PresenceFactory, caseClo
       expect(new Set((await presence.routes([alice])).map((r) => r.deviceId))).toEqual(new Set(["phone", "tablet"]));
     });
 
+    it("unwatch ends every subscription to the user; a later one gets the changes again", async () => {
+      const { rec, presence, edge } = await setup();
+      const alice = randomUUID();
+      const before = await watcher(edge, presence, [alice]);
+      await presence.unwatch(alice);
+      const after = await watcher(edge, presence, [alice]);
+      await edge.connect(route(alice, "phone"));
+      await waitFor("online published", () => rec.of(alice).length === 1);
+      expect(rec.of(alice)[0]!.subscribers.map((s) => s.sessionId)).toEqual([after.route.sessionId]);
+      expect(before.route.sessionId).not.toBe(after.route.sessionId);
+    });
+
     it("keeps a user online while any device is, and publishes online once", async () => {
       const { rec, presence, edge } = await setup();
       const alice = randomUUID();
