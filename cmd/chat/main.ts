@@ -29,11 +29,16 @@ const chatConfig = {
   // One transaction at a time suits PGlite; a server-backed store takes several batches at once.
   storeWritesInFlight: int("STORE_WRITES_IN_FLIGHT", config.profile === "embedded" ? 1 : 8, 1, 64),
   conversationCacheSize: int("CHAT_CONVERSATION_CACHE", DEFAULT_CACHE_SIZE, 100),
+  maxGroupsPerDay: int("MAX_GROUPS_PER_DAY", 50, 0, 1_000_000),
 };
 // ACCESS_TOKEN_TTL_S: an access token's life, 15 min by default; REFRESH_TOKEN_TTL_S: a refresh
 // token's, 30 days (each refresh starts a new one). See docs/security.md, "Sessions".
 const accessTtlSeconds = int("ACCESS_TOKEN_TTL_S", 15 * 60, 1, 24 * 3600);
-const sessionLifetimes = { refreshTtlSeconds: int("REFRESH_TOKEN_TTL_S", 30 * 24 * 3600, 60, 365 * 24 * 3600) };
+const sessionLifetimes = {
+  refreshTtlSeconds: int("REFRESH_TOKEN_TTL_S", 30 * 24 * 3600, 60, 365 * 24 * 3600),
+  // MAX_SESSIONS_PER_USER: live sessions per account, the least recently used ended past it. Default 20; 0 = no cap.
+  maxSessionsPerUser: int("MAX_SESSIONS_PER_USER", 20, 0, 10_000),
+};
 
 await runUntilSignal("chat", log, config.shutdownTimeoutMs, async () => {
   const telemetry = startTelemetry("chat", config.instanceId, config.metricsPort, log);

@@ -18,6 +18,7 @@ const log = new Logger("presence", undefined, { instance: config.instanceId });
 const presenceConfig = {
   timeoutMs: int("PRESENCE_TIMEOUT_MS", 45_000, 1_000),
   graceMs: int("PRESENCE_GRACE_MS", 5_000, 0),
+  maxDevicesPerUser: int("MAX_DEVICES_PER_USER", 10, 0, 10_000),
 };
 
 /** PRESENCE_PUBLISH_BATCH_MS: changes gather this long before each edge gets one call. Default 100. */

@@ -26,7 +26,7 @@ function deviceOf(deviceId: string): string {
  * `hashes`, so a burst of one kind cannot starve the other.
  */
 export function accountService(store: MessageStoreServiceClient, sessions: Sessions, hashes = new HashQueue()): AsyncService<typeof AccountServiceService> {
-  const start = async (id: string, username: string, deviceId: string) => ({ tokens: await sessions.start({ id, username }, deviceId) });
+  const start = (id: string, username: string, deviceId: string) => sessions.start({ id, username }, deviceId);
   /**
    * The account exists: a resend of this very signup (its reply was lost, or said "retry" after
    * a deadline while the account was being committed) carries the same password and gets the

@@ -15,6 +15,8 @@ import { ConversationDirectory } from "./directory.js";
 import { LocalSignals, type DirectorySignals } from "./directory-signals.js";
 import type { Fanout } from "./fanout.js";
 import { PointerBatcher } from "./pointer-batcher.js";
+import { PrivacyRules } from "./privacy.js";
+import { GroupQuota } from "./quotas.js";
 import { Sequencer } from "./sequencer.js";
 
 export interface ChatConfig {
@@ -32,6 +34,8 @@ export interface ChatConfig {
   storeWritesInFlight: number;
   /** CHAT_CONVERSATION_CACHE: conversations (members, mutes) kept in memory, least recently used evicted. Default 100000. */
   conversationCacheSize?: number;
+  /** MAX_GROUPS_PER_DAY: groups one user may create in 24 h; past it CreateGroup is QUOTA_EXCEEDED. Default 50; 0 = no cap. */
+  maxGroupsPerDay?: number;
 }
 
 /** Conversations, sequencing and fan-out: the heart of the chat service. */
@@ -39,6 +43,9 @@ export class ChatCore {
   private readonly directory: ConversationDirectory;
   private readonly sequencer: Sequencer;
   private readonly pointers: PointerBatcher;
+  private readonly groupQuota: GroupQuota;
+  /** Privacy settings, and who may add whom to groups. */
+  readonly privacy: PrivacyRules;
   private readonly pendingReceipts = new Map<string, Map<string, Receipt>>();
   private receiptTimer: NodeJS.Timeout | undefined;
   /** Each recent message's trace, so the receipts that acknowledge it can link it. */
@@ -54,6 +61,8 @@ export class ChatCore {
     private readonly signals: DirectorySignals = new LocalSignals(),
   ) {
     this.directory = new ConversationDirectory(store, config.conversationCacheSize);
+    this.privacy = new PrivacyRules(store);
+    this.groupQuota = new GroupQuota(config.maxGroupsPerDay ?? 0, async (userId, sinceMs) => (await call(store, store.countGroupsCreated, { userId, sinceMs })).count);
     signals.onChanged((id) => this.directory.invalidate(id));
     this.sequencer = new Sequencer(
       {
@@ -138,6 +147,7 @@ export class ChatCore {
     if (usernames.length >= this.config.maxGroupMembers) throw new ChatError(ErrorCode.ERROR_CODE_GROUP_FULL, `a group has at most ${this.config.maxGroupMembers} members`);
     usernames.forEach(validateUsername);
     const users = await Promise.all([...new Set(usernames)].map((u) => this.userByName(u)));
+    await this.privacy.requireMayAdd(actor.userId, users);
     const ids = [...new Set([actor.userId, ...users.map((u) => u.id)])];
     if (ids.length > this.config.maxGroupMembers) throw new ChatError(ErrorCode.ERROR_CODE_GROUP_FULL, `a group has at most ${this.config.maxGroupMembers} members`);
     const conversation = Conversation.create({
@@ -147,7 +157,7 @@ export class ChatCore {
       members: ids.map((userId) => Member.create({ userId })),
       createdAtMs: Date.now(),
     });
-    const res = await call(this.store, this.store.createConversation, { conversation, createdBy: actor.userId, maxMembers: this.config.maxGroupMembers });
+    const res = await this.groupQuota.admit(actor.userId, () => call(this.store, this.store.createConversation, { conversation, createdBy: actor.userId, maxMembers: this.config.maxGroupMembers }));
     void this.fanout.userEvents(res.events);
     return res.conversation!;
   }
@@ -156,6 +166,7 @@ export class ChatCore {
     validateUsername(username);
     await this.directory.requireMember(conversationId, actor.userId);
     const subject = await this.userByName(username);
+    if (adding) await this.privacy.requireMayAdd(actor.userId, [subject]);
     const action = adding ? MembershipAction.MEMBERSHIP_ACTION_ADDED : subject.id === actor.userId ? MembershipAction.MEMBERSHIP_ACTION_LEFT : MembershipAction.MEMBERSHIP_ACTION_REMOVED;
     // Serialised with this conversation's appends: no batch is written with a stale member list.
     const res = await this.sequencer.exclusive(conversationId, async () => {
@@ -245,5 +256,7 @@ export function chatService(core: ChatCore): AsyncService<typeof ChatServiceServ
     addMember: async (req) => ({ conversation: await core.changeMembership(actorOf(req.actor), req.conversationId, req.username, true) }),
     removeMember: async (req) => ({ conversation: await core.changeMembership(actorOf(req.actor), req.conversationId, req.username, false) }),
     setMuted: async (req) => { await core.setMuted(actorOf(req.actor), req.conversationId, req.muted); return {}; },
+    getPrivacy: async (req) => ({ settings: await core.privacy.get(actorOf(req.actor)) }),
+    setPrivacy: async (req) => ({ settings: await core.privacy.set(actorOf(req.actor), req.settings) }),
   };
 }

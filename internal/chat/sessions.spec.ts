@@ -52,7 +52,7 @@ const refused = (p: Promise<unknown>) => p.then(() => undefined, (e: ChatError) 
 describe("Sessions (accounts service)", () => {
   it("starts a session whose access token names it, and rotates its refresh token", async () => {
     const sessions = new Sessions(store, issuer, { refreshTtlSeconds: 3600 });
-    const first = await sessions.start(user, "phone");
+    const first = (await sessions.start(user, "phone")).tokens;
     expect(first.refreshExpiresAtMs).toBeGreaterThan(Date.now() + 3500_000);
     expect(await verifier.verify(first.accessToken)).toMatchObject({ userId: user.id, username: "ann", sessionId: first.sessionId });
     const second = await sessions.refresh(first.refreshToken);
@@ -63,7 +63,7 @@ describe("Sessions (accounts service)", () => {
 
   it("ends the session when a spent refresh token comes back, and says so", async () => {
     const sessions = new Sessions(store, issuer, { refreshTtlSeconds: 3600 });
-    const first = await sessions.start(user, "phone");
+    const first = (await sessions.start(user, "phone")).tokens;
     const second = await sessions.refresh(first.refreshToken);
     expect(await refused(sessions.refresh(first.refreshToken))).toEqual({ code: ErrorCode.ERROR_CODE_SESSION_ENDED, message: expect.stringMatching(/already used/) });
     expect(await refused(sessions.refresh(second.refreshToken))).toEqual({ code: ErrorCode.ERROR_CODE_SESSION_ENDED, message: expect.stringMatching(/has ended/) });
@@ -72,7 +72,7 @@ describe("Sessions (accounts service)", () => {
 
   it("refuses expired, unknown and malformed refresh tokens with their own messages", async () => {
     const shortLived = new Sessions(store, issuer, { refreshTtlSeconds: 0 });
-    const t = await shortLived.start(user, "phone");
+    const { tokens: t } = await shortLived.start(user, "phone");
     expect(await refused(shortLived.refresh(t.refreshToken))).toEqual({ code: ErrorCode.ERROR_CODE_SESSION_ENDED, message: expect.stringMatching(/expired/) });
     const sessions = new Sessions(store, issuer, { refreshTtlSeconds: 3600 });
     expect((await refused(sessions.refresh(`${randomUUID()}.${"A".repeat(43)}`)))?.code).toBe(ErrorCode.ERROR_CODE_UNAUTHENTICATED);
@@ -81,7 +81,7 @@ describe("Sessions (accounts service)", () => {
 
   it("logout ends one session of the user, idempotently", async () => {
     const sessions = new Sessions(store, issuer, { refreshTtlSeconds: 3600 });
-    const [a, b] = [await sessions.start(user, "phone"), await sessions.start(user, "laptop")];
+    const [a, b] = [(await sessions.start(user, "phone")).tokens, (await sessions.start(user, "laptop")).tokens];
     await sessions.end(user.id, a.sessionId);
     await sessions.end(user.id, a.sessionId);
     expect((await refused(sessions.refresh(a.refreshToken)))?.code).toBe(ErrorCode.ERROR_CODE_SESSION_ENDED);

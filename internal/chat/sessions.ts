@@ -9,6 +9,12 @@ import { call } from "../grpc/client.js";
 export interface SessionLifetimes {
   /** REFRESH_TOKEN_TTL_S: a refresh token's life; each refresh starts a new one. Default 30 days. */
   refreshTtlSeconds: number;
+  /**
+   * MAX_SESSIONS_PER_USER: live sessions (logged-in devices) per account. A log-in past it
+   * ends the least recently used other session rather than being refused, so whoever knows
+   * the password can always log in (docs/security.md, "Quotas"). Default 20; 0 = no cap.
+   */
+  maxSessionsPerUser?: number;
 }
 
 const ended = (message: string) => new ChatError(ErrorCode.ERROR_CODE_SESSION_ENDED, message);
@@ -23,14 +29,15 @@ const ended = (message: string) => new ChatError(ErrorCode.ERROR_CODE_SESSION_EN
 export class Sessions {
   constructor(private readonly store: MessageStoreServiceClient, private readonly issuer: TokenIssuer, private readonly lifetimes: SessionLifetimes) {}
 
-  async start(user: { id: string; username: string }, deviceId: string): Promise<SessionTokens> {
+  /** A new session; `evictedSessionIds` are the user's sessions it ended to stay within MAX_SESSIONS_PER_USER. */
+  async start(user: { id: string; username: string }, deviceId: string): Promise<{ tokens: SessionTokens; evictedSessionIds: string[] }> {
     const id = randomUUID();
     const now = Date.now();
     const refresh = newRefreshToken(id);
     const expiresAtMs = now + this.lifetimes.refreshTtlSeconds * 1000;
     const session = { id, userId: user.id, username: user.username, deviceId, createdAtMs: now, lastUsedAtMs: now, expiresAtMs, endedAtMs: 0 };
-    await call(this.store, this.store.createSession, { session, refreshHash: refresh.hash });
-    return this.tokens(user, id, refresh.token, expiresAtMs);
+    const { evictedSessionIds } = await call(this.store, this.store.createSession, { session, refreshHash: refresh.hash, maxLive: this.lifetimes.maxSessionsPerUser ?? 0 });
+    return { tokens: await this.tokens(user, id, refresh.token, expiresAtMs), evictedSessionIds };
   }
 
   async refresh(presented: string): Promise<SessionTokens> {

@@ -9,6 +9,9 @@ import {
   type Message,
   type MembershipChange,
   type PresenceUpdate,
+  GroupAdds,
+  PresenceVisibility,
+  type PrivacySettings,
   PushProvider,
   type ReadMarker,
   type Receipt,
@@ -19,8 +22,8 @@ import {
 import { CLOSE, closeIsFinal } from "../errors/close-codes.js";
 import { sleep } from "../run/sleep.js";
 
-export { AckKind, ErrorCode, HistoryDirection, PushProvider };
-export type { Conversation, Event, HistoryPage, Message, MembershipChange, PresenceUpdate, ReadMarker, Receipt, Sent, Welcome };
+export { AckKind, ErrorCode, GroupAdds, HistoryDirection, PresenceVisibility, PushProvider };
+export type { Conversation, Event, HistoryPage, Message, MembershipChange, PresenceUpdate, PrivacySettings, ReadMarker, Receipt, Sent, Welcome };
 
 /** The subset of the WebSocket API we use: the browser's and the `ws` package's both fit. */
 export interface SocketLike {
@@ -217,6 +220,13 @@ export class ChatClient {
   }
   async presenceQuery(userIds: string[]): Promise<PresenceUpdate[]> {
     return expect(await this.requestRetrying({ $case: "presenceQuery", value: { userIds } }), "presenceList").users;
+  }
+  async getPrivacy(): Promise<PrivacySettings> {
+    return expect(await this.requestRetrying({ $case: "getPrivacy", value: {} }), "privacy");
+  }
+  /** Changes the settings given (the others keep their value); answers the settings now. */
+  async setPrivacy(change: Partial<PrivacySettings>): Promise<PrivacySettings> {
+    return expect(await this.requestRetrying({ $case: "setPrivacy", value: { presence: 0, groupAdds: 0, ...change } }), "privacy");
   }
   /** Ask the server to resend everything after `afterPos` (normally automatic). */
   resync(afterPos = this.cursor): void {

@@ -3,7 +3,7 @@ import { EdgeDeliveryServiceClient } from "../../gen/chat/internal/v1/edge.js";
 import type { NotifierServiceClient } from "../../gen/chat/internal/v1/notifier.js";
 import type { PresenceServiceClient, Route } from "../../gen/chat/internal/v1/presence.js";
 import type { MessageStoreServiceClient } from "../../gen/chat/internal/v1/store.js";
-import { ErrorCode, PushProvider, type Ack, type Conversation, type Event, type HistoryPage, type HistoryRequest, type PresenceUpdate, type Send, type Sent } from "../../gen/chat/v1/client.js";
+import { ErrorCode, PresenceStatus, PresenceVisibility, PushProvider, type PrivacySettings, type Ack, type Conversation, type Event, type HistoryPage, type HistoryRequest, type PresenceUpdate, type Send, type Sent } from "../../gen/chat/v1/client.js";
 import type { TokenVerifier } from "../auth/tokens.js";
 import { ChatError } from "../errors/chat-error.js";
 import { TickBatcher } from "../run/tick-batcher.js";
@@ -13,6 +13,16 @@ import type { RouteRegistry } from "../routes/route-registry.js";
 import { SessionLiveness } from "./session-liveness.js";
 
 const MAX_PRESENCE_IDS = 500;
+
+/**
+ * The answer for `userIds`, in order: what presence said for the users shown, and for the
+ * hidden ones what anyone offline with no last seen looks like.
+ */
+function withHidden(userIds: string[], hidden: Set<string>, shown: PresenceUpdate[]): PresenceUpdate[] {
+  if (hidden.size === 0) return shown;
+  const byId = new Map(shown.map((u) => [u.userId, u]));
+  return userIds.map((id) => byId.get(id) ?? { userId: id, status: PresenceStatus.PRESENCE_STATUS_OFFLINE, lastActiveAtMs: 0 });
+}
 
 /**
  * Everything a session asks of the mesh, one method per client action. The edge
@@ -111,13 +121,25 @@ export class EdgeBackends {
   async presenceHeartbeat(routes: Route[]): Promise<void> {
     await call(this.presence, this.presence.heartbeat, { routes });
   }
+  /** Users who hide their presence are answered as offline with no last seen, and not subscribed to. */
   async presenceSubscribe(subscriber: Route, userIds: string[]): Promise<PresenceUpdate[]> {
-    await this.requireContacts(subscriber.userId, userIds);
-    return (await call(this.presence, this.presence.subscribe, { subscriber, userIds })).users;
+    const hidden = await this.requireContacts(subscriber.userId, userIds);
+    const shown = userIds.filter((id) => !hidden.has(id));
+    return withHidden(userIds, hidden, (await call(this.presence, this.presence.subscribe, { subscriber, userIds: shown })).users);
   }
   async presenceQuery(userId: string, userIds: string[]): Promise<PresenceUpdate[]> {
-    await this.requireContacts(userId, userIds);
-    return (await call(this.presence, this.presence.query, { userIds })).users;
+    const hidden = await this.requireContacts(userId, userIds);
+    const shown = userIds.filter((id) => !hidden.has(id));
+    return withHidden(userIds, hidden, shown.length > 0 ? (await call(this.presence, this.presence.query, { userIds: shown })).users : []);
+  }
+  async getPrivacy(actor: Actor): Promise<PrivacySettings> {
+    return (await call(this.chat, this.chat.getPrivacy, { actor })).settings!;
+  }
+  async setPrivacy(actor: Actor, settings: PrivacySettings): Promise<PrivacySettings> {
+    const now = (await call(this.chat, this.chat.setPrivacy, { actor, settings })).settings!;
+    // Subscriptions made while it was shown end too (a failure here fails the frame: resending it is safe).
+    if (now.presence === PresenceVisibility.PRESENCE_VISIBILITY_NOBODY) await call(this.presence, this.presence.unwatch, { userId: actor.userId });
+    return now;
   }
 
   /** Closes a device's older session, on this edge or another. */
@@ -131,11 +153,15 @@ export class EdgeBackends {
    * Presence is visible only between users who share a conversation. The whole
    * request is refused if any id is not a contact, and the check runs before
    * presence is asked, so timing does not tell unknown from hidden users.
+   * Returns the contacts asked about who show their presence to nobody.
    */
-  private async requireContacts(userId: string, userIds: string[]): Promise<void> {
+  private async requireContacts(userId: string, userIds: string[]): Promise<Set<string>> {
     if (userIds.length > MAX_PRESENCE_IDS) throw ChatError.invalid(`at most ${MAX_PRESENCE_IDS} users per request`);
-    // One store query whatever the number of the user's conversations (not listConversations: N+1 queries).
-    const contacts = new Set((await call(this.store, this.store.listContacts, { userId })).userIds);
+    // One store call whatever the number of the user's conversations (not listConversations: N+1 queries).
+    const res = await call(this.store, this.store.listContacts, { userId });
+    const contacts = new Set(res.userIds);
     if (userIds.some((id) => !contacts.has(id))) throw new ChatError(ChatError.denied().code, "presence is visible only for users you share a conversation with");
+    // One's own presence is always one's own to see.
+    return new Set(res.hiddenUserIds.filter((id) => id !== userId));
   }
 }

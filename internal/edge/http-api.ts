@@ -35,7 +35,7 @@ export interface HttpApiConfig extends Pick<HttpLimitsConfig, "publicHttps"> {
 export class HttpApi {
   constructor(
     private readonly config: HttpApiConfig,
-    private readonly deps: { accounts: AccountServiceClient; sessionApi: SessionApi; loginGuard: LoginGuard; cookies: DeviceCookies },
+    private readonly deps: { accounts: AccountServiceClient; sessionApi: SessionApi; loginGuard: LoginGuard; cookies: DeviceCookies; endSessions: (sessionIds: string[]) => void },
     /** What the probes report: whether the edge is draining, and its session count. */
     private readonly state: () => { draining: boolean; sessions: number },
     private readonly log: Logger,
@@ -101,10 +101,12 @@ export class HttpApi {
     await this.deps.loginGuard.beforeLogin(address, username, this.deps.cookies.knows(req.headers.cookie, username));
     // Longer than the accounts service's hash admission wait (HashQueue.maxWaitMs) plus a hash
     // and a commit, so an admitted request answers rather than times out on a loaded box.
-    const { tokens } = kind === "signup"
+    const { tokens, evictedSessionIds } = kind === "signup"
       ? await call(this.deps.accounts, this.deps.accounts.signup, { username, password, deviceId }, 10_000)
       : await call(this.deps.accounts, this.deps.accounts.login, { username, password, deviceId }, 10_000);
     await this.deps.loginGuard.loggedIn(username);
+    // Past MAX_SESSIONS_PER_USER the least recently used sessions ended: their sockets here close now.
+    if (evictedSessionIds.length > 0) this.deps.endSessions(evictedSessionIds);
     reply(kind === "signup" ? 201 : 200, tokensBody(tokens!), { "set-cookie": this.deps.cookies.issue(tokens!.username) });
   }
 

@@ -128,7 +128,7 @@ export class EdgeServer {
     this.loginGuard = new LoginGuard(abuse.limiter, config);
     this.sendGuard = new SendGuard(abuse.limiter, config);
     const sessionApi = new SessionApi(accounts, backends.tokens, this.loginGuard, abuse.cookies, (ids) => this.endAuthSessions(ids));
-    this.api = new HttpApi(config, { accounts, sessionApi, loginGuard: this.loginGuard, cookies: abuse.cookies }, () => ({ draining: this.draining, sessions: this.sessions.size }), log);
+    this.api = new HttpApi(config, { accounts, sessionApi, loginGuard: this.loginGuard, cookies: abuse.cookies, endSessions: (ids) => this.endAuthSessions(ids) }, () => ({ draining: this.draining, sessions: this.sessions.size }), log);
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: config.maxFrameBytes + EXPLAINED_OVERSIZE_BYTES,

@@ -347,6 +347,12 @@ export class Session {
       case "presenceQuery":
         this.send({ ref, kind: { $case: "presenceList", value: { users: await b.presenceQuery(this.userId, kind.value.userIds) } } });
         return;
+      case "getPrivacy":
+        this.send({ ref, kind: { $case: "privacy", value: await b.getPrivacy(actor) } });
+        return;
+      case "setPrivacy":
+        this.send({ ref, kind: { $case: "privacy", value: await b.setPrivacy(actor, kind.value) } });
+        return;
     }
   }
 

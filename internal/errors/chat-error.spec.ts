@@ -17,7 +17,8 @@ describe("close codes", () => {
     expect(closeCodeOf(ErrorCode.ERROR_CODE_UNAUTHENTICATED)).toBe(CLOSE.unauthenticated);
     expect(closeCodeOf(ErrorCode.ERROR_CODE_SESSION_ENDED)).toBe(CLOSE.unauthenticated);
     expect(closeCodeOf(ErrorCode.ERROR_CODE_DEVICE_IN_USE)).toBe(CLOSE.deviceInUse);
+    expect(closeCodeOf(ErrorCode.ERROR_CODE_QUOTA_EXCEEDED)).toBe(CLOSE.quotaExceeded);
     expect(closeCodeOf(ErrorCode.ERROR_CODE_UNAVAILABLE)).toBe(CLOSE.retryLater);
-    expect([CLOSE.unauthenticated, CLOSE.deviceInUse, CLOSE.retryLater, CLOSE.shutdown].map(closeIsFinal)).toEqual([true, true, false, false]);
+    expect([CLOSE.unauthenticated, CLOSE.deviceInUse, CLOSE.quotaExceeded, CLOSE.retryLater, CLOSE.shutdown].map(closeIsFinal)).toEqual([true, true, true, false, false]);
   });
 });

@@ -8,6 +8,8 @@ import { ErrorCode } from "../../gen/chat/v1/client.js";
 export const CLOSE = {
   /** The token or its log-in session was refused: log in (or refresh) before coming back. */
   unauthenticated: 4401,
+  /** The user has MAX_DEVICES_PER_USER devices connected: another must leave first. */
+  quotaExceeded: 4403,
   /** Another session holds this device and takeover was not asked. */
   deviceInUse: 4409,
   helloTimeout: 4408,
@@ -30,12 +32,14 @@ export function closeCodeOf(code: ErrorCode): number {
       return CLOSE.unauthenticated;
     case ErrorCode.ERROR_CODE_DEVICE_IN_USE:
       return CLOSE.deviceInUse;
+    case ErrorCode.ERROR_CODE_QUOTA_EXCEEDED:
+      return CLOSE.quotaExceeded;
     default:
       return CLOSE.retryLater;
   }
 }
 
-/** Whether a client should stop reconnecting after this close (it needs the user, or another session has the device). */
+/** Whether a client should stop reconnecting after this close (it needs the user, or other sessions hold the device or the quota). */
 export function closeIsFinal(closeCode: number): boolean {
-  return closeCode === CLOSE.unauthenticated || closeCode === CLOSE.deviceInUse;
+  return closeCode === CLOSE.unauthenticated || closeCode === CLOSE.deviceInUse || closeCode === CLOSE.quotaExceeded;
 }

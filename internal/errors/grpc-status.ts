@@ -31,6 +31,7 @@ export function grpcStatusOf(code: ErrorCode): status {
       return status.FAILED_PRECONDITION;
     case ErrorCode.ERROR_CODE_RATE_LIMITED:
     case ErrorCode.ERROR_CODE_SLOW_CONSUMER:
+    case ErrorCode.ERROR_CODE_QUOTA_EXCEEDED:
       return status.RESOURCE_EXHAUSTED;
     case ErrorCode.ERROR_CODE_CONFLICT:
       return status.ABORTED;

@@ -26,6 +26,7 @@ export function httpStatusOf(code: ErrorCode): number {
       return 422;
     case ErrorCode.ERROR_CODE_RATE_LIMITED:
     case ErrorCode.ERROR_CODE_SLOW_CONSUMER:
+    case ErrorCode.ERROR_CODE_QUOTA_EXCEEDED:
       return 429;
     case ErrorCode.ERROR_CODE_UNAVAILABLE:
     case ErrorCode.ERROR_CODE_SHUTTING_DOWN:

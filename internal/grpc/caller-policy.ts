@@ -22,10 +22,13 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
       "ChatService/Send", "ChatService/Ack", "ChatService/OpenDirect", "ChatService/CreateGroup", "ChatService/AddMember",
       "ChatService/RemoveMember", "ChatService/SetMuted", "AccountService/Signup", "AccountService/Login",
       "AccountService/Refresh", "AccountService/Logout", "AccountService/ChangePassword",
+      // The user's own privacy settings (the edge's GetPrivacy / SetPrivacy frames).
+      "ChatService/GetPrivacy", "ChatService/SetPrivacy",
     ],
   },
   presence: {
-    edge: ["PresenceService/ConnectBatch", "PresenceService/Disconnect", "PresenceService/Heartbeat", "PresenceService/Query", "PresenceService/Subscribe"],
+    // Unwatch: a user who hid their presence (the edge's SetPrivacy frame) drops every subscription to them.
+    edge: ["PresenceService/ConnectBatch", "PresenceService/Disconnect", "PresenceService/Heartbeat", "PresenceService/Query", "PresenceService/Subscribe", "PresenceService/Unwatch"],
     chat: ["PresenceService/GetRoutes"],
   },
   "message-store": {
@@ -43,6 +46,10 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
       "MessageStoreService/CreateSession", "MessageStoreService/RotateSession", "MessageStoreService/EndSession", "MessageStoreService/SetPassword",
       // A password change checks first that the caller's session is live.
       "MessageStoreService/CheckSessions",
+      // The groups-per-day quota of CreateGroup.
+      "MessageStoreService/CountGroupsCreated",
+      // Privacy: settings are read and written through chat only; who may add whom needs the actor's contacts.
+      "MessageStoreService/GetPrivacySettings", "MessageStoreService/SetPrivacySettings", "MessageStoreService/ListContacts",
     ],
   },
   notifier: {

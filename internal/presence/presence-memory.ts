@@ -1,7 +1,7 @@
 import type { Route } from "../../gen/chat/internal/v1/presence.js";
 import { PresenceStatus, type PresenceUpdate } from "../../gen/chat/v1/client.js";
 import { ChatError, ErrorCode } from "../errors/chat-error.js";
-import type { Presence, PresenceConfig, PublishFn } from "./presence.js";
+import { tooManyDevices, type Presence, type PresenceConfig, type PublishFn } from "./presence.js";
 
 interface DeviceEntry {
   route: Route;
@@ -53,6 +53,8 @@ export class MemoryPresence implements Presence {
     if (existing && existing.route.sessionId !== route.sessionId) {
       if (!takeover) throw new ChatError(ErrorCode.ERROR_CODE_DEVICE_IN_USE, "this device id is in use by another live session");
     }
+    const max = this.config.maxDevicesPerUser ?? 0;
+    if (!existing && max > 0 && user.devices.size >= max) throw tooManyDevices(max);
     const replaced = existing && existing.route.sessionId !== route.sessionId ? existing.route : undefined;
     // The replaced session is over: its subscriptions go with it (its edge's late disconnect
     // finds another session on the device and changes nothing, so it cannot clean them up).
@@ -113,6 +115,10 @@ export class MemoryPresence implements Presence {
       subs.set(subscriber.sessionId, subscriber);
     }
     return userIds.map((id) => this.status(id));
+  }
+
+  async unwatch(userId: string): Promise<void> {
+    this.subscribers.delete(userId);
   }
 
   async close(): Promise<void> {

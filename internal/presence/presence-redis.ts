@@ -4,7 +4,7 @@ import type { Route } from "../../gen/chat/internal/v1/presence.js";
 import { PresenceStatus, type PresenceUpdate } from "../../gen/chat/v1/client.js";
 import { ChatError, ErrorCode } from "../errors/chat-error.js";
 import { infraErrorToChatError } from "../errors/infra.js";
-import type { Presence, PresenceConfig, PublishFn } from "./presence.js";
+import { tooManyDevices, type Presence, type PresenceConfig, type PublishFn } from "./presence.js";
 
 export interface RedisPresenceOptions {
   /** REDIS_URL. */
@@ -105,12 +105,14 @@ end
 `;
 
 const SCRIPTS = {
-  // ARGV: P GRACE TIMEOUT route u d s takeover -> { 'in_use' } | { 'ok', replacedRouteJson or '', events }
+  // ARGV: P GRACE TIMEOUT route u d s takeover maxDevices -> { 'in_use' } | { 'too_many' } | { 'ok', replacedRouteJson or '', events }
   presenceConnect: `
 local t = now()
 local route, u, d, s = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local dk = dkey(u, d)
 local cur = redis.call('GET', dk)
+local max = tonumber(ARGV[9])
+if not cur and max > 0 and live(u) >= max then return { 'too_many' } end
 local replaced = ''
 if cur then
   local old = redis.call('HGET', devs(u), d)
@@ -130,6 +132,11 @@ redis.call('HSET', st(u), 'la', t)
 local out = {}
 changed(u, t, out)
 return { 'ok', replaced, out }
+`,
+  // ARGV: P GRACE TIMEOUT u -> 0 (the watchers' watch sets may still name u: harmless, HDEL of a missing hash)
+  presenceUnwatch: `
+redis.call('DEL', subk(ARGV[4]))
+return 0
 `,
   // ARGV: P GRACE TIMEOUT u d s -> events
   presenceDisconnect: `
@@ -334,8 +341,10 @@ export class RedisPresence implements Presence {
   }
 
   async connect(route: Route, takeover: boolean): Promise<Route | undefined> {
-    const res = (await this.call("presenceConnect", routeJson(route), route.userId, route.deviceId, route.sessionId, takeover ? "1" : "0")) as [string, string?, RawEvent[]?];
+    const max = this.config.maxDevicesPerUser ?? 0;
+    const res = (await this.call("presenceConnect", routeJson(route), route.userId, route.deviceId, route.sessionId, takeover ? "1" : "0", String(max))) as [string, string?, RawEvent[]?];
     if (res[0] === "in_use") throw new ChatError(ErrorCode.ERROR_CODE_DEVICE_IN_USE, "this device id is in use by another live session");
+    if (res[0] === "too_many") throw tooManyDevices(max);
     this.emit(res[2] ?? []);
     return res[1] ? parseRoute(res[1]) : undefined;
   }
@@ -357,6 +366,10 @@ export class RedisPresence implements Presence {
   async routes(userIds: string[]): Promise<Route[]> {
     const res = await Promise.all(chunks(userIds, BATCH).map((ids) => this.call("presenceRoutes", ...ids) as Promise<string[]>));
     return res.flat().map(parseRoute);
+  }
+
+  async unwatch(userId: string): Promise<void> {
+    await this.call("presenceUnwatch", userId);
   }
 
   async query(userIds: string[]): Promise<PresenceUpdate[]> {

@@ -41,6 +41,11 @@ export function presenceService(presence: Presence): AsyncService<typeof Presenc
       checkCount(req.userIds);
       return { users: await presence.query(req.userIds) };
     },
+    unwatch: async (req) => {
+      if (!req.userId) throw ChatError.invalid("user_id is required");
+      await presence.unwatch(req.userId);
+      return {};
+    },
     subscribe: async (req) => {
       checkCount(req.userIds);
       if (!req.subscriber) throw ChatError.invalid("subscriber is required");

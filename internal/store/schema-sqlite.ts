@@ -63,6 +63,13 @@ const MIGRATIONS: string[] = [
      ended_at INTEGER NOT NULL DEFAULT 0,
      end_reason TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
    CREATE INDEX sessions_by_user ON sessions (user_id)`,
+  // Quotas (docs/security.md, "Quotas"): the groups a user created in the last day, from an index.
+  `CREATE INDEX conversations_by_creator ON conversations (created_by, created_at)`,
+  // Privacy settings (docs/security.md, "Privacy"): a row once a user changes one; enum values of chat.v1.
+  `CREATE TABLE privacy_settings (
+     user_id TEXT PRIMARY KEY,
+     presence INTEGER NOT NULL,
+     group_adds INTEGER NOT NULL) WITHOUT ROWID`,
 ];
 
 export function migrateSqlite(db: DatabaseSync): void {

@@ -61,6 +61,13 @@ const MIGRATIONS: string[] = [
      ended_at bigint NOT NULL DEFAULT 0,
      end_reason text NOT NULL DEFAULT '');
    CREATE INDEX sessions_by_user ON sessions (user_id);`,
+  // Quotas (docs/security.md, "Quotas"): the groups a user created in the last day, from an index.
+  `CREATE INDEX conversations_by_creator ON conversations (created_by, created_at);`,
+  // Privacy settings (docs/security.md, "Privacy"): a row once a user changes one; enum values of chat.v1.
+  `CREATE TABLE privacy_settings (
+     user_id text PRIMARY KEY,
+     presence smallint NOT NULL,
+     group_adds smallint NOT NULL);`,
 ];
 
 export async function migrate(db: SqlClient): Promise<void> {

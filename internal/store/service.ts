@@ -2,12 +2,16 @@ import { MessageStoreServiceService } from "../../gen/chat/internal/v1/store.js"
 import type { AsyncService } from "../grpc/handler.js";
 import { ErrorCode } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
+import { validatePrivacy } from "./privacy.js";
 import type { Store } from "./store.js";
 
 const READ_LOG_MAX = 5_000;
 const LOG_HEADS_MAX = 1_000;
 const POINTER_UPDATES_MAX = 5_000;
 const CHECK_SESSIONS_MAX = 1_000;
+const PRIVACY_USERS_MAX = 1_000;
+/** A SetPrivacySettings without settings changes nothing. */
+const DEFAULT_UNCHANGED = { presence: 0, groupAdds: 0 };
 
 /** The MessageStoreService gRPC API over a Store: translation only, no policy. */
 export function storeService(store: Store): AsyncService<typeof MessageStoreServiceService> {
@@ -22,7 +26,20 @@ export function storeService(store: Store): AsyncService<typeof MessageStoreServ
     },
     changeMembership: async (req) => store.changeMembership(req),
     listConversations: async (req) => ({ conversations: await store.listConversations(req.userId) }),
-    listContacts: async (req) => ({ userIds: await store.contactIds(req.userId) }),
+    listContacts: async (req) => {
+      const userIds = await store.contactIds(req.userId);
+      return { userIds, hiddenUserIds: await store.presenceHidden(userIds) };
+    },
+    getPrivacySettings: async (req) => {
+      if (req.userIds.length > PRIVACY_USERS_MAX) throw ChatError.invalid(`at most ${PRIVACY_USERS_MAX} users per call`);
+      return { settings: await store.privacySettings(req.userIds) };
+    },
+    setPrivacySettings: async (req) => {
+      const change = req.settings ?? { ...DEFAULT_UNCHANGED };
+      validatePrivacy(change);
+      return { settings: await store.setPrivacySettings(req.userId, change) };
+    },
+    countGroupsCreated: async (req) => ({ count: await store.groupsCreatedSince(req.userId, req.sinceMs) }),
     setMuted: async (req) => { await store.setMuted(req.conversationId, req.userId, req.muted); return {}; },
     append: async (req) => ({ results: await store.append(req.groups) }),
     getLastSeq: async (req) => ({ lastSeq: await store.lastSeq(req.conversationId) }),
@@ -36,7 +53,7 @@ export function storeService(store: Store): AsyncService<typeof MessageStoreServ
       return { heads: await store.logHeads(req.userIds) };
     },
     history: async (req) => ({ page: await store.history(req.userId, req.request!) }),
-    createSession: async (req) => { await store.createSession(req.session!, req.refreshHash); return {}; },
+    createSession: async (req) => ({ evictedSessionIds: await store.createSession(req.session!, req.refreshHash, req.maxLive) }),
     rotateSession: async (req) => {
       const r = await store.rotateSession(req);
       return { outcome: r.outcome, session: r.session };

@@ -37,11 +37,23 @@ function toSession(r: SessionRow): Session {
 export class SqlSessionStore implements SessionStore {
   constructor(private readonly db: SqlClient) {}
 
-  async createSession(s: Session, refreshHash: Uint8Array): Promise<void> {
-    await this.db.query(
-      `INSERT INTO sessions (${COLUMNS}, refresh_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8)`,
-      [s.id, s.userId, s.username, s.deviceId, s.createdAtMs, s.lastUsedAtMs, s.expiresAtMs, Buffer.from(refreshHash)],
-    );
+  createSession(s: Session, refreshHash: Uint8Array, maxLive = 0): Promise<string[]> {
+    return this.db.transaction(async (tx) => {
+      // Log-ins of one user one at a time, so two at once cannot both keep the cap's last place.
+      if (maxLive > 0) await tx.query(`SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, [s.userId]);
+      await tx.query(
+        `INSERT INTO sessions (${COLUMNS}, refresh_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8)`,
+        [s.id, s.userId, s.username, s.deviceId, s.createdAtMs, s.lastUsedAtMs, s.expiresAtMs, Buffer.from(refreshHash)],
+      );
+      if (maxLive <= 0) return [];
+      const { rows } = await tx.query<{ id: string }>(
+        `UPDATE sessions SET ended_at = $3, end_reason = 'evicted' WHERE id IN (
+           SELECT id FROM sessions WHERE user_id = $1 AND id <> $2 AND ended_at = 0 AND expires_at > $3
+            ORDER BY last_used_at DESC, created_at DESC, id OFFSET $4) RETURNING id`,
+        [s.userId, s.id, s.createdAtMs, maxLive - 1],
+      );
+      return rows.map((r) => r.id);
+    });
   }
 
   rotateSession(req: RotateRequest): Promise<{ outcome: RotateOutcome; session?: Session }> {

@@ -31,10 +31,19 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 export class SqliteSessionStore implements SessionStore {
   constructor(private readonly sql: SqliteDb) {}
 
-  async createSession(s: Session, refreshHash: Uint8Array): Promise<void> {
-    this.sql.q(
-      `INSERT INTO sessions (id, user_id, username, device_id, created_at, last_used_at, expires_at, ended_at, refresh_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8)`,
-    ).run(s.id, s.userId, s.username, s.deviceId, s.createdAtMs, s.lastUsedAtMs, s.expiresAtMs, refreshHash);
+  async createSession(s: Session, refreshHash: Uint8Array, maxLive = 0): Promise<string[]> {
+    return this.sql.tx(() => {
+      this.sql.q(
+        `INSERT INTO sessions (id, user_id, username, device_id, created_at, last_used_at, expires_at, ended_at, refresh_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8)`,
+      ).run(s.id, s.userId, s.username, s.deviceId, s.createdAtMs, s.lastUsedAtMs, s.expiresAtMs, refreshHash);
+      if (maxLive <= 0) return [];
+      const rows = this.sql.q(
+        `UPDATE sessions SET ended_at = ?3, end_reason = 'evicted' WHERE id IN (
+           SELECT id FROM sessions WHERE user_id = ?1 AND id <> ?2 AND ended_at = 0 AND expires_at > ?3
+            ORDER BY last_used_at DESC, created_at DESC, id LIMIT -1 OFFSET ?4) RETURNING id`,
+      ).all(s.userId, s.id, s.createdAtMs, maxLive - 1) as Array<{ id: string }>;
+      return rows.map((r) => r.id);
+    });
   }
 
   async rotateSession(req: RotateRequest): Promise<{ outcome: RotateOutcome; session?: Session }> {

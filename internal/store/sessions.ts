@@ -19,7 +19,12 @@ export interface RotateRequest {
  * service's; this interface only keeps and compares.
  */
 export interface SessionStore {
-  createSession(session: Session, refreshHash: Uint8Array): Promise<void>;
+  /**
+   * Starts a session. With `maxLive` > 0 the user keeps at most that many live sessions: in the
+   * same transaction, the least recently used others (by last refresh, then creation) are ended
+   * (end_reason 'evicted'). Returns their ids.
+   */
+  createSession(session: Session, refreshHash: Uint8Array, maxLive?: number): Promise<string[]>;
   /**
    * In one transaction: ROTATED (hash swapped, expiry moved, last use set) when the
    * presented hash is the current one of a live, unexpired session; REUSED when it is

@@ -1,5 +1,6 @@
 import type { AppendGroup, AppendGroupResult, Session, User } from "../../gen/chat/internal/v1/store.js";
 import type { RotateRequest } from "./sessions.js";
+import type { PrivacySettings } from "./privacy.js";
 import type { Conversation, HistoryPage, HistoryRequest, MembershipAction } from "../../gen/chat/v1/client.js";
 import { HistoryDirection } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
@@ -45,16 +46,20 @@ export class CachedStore implements Store {
   createUser(user: User): Promise<void> { return this.inner.createUser(user); }
   getUserByName(username: string): Promise<User | null> { return this.inner.getUserByName(username); }
   getUsers(ids: string[]): Promise<User[]> { return this.inner.getUsers(ids); }
-  createSession(session: Session, refreshHash: Uint8Array): Promise<void> { return this.inner.createSession(session, refreshHash); }
+  createSession(session: Session, refreshHash: Uint8Array, maxLive?: number): Promise<string[]> { return this.inner.createSession(session, refreshHash, maxLive); }
   rotateSession(req: RotateRequest) { return this.inner.rotateSession(req); }
   endSession(userId: string, sessionId: string, nowMs: number): Promise<boolean> { return this.inner.endSession(userId, sessionId, nowMs); }
   setPassword(userId: string, passwordHash: string, keepSessionId: string, nowMs: number): Promise<string[]> { return this.inner.setPassword(userId, passwordHash, keepSessionId, nowMs); }
   checkSessions(sessionIds: string[], nowMs: number): Promise<boolean[]> { return this.inner.checkSessions(sessionIds, nowMs); }
+  privacySettings(userIds: string[]): Promise<PrivacySettings[]> { return this.inner.privacySettings(userIds); }
+  setPrivacySettings(userId: string, change: PrivacySettings): Promise<PrivacySettings> { return this.inner.setPrivacySettings(userId, change); }
+  presenceHidden(userIds: string[]): Promise<string[]> { return this.inner.presenceHidden(userIds); }
   createConversation(conversation: Conversation, createdBy: string, maxMembers: number) { return this.inner.createConversation(conversation, createdBy, maxMembers); }
   getConversation(id: string) { return this.inner.getConversation(id); }
   changeMembership(req: { conversationId: string; actorId: string; subjectId: string; action: MembershipAction; maxMembers: number }) { return this.inner.changeMembership(req); }
   listConversations(userId: string): Promise<Conversation[]> { return this.inner.listConversations(userId); }
   contactIds(userId: string): Promise<string[]> { return this.inner.contactIds(userId); }
+  groupsCreatedSince(userId: string, sinceMs: number): Promise<number> { return this.inner.groupsCreatedSince(userId, sinceMs); }
   setMuted(conversationId: string, userId: string, muted: boolean): Promise<void> { return this.inner.setMuted(conversationId, userId, muted); }
   lastSeq(conversationId: string): Promise<number> { return this.inner.lastSeq(conversationId); }
   readLog(userId: string, afterPos: number, limit: number, maxBytes?: number): Promise<LogPage> { return this.inner.readLog(userId, afterPos, limit, maxBytes); }

@@ -1,6 +1,7 @@
 import cassandra from "cassandra-driver";
 import { AppendGroup, type AppendGroupResult, type AppendedMessage, type AppendMessage, type Session, type User, type UserEvent } from "../../gen/chat/internal/v1/store.js";
 import type { RotateRequest } from "./sessions.js";
+import type { PrivacySettings } from "./privacy.js";
 import {
   type Conversation,
   ErrorCode,
@@ -206,11 +207,14 @@ export class CassandraStore implements Store {
     return guard(() => this.dir.getUsers(ids));
   }
 
-  createSession(session: Session, refreshHash: Uint8Array): Promise<void> { return guard(() => this.dir.createSession(session, refreshHash)); }
+  createSession(session: Session, refreshHash: Uint8Array, maxLive?: number): Promise<string[]> { return guard(() => this.dir.createSession(session, refreshHash, maxLive)); }
   rotateSession(req: RotateRequest) { return guard(() => this.dir.rotateSession(req)); }
   endSession(userId: string, sessionId: string, nowMs: number): Promise<boolean> { return guard(() => this.dir.endSession(userId, sessionId, nowMs)); }
   setPassword(userId: string, passwordHash: string, keepSessionId: string, nowMs: number): Promise<string[]> { return guard(() => this.dir.setPassword(userId, passwordHash, keepSessionId, nowMs)); }
   checkSessions(sessionIds: string[], nowMs: number): Promise<boolean[]> { return guard(() => this.dir.checkSessions(sessionIds, nowMs)); }
+  privacySettings(userIds: string[]): Promise<PrivacySettings[]> { return guard(() => this.dir.privacySettings(userIds)); }
+  setPrivacySettings(userId: string, change: PrivacySettings): Promise<PrivacySettings> { return guard(() => this.dir.setPrivacySettings(userId, change)); }
+  presenceHidden(userIds: string[]): Promise<string[]> { return guard(() => this.dir.presenceHidden(userIds)); }
 
   createConversation(conversation: Conversation, createdBy: string, maxMembers: number) {
     return guard(async () => {
@@ -266,6 +270,10 @@ export class CassandraStore implements Store {
       }));
       return list;
     });
+  }
+
+  groupsCreatedSince(userId: string, sinceMs: number): Promise<number> {
+    return guard(() => this.dir.groupsCreatedSince(userId, sinceMs));
   }
 
   contactIds(userId: string): Promise<string[]> {

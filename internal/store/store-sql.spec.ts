@@ -3,12 +3,16 @@ import { Conversation, ConversationKind, Member } from "../../gen/chat/v1/client
 import { PgliteSqlClient } from "./sql-pglite.js";
 import { contactsContract } from "../../test/support/contacts-contract.js";
 import { pageBoundsContract } from "../../test/support/page-bounds-contract.js";
+import { privacyContract } from "../../test/support/privacy-contract.js";
+import { quotaContract } from "../../test/support/quota-contract.js";
 import type { SqlClient } from "./sql.js";
 import { SqlStore } from "./store-sql.js";
 
 // The embedded profile's store (PGlite in memory); PostgreSQL and Cassandra run the same cases in test/servers.
 pageBoundsContract("SqlStore on PGlite", async () => SqlStore.open(await PgliteSqlClient.open(":memory:")));
 contactsContract("SqlStore on PGlite", async () => SqlStore.open(await PgliteSqlClient.open(":memory:")));
+quotaContract("SqlStore on PGlite", async () => SqlStore.open(await PgliteSqlClient.open(":memory:")));
+privacyContract("SqlStore on PGlite", async () => SqlStore.open(await PgliteSqlClient.open(":memory:")));
 
 describe("SqlStore contact ids", () => {
   it("cost one query however many conversations the user is in (listConversations costs one per conversation and more)", async () => {

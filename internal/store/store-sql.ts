@@ -5,6 +5,8 @@ import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES } from "../grpc/message-size.js";
 import { migrate } from "./schema.js";
 import type { RotateRequest } from "./sessions.js";
 import { SqlSessionStore } from "./sessions-sql.js";
+import type { PrivacySettings } from "./privacy.js";
+import { SqlPrivacyStore } from "./privacy-sql.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
 import { fitBytes, historyLimit, type LogPage, type PointerMoveResult, type PointerUpdate, type Store, updateEachPointer } from "./store.js";
 import { type LogWrite, type MembershipRequest, type MessageRow, memberLogWrites, membershipEvent, movePointers, numberAppend, placeLogged, planMembershipChange, toMessage } from "./store-rules.js";
@@ -28,9 +30,11 @@ export type MembershipLog = (tx: SqlExecutor, writes: LogWrite[]) => Promise<Use
  */
 export class SqlStore implements Store {
   private readonly sessions: SqlSessionStore;
+  private readonly privacy: SqlPrivacyStore;
 
   private constructor(private readonly db: SqlClient) {
     this.sessions = new SqlSessionStore(db);
+    this.privacy = new SqlPrivacyStore(db);
   }
 
   static async open(db: SqlClient): Promise<SqlStore> {
@@ -64,11 +68,14 @@ export class SqlStore implements Store {
     return rows.map((r) => ({ id: r.id, username: r.username, passwordHash: "", createdAtMs: num(r.created_at) }));
   }
 
-  createSession(session: Session, refreshHash: Uint8Array): Promise<void> { return this.sessions.createSession(session, refreshHash); }
+  createSession(session: Session, refreshHash: Uint8Array, maxLive?: number): Promise<string[]> { return this.sessions.createSession(session, refreshHash, maxLive); }
   rotateSession(req: RotateRequest) { return this.sessions.rotateSession(req); }
   endSession(userId: string, sessionId: string, nowMs: number): Promise<boolean> { return this.sessions.endSession(userId, sessionId, nowMs); }
   setPassword(userId: string, passwordHash: string, keepSessionId: string, nowMs: number): Promise<string[]> { return this.sessions.setPassword(userId, passwordHash, keepSessionId, nowMs); }
   checkSessions(sessionIds: string[], nowMs: number): Promise<boolean[]> { return this.sessions.checkSessions(sessionIds, nowMs); }
+  privacySettings(userIds: string[]): Promise<PrivacySettings[]> { return this.privacy.privacySettings(userIds); }
+  setPrivacySettings(userId: string, change: PrivacySettings): Promise<PrivacySettings> { return this.privacy.setPrivacySettings(userId, change); }
+  presenceHidden(userIds: string[]): Promise<string[]> { return this.privacy.presenceHidden(userIds); }
 
   async createConversation(conversation: Conversation, createdBy: string, maxMembers: number) {
     return this.createConversationWith(conversation, createdBy, maxMembers, (tx, writes) => this.appendLog(tx, writes));
@@ -142,6 +149,14 @@ export class SqlStore implements Store {
       out.push(c);
     }
     return out;
+  }
+
+  async groupsCreatedSince(userId: string, sinceMs: number): Promise<number> {
+    const { rows } = await this.db.query<{ n: unknown }>(
+      `SELECT count(*) AS n FROM conversations WHERE created_by = $1 AND created_at >= $2 AND kind = $3`,
+      [userId, sinceMs, ConversationKind.CONVERSATION_KIND_GROUP],
+    );
+    return num(rows[0]?.n);
   }
 
   async contactIds(userId: string): Promise<string[]> {

@@ -6,6 +6,8 @@ import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES } from "../grpc/message-size.js";
 import { migrateSqlite } from "./schema-sqlite.js";
 import type { RotateRequest } from "./sessions.js";
 import { SqliteSessionStore } from "./sessions-sqlite.js";
+import type { PrivacySettings } from "./privacy.js";
+import { SqlitePrivacyStore } from "./privacy-sqlite.js";
 import { SqliteDb } from "./sqlite-db.js";
 import { fitBytes, historyLimit, type LogPage, type PointerMoveResult, type PointerResult, type PointerUpdate, type Store } from "./store.js";
 import { type LogWrite, type MembershipRequest, type MessageRow, memberLogWrites, membershipEvent, movePointers, numberAppend, placeLogged, planMembershipChange, toMessage } from "./store-rules.js";
@@ -29,10 +31,12 @@ export type SqliteSync = "normal" | "full";
 export class SqliteStore implements Store {
   private readonly sql: SqliteDb;
   private readonly sessions: SqliteSessionStore;
+  private readonly privacy: SqlitePrivacyStore;
 
   private constructor(private readonly db: DatabaseSync) {
     this.sql = new SqliteDb(db);
     this.sessions = new SqliteSessionStore(this.sql);
+    this.privacy = new SqlitePrivacyStore(this.sql);
   }
 
   /** Opens (creating if needed) the database file; ":memory:" for a private in-memory one. */
@@ -133,6 +137,11 @@ export class SqliteStore implements Store {
       unread: Math.max(0, c.last_seq - c.read_seq),
       muted: c.muted === 1,
     }));
+  }
+
+  async groupsCreatedSince(userId: string, sinceMs: number): Promise<number> {
+    const r = this.q(`SELECT count(*) AS n FROM conversations WHERE created_by = ?1 AND created_at >= ?2 AND kind = ?3`).get(userId, sinceMs, ConversationKind.CONVERSATION_KIND_GROUP) as { n: number };
+    return Number(r.n);
   }
 
   async contactIds(userId: string): Promise<string[]> {
@@ -257,11 +266,14 @@ export class SqliteStore implements Store {
     return { deliveredSeq: delivered, readSeq: read, changed, readEvent };
   }
 
-  createSession(session: Session, refreshHash: Uint8Array): Promise<void> { return this.sessions.createSession(session, refreshHash); }
+  createSession(session: Session, refreshHash: Uint8Array, maxLive?: number): Promise<string[]> { return this.sessions.createSession(session, refreshHash, maxLive); }
   rotateSession(req: RotateRequest) { return this.sessions.rotateSession(req); }
   endSession(userId: string, sessionId: string, nowMs: number): Promise<boolean> { return this.sessions.endSession(userId, sessionId, nowMs); }
   setPassword(userId: string, passwordHash: string, keepSessionId: string, nowMs: number): Promise<string[]> { return this.sessions.setPassword(userId, passwordHash, keepSessionId, nowMs); }
   checkSessions(sessionIds: string[], nowMs: number): Promise<boolean[]> { return this.sessions.checkSessions(sessionIds, nowMs); }
+  privacySettings(userIds: string[]): Promise<PrivacySettings[]> { return this.privacy.privacySettings(userIds); }
+  setPrivacySettings(userId: string, change: PrivacySettings): Promise<PrivacySettings> { return this.privacy.setPrivacySettings(userId, change); }
+  presenceHidden(userIds: string[]): Promise<string[]> { return this.privacy.presenceHidden(userIds); }
 
   async close(): Promise<void> {
     if (this.db.isOpen) this.db.close();

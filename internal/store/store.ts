@@ -1,6 +1,7 @@
 import type { AppendGroup, AppendGroupResult, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
 import { type Conversation, ErrorCode, type Event, type HistoryPage, type HistoryRequest, type MembershipAction } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
+import type { PrivacyStore } from "./privacy.js";
 import type { SessionStore } from "./sessions.js";
 
 const HISTORY_MAX = 200;
@@ -76,7 +77,7 @@ export async function updateEachPointer(store: Pick<Store, "updatePointers">, up
  * ChatErrors with domain codes; backend failures surface as UNAVAILABLE.
  * Sessions live in the directory with the users (sessions.ts, sessions-sql.ts).
  */
-export interface Store extends SessionStore {
+export interface Store extends SessionStore, PrivacyStore {
   createUser(user: User): Promise<void>;
   getUserByName(username: string): Promise<User | null>;
   getUsers(ids: string[]): Promise<User[]>;
@@ -86,6 +87,8 @@ export interface Store extends SessionStore {
   getConversation(id: string): Promise<{ conversation: Conversation; mutedUserIds: string[] } | null>;
   changeMembership(req: { conversationId: string; actorId: string; subjectId: string; action: MembershipAction; maxMembers: number }): Promise<{ conversation: Conversation; events: UserEvent[] }>;
   listConversations(userId: string): Promise<Conversation[]>;
+  /** Groups (not direct conversations) the user created at or after `sinceMs`: chat's per-day quota. */
+  groupsCreatedSince(userId: string, sinceMs: number): Promise<number>;
   /** Ids of everyone who shares a conversation with the user, the user included (one query, however many conversations). */
   contactIds(userId: string): Promise<string[]>;
   isMember(conversationId: string, userId: string): Promise<boolean>;

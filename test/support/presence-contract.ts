@@ -124,6 +124,40 @@ export function presenceContract(name: string, factory: PresenceFactory, caseClo
       return { route: r, initial };
     }
 
+    it("refuses a device past maxDevicesPerUser with QUOTA_EXCEEDED, changing nothing; a connected device may still take over, and a freed place is taken", async () => {
+      const { presence, edge } = await setup({ ...TEST_CONFIG, maxDevicesPerUser: 2 });
+      const alice = randomUUID();
+      const [phone, laptop] = [route(alice, "phone"), route(alice, "laptop")];
+      await edge.connect(phone);
+      await edge.connect(laptop);
+      const tablet = route(alice, "tablet");
+      const refused = await presence.connect(tablet, true).then(() => null, (e: unknown) => e);
+      expect(refused).toBeInstanceOf(ChatError);
+      expect((refused as ChatError).code).toBe(ErrorCode.ERROR_CODE_QUOTA_EXCEEDED);
+      expect(new Set((await presence.routes([alice])).map((r) => r.deviceId))).toEqual(new Set(["phone", "laptop"]));
+      // Another user is not held to alice's count.
+      await edge.connect(route(randomUUID(), "tablet"));
+      // The phone reconnecting (takeover of its own device) is not a new device.
+      const phone2 = route(alice, "phone");
+      expect((await edge.connect(phone2, true))?.sessionId).toBe(phone.sessionId);
+      edge.routes.delete(phone);
+      await edge.disconnect(laptop);
+      await edge.connect(tablet);
+      expect(new Set((await presence.routes([alice])).map((r) => r.deviceId))).toEqual(new Set(["phone", "tablet"]));
+    });
+
+    it("unwatch ends every subscription to the user; a later one gets the changes again", async () => {
+      const { rec, presence, edge } = await setup();
+      const alice = randomUUID();
+      const before = await watcher(edge, presence, [alice]);
+      await presence.unwatch(alice);
+      const after = await watcher(edge, presence, [alice]);
+      await edge.connect(route(alice, "phone"));
+      await waitFor("online published", () => rec.of(alice).length === 1);
+      expect(rec.of(alice)[0]!.subscribers.map((s) => s.sessionId)).toEqual([after.route.sessionId]);
+      expect(before.route.sessionId).not.toBe(after.route.sessionId);
+    });
+
     it("keeps a user online while any device is, and publishes online once", async () => {
       const { rec, presence, edge } = await setup();
       const alice = randomUUID();

@@ -5,6 +5,8 @@ import { Conversation, ConversationKind, ErrorCode, type Event, HistoryDirection
 import type { Store } from "../../internal/store/store.js";
 import { contactsContract } from "./contacts-contract.js";
 import { pageBoundsContract } from "./page-bounds-contract.js";
+import { privacyContract } from "./privacy-contract.js";
+import { quotaContract } from "./quota-contract.js";
 import { sessionStoreContract } from "./session-store-contract.js";
 
 /**
@@ -72,6 +74,8 @@ describe(`message store contract: ${backend.name}`, () => {
   pageBoundsContract(backend.name, async () => store, async () => {});
   contactsContract(backend.name, async () => store, async () => {});
   sessionStoreContract(backend.name, async () => store, async () => {});
+  quotaContract(backend.name, async () => store, async () => {});
+  privacyContract(backend.name, async () => store, async () => {});
 
   it("creates users and conversations; membership events land in every member's log", async () => {
     const [a, b, c] = await users(store, "a", "b", "c");
