@@ -162,7 +162,8 @@ process.on("SIGINT", () => void shutdown(130));
 
 log(`starting the ${opts.profile} cluster`);
 await cluster.startAll(embeddedSpecs(env));
-const edgePid = cluster.processes.get("edge")!.child.pid!;
+/** The edge's process id (it changes when a scenario restarts the cluster). */
+const edgePid = () => cluster.processes.get("edge")!.child.pid!;
 
 async function users(n: number, prefix: string) {
   const out = [];
@@ -288,13 +289,16 @@ try {
     const sizes = quick ? [2_000] : [10_000, 19_000];
     const people = await users(100, "cap");
     results.capacity = [];
-    for (const n of sizes) {
+    for (const [k, n] of sizes.entries()) {
       log(`scenario: capacity, ${n} idle authenticated sessions on one edge`);
+      // Each size on a fresh edge: a process keeps the heap an earlier round grew, and the
+      // RSS per session of the next round would read near zero.
+      if (k > 0) await cluster.restart("edge");
       // Sessions of the previous size must be gone before the baseline is read.
       for (let t = 0; t < 120 && (await debugVars(httpUrl)).sessions > 0; t++) await sleep(500);
       await gc();
       const before = await debugVars(httpUrl);
-      const rssBefore = rssKB(edgePid);
+      const rssBefore = rssKB(edgePid());
       const perWorker = 5_000;
       const ws = Array.from({ length: Math.ceil(n / perWorker) }, () => worker());
       children.push(...ws.map((w) => w.child));
@@ -308,8 +312,8 @@ try {
       const connectMs = Date.now() - t0;
       await gc();
       const after = await debugVars(httpUrl);
-      const rssAfter = rssKB(edgePid);
-      const cpu = await idleCpuPercent(edgePid, quick ? 5 : 10);
+      const rssAfter = rssKB(edgePid());
+      const cpu = await idleCpuPercent(edgePid(), quick ? 5 : 10);
       for (const w of ws) w.child.send({ cmd: "close" });
       await sleep(2_000);
       // Baseline: a bare ws server holding the same number of idle sockets.

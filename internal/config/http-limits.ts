@@ -39,6 +39,13 @@ export interface HttpLimitsConfig {
   /** SIGNUP_ADDRESS_PER_MINUTE / SIGNUP_ADDRESS_BURST: accounts created per source address. Defaults 2 / 10. */
   signupPerAddress: BucketSetting;
   /**
+   * RATE_LIMITED_REPLY_DELAY_MS: a sign-up or log-in refused by a limit is answered after this
+   * long (or its retry_after, if shorter). A refusal costs the edge little, but a guesser that
+   * gets it at once can ask thousands of times a second and take the edge's time from everyone
+   * else; held, each of its connections asks at most this often. Default 1000 (0 = at once).
+   */
+  rateLimitedReplyDelayMs: number;
+  /**
    * DEVICE_COOKIE_KEY_FILE: HMAC key of the known-device cookie (made on first run if missing;
    * every edge of an installation must share it). Default DATA_DIR/keys/device-cookie.key.
    */
@@ -65,6 +72,7 @@ export function loadHttpLimits(dataDir: string): HttpLimitsConfig {
       windowMs: int("LOGIN_BACKOFF_WINDOW_MS", 3_600_000, 1_000),
     },
     signupPerAddress: { perMinute: int("SIGNUP_ADDRESS_PER_MINUTE", 2, 1), burst: int("SIGNUP_ADDRESS_BURST", 10, 1) },
+    rateLimitedReplyDelayMs: int("RATE_LIMITED_REPLY_DELAY_MS", 1_000, 0, 60_000),
     deviceCookieKeyFile: path.resolve(str("DEVICE_COOKIE_KEY_FILE", path.join(dataDir, "keys", "device-cookie.key"))),
     deviceCookieMaxAgeDays: int("DEVICE_COOKIE_MAX_AGE_DAYS", 90, 1, 3_650),
     publicHttps: bool("PUBLIC_HTTPS", false),

@@ -7,6 +7,7 @@ import type { HttpLimitsConfig } from "../config/http-limits.js";
 import { ChatError } from "../errors/chat-error.js";
 import { httpStatusOf, publicMessage } from "../errors/http.js";
 import { call } from "../grpc/client.js";
+import { sleep } from "../run/sleep.js";
 import type { Logger } from "../log/logger.js";
 import type { DeviceCookies } from "./device-cookie.js";
 import { securityHeaders, sourceAddress } from "./http-guard.js";
@@ -19,7 +20,7 @@ export const TRACED_ROUTES = ["/v1/signup", "/v1/login", "/v1/refresh", "/v1/log
 
 const CONTENT_TYPES: Record<string, string> = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".json": "application/json", ".png": "image/png", ".ico": "image/x-icon" };
 
-export interface HttpApiConfig extends Pick<HttpLimitsConfig, "publicHttps"> {
+export interface HttpApiConfig extends Pick<HttpLimitsConfig, "publicHttps" | "rateLimitedReplyDelayMs"> {
   /** WEB_ROOT: static files of the browser client served at /. Default web/dist. */
   webRoot: string;
   /** DEBUG_ENDPOINTS: serve /debug/vars (memory, CPU) for benchmarks. Default false. */
@@ -80,6 +81,10 @@ export class HttpApi {
       // The client sees a fixed text for these (publicMessage); the detail is here only.
       if (e.code === ErrorCode.ERROR_CODE_INTERNAL) this.log.error("http request failed", { err, path: url.pathname });
       else if (e.code === ErrorCode.ERROR_CODE_UNAVAILABLE) this.log.warn("http request unavailable", { err: e, path: url.pathname }); // the client only hears "try again"
+      // A guesser refused by a limit is held before it hears so (RATE_LIMITED_REPLY_DELAY_MS).
+      const hold = e.code === ErrorCode.ERROR_CODE_RATE_LIMITED && (url.pathname === "/v1/login" || url.pathname === "/v1/signup")
+        ? Math.min(this.config.rateLimitedReplyDelayMs, e.retryAfterMs || this.config.rateLimitedReplyDelayMs) : 0;
+      if (hold > 0) await sleep(hold);
       fail(e);
     }
   }

@@ -82,13 +82,18 @@ describe("password guessing", () => {
     const statuses: number[] = [];
     const limited: Reply[] = [];
     let next = 0;
+    const heldMs: number[] = [];
     await Promise.all(Array.from({ length: 16 }, async () => {
       while (next++ < 80) {
+        const t0 = Date.now();
         const r = await post("/v1/login", { username: alice, password: `guess-${next}` }, { from: "127.0.0.2" });
         statuses.push(r.status);
-        if (r.status === 429) limited.push(r);
+        if (r.status === 429) { limited.push(r); heldMs.push(Date.now() - t0); }
       }
     }));
+    // Each refusal was held (RATE_LIMITED_REPLY_DELAY_MS, 1 s by default): a guesser asks at most
+    // once a second per connection. A lower bound only: a slow machine holds longer, never shorter.
+    expect(Math.min(...heldMs)).toBeGreaterThanOrEqual(900);
     // The free attempts and the one that closed the account were checked (401); the rest were
     // refused before the accounts service computed a hash.
     expect(statuses.filter((s) => s === 401)).toHaveLength(BACKOFF_FREE + 1);
