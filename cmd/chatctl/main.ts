@@ -7,6 +7,7 @@ import readline from "node:readline";
 import { Command, InvalidArgumentError } from "commander";
 import { authenticate, ChatClient, ClientError, type Conversation, HistoryDirection, type Message } from "../../internal/client/client.js";
 import { nodeSocket } from "../../internal/client/node-socket.js";
+import { TypingIndicators } from "../../internal/client/typing.js";
 import { printable } from "../../internal/cli/printable.js";
 
 /** What chatctl remembers per user between runs: token, device id and cursor. */
@@ -245,10 +246,17 @@ program
       for (const m of mc.conversation?.members ?? []) usernames.set(m.userId, m.username);
     });
     client.on("state", (s) => { if (s === "closed") console.error("-- disconnected, reconnecting --"); });
+    // "alice is typing…" when someone starts (it ends by itself, or with their message).
+    const typing = new TypingIndicators(client, (conversationId) => {
+      const label = typing.label(conversationId);
+      if (label) console.log(`-- ${printable(label)}${conv && conversationId === conv.id ? "" : ` (${titles.get(conversationId) ?? conversationId})`} --`);
+    });
     client.on("cursor", () => saveProfile(p));
     if (conv) {
       const into = conv;
       const rl = readline.createInterface({ input: process.stdin });
+      // Keystrokes say "typing" (the client sends at most one per interval).
+      process.stdin.on("data", () => void client.typing(into.id).catch(() => {}));
       rl.on("line", (text) => {
         if (!text.trim()) return;
         client.send(into.id, text).then(

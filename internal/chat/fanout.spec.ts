@@ -21,6 +21,7 @@ describe("splitDelivery", () => {
       receipts: [{ userIds: ["u1"], receipt: undefined }],
       presence: [],
       traceparent: "tp",
+      typing: [],
     };
     const parts = splitDelivery(req, 10_000);
     expect(parts.length).toBeGreaterThan(5);
@@ -40,9 +41,9 @@ describe("splitDelivery", () => {
   });
 
   it("sends an event larger than the budget alone, and a small delivery as one request", () => {
-    const big = splitDelivery({ events: [message(1, "x".repeat(20_000)), message(2, "y")], targets: [{ userId: "u", pos: 1, eventIndex: 0 }, { userId: "u", pos: 2, eventIndex: 1 }], receipts: [], presence: [], traceparent: "" }, 10_000);
+    const big = splitDelivery({ events: [message(1, "x".repeat(20_000)), message(2, "y")], targets: [{ userId: "u", pos: 1, eventIndex: 0 }, { userId: "u", pos: 2, eventIndex: 1 }], receipts: [], presence: [], traceparent: "", typing: [] }, 10_000);
     expect(big.map((p) => p.events.length)).toEqual([1, 1]);
-    const small = splitDelivery({ events: [message(1, "a"), message(2, "b")], targets: [{ userId: "u", pos: 1, eventIndex: 0 }, { userId: "u", pos: 2, eventIndex: 1 }], receipts: [], presence: [], traceparent: "" });
+    const small = splitDelivery({ events: [message(1, "a"), message(2, "b")], targets: [{ userId: "u", pos: 1, eventIndex: 0 }, { userId: "u", pos: 2, eventIndex: 1 }], receipts: [], presence: [], traceparent: "", typing: [] });
     expect(small).toHaveLength(1);
     expect(small[0]!.targets.map((t) => t.eventIndex)).toEqual([0, 1]);
   });

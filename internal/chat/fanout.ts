@@ -1,7 +1,7 @@
-import type { DeliverRequest, DeliveryTarget, EdgeDeliveryServiceClient, ReceiptDelivery } from "../../gen/chat/internal/v1/edge.js";
+import type { DeliverRequest, DeliveryTarget, EdgeDeliveryServiceClient, ReceiptDelivery, TypingDelivery } from "../../gen/chat/internal/v1/edge.js";
 import type { NotifierServiceClient } from "../../gen/chat/internal/v1/notifier.js";
 import type { UserEvent } from "../../gen/chat/internal/v1/store.js";
-import { Event, type Message, type Receipt } from "../../gen/chat/v1/client.js";
+import { Event, type Message, type Receipt, type TypingUpdate } from "../../gen/chat/v1/client.js";
 import { context, trace, type Context } from "@opentelemetry/api";
 import { linksTo } from "../telemetry/messaging.js";
 import { ChatMetrics, secondsSince } from "../telemetry/telemetry.js";
@@ -37,14 +37,14 @@ export function splitDelivery(req: DeliverRequest, maxBytes = BATCH_MAX_BYTES): 
     if (!list) targetsOf.set(t.eventIndex, (list = []));
     list.push(t);
   }
-  const parts: DeliverRequest[] = [{ events: [], targets: [], receipts: req.receipts, presence: req.presence, traceparent: req.traceparent }];
+  const parts: DeliverRequest[] = [{ events: [], targets: [], receipts: req.receipts, presence: req.presence, traceparent: req.traceparent, typing: req.typing }];
   let bytes = 0;
   for (const [index, targets] of [...targetsOf].sort((a, b) => a[0] - b[0])) {
     const event = req.events[index]!;
     const size = eventBytes(event) + targets.reduce((n, t) => n + t.userId.length + TARGET_OVERHEAD_BYTES, 0);
     let part = parts[parts.length - 1]!;
     if (part.events.length > 0 && bytes + size > maxBytes) {
-      parts.push((part = { events: [], targets: [], receipts: [], presence: [], traceparent: req.traceparent }));
+      parts.push((part = { events: [], targets: [], receipts: [], presence: [], traceparent: req.traceparent, typing: [] }));
       bytes = 0;
     }
     const k = part.events.length;
@@ -112,7 +112,7 @@ export class Fanout {
     const events: Event[] = items.map((i) => ({ pos: 0, atMs: i.atMs, kind: { $case: "message", value: i.message } }));
     const targets: DeliveryTarget[] = [];
     items.forEach((item, index) => item.memberIds.forEach((userId, k) => targets.push({ userId, pos: item.positions[k]!, eventIndex: index })));
-    await this.sendToEdges(routes, { events, targets, receipts: [], presence: [], traceparent });
+    await this.sendToEdges(routes, { events, targets, receipts: [], presence: [], traceparent, typing: [] });
     for (const item of items) {
       const offline = item.memberIds.filter((u) => !online.has(u) && u !== item.message.senderId);
       if (offline.length === 0) continue;
@@ -134,14 +134,34 @@ export class Fanout {
     // Rare (membership changes, read markers): one payload per user keeps it simple.
     const shared: Event[] = events.map((e) => ({ ...e.event!, pos: 0 }));
     const targets: DeliveryTarget[] = events.map((e, i) => ({ userId: e.userId, pos: e.event!.pos, eventIndex: i }));
-    await this.sendToEdges(routes, { events: shared, targets, receipts: [], presence: [], traceparent: "" });
+    await this.sendToEdges(routes, { events: shared, targets, receipts: [], presence: [], traceparent: "", typing: [] });
   }
 
   async receipts(items: Array<{ receipt: Receipt; userIds: string[] }>): Promise<void> {
     const routes = await this.lookup([...new Set(items.flatMap((i) => i.userIds))]);
     if (!routes) return;
     const receipts: ReceiptDelivery[] = items.map((i) => ({ userIds: i.userIds, receipt: i.receipt }));
-    await this.sendToEdges(routes, { events: [], targets: [], receipts, presence: [], traceparent: "" });
+    await this.sendToEdges(routes, { events: [], targets: [], receipts, presence: [], traceparent: "", typing: [] });
+  }
+
+  private pendingTyping: TypingDelivery[] = [];
+
+  /**
+   * Typing indicators: ephemeral, so no retry beyond the route lookup's and no
+   * notifier. Those of one tick share one route lookup and one call per edge.
+   */
+  typing(item: TypingDelivery): void {
+    this.pendingTyping.push(item);
+    if (this.pendingTyping.length > 1) return;
+    setImmediate(() => {
+      const typing = this.pendingTyping;
+      this.pendingTyping = [];
+      void (async () => {
+        const routes = await this.lookup([...new Set(typing.flatMap((t) => t.userIds))]);
+        if (!routes) return;
+        await this.sendToEdges(routes, { events: [], targets: [], receipts: [], presence: [], traceparent: "", typing });
+      })().catch((err) => this.log.warn("typing fanout failed", { err }));
+    });
   }
 
   /**
@@ -183,6 +203,7 @@ export class Fanout {
           receipts: req.receipts.map((r) => ({ ...r, userIds: r.userIds.filter((u) => users.has(u)) })).filter((r) => r.userIds.length > 0),
           presence: [],
           traceparent: req.traceparent,
+          typing: req.typing.map((t) => ({ ...t, userIds: t.userIds.filter((u) => users.has(u)) })).filter((t) => t.userIds.length > 0),
         };
         const edge = this.edges.get(address);
         // In order, one after the other: a session sends positions in order and fetches any gap.

@@ -10,7 +10,7 @@ import { ChatMetrics } from "../telemetry/telemetry.js";
 import { call } from "../grpc/client.js";
 import type { AsyncService } from "../grpc/handler.js";
 import type { Logger } from "../log/logger.js";
-import { validateSend, validateTitle, validateUsername } from "../validation/validate.js";
+import { validateConversationId, validateSend, validateTitle, validateUsername } from "../validation/validate.js";
 import { ConversationDirectory } from "./directory.js";
 import { LocalSignals, type DirectorySignals } from "./directory-signals.js";
 import type { Fanout } from "./fanout.js";
@@ -100,6 +100,20 @@ export class ChatCore {
       }
       return { clientMsgId, conversationId, seq: message.seq, sentAtMs: message.sentAtMs, duplicate: appended.duplicate };
     });
+  }
+
+  /**
+   * An ephemeral "typing" from a member, to the other members' online devices only
+   * (the edge throttles it per session and conversation). A non-member is refused
+   * as their send would be.
+   */
+  async typing(actor: Actor, conversationId: string, expiresInMs: number): Promise<void> {
+    validateConversationId(conversationId);
+    const info = await this.directory.requireMember(conversationId, actor.userId);
+    const userIds = info.memberIds.filter((u) => u !== actor.userId);
+    if (userIds.length === 0) return;
+    const update = { conversationId, userId: actor.userId, username: info.usernames.get(actor.userId) ?? "", expiresInMs: Math.min(Math.max(expiresInMs, 1_000), 60_000) };
+    this.fanout.typing({ userIds, update });
   }
 
   async ack(actor: Actor, conversationId: string, seq: number, kind: AckKind) {
@@ -245,5 +259,6 @@ export function chatService(core: ChatCore): AsyncService<typeof ChatServiceServ
     addMember: async (req) => ({ conversation: await core.changeMembership(actorOf(req.actor), req.conversationId, req.username, true) }),
     removeMember: async (req) => ({ conversation: await core.changeMembership(actorOf(req.actor), req.conversationId, req.username, false) }),
     setMuted: async (req) => { await core.setMuted(actorOf(req.actor), req.conversationId, req.muted); return {}; },
+    typing: async (req) => { await core.typing(actorOf(req.actor), req.conversationId, req.expiresInMs); return {}; },
   };
 }

@@ -14,11 +14,12 @@ import {
   type Receipt,
   ServerFrame,
   type Sent,
+  type TypingUpdate,
   type Welcome,
 } from "../../gen/chat/v1/client.js";
 
 export { AckKind, ErrorCode, HistoryDirection, PushProvider };
-export type { Conversation, Event, HistoryPage, Message, MembershipChange, PresenceUpdate, ReadMarker, Receipt, Sent, Welcome };
+export type { Conversation, Event, HistoryPage, Message, MembershipChange, PresenceUpdate, ReadMarker, Receipt, Sent, TypingUpdate, Welcome };
 
 /** The subset of the WebSocket API we use: the browser's and the `ws` package's both fit. */
 export interface SocketLike {
@@ -62,6 +63,8 @@ export interface ClientOptions {
   /** Acknowledge "delivered" automatically for received messages. Default true. */
   autoAckDelivered?: boolean;
   requestTimeoutMs?: number;
+  /** Typing indicators of one conversation go out at most this often (the edge's TYPING_THROTTLE_MS). Default 2000. */
+  typingIntervalMs?: number;
 }
 
 type Listeners = {
@@ -70,6 +73,11 @@ type Listeners = {
   read: (r: ReadMarker, ev: Event) => void;
   receipt: (r: Receipt) => void;
   presence: (p: PresenceUpdate) => void;
+  /**
+   * Another member is typing: show it for `expiresInMs`. `expiresInMs` 0 means they stopped
+   * (their message arrived). TypingIndicators (typing.ts) keeps this state for a UI.
+   */
+  typing: (t: TypingUpdate) => void;
   synced: (pos: number) => void;
   cursor: (pos: number) => void;
   state: (s: "connecting" | "open" | "closed") => void;
@@ -103,7 +111,7 @@ export class ChatClient {
   private nextRef = 1;
   private readonly pending = new Map<number, PendingRequest>();
   private readonly listeners: { [K in keyof Listeners]: Set<Listeners[K]> } = {
-    message: new Set(), membership: new Set(), read: new Set(), receipt: new Set(), presence: new Set(), synced: new Set(), cursor: new Set(), state: new Set(), error: new Set(), reset: new Set(),
+    message: new Set(), membership: new Set(), read: new Set(), receipt: new Set(), presence: new Set(), typing: new Set(), synced: new Set(), cursor: new Set(), state: new Set(), error: new Set(), reset: new Set(),
   };
   private closedByUser = false;
   private heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -117,6 +125,10 @@ export class ChatClient {
   private lastServerFrameAt = 0;
   private heartbeatIntervalMs = 15_000;
   private isSynced = false;
+  /** When this client last said it is typing, per conversation. */
+  private readonly typingSentAt = new Map<string, number>();
+  /** Members seen typing, per conversation: their message clears it. */
+  private readonly typingSeen = new Set<string>();
 
   constructor(private readonly opts: ClientOptions) {
     this.cursor = opts.cursor ?? 0;
@@ -156,8 +168,28 @@ export class ChatClient {
   }
 
   async send(conversationId: string, text: string, clientMsgId = randomId()): Promise<Sent> {
+    this.typingSentAt.delete(conversationId);
     const f = await this.requestRetrying({ $case: "send", value: { conversationId, clientMsgId, text } });
     return expect(f, "sent");
+  }
+
+  /**
+   * Tells the other members this user is typing. Call it on every keystroke: it goes
+   * out at most once per `typingIntervalMs` per conversation, only while connected,
+   * and a send clears it. A non-member is refused with PERMISSION_DENIED.
+   */
+  async typing(conversationId: string): Promise<void> {
+    const now = Date.now();
+    const last = this.typingSentAt.get(conversationId);
+    if (last !== undefined && now - last < (this.opts.typingIntervalMs ?? 2_000)) return;
+    if (this.ws?.readyState !== OPEN || !this.welcome) return;
+    this.typingSentAt.set(conversationId, now);
+    try {
+      await this.request({ $case: "typing", value: { conversationId } });
+    } catch (err) {
+      // Throttled by the edge (its interval is longer than ours): typing is best effort.
+      if ((err as ClientError).code !== ErrorCode.ERROR_CODE_RATE_LIMITED) throw err;
+    }
   }
 
   async markRead(conversationId: string, seq: number): Promise<void> {
@@ -337,6 +369,9 @@ export class ChatClient {
         return this.emit("synced", kind.value.pos);
       case "receipt": return this.emit("receipt", kind.value);
       case "presence": return this.emit("presence", kind.value);
+      case "typing":
+        this.typingSeen.add(`${kind.value.conversationId}\u0000${kind.value.userId}`);
+        return this.emit("typing", kind.value);
       case "error":
         if (kind.value.code === ErrorCode.ERROR_CODE_CURSOR_AHEAD) {
           // The edge now replays from 0: take every position again instead of skipping them as seen.
@@ -359,6 +394,9 @@ export class ChatClient {
     this.cursor = ev.pos;
     const k = ev.kind;
     if (k?.$case === "message") {
+      // The message ends its sender's "typing…" in that conversation.
+      const typingKey = `${k.value.conversationId}\u0000${k.value.senderId}`;
+      if (this.typingSeen.delete(typingKey)) this.emit("typing", { conversationId: k.value.conversationId, userId: k.value.senderId, username: "", expiresInMs: 0 });
       this.emit("message", k.value, ev);
       if (this.opts.autoAckDelivered !== false && this.welcome && k.value.senderId !== this.welcome.userId) this.queueDeliveredAck(k.value);
     } else if (k?.$case === "membership") this.emit("membership", k.value, ev);

@@ -34,6 +34,9 @@ export class EdgeBackends {
   async send(actor: Actor, send: Send): Promise<Sent> {
     return (await this.owners.call(send.conversationId, (c) => c.send, { actor, send }, 20_000)).sent!;
   }
+  async typing(actor: Actor, conversationId: string, expiresInMs: number): Promise<void> {
+    await this.owners.call(conversationId, (c) => c.typing, { actor, conversationId, expiresInMs }, 5_000);
+  }
   async ack(actor: Actor, ack: Ack): Promise<void> {
     await this.owners.call(ack.conversationId, (c) => c.ack, { actor, ack }, 5_000);
   }

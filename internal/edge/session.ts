@@ -48,7 +48,21 @@ export interface SessionConfig extends SendByteLimits {
    * Large audiences (big groups) are not pushed to: the client queries them on demand.
    */
   maxPresenceSubscriptions: number;
+  /**
+   * TYPING_THROTTLE_MS: a session's typing indicators for one conversation are forwarded at
+   * most once per this; a faster one is refused with RATE_LIMITED and goes nowhere. Default 2000.
+   */
+  typingThrottleMs: number;
+  /**
+   * TYPING_EXPIRY_MS: receivers show "typing…" this long after the last indicator (so a client
+   * that vanishes leaves nothing behind). Above the throttle, so steady typing shows without a
+   * flicker. Default 6000.
+   */
+  typingExpiryMs: number;
 }
+
+/** Conversations a session remembers typing times for before it forgets the expired ones. */
+const TYPING_REMEMBERED = 256;
 
 /** Close codes (4000-4999 are the application's). */
 export const CLOSE = { unauthenticated: 4401, deviceInUse: 4409, helloTimeout: 4408, replaced: 4410, slowConsumer: 4429, idle: 4000, shutdown: 1001, tooLarge: 1009 } as const;
@@ -82,6 +96,8 @@ export class Session {
   private liveDropped = false;
   /** Allocated on the first send: most sessions are idle most of the time. */
   private sendChains: Map<string, Promise<unknown>> | undefined;
+  /** When this session last forwarded a typing indicator, per conversation (allocated on first use). */
+  private typingAt: Map<string, number> | undefined;
   /** Users this session subscribed to (allocated on first use). */
   private subscribed: Set<string> | undefined;
   private readonly sendBucket: TokenBucket;
@@ -261,6 +277,8 @@ export class Session {
         // Charged on arrival, in frame order: a refused send is answered at once and its text is not
         // held in the edge behind this session's earlier sends (only admitted bytes wait there).
         const admitted = this.hooks.admitSend(this.userId, textBytes(s.text)).then(() => s);
+        // The message clears "typing…" at the receivers: the next keystroke may say so at once.
+        this.typingAt?.delete(s.conversationId);
         // One send per conversation at a time from this session: later sends get higher numbers (P2).
         const chains = (this.sendChains ??= new Map());
         const conversationId = s.conversationId;
@@ -291,6 +309,13 @@ export class Session {
         if (this.syncing) this.resyncNeeded = true;
         else void this.sync();
         return;
+      case "typing": {
+        validateConversationId(kind.value.conversationId);
+        this.throttleTyping(kind.value.conversationId);
+        await b.typing(actor, kind.value.conversationId, this.config.typingExpiryMs);
+        if (ref) this.send({ ref, kind: { $case: "ok", value: {} } });
+        return;
+      }
       case "history": {
         validateConversationId(kind.value.conversationId);
         this.send({ ref, kind: { $case: "history", value: await b.history(this.userId, kind.value) } });
@@ -346,7 +371,23 @@ export class Session {
     }
   }
 
-  /** A live event for this device's user, with the user's log position. */
+  /**
+   * At most one typing indicator per conversation per TYPING_THROTTLE_MS leaves this
+   * session; a faster one is refused before it reaches chat, so a flood is never fanned out.
+   */
+  private throttleTyping(conversationId: string): void {
+    const now = Date.now();
+    const typing = (this.typingAt ??= new Map());
+    const last = typing.get(conversationId);
+    if (last !== undefined && now - last < this.config.typingThrottleMs) {
+      throw new ChatError(ErrorCode.ERROR_CODE_RATE_LIMITED, "typing indicators are throttled", { retryAfterMs: this.config.typingThrottleMs - (now - last) });
+    }
+    if (typing.size >= TYPING_REMEMBERED) for (const [c, at] of typing) if (now - at >= this.config.typingThrottleMs) typing.delete(c);
+    // Still full of fresh entries (a session typing in hundreds of conversations at once): the oldest goes.
+    if (typing.size >= TYPING_REMEMBERED) typing.delete(typing.keys().next().value!);
+    typing.set(conversationId, now);
+  }
+
   /**
    * The store says the user's log reaches `head`: if this session is behind and
    * not already catching up, a live delivery was lost (a stale route, an edge

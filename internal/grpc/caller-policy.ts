@@ -20,7 +20,7 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
   chat: {
     edge: [
       "ChatService/Send", "ChatService/Ack", "ChatService/OpenDirect", "ChatService/CreateGroup", "ChatService/AddMember",
-      "ChatService/RemoveMember", "ChatService/SetMuted", "AccountService/Signup", "AccountService/Login",
+      "ChatService/RemoveMember", "ChatService/SetMuted", "ChatService/Typing", "AccountService/Signup", "AccountService/Login",
     ],
   },
   presence: {

@@ -10,6 +10,7 @@ import {
   type PresenceUpdate,
   type SocketLike,
 } from "../../internal/client/client.js";
+import { TypingIndicators } from "../../internal/client/typing.js";
 import { ConversationKind, PresenceStatus } from "../../gen/chat/v1/client.js";
 import { clearError, showErrorIn, showMessageIn } from "./errors.js";
 import { dayLabel, differentDays, isLong, preview, relativeTime, tabTitle, timeOfDay } from "./format.js";
@@ -45,6 +46,8 @@ const presence = new Map<string, PresenceUpdate>();
 /** Long messages the reader expanded ("conversation:seq"), kept across re-renders. */
 const expanded = new Set<string>();
 let client: ChatClient | undefined;
+/** Who is typing where ("alice is typing…" in the conversation's header). */
+let typing: TypingIndicators | undefined;
 let session: Session | undefined;
 let active: string | undefined;
 let wasOffline = false;
@@ -339,7 +342,8 @@ function renderPane(): void {
     back,
     h("div", { class: "heading" },
       h("h2", { "data-testid": "conversation-title" }, title(c)),
-      h("span", { class: "presence", "data-testid": "presence" }, statusLine(c))));
+      h("span", { class: "presence", "data-testid": "presence" }, statusLine(c)),
+      h("span", { class: "typing", "data-testid": "typing", "aria-live": "polite" }, typing?.label(c.id) ?? "")));
   if (c.kind === ConversationKind.CONVERSATION_KIND_GROUP) {
     const add = h("input", { placeholder: "add member", "aria-label": "Add a member by username", "data-testid": "add-member" });
     const addError = errorLine("add-error");
@@ -394,7 +398,11 @@ function renderPane(): void {
   }
   const text = h("textarea", { rows: "2", placeholder: "Message (Enter to send, Shift+Enter for a new line)", "aria-label": "Message", "data-testid": "composer" });
   const sendError = errorLine("send-error");
-  text.addEventListener("input", () => clearError(sendError));
+  text.addEventListener("input", () => {
+    clearError(sendError);
+    // The client sends at most one indicator per interval, however fast the keys come.
+    if (text.value) client?.typing(c.id).catch(() => {});
+  });
   const composer = h("form", { class: "composer", "data-testid": "send-form" }, text, h("button", { type: "submit", "data-testid": "send" }, "Send"));
   const send = () => {
     const body = text.value;
@@ -506,6 +514,7 @@ async function start(): Promise<void> {
     socket: (url, protocols) => new WebSocket(url, protocols) as unknown as SocketLike,
   });
   client.on("cursor", (pos) => { session!.cursor = pos; saveSession(); });
+  typing = new TypingIndicators(client, (conversationId) => { if (active === conversationId) renderPane(); });
   // The edge found our cursor beyond the log (a corrupted or foreign one): start over from what it replays.
   client.on("reset", () => {
     for (const s of conversations.values()) { s.messages.clear(); s.last = undefined; s.oldestLoaded = 0; s.hasMoreHistory = true; }
