@@ -28,6 +28,9 @@ const chatConfig = {
   // One transaction at a time suits PGlite; a server-backed store takes several batches at once.
   storeWritesInFlight: int("STORE_WRITES_IN_FLIGHT", config.profile === "embedded" ? 1 : 8, 1, 64),
   conversationCacheSize: int("CHAT_CONVERSATION_CACHE", DEFAULT_CACHE_SIZE, 100),
+  editWindowS: int("EDIT_WINDOW_S", 86_400, 1, 10 * 365 * 86_400),
+  maxEditsPerMessage: int("MAX_EDITS_PER_MESSAGE", 10, 1, 1_000),
+  deleteWindowS: int("DELETE_WINDOW_S", 172_800, 1, 10 * 365 * 86_400),
 };
 const tokenTtlSeconds = int("TOKEN_TTL_SECONDS", 7 * 24 * 3600, 1);
 

@@ -28,9 +28,9 @@ class FakeStore {
       const messages = g.messages.map((m) => {
         const key = `${g.conversationId}/${m.senderId}/${m.clientMsgId}`;
         const dup = this.ids.get(key);
-        if (dup) return { message: { conversationId: g.conversationId, seq: dup, senderId: m.senderId, senderDeviceId: "", clientMsgId: m.clientMsgId, text: m.text, sentAtMs: 0 }, duplicate: true, positions: [] };
+        if (dup) return { message: { conversationId: g.conversationId, seq: dup, senderId: m.senderId, senderDeviceId: "", clientMsgId: m.clientMsgId, text: m.text, sentAtMs: 0, editedAtMs: 0, deleted: false }, duplicate: true, positions: [] };
         this.ids.set(key, ++seq);
-        return { message: { conversationId: g.conversationId, seq, senderId: m.senderId, senderDeviceId: "", clientMsgId: m.clientMsgId, text: m.text, sentAtMs: 0 }, duplicate: false, positions: [] };
+        return { message: { conversationId: g.conversationId, seq, senderId: m.senderId, senderDeviceId: "", clientMsgId: m.clientMsgId, text: m.text, sentAtMs: 0, editedAtMs: 0, deleted: false }, duplicate: false, positions: [] };
       });
       this.heads.set(g.conversationId, seq);
       return { conversationId: g.conversationId, error: ErrorCode.ERROR_CODE_UNSPECIFIED, messages, lastSeq: seq };

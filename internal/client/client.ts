@@ -8,6 +8,8 @@ import {
   HistoryDirection,
   type Message,
   type MembershipChange,
+  type MessageDeleted,
+  type MessageEdited,
   type PresenceUpdate,
   PushProvider,
   type ReadMarker,
@@ -19,7 +21,7 @@ import {
 } from "../../gen/chat/v1/client.js";
 
 export { AckKind, ErrorCode, HistoryDirection, PushProvider };
-export type { Conversation, Event, HistoryPage, Message, MembershipChange, PresenceUpdate, ReadMarker, Receipt, Sent, TypingUpdate, Welcome };
+export type { Conversation, Event, HistoryPage, Message, MembershipChange, MessageDeleted, MessageEdited, PresenceUpdate, ReadMarker, Receipt, Sent, TypingUpdate, Welcome };
 
 /** The subset of the WebSocket API we use: the browser's and the `ws` package's both fit. */
 export interface SocketLike {
@@ -71,6 +73,10 @@ type Listeners = {
   message: (m: Message, ev: Event) => void;
   membership: (m: MembershipChange, ev: Event) => void;
   read: (r: ReadMarker, ev: Event) => void;
+  /** A message's text was replaced (live, or in a catch-up with the text as it is now). */
+  edited: (e: MessageEdited, ev: Event) => void;
+  /** A message was deleted for everyone (show a tombstone in its place) or, on this user's devices only, for them (hide it). */
+  deleted: (d: MessageDeleted, ev: Event) => void;
   receipt: (r: Receipt) => void;
   presence: (p: PresenceUpdate) => void;
   /**
@@ -111,7 +117,7 @@ export class ChatClient {
   private nextRef = 1;
   private readonly pending = new Map<number, PendingRequest>();
   private readonly listeners: { [K in keyof Listeners]: Set<Listeners[K]> } = {
-    message: new Set(), membership: new Set(), read: new Set(), receipt: new Set(), presence: new Set(), typing: new Set(), synced: new Set(), cursor: new Set(), state: new Set(), error: new Set(), reset: new Set(),
+    message: new Set(), membership: new Set(), read: new Set(), edited: new Set(), deleted: new Set(), receipt: new Set(), presence: new Set(), typing: new Set(), synced: new Set(), cursor: new Set(), state: new Set(), error: new Set(), reset: new Set(),
   };
   private closedByUser = false;
   private heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -190,6 +196,16 @@ export class ChatClient {
       // Throttled by the edge (its interval is longer than ours): typing is best effort.
       if ((err as ClientError).code !== ErrorCode.ERROR_CODE_RATE_LIMITED) throw err;
     }
+  }
+
+  /** Replaces the text of one's own message (typed errors: PERMISSION_DENIED, NOT_FOUND, MESSAGE_DELETED, WINDOW_CLOSED). */
+  async edit(conversationId: string, seq: number, text: string): Promise<void> {
+    await this.requestRetrying({ $case: "edit", value: { conversationId, seq, text } });
+  }
+
+  /** Deletes a message for this user's devices, or for everyone. */
+  async deleteMessage(conversationId: string, seq: number, forEveryone: boolean): Promise<void> {
+    await this.requestRetrying({ $case: "delete", value: { conversationId, seq, forEveryone } });
   }
 
   async markRead(conversationId: string, seq: number): Promise<void> {
@@ -401,6 +417,8 @@ export class ChatClient {
       if (this.opts.autoAckDelivered !== false && this.welcome && k.value.senderId !== this.welcome.userId) this.queueDeliveredAck(k.value);
     } else if (k?.$case === "membership") this.emit("membership", k.value, ev);
     else if (k?.$case === "read") this.emit("read", k.value, ev);
+    else if (k?.$case === "edited") this.emit("edited", k.value, ev);
+    else if (k?.$case === "deleted") this.emit("deleted", k.value, ev);
     this.emit("cursor", this.cursor);
   }
 

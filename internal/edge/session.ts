@@ -8,7 +8,7 @@ import { AckKind, type ClientFrame, type Event, type ServerFrame } from "../../g
 import { ChatError, ErrorCode } from "../errors/chat-error.js";
 import { textBytes } from "../grpc/message-size.js";
 import type { Logger } from "../log/logger.js";
-import { validateConversationId, validateDeviceId, validateSend } from "../validation/validate.js";
+import { validateConversationId, validateDeviceId, validateMessageRef, validateSend, validateText } from "../validation/validate.js";
 import type { EdgeBackends } from "./backends.js";
 import { encodeServerFrame, errorFrame, type FrameMode } from "./frames.js";
 import { TokenBucket } from "./rate-limit.js";
@@ -316,6 +316,19 @@ export class Session {
         if (ref) this.send({ ref, kind: { $case: "ok", value: {} } });
         return;
       }
+      case "edit":
+        validateMessageRef(kind.value);
+        validateText(kind.value.text, this.config.maxTextLength);
+        // An edit's text counts against the user's byte rate like a send's.
+        await this.hooks.admitSend(this.userId, textBytes(kind.value.text));
+        await b.edit(actor, kind.value);
+        this.send({ ref, kind: { $case: "ok", value: {} } });
+        return;
+      case "delete":
+        validateMessageRef(kind.value);
+        await b.delete(actor, kind.value);
+        this.send({ ref, kind: { $case: "ok", value: {} } });
+        return;
       case "history": {
         validateConversationId(kind.value.conversationId);
         this.send({ ref, kind: { $case: "history", value: await b.history(this.userId, kind.value) } });

@@ -20,7 +20,7 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
   chat: {
     edge: [
       "ChatService/Send", "ChatService/Ack", "ChatService/OpenDirect", "ChatService/CreateGroup", "ChatService/AddMember",
-      "ChatService/RemoveMember", "ChatService/SetMuted", "ChatService/Typing", "AccountService/Signup", "AccountService/Login",
+      "ChatService/RemoveMember", "ChatService/SetMuted", "ChatService/Typing", "ChatService/Edit", "ChatService/Delete", "AccountService/Signup", "AccountService/Login",
     ],
   },
   presence: {
@@ -37,6 +37,7 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
       "MessageStoreService/CreateUser", "MessageStoreService/GetUserByName", "MessageStoreService/CreateConversation",
       "MessageStoreService/GetConversation", "MessageStoreService/ChangeMembership", "MessageStoreService/SetMuted",
       "MessageStoreService/Append", "MessageStoreService/GetLastSeq", "MessageStoreService/UpdatePointersBatch",
+      "MessageStoreService/ChangeMessage",
     ],
   },
   notifier: {

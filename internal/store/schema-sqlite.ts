@@ -49,6 +49,17 @@ const MIGRATIONS: string[] = [
      seq INTEGER NOT NULL DEFAULT 0,
      event BLOB,
      PRIMARY KEY (user_id, pos)) WITHOUT ROWID`,
+  // 2: edits and deletions (docs/features.md). A deleted message keeps its row as a tombstone
+  // (body '' and deleted_at set); the partial index counts a conversation's deleted unread ones.
+  `ALTER TABLE messages ADD COLUMN edited_at INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE messages ADD COLUMN edit_count INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE messages ADD COLUMN deleted_at INTEGER NOT NULL DEFAULT 0;
+   CREATE INDEX messages_deleted ON messages (conversation_id, seq) WHERE deleted_at > 0;
+   CREATE TABLE hidden_messages (
+     user_id TEXT NOT NULL,
+     conversation_id TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     PRIMARY KEY (user_id, conversation_id, seq)) WITHOUT ROWID`,
 ];
 
 export function migrateSqlite(db: DatabaseSync): void {

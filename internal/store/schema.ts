@@ -47,6 +47,17 @@ const MIGRATIONS: string[] = [
      seq bigint NOT NULL DEFAULT 0,
      event bytea,
      PRIMARY KEY (user_id, pos));`,
+  // 2: edits and deletions (docs/features.md). A deleted message keeps its row as a tombstone
+  // (body '' and deleted_at set); the partial index counts a conversation's deleted unread ones.
+  `ALTER TABLE messages ADD COLUMN IF NOT EXISTS edited_at bigint NOT NULL DEFAULT 0;
+   ALTER TABLE messages ADD COLUMN IF NOT EXISTS edit_count integer NOT NULL DEFAULT 0;
+   ALTER TABLE messages ADD COLUMN IF NOT EXISTS deleted_at bigint NOT NULL DEFAULT 0;
+   CREATE INDEX IF NOT EXISTS messages_deleted ON messages (conversation_id, seq) WHERE deleted_at > 0;
+   CREATE TABLE IF NOT EXISTS hidden_messages (
+     user_id text NOT NULL,
+     conversation_id text NOT NULL,
+     seq bigint NOT NULL,
+     PRIMARY KEY (user_id, conversation_id, seq));`,
 ];
 
 export async function migrate(db: SqlClient): Promise<void> {

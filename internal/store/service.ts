@@ -35,6 +35,7 @@ export function storeService(store: Store): AsyncService<typeof MessageStoreServ
       return { heads: await store.logHeads(req.userIds) };
     },
     history: async (req) => ({ page: await store.history(req.userId, req.request!) }),
+    changeMessage: async (req) => ({ events: await store.changeMessage(req) }),
     updatePointersBatch: async (req) => {
       if (req.updates.length > POINTER_UPDATES_MAX) throw ChatError.invalid(`at most ${POINTER_UPDATES_MAX} pointer updates per call`);
       const results = await store.updatePointersBatch(req.updates);

@@ -1,5 +1,5 @@
 import cassandra from "cassandra-driver";
-import { AppendGroup, type AppendGroupResult, type AppendedMessage, type AppendMessage, type User, type UserEvent } from "../../gen/chat/internal/v1/store.js";
+import { AppendGroup, type AppendGroupResult, type AppendedMessage, type AppendMessage, type ChangeMessageRequest, type User, type UserEvent } from "../../gen/chat/internal/v1/store.js";
 import {
   type Conversation,
   ErrorCode,
@@ -16,6 +16,7 @@ import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES, textBytes } from "../grpc/message-
 import { checkKeyspace, migrateCassandra } from "./schema-cassandra.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
 import { type LogWrite, SqlStore } from "./store-sql.js";
+import { fillEditedTexts, liveEvents, planMessageChange } from "./store-rules.js";
 import { fitBytes, historyLimit, type LogPage, type PointerMoveResult, type PointerUpdate, type Store, updateEachPointer } from "./store.js";
 
 /*
@@ -133,6 +134,8 @@ function rowToMessage(r: Row): Message {
     clientMsgId: r["client_msg_id"] as string,
     text: r["body"] as string,
     sentAtMs: num(r["sent_at"]),
+    editedAtMs: num(r["edited_at"] ?? 0),
+    deleted: num(r["deleted_at"] ?? 0) > 0,
   };
 }
 
@@ -255,7 +258,9 @@ export class CassandraStore implements Store {
       await Promise.all(list.map(async (c) => {
         await this.overlay(c);
         c.readSeq = c.members.find((m) => m.userId === userId)?.readSeq ?? 0;
-        c.unread = Math.max(0, c.lastSeq - c.readSeq);
+        // A message deleted for everyone is no longer there to read.
+        const deleted = await this.client.execute(this.cql.deletedAfter, [c.id, c.readSeq], { isIdempotent: true });
+        c.unread = Math.max(0, c.lastSeq - c.readSeq - num(deleted.first()?.["n"]));
       }));
       return list;
     });
@@ -336,6 +341,7 @@ export class CassandraStore implements Store {
           events.push(blob ? { ...Event.decode(blob), pos } : { pos, atMs: num(r["at"]), kind: m ? { $case: "message", value: m } : undefined });
         }
       }
+      await fillEditedTexts(events, (c, seqs) => this.texts(c, seqs));
       const last = events[events.length - 1]?.pos ?? 0;
       // Unset rather than false at the end of the log: a page there reads as before.
       return { events, head: Math.max(head, last), more: cut || rows.length === limit || undefined };
@@ -363,6 +369,61 @@ export class CassandraStore implements Store {
     return messages;
   }
 
+  /** The current text of some messages of one conversation, one query per bucket. */
+  private async texts(conv: string, seqs: number[]): Promise<Map<number, string>> {
+    const byBucket = new Map<number, number[]>();
+    for (const seq of seqs) byBucket.set(Math.floor(seq / this.M), [...(byBucket.get(Math.floor(seq / this.M)) ?? []), seq]);
+    const texts = new Map<number, string>();
+    await Promise.all([...byBucket].map(async ([b, list]) => {
+      const r = await this.client.execute(this.cql.messagesIn, [conv, b, list], { isIdempotent: true });
+      for (const m of r.rows) texts.set(num(m["seq"]), m["body"] as string);
+    }));
+    return texts;
+  }
+
+  /**
+   * An edit or deletion: the message row changes by compare-and-set (so the edit cap and
+   * "deleted" hold under concurrent changes), then each concerned log gets the event.
+   * Not one transaction: a crash between the two leaves the row changed and the event
+   * unlogged (docs/features.md, limits); a retry of the same request logs it.
+   */
+  changeMessage(req: ChangeMessageRequest): Promise<UserEvent[]> {
+    return guard(async () => {
+      const conv = await this.dir.conversationRow(req.conversationId);
+      const conversation = conv && { kind: conv.kind, createdBy: conv.createdBy };
+      // A pending intent may still owe this message's row: replay it first.
+      await this.loadHead(req.conversationId, false);
+      const b = Math.floor(req.seq / this.M);
+      for (let attempt = 0; ; attempt++) {
+        const row = (await this.client.execute(this.cql.message, [req.conversationId, b, req.seq], { consistency: consistencies.localSerial, isIdempotent: true })).first();
+        const state = row ? { senderId: row["sender_id"] as string, sentAtMs: num(row["sent_at"]), editCount: num(row["edit_count"]), deleted: num(row["deleted_at"]) > 0 } : undefined;
+        const plan = planMessageChange(req, state, conversation, conv?.members ?? []);
+        let applied = true;
+        if (plan.editCount !== undefined) {
+          applied = (await this.client.execute(this.cql.editMessage, [req.text, req.atMs, plan.editCount, req.conversationId, b, req.seq, row!["edit_count"] ?? null, row!["deleted_at"] ?? null])).wasApplied();
+        } else if (plan.deleteForEveryone) {
+          applied = (await this.client.execute(this.cql.deleteMessage, [req.atMs, req.conversationId, b, req.seq, row!["deleted_at"] ?? null])).wasApplied();
+          if (applied) await this.client.execute(this.cql.insertDeleted, [req.conversationId, req.seq], { isIdempotent: true });
+        } else if (plan.hide) {
+          await this.client.execute(this.cql.insertHidden, [req.actorId, req.conversationId, req.seq], { isIdempotent: true });
+        }
+        if (!applied) {
+          if (attempt >= 20) throw ChatError.unavailable("message change contention");
+          continue;
+        }
+        const logged = await Promise.all(plan.recipients.map(async (userId) => {
+          const [pos] = await this.appendUserLog(userId, [{ conversationId: req.conversationId, seq: 0, event: plan.stored, at: req.atMs }]);
+          return { userId, event: { ...plan.stored, pos: pos! } };
+        }));
+        return liveEvents(logged, plan.live);
+      }
+    });
+  }
+
+  hiddenSeqs(userId: string, conversationId: string): Promise<number[]> {
+    return guard(async () => (await this.client.execute(this.cql.hiddenOf, [userId, conversationId], { isIdempotent: true })).rows.map((r) => num(r["seq"])));
+  }
+
   logHeads(userIds: string[]): Promise<number[]> {
     // A quorum read, not a serial one: a head that trails an in-flight write is fine for a check.
     return guard(() => Promise.all(userIds.map((u) => this.logHead(u, consistencies.localQuorum))));
@@ -372,6 +433,8 @@ export class CassandraStore implements Store {
     return guard(async () => {
       if (!(await this.dir.isMember(req.conversationId, userId))) throw ChatError.denied();
       const last = (await this.loadHead(req.conversationId))?.lastSeq ?? 0;
+      // What the user deleted for themselves is not in their pages.
+      const hidden = new Set(await this.hiddenSeqs(userId, req.conversationId));
       const limit = historyLimit(req.limit);
       const forward = req.direction === HistoryDirection.HISTORY_DIRECTION_FORWARD;
       const from = req.fromSeq;
@@ -381,7 +444,8 @@ export class CassandraStore implements Store {
       let bytes = 0;
       const want = () => Math.min(limit + 1 - rows.length, HISTORY_CHUNK);
       const full = () => rows.length > limit || bytes > maxBytes;
-      const take = (found: Message[]) => {
+      const take = (read: Message[]) => {
+        const found = hidden.size === 0 ? read : read.filter((m) => !hidden.has(m.seq));
         rows.push(...found);
         for (const m of found) bytes += textBytes(m.text) + ITEM_OVERHEAD_BYTES;
       };
@@ -481,7 +545,7 @@ export class CassandraStore implements Store {
         result.messages.push({ message: dup, duplicate: true, positions: [] });
         continue;
       }
-      const message: Message = { conversationId: conv, seq: ++seq, senderId: m.senderId, senderDeviceId: m.senderDeviceId, clientMsgId: m.clientMsgId, text: m.text, sentAtMs: m.sentAtMs };
+      const message: Message = { conversationId: conv, seq: ++seq, senderId: m.senderId, senderDeviceId: m.senderDeviceId, clientMsgId: m.clientMsgId, text: m.text, sentAtMs: m.sentAtMs, editedAtMs: 0, deleted: false };
       known.set(key(m), message);
       const entry: AppendedMessage = { message, duplicate: false, positions: [] };
       result.messages.push(entry);
@@ -513,7 +577,7 @@ export class CassandraStore implements Store {
     const conv = intent.conversationId;
     const at = Date.now();
     const msgs: Message[] = intent.messages.map((m, i) => ({
-      conversationId: conv, seq: intent.baseSeq + 1 + i, senderId: m.senderId, senderDeviceId: m.senderDeviceId, clientMsgId: m.clientMsgId, text: m.text, sentAtMs: m.sentAtMs,
+      conversationId: conv, seq: intent.baseSeq + 1 + i, senderId: m.senderId, senderDeviceId: m.senderDeviceId, clientMsgId: m.clientMsgId, text: m.text, sentAtMs: m.sentAtMs, editedAtMs: 0, deleted: false,
     }));
     await Promise.all(msgs.flatMap((m) => [
       this.client.execute(this.cql.insertMessage, [conv, Math.floor(m.seq / this.M), m.seq, m.senderId, m.senderDeviceId, m.clientMsgId, m.text, m.sentAtMs], { isIdempotent: true }),
@@ -768,5 +832,11 @@ function statements(ks: string) {
     insertLog: `INSERT INTO ${ks}.sync_log (user_id, bucket, pos, at, conversation_id, seq, event) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`,
     indexLog: `INSERT INTO ${ks}.log_index (user_id, conversation_id, seq, pos) VALUES (?, ?, ?, ?)`,
     indexLookup: `SELECT seq, pos FROM ${ks}.log_index WHERE user_id = ? AND conversation_id = ? AND seq IN ?`,
+    editMessage: `UPDATE ${ks}.messages SET body = ?, edited_at = ?, edit_count = ? WHERE conversation_id = ? AND bucket = ? AND seq = ? IF edit_count = ? AND deleted_at = ?`,
+    deleteMessage: `UPDATE ${ks}.messages SET body = '', deleted_at = ? WHERE conversation_id = ? AND bucket = ? AND seq = ? IF deleted_at = ?`,
+    insertDeleted: `INSERT INTO ${ks}.deleted_messages (conversation_id, seq) VALUES (?, ?)`,
+    deletedAfter: `SELECT count(*) AS n FROM ${ks}.deleted_messages WHERE conversation_id = ? AND seq > ?`,
+    insertHidden: `INSERT INTO ${ks}.hidden_messages (user_id, conversation_id, seq) VALUES (?, ?, ?)`,
+    hiddenOf: `SELECT seq FROM ${ks}.hidden_messages WHERE user_id = ? AND conversation_id = ?`,
   };
 }

@@ -4,6 +4,7 @@ import type { User } from "../../gen/chat/internal/v1/store.js";
 import { Conversation, ConversationKind, ErrorCode, type Event, HistoryDirection, Member, MembershipAction } from "../../gen/chat/v1/client.js";
 import type { Store } from "../../internal/store/store.js";
 import { contactsContract } from "./contacts-contract.js";
+import { messageChangeContract } from "./message-change-contract.js";
 import { pageBoundsContract } from "./page-bounds-contract.js";
 
 /**
@@ -70,6 +71,7 @@ describe(`message store contract: ${backend.name}`, () => {
   // The backend's store is closed by its teardown.
   pageBoundsContract(backend.name, async () => store, async () => {});
   contactsContract(backend.name, async () => store, async () => {});
+  messageChangeContract(async () => store);
 
   it("creates users and conversations; membership events land in every member's log", async () => {
     const [a, b, c] = await users(store, "a", "b", "c");

@@ -308,8 +308,31 @@ function mark(s: ConvState, m: Message): string {
   return "sent";
 }
 
+/** Edit (one's own) and delete (for me, or for everyone: one's own) on each message. */
+function messageMenu(conversationId: string, m: Message, mine: boolean): HTMLElement | string {
+  if (m.deleted) return "";
+  const menu = h("span", { class: "msg-menu" });
+  const failed = (err: unknown) => showConnection(err);
+  if (mine) {
+    const edit = h("button", { class: "link", "data-testid": "edit", "aria-label": "Edit this message" }, "Edit");
+    edit.addEventListener("click", () => {
+      const text = prompt("Edit message", m.text);
+      if (text && text !== m.text) client?.edit(conversationId, m.seq, text).catch(failed);
+    });
+    menu.append(edit);
+  }
+  const del = h("button", { class: "link", "data-testid": "delete", "aria-label": "Delete this message" }, "Delete");
+  del.addEventListener("click", () => {
+    const everyone = mine && confirm("Delete for everyone? (Cancel deletes it only for you.)");
+    client?.deleteMessage(conversationId, m.seq, everyone).catch(failed);
+  });
+  menu.append(del);
+  return menu;
+}
+
 function messageText(s: ConvState, m: Message): HTMLElement {
-  const text = h("p", { class: "text" }, m.text);
+  if (m.deleted) return h("p", { class: "text deleted", "data-testid": "deleted" }, "This message was deleted");
+  const text = h("p", { class: "text" }, m.text, m.editedAtMs ? h("span", { class: "edited", "data-testid": "edited", title: new Date(m.editedAtMs).toLocaleString() }, " (edited)") : "");
   if (!isLong(m.text)) return text;
   const key = `${s.conversation.id}:${m.seq}`;
   const open = expanded.has(key);
@@ -381,6 +404,7 @@ function renderPane(): void {
       // In a direct conversation the header already says who wrote.
       mine || c.kind !== ConversationKind.CONVERSATION_KIND_GROUP ? "" : h("span", { class: "who" }, who),
       messageText(s, m),
+      messageMenu(c.id, m, mine),
       h("span", { class: "meta" }, h("time", { datetime: new Date(m.sentAtMs).toISOString() }, timeOfDay(m.sentAtMs)), mine ? h("span", { class: `tick ${state}`, "data-testid": "mark", title: state, "aria-hidden": "true" }, state === "sent" ? "✓" : "✓✓") : "")));
   }
   // The composer survives re-renders (events arrive while the user types).
@@ -411,7 +435,7 @@ function renderPane(): void {
     client!.send(c.id, body).then((sent) => {
       clearError(sendError);
       // The event with the message arrives through the sync log; this covers a slow one.
-      if (!s.messages.has(sent.seq)) remember(s, { conversationId: c.id, seq: sent.seq, senderId: session!.userId, senderDeviceId: session!.deviceId, clientMsgId: sent.clientMsgId, text: body, sentAtMs: sent.sentAtMs });
+      if (!s.messages.has(sent.seq)) remember(s, { conversationId: c.id, seq: sent.seq, senderId: session!.userId, senderDeviceId: session!.deviceId, clientMsgId: sent.clientMsgId, text: body, sentAtMs: sent.sentAtMs, editedAtMs: 0, deleted: false });
       s.myRead = Math.max(s.myRead, sent.seq);
       renderPane();
       renderList();
@@ -539,6 +563,23 @@ async function start(): Promise<void> {
     void subscribePresence();
     renderList();
     if (active === mc.conversationId) renderPane();
+  });
+  client.on("edited", (e) => {
+    const s = conversations.get(e.conversationId);
+    const m = s?.messages.get(e.seq);
+    if (!s || !m || m.deleted) return;
+    s.messages.set(e.seq, { ...m, text: e.text, editedAtMs: e.editedAtMs });
+    if (active === e.conversationId) renderPane();
+  });
+  client.on("deleted", (d) => {
+    const s = conversations.get(d.conversationId);
+    if (!s) return;
+    const m = s.messages.get(d.seq);
+    // For me: gone from this user's screens; for everyone: a tombstone in its place.
+    if (!d.forEveryone) s.messages.delete(d.seq);
+    else if (m) s.messages.set(d.seq, { ...m, text: "", deleted: true });
+    if (active === d.conversationId) renderPane();
+    renderList();
   });
   client.on("read", (r) => {
     const s = conversations.get(r.conversationId);
