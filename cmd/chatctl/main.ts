@@ -118,7 +118,7 @@ function name(c: Conversation, me: string): string {
 
 function line(m: Message, usernames: Map<string, string>): string {
   const t = new Date(m.sentAtMs).toLocaleTimeString();
-  const body = m.deleted ? "(deleted)" : `${printable(m.text)}${m.editedAtMs ? " (edited)" : ""}`;
+  const body = (m.replyToSeq ? `(reply to #${m.replyToSeq}) ` : "") + (m.deleted ? "(deleted)" : `${printable(m.text)}${m.editedAtMs ? " (edited)" : ""}`);
   return `[${t}] #${m.seq} ${usernames.get(m.senderId) ?? m.senderId.slice(0, 8)}: ${body}`;
 }
 
@@ -185,6 +185,13 @@ const seqArg = (v: string) => {
   if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError("a message number (#seq), 1 or more");
   return n;
 };
+program.command("reply <conversation> <seq> <text...>").description("reply to a message of the conversation").action((target: string, seq: string, words: string[]) =>
+  withClient(async (client, p) => {
+    const conv = await resolveConversation(client, target, p);
+    const sent = await client.reply(conv.id, seqArg(seq.replace(/^#/, "")), words.join(" "));
+    console.log(`sent #${sent.seq}`);
+  }),
+);
 program.command("edit <conversation> <seq> <text...>").description("replace the text of one of your messages").action((target: string, seq: string, words: string[]) =>
   withClient(async (client, p) => {
     const conv = await resolveConversation(client, target, p);
@@ -285,7 +292,7 @@ program
       rl.on("line", (text) => {
         if (!text.trim()) return;
         client.send(into.id, text).then(
-          (s) => console.log(line({ conversationId: into.id, seq: s.seq, senderId: p.userId, senderDeviceId: p.deviceId, clientMsgId: "", text, sentAtMs: s.sentAtMs, editedAtMs: 0, deleted: false }, usernames)),
+          (s) => console.log(line({ conversationId: into.id, seq: s.seq, senderId: p.userId, senderDeviceId: p.deviceId, clientMsgId: "", text, sentAtMs: s.sentAtMs, editedAtMs: 0, deleted: false, replyToSeq: 0 }, usernames)),
           (e: ClientError) => console.error(`!! ${e.codeName ?? ""} ${e.message}`),
         );
       });

@@ -6,7 +6,7 @@ import { splitDelivery } from "./fanout.js";
 const message = (seq: number, text: string): Event => ({
   pos: 0,
   atMs: 1,
-  kind: { $case: "message", value: { conversationId: "c", seq, senderId: "a", senderDeviceId: "d", clientMsgId: `m${seq}`, text, sentAtMs: 1, editedAtMs: 0, deleted: false } },
+  kind: { $case: "message", value: { conversationId: "c", seq, senderId: "a", senderDeviceId: "d", clientMsgId: `m${seq}`, text, sentAtMs: 1, editedAtMs: 0, deleted: false, replyToSeq: 0 } },
 });
 
 const seqOf = (e: Event | undefined) => (e?.kind?.$case === "message" ? e.kind.value.seq : 0);

@@ -97,12 +97,17 @@ export class ChatCore {
   }
 
   /** The PRODUCER span of the message: its store write and every delivery of it descend from it. */
-  async send(actor: Actor, conversationId: string, clientMsgId: string, text: string) {
+  async send(actor: Actor, conversationId: string, clientMsgId: string, text: string, replyToSeq = 0) {
     validateSend({ conversationId, clientMsgId, text }, this.config.maxTextLength);
+    if (replyToSeq) validateMessageRef({ conversationId, seq: replyToSeq });
     const info = await this.directory.requireMember(conversationId, actor.userId);
+    // Seqs are gapless and never removed (a deletion leaves a tombstone): an earlier message exists iff its seq is at most the head.
+    if (replyToSeq && replyToSeq > (await call(this.store, this.store.getLastSeq, { conversationId })).lastSeq) {
+      throw ChatError.notFound(`no message ${replyToSeq} in this conversation to reply to`);
+    }
     return startSendSpan(conversationId, async (span) => {
       const sentAtMs = Date.now();
-      const { appended, memberIds } = await this.sequencer.submit(conversationId, { senderId: actor.userId, senderDeviceId: actor.deviceId, clientMsgId, text, sentAtMs });
+      const { appended, memberIds } = await this.sequencer.submit(conversationId, { senderId: actor.userId, senderDeviceId: actor.deviceId, clientMsgId, text, sentAtMs, replyToSeq: replyToSeq || undefined });
       const message = appended.message!;
       span.setAttributes(messageAttributes(message));
       if (!appended.duplicate) {
@@ -289,8 +294,8 @@ function actorOf(actor: Actor | undefined): Actor {
 export function chatService(core: ChatCore): AsyncService<typeof ChatServiceService> {
   return {
     send: async (req) => {
-      const s = req.send ?? { conversationId: "", clientMsgId: "", text: "" };
-      return { sent: await core.send(actorOf(req.actor), s.conversationId, s.clientMsgId, s.text) };
+      const s = req.send ?? { conversationId: "", clientMsgId: "", text: "", replyToSeq: 0 };
+      return { sent: await core.send(actorOf(req.actor), s.conversationId, s.clientMsgId, s.text, s.replyToSeq ?? 0) };
     },
     ack: async (req) => core.ack(actorOf(req.actor), req.ack?.conversationId ?? "", req.ack?.seq ?? 0, req.ack?.kind ?? AckKind.ACK_KIND_UNSPECIFIED),
     openDirect: async (req) => ({ conversation: await core.openDirect(actorOf(req.actor), req.username) }),

@@ -173,9 +173,9 @@ export class ChatClient {
     return closed;
   }
 
-  async send(conversationId: string, text: string, clientMsgId = randomId()): Promise<Sent> {
+  async send(conversationId: string, text: string, clientMsgId = randomId(), opts: { replyToSeq?: number } = {}): Promise<Sent> {
     this.typingSentAt.delete(conversationId);
-    const f = await this.requestRetrying({ $case: "send", value: { conversationId, clientMsgId, text } });
+    const f = await this.requestRetrying({ $case: "send", value: { conversationId, clientMsgId, text, replyToSeq: opts.replyToSeq || undefined } });
     return expect(f, "sent");
   }
 
@@ -196,6 +196,11 @@ export class ChatClient {
       // Throttled by the edge (its interval is longer than ours): typing is best effort.
       if ((err as ClientError).code !== ErrorCode.ERROR_CODE_RATE_LIMITED) throw err;
     }
+  }
+
+  /** Sends a reply to an earlier message of the conversation (NOT_FOUND if there is no such seq). */
+  reply(conversationId: string, replyToSeq: number, text: string, clientMsgId = randomId()): Promise<Sent> {
+    return this.send(conversationId, text, clientMsgId, { replyToSeq });
   }
 
   /** Replaces the text of one's own message (typed errors: PERMISSION_DENIED, NOT_FOUND, MESSAGE_DELETED, WINDOW_CLOSED). */

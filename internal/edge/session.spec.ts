@@ -49,7 +49,7 @@ class SlowSocket {
 const big = (pos: number): Event => ({
   pos,
   atMs: 1,
-  kind: { $case: "message", value: { conversationId: "c", seq: pos, senderId: "a", senderDeviceId: "d", clientMsgId: `m${pos}`, text: `${pos}`.padEnd(90_000, "x"), sentAtMs: 1, editedAtMs: 0, deleted: false } },
+  kind: { $case: "message", value: { conversationId: "c", seq: pos, senderId: "a", senderDeviceId: "d", clientMsgId: `m${pos}`, text: `${pos}`.padEnd(90_000, "x"), sentAtMs: 1, editedAtMs: 0, deleted: false, replyToSeq: 0 } },
 });
 
 describe("Session catch-up", () => {

@@ -59,6 +59,8 @@ export const CASSANDRA_MIGRATIONS: ReadonlyArray<(ks: string) => string[]> = [
        user_id text, conversation_id text, seq bigint,
        PRIMARY KEY ((user_id, conversation_id), seq))`,
   ],
+  // 3: replies name an earlier message of their conversation.
+  (ks) => [`ALTER TABLE ${ks}.messages ADD IF NOT EXISTS reply_to_seq bigint`],
 ];
 
 const KEYSPACE_RE = /^[a-z][a-z0-9_]{0,47}$/;

@@ -60,6 +60,8 @@ const MIGRATIONS: string[] = [
      conversation_id TEXT NOT NULL,
      seq INTEGER NOT NULL,
      PRIMARY KEY (user_id, conversation_id, seq)) WITHOUT ROWID`,
+  // 3: replies name an earlier message of their conversation.
+  `ALTER TABLE messages ADD COLUMN reply_to_seq INTEGER NOT NULL DEFAULT 0`,
 ];
 
 export function migrateSqlite(db: DatabaseSync): void {

@@ -58,6 +58,8 @@ const MIGRATIONS: string[] = [
      conversation_id text NOT NULL,
      seq bigint NOT NULL,
      PRIMARY KEY (user_id, conversation_id, seq));`,
+  // 3: replies name an earlier message of their conversation.
+  `ALTER TABLE messages ADD COLUMN IF NOT EXISTS reply_to_seq bigint NOT NULL DEFAULT 0;`,
 ];
 
 export async function migrate(db: SqlClient): Promise<void> {

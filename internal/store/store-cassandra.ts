@@ -136,6 +136,7 @@ function rowToMessage(r: Row): Message {
     sentAtMs: num(r["sent_at"]),
     editedAtMs: num(r["edited_at"] ?? 0),
     deleted: num(r["deleted_at"] ?? 0) > 0,
+    replyToSeq: num(r["reply_to_seq"] ?? 0) || undefined,
   };
 }
 
@@ -545,7 +546,7 @@ export class CassandraStore implements Store {
         result.messages.push({ message: dup, duplicate: true, positions: [] });
         continue;
       }
-      const message: Message = { conversationId: conv, seq: ++seq, senderId: m.senderId, senderDeviceId: m.senderDeviceId, clientMsgId: m.clientMsgId, text: m.text, sentAtMs: m.sentAtMs, editedAtMs: 0, deleted: false };
+      const message: Message = { conversationId: conv, seq: ++seq, senderId: m.senderId, senderDeviceId: m.senderDeviceId, clientMsgId: m.clientMsgId, text: m.text, sentAtMs: m.sentAtMs, editedAtMs: 0, deleted: false, replyToSeq: m.replyToSeq || undefined };
       known.set(key(m), message);
       const entry: AppendedMessage = { message, duplicate: false, positions: [] };
       result.messages.push(entry);
@@ -577,10 +578,10 @@ export class CassandraStore implements Store {
     const conv = intent.conversationId;
     const at = Date.now();
     const msgs: Message[] = intent.messages.map((m, i) => ({
-      conversationId: conv, seq: intent.baseSeq + 1 + i, senderId: m.senderId, senderDeviceId: m.senderDeviceId, clientMsgId: m.clientMsgId, text: m.text, sentAtMs: m.sentAtMs, editedAtMs: 0, deleted: false,
+      conversationId: conv, seq: intent.baseSeq + 1 + i, senderId: m.senderId, senderDeviceId: m.senderDeviceId, clientMsgId: m.clientMsgId, text: m.text, sentAtMs: m.sentAtMs, editedAtMs: 0, deleted: false, replyToSeq: m.replyToSeq || undefined,
     }));
     await Promise.all(msgs.flatMap((m) => [
-      this.client.execute(this.cql.insertMessage, [conv, Math.floor(m.seq / this.M), m.seq, m.senderId, m.senderDeviceId, m.clientMsgId, m.text, m.sentAtMs], { isIdempotent: true }),
+      this.client.execute(this.cql.insertMessage, [conv, Math.floor(m.seq / this.M), m.seq, m.senderId, m.senderDeviceId, m.clientMsgId, m.text, m.sentAtMs, m.replyToSeq ?? 0], { isIdempotent: true }),
       this.client.execute(this.cql.insertMessageId, [conv, m.senderId, m.clientMsgId, m.seq], { isIdempotent: true }),
     ]));
     const members = [...new Set(intent.memberIds)];
@@ -814,7 +815,7 @@ function statements(ks: string) {
     messageId: `SELECT seq FROM ${ks}.message_ids WHERE conversation_id = ? AND sender_id = ? AND client_msg_id = ?`,
     message: `SELECT * FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq = ?`,
     messagesIn: `SELECT * FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq IN ?`,
-    insertMessage: `INSERT INTO ${ks}.messages (conversation_id, bucket, seq, sender_id, sender_device_id, client_msg_id, body, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    insertMessage: `INSERT INTO ${ks}.messages (conversation_id, bucket, seq, sender_id, sender_device_id, client_msg_id, body, sent_at, reply_to_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     insertMessageId: `INSERT INTO ${ks}.message_ids (conversation_id, sender_id, client_msg_id, seq) VALUES (?, ?, ?, ?)`,
     historyForward: `SELECT * FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq >= ? ORDER BY seq ASC LIMIT ?`,
     historyBackward: `SELECT * FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq <= ? ORDER BY seq DESC LIMIT ?`,

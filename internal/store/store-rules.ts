@@ -22,6 +22,8 @@ export interface MessageRow {
   /** 0 until edited / deleted (migration 2). */
   edited_at?: unknown;
   deleted_at?: unknown;
+  /** 0 unless a reply (migration 3). */
+  reply_to_seq?: unknown;
 }
 
 export function toMessage(r: MessageRow): Message {
@@ -35,6 +37,7 @@ export function toMessage(r: MessageRow): Message {
     sentAtMs: num(r.sent_at),
     editedAtMs: num(r.edited_at ?? 0),
     deleted: num(r.deleted_at ?? 0) > 0,
+    replyToSeq: num(r.reply_to_seq ?? 0) || undefined,
   };
 }
 
@@ -194,7 +197,7 @@ export function numberAppend(
       const key = `${group.conversationId}\u0000${m.senderId}\u0000${m.clientMsgId}`;
       const dup = known.get(key) ?? stored(group.conversationId, m.senderId, m.clientMsgId);
       if (dup) { result.messages.push({ message: dup, duplicate: true, positions: [] }); continue; }
-      const message: Message = { conversationId: group.conversationId, seq: ++seq, senderId: m.senderId, senderDeviceId: m.senderDeviceId, clientMsgId: m.clientMsgId, text: m.text, sentAtMs: m.sentAtMs, editedAtMs: 0, deleted: false };
+      const message: Message = { conversationId: group.conversationId, seq: ++seq, senderId: m.senderId, senderDeviceId: m.senderDeviceId, clientMsgId: m.clientMsgId, text: m.text, sentAtMs: m.sentAtMs, editedAtMs: 0, deleted: false, replyToSeq: m.replyToSeq || undefined };
       known.set(key, message);
       const entry: AppendedMessage = { message, duplicate: false, positions: [] };
       result.messages.push(entry);

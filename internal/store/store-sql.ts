@@ -166,9 +166,9 @@ export class SqlStore implements Store {
       if (fresh.length === 0) return results;
       const msgs = fresh.flatMap((f) => f.appended.map((a) => a.message!));
       await tx.query(
-        `INSERT INTO messages (conversation_id, seq, sender_id, sender_device_id, client_msg_id, body, sent_at)
-         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[])`,
-        [msgs.map((m) => m.conversationId), msgs.map((m) => m.seq), msgs.map((m) => m.senderId), msgs.map((m) => m.senderDeviceId), msgs.map((m) => m.clientMsgId), msgs.map((m) => m.text), msgs.map((m) => m.sentAtMs)],
+        `INSERT INTO messages (conversation_id, seq, sender_id, sender_device_id, client_msg_id, body, sent_at, reply_to_seq)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[])`,
+        [msgs.map((m) => m.conversationId), msgs.map((m) => m.seq), msgs.map((m) => m.senderId), msgs.map((m) => m.senderDeviceId), msgs.map((m) => m.clientMsgId), msgs.map((m) => m.text), msgs.map((m) => m.sentAtMs), msgs.map((m) => m.replyToSeq ?? 0)],
       );
       await tx.query(`UPDATE conversations SET last_seq = d.seq FROM unnest($1::text[], $2::bigint[]) AS d(id, seq) WHERE conversations.id = d.id`, [fresh.map((f) => f.group.conversationId), fresh.map((f) => f.result.lastSeq)]);
       // A sender has read (and so received) what they sent.

@@ -152,8 +152,8 @@ export class SqliteStore implements Store {
         return row && toMessage(row);
       });
       if (fresh.length === 0) return results;
-      const insert = this.q(`INSERT INTO messages (conversation_id, seq, sender_id, sender_device_id, client_msg_id, body, sent_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)`);
-      for (const f of fresh) for (const { message: m } of f.appended) insert.run(m!.conversationId, m!.seq, m!.senderId, m!.senderDeviceId, m!.clientMsgId, m!.text, m!.sentAtMs);
+      const insert = this.q(`INSERT INTO messages (conversation_id, seq, sender_id, sender_device_id, client_msg_id, body, sent_at, reply_to_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`);
+      for (const f of fresh) for (const { message: m } of f.appended) insert.run(m!.conversationId, m!.seq, m!.senderId, m!.senderDeviceId, m!.clientMsgId, m!.text, m!.sentAtMs, m!.replyToSeq ?? 0);
       const setHead = this.q(`UPDATE conversations SET last_seq = ?2 WHERE id = ?1`);
       for (const f of fresh) setHead.run(f.group.conversationId, f.result.lastSeq);
       // A sender has read (and so received) what they sent.

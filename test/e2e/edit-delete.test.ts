@@ -145,6 +145,30 @@ describe("edit and delete (R11, P7)", () => {
     }
   });
 
+  it("replies name an earlier message of the conversation, reach other devices with it, and quote the tombstone once it is deleted", async () => {
+    const [alice, bob] = await Promise.all([newUser(c, "alice"), newUser(c, "bob")]);
+    const a = await device(c, alice);
+    const b = await device(c, bob, undefined, { mode: "json" });
+    const conv = (await a.client.openDirect(bob.username)).id;
+    const other = (await a.client.createGroup("elsewhere", [bob.username])).id;
+    const q = await a.client.send(conv, "lunch at noon?");
+    const r = await b.client.reply(conv, q.seq, "yes!");
+    await waitFor("alice gets the reply", () => a.in(conv).some((m) => m.seq === r.seq));
+    expect(a.in(conv).find((m) => m.seq === r.seq)?.replyToSeq).toBe(q.seq);
+    // Only an earlier message of the same conversation: a seq past its head is refused, nothing stored.
+    const code = (p: Promise<unknown>) => p.then(() => "ok", (e: ClientError) => ErrorCode[e.code]);
+    expect(await code(b.client.reply(conv, r.seq + 5, "to the future"))).toBe("ERROR_CODE_NOT_FOUND");
+    expect(await code(b.client.reply(other, q.seq, "wrong conversation"))).toBe("ERROR_CODE_NOT_FOUND");
+    expect((await a.client.history(conv)).messages.map((m) => m.seq)).toEqual([r.seq, q.seq]);
+    // The quoted message is deleted for everyone: the reply keeps its reference, the quote shows the tombstone.
+    await a.client.deleteMessage(conv, q.seq, true);
+    const page = await b.client.history(conv, { direction: HistoryDirection.HISTORY_DIRECTION_FORWARD });
+    const reply = page.messages.find((m) => m.seq === r.seq)!;
+    const quoted = page.messages.find((m) => m.seq === reply.replyToSeq)!;
+    expect([reply.text, reply.replyToSeq, quoted.text, quoted.deleted]).toEqual(["yes!", q.seq, "", true]);
+    await Promise.all([a.close(), b.close()]);
+  });
+
   it("an unread message deleted for everyone no longer counts as unread", async () => {
     const [alice, bob, carol] = await Promise.all([newUser(c, "alice"), newUser(c, "bob"), newUser(c, "carol")]);
     const a = await device(c, alice);

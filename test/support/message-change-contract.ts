@@ -82,4 +82,16 @@ export function messageChangeContract(getStore: () => Promise<Store>): void {
     const [forA] = await store.listConversations(a!.id);
     expect(forA).toMatchObject({ lastSeq: 3, unread: 0 });
   });
+
+  it("replies: reply_to_seq is stored and comes back in history and the log; the quoted message reads as a tombstone once deleted for everyone", async () => {
+    const store = await getStore();
+    const [a, b] = await users(store, "a", "b");
+    const conv = (await group(store, [a!, b!])).conversation;
+    await store.append([{ conversationId: conv.id, baseSeq: 0, memberIds: [a!.id, b!.id], messages: [msg(a!, "r1", "question"), { ...msg(b!, "r2", "answer"), replyToSeq: 1 }] }]);
+    await store.changeMessage(del(conv.id, 1, a!.id, true));
+    const page = await store.history(b!.id, { conversationId: conv.id, direction: HistoryDirection.HISTORY_DIRECTION_FORWARD, fromSeq: 0, limit: 10 });
+    expect(page.messages.map((m) => [m.seq, m.text, m.deleted, m.replyToSeq ?? 0])).toEqual([[1, "", true, 0], [2, "answer", false, 1]]);
+    const log = await readAll(store, a!.id);
+    expect(log.flatMap((e) => (e.kind?.$case === "message" ? [[e.kind.value.seq, e.kind.value.replyToSeq ?? 0]] : []))).toEqual([[1, 0], [2, 1]]);
+  });
 }

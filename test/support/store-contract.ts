@@ -40,7 +40,7 @@ export async function group(store: Store, members: User[]) {
   return store.createConversation(conv, members[0]!.id, 100);
 }
 
-export const msg = (sender: User, clientMsgId: string, text = clientMsgId) => ({ senderId: sender.id, senderDeviceId: "d1", clientMsgId, text, sentAtMs: 1_000 });
+export const msg = (sender: User, clientMsgId: string, text = clientMsgId) => ({ senderId: sender.id, senderDeviceId: "d1", clientMsgId, text, sentAtMs: 1_000, replyToSeq: 0 });
 
 export async function readAll(store: Store, userId: string): Promise<Event[]> {
   const out: Event[] = [];

@@ -308,6 +308,14 @@ function mark(s: ConvState, m: Message): string {
   return "sent";
 }
 
+/** The message a reply names, as it is now (its latest text, or the tombstone). */
+function quote(s: ConvState, m: Message): HTMLElement | string {
+  if (!m.replyToSeq) return "";
+  const q = s.messages.get(m.replyToSeq);
+  const text = !q ? `#${m.replyToSeq}` : q.deleted ? "This message was deleted" : preview(q.text);
+  return h("blockquote", { class: `quote${q?.deleted ? " deleted" : ""}`, "data-testid": "quote" }, text);
+}
+
 /** Edit (one's own) and delete (for me, or for everyone: one's own) on each message. */
 function messageMenu(conversationId: string, m: Message, mine: boolean): HTMLElement | string {
   if (m.deleted) return "";
@@ -321,6 +329,12 @@ function messageMenu(conversationId: string, m: Message, mine: boolean): HTMLEle
     });
     menu.append(edit);
   }
+  const reply = h("button", { class: "link", "data-testid": "reply", "aria-label": "Reply to this message" }, "Reply");
+  reply.addEventListener("click", () => {
+    const text = prompt(`Reply to: ${preview(m.text)}`);
+    if (text) client?.reply(conversationId, m.seq, text).catch(failed);
+  });
+  menu.append(reply);
   const del = h("button", { class: "link", "data-testid": "delete", "aria-label": "Delete this message" }, "Delete");
   del.addEventListener("click", () => {
     const everyone = mine && confirm("Delete for everyone? (Cancel deletes it only for you.)");
@@ -403,6 +417,7 @@ function renderPane(): void {
     list.append(h("li", { class: `msg ${mine ? "mine" : ""}`, "data-testid": "message", "data-seq": String(m.seq), "data-state": state, "aria-label": `${who} at ${timeOfDay(m.sentAtMs)}${state ? `, ${state}` : ""}` },
       // In a direct conversation the header already says who wrote.
       mine || c.kind !== ConversationKind.CONVERSATION_KIND_GROUP ? "" : h("span", { class: "who" }, who),
+      quote(s, m),
       messageText(s, m),
       messageMenu(c.id, m, mine),
       h("span", { class: "meta" }, h("time", { datetime: new Date(m.sentAtMs).toISOString() }, timeOfDay(m.sentAtMs)), mine ? h("span", { class: `tick ${state}`, "data-testid": "mark", title: state, "aria-hidden": "true" }, state === "sent" ? "✓" : "✓✓") : "")));
@@ -435,7 +450,7 @@ function renderPane(): void {
     client!.send(c.id, body).then((sent) => {
       clearError(sendError);
       // The event with the message arrives through the sync log; this covers a slow one.
-      if (!s.messages.has(sent.seq)) remember(s, { conversationId: c.id, seq: sent.seq, senderId: session!.userId, senderDeviceId: session!.deviceId, clientMsgId: sent.clientMsgId, text: body, sentAtMs: sent.sentAtMs, editedAtMs: 0, deleted: false });
+      if (!s.messages.has(sent.seq)) remember(s, { conversationId: c.id, seq: sent.seq, senderId: session!.userId, senderDeviceId: session!.deviceId, clientMsgId: sent.clientMsgId, text: body, sentAtMs: sent.sentAtMs, editedAtMs: 0, deleted: false, replyToSeq: 0 });
       s.myRead = Math.max(s.myRead, sent.seq);
       renderPane();
       renderList();
