@@ -126,6 +126,11 @@ export class Fanout {
     }
   }
 
+  /** A message deleted for everyone: its pushes that have not gone out are dropped. */
+  withdrawPush(conversationId: string, seq: number, userIds: string[]): void {
+    call(this.notifier, this.notifier.withdraw, { conversationId, seq, userIds }).catch((err) => this.log.warn("push withdrawal failed", { err }));
+  }
+
   /** Events with per-user positions (membership changes, read markers). */
   async userEvents(events: UserEvent[]): Promise<void> {
     if (events.length === 0) return;

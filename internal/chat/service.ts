@@ -147,11 +147,13 @@ export class ChatCore {
   /** Deletes a message for the actor's devices, or for everyone (a tombstone keeping its seq). */
   async delete(actor: Actor, conversationId: string, seq: number, forEveryone: boolean): Promise<void> {
     validateMessageRef({ conversationId, seq });
-    await this.directory.requireMember(conversationId, actor.userId);
+    const info = await this.directory.requireMember(conversationId, actor.userId);
     await this.changeMessage({
       conversationId, seq, actorId: actor.userId, atMs: Date.now(), edit: false, text: "",
       editWindowMs: 0, maxEdits: 0, forEveryone, deleteWindowMs: this.config.deleteWindowS * 1000,
     });
+    // Its text must not reach a lock screen after this: pushes not yet sent are dropped.
+    if (forEveryone) this.fanout.withdrawPush(conversationId, seq, info.memberIds);
   }
 
   /** The store applies the change and logs its event; the events go out like membership changes. */

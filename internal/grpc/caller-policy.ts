@@ -42,7 +42,7 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
   },
   notifier: {
     edge: ["NotifierService/RegisterToken", "NotifierService/UnregisterToken", "NotifierService/UserOnline"],
-    chat: ["NotifierService/Notify"],
+    chat: ["NotifierService/Notify", "NotifierService/Withdraw"],
   },
 };
 
