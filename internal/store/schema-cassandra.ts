@@ -61,6 +61,8 @@ export const CASSANDRA_MIGRATIONS: ReadonlyArray<(ks: string) => string[]> = [
   ],
   // 3: replies name an earlier message of their conversation.
   (ks) => [`ALTER TABLE ${ks}.messages ADD IF NOT EXISTS reply_to_seq bigint`],
+  // 4: the outbox ids of the edits and deletions applied to a message (store-cassandra.ts changeMessage).
+  (ks) => [`ALTER TABLE ${ks}.messages ADD IF NOT EXISTS changes set<bigint>`],
 ];
 
 const KEYSPACE_RE = /^[a-z][a-z0-9_]{0,47}$/;

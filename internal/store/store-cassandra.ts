@@ -383,10 +383,13 @@ export class CassandraStore implements Store {
   }
 
   /**
-   * An edit or deletion: the message row changes by compare-and-set (so the edit cap and
-   * "deleted" hold under concurrent changes), then each concerned log gets the event.
-   * Not one transaction: a crash between the two leaves the row changed and the event
-   * unlogged (docs/features.md, limits); a retry of the same request logs it.
+   * An edit or deletion, made crash-safe with the directory's outbox: (1) the event is
+   * recorded in the outbox (PostgreSQL) under id K; (2) the message row changes by
+   * compare-and-set (so the edit cap and "deleted" hold under concurrent requests) and
+   * records K in its `changes`; (3) the event is moved to the concerned logs, keyed by -K
+   * (idempotent), and the outbox row deleted. A refused change deletes its outbox row. An
+   * instance that died in between leaves the row, and the next start (drainOutbox) logs
+   * it if and only if the message row holds K (a delete for me is simply applied again).
    */
   changeMessage(req: ChangeMessageRequest): Promise<UserEvent[]> {
     return guard(async () => {
@@ -399,26 +402,39 @@ export class CassandraStore implements Store {
         const row = (await this.client.execute(this.cql.message, [req.conversationId, b, req.seq], { consistency: consistencies.localSerial, isIdempotent: true })).first();
         const state = row ? { senderId: row["sender_id"] as string, sentAtMs: num(row["sent_at"]), editCount: num(row["edit_count"]), deleted: num(row["deleted_at"]) > 0 } : undefined;
         const plan = planMessageChange(req, state, conversation, conv?.members ?? []);
+        const outbox = (await this.recordOutbox(this.db, plan.recipients.map((userId) => ({ userId, conversationId: req.conversationId, seq: req.seq, event: plan.stored }))))!;
+        // A failure from here on leaves the outbox row to drainOutbox, which checks the message.
         let applied = true;
         if (plan.editCount !== undefined) {
-          applied = (await this.client.execute(this.cql.editMessage, [req.text, req.atMs, plan.editCount, req.conversationId, b, req.seq, row!["edit_count"] ?? null, row!["deleted_at"] ?? null])).wasApplied();
+          applied = (await this.client.execute(this.cql.editMessage, [req.text, req.atMs, plan.editCount, [outbox.id], req.conversationId, b, req.seq, row!["edit_count"] ?? null, row!["deleted_at"] ?? null])).wasApplied();
         } else if (plan.deleteForEveryone) {
-          applied = (await this.client.execute(this.cql.deleteMessage, [req.atMs, req.conversationId, b, req.seq, row!["deleted_at"] ?? null])).wasApplied();
+          applied = (await this.client.execute(this.cql.deleteMessage, [req.atMs, [outbox.id], req.conversationId, b, req.seq, row!["deleted_at"] ?? null])).wasApplied();
           if (applied) await this.client.execute(this.cql.insertDeleted, [req.conversationId, req.seq], { isIdempotent: true });
-        } else if (plan.hide) {
+        } else {
           await this.client.execute(this.cql.insertHidden, [req.actorId, req.conversationId, req.seq], { isIdempotent: true });
         }
         if (!applied) {
+          await this.db.query(`DELETE FROM ${OUTBOX_TABLE} WHERE id = $1`, [outbox.id]);
           if (attempt >= 20) throw ChatError.unavailable("message change contention");
           continue;
         }
-        const logged = await Promise.all(plan.recipients.map(async (userId) => {
-          const [pos] = await this.appendUserLog(userId, [{ conversationId: req.conversationId, seq: 0, event: plan.stored, at: req.atMs }]);
-          return { userId, event: { ...plan.stored, pos: pos! } };
-        }));
-        return liveEvents(logged, plan.live);
+        return liveEvents(await this.flushOutbox(outbox), plan.live);
       }
     });
+  }
+
+  /** An outbox row of an edit or deletion is logged only if its change was applied (see changeMessage). */
+  private async messageChangeApplied(row: OutboxRow): Promise<boolean> {
+    const k = row.event.kind;
+    if (k?.$case !== "edited" && k?.$case !== "deleted") return true;
+    const { conversationId, seq } = k.value;
+    if (k.$case === "deleted" && !k.value.forEveryone) {
+      await this.client.execute(this.cql.insertHidden, [k.value.actorId, conversationId, seq], { isIdempotent: true });
+      return true;
+    }
+    const m = (await this.client.execute(this.cql.message, [conversationId, Math.floor(seq / this.M), seq], { consistency: consistencies.localSerial, isIdempotent: true })).first();
+    const changes = (m?.["changes"] as Array<{ toString(): string }> | null) ?? [];
+    return changes.some((id) => num(id) === row.id);
   }
 
   hiddenSeqs(userId: string, conversationId: string): Promise<number[]> {
@@ -780,7 +796,11 @@ export class CassandraStore implements Store {
     const { rows } = await this.db.query<{ id: unknown; conversation_id: string; user_ids: string[]; event: Uint8Array }>(
       `SELECT id, conversation_id, user_ids, event FROM ${OUTBOX_TABLE} ORDER BY id`,
     );
-    for (const r of rows) await this.flushOutbox({ id: num(r.id), conversationId: r.conversation_id, userIds: r.user_ids, event: Event.decode(r.event) });
+    for (const r of rows) {
+      const row = { id: num(r.id), conversationId: r.conversation_id, userIds: r.user_ids, event: Event.decode(r.event) };
+      if (await this.messageChangeApplied(row)) await this.flushOutbox(row);
+      else await this.db.query(`DELETE FROM ${OUTBOX_TABLE} WHERE id = $1`, [row.id]);
+    }
   }
 }
 
@@ -833,8 +853,8 @@ function statements(ks: string) {
     insertLog: `INSERT INTO ${ks}.sync_log (user_id, bucket, pos, at, conversation_id, seq, event) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`,
     indexLog: `INSERT INTO ${ks}.log_index (user_id, conversation_id, seq, pos) VALUES (?, ?, ?, ?)`,
     indexLookup: `SELECT seq, pos FROM ${ks}.log_index WHERE user_id = ? AND conversation_id = ? AND seq IN ?`,
-    editMessage: `UPDATE ${ks}.messages SET body = ?, edited_at = ?, edit_count = ? WHERE conversation_id = ? AND bucket = ? AND seq = ? IF edit_count = ? AND deleted_at = ?`,
-    deleteMessage: `UPDATE ${ks}.messages SET body = '', deleted_at = ? WHERE conversation_id = ? AND bucket = ? AND seq = ? IF deleted_at = ?`,
+    editMessage: `UPDATE ${ks}.messages SET body = ?, edited_at = ?, edit_count = ?, changes = changes + ? WHERE conversation_id = ? AND bucket = ? AND seq = ? IF edit_count = ? AND deleted_at = ?`,
+    deleteMessage: `UPDATE ${ks}.messages SET body = '', deleted_at = ?, changes = changes + ? WHERE conversation_id = ? AND bucket = ? AND seq = ? IF deleted_at = ?`,
     insertDeleted: `INSERT INTO ${ks}.deleted_messages (conversation_id, seq) VALUES (?, ?)`,
     deletedAfter: `SELECT count(*) AS n FROM ${ks}.deleted_messages WHERE conversation_id = ? AND seq > ?`,
     insertHidden: `INSERT INTO ${ks}.hidden_messages (user_id, conversation_id, seq) VALUES (?, ?, ?)`,
