@@ -331,18 +331,20 @@ export class CassandraStore implements Store {
         const chunk = rows.slice(i, i + take);
         i += chunk.length;
         const messages = await this.messagesOf(chunk);
-        for (const r of chunk) {
+        // Edit events get their text (the message's now) before they are measured: it counts in the budget.
+        const decoded = chunk.map((r) => (r["event"] ? Event.decode(r["event"] as Buffer) : undefined));
+        await fillEditedTexts(decoded.filter((e): e is Event => e !== undefined), (c, seqs) => this.texts(c, seqs));
+        for (const [j, r] of chunk.entries()) {
           const pos = num(r["pos"]);
-          const blob = r["event"] as Buffer | null;
-          const m = blob ? undefined : messages.get(`${r["conversation_id"]}\u0000${num(r["seq"])}`);
-          const size = (blob ? blob.length : textBytes(m?.text ?? "")) + ITEM_OVERHEAD_BYTES;
+          const ev = decoded[j];
+          const m = ev ? undefined : messages.get(`${r["conversation_id"]}\u0000${num(r["seq"])}`);
+          const size = (ev ? (r["event"] as Buffer).length + (ev.kind?.$case === "edited" ? textBytes(ev.kind.value.text) : 0) : textBytes(m?.text ?? "")) + ITEM_OVERHEAD_BYTES;
           // The same rule as fitBytes: always the first event, then only what fits.
           if (events.length > 0 && bytes + size > maxBytes) { cut = true; break; }
           bytes += size;
-          events.push(blob ? { ...Event.decode(blob), pos } : { pos, atMs: num(r["at"]), kind: m ? { $case: "message", value: m } : undefined });
+          events.push(ev ? { ...ev, pos } : { pos, atMs: num(r["at"]), kind: m ? { $case: "message", value: m } : undefined });
         }
       }
-      await fillEditedTexts(events, (c, seqs) => this.texts(c, seqs));
       const last = events[events.length - 1]?.pos ?? 0;
       // Unset rather than false at the end of the log: a page there reads as before.
       return { events, head: Math.max(head, last), more: cut || rows.length === limit || undefined };

@@ -193,11 +193,13 @@ export class SqlStore implements Store {
   }
 
   async readLog(userId: string, afterPos: number, limit: number, maxBytes = PAGE_MAX_BYTES): Promise<LogPage> {
+    // Edit and delete entries name their message too (seq), so an edit's text, filled in
+    // from the row, counts in the budget like a message's.
     // Sizes first (octet_length reads no body), so a page of large messages is
     // cut at the byte budget before any body leaves the database.
     const sized = await this.db.query<{ pos: unknown; bytes: unknown }>(
       `SELECT l.pos, coalesce(octet_length(l.event), 0) + coalesce(octet_length(m.body), 0) AS bytes
-         FROM sync_log l LEFT JOIN messages m ON l.event IS NULL AND m.conversation_id = l.conversation_id AND m.seq = l.seq
+         FROM sync_log l LEFT JOIN messages m ON m.conversation_id = l.conversation_id AND m.seq = l.seq
         WHERE l.user_id = $1 AND l.pos > $2 ORDER BY l.pos LIMIT $3`,
       [userId, afterPos, limit],
     );
@@ -291,7 +293,7 @@ export class SqlStore implements Store {
       // The tombstone: the text is gone from the only table that held it (log entries refer to the row).
       if (plan.deleteForEveryone) await tx.query(`UPDATE messages SET body = '', deleted_at = $3 WHERE conversation_id = $1 AND seq = $2`, [req.conversationId, req.seq, req.atMs]);
       if (plan.hide) await tx.query(`INSERT INTO hidden_messages (user_id, conversation_id, seq) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [req.actorId, req.conversationId, req.seq]);
-      const logged = await this.appendLog(tx, plan.recipients.map((userId) => ({ userId, conversationId: req.conversationId, seq: 0, event: plan.stored })));
+      const logged = await this.appendLog(tx, plan.recipients.map((userId) => ({ userId, conversationId: req.conversationId, seq: req.seq, event: plan.stored })));
       return liveEvents(logged, plan.live);
     });
   }

@@ -94,4 +94,22 @@ export function messageChangeContract(getStore: () => Promise<Store>): void {
     const log = await readAll(store, a!.id);
     expect(log.flatMap((e) => (e.kind?.$case === "message" ? [[e.kind.value.seq, e.kind.value.replyToSeq ?? 0]] : []))).toEqual([[1, 0], [2, 1]]);
   });
+
+  it("a log page of edits is cut at the byte budget, their texts counted (a backlog of large edits never makes one huge reply)", async () => {
+    const store = await getStore();
+    const [a, b] = await users(store, "a", "b");
+    const conv = (await group(store, [a!, b!])).conversation;
+    await store.append([{ conversationId: conv.id, baseSeq: 0, memberIds: [a!.id, b!.id], messages: [1, 2, 3, 4, 5, 6].map((i) => msg(a!, `big${i}`, `${i}`)) }]);
+    const head = (await store.readLog(b!.id, 0, 100)).head;
+    for (let seq = 1; seq <= 6; seq++) await store.changeMessage(edit(conv.id, seq, a!.id, `${seq}`.padEnd(300_000, "x")));
+    const page = await store.readLog(b!.id, head, 100, 1_000_000);
+    const bytes = page.events.reduce((n, e) => n + (e.kind?.$case === "edited" ? e.kind.value.text.length : 0), 0);
+    expect(page.events.length).toBeGreaterThan(0);
+    expect(page.events.length).toBeLessThan(6);
+    expect(bytes).toBeLessThanOrEqual(1_000_000);
+    expect(page.more).toBe(true);
+    // Every edit still arrives, page after page, with its full text.
+    const all = (await readAll(store, b!.id)).filter((e) => e.kind?.$case === "edited");
+    expect(all.map((e) => (e.kind?.$case === "edited" ? e.kind.value.text.length : 0))).toEqual([300_000, 300_000, 300_000, 300_000, 300_000, 300_000]);
+  });
 }

@@ -584,6 +584,8 @@ async function start(): Promise<void> {
     const m = s?.messages.get(e.seq);
     if (!s || !m || m.deleted) return;
     s.messages.set(e.seq, { ...m, text: e.text, editedAtMs: e.editedAtMs });
+    if (s.last?.seq === e.seq) s.last = s.messages.get(e.seq);
+    renderList();
     if (active === e.conversationId) renderPane();
   });
   client.on("deleted", (d) => {
@@ -593,6 +595,8 @@ async function start(): Promise<void> {
     // For me: gone from this user's screens; for everyone: a tombstone in its place.
     if (!d.forEveryone) s.messages.delete(d.seq);
     else if (m) s.messages.set(d.seq, { ...m, text: "", deleted: true });
+    // The list's preview must not keep a deleted text.
+    if (s.last?.seq === d.seq) s.last = d.forEveryone ? s.messages.get(d.seq) : undefined;
     if (active === d.conversationId) renderPane();
     renderList();
   });
