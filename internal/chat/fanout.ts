@@ -19,6 +19,14 @@ function eventBytes(ev: Event): number {
   return Event.encode(ev).finish().length + ITEM_OVERHEAD_BYTES;
 }
 
+/** Events that are the same for every user they go to (edits, deletions): what identifies one. */
+function sharedKey(ev: Event): string | undefined {
+  const k = ev.kind;
+  if (k?.$case === "edited") return `edited\u0000${k.value.conversationId}\u0000${k.value.seq}\u0000${k.value.editedAtMs}`;
+  if (k?.$case === "deleted") return `deleted\u0000${k.value.conversationId}\u0000${k.value.seq}\u0000${k.value.forEveryone}\u0000${k.value.actorId}`;
+  return undefined;
+}
+
 /** Protobuf framing, position and index of one delivery target, besides its user id. */
 const TARGET_OVERHEAD_BYTES = 24;
 
@@ -136,9 +144,20 @@ export class Fanout {
     if (events.length === 0) return;
     const routes = await this.lookup([...new Set(events.map((e) => e.userId))]);
     if (!routes) return;
-    // Rare (membership changes, read markers): one payload per user keeps it simple.
-    const shared: Event[] = events.map((e) => ({ ...e.event!, pos: 0 }));
-    const targets: DeliveryTarget[] = events.map((e, i) => ({ userId: e.userId, pos: e.event!.pos, eventIndex: i }));
+    // An edit or deletion is the same payload for every member (an edit may carry 100,000
+    // characters): one copy, a target per member. Membership changes and read markers are rare
+    // and small: one payload per user keeps them simple.
+    const shared: Event[] = [];
+    const indexOf = new Map<string, number>();
+    const targets: DeliveryTarget[] = events.map((e, i) => {
+      const key = sharedKey(e.event!) ?? `#${i}`;
+      let index = indexOf.get(key);
+      if (index === undefined) {
+        indexOf.set(key, (index = shared.length));
+        shared.push({ ...e.event!, pos: 0 });
+      }
+      return { userId: e.userId, pos: e.event!.pos, eventIndex: index };
+    });
     await this.sendToEdges(routes, { events: shared, targets, receipts: [], presence: [], traceparent: "", typing: [] });
   }
 
