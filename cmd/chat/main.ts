@@ -30,6 +30,9 @@ const chatConfig = {
   storeWritesInFlight: int("STORE_WRITES_IN_FLIGHT", config.profile === "embedded" ? 1 : 8, 1, 64),
   conversationCacheSize: int("CHAT_CONVERSATION_CACHE", DEFAULT_CACHE_SIZE, 100),
   maxGroupsPerDay: int("MAX_GROUPS_PER_DAY", 50, 0, 1_000_000),
+  editWindowS: int("EDIT_WINDOW_S", 86_400, 1, 10 * 365 * 86_400),
+  maxEditsPerMessage: int("MAX_EDITS_PER_MESSAGE", 10, 1, 1_000),
+  deleteWindowS: int("DELETE_WINDOW_S", 172_800, 1, 10 * 365 * 86_400),
 };
 // ACCESS_TOKEN_TTL_S: an access token's life, 15 min by default; REFRESH_TOKEN_TTL_S: a refresh
 // token's, 30 days (each refresh starts a new one). See docs/security.md, "Sessions".

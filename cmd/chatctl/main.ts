@@ -7,6 +7,7 @@ import readline from "node:readline";
 import { Command, InvalidArgumentError } from "commander";
 import { authenticate, ChatClient, ClientError, type Conversation, HistoryDirection, type Message } from "../../internal/client/client.js";
 import { nodeSocket } from "../../internal/client/node-socket.js";
+import { TypingIndicators } from "../../internal/client/typing.js";
 import { printable } from "../../internal/cli/printable.js";
 import { SessionFile } from "../../internal/cli/session-file.js";
 import type { AuthSession } from "../../internal/client/auth.js";
@@ -129,7 +130,8 @@ function name(c: Conversation, me: string): string {
 
 function line(m: Message, usernames: Map<string, string>): string {
   const t = new Date(m.sentAtMs).toLocaleTimeString();
-  return `[${t}] #${m.seq} ${usernames.get(m.senderId) ?? m.senderId.slice(0, 8)}: ${printable(m.text)}`;
+  const body = (m.replyToSeq ? `(reply to #${m.replyToSeq}) ` : "") + (m.deleted ? "(deleted)" : `${printable(m.text)}${m.editedAtMs ? " (edited)" : ""}`);
+  return `[${t}] #${m.seq} ${usernames.get(m.senderId) ?? m.senderId.slice(0, 8)}: ${body}`;
 }
 
 async function withClient<T>(fn: (client: ChatClient, p: Profile) => Promise<T>): Promise<T> {
@@ -212,6 +214,35 @@ program.command("send <conversation> <text...>").description("send a message (co
   }),
 );
 
+const seqArg = (v: string) => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError("a message number (#seq), 1 or more");
+  return n;
+};
+program.command("reply <conversation> <seq> <text...>").description("reply to a message of the conversation").action((target: string, seq: string, words: string[]) =>
+  withClient(async (client, p) => {
+    const conv = await resolveConversation(client, target, p);
+    const sent = await client.reply(conv.id, seqArg(seq.replace(/^#/, "")), words.join(" "));
+    console.log(`sent #${sent.seq}`);
+  }),
+);
+program.command("edit <conversation> <seq> <text...>").description("replace the text of one of your messages").action((target: string, seq: string, words: string[]) =>
+  withClient(async (client, p) => {
+    const conv = await resolveConversation(client, target, p);
+    await client.edit(conv.id, seqArg(seq.replace(/^#/, "")), words.join(" "));
+    console.log(`edited #${seq.replace(/^#/, "")}`);
+  }),
+);
+program.command("delete <conversation> <seq>").description("delete a message for you (on all your devices), or with --everyone for everyone")
+  .option("--everyone", "delete it for everyone (your own message within DELETE_WINDOW_S; a group's creator any message)")
+  .action((target: string, seq: string, o: { everyone?: boolean }) =>
+    withClient(async (client, p) => {
+      const conv = await resolveConversation(client, target, p);
+      await client.deleteMessage(conv.id, seqArg(seq.replace(/^#/, "")), Boolean(o.everyone));
+      console.log(`deleted #${seq.replace(/^#/, "")}${o.everyone ? " for everyone" : " for you"}`);
+    }),
+  );
+
 const pageSize = (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1 || n > 200) throw new InvalidArgumentError("a whole number from 1 to 200");
@@ -279,14 +310,23 @@ program
       for (const m of mc.conversation?.members ?? []) usernames.set(m.userId, m.username);
     });
     client.on("state", (s) => { if (s === "closed") console.error("-- disconnected, reconnecting --"); });
+    client.on("edited", (e) => console.log(`-- #${e.seq} edited: ${printable(e.text)}${conv && e.conversationId === conv.id ? "" : ` (${titles.get(e.conversationId) ?? e.conversationId})`} --`));
+    client.on("deleted", (d) => console.log(`-- #${d.seq} deleted${d.forEveryone ? "" : " for you"}${conv && d.conversationId === conv.id ? "" : ` (${titles.get(d.conversationId) ?? d.conversationId})`} --`));
+    // "alice is typing…" when someone starts (it ends by itself, or with their message).
+    const typing = new TypingIndicators(client, (conversationId) => {
+      const label = typing.label(conversationId);
+      if (label) console.log(`-- ${printable(label)}${conv && conversationId === conv.id ? "" : ` (${titles.get(conversationId) ?? conversationId})`} --`);
+    });
     client.on("cursor", () => saveProfile(p));
     if (conv) {
       const into = conv;
       const rl = readline.createInterface({ input: process.stdin });
+      // Keystrokes say "typing" (the client sends at most one per interval).
+      process.stdin.on("data", () => void client.typing(into.id).catch(() => {}));
       rl.on("line", (text) => {
         if (!text.trim()) return;
         client.send(into.id, text).then(
-          (s) => console.log(line({ conversationId: into.id, seq: s.seq, senderId: p.userId, senderDeviceId: p.deviceId, clientMsgId: "", text, sentAtMs: s.sentAtMs }, usernames)),
+          (s) => console.log(line({ conversationId: into.id, seq: s.seq, senderId: p.userId, senderDeviceId: p.deviceId, clientMsgId: "", text, sentAtMs: s.sentAtMs, editedAtMs: 0, deleted: false, replyToSeq: 0 }, usernames)),
           (e: ClientError) => console.error(`!! ${e.codeName ?? ""} ${e.message}`),
         );
       });

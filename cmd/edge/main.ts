@@ -3,7 +3,7 @@ import { verifyingKeyFiles } from "../../internal/auth/keys.js";
 import { TokenVerifier } from "../../internal/auth/tokens.js";
 import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
 import { loadHttpLimits } from "../../internal/config/http-limits.js";
-import { bool, int, str } from "../../internal/config/env.js";
+import { bool, ConfigError, int, str } from "../../internal/config/env.js";
 import { openDiscovery } from "../../internal/discovery/factory.js";
 import { routeRegistry } from "../../internal/routes/factory.js";
 import { EdgeBackends } from "../../internal/edge/backends.js";
@@ -44,8 +44,12 @@ const edgeConfig = {
   maxPresenceSubscriptions: int("PRESENCE_MAX_SUBSCRIPTIONS", 200, 1, 10_000),
   headCheckIntervalMs: int("HEAD_CHECK_INTERVAL_MS", 60_000, 0, 3_600_000),
   sessionCheckIntervalMs: int("SESSION_CHECK_INTERVAL_MS", 30_000, 0, 3_600_000),
+  typingThrottleMs: int("TYPING_THROTTLE_MS", 2_000, 100, 60_000),
+  typingExpiryMs: int("TYPING_EXPIRY_MS", 6_000, 1_000, 60_000),
   ...loadHttpLimits(config.dataDir),
 };
+// An indicator that expires before the next may be sent would flicker while someone types.
+if (edgeConfig.typingExpiryMs <= edgeConfig.typingThrottleMs) throw new ConfigError(`TYPING_EXPIRY_MS (${edgeConfig.typingExpiryMs}) must be above TYPING_THROTTLE_MS (${edgeConfig.typingThrottleMs})`);
 
 // SESSION_CACHE_MS: a session found live at Hello is taken as live this long without asking the
 // store again (a device reconnecting in a loop). Bounds how long an ended session's access token

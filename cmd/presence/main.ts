@@ -31,7 +31,7 @@ await runUntilSignal("presence", log, config.shutdownTimeoutMs, async () => {
   // Status changes go to the edges holding the subscribers: batched per edge, debounced per user.
   const publisher = new PresencePublisher(async (address, presence) => {
     const edge = mesh.edge(address);
-    await call(edge, edge.deliver, { events: [], targets: [], receipts: [], presence, traceparent: "" });
+    await call(edge, edge.deliver, { events: [], targets: [], receipts: [], presence, traceparent: "", typing: [] });
   }, publishBatchMs, (err) => log.warn("presence publish failed", { err }));
   const presence = await openPresence(config, presenceConfig, (update, subscribers) => publisher.publish(update, subscribers), (what, err) => log.warn(what, { err }));
   const server = await serve(config, "presence", port, log, [service(PresenceServiceService, presenceService(presence))]);

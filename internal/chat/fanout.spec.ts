@@ -1,12 +1,13 @@
 import { describe, expect, it } from "vitest";
 import type { DeliverRequest } from "../../gen/chat/internal/v1/edge.js";
 import type { Event } from "../../gen/chat/v1/client.js";
-import { splitDelivery } from "./fanout.js";
+import { Logger } from "../log/logger.js";
+import { Fanout, splitDelivery } from "./fanout.js";
 
 const message = (seq: number, text: string): Event => ({
   pos: 0,
   atMs: 1,
-  kind: { $case: "message", value: { conversationId: "c", seq, senderId: "a", senderDeviceId: "d", clientMsgId: `m${seq}`, text, sentAtMs: 1 } },
+  kind: { $case: "message", value: { conversationId: "c", seq, senderId: "a", senderDeviceId: "d", clientMsgId: `m${seq}`, text, sentAtMs: 1, editedAtMs: 0, deleted: false, replyToSeq: 0 } },
 });
 
 const seqOf = (e: Event | undefined) => (e?.kind?.$case === "message" ? e.kind.value.seq : 0);
@@ -20,6 +21,7 @@ describe("splitDelivery", () => {
       targets: Array.from({ length: 20 }, (_, i) => [{ userId: "u1", pos: 10 + i, eventIndex: i }, { userId: "u2", pos: 50 + i, eventIndex: i }]).flat(),
       receipts: [{ userIds: ["u1"], receipt: undefined }],
       presence: [],
+      typing: [],
     };
     const parts = splitDelivery(req, 10_000);
     expect(parts.length).toBeGreaterThan(5);
@@ -38,10 +40,36 @@ describe("splitDelivery", () => {
   });
 
   it("sends an event larger than the budget alone, and a small delivery as one request", () => {
-    const big = splitDelivery({ events: [message(1, "x".repeat(20_000)), message(2, "y")], targets: [{ userId: "u", pos: 1, eventIndex: 0 }, { userId: "u", pos: 2, eventIndex: 1 }], receipts: [], presence: [] }, 10_000);
+    const big = splitDelivery({ events: [message(1, "x".repeat(20_000)), message(2, "y")], targets: [{ userId: "u", pos: 1, eventIndex: 0 }, { userId: "u", pos: 2, eventIndex: 1 }], receipts: [], presence: [], typing: [] }, 10_000);
     expect(big.map((p) => p.events.length)).toEqual([1, 1]);
-    const small = splitDelivery({ events: [message(1, "a"), message(2, "b")], targets: [{ userId: "u", pos: 1, eventIndex: 0 }, { userId: "u", pos: 2, eventIndex: 1 }], receipts: [], presence: [] });
+    const small = splitDelivery({ events: [message(1, "a"), message(2, "b")], targets: [{ userId: "u", pos: 1, eventIndex: 0 }, { userId: "u", pos: 2, eventIndex: 1 }], receipts: [], presence: [], typing: [] });
     expect(small).toHaveLength(1);
     expect(small[0]!.targets.map((t) => t.eventIndex)).toEqual([0, 1]);
+  });
+});
+
+describe("Fanout.userEvents", () => {
+  it("carries an edit once for all its members (a target each), and per-user events one each", async () => {
+    const requests: DeliverRequest[] = [];
+    const edge = {
+      getChannel: () => ({ getTarget: () => "edge-1" }),
+      deliver: (req: DeliverRequest, _md: unknown, _opts: unknown, cb: (err: null, res: object) => void) => { requests.push(req); cb(null, {}); },
+    };
+    const users = ["u1", "u2", "u3"];
+    const routes = { lookup: async (ids: string[]) => ids.map((userId) => ({ userId, deviceId: "d", sessionId: "s", edgeId: "e", edgeAddress: "edge-1" })) };
+    const fanout = new Fanout(routes as never, { get: () => edge as never }, {} as never, new Logger("test"));
+    const edited: Event = { pos: 0, atMs: 5, kind: { $case: "edited", value: { conversationId: "c", seq: 3, text: "x".repeat(100_000), editedAtMs: 5 } } };
+    const read: Event = { pos: 0, atMs: 5, kind: { $case: "read", value: { conversationId: "c", readSeq: 2 } } };
+    await fanout.userEvents([
+      ...users.map((userId, i) => ({ userId, event: { ...edited, pos: 10 + i } })),
+      { userId: "u1", event: { ...read, pos: 11 } },
+      { userId: "u2", event: { ...read, pos: 12 } },
+    ]);
+    expect(requests).toHaveLength(1);
+    expect(requests[0]!.events.map((e) => e.kind?.$case)).toEqual(["edited", "read", "read"]);
+    expect(requests[0]!.targets).toEqual([
+      { userId: "u1", pos: 10, eventIndex: 0 }, { userId: "u2", pos: 11, eventIndex: 0 }, { userId: "u3", pos: 12, eventIndex: 0 },
+      { userId: "u1", pos: 11, eventIndex: 1 }, { userId: "u2", pos: 12, eventIndex: 2 },
+    ]);
   });
 });

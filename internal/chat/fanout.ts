@@ -1,7 +1,7 @@
-import type { DeliverRequest, DeliveryTarget, EdgeDeliveryServiceClient, ReceiptDelivery } from "../../gen/chat/internal/v1/edge.js";
+import type { DeliverRequest, DeliveryTarget, EdgeDeliveryServiceClient, ReceiptDelivery, TypingDelivery } from "../../gen/chat/internal/v1/edge.js";
 import type { NotifierServiceClient } from "../../gen/chat/internal/v1/notifier.js";
 import type { UserEvent } from "../../gen/chat/internal/v1/store.js";
-import { Event, type Message, type Receipt } from "../../gen/chat/v1/client.js";
+import { Event, type Message, type Receipt, type TypingUpdate } from "../../gen/chat/v1/client.js";
 import { context, trace, type Context } from "@opentelemetry/api";
 import { linksTo } from "../telemetry/messaging.js";
 import { ChatMetrics, secondsSince } from "../telemetry/telemetry.js";
@@ -18,6 +18,14 @@ type MessageItem = { message: Message; atMs: number; memberIds: string[]; positi
 function eventBytes(ev: Event): number {
   if (ev.kind?.$case === "message") return textBytes(ev.kind.value.text) + ITEM_OVERHEAD_BYTES;
   return Event.encode(ev).finish().length + ITEM_OVERHEAD_BYTES;
+}
+
+/** Events that are the same for every user they go to (edits, deletions): what identifies one. */
+function sharedKey(ev: Event): string | undefined {
+  const k = ev.kind;
+  if (k?.$case === "edited") return `edited\u0000${k.value.conversationId}\u0000${k.value.seq}\u0000${k.value.editedAtMs}`;
+  if (k?.$case === "deleted") return `deleted\u0000${k.value.conversationId}\u0000${k.value.seq}\u0000${k.value.forEveryone}\u0000${k.value.actorId}`;
+  return undefined;
 }
 
 /** Protobuf framing, position and index of one delivery target, besides its user id. */
@@ -38,14 +46,14 @@ export function splitDelivery(req: DeliverRequest, maxBytes = BATCH_MAX_BYTES): 
     if (!list) targetsOf.set(t.eventIndex, (list = []));
     list.push(t);
   }
-  const parts: DeliverRequest[] = [{ events: [], targets: [], receipts: req.receipts, presence: req.presence }];
+  const parts: DeliverRequest[] = [{ events: [], targets: [], receipts: req.receipts, presence: req.presence, typing: req.typing }];
   let bytes = 0;
   for (const [index, targets] of [...targetsOf].sort((a, b) => a[0] - b[0])) {
     const event = req.events[index]!;
     const size = eventBytes(event) + targets.reduce((n, t) => n + t.userId.length + TARGET_OVERHEAD_BYTES, 0);
     let part = parts[parts.length - 1]!;
     if (part.events.length > 0 && bytes + size > maxBytes) {
-      parts.push((part = { events: [], targets: [], receipts: [], presence: [] }));
+      parts.push((part = { events: [], targets: [], receipts: [], presence: [], typing: [] }));
       bytes = 0;
     }
     const k = part.events.length;
@@ -114,7 +122,7 @@ export class Fanout {
     const events: Event[] = items.map((i) => ({ pos: 0, atMs: i.atMs, kind: { $case: "message", value: i.message } }));
     const targets: DeliveryTarget[] = [];
     items.forEach((item, index) => item.memberIds.forEach((userId, k) => targets.push({ userId, pos: item.positions[k]!, eventIndex: index })));
-    await this.sendToEdges(routes, { events, targets, receipts: [], presence: [] });
+    await this.sendToEdges(routes, { events, targets, receipts: [], presence: [], typing: [] });
     for (const item of items) {
       const offline = item.memberIds.filter((u) => !online.has(u) && u !== item.message.senderId);
       if (offline.length === 0) continue;
@@ -128,22 +136,58 @@ export class Fanout {
     }
   }
 
+  /** A message deleted for everyone: its pushes that have not gone out are dropped. */
+  withdrawPush(conversationId: string, seq: number, userIds: string[]): void {
+    call(this.notifier, this.notifier.withdraw, { conversationId, seq, userIds }).catch((err) => this.log.warn("push withdrawal failed", { err }));
+  }
+
   /** Events with per-user positions (membership changes, read markers). */
   async userEvents(events: UserEvent[]): Promise<void> {
     if (events.length === 0) return;
     const routes = await this.lookup([...new Set(events.map((e) => e.userId))]);
     if (!routes) return;
-    // Rare (membership changes, read markers): one payload per user keeps it simple.
-    const shared: Event[] = events.map((e) => ({ ...e.event!, pos: 0 }));
-    const targets: DeliveryTarget[] = events.map((e, i) => ({ userId: e.userId, pos: e.event!.pos, eventIndex: i }));
-    await this.sendToEdges(routes, { events: shared, targets, receipts: [], presence: [] });
+    // An edit or deletion is the same payload for every member (an edit may carry 100,000
+    // characters): one copy, a target per member. Membership changes and read markers are rare
+    // and small: one payload per user keeps them simple.
+    const shared: Event[] = [];
+    const indexOf = new Map<string, number>();
+    const targets: DeliveryTarget[] = events.map((e, i) => {
+      const key = sharedKey(e.event!) ?? `#${i}`;
+      let index = indexOf.get(key);
+      if (index === undefined) {
+        indexOf.set(key, (index = shared.length));
+        shared.push({ ...e.event!, pos: 0 });
+      }
+      return { userId: e.userId, pos: e.event!.pos, eventIndex: index };
+    });
+    await this.sendToEdges(routes, { events: shared, targets, receipts: [], presence: [], typing: [] });
   }
 
   async receipts(items: Array<{ receipt: Receipt; userIds: string[] }>): Promise<void> {
     const routes = await this.lookup([...new Set(items.flatMap((i) => i.userIds))]);
     if (!routes) return;
     const receipts: ReceiptDelivery[] = items.map((i) => ({ userIds: i.userIds, receipt: i.receipt }));
-    await this.sendToEdges(routes, { events: [], targets: [], receipts, presence: [] });
+    await this.sendToEdges(routes, { events: [], targets: [], receipts, presence: [], typing: [] });
+  }
+
+  private pendingTyping: TypingDelivery[] = [];
+
+  /**
+   * Typing indicators: ephemeral, so no retry beyond the route lookup's and no
+   * notifier. Those of one tick share one route lookup and one call per edge.
+   */
+  typing(item: TypingDelivery): void {
+    this.pendingTyping.push(item);
+    if (this.pendingTyping.length > 1) return;
+    setImmediate(() => {
+      const typing = this.pendingTyping;
+      this.pendingTyping = [];
+      void (async () => {
+        const routes = await this.lookup([...new Set(typing.flatMap((t) => t.userIds))]);
+        if (!routes) return;
+        await this.sendToEdges(routes, { events: [], targets: [], receipts: [], presence: [], typing });
+      })().catch((err) => this.log.warn("typing fanout failed", { err }));
+    });
   }
 
   /**
@@ -184,6 +228,7 @@ export class Fanout {
           targets: req.targets.filter((t) => users.has(t.userId)),
           receipts: req.receipts.map((r) => ({ ...r, userIds: r.userIds.filter((u) => users.has(u)) })).filter((r) => r.userIds.length > 0),
           presence: [],
+          typing: req.typing.map((t) => ({ ...t, userIds: t.userIds.filter((u) => users.has(u)) })).filter((t) => t.userIds.length > 0),
         };
         const edge = this.edges.get(address);
         // In order, one after the other: a session sends positions in order and fetches any gap.

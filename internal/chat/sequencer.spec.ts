@@ -29,9 +29,9 @@ class FakeStore {
       const messages = g.messages.map((m) => {
         const key = `${g.conversationId}/${m.senderId}/${m.clientMsgId}`;
         const dup = this.ids.get(key);
-        if (dup) return { message: { conversationId: g.conversationId, seq: dup, senderId: m.senderId, senderDeviceId: "", clientMsgId: m.clientMsgId, text: m.text, sentAtMs: 0 }, duplicate: true, positions: [] };
+        if (dup) return { message: { conversationId: g.conversationId, seq: dup, senderId: m.senderId, senderDeviceId: "", clientMsgId: m.clientMsgId, text: m.text, sentAtMs: 0, editedAtMs: 0, deleted: false, replyToSeq: 0 }, duplicate: true, positions: [] };
         this.ids.set(key, ++seq);
-        return { message: { conversationId: g.conversationId, seq, senderId: m.senderId, senderDeviceId: "", clientMsgId: m.clientMsgId, text: m.text, sentAtMs: 0 }, duplicate: false, positions: [] };
+        return { message: { conversationId: g.conversationId, seq, senderId: m.senderId, senderDeviceId: "", clientMsgId: m.clientMsgId, text: m.text, sentAtMs: 0, editedAtMs: 0, deleted: false, replyToSeq: 0 }, duplicate: false, positions: [] };
       });
       this.heads.set(g.conversationId, seq);
       return { conversationId: g.conversationId, error: ErrorCode.ERROR_CODE_UNSPECIFIED, messages, lastSeq: seq };
@@ -40,9 +40,9 @@ class FakeStore {
   }
 }
 
-const msg = (id: string) => ({ senderId: "u", senderDeviceId: "d", clientMsgId: id, text: id, sentAtMs: 0 });
+const msg = (id: string) => ({ senderId: "u", senderDeviceId: "d", clientMsgId: id, text: id, sentAtMs: 0, replyToSeq: 0 });
 /** A send of `sender` from `device` whose text is `bytes` bytes of UTF-8 (4-byte emoji, like the issue's attack). */
-const sized = (sender: string, id: string, bytes: number, device = "d") => ({ senderId: sender, senderDeviceId: device, clientMsgId: id, text: "\u{1F600}".repeat(bytes / 4), sentAtMs: 0 });
+const sized = (sender: string, id: string, bytes: number, device = "d") => ({ senderId: sender, senderDeviceId: device, clientMsgId: id, text: "\u{1F600}".repeat(bytes / 4), sentAtMs: 0, replyToSeq: 0 });
 /** Index of the first store write that carries the send `clientMsgId` of `sender`. */
 const writeOf = (store: FakeStore, sender: string, clientMsgId: string) =>
   store.calls.findIndex((c) => c.groups.some((g) => g.messages.some((m) => m.senderId === sender && m.clientMsgId === clientMsgId)));

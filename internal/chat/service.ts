@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { ChatServiceService, type Actor } from "../../gen/chat/internal/v1/chat.js";
-import type { MessageStoreServiceClient } from "../../gen/chat/internal/v1/store.js";
+import type { ChangeMessageRequest, MessageStoreServiceClient } from "../../gen/chat/internal/v1/store.js";
 import { AckKind, Conversation, ConversationKind, ErrorCode, Member, MembershipAction, type Receipt } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
 import { trace, type SpanContext } from "@opentelemetry/api";
@@ -10,7 +10,7 @@ import { ChatMetrics } from "../telemetry/telemetry.js";
 import { call } from "../grpc/client.js";
 import type { AsyncService } from "../grpc/handler.js";
 import type { Logger } from "../log/logger.js";
-import { validateSend, validateTitle, validateUsername } from "../validation/validate.js";
+import { validateConversationId, validateMessageRef, validateSend, validateText, validateTitle, validateUsername } from "../validation/validate.js";
 import { ConversationDirectory } from "./directory.js";
 import { LocalSignals, type DirectorySignals } from "./directory-signals.js";
 import type { Fanout } from "./fanout.js";
@@ -32,6 +32,18 @@ export interface ChatConfig {
    * which a store that runs one transaction at a time wants), 8 on production.
    */
   storeWritesInFlight: number;
+  /**
+   * EDIT_WINDOW_S: a message can be edited this long after it was sent. Default 86400 (a day):
+   * long enough to fix a typo noticed the next morning, short enough that old history stays put.
+   */
+  editWindowS: number;
+  /** MAX_EDITS_PER_MESSAGE: edits of one message. Default 10. */
+  maxEditsPerMessage: number;
+  /**
+   * DELETE_WINDOW_S: a sender can delete a message for everyone this long after sending it (a
+   * group's creator any message, any time; delete for me has no limit). Default 172800 (two days).
+   */
+  deleteWindowS: number;
   /** CHAT_CONVERSATION_CACHE: conversations (members, mutes) kept in memory, least recently used evicted. Default 100000. */
   conversationCacheSize?: number;
   /** MAX_GROUPS_PER_DAY: groups one user may create in 24 h; past it CreateGroup is QUOTA_EXCEEDED. Default 50; 0 = no cap. */
@@ -94,12 +106,17 @@ export class ChatCore {
   }
 
   /** The PRODUCER span of the message: its store write and every delivery of it descend from it. */
-  async send(actor: Actor, conversationId: string, clientMsgId: string, text: string) {
+  async send(actor: Actor, conversationId: string, clientMsgId: string, text: string, replyToSeq = 0) {
     validateSend({ conversationId, clientMsgId, text }, this.config.maxTextLength);
+    if (replyToSeq) validateMessageRef({ conversationId, seq: replyToSeq });
     const info = await this.directory.requireMember(conversationId, actor.userId);
+    // Seqs are gapless and never removed (a deletion leaves a tombstone): an earlier message exists iff its seq is at most the head.
+    if (replyToSeq && replyToSeq > (await call(this.store, this.store.getLastSeq, { conversationId })).lastSeq) {
+      throw ChatError.notFound(`no message ${replyToSeq} in this conversation to reply to`);
+    }
     return startSendSpan(conversationId, async (span) => {
       const sentAtMs = Date.now();
-      const { appended, memberIds } = await this.sequencer.submit(conversationId, { senderId: actor.userId, senderDeviceId: actor.deviceId, clientMsgId, text, sentAtMs });
+      const { appended, memberIds } = await this.sequencer.submit(conversationId, { senderId: actor.userId, senderDeviceId: actor.deviceId, clientMsgId, text, sentAtMs, replyToSeq: replyToSeq || undefined });
       const message = appended.message!;
       span.setAttributes(messageAttributes(message));
       if (!appended.duplicate) {
@@ -109,6 +126,49 @@ export class ChatCore {
       }
       return { clientMsgId, conversationId, seq: message.seq, sentAtMs: message.sentAtMs, duplicate: appended.duplicate };
     });
+  }
+
+  /**
+   * An ephemeral "typing" from a member, to the other members' online devices only
+   * (the edge throttles it per session and conversation). A non-member is refused
+   * as their send would be.
+   */
+  async typing(actor: Actor, conversationId: string, expiresInMs: number): Promise<void> {
+    validateConversationId(conversationId);
+    const info = await this.directory.requireMember(conversationId, actor.userId);
+    const userIds = info.memberIds.filter((u) => u !== actor.userId);
+    if (userIds.length === 0) return;
+    const update = { conversationId, userId: actor.userId, username: info.usernames.get(actor.userId) ?? "", expiresInMs: Math.min(Math.max(expiresInMs, 1_000), 60_000) };
+    this.fanout.typing({ userIds, update });
+  }
+
+  /** Replaces the text of the actor's own message; every member's devices get a MessageEdited event. */
+  async edit(actor: Actor, conversationId: string, seq: number, text: string): Promise<void> {
+    validateMessageRef({ conversationId, seq });
+    validateText(text, this.config.maxTextLength);
+    await this.directory.requireMember(conversationId, actor.userId);
+    await this.changeMessage({
+      conversationId, seq, actorId: actor.userId, atMs: Date.now(), edit: true, text,
+      editWindowMs: this.config.editWindowS * 1000, maxEdits: this.config.maxEditsPerMessage, forEveryone: false, deleteWindowMs: 0,
+    });
+  }
+
+  /** Deletes a message for the actor's devices, or for everyone (a tombstone keeping its seq). */
+  async delete(actor: Actor, conversationId: string, seq: number, forEveryone: boolean): Promise<void> {
+    validateMessageRef({ conversationId, seq });
+    const info = await this.directory.requireMember(conversationId, actor.userId);
+    await this.changeMessage({
+      conversationId, seq, actorId: actor.userId, atMs: Date.now(), edit: false, text: "",
+      editWindowMs: 0, maxEdits: 0, forEveryone, deleteWindowMs: this.config.deleteWindowS * 1000,
+    });
+    // Its text must not reach a lock screen after this: pushes not yet sent are dropped.
+    if (forEveryone) this.fanout.withdrawPush(conversationId, seq, info.memberIds);
+  }
+
+  /** The store applies the change and logs its event; the events go out like membership changes. */
+  private async changeMessage(req: ChangeMessageRequest): Promise<void> {
+    const { events } = await call(this.store, this.store.changeMessage, req, 15_000);
+    void this.fanout.userEvents(events).catch((err) => this.log.warn("fanout failed", { err }));
   }
 
   async ack(actor: Actor, conversationId: string, seq: number, kind: AckKind) {
@@ -247,8 +307,8 @@ function actorOf(actor: Actor | undefined): Actor {
 export function chatService(core: ChatCore): AsyncService<typeof ChatServiceService> {
   return {
     send: async (req) => {
-      const s = req.send ?? { conversationId: "", clientMsgId: "", text: "" };
-      return { sent: await core.send(actorOf(req.actor), s.conversationId, s.clientMsgId, s.text) };
+      const s = req.send ?? { conversationId: "", clientMsgId: "", text: "", replyToSeq: 0 };
+      return { sent: await core.send(actorOf(req.actor), s.conversationId, s.clientMsgId, s.text, s.replyToSeq ?? 0) };
     },
     ack: async (req) => core.ack(actorOf(req.actor), req.ack?.conversationId ?? "", req.ack?.seq ?? 0, req.ack?.kind ?? AckKind.ACK_KIND_UNSPECIFIED),
     openDirect: async (req) => ({ conversation: await core.openDirect(actorOf(req.actor), req.username) }),
@@ -258,5 +318,8 @@ export function chatService(core: ChatCore): AsyncService<typeof ChatServiceServ
     setMuted: async (req) => { await core.setMuted(actorOf(req.actor), req.conversationId, req.muted); return {}; },
     getPrivacy: async (req) => ({ settings: await core.privacy.get(actorOf(req.actor)) }),
     setPrivacy: async (req) => ({ settings: await core.privacy.set(actorOf(req.actor), req.settings) }),
+    edit: async (req) => { await core.edit(actorOf(req.actor), req.edit?.conversationId ?? "", req.edit?.seq ?? 0, req.edit?.text ?? ""); return {}; },
+    delete: async (req) => { await core.delete(actorOf(req.actor), req.delete?.conversationId ?? "", req.delete?.seq ?? 0, req.delete?.forEveryone ?? false); return {}; },
+    typing: async (req) => { await core.typing(actorOf(req.actor), req.conversationId, req.expiresInMs); return {}; },
   };
 }

@@ -8,6 +8,8 @@ import {
   HistoryDirection,
   type Message,
   type MembershipChange,
+  type MessageDeleted,
+  type MessageEdited,
   type PresenceUpdate,
   GroupAdds,
   PresenceVisibility,
@@ -17,13 +19,14 @@ import {
   type Receipt,
   ServerFrame,
   type Sent,
+  type TypingUpdate,
   type Welcome,
 } from "../../gen/chat/v1/client.js";
 import { CLOSE, closeIsFinal } from "../errors/close-codes.js";
 import { sleep } from "../run/sleep.js";
 
 export { AckKind, ErrorCode, GroupAdds, HistoryDirection, PresenceVisibility, PushProvider };
-export type { Conversation, Event, HistoryPage, Message, MembershipChange, PresenceUpdate, PrivacySettings, ReadMarker, Receipt, Sent, Welcome };
+export type { Conversation, Event, HistoryPage, Message, MembershipChange, MessageDeleted, MessageEdited, PresenceUpdate, PrivacySettings, ReadMarker, Receipt, Sent, TypingUpdate, Welcome };
 
 /** The subset of the WebSocket API we use: the browser's and the `ws` package's both fit. */
 export interface SocketLike {
@@ -75,14 +78,25 @@ export interface ClientOptions {
   /** Acknowledge "delivered" automatically for received messages. Default true. */
   autoAckDelivered?: boolean;
   requestTimeoutMs?: number;
+  /** Typing indicators of one conversation go out at most this often (the edge's TYPING_THROTTLE_MS). Default 2000. */
+  typingIntervalMs?: number;
 }
 
 type Listeners = {
   message: (m: Message, ev: Event) => void;
   membership: (m: MembershipChange, ev: Event) => void;
   read: (r: ReadMarker, ev: Event) => void;
+  /** A message's text was replaced (live, or in a catch-up with the text as it is now). */
+  edited: (e: MessageEdited, ev: Event) => void;
+  /** A message was deleted for everyone (show a tombstone in its place) or, on this user's devices only, for them (hide it). */
+  deleted: (d: MessageDeleted, ev: Event) => void;
   receipt: (r: Receipt) => void;
   presence: (p: PresenceUpdate) => void;
+  /**
+   * Another member is typing: show it for `expiresInMs`. `expiresInMs` 0 means they stopped
+   * (their message arrived). TypingIndicators (typing.ts) keeps this state for a UI.
+   */
+  typing: (t: TypingUpdate) => void;
   synced: (pos: number) => void;
   cursor: (pos: number) => void;
   state: (s: "connecting" | "open" | "closed") => void;
@@ -116,7 +130,7 @@ export class ChatClient {
   private nextRef = 1;
   private readonly pending = new Map<number, PendingRequest>();
   private readonly listeners: { [K in keyof Listeners]: Set<Listeners[K]> } = {
-    message: new Set(), membership: new Set(), read: new Set(), receipt: new Set(), presence: new Set(), synced: new Set(), cursor: new Set(), state: new Set(), error: new Set(), reset: new Set(),
+    message: new Set(), membership: new Set(), read: new Set(), edited: new Set(), deleted: new Set(), receipt: new Set(), presence: new Set(), typing: new Set(), synced: new Set(), cursor: new Set(), state: new Set(), error: new Set(), reset: new Set(),
   };
   private closedByUser = false;
   private heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -132,6 +146,10 @@ export class ChatClient {
   private isSynced = false;
   /** The last Hello was refused with TOKEN_EXPIRED: the next attempt forces a refresh. */
   private tokenExpired = false;
+  /** When this client last said it is typing, per conversation. */
+  private readonly typingSentAt = new Map<string, number>();
+  /** Members seen typing, per conversation: their message clears it. */
+  private readonly typingSeen = new Set<string>();
 
   constructor(private readonly opts: ClientOptions) {
     this.cursor = opts.cursor ?? 0;
@@ -170,9 +188,44 @@ export class ChatClient {
     return closed;
   }
 
-  async send(conversationId: string, text: string, clientMsgId = randomId()): Promise<Sent> {
-    const f = await this.requestRetrying({ $case: "send", value: { conversationId, clientMsgId, text } });
+  async send(conversationId: string, text: string, clientMsgId = randomId(), opts: { replyToSeq?: number } = {}): Promise<Sent> {
+    this.typingSentAt.delete(conversationId);
+    const f = await this.requestRetrying({ $case: "send", value: { conversationId, clientMsgId, text, replyToSeq: opts.replyToSeq || undefined } });
     return expect(f, "sent");
+  }
+
+  /**
+   * Tells the other members this user is typing. Call it on every keystroke: it goes
+   * out at most once per `typingIntervalMs` per conversation, only while connected,
+   * and a send clears it. A non-member is refused with PERMISSION_DENIED.
+   */
+  async typing(conversationId: string): Promise<void> {
+    const now = Date.now();
+    const last = this.typingSentAt.get(conversationId);
+    if (last !== undefined && now - last < (this.opts.typingIntervalMs ?? 2_000)) return;
+    if (this.ws?.readyState !== OPEN || !this.welcome) return;
+    this.typingSentAt.set(conversationId, now);
+    try {
+      await this.request({ $case: "typing", value: { conversationId } });
+    } catch (err) {
+      // Throttled by the edge (its interval is longer than ours): typing is best effort.
+      if ((err as ClientError).code !== ErrorCode.ERROR_CODE_RATE_LIMITED) throw err;
+    }
+  }
+
+  /** Sends a reply to an earlier message of the conversation (NOT_FOUND if there is no such seq). */
+  reply(conversationId: string, replyToSeq: number, text: string, clientMsgId = randomId()): Promise<Sent> {
+    return this.send(conversationId, text, clientMsgId, { replyToSeq });
+  }
+
+  /** Replaces the text of one's own message (typed errors: PERMISSION_DENIED, NOT_FOUND, MESSAGE_DELETED, WINDOW_CLOSED). */
+  async edit(conversationId: string, seq: number, text: string): Promise<void> {
+    await this.requestRetrying({ $case: "edit", value: { conversationId, seq, text } });
+  }
+
+  /** Deletes a message for this user's devices, or for everyone. */
+  async deleteMessage(conversationId: string, seq: number, forEveryone: boolean): Promise<void> {
+    await this.requestRetrying({ $case: "delete", value: { conversationId, seq, forEveryone } });
   }
 
   async markRead(conversationId: string, seq: number): Promise<void> {
@@ -384,6 +437,9 @@ export class ChatClient {
         return this.emit("synced", kind.value.pos);
       case "receipt": return this.emit("receipt", kind.value);
       case "presence": return this.emit("presence", kind.value);
+      case "typing":
+        this.typingSeen.add(`${kind.value.conversationId}\u0000${kind.value.userId}`);
+        return this.emit("typing", kind.value);
       case "error":
         if (kind.value.code === ErrorCode.ERROR_CODE_CURSOR_AHEAD) {
           // The edge now replays from 0: take every position again instead of skipping them as seen.
@@ -406,10 +462,15 @@ export class ChatClient {
     this.cursor = ev.pos;
     const k = ev.kind;
     if (k?.$case === "message") {
+      // The message ends its sender's "typing…" in that conversation.
+      const typingKey = `${k.value.conversationId}\u0000${k.value.senderId}`;
+      if (this.typingSeen.delete(typingKey)) this.emit("typing", { conversationId: k.value.conversationId, userId: k.value.senderId, username: "", expiresInMs: 0 });
       this.emit("message", k.value, ev);
       if (this.opts.autoAckDelivered !== false && this.welcome && k.value.senderId !== this.welcome.userId) this.queueDeliveredAck(k.value);
     } else if (k?.$case === "membership") this.emit("membership", k.value, ev);
     else if (k?.$case === "read") this.emit("read", k.value, ev);
+    else if (k?.$case === "edited") this.emit("edited", k.value, ev);
+    else if (k?.$case === "deleted") this.emit("deleted", k.value, ev);
     this.emit("cursor", this.cursor);
   }
 

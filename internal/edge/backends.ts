@@ -3,7 +3,7 @@ import { EdgeDeliveryServiceClient } from "../../gen/chat/internal/v1/edge.js";
 import type { NotifierServiceClient } from "../../gen/chat/internal/v1/notifier.js";
 import type { PresenceServiceClient, Route } from "../../gen/chat/internal/v1/presence.js";
 import type { MessageStoreServiceClient } from "../../gen/chat/internal/v1/store.js";
-import { ErrorCode, PresenceStatus, PresenceVisibility, PushProvider, type PrivacySettings, type Ack, type Conversation, type Event, type HistoryPage, type HistoryRequest, type PresenceUpdate, type Send, type Sent } from "../../gen/chat/v1/client.js";
+import { ErrorCode, PresenceStatus, PresenceVisibility, PushProvider, type PrivacySettings, type Ack, type Conversation, type DeleteRequest, type EditRequest, type Event, type HistoryPage, type HistoryRequest, type PresenceUpdate, type Send, type Sent } from "../../gen/chat/v1/client.js";
 import type { TokenVerifier } from "../auth/tokens.js";
 import { ChatError } from "../errors/chat-error.js";
 import { TickBatcher } from "../run/tick-batcher.js";
@@ -65,6 +65,15 @@ export class EdgeBackends {
 
   async send(actor: Actor, send: Send): Promise<Sent> {
     return (await this.owners.call(send.conversationId, (c) => c.send, { actor, send }, 20_000)).sent!;
+  }
+  async typing(actor: Actor, conversationId: string, expiresInMs: number): Promise<void> {
+    await this.owners.call(conversationId, (c) => c.typing, { actor, conversationId, expiresInMs }, 5_000);
+  }
+  async edit(actor: Actor, edit: EditRequest): Promise<void> {
+    await this.owners.call(edit.conversationId, (c) => c.edit, { actor, edit }, 15_000);
+  }
+  async delete(actor: Actor, del: DeleteRequest): Promise<void> {
+    await this.owners.call(del.conversationId, (c) => c.delete, { actor, delete: del }, 15_000);
   }
   async ack(actor: Actor, ack: Ack): Promise<void> {
     await this.owners.call(ack.conversationId, (c) => c.ack, { actor, ack }, 5_000);

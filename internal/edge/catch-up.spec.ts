@@ -7,7 +7,7 @@ import { CatchUp, type CatchUpConfig } from "./catch-up.js";
 const message = (pos: number, text = `m${pos}`): Event => ({
   pos,
   atMs: pos,
-  kind: { $case: "message", value: { conversationId: "c", seq: pos, senderId: "a", senderDeviceId: "d", clientMsgId: `m${pos}`, text, sentAtMs: 1 } },
+  kind: { $case: "message", value: { conversationId: "c", seq: pos, senderId: "a", senderDeviceId: "d", clientMsgId: `m${pos}`, text, sentAtMs: 1, editedAtMs: 0, deleted: false } },
 });
 
 /**

@@ -112,7 +112,7 @@ export class CatchUp {
     if (!this.active()) return;
     if (this.syncing) {
       // Bounded in count and in bytes (a burst of large messages must not pile up in the edge).
-      const size = event.kind?.$case === "message" ? textBytes(event.kind.value.text) : 0;
+      const size = event.kind?.$case === "message" || event.kind?.$case === "edited" ? textBytes(event.kind.value.text) : 0;
       if (this.live.length < MAX_BUFFERED_LIVE && this.liveBytes + size <= this.config.maxBufferedBytes) {
         this.live.push(event);
         this.liveBytes += size;

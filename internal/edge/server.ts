@@ -191,6 +191,7 @@ export class EdgeServer {
         }
         for (const r of req.receipts) for (const u of r.userIds) for (const s of this.sessions.of(u)) if (s.isAuthenticated) s.send({ ref: 0, kind: { $case: "receipt", value: r.receipt! } });
         for (const p of req.presence) for (const u of p.userIds) for (const s of this.sessions.of(u)) if (s.isAuthenticated) s.send({ ref: 0, kind: { $case: "presence", value: p.update! } });
+        for (const t of req.typing) for (const u of t.userIds) for (const s of this.sessions.of(u)) if (s.isAuthenticated) s.send({ ref: 0, kind: { $case: "typing", value: t.update! } });
         return {};
       },
       kick: async (req) => ({ kicked: this.kickLocal({ userId: req.userId, deviceId: req.deviceId, sessionId: req.sessionId, edgeId: "", edgeAddress: "" }) }),

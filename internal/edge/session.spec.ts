@@ -12,6 +12,7 @@ const MAX_BUFFERED = 1024 * 1024;
 const CONFIG: SessionConfig = {
   helloTimeoutMs: 10_000, heartbeatIntervalMs: 15_000, sendRate: 50, sendBurst: 200, frameRate: 200, frameBurst: 1_000, sendBytesPerS: 256 << 10, sendBytesBurst: 2 << 20, maxQueuedFrames: 64, maxQueuedBytes: 4 << 20,
   maxBufferedBytes: MAX_BUFFERED, maxTextLength: 100_000, syncPageSize: 1_000, headCheckIntervalMs: 0, maxPresenceSubscriptions: 200,
+  typingThrottleMs: 2_000, typingExpiryMs: 6_000,
 };
 
 /**
@@ -48,7 +49,7 @@ class SlowSocket {
 const big = (pos: number): Event => ({
   pos,
   atMs: 1,
-  kind: { $case: "message", value: { conversationId: "c", seq: pos, senderId: "a", senderDeviceId: "d", clientMsgId: `m${pos}`, text: `${pos}`.padEnd(90_000, "x"), sentAtMs: 1 } },
+  kind: { $case: "message", value: { conversationId: "c", seq: pos, senderId: "a", senderDeviceId: "d", clientMsgId: `m${pos}`, text: `${pos}`.padEnd(90_000, "x"), sentAtMs: 1, editedAtMs: 0, deleted: false, replyToSeq: 0 } },
 });
 
 describe("Session catch-up", () => {

@@ -9,7 +9,7 @@ import { CLOSE, closeCodeOf } from "../errors/close-codes.js";
 import { ChatError, ErrorCode } from "../errors/chat-error.js";
 import { textBytes } from "../grpc/message-size.js";
 import type { Logger } from "../log/logger.js";
-import { validateConversationId, validateDeviceId, validateSend } from "../validation/validate.js";
+import { validateConversationId, validateDeviceId, validateMessageRef, validateSend, validateText } from "../validation/validate.js";
 import type { EdgeBackends } from "./backends.js";
 import { CatchUp } from "./catch-up.js";
 import { encodeServerFrame, errorFrame, type FrameMode } from "./frames.js";
@@ -50,9 +50,23 @@ export interface SessionConfig extends SendByteLimits {
    * Large audiences (big groups) are not pushed to: the client queries them on demand.
    */
   maxPresenceSubscriptions: number;
+  /**
+   * TYPING_THROTTLE_MS: a session's typing indicators for one conversation are forwarded at
+   * most once per this; a faster one is refused with RATE_LIMITED and goes nowhere. Default 2000.
+   */
+  typingThrottleMs: number;
+  /**
+   * TYPING_EXPIRY_MS: receivers show "typing…" this long after the last indicator (so a client
+   * that vanishes leaves nothing behind). Above the throttle, so steady typing shows without a
+   * flicker. Default 6000.
+   */
+  typingExpiryMs: number;
 }
 
 export { CLOSE };
+
+/** Conversations a session remembers typing times for before it forgets the expired ones. */
+const TYPING_REMEMBERED = 256;
 
 const sessionEnded = () => new ChatError(ErrorCode.ERROR_CODE_SESSION_ENDED, "the session has ended (logged out, password changed or token reused); log in again");
 
@@ -75,6 +89,8 @@ export class Session {
   private closed = false;
   /** Allocated on the first send: most sessions are idle most of the time. */
   private sendChains: Map<string, Promise<unknown>> | undefined;
+  /** When this session last forwarded a typing indicator, per conversation (allocated on first use). */
+  private typingAt: Map<string, number> | undefined;
   /** Users this session subscribed to (allocated on first use). */
   private subscribed: Set<string> | undefined;
   private readonly sendBucket: TokenBucket;
@@ -270,6 +286,8 @@ export class Session {
         // Charged on arrival, in frame order: a refused send is answered at once and its text is not
         // held in the edge behind this session's earlier sends (only admitted bytes wait there).
         const admitted = this.hooks.admitSend(this.userId, textBytes(s.text)).then(() => s);
+        // The message clears "typing…" at the receivers: the next keystroke may say so at once.
+        this.typingAt?.delete(s.conversationId);
         // One send per conversation at a time from this session: later sends get higher numbers (P2).
         const chains = (this.sendChains ??= new Map());
         const conversationId = s.conversationId;
@@ -294,6 +312,26 @@ export class Session {
       }
       case "sync":
         this.catchUp.resync(kind.value.afterPos);
+        return;
+      case "typing": {
+        validateConversationId(kind.value.conversationId);
+        this.throttleTyping(kind.value.conversationId);
+        await b.typing(actor, kind.value.conversationId, this.config.typingExpiryMs);
+        if (ref) this.send({ ref, kind: { $case: "ok", value: {} } });
+        return;
+      }
+      case "edit":
+        validateMessageRef(kind.value);
+        validateText(kind.value.text, this.config.maxTextLength);
+        // An edit's text counts against the user's byte rate like a send's.
+        await this.hooks.admitSend(this.userId, textBytes(kind.value.text));
+        await b.edit(actor, kind.value);
+        this.send({ ref, kind: { $case: "ok", value: {} } });
+        return;
+      case "delete":
+        validateMessageRef(kind.value);
+        await b.delete(actor, kind.value);
+        this.send({ ref, kind: { $case: "ok", value: {} } });
         return;
       case "history": {
         validateConversationId(kind.value.conversationId);
@@ -354,6 +392,23 @@ export class Session {
         this.send({ ref, kind: { $case: "privacy", value: await b.setPrivacy(actor, kind.value) } });
         return;
     }
+  }
+
+  /**
+   * At most one typing indicator per conversation per TYPING_THROTTLE_MS leaves this
+   * session; a faster one is refused before it reaches chat, so a flood is never fanned out.
+   */
+  private throttleTyping(conversationId: string): void {
+    const now = Date.now();
+    const typing = (this.typingAt ??= new Map());
+    const last = typing.get(conversationId);
+    if (last !== undefined && now - last < this.config.typingThrottleMs) {
+      throw new ChatError(ErrorCode.ERROR_CODE_RATE_LIMITED, "typing indicators are throttled", { retryAfterMs: this.config.typingThrottleMs - (now - last) });
+    }
+    if (typing.size >= TYPING_REMEMBERED) for (const [c, at] of typing) if (now - at >= this.config.typingThrottleMs) typing.delete(c);
+    // Still full of fresh entries (a session typing in hundreds of conversations at once): the oldest goes.
+    if (typing.size >= TYPING_REMEMBERED) typing.delete(typing.keys().next().value!);
+    typing.set(conversationId, now);
   }
 
   /** The store says the user's log reaches `head` (the edge's periodic head check). */

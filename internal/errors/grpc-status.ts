@@ -28,6 +28,8 @@ export function grpcStatusOf(code: ErrorCode): status {
       return status.ALREADY_EXISTS;
     case ErrorCode.ERROR_CODE_GROUP_FULL:
     case ErrorCode.ERROR_CODE_CURSOR_AHEAD:
+    case ErrorCode.ERROR_CODE_MESSAGE_DELETED:
+    case ErrorCode.ERROR_CODE_WINDOW_CLOSED:
       return status.FAILED_PRECONDITION;
     case ErrorCode.ERROR_CODE_RATE_LIMITED:
     case ErrorCode.ERROR_CODE_SLOW_CONSUMER:

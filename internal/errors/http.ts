@@ -23,6 +23,8 @@ export function httpStatusOf(code: ErrorCode): number {
     case ErrorCode.ERROR_CODE_CURSOR_AHEAD:
       return 409;
     case ErrorCode.ERROR_CODE_GROUP_FULL:
+    case ErrorCode.ERROR_CODE_MESSAGE_DELETED:
+    case ErrorCode.ERROR_CODE_WINDOW_CLOSED:
       return 422;
     case ErrorCode.ERROR_CODE_RATE_LIMITED:
     case ErrorCode.ERROR_CODE_SLOW_CONSUMER:

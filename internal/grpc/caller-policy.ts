@@ -20,7 +20,7 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
   chat: {
     edge: [
       "ChatService/Send", "ChatService/Ack", "ChatService/OpenDirect", "ChatService/CreateGroup", "ChatService/AddMember",
-      "ChatService/RemoveMember", "ChatService/SetMuted", "AccountService/Signup", "AccountService/Login",
+      "ChatService/RemoveMember", "ChatService/SetMuted", "ChatService/Typing", "ChatService/Edit", "ChatService/Delete", "AccountService/Signup", "AccountService/Login",
       "AccountService/Refresh", "AccountService/Logout", "AccountService/ChangePassword",
       // The user's own privacy settings (the edge's GetPrivacy / SetPrivacy frames).
       "ChatService/GetPrivacy", "ChatService/SetPrivacy",
@@ -50,11 +50,12 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
       "MessageStoreService/CountGroupsCreated",
       // Privacy: settings are read and written through chat only; who may add whom needs the actor's contacts.
       "MessageStoreService/GetPrivacySettings", "MessageStoreService/SetPrivacySettings", "MessageStoreService/ListContacts",
+      "MessageStoreService/ChangeMessage",
     ],
   },
   notifier: {
     edge: ["NotifierService/RegisterToken", "NotifierService/UnregisterToken", "NotifierService/UserOnline"],
-    chat: ["NotifierService/Notify"],
+    chat: ["NotifierService/Notify", "NotifierService/Withdraw"],
   },
 };
 

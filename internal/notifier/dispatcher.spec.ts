@@ -106,6 +106,24 @@ describe("push dispatcher rules", () => {
     expect(webhook.sent[1]!.body).toBe("(2 new messages) m2");
   });
 
+  it("withdraws a push of a message deleted for everyone that is waiting for its collapse window, and nothing else", async () => {
+    const { d, tokens, clock, webhook } = rig({ collapseWindowMs: 1_000 });
+    await tokens.register("bob", "laptop", "webhook", "t1");
+    await d.notify(note("c", 1, "m1"));
+    await waitFor("first", () => webhook.sent.length === 1);
+    await d.notify(note("c", 2, "secret m2"));
+    // m2 waits for the end of the window: deleted meanwhile, it never goes out.
+    expect(d.withdraw(["bob"], "c", 2)).toBe(1);
+    await clock.advance(1_000);
+    await settle();
+    expect(webhook.sent.map((m) => m.body)).toEqual(["m1"]);
+    // Withdrawing another seq, or a user with nothing pending, drops nothing.
+    expect(d.withdraw(["bob", "carol"], "c", 7)).toBe(0);
+    await d.notify(note("c", 3, "m3"));
+    await waitFor("third", () => webhook.sent.length === 2);
+    expect(webhook.sent[1]!.body).toContain("m3");
+  });
+
   it("the count starts again after the conversation was quiet for countResetMs", async () => {
     const { d, tokens, clock, webhook } = rig({ collapseWindowMs: 1_000, countResetMs: 10_000 });
     await tokens.register("bob", "laptop", "webhook", "t1");

@@ -93,6 +93,8 @@ interface Thread {
   lastActivityAt: number;
   /** Waiting for the end of the collapse window; `wake` ends the wait early. */
   wake: (() => void) | undefined;
+  /** The last seq withdrawn (deleted for everyone): a fan-out of it that was looking up tokens stops. */
+  withdrawnSeq: number;
   closed: boolean;
   /** Fan-outs run one after the other, so an older one never overtakes a newer one. */
   chain: Promise<void>;
@@ -254,6 +256,32 @@ export class PushDispatcher {
   }
 
   /**
+   * A message was deleted for everyone: a push of it that has not gone out is dropped,
+   * whether it waits for its collapse window, for its devices' tokens or in a device's
+   * queue (a request already sent to a provider cannot be called back). Returns how many.
+   */
+  withdraw(userIds: string[], conversationId: string, seq: number): number {
+    let withdrawn = 0;
+    for (const userId of userIds) {
+      const t = this.threads.get(userId)?.get(conversationId);
+      if (!t) continue;
+      t.withdrawnSeq = seq;
+      if (t.latest?.seq === seq) {
+        t.latest = undefined;
+        withdrawn++;
+      }
+      for (const lane of t.lanes) {
+        const job = lane.jobs.get(t.key);
+        if (job && job.msg.data["seq"] === String(seq) && lane.inflight !== job) {
+          lane.jobs.delete(t.key);
+          withdrawn++;
+        }
+      }
+    }
+    return withdrawn;
+  }
+
+  /**
    * Stops taking notifications. Pushes waiting for their collapse window, backoff
    * or rate limit get one immediate attempt (no more retries); whatever is still
    * pending after `graceMs` is abandoned, with a logged count.
@@ -295,6 +323,7 @@ export class PushDispatcher {
         lastEmitAt: -Infinity,
         lastActivityAt: this.o.now(),
         wake: undefined,
+        withdrawnSeq: 0,
         closed: false,
         chain: Promise.resolve(),
         busy: 0,
@@ -333,7 +362,7 @@ export class PushDispatcher {
       this.warn("push token lookup failed; push not sent", { err, user: t.userId, conversation: t.conversationId });
       return;
     }
-    if (t.closed) return;
+    if (t.closed || t.withdrawnSeq === n.seq) return;
     const excluded = new Set(n.excludeDeviceIds ?? []);
     const content = this.compose(n, count);
     for (const d of devices) {

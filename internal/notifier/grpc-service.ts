@@ -63,6 +63,7 @@ export function notifierService(tokens: TokenStore, dispatcher: PushDispatcher, 
       }
       return {};
     },
+    withdraw: async (req) => ({ withdrawn: dispatcher.withdraw(req.userIds, req.conversationId, req.seq) }),
     userOnline: async (req) => {
       for (const userId of [req.userId, ...req.userIds]) if (userId) dispatcher.clearCollapse(userId);
       return {};

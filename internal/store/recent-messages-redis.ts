@@ -80,6 +80,15 @@ export class RecentMessages {
     await this.run("recentFill", conversationId, ordered.flatMap((m) => [String(m.seq), Buffer.from(Message.encode(m).finish())]));
   }
 
+  /**
+   * Drops the conversation's run (a message in it was edited or deleted). Unlike the
+   * other writes this one fails loudly: a delete for everyone must not leave the text
+   * here, so the caller's request fails (retryable) rather than report success.
+   */
+  async forget(conversationId: string): Promise<void> {
+    await this.redis.del(this.runKey(conversationId), this.boundsKey(conversationId));
+  }
+
   close(): void {
     this.redis.disconnect();
   }

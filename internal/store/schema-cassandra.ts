@@ -51,6 +51,19 @@ export const CASSANDRA_MIGRATIONS: ReadonlyArray<(ks: string) => string[]> = [
     // Settings that must never change for a keyspace (bucket sizes).
     `CREATE TABLE IF NOT EXISTS ${ks}.store_settings (name text PRIMARY KEY, value bigint)`,
   ],
+  // 2: edits and deletions (docs/features.md). A deleted message keeps its row as a tombstone
+  // (body '' and deleted_at set); deleted_messages lets unread counts leave deleted ones out.
+  (ks) => [
+    `ALTER TABLE ${ks}.messages ADD IF NOT EXISTS (edited_at bigint, edit_count int, deleted_at bigint)`,
+    `CREATE TABLE IF NOT EXISTS ${ks}.deleted_messages (conversation_id text, seq bigint, PRIMARY KEY ((conversation_id), seq))`,
+    `CREATE TABLE IF NOT EXISTS ${ks}.hidden_messages (
+       user_id text, conversation_id text, seq bigint,
+       PRIMARY KEY ((user_id, conversation_id), seq))`,
+  ],
+  // 3: replies name an earlier message of their conversation.
+  (ks) => [`ALTER TABLE ${ks}.messages ADD IF NOT EXISTS reply_to_seq bigint`],
+  // 4: the outbox ids of the edits and deletions applied to a message (store-cassandra.ts changeMessage).
+  (ks) => [`ALTER TABLE ${ks}.messages ADD IF NOT EXISTS changes set<bigint>`],
 ];
 
 const KEYSPACE_RE = /^[a-z][a-z0-9_]{0,47}$/;

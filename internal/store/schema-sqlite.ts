@@ -70,6 +70,19 @@ const MIGRATIONS: string[] = [
      user_id TEXT PRIMARY KEY,
      presence INTEGER NOT NULL,
      group_adds INTEGER NOT NULL) WITHOUT ROWID`,
+  // 5: edits and deletions (docs/features.md). A deleted message keeps its row as a tombstone
+  // (body '' and deleted_at set); the partial index counts a conversation's deleted unread ones.
+  `ALTER TABLE messages ADD COLUMN edited_at INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE messages ADD COLUMN edit_count INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE messages ADD COLUMN deleted_at INTEGER NOT NULL DEFAULT 0;
+   CREATE INDEX messages_deleted ON messages (conversation_id, seq) WHERE deleted_at > 0;
+   CREATE TABLE hidden_messages (
+     user_id TEXT NOT NULL,
+     conversation_id TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     PRIMARY KEY (user_id, conversation_id, seq)) WITHOUT ROWID`,
+  // 6: replies name an earlier message of their conversation.
+  `ALTER TABLE messages ADD COLUMN reply_to_seq INTEGER NOT NULL DEFAULT 0`,
 ];
 
 export function migrateSqlite(db: DatabaseSync): void {

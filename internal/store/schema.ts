@@ -68,6 +68,19 @@ const MIGRATIONS: string[] = [
      user_id text PRIMARY KEY,
      presence smallint NOT NULL,
      group_adds smallint NOT NULL);`,
+  // 5: edits and deletions (docs/features.md). A deleted message keeps its row as a tombstone
+  // (body '' and deleted_at set); the partial index counts a conversation's deleted unread ones.
+  `ALTER TABLE messages ADD COLUMN IF NOT EXISTS edited_at bigint NOT NULL DEFAULT 0;
+   ALTER TABLE messages ADD COLUMN IF NOT EXISTS edit_count integer NOT NULL DEFAULT 0;
+   ALTER TABLE messages ADD COLUMN IF NOT EXISTS deleted_at bigint NOT NULL DEFAULT 0;
+   CREATE INDEX IF NOT EXISTS messages_deleted ON messages (conversation_id, seq) WHERE deleted_at > 0;
+   CREATE TABLE IF NOT EXISTS hidden_messages (
+     user_id text NOT NULL,
+     conversation_id text NOT NULL,
+     seq bigint NOT NULL,
+     PRIMARY KEY (user_id, conversation_id, seq));`,
+  // 6: replies name an earlier message of their conversation.
+  `ALTER TABLE messages ADD COLUMN IF NOT EXISTS reply_to_seq bigint NOT NULL DEFAULT 0;`,
 ];
 
 export async function migrate(db: SqlClient): Promise<void> {

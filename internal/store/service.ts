@@ -64,6 +64,7 @@ export function storeService(store: Store): AsyncService<typeof MessageStoreServ
       if (req.sessionIds.length > CHECK_SESSIONS_MAX) throw ChatError.invalid(`at most ${CHECK_SESSIONS_MAX} sessions per call`);
       return { live: await store.checkSessions(req.sessionIds, Date.now()) };
     },
+    changeMessage: async (req) => ({ events: await store.changeMessage(req) }),
     updatePointersBatch: async (req) => {
       if (req.updates.length > POINTER_UPDATES_MAX) throw ChatError.invalid(`at most ${POINTER_UPDATES_MAX} pointer updates per call`);
       const results = await store.updatePointersBatch(req.updates);

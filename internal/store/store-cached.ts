@@ -1,4 +1,4 @@
-import type { AppendGroup, AppendGroupResult, Session, User } from "../../gen/chat/internal/v1/store.js";
+import type { AppendGroup, AppendGroupResult, ChangeMessageRequest, Session, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
 import type { RotateRequest } from "./sessions.js";
 import type { PrivacySettings } from "./privacy.js";
 import type { Conversation, HistoryPage, HistoryRequest, MembershipAction } from "../../gen/chat/v1/client.js";
@@ -30,8 +30,32 @@ export class CachedStore implements Store {
     return results;
   }
 
+  /**
+   * An edited or deleted message's cached copy is dropped with its conversation's run (the
+   * next newest-page read rebuilds it): after a delete for everyone the text is in no key.
+   */
+  async changeMessage(req: ChangeMessageRequest): Promise<UserEvent[]> {
+    if (!req.edit && !req.forEveryone) return this.inner.changeMessage(req);
+    // Before: with Redis unreachable the change is refused (UNAVAILABLE, retryable) and nothing
+    // changed. After: a newest-page read that raced the change may have put the old copy back.
+    await this.forget(req.conversationId);
+    const events = await this.inner.changeMessage(req);
+    await this.forget(req.conversationId).catch(() => {});
+    return events;
+  }
+
+  private async forget(conversationId: string): Promise<void> {
+    try {
+      await this.recent.forget(conversationId);
+    } catch (err) {
+      throw ChatError.unavailable("the history cache is unavailable", err);
+    }
+  }
+
   async history(userId: string, req: HistoryRequest, maxBytes = PAGE_MAX_BYTES): Promise<HistoryPage> {
     if (!(await this.inner.isMember(req.conversationId, userId))) throw ChatError.denied();
+    // The cache is shared by the members: a user who hid messages for themselves reads the store.
+    if ((await this.inner.hiddenSeqs(userId, req.conversationId)).length > 0) return this.inner.history(userId, req, maxBytes);
     const limit = historyLimit(req.limit);
     const lastSeq = await this.inner.lastSeq(req.conversationId);
     const hit = await this.recent.page(req, lastSeq, limit);
@@ -43,6 +67,7 @@ export class CachedStore implements Store {
   }
 
   isMember(conversationId: string, userId: string): Promise<boolean> { return this.inner.isMember(conversationId, userId); }
+  hiddenSeqs(userId: string, conversationId: string): Promise<number[]> { return this.inner.hiddenSeqs(userId, conversationId); }
   createUser(user: User): Promise<void> { return this.inner.createUser(user); }
   getUserByName(username: string): Promise<User | null> { return this.inner.getUserByName(username); }
   getUsers(ids: string[]): Promise<User[]> { return this.inner.getUsers(ids); }

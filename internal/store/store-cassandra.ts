@@ -1,5 +1,5 @@
 import cassandra from "cassandra-driver";
-import { AppendGroup, type AppendGroupResult, type AppendedMessage, type AppendMessage, type Session, type User, type UserEvent } from "../../gen/chat/internal/v1/store.js";
+import { AppendGroup, type AppendGroupResult, type AppendedMessage, type AppendMessage, type ChangeMessageRequest, type Session, type User, type UserEvent } from "../../gen/chat/internal/v1/store.js";
 import type { RotateRequest } from "./sessions.js";
 import type { PrivacySettings } from "./privacy.js";
 import {
@@ -18,6 +18,7 @@ import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES, textBytes } from "../grpc/message-
 import { checkKeyspace, migrateCassandra } from "./schema-cassandra.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
 import { type LogWrite, SqlStore } from "./store-sql.js";
+import { fillEditedTexts, liveEvents, planMessageChange } from "./store-rules.js";
 import { fitBytes, historyLimit, type LogPage, type PointerMoveResult, type PointerUpdate, type Store, updateEachPointer } from "./store.js";
 import { sleep } from "../run/sleep.js";
 
@@ -135,6 +136,9 @@ function rowToMessage(r: Row): Message {
     clientMsgId: r["client_msg_id"] as string,
     text: r["body"] as string,
     sentAtMs: num(r["sent_at"]),
+    editedAtMs: num(r["edited_at"] ?? 0),
+    deleted: num(r["deleted_at"] ?? 0) > 0,
+    replyToSeq: num(r["reply_to_seq"] ?? 0) || undefined,
   };
 }
 
@@ -266,7 +270,9 @@ export class CassandraStore implements Store {
       await Promise.all(list.map(async (c) => {
         await this.overlay(c);
         c.readSeq = c.members.find((m) => m.userId === userId)?.readSeq ?? 0;
-        c.unread = Math.max(0, c.lastSeq - c.readSeq);
+        // A message deleted for everyone is no longer there to read.
+        const deleted = await this.client.execute(this.cql.deletedAfter, [c.id, c.readSeq], { isIdempotent: true });
+        c.unread = Math.max(0, c.lastSeq - c.readSeq - num(deleted.first()?.["n"]));
       }));
       return list;
     });
@@ -340,15 +346,18 @@ export class CassandraStore implements Store {
         const chunk = rows.slice(i, i + take);
         i += chunk.length;
         const messages = await this.messagesOf(chunk);
-        for (const r of chunk) {
+        // Edit events get their text (the message's now) before they are measured: it counts in the budget.
+        const decoded = chunk.map((r) => (r["event"] ? Event.decode(r["event"] as Buffer) : undefined));
+        await fillEditedTexts(decoded.filter((e): e is Event => e !== undefined), (c, seqs) => this.texts(c, seqs));
+        for (const [j, r] of chunk.entries()) {
           const pos = num(r["pos"]);
-          const blob = r["event"] as Buffer | null;
-          const m = blob ? undefined : messages.get(`${r["conversation_id"]}\u0000${num(r["seq"])}`);
-          const size = (blob ? blob.length : textBytes(m?.text ?? "")) + ITEM_OVERHEAD_BYTES;
+          const ev = decoded[j];
+          const m = ev ? undefined : messages.get(`${r["conversation_id"]}\u0000${num(r["seq"])}`);
+          const size = (ev ? (r["event"] as Buffer).length + (ev.kind?.$case === "edited" ? textBytes(ev.kind.value.text) : 0) : textBytes(m?.text ?? "")) + ITEM_OVERHEAD_BYTES;
           // The same rule as fitBytes: always the first event, then only what fits.
           if (events.length > 0 && bytes + size > maxBytes) { cut = true; break; }
           bytes += size;
-          events.push(blob ? { ...Event.decode(blob), pos } : { pos, atMs: num(r["at"]), kind: m ? { $case: "message", value: m } : undefined });
+          events.push(ev ? { ...ev, pos } : { pos, atMs: num(r["at"]), kind: m ? { $case: "message", value: m } : undefined });
         }
       }
       const last = events[events.length - 1]?.pos ?? 0;
@@ -378,6 +387,77 @@ export class CassandraStore implements Store {
     return messages;
   }
 
+  /** The current text of some messages of one conversation, one query per bucket. */
+  private async texts(conv: string, seqs: number[]): Promise<Map<number, string>> {
+    const byBucket = new Map<number, number[]>();
+    for (const seq of seqs) byBucket.set(Math.floor(seq / this.M), [...(byBucket.get(Math.floor(seq / this.M)) ?? []), seq]);
+    const texts = new Map<number, string>();
+    await Promise.all([...byBucket].map(async ([b, list]) => {
+      const r = await this.client.execute(this.cql.messagesIn, [conv, b, list], { isIdempotent: true });
+      for (const m of r.rows) texts.set(num(m["seq"]), m["body"] as string);
+    }));
+    return texts;
+  }
+
+  /**
+   * An edit or deletion, made crash-safe with the directory's outbox: (1) the event is
+   * recorded in the outbox (PostgreSQL) under id K; (2) the message row changes by
+   * compare-and-set (so the edit cap and "deleted" hold under concurrent requests) and
+   * records K in its `changes`; (3) the event is moved to the concerned logs, keyed by -K
+   * (idempotent), and the outbox row deleted. A refused change deletes its outbox row. An
+   * instance that died in between leaves the row, and the next start (drainOutbox) logs
+   * it if and only if the message row holds K (a delete for me is simply applied again).
+   */
+  changeMessage(req: ChangeMessageRequest): Promise<UserEvent[]> {
+    return guard(async () => {
+      const conv = await this.dir.conversationRow(req.conversationId);
+      const conversation = conv && { kind: conv.kind, createdBy: conv.createdBy };
+      // A pending intent may still owe this message's row: replay it first.
+      await this.loadHead(req.conversationId, false);
+      const b = Math.floor(req.seq / this.M);
+      for (let attempt = 0; ; attempt++) {
+        const row = (await this.client.execute(this.cql.message, [req.conversationId, b, req.seq], { consistency: consistencies.localSerial, isIdempotent: true })).first();
+        const state = row ? { senderId: row["sender_id"] as string, sentAtMs: num(row["sent_at"]), editCount: num(row["edit_count"]), deleted: num(row["deleted_at"]) > 0 } : undefined;
+        const plan = planMessageChange(req, state, conversation, conv?.members ?? []);
+        const outbox = (await this.recordOutbox(this.db, plan.recipients.map((userId) => ({ userId, conversationId: req.conversationId, seq: req.seq, event: plan.stored }))))!;
+        // A failure from here on leaves the outbox row to drainOutbox, which checks the message.
+        let applied = true;
+        if (plan.editCount !== undefined) {
+          applied = (await this.client.execute(this.cql.editMessage, [req.text, req.atMs, plan.editCount, [outbox.id], req.conversationId, b, req.seq, row!["edit_count"] ?? null, row!["deleted_at"] ?? null])).wasApplied();
+        } else if (plan.deleteForEveryone) {
+          applied = (await this.client.execute(this.cql.deleteMessage, [req.atMs, [outbox.id], req.conversationId, b, req.seq, row!["deleted_at"] ?? null])).wasApplied();
+          if (applied) await this.client.execute(this.cql.insertDeleted, [req.conversationId, req.seq], { isIdempotent: true });
+        } else {
+          await this.client.execute(this.cql.insertHidden, [req.actorId, req.conversationId, req.seq], { isIdempotent: true });
+        }
+        if (!applied) {
+          await this.db.query(`DELETE FROM ${OUTBOX_TABLE} WHERE id = $1`, [outbox.id]);
+          if (attempt >= 20) throw ChatError.unavailable("message change contention");
+          continue;
+        }
+        return liveEvents(await this.flushOutbox(outbox), plan.live);
+      }
+    });
+  }
+
+  /** An outbox row of an edit or deletion is logged only if its change was applied (see changeMessage). */
+  private async messageChangeApplied(row: OutboxRow): Promise<boolean> {
+    const k = row.event.kind;
+    if (k?.$case !== "edited" && k?.$case !== "deleted") return true;
+    const { conversationId, seq } = k.value;
+    if (k.$case === "deleted" && !k.value.forEveryone) {
+      await this.client.execute(this.cql.insertHidden, [k.value.actorId, conversationId, seq], { isIdempotent: true });
+      return true;
+    }
+    const m = (await this.client.execute(this.cql.message, [conversationId, Math.floor(seq / this.M), seq], { consistency: consistencies.localSerial, isIdempotent: true })).first();
+    const changes = (m?.["changes"] as Array<{ toString(): string }> | null) ?? [];
+    return changes.some((id) => num(id) === row.id);
+  }
+
+  hiddenSeqs(userId: string, conversationId: string): Promise<number[]> {
+    return guard(async () => (await this.client.execute(this.cql.hiddenOf, [userId, conversationId], { isIdempotent: true })).rows.map((r) => num(r["seq"])));
+  }
+
   logHeads(userIds: string[]): Promise<number[]> {
     // A quorum read, not a serial one: a head that trails an in-flight write is fine for a check.
     return guard(() => Promise.all(userIds.map((u) => this.logHead(u, consistencies.localQuorum))));
@@ -387,6 +467,8 @@ export class CassandraStore implements Store {
     return guard(async () => {
       if (!(await this.dir.isMember(req.conversationId, userId))) throw ChatError.denied();
       const last = (await this.loadHead(req.conversationId))?.lastSeq ?? 0;
+      // What the user deleted for themselves is not in their pages.
+      const hidden = new Set(await this.hiddenSeqs(userId, req.conversationId));
       const limit = historyLimit(req.limit);
       const forward = req.direction === HistoryDirection.HISTORY_DIRECTION_FORWARD;
       const from = req.fromSeq;
@@ -396,7 +478,8 @@ export class CassandraStore implements Store {
       let bytes = 0;
       const want = () => Math.min(limit + 1 - rows.length, HISTORY_CHUNK);
       const full = () => rows.length > limit || bytes > maxBytes;
-      const take = (found: Message[]) => {
+      const take = (read: Message[]) => {
+        const found = hidden.size === 0 ? read : read.filter((m) => !hidden.has(m.seq));
         rows.push(...found);
         for (const m of found) bytes += textBytes(m.text) + ITEM_OVERHEAD_BYTES;
       };
@@ -496,7 +579,7 @@ export class CassandraStore implements Store {
         result.messages.push({ message: dup, duplicate: true, positions: [] });
         continue;
       }
-      const message: Message = { conversationId: conv, seq: ++seq, senderId: m.senderId, senderDeviceId: m.senderDeviceId, clientMsgId: m.clientMsgId, text: m.text, sentAtMs: m.sentAtMs };
+      const message: Message = { conversationId: conv, seq: ++seq, senderId: m.senderId, senderDeviceId: m.senderDeviceId, clientMsgId: m.clientMsgId, text: m.text, sentAtMs: m.sentAtMs, editedAtMs: 0, deleted: false, replyToSeq: m.replyToSeq || undefined };
       known.set(key(m), message);
       const entry: AppendedMessage = { message, duplicate: false, positions: [] };
       result.messages.push(entry);
@@ -528,10 +611,10 @@ export class CassandraStore implements Store {
     const conv = intent.conversationId;
     const at = Date.now();
     const msgs: Message[] = intent.messages.map((m, i) => ({
-      conversationId: conv, seq: intent.baseSeq + 1 + i, senderId: m.senderId, senderDeviceId: m.senderDeviceId, clientMsgId: m.clientMsgId, text: m.text, sentAtMs: m.sentAtMs,
+      conversationId: conv, seq: intent.baseSeq + 1 + i, senderId: m.senderId, senderDeviceId: m.senderDeviceId, clientMsgId: m.clientMsgId, text: m.text, sentAtMs: m.sentAtMs, editedAtMs: 0, deleted: false, replyToSeq: m.replyToSeq || undefined,
     }));
     await Promise.all(msgs.flatMap((m) => [
-      this.client.execute(this.cql.insertMessage, [conv, Math.floor(m.seq / this.M), m.seq, m.senderId, m.senderDeviceId, m.clientMsgId, m.text, m.sentAtMs], { isIdempotent: true }),
+      this.client.execute(this.cql.insertMessage, [conv, Math.floor(m.seq / this.M), m.seq, m.senderId, m.senderDeviceId, m.clientMsgId, m.text, m.sentAtMs, m.replyToSeq ?? 0], { isIdempotent: true }),
       this.client.execute(this.cql.insertMessageId, [conv, m.senderId, m.clientMsgId, m.seq], { isIdempotent: true }),
     ]));
     const members = [...new Set(intent.memberIds)];
@@ -730,7 +813,11 @@ export class CassandraStore implements Store {
     const { rows } = await this.db.query<{ id: unknown; conversation_id: string; user_ids: string[]; event: Uint8Array }>(
       `SELECT id, conversation_id, user_ids, event FROM ${OUTBOX_TABLE} ORDER BY id`,
     );
-    for (const r of rows) await this.flushOutbox({ id: num(r.id), conversationId: r.conversation_id, userIds: r.user_ids, event: Event.decode(r.event) });
+    for (const r of rows) {
+      const row = { id: num(r.id), conversationId: r.conversation_id, userIds: r.user_ids, event: Event.decode(r.event) };
+      if (await this.messageChangeApplied(row)) await this.flushOutbox(row);
+      else await this.db.query(`DELETE FROM ${OUTBOX_TABLE} WHERE id = $1`, [row.id]);
+    }
   }
 }
 
@@ -761,7 +848,7 @@ function statements(ks: string) {
     messageId: `SELECT seq FROM ${ks}.message_ids WHERE conversation_id = ? AND sender_id = ? AND client_msg_id = ?`,
     message: `SELECT * FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq = ?`,
     messagesIn: `SELECT * FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq IN ?`,
-    insertMessage: `INSERT INTO ${ks}.messages (conversation_id, bucket, seq, sender_id, sender_device_id, client_msg_id, body, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    insertMessage: `INSERT INTO ${ks}.messages (conversation_id, bucket, seq, sender_id, sender_device_id, client_msg_id, body, sent_at, reply_to_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     insertMessageId: `INSERT INTO ${ks}.message_ids (conversation_id, sender_id, client_msg_id, seq) VALUES (?, ?, ?, ?)`,
     historyForward: `SELECT * FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq >= ? ORDER BY seq ASC LIMIT ?`,
     historyBackward: `SELECT * FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq <= ? ORDER BY seq DESC LIMIT ?`,
@@ -779,5 +866,11 @@ function statements(ks: string) {
     insertLog: `INSERT INTO ${ks}.sync_log (user_id, bucket, pos, at, conversation_id, seq, event) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`,
     indexLog: `INSERT INTO ${ks}.log_index (user_id, conversation_id, seq, pos) VALUES (?, ?, ?, ?)`,
     indexLookup: `SELECT seq, pos FROM ${ks}.log_index WHERE user_id = ? AND conversation_id = ? AND seq IN ?`,
+    editMessage: `UPDATE ${ks}.messages SET body = ?, edited_at = ?, edit_count = ?, changes = changes + ? WHERE conversation_id = ? AND bucket = ? AND seq = ? IF edit_count = ? AND deleted_at = ?`,
+    deleteMessage: `UPDATE ${ks}.messages SET body = '', deleted_at = ?, changes = changes + ? WHERE conversation_id = ? AND bucket = ? AND seq = ? IF deleted_at = ?`,
+    insertDeleted: `INSERT INTO ${ks}.deleted_messages (conversation_id, seq) VALUES (?, ?)`,
+    deletedAfter: `SELECT count(*) AS n FROM ${ks}.deleted_messages WHERE conversation_id = ? AND seq > ?`,
+    insertHidden: `INSERT INTO ${ks}.hidden_messages (user_id, conversation_id, seq) VALUES (?, ?, ?)`,
+    hiddenOf: `SELECT seq FROM ${ks}.hidden_messages WHERE user_id = ? AND conversation_id = ?`,
   };
 }

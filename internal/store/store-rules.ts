@@ -1,4 +1,4 @@
-import type { AppendGroup, AppendGroupResult, AppendedMessage, UserEvent } from "../../gen/chat/internal/v1/store.js";
+import type { AppendGroup, AppendGroupResult, AppendedMessage, ChangeMessageRequest, UserEvent } from "../../gen/chat/internal/v1/store.js";
 import type { Message } from "../../gen/chat/v1/client.js";
 import { type Conversation, ConversationKind, ErrorCode, type Event, MembershipAction } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
@@ -19,6 +19,11 @@ export interface MessageRow {
   client_msg_id: string;
   body: string;
   sent_at: unknown;
+  /** 0 until edited / deleted (migration 2). */
+  edited_at?: unknown;
+  deleted_at?: unknown;
+  /** 0 unless a reply (migration 3). */
+  reply_to_seq?: unknown;
 }
 
 export function toMessage(r: MessageRow): Message {
@@ -30,7 +35,73 @@ export function toMessage(r: MessageRow): Message {
     clientMsgId: r.client_msg_id,
     text: r.body,
     sentAtMs: num(r.sent_at),
+    editedAtMs: num(r.edited_at ?? 0),
+    deleted: num(r.deleted_at ?? 0) > 0,
+    replyToSeq: num(r.reply_to_seq ?? 0) || undefined,
   };
+}
+
+/** What the store knows of a message when it is edited or deleted. */
+export interface MessageState {
+  senderId: string;
+  sentAtMs: number;
+  editCount: number;
+  deleted: boolean;
+}
+
+/**
+ * What an edit or a deletion does, once allowed: who hears of it, the event their
+ * logs keep (an edit's without its text: the text lives only in the message row, so a
+ * later delete for everyone leaves no earlier version anywhere), the event sent live,
+ * and the change to the message row or to the actor's hidden set. Throws the typed
+ * refusal otherwise (nothing is written then).
+ */
+export function planMessageChange(
+  req: ChangeMessageRequest,
+  msg: MessageState | undefined,
+  conversation: { kind: unknown; createdBy: string } | undefined,
+  members: string[],
+): { recipients: string[]; stored: Event; live: Event; editCount?: number; deleteForEveryone?: boolean; hide?: boolean } {
+  if (!conversation || !members.includes(req.actorId)) throw ChatError.denied();
+  if (!msg) throw ChatError.notFound(`no message ${req.seq} in this conversation`);
+  const at = req.atMs;
+  const ref = { conversationId: req.conversationId, seq: req.seq };
+  if (req.edit) {
+    if (msg.senderId !== req.actorId) throw new ChatError(ErrorCode.ERROR_CODE_PERMISSION_DENIED, "only its sender can edit a message");
+    if (msg.deleted) throw new ChatError(ErrorCode.ERROR_CODE_MESSAGE_DELETED, "the message was deleted");
+    if (at - msg.sentAtMs > req.editWindowMs) throw new ChatError(ErrorCode.ERROR_CODE_WINDOW_CLOSED, `a message can be edited for ${Math.round(req.editWindowMs / 1000)} s after it was sent`);
+    if (msg.editCount >= req.maxEdits) throw new ChatError(ErrorCode.ERROR_CODE_WINDOW_CLOSED, `a message can be edited at most ${req.maxEdits} times`);
+    const live: Event = { pos: 0, atMs: at, kind: { $case: "edited", value: { ...ref, text: req.text, editedAtMs: at } } };
+    const stored: Event = { pos: 0, atMs: at, kind: { $case: "edited", value: { ...ref, text: "", editedAtMs: at } } };
+    return { recipients: members, stored, live, editCount: msg.editCount + 1 };
+  }
+  const deleted: Event = { pos: 0, atMs: at, kind: { $case: "deleted", value: { ...ref, forEveryone: req.forEveryone, actorId: req.actorId } } };
+  if (!req.forEveryone) return { recipients: [req.actorId], stored: deleted, live: deleted, hide: true };
+  if (msg.deleted) throw new ChatError(ErrorCode.ERROR_CODE_MESSAGE_DELETED, "the message was already deleted for everyone");
+  const groupCreator = num(conversation.kind) === ConversationKind.CONVERSATION_KIND_GROUP && conversation.createdBy === req.actorId;
+  if (!groupCreator) {
+    if (msg.senderId !== req.actorId) throw new ChatError(ErrorCode.ERROR_CODE_PERMISSION_DENIED, "only its sender (or a group's creator) can delete a message for everyone");
+    if (at - msg.sentAtMs > req.deleteWindowMs) throw new ChatError(ErrorCode.ERROR_CODE_WINDOW_CLOSED, `a message can be deleted for everyone for ${Math.round(req.deleteWindowMs / 1000)} s after it was sent`);
+  }
+  return { recipients: members, stored: deleted, live: deleted, deleteForEveryone: true };
+}
+
+/** The log events a change returns: the live event at each recipient's new position. */
+export function liveEvents(logged: UserEvent[], live: Event): UserEvent[] {
+  return logged.map((e) => ({ userId: e.userId, event: { ...live, pos: e.event!.pos, atMs: e.event!.atMs } }));
+}
+
+/**
+ * Edit events are logged without their text: a page of the log gets each one's text
+ * from the message as it is now (the latest text, or "" once deleted for everyone).
+ */
+export async function fillEditedTexts(events: Event[], textsOf: (conversationId: string, seqs: number[]) => Promise<Map<number, string>>): Promise<void> {
+  const wanted = new Map<string, number[]>();
+  for (const e of events) if (e.kind?.$case === "edited") wanted.set(e.kind.value.conversationId, [...(wanted.get(e.kind.value.conversationId) ?? []), e.kind.value.seq]);
+  if (wanted.size === 0) return;
+  const texts = new Map<string, Map<number, string>>();
+  await Promise.all([...wanted].map(async ([c, seqs]) => texts.set(c, await textsOf(c, seqs))));
+  for (const e of events) if (e.kind?.$case === "edited") e.kind.value.text = texts.get(e.kind.value.conversationId)?.get(e.kind.value.seq) ?? "";
 }
 
 /** A log entry to write: either a message reference or a whole encoded event. */
@@ -126,7 +197,7 @@ export function numberAppend(
       const key = `${group.conversationId}\u0000${m.senderId}\u0000${m.clientMsgId}`;
       const dup = known.get(key) ?? stored(group.conversationId, m.senderId, m.clientMsgId);
       if (dup) { result.messages.push({ message: dup, duplicate: true, positions: [] }); continue; }
-      const message: Message = { conversationId: group.conversationId, seq: ++seq, senderId: m.senderId, senderDeviceId: m.senderDeviceId, clientMsgId: m.clientMsgId, text: m.text, sentAtMs: m.sentAtMs };
+      const message: Message = { conversationId: group.conversationId, seq: ++seq, senderId: m.senderId, senderDeviceId: m.senderDeviceId, clientMsgId: m.clientMsgId, text: m.text, sentAtMs: m.sentAtMs, editedAtMs: 0, deleted: false, replyToSeq: m.replyToSeq || undefined };
       known.set(key, message);
       const entry: AppendedMessage = { message, duplicate: false, positions: [] };
       result.messages.push(entry);

@@ -1,4 +1,4 @@
-import type { AppendGroup, AppendGroupResult, Session, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
+import type { AppendGroup, AppendGroupResult, ChangeMessageRequest, Session, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
 import { Conversation, ConversationKind, ErrorCode, Event, HistoryDirection, type HistoryPage, type HistoryRequest, Member, MembershipAction } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
 import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES } from "../grpc/message-size.js";
@@ -9,7 +9,7 @@ import type { PrivacySettings } from "./privacy.js";
 import { SqlPrivacyStore } from "./privacy-sql.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
 import { fitBytes, historyLimit, type LogPage, type PointerMoveResult, type PointerUpdate, type Store, updateEachPointer } from "./store.js";
-import { type LogWrite, type MembershipRequest, type MessageRow, memberLogWrites, membershipEvent, movePointers, numberAppend, placeLogged, planMembershipChange, toMessage } from "./store-rules.js";
+import { fillEditedTexts, liveEvents, type LogWrite, type MembershipRequest, type MessageRow, memberLogWrites, membershipEvent, movePointers, numberAppend, placeLogged, planMembershipChange, planMessageChange, toMessage } from "./store-rules.js";
 
 export type { LogWrite } from "./store-rules.js";
 
@@ -135,8 +135,10 @@ export class SqlStore implements Store {
   }
 
   async listConversations(userId: string): Promise<Conversation[]> {
-    const { rows } = await this.db.query<{ id: string; read_seq: unknown; muted: boolean }>(
-      `SELECT c.id, m.read_seq, m.muted FROM members m JOIN conversations c ON c.id = m.conversation_id WHERE m.user_id = $1 ORDER BY c.created_at`,
+    const { rows } = await this.db.query<{ id: string; read_seq: unknown; muted: boolean; deleted_unread: unknown }>(
+      `SELECT c.id, m.read_seq, m.muted,
+              (SELECT count(*) FROM messages d WHERE d.conversation_id = c.id AND d.seq > m.read_seq AND d.deleted_at > 0) AS deleted_unread
+         FROM members m JOIN conversations c ON c.id = m.conversation_id WHERE m.user_id = $1 ORDER BY c.created_at`,
       [userId],
     );
     const out: Conversation[] = [];
@@ -144,7 +146,8 @@ export class SqlStore implements Store {
       const c = await this.loadConversation(this.db, r.id);
       if (!c) continue;
       c.readSeq = num(r.read_seq);
-      c.unread = Math.max(0, c.lastSeq - c.readSeq);
+      // A message deleted for everyone is no longer there to read.
+      c.unread = Math.max(0, c.lastSeq - c.readSeq - num(r.deleted_unread));
       c.muted = r.muted;
       out.push(c);
     }
@@ -190,9 +193,9 @@ export class SqlStore implements Store {
       if (fresh.length === 0) return results;
       const msgs = fresh.flatMap((f) => f.appended.map((a) => a.message!));
       await tx.query(
-        `INSERT INTO messages (conversation_id, seq, sender_id, sender_device_id, client_msg_id, body, sent_at)
-         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[])`,
-        [msgs.map((m) => m.conversationId), msgs.map((m) => m.seq), msgs.map((m) => m.senderId), msgs.map((m) => m.senderDeviceId), msgs.map((m) => m.clientMsgId), msgs.map((m) => m.text), msgs.map((m) => m.sentAtMs)],
+        `INSERT INTO messages (conversation_id, seq, sender_id, sender_device_id, client_msg_id, body, sent_at, reply_to_seq)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[])`,
+        [msgs.map((m) => m.conversationId), msgs.map((m) => m.seq), msgs.map((m) => m.senderId), msgs.map((m) => m.senderDeviceId), msgs.map((m) => m.clientMsgId), msgs.map((m) => m.text), msgs.map((m) => m.sentAtMs), msgs.map((m) => m.replyToSeq ?? 0)],
       );
       await tx.query(`UPDATE conversations SET last_seq = d.seq FROM unnest($1::text[], $2::bigint[]) AS d(id, seq) WHERE conversations.id = d.id`, [fresh.map((f) => f.group.conversationId), fresh.map((f) => f.result.lastSeq)]);
       // A sender has read (and so received) what they sent.
@@ -217,11 +220,13 @@ export class SqlStore implements Store {
   }
 
   async readLog(userId: string, afterPos: number, limit: number, maxBytes = PAGE_MAX_BYTES): Promise<LogPage> {
+    // Edit and delete entries name their message too (seq), so an edit's text, filled in
+    // from the row, counts in the budget like a message's.
     // Sizes first (octet_length reads no body), so a page of large messages is
     // cut at the byte budget before any body leaves the database.
     const sized = await this.db.query<{ pos: unknown; bytes: unknown }>(
       `SELECT l.pos, coalesce(octet_length(l.event), 0) + coalesce(octet_length(m.body), 0) AS bytes
-         FROM sync_log l LEFT JOIN messages m ON l.event IS NULL AND m.conversation_id = l.conversation_id AND m.seq = l.seq
+         FROM sync_log l LEFT JOIN messages m ON m.conversation_id = l.conversation_id AND m.seq = l.seq
         WHERE l.user_id = $1 AND l.pos > $2 ORDER BY l.pos LIMIT $3`,
       [userId, afterPos, limit],
     );
@@ -238,6 +243,7 @@ export class SqlStore implements Store {
       if (r.event) return { ...Event.decode(r.event), pos: num(r.pos) };
       return { pos: num(r.pos), atMs: num(r.at), kind: { $case: "message", value: toMessage(r) } };
     });
+    await fillEditedTexts(events, (c, seqs) => this.texts(c, seqs));
     // Unset rather than false at the end of the log: a page there reads as before.
     return { events, head: num(head.rows[0]?.head ?? 0), more: take < sized.rows.length || sized.rows.length === limit || undefined };
   }
@@ -255,22 +261,24 @@ export class SqlStore implements Store {
     const forward = req.direction === HistoryDirection.HISTORY_DIRECTION_FORWARD;
     const from = req.fromSeq;
     // Sizes first, as in readLog: the page is cut at the byte budget before bodies are read.
+    // What the user deleted for themselves is not in their pages.
+    const visible = `NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = $4 AND h.conversation_id = messages.conversation_id AND h.seq = messages.seq)`;
     const { rows: sized } = forward
       ? await this.db.query<{ seq: unknown; bytes: unknown }>(
-          `SELECT seq, octet_length(body) AS bytes FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3`,
-          [req.conversationId, from, limit + 1],
+          `SELECT seq, octet_length(body) AS bytes FROM messages WHERE conversation_id = $1 AND seq > $2 AND ${visible} ORDER BY seq ASC LIMIT $3`,
+          [req.conversationId, from, limit + 1, userId],
         )
       : await this.db.query<{ seq: unknown; bytes: unknown }>(
-          `SELECT seq, octet_length(body) AS bytes FROM messages WHERE conversation_id = $1 AND ($2::bigint = 0 OR seq < $2::bigint) ORDER BY seq DESC LIMIT $3`,
-          [req.conversationId, from, limit + 1],
+          `SELECT seq, octet_length(body) AS bytes FROM messages WHERE conversation_id = $1 AND ($2::bigint = 0 OR seq < $2::bigint) AND ${visible} ORDER BY seq DESC LIMIT $3`,
+          [req.conversationId, from, limit + 1, userId],
         );
     const take = fitBytes(sized.slice(0, limit).map((r) => num(r.bytes) + ITEM_OVERHEAD_BYTES), maxBytes);
     const hasMore = sized.length > take;
     if (take === 0) return { conversationId: req.conversationId, messages: [], hasMore, nextFromSeq: from };
     const seqs = sized.slice(0, take).map((r) => num(r.seq));
     const { rows } = await this.db.query<MessageRow>(
-      `SELECT * FROM messages WHERE conversation_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq ${forward ? "ASC" : "DESC"}`,
-      [req.conversationId, Math.min(...seqs), Math.max(...seqs)],
+      `SELECT * FROM messages WHERE conversation_id = $1 AND seq = ANY($2::bigint[]) ORDER BY seq ${forward ? "ASC" : "DESC"}`,
+      [req.conversationId, seqs],
     );
     const messages = rows.map(toMessage);
     const last = messages[messages.length - 1];
@@ -298,6 +306,35 @@ export class SqlStore implements Store {
     });
   }
 
+  async changeMessage(req: ChangeMessageRequest): Promise<UserEvent[]> {
+    return this.db.transaction(async (tx) => {
+      // The conversation row lock serialises changes of its messages with its appends.
+      const conv = (await tx.query<{ kind: number; created_by: string }>(`SELECT kind, created_by FROM conversations WHERE id = $1 FOR UPDATE`, [req.conversationId])).rows[0];
+      const members = (await tx.query<{ user_id: string }>(`SELECT user_id FROM members WHERE conversation_id = $1`, [req.conversationId])).rows.map((r) => r.user_id);
+      const row = (await tx.query<{ sender_id: string; sent_at: unknown; edit_count: unknown; deleted_at: unknown }>(
+        `SELECT sender_id, sent_at, edit_count, deleted_at FROM messages WHERE conversation_id = $1 AND seq = $2`, [req.conversationId, req.seq])).rows[0];
+      const plan = planMessageChange(req, row && { senderId: row.sender_id, sentAtMs: num(row.sent_at), editCount: num(row.edit_count), deleted: num(row.deleted_at) > 0 }, conv && { kind: conv.kind, createdBy: conv.created_by }, members);
+      if (plan.editCount !== undefined) {
+        await tx.query(`UPDATE messages SET body = $3, edited_at = $4, edit_count = $5 WHERE conversation_id = $1 AND seq = $2`, [req.conversationId, req.seq, req.text, req.atMs, plan.editCount]);
+      }
+      // The tombstone: the text is gone from the only table that held it (log entries refer to the row).
+      if (plan.deleteForEveryone) await tx.query(`UPDATE messages SET body = '', deleted_at = $3 WHERE conversation_id = $1 AND seq = $2`, [req.conversationId, req.seq, req.atMs]);
+      if (plan.hide) await tx.query(`INSERT INTO hidden_messages (user_id, conversation_id, seq) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [req.actorId, req.conversationId, req.seq]);
+      const logged = await this.appendLog(tx, plan.recipients.map((userId) => ({ userId, conversationId: req.conversationId, seq: req.seq, event: plan.stored })));
+      return liveEvents(logged, plan.live);
+    });
+  }
+
+  async hiddenSeqs(userId: string, conversationId: string): Promise<number[]> {
+    const { rows } = await this.db.query<{ seq: unknown }>(`SELECT seq FROM hidden_messages WHERE user_id = $1 AND conversation_id = $2 ORDER BY seq`, [userId, conversationId]);
+    return rows.map((r) => num(r.seq));
+  }
+
+  private async texts(conversationId: string, seqs: number[]): Promise<Map<number, string>> {
+    const { rows } = await this.db.query<{ seq: unknown; body: string }>(`SELECT seq, body FROM messages WHERE conversation_id = $1 AND seq = ANY($2::bigint[])`, [conversationId, seqs]);
+    return new Map(rows.map((r) => [num(r.seq), r.body]));
+  }
+
   updatePointersBatch(updates: PointerUpdate[]): Promise<PointerMoveResult[]> {
     // Separate transactions: one batch locking many members' rows in one would deadlock with another's.
     return updateEachPointer(this, updates);
@@ -319,6 +356,14 @@ export class SqlStore implements Store {
   async conversationExists(conversationId: string): Promise<boolean> {
     const { rows } = await this.db.query(`SELECT 1 FROM conversations WHERE id = $1`, [conversationId]);
     return rows.length > 0;
+  }
+
+  /** The conversation's kind, creator and member ids (undefined if it does not exist). */
+  async conversationRow(conversationId: string): Promise<{ kind: number; createdBy: string; members: string[] } | undefined> {
+    const conv = (await this.db.query<{ kind: number; created_by: string }>(`SELECT kind, created_by FROM conversations WHERE id = $1`, [conversationId])).rows[0];
+    if (!conv) return undefined;
+    const members = (await this.db.query<{ user_id: string }>(`SELECT user_id FROM members WHERE conversation_id = $1`, [conversationId])).rows.map((r) => r.user_id);
+    return { kind: conv.kind, createdBy: conv.created_by, members };
   }
 
   /** Ids of the conversations the user is a member of. */

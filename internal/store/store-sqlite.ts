@@ -1,5 +1,5 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import type { AppendGroup, AppendGroupResult, Session, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
+import type { AppendGroup, AppendGroupResult, ChangeMessageRequest, Session, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
 import { Conversation, ConversationKind, ErrorCode, Event, HistoryDirection, type HistoryPage, type HistoryRequest, Member, MembershipAction } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
 import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES } from "../grpc/message-size.js";
@@ -10,7 +10,7 @@ import type { PrivacySettings } from "./privacy.js";
 import { SqlitePrivacyStore } from "./privacy-sqlite.js";
 import { SqliteDb } from "./sqlite-db.js";
 import { fitBytes, historyLimit, type LogPage, type PointerMoveResult, type PointerResult, type PointerUpdate, type Store } from "./store.js";
-import { type LogWrite, type MembershipRequest, type MessageRow, memberLogWrites, membershipEvent, movePointers, numberAppend, placeLogged, planMembershipChange, toMessage } from "./store-rules.js";
+import { fillEditedTexts, liveEvents, type LogWrite, type MembershipRequest, type MessageRow, memberLogWrites, membershipEvent, movePointers, numberAppend, placeLogged, planMembershipChange, planMessageChange, toMessage } from "./store-rules.js";
 
 /** SQLite's `synchronous` setting: NORMAL survives the kill of any process, FULL (an fsync per commit) survives power loss. */
 export type SqliteSync = "normal" | "full";
@@ -113,9 +113,10 @@ export class SqliteStore implements Store {
   async listConversations(userId: string): Promise<Conversation[]> {
     // Two statements whatever the number of conversations: the user's rows, then every member of them.
     const convs = this.q(
-      `SELECT c.id, c.kind, c.title, c.created_at, c.last_seq, m.read_seq, m.muted
+      `SELECT c.id, c.kind, c.title, c.created_at, c.last_seq, m.read_seq, m.muted,
+              (SELECT count(*) FROM messages d WHERE d.conversation_id = c.id AND d.seq > m.read_seq AND d.deleted_at > 0) AS deleted_unread
          FROM members m JOIN conversations c ON c.id = m.conversation_id WHERE m.user_id = ?1 ORDER BY c.created_at, c.id`,
-    ).all(userId) as Array<{ id: string; kind: number; title: string; created_at: number; last_seq: number; read_seq: number; muted: number }>;
+    ).all(userId) as Array<{ id: string; kind: number; title: string; created_at: number; last_seq: number; read_seq: number; muted: number; deleted_unread: number }>;
     const members = new Map<string, Member[]>();
     const rows = this.q(
       `SELECT m.conversation_id, m.user_id, u.username, m.delivered_seq, m.read_seq FROM members m JOIN users u ON u.id = m.user_id
@@ -134,7 +135,8 @@ export class SqliteStore implements Store {
       lastSeq: c.last_seq,
       members: members.get(c.id) ?? [],
       readSeq: c.read_seq,
-      unread: Math.max(0, c.last_seq - c.read_seq),
+      // A message deleted for everyone is no longer there to read.
+      unread: Math.max(0, c.last_seq - c.read_seq - c.deleted_unread),
       muted: c.muted === 1,
     }));
   }
@@ -166,8 +168,8 @@ export class SqliteStore implements Store {
         return row && toMessage(row);
       });
       if (fresh.length === 0) return results;
-      const insert = this.q(`INSERT INTO messages (conversation_id, seq, sender_id, sender_device_id, client_msg_id, body, sent_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)`);
-      for (const f of fresh) for (const { message: m } of f.appended) insert.run(m!.conversationId, m!.seq, m!.senderId, m!.senderDeviceId, m!.clientMsgId, m!.text, m!.sentAtMs);
+      const insert = this.q(`INSERT INTO messages (conversation_id, seq, sender_id, sender_device_id, client_msg_id, body, sent_at, reply_to_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`);
+      for (const f of fresh) for (const { message: m } of f.appended) insert.run(m!.conversationId, m!.seq, m!.senderId, m!.senderDeviceId, m!.clientMsgId, m!.text, m!.sentAtMs, m!.replyToSeq ?? 0);
       const setHead = this.q(`UPDATE conversations SET last_seq = ?2 WHERE id = ?1`);
       for (const f of fresh) setHead.run(f.group.conversationId, f.result.lastSeq);
       // A sender has read (and so received) what they sent.
@@ -186,11 +188,13 @@ export class SqliteStore implements Store {
   }
 
   async readLog(userId: string, afterPos: number, limit: number, maxBytes = PAGE_MAX_BYTES): Promise<LogPage> {
+    // Edit and delete entries name their message too (seq), so an edit's text, filled in
+    // from the row, counts in the budget like a message's.
     // Sizes first (octet_length reads no body), so a page of large messages is
     // cut at the byte budget before any body is read.
     const sized = this.q(
       `SELECT l.pos, coalesce(octet_length(l.event), 0) + coalesce(octet_length(m.body), 0) AS bytes
-         FROM sync_log l LEFT JOIN messages m ON l.event IS NULL AND m.conversation_id = l.conversation_id AND m.seq = l.seq
+         FROM sync_log l LEFT JOIN messages m ON m.conversation_id = l.conversation_id AND m.seq = l.seq
         WHERE l.user_id = ?1 AND l.pos > ?2 ORDER BY l.pos LIMIT ?3`,
     ).all(userId, afterPos, limit) as Array<{ pos: number; bytes: number }>;
     const take = fitBytes(sized.map((r) => r.bytes + ITEM_OVERHEAD_BYTES), maxBytes);
@@ -204,6 +208,7 @@ export class SqliteStore implements Store {
       if (r.event) return { ...Event.decode(r.event), pos: r.pos };
       return { pos: r.pos, atMs: r.at, kind: { $case: "message", value: toMessage(r) } };
     });
+    await fillEditedTexts(events, async (c, seqs) => this.texts(c, seqs));
     // Unset rather than false at the end of the log: a page there reads as before.
     return { events, head: this.logHead(userId), more: take < sized.length || sized.length === limit || undefined };
   }
@@ -218,16 +223,18 @@ export class SqliteStore implements Store {
     const forward = req.direction === HistoryDirection.HISTORY_DIRECTION_FORWARD;
     const from = req.fromSeq;
     // Sizes first, as in readLog: the page is cut at the byte budget before bodies are read.
+    // What the user deleted for themselves is not in their pages.
+    const visible = `NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = ?4 AND h.conversation_id = messages.conversation_id AND h.seq = messages.seq)`;
     const sized = (forward
-      ? this.q(`SELECT seq, octet_length(body) AS bytes FROM messages WHERE conversation_id = ?1 AND seq > ?2 ORDER BY seq ASC LIMIT ?3`).all(req.conversationId, from, limit + 1)
-      : this.q(`SELECT seq, octet_length(body) AS bytes FROM messages WHERE conversation_id = ?1 AND (?2 = 0 OR seq < ?2) ORDER BY seq DESC LIMIT ?3`).all(req.conversationId, from, limit + 1)
+      ? this.q(`SELECT seq, octet_length(body) AS bytes FROM messages WHERE conversation_id = ?1 AND seq > ?2 AND ${visible} ORDER BY seq ASC LIMIT ?3`).all(req.conversationId, from, limit + 1, userId)
+      : this.q(`SELECT seq, octet_length(body) AS bytes FROM messages WHERE conversation_id = ?1 AND (?2 = 0 OR seq < ?2) AND ${visible} ORDER BY seq DESC LIMIT ?3`).all(req.conversationId, from, limit + 1, userId)
     ) as Array<{ seq: number; bytes: number }>;
     const take = fitBytes(sized.slice(0, limit).map((r) => r.bytes + ITEM_OVERHEAD_BYTES), maxBytes);
     const hasMore = sized.length > take;
     if (take === 0) return { conversationId: req.conversationId, messages: [], hasMore, nextFromSeq: from };
     const seqs = sized.slice(0, take).map((r) => r.seq);
-    const rows = this.q(`SELECT * FROM messages WHERE conversation_id = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq ${forward ? "ASC" : "DESC"}`)
-      .all(req.conversationId, Math.min(...seqs), Math.max(...seqs)) as unknown as MessageRow[];
+    const rows = this.q(`SELECT * FROM messages WHERE conversation_id = ?1 AND seq IN (SELECT value FROM json_each(?2)) ORDER BY seq ${forward ? "ASC" : "DESC"}`)
+      .all(req.conversationId, JSON.stringify(seqs)) as unknown as MessageRow[];
     const messages = rows.map(toMessage);
     const last = messages[messages.length - 1];
     return { conversationId: req.conversationId, messages, hasMore, nextFromSeq: last ? last.seq : from };
@@ -248,6 +255,33 @@ export class SqliteStore implements Store {
         throw err;
       }
     }));
+  }
+
+  async changeMessage(req: ChangeMessageRequest): Promise<UserEvent[]> {
+    return this.tx(() => {
+      const conv = this.q(`SELECT kind, created_by FROM conversations WHERE id = ?1`).get(req.conversationId) as { kind: number; created_by: string } | undefined;
+      const row = this.q(`SELECT sender_id, sent_at, edit_count, deleted_at FROM messages WHERE conversation_id = ?1 AND seq = ?2`).get(req.conversationId, req.seq) as
+        | { sender_id: string; sent_at: number; edit_count: number; deleted_at: number }
+        | undefined;
+      const plan = planMessageChange(req, row && { senderId: row.sender_id, sentAtMs: row.sent_at, editCount: row.edit_count, deleted: row.deleted_at > 0 }, conv && { kind: conv.kind, createdBy: conv.created_by }, this.memberIds(req.conversationId));
+      if (plan.editCount !== undefined) {
+        this.q(`UPDATE messages SET body = ?3, edited_at = ?4, edit_count = ?5 WHERE conversation_id = ?1 AND seq = ?2`).run(req.conversationId, req.seq, req.text, req.atMs, plan.editCount);
+      }
+      // The tombstone: the text is gone from the only table that held it (log entries refer to the row).
+      if (plan.deleteForEveryone) this.q(`UPDATE messages SET body = '', deleted_at = ?3 WHERE conversation_id = ?1 AND seq = ?2`).run(req.conversationId, req.seq, req.atMs);
+      if (plan.hide) this.q(`INSERT INTO hidden_messages (user_id, conversation_id, seq) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING`).run(req.actorId, req.conversationId, req.seq);
+      const logged = this.appendLog(plan.recipients.map((userId) => ({ userId, conversationId: req.conversationId, seq: req.seq, event: plan.stored })));
+      return liveEvents(logged, plan.live);
+    });
+  }
+
+  async hiddenSeqs(userId: string, conversationId: string): Promise<number[]> {
+    return (this.q(`SELECT seq FROM hidden_messages WHERE user_id = ?1 AND conversation_id = ?2 ORDER BY seq`).all(userId, conversationId) as Array<{ seq: number }>).map((r) => r.seq);
+  }
+
+  private texts(conversationId: string, seqs: number[]): Map<number, string> {
+    const rows = this.q(`SELECT seq, body FROM messages WHERE conversation_id = ?1 AND seq IN (SELECT value FROM json_each(?2))`).all(conversationId, JSON.stringify(seqs)) as Array<{ seq: number; body: string }>;
+    return new Map(rows.map((r) => [r.seq, r.body]));
   }
 
   private movePointers({ conversationId, userId, deliveredSeq, readSeq }: PointerUpdate): PointerResult {

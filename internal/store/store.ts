@@ -1,4 +1,4 @@
-import type { AppendGroup, AppendGroupResult, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
+import type { AppendGroup, AppendGroupResult, ChangeMessageRequest, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
 import { type Conversation, ErrorCode, type Event, type HistoryPage, type HistoryRequest, type MembershipAction } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
 import type { PrivacyStore } from "./privacy.js";
@@ -106,6 +106,16 @@ export interface Store extends SessionStore, PrivacyStore {
   updatePointers(conversationId: string, userId: string, deliveredSeq: number, readSeq: number): Promise<PointerResult>;
   /** Many pointer moves, each answered on its own (in order): a refused one (a non-member's) fails no other. */
   updatePointersBatch(updates: PointerUpdate[]): Promise<PointerMoveResult[]>;
+
+  /**
+   * Edits or deletes one message (store-rules.ts planMessageChange says who may) and appends
+   * the event to the logs of whom it concerns: every member, or the actor alone for a delete
+   * for me. A delete for everyone removes the text from every table (the message row keeps
+   * its seq as a tombstone). Returns the events as sent live (an edit's with its text).
+   */
+  changeMessage(req: ChangeMessageRequest): Promise<UserEvent[]>;
+  /** Seqs of the conversation's messages the user deleted for themselves (history leaves them out). */
+  hiddenSeqs(userId: string, conversationId: string): Promise<number[]>;
 
   close(): Promise<void>;
 }

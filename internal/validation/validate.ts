@@ -57,6 +57,18 @@ export function validateTitle(title: string): void {
 export function validateSend(s: { conversationId: string; clientMsgId: string; text: string }, maxTextLength: number): void {
   validateConversationId(s.conversationId);
   if (!CLIENT_MSG_ID.test(s.clientMsgId)) throw ChatError.invalid("client_msg_id must be 1-64 printable ASCII characters");
+  validateText(s.text, maxTextLength);
+}
+
+/** An edit, a delete or a reply names a message of a conversation by its seq. */
+export function validateMessageRef(r: { conversationId: string; seq: number }): void {
+  validateConversationId(r.conversationId);
+  if (!Number.isSafeInteger(r.seq) || r.seq < 1) throw ChatError.invalid("seq must name a message (1 or more)");
+}
+
+/** A message's text (sent or edited): not empty, at most maxTextLength code points, no control characters. */
+export function validateText(text: string, maxTextLength: number): void {
+  const s = { text };
   if (s.text.length === 0) throw ChatError.invalid("text is empty");
   // UTF-16 length is >= code points: only count when it could be over.
   if (s.text.length > maxTextLength && codePointLength(s.text) > maxTextLength) {

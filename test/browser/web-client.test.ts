@@ -58,19 +58,60 @@ async function say(page: Page, text: string): Promise<void> {
 
 const texts = (page: Page) => page.locator("[data-testid=message] .text").allTextContents();
 
-describe("the web client served by the edge", () => {
-  it("lets two people chat both ways, shows receipts, a second device, offline resync and errors", async () => {
-    const suffix = Date.now().toString(36);
-    const [ana, bo] = [`ana${suffix}`, `bo${suffix}`];
-    const A = await newPage();
-    const B = await newPage();
-    await signUp(A.page, ana);
-    await signUp(B.page, bo);
+/** Two people signed up in two browsers; the first opens their direct conversation. */
+async function twoPeople(first: string, second: string) {
+  const suffix = Date.now().toString(36);
+  const names = [`${first}${suffix}`, `${second}${suffix}`] as const;
+  const pages = [await newPage(), await newPage()] as const;
+  await signUp(pages[0].page, names[0]);
+  await signUp(pages[1].page, names[1]);
+  await pages[0].page.getByTestId("direct-username").fill(names[1]);
+  await pages[0].page.getByTestId("open-direct").locator("button").click();
+  await expect.poll(() => pages[0].page.getByTestId("conversation-title").textContent()).toBe(names[1]);
+  return { pages, names };
+}
 
+describe("the web client served by the edge", () => {
+  it("shows who is typing, edits, reply quotes and deletions, and the quote of a deleted message is its tombstone", async () => {
+    const { pages: [C, D], names: [cy] } = await twoPeople("cy", "di");
+    await say(C.page, "first");
+    await D.page.getByTestId("conversation").first().click();
+    await expect.poll(() => texts(D.page), { timeout: 10_000 }).toEqual(["first"]);
+
+    // Cy types (no enter yet): Di's header says so; Cy's message ends it.
+    await C.page.getByTestId("composer").pressSequentially("sec");
+    await expect.poll(() => D.page.getByTestId("typing").textContent(), { timeout: 10_000 }).toBe(`${cy} is typing…`);
+    await C.page.getByTestId("composer").fill("second");
+    await C.page.getByTestId("send").click();
+    await expect.poll(() => texts(D.page), { timeout: 10_000 }).toEqual(["first", "second"]);
+    await expect.poll(() => D.page.getByTestId("typing").textContent(), { timeout: 10_000 }).toBe("");
+
+    // Cy edits her first message from its menu.
+    const first = C.page.locator("[data-testid=message]").first();
+    C.page.once("dialog", (d) => void d.accept("first, fixed"));
+    await first.hover();
+    await first.getByTestId("edit").click();
+    await expect.poll(() => texts(D.page), { timeout: 10_000 }).toEqual(["first, fixed (edited)", "second"]);
+
+    // Di replies to "second"; Cy sees the quote.
+    const second = D.page.locator("[data-testid=message]").nth(1);
+    D.page.once("dialog", (d) => void d.accept("re: second"));
+    await second.hover();
+    await second.getByTestId("reply").click();
+    await expect.poll(() => C.page.getByTestId("quote").allTextContents(), { timeout: 10_000 }).toEqual(["second"]);
+
+    // Cy deletes "second" for everyone: a tombstone in its place, and in the quote.
+    const mine = C.page.locator("[data-testid=message]").nth(1);
+    C.page.once("dialog", (d) => void d.accept());
+    await mine.hover();
+    await mine.getByTestId("delete").click();
+    await expect.poll(() => texts(D.page), { timeout: 10_000 }).toEqual(["first, fixed (edited)", "This message was deleted", "re: second"]);
+    await expect.poll(() => D.page.getByTestId("quote").allTextContents(), { timeout: 10_000 }).toEqual(["This message was deleted"]);
+  });
+
+  it("lets two people chat both ways, shows receipts, a second device, offline resync and errors", async () => {
     // Ana opens a chat with Bo by username and writes; Bo sees it appear with an unread count.
-    await A.page.getByTestId("direct-username").fill(bo);
-    await A.page.getByTestId("open-direct").locator("button").click();
-    await expect.poll(() => A.page.getByTestId("conversation-title").textContent()).toBe(bo);
+    const { pages: [A, B], names: [ana, bo] } = await twoPeople("ana", "bo");
     await say(A.page, "hello Bo");
     await expect.poll(() => B.page.getByTestId("unread").textContent({ timeout: 1000 }), { timeout: 10_000 }).toBe("1");
     await B.page.getByTestId("conversation").first().click();

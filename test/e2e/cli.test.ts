@@ -45,6 +45,8 @@ function terminal(user?: string) {
         out: () => out,
         err: () => err,
         ready: () => waitFor("the tail running", () => err.includes("-- tailing as"), { seen: () => out + err }),
+        /** Types into the tail (a line is sent as a message). */
+        type: (text: string) => p.stdin!.write(text),
         stop: async () => { p.kill("SIGTERM"); await exited; },
       };
     },
@@ -140,5 +142,30 @@ describe("chatctl, as the README walks through it", () => {
     expect((await phone.run("logout")).out).toContain(`logged out ${dave}`);
     expect((await phone.run("list")).err).toContain("not logged in");
     fs.rmSync(laptopHome, { recursive: true, force: true });
+  });
+
+  it("tail shows who is typing, and edits, deletions and replies made with one-shot commands", async () => {
+    const bobTail = terminal(bob).tail(`@${alice}`);
+    await bobTail.ready();
+    const aliceTail = terminal(alice).tail(`@${bob}`);
+    await aliceTail.ready();
+    // Alice's keystrokes (before she presses enter) reach bob's tail as "typing…".
+    aliceTail.type("hel");
+    await waitFor("bob sees alice typing", () => bobTail.out().includes(`-- ${alice} is typing… --`), { seen: bobTail.out });
+    aliceTail.type("lo bob\n");
+    await waitFor("the message", () => /#(\d+) \S+: hello bob/.test(bobTail.out()), { seen: bobTail.out });
+    const seq = /#(\d+) \S+: hello bob/.exec(bobTail.out())![1]!;
+    expect((await terminal(alice).run("edit", `@${bob}`, seq, "hello bob (edited by hand)")).out).toContain(`edited #${seq}`);
+    await waitFor("the edit in bob's tail", () => bobTail.out().includes(`-- #${seq} edited: hello bob (edited by hand) --`), { seen: bobTail.out });
+    expect((await terminal(bob).run("reply", `@${alice}`, seq, "got it")).code).toBe(0);
+    expect((await terminal(alice).run("delete", `@${bob}`, seq, "--everyone")).out).toContain(`deleted #${seq} for everyone`);
+    await waitFor("the deletion in bob's tail", () => bobTail.out().includes(`-- #${seq} deleted --`), { seen: bobTail.out });
+    const h = await terminal(bob).run("history", `@${alice}`, "-n", "5");
+    expect(h.out).toContain(`#${seq} ${alice}: (deleted)`);
+    expect(h.out).toMatch(new RegExp(`${bob}: \\(reply to #${seq}\\) got it`));
+    const refused = await terminal(bob).run("edit", `@${alice}`, seq, "not mine");
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain("ERROR_CODE_PERMISSION_DENIED");
+    await Promise.all([bobTail.stop(), aliceTail.stop()]);
   });
 });

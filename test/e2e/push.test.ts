@@ -10,6 +10,7 @@ let hook: http.Server;
 const received: Array<{ signatureOk: boolean; body: { token: string; title: string; body: string; collapse_key: string; data: Record<string, string> } }> = [];
 let c: TestCluster;
 const SECRET = "test-webhook-secret";
+const COLLAPSE_MS = 1_000;
 
 beforeAll(async () => {
   hook = http.createServer((req, res) => {
@@ -25,7 +26,7 @@ beforeAll(async () => {
   await new Promise<void>((r) => hook.listen(0, "127.0.0.1", r));
   const port = (hook.address() as { port: number }).port;
   // A short grace period lets the test see a device's disconnect as an OFFLINE change instead of sleeping.
-  c = await startCluster({ PUSH_WEBHOOK_URL: `http://127.0.0.1:${port}/push`, PUSH_WEBHOOK_SECRET: SECRET, PUSH_COLLAPSE_WINDOW_MS: "300", PRESENCE_GRACE_MS: "300" });
+  c = await startCluster({ PUSH_WEBHOOK_URL: `http://127.0.0.1:${port}/push`, PUSH_WEBHOOK_SECRET: SECRET, PUSH_COLLAPSE_WINDOW_MS: String(COLLAPSE_MS), PRESENCE_GRACE_MS: "300" });
 });
 afterAll(async () => {
   await c?.stop();
@@ -76,5 +77,31 @@ describe("push notifications (R6)", () => {
     await waitFor("the push for the unmuted conversation", () => received.some((r) => r.body.collapse_key === marker.id));
     expect(received.slice(before).map((r) => r.body.collapse_key)).toEqual([marker.id]);
     a.close();
+  });
+
+  it("withdraws the push of a message deleted for everyone before it went out (P7)", async () => {
+    const alice = await newUser(c, "alice");
+    const bob = await newUser(c, "bob");
+    const a = await device(c, alice);
+    const conv = await a.client.openDirect(bob.username);
+    const phone = await device(c, bob, "bob-phone-2");
+    await phone.client.registerPushToken(PushProvider.PUSH_PROVIDER_WEBHOOK, "bob-token-2");
+    const bobStatus: PresenceStatus[] = [];
+    a.client.on("presence", (p) => { if (p.userId === bob.userId) bobStatus.push(p.status); });
+    await a.client.presenceSubscribe([bob.userId]);
+    await phone.close();
+    await waitFor("bob offline", () => bobStatus.includes(PresenceStatus.PRESENCE_STATUS_OFFLINE));
+    const pushes = () => received.filter((r) => r.body.token === "bob-token-2").map((r) => r.body.body);
+    const first = await a.client.send(conv.id, "first");
+    await waitFor("the first push", () => pushes().length === 1);
+    // Within the collapse window: held back, then deleted for everyone before the window ends.
+    const secret = await a.client.send(conv.id, "the secret words");
+    await a.client.deleteMessage(conv.id, secret.seq, true);
+    // Once the window is over the secret would have gone out; the next message's push shows it did not.
+    await waitFor("the collapse window is over", () => Date.now() > first.sentAtMs + 2 * COLLAPSE_MS);
+    await a.client.send(conv.id, "third");
+    await waitFor("the third push", () => pushes().some((b) => b.includes("third")));
+    expect(pushes().some((b) => b.includes("secret"))).toBe(false);
+    await a.close();
   });
 });

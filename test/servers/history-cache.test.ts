@@ -60,6 +60,38 @@ describe("recent history cache on Redis", () => {
     await cached.close();
   });
 
+  it("after a delete for everyone the text is in no SQL table, no log entry and no Redis key (P7)", async () => {
+    const secret = `secret-${randomUUID()}`;
+    const sent = Date.now();
+    const [r] = await cached.append([{ conversationId: conv, baseSeq: base, memberIds: [alice.id, bob.id], messages: [{ senderId: alice.id, senderDeviceId: "d", clientMsgId: randomUUID(), text: `${secret} v1`, sentAtMs: sent }] }]);
+    base = r!.lastSeq;
+    const seq = base;
+    const change = { conversationId: conv, seq, actorId: alice.id, atMs: Date.now(), text: "", editWindowMs: 60_000, maxEdits: 5, forEveryone: false, deleteWindowMs: 60_000 };
+    await cached.changeMessage({ ...change, edit: true, text: `${secret} v2` });
+    // The newest page puts the message (its latest version) in Redis.
+    expect((await cached.history(bob.id, req(BACKWARD, 0, 10))).messages[0]!.text).toBe(`${secret} v2`);
+    expect(await cachedCount()).toBeGreaterThan(0);
+    await cached.changeMessage({ ...change, edit: false, forEveryone: true });
+    const db = new PostgresSqlClient(env("POSTGRES_URL"));
+    try {
+      const inMessages = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM messages WHERE body LIKE $1`, [`%${secret}%`]);
+      const inLog = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM sync_log WHERE position(convert_to($1, 'UTF8') in coalesce(event, ''::bytea)) > 0`, [secret]);
+      expect([inMessages.rows[0]!.n, inLog.rows[0]!.n]).toEqual([0, 0]);
+    } finally {
+      await db.close();
+    }
+    // Every key of this installation, read whole: none holds the text.
+    for (const key of await redis.keys(`${prefix}*`)) {
+      const type = await redis.type(key);
+      const values = type === "zset" ? await redis.zrangeBuffer(key, "0", "-1") : type === "hash" ? Object.values(await redis.hgetallBuffer(key)) : [await redis.getBuffer(key)];
+      for (const v of values) expect(v?.toString("utf8").includes(secret) ?? false).toBe(false);
+    }
+    const page = await inner.history(bob.id, req(BACKWARD, 0, 10));
+    expect([page.messages[0]!.seq, page.messages[0]!.text, page.messages[0]!.deleted]).toEqual([seq, "", true]);
+    // The run was dropped (the tests below start from an empty cache).
+    expect(await cachedCount()).toBe(0);
+  });
+
   it("answers exactly what the store answers, from Redis once the newest page was read", async () => {
     await append(45);
     expect(await cachedCount()).toBe(0); // appends do not start a run: reads do

@@ -4,7 +4,7 @@ import cassandra from "cassandra-driver";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AppendGroup } from "../../gen/chat/internal/v1/store.js";
-import { ErrorCode, HistoryDirection } from "../../gen/chat/v1/client.js";
+import { ErrorCode, Event, HistoryDirection } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../../internal/errors/chat-error.js";
 import { PostgresSqlClient } from "../../internal/store/sql-postgres.js";
 import { CassandraStore, createCassandraClient } from "../../internal/store/store-cassandra.js";
@@ -191,6 +191,32 @@ describe("Cassandra store specifics", () => {
     const [r] = await store.append([{ conversationId: conv.id, baseSeq: 0, memberIds, messages: [msg(b!, "f1")] }]);
     expect(r).toMatchObject({ error: ErrorCode.ERROR_CODE_CONFLICT, lastSeq: 1 });
     expect(messageSeqs(await readAll(store, b!.id), conv.id)).toEqual([1]);
+  });
+
+  it("an edit or deletion cut short by a crash is logged at the next start if and only if the message row took it", async () => {
+    const [a, b] = await users(store, "a", "b");
+    const conv = (await group(store, [a!, b!])).conversation;
+    await store.append([{ conversationId: conv.id, baseSeq: 0, memberIds: [a!.id, b!.id], messages: [msg(a!, "x1", "one"), msg(a!, "x2", "two")] }]);
+    const pgc = new PostgresSqlClient(backend.url());
+    const outbox = async (seq: number, text: string) => {
+      const event = Event.encode({ pos: 0, atMs: 2_000, kind: { $case: "edited", value: { conversationId: conv.id, seq, text: "", editedAtMs: 2_000 } } }).finish();
+      const { rows } = await pgc.query<{ id: string }>(`INSERT INTO cassandra_log_outbox (conversation_id, user_ids, event, created_at) VALUES ($1, $2, $3, $4) RETURNING id`, [conv.id, [a!.id, b!.id], event, 2_000]);
+      return { id: Number(rows[0]!.id), text };
+    };
+    // Seq 1: the compare-and-set took the edit, then the process died before logging it.
+    const applied = await outbox(1, "one, edited");
+    await raw.execute(`UPDATE ${KEYSPACE}.messages SET body = ?, edited_at = ?, edit_count = ?, changes = changes + ? WHERE conversation_id = ? AND bucket = 0 AND seq = 1`,
+      [applied.text, 2_000, 1, [applied.id], conv.id], { prepare: true });
+    // Seq 2: the process died before the compare-and-set: nothing happened, nothing may be logged.
+    await outbox(2, "never applied");
+    await backend.open(); // drains the outbox
+    for (const u of [a!.id, b!.id]) {
+      const log = await readAll(store, u);
+      expectGapless(log);
+      expect(log.flatMap((e) => (e.kind?.$case === "edited" ? [[e.kind.value.seq, e.kind.value.text]] : []))).toEqual([[1, "one, edited"]]);
+    }
+    expect((await pgc.query<{ n: number }>(`SELECT count(*)::int AS n FROM cassandra_log_outbox WHERE conversation_id = $1`, [conv.id])).rows[0]!.n).toBe(0);
+    await pgc.close();
   });
 
   it("refuses to open a keyspace with different bucket sizes", async () => {

@@ -4,6 +4,7 @@ import type { User } from "../../gen/chat/internal/v1/store.js";
 import { Conversation, ConversationKind, ErrorCode, type Event, HistoryDirection, Member, MembershipAction } from "../../gen/chat/v1/client.js";
 import type { Store } from "../../internal/store/store.js";
 import { contactsContract } from "./contacts-contract.js";
+import { messageChangeContract } from "./message-change-contract.js";
 import { pageBoundsContract } from "./page-bounds-contract.js";
 import { privacyContract } from "./privacy-contract.js";
 import { quotaContract } from "./quota-contract.js";
@@ -42,7 +43,7 @@ export async function group(store: Store, members: User[]) {
   return store.createConversation(conv, members[0]!.id, 100);
 }
 
-export const msg = (sender: User, clientMsgId: string, text = clientMsgId) => ({ senderId: sender.id, senderDeviceId: "d1", clientMsgId, text, sentAtMs: 1_000 });
+export const msg = (sender: User, clientMsgId: string, text = clientMsgId) => ({ senderId: sender.id, senderDeviceId: "d1", clientMsgId, text, sentAtMs: 1_000, replyToSeq: 0 });
 
 export async function readAll(store: Store, userId: string): Promise<Event[]> {
   const out: Event[] = [];
@@ -76,6 +77,7 @@ describe(`message store contract: ${backend.name}`, () => {
   sessionStoreContract(backend.name, async () => store, async () => {});
   quotaContract(backend.name, async () => store, async () => {});
   privacyContract(backend.name, async () => store, async () => {});
+  messageChangeContract(async () => store);
 
   it("creates users and conversations; membership events land in every member's log", async () => {
     const [a, b, c] = await users(store, "a", "b", "c");

@@ -12,6 +12,7 @@ import {
   type SocketLike,
 } from "../../internal/client/client.js";
 import { AuthSession } from "../../internal/client/auth.js";
+import { TypingIndicators } from "../../internal/client/typing.js";
 import { ConversationKind, PresenceStatus } from "../../gen/chat/v1/client.js";
 import { clearError, showErrorIn, showMessageIn } from "./errors.js";
 import { dayLabel, differentDays, isLong, preview, relativeTime, tabTitle, timeOfDay } from "./format.js";
@@ -55,6 +56,8 @@ const presence = new Map<string, PresenceUpdate>();
 /** Long messages the reader expanded ("conversation:seq"), kept across re-renders. */
 const expanded = new Set<string>();
 let client: ChatClient | undefined;
+/** Who is typing where ("alice is typing…" in the conversation's header). */
+let typing: TypingIndicators | undefined;
 let session: Session | undefined;
 let auth: AuthSession | undefined;
 let tokenTimer: ReturnType<typeof setInterval> | undefined;
@@ -365,8 +368,45 @@ function mark(s: ConvState, m: Message): string {
   return "sent";
 }
 
+/** The message a reply names, as it is now (its latest text, or the tombstone). */
+function quote(s: ConvState, m: Message): HTMLElement | string {
+  if (!m.replyToSeq) return "";
+  const q = s.messages.get(m.replyToSeq);
+  const text = !q ? `#${m.replyToSeq}` : q.deleted ? "This message was deleted" : preview(q.text);
+  return h("blockquote", { class: `quote${q?.deleted ? " deleted" : ""}`, "data-testid": "quote" }, text);
+}
+
+/** Edit (one's own) and delete (for me, or for everyone: one's own) on each message. */
+function messageMenu(conversationId: string, m: Message, mine: boolean): HTMLElement | string {
+  if (m.deleted) return "";
+  const menu = h("span", { class: "msg-menu" });
+  const failed = (err: unknown) => showConnection(err);
+  if (mine) {
+    const edit = h("button", { class: "link", "data-testid": "edit", "aria-label": "Edit this message" }, "Edit");
+    edit.addEventListener("click", () => {
+      const text = prompt("Edit message", m.text);
+      if (text && text !== m.text) client?.edit(conversationId, m.seq, text).catch(failed);
+    });
+    menu.append(edit);
+  }
+  const reply = h("button", { class: "link", "data-testid": "reply", "aria-label": "Reply to this message" }, "Reply");
+  reply.addEventListener("click", () => {
+    const text = prompt(`Reply to: ${preview(m.text)}`);
+    if (text) client?.reply(conversationId, m.seq, text).catch(failed);
+  });
+  menu.append(reply);
+  const del = h("button", { class: "link", "data-testid": "delete", "aria-label": "Delete this message" }, "Delete");
+  del.addEventListener("click", () => {
+    const everyone = mine && confirm("Delete for everyone? (Cancel deletes it only for you.)");
+    client?.deleteMessage(conversationId, m.seq, everyone).catch(failed);
+  });
+  menu.append(del);
+  return menu;
+}
+
 function messageText(s: ConvState, m: Message): HTMLElement {
-  const text = h("p", { class: "text" }, m.text);
+  if (m.deleted) return h("p", { class: "text deleted", "data-testid": "deleted" }, "This message was deleted");
+  const text = h("p", { class: "text" }, m.text, m.editedAtMs ? h("span", { class: "edited", "data-testid": "edited", title: new Date(m.editedAtMs).toLocaleString() }, " (edited)") : "");
   if (!isLong(m.text)) return text;
   const key = `${s.conversation.id}:${m.seq}`;
   const open = expanded.has(key);
@@ -399,7 +439,8 @@ function renderPane(): void {
     back,
     h("div", { class: "heading" },
       h("h2", { "data-testid": "conversation-title" }, title(c)),
-      h("span", { class: "presence", "data-testid": "presence" }, statusLine(c))));
+      h("span", { class: "presence", "data-testid": "presence" }, statusLine(c)),
+      h("span", { class: "typing", "data-testid": "typing", "aria-live": "polite" }, typing?.label(c.id) ?? "")));
   if (c.kind === ConversationKind.CONVERSATION_KIND_GROUP) {
     const add = h("input", { placeholder: "add member", "aria-label": "Add a member by username", "data-testid": "add-member" });
     const addError = errorLine("add-error");
@@ -436,7 +477,9 @@ function renderPane(): void {
     list.append(h("li", { class: `msg ${mine ? "mine" : ""}`, "data-testid": "message", "data-seq": String(m.seq), "data-state": state, "aria-label": `${who} at ${timeOfDay(m.sentAtMs)}${state ? `, ${state}` : ""}` },
       // In a direct conversation the header already says who wrote.
       mine || c.kind !== ConversationKind.CONVERSATION_KIND_GROUP ? "" : h("span", { class: "who" }, who),
+      quote(s, m),
       messageText(s, m),
+      messageMenu(c.id, m, mine),
       h("span", { class: "meta" }, h("time", { datetime: new Date(m.sentAtMs).toISOString() }, timeOfDay(m.sentAtMs)), mine ? h("span", { class: `tick ${state}`, "data-testid": "mark", title: state, "aria-hidden": "true" }, state === "sent" ? "✓" : "✓✓") : "")));
   }
   // The composer survives re-renders (events arrive while the user types).
@@ -454,7 +497,11 @@ function renderPane(): void {
   }
   const text = h("textarea", { rows: "2", placeholder: "Message (Enter to send, Shift+Enter for a new line)", "aria-label": "Message", "data-testid": "composer" });
   const sendError = errorLine("send-error");
-  text.addEventListener("input", () => clearError(sendError));
+  text.addEventListener("input", () => {
+    clearError(sendError);
+    // The client sends at most one indicator per interval, however fast the keys come.
+    if (text.value) client?.typing(c.id).catch(() => {});
+  });
   const composer = h("form", { class: "composer", "data-testid": "send-form" }, text, h("button", { type: "submit", "data-testid": "send" }, "Send"));
   const send = () => {
     const body = text.value;
@@ -463,7 +510,7 @@ function renderPane(): void {
     client!.send(c.id, body).then((sent) => {
       clearError(sendError);
       // The event with the message arrives through the sync log; this covers a slow one.
-      if (!s.messages.has(sent.seq)) remember(s, { conversationId: c.id, seq: sent.seq, senderId: session!.userId, senderDeviceId: session!.deviceId, clientMsgId: sent.clientMsgId, text: body, sentAtMs: sent.sentAtMs });
+      if (!s.messages.has(sent.seq)) remember(s, { conversationId: c.id, seq: sent.seq, senderId: session!.userId, senderDeviceId: session!.deviceId, clientMsgId: sent.clientMsgId, text: body, sentAtMs: sent.sentAtMs, editedAtMs: 0, deleted: false, replyToSeq: 0 });
       s.myRead = Math.max(s.myRead, sent.seq);
       renderPane();
       renderList();
@@ -572,6 +619,7 @@ async function start(): Promise<void> {
   // Refreshed ahead of expiry, so a reconnect never waits for a refresh and the session's 30 days keep sliding.
   clearInterval(tokenTimer);
   tokenTimer = setInterval(() => { auth?.accessToken().catch((err: unknown) => { if (sessionOver(err)) signedOut(err); }); }, TOKEN_CHECK_MS);
+  typing = new TypingIndicators(client, (conversationId) => { if (active === conversationId) renderPane(); });
   // The edge found our cursor beyond the log (a corrupted or foreign one): start over from what it replays.
   client.on("reset", () => {
     for (const s of conversations.values()) { s.messages.clear(); s.last = undefined; s.oldestLoaded = 0; s.hasMoreHistory = true; }
@@ -596,6 +644,27 @@ async function start(): Promise<void> {
     void subscribePresence();
     renderList();
     if (active === mc.conversationId) renderPane();
+  });
+  client.on("edited", (e) => {
+    const s = conversations.get(e.conversationId);
+    const m = s?.messages.get(e.seq);
+    if (!s || !m || m.deleted) return;
+    s.messages.set(e.seq, { ...m, text: e.text, editedAtMs: e.editedAtMs });
+    if (s.last?.seq === e.seq) s.last = s.messages.get(e.seq);
+    renderList();
+    if (active === e.conversationId) renderPane();
+  });
+  client.on("deleted", (d) => {
+    const s = conversations.get(d.conversationId);
+    if (!s) return;
+    const m = s.messages.get(d.seq);
+    // For me: gone from this user's screens; for everyone: a tombstone in its place.
+    if (!d.forEveryone) s.messages.delete(d.seq);
+    else if (m) s.messages.set(d.seq, { ...m, text: "", deleted: true });
+    // The list's preview must not keep a deleted text.
+    if (s.last?.seq === d.seq) s.last = d.forEveryone ? s.messages.get(d.seq) : undefined;
+    if (active === d.conversationId) renderPane();
+    renderList();
   });
   client.on("read", (r) => {
     const s = conversations.get(r.conversationId);
