@@ -6,7 +6,7 @@ import { loadHttpLimits } from "../../internal/config/http-limits.js";
 import { bool, ConfigError, int, str } from "../../internal/config/env.js";
 import { openDiscovery } from "../../internal/discovery/factory.js";
 import { routeRegistry } from "../../internal/routes/factory.js";
-import { EdgeBackends } from "../../internal/edge/backends.js";
+import { MeshGateway } from "../../internal/edge/mesh-gateway.js";
 import { DeviceCookies } from "../../internal/edge/device-cookie.js";
 import { openRateLimiter } from "../../internal/edge/rate-limiter.js";
 import { defaultSendBytesBurst, largestTextBytes } from "../../internal/edge/send-guard.js";
@@ -69,9 +69,9 @@ await runUntilSignal("edge", log, config.shutdownTimeoutMs, async () => {
   const grpc = await serve(config, "edge", grpcPort, log, [
     service(EdgeDeliveryServiceService, { deliver: (r, c) => edge.deliveryService().deliver(r, c), kick: (r, c) => edge.deliveryService().kick(r, c) }),
   ]);
-  const backends = new EdgeBackends(verifier, mesh.chat(), mesh.store(), mesh.presence(), mesh.notifier(), (a) => mesh.edge(a), (r) => edge.kickLocal(r), routeRegistry(config, etcd), chats, sessionCacheMs);
+  const gateway = new MeshGateway({ tokens: verifier, clients: mesh, owners: chats, routes: routeRegistry(config, etcd), kickLocal: (r) => edge.kickLocal(r), sessionCacheMs });
   const grpcAddress = `${config.advertiseHost}:${grpc.port}`;
-  edge = new EdgeServer(edgeConfig, backends, mesh.accounts(), { edgeId: config.instanceId, grpcAddress }, log, { limiter, cookies });
+  edge = new EdgeServer(edgeConfig, gateway, mesh.accounts(), { edgeId: config.instanceId, grpcAddress }, log, { limiter, cookies });
   await discovery.register("edge", { id: config.instanceId, address: grpcAddress });
   const httpPort = await edge.listen(config.bindHost);
   log.info("edge ready", { ws: `ws://${config.bindHost}:${httpPort}/v1/ws`, http: `http://${config.bindHost}:${httpPort}`, grpc: `${config.bindHost}:${grpc.port}` });

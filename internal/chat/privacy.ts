@@ -8,7 +8,7 @@ import { validatePrivacy } from "../store/privacy.js";
 /**
  * Users' privacy settings as chat applies them (docs/security.md, "Privacy"): reading and
  * changing one's own, and who may add whom to a group. Who sees whose presence is the
- * edge's part (EdgeBackends.requireContacts), from the store's ListContacts.
+ * edge's part (MeshGateway.requireContacts), from the store's ListContacts.
  */
 export class PrivacyRules {
   constructor(private readonly store: MessageStoreServiceClient) {}

@@ -12,7 +12,7 @@ import { startHttpServerSpan, withHttpServerSpan } from "../telemetry/http.js";
 import { call } from "../grpc/client.js";
 import type { AsyncService } from "../grpc/handler.js";
 import type { Logger } from "../log/logger.js";
-import type { EdgeBackends } from "./backends.js";
+import type { MeshGateway } from "./mesh-gateway.js";
 import type { DeviceCookies } from "./device-cookie.js";
 import { createHttpServer } from "./http-guard.js";
 import { LoginGuard } from "./login-guard.js";
@@ -119,7 +119,7 @@ export class EdgeServer {
 
   constructor(
     private readonly config: EdgeConfig,
-    private readonly backends: EdgeBackends,
+    private readonly gateway: MeshGateway,
     private readonly accounts: AccountServiceClient,
     private readonly identity: { edgeId: string; grpcAddress: string },
     private readonly log: Logger,
@@ -127,7 +127,7 @@ export class EdgeServer {
   ) {
     this.loginGuard = new LoginGuard(abuse.limiter, config);
     this.sendGuard = new SendGuard(abuse.limiter, config);
-    const sessionApi = new SessionApi(accounts, backends.tokens, this.loginGuard, abuse.cookies, (ids) => this.endAuthSessions(ids));
+    const sessionApi = new SessionApi(accounts, gateway.tokens, this.loginGuard, abuse.cookies, (ids) => this.endAuthSessions(ids));
     this.api = new HttpApi(config, { accounts, sessionApi, loginGuard: this.loginGuard, cookies: abuse.cookies, endSessions: (ids) => this.endAuthSessions(ids) }, () => ({ draining: this.draining, sessions: this.sessions.size }), log);
     this.wss = new WebSocketServer({
       noServer: true,
@@ -217,12 +217,12 @@ export class EdgeServer {
   }
 
   private onSocket(ws: WebSocket): void {
-    const session: Session = new Session(ws, modeOf(ws.protocol), this.backends, this.config, {
+    const session: Session = new Session(ws, modeOf(ws.protocol), this.gateway, this.config, {
       register: (s) => this.sessions.add(s),
       unregister: (s) => {
         this.sessions.remove(s);
         const key = `${s.userId}\u0000${s.deviceId}`;
-        const done: Promise<void> = this.backends.presenceDisconnect(this.route(s)).catch(() => {}).finally(() => {
+        const done: Promise<void> = this.gateway.presenceDisconnect(this.route(s)).catch(() => {}).finally(() => {
           if (this.disconnecting.get(key) === done) this.disconnecting.delete(key);
         });
         this.disconnecting.set(key, done);
@@ -302,7 +302,7 @@ export class EdgeServer {
    * Hello from now on, and their open WebSockets on this edge closed with SESSION_ENDED.
    */
   private endAuthSessions(sessionIds: string[]): void {
-    this.backends.liveness.ended(sessionIds);
+    this.gateway.liveness.ended(sessionIds);
     for (const id of sessionIds) for (const s of this.sessions.ofAuthSession(id)) s.end();
   }
 
@@ -312,7 +312,7 @@ export class EdgeServer {
     if (this.sweeping) return;
     this.sweeping = true;
     try {
-      const ended = await this.backends.liveness.sweep(this.sessions.authSessionIds()).catch((err) => {
+      const ended = await this.gateway.liveness.sweep(this.sessions.authSessionIds()).catch((err) => {
         this.log.warn("session check failed", { err });
         return [];
       });
@@ -331,7 +331,7 @@ export class EdgeServer {
     const users = [...new Set([...this.sessions.all()].map((s) => s.userId))];
     for (let i = 0; i < users.length; i += 500) {
       const chunk = users.slice(i, i + 500);
-      const heads = await this.backends.logHeads(chunk).catch((err) => {
+      const heads = await this.gateway.logHeads(chunk).catch((err) => {
         this.log.warn("log head check failed", { err });
         return null;
       });
@@ -351,7 +351,7 @@ export class EdgeServer {
     if (routes.length === 0) return;
     const started = performance.now();
     // Not traced (see Session.handle): a root trace per interval would be noise; the duration is a metric.
-    await unsampled(() => this.backends.presenceHeartbeat(routes))
+    await unsampled(() => this.gateway.presenceHeartbeat(routes))
       .then(() => ChatMetrics.get().heartbeatDuration.record(secondsSince(started)))
       .catch((err) => this.log.warn("presence heartbeat failed", { err }));
   }

@@ -5,7 +5,7 @@ import { ErrorCode, type Event, ServerFrame } from "../../gen/chat/v1/client.js"
 import { waitFor } from "../../test/support/wait.js";
 import { ChatError } from "../errors/chat-error.js";
 import { Logger } from "../log/logger.js";
-import type { EdgeBackends } from "./backends.js";
+import type { MeshGateway } from "./mesh-gateway.js";
 import { Session, type SessionConfig } from "./session.js";
 
 const MAX_BUFFERED = 1024 * 1024;
@@ -98,7 +98,7 @@ async function connect(n: number): Promise<{ ws: SlowSocket; session: Session; l
       const events = log.filter((e) => e.pos > after).slice(0, 20);
       return { events, head: log.length, more: events.length === 20 };
     },
-  } as unknown as EdgeBackends;
+  } as unknown as MeshGateway;
   const ws = new SlowSocket();
   const session = new Session(ws as unknown as WebSocket, "proto", backends, CONFIG, {
     register: () => {}, unregister: () => {}, route: () => ({}) as Route, disconnected: async () => {}, admitSend: async () => {},
@@ -133,7 +133,7 @@ describe("Session", () => {
       kick: async () => {},
       userOnline: () => {},
       readLog: async () => ({ events: [], head: 0 }),
-    } as unknown as EdgeBackends;
+    } as unknown as MeshGateway;
     const registered = new Set<Session>();
     let unregistered = 0;
     const session = new Session(ws, "proto", backends, CONFIG, {
@@ -175,7 +175,7 @@ describe("Session sends", () => {
         calls.push(s.clientMsgId);
         return new Promise((resolve) => pending.set(s.clientMsgId, () => resolve({ clientMsgId: s.clientMsgId, conversationId: s.conversationId, seq: calls.length, sentAtMs: 1, duplicate: false })));
       },
-    } as unknown as EdgeBackends;
+    } as unknown as MeshGateway;
     const refusedBytes: number[] = [];
     const session = new Session(ws, "proto", backends, CONFIG, {
       register: () => {}, unregister: () => {}, route: () => ({}) as Route, disconnected: async () => {},

@@ -10,7 +10,7 @@ import { ChatError, ErrorCode } from "../errors/chat-error.js";
 import { textBytes } from "../grpc/message-size.js";
 import type { Logger } from "../log/logger.js";
 import { validateConversationId, validateDeviceId, validateMessageRef, validateSend, validateText } from "../validation/validate.js";
-import type { EdgeBackends } from "./backends.js";
+import type { MeshGateway } from "./mesh-gateway.js";
 import { CatchUp } from "./catch-up.js";
 import { encodeServerFrame, errorFrame, type FrameMode } from "./frames.js";
 import { TokenBucket } from "./rate-limit.js";
@@ -101,7 +101,7 @@ export class Session {
   constructor(
     private readonly ws: WebSocket,
     private readonly mode: FrameMode,
-    private readonly backends: EdgeBackends,
+    private readonly gateway: MeshGateway,
     private readonly config: SessionConfig,
     private readonly hooks: {
       register(s: Session): void;
@@ -118,7 +118,7 @@ export class Session {
     this.frameBucket = new TokenBucket(config.frameRate, config.frameBurst);
     this.helloTimer = setTimeout(() => this.close(CLOSE.helloTimeout, "no Hello in time"), config.helloTimeoutMs);
     this.catchUp = new CatchUp({
-      readLog: (afterPos, limit) => backends.readLog(this.userId, afterPos, limit),
+      readLog: (afterPos, limit) => gateway.readLog(this.userId, afterPos, limit),
       emit: (frame, onWritten) => this.send(frame, onWritten),
       bufferedBytes: () => ws.bufferedAmount,
       end: (reason) => this.close(CLOSE.retryLater, reason),
@@ -207,8 +207,8 @@ export class Session {
     let claims;
     let live;
     try {
-      claims = await this.backends.tokens.verify(hello.token);
-      live = await this.backends.liveness.isLive(claims.sessionId);
+      claims = await this.gateway.tokens.verify(hello.token);
+      live = await this.gateway.liveness.isLive(claims.sessionId);
     } catch (err) {
       // A bad token is final (CLOSE.unauthenticated); a store that could not be asked is not (CLOSE.retryLater).
       const e = ChatError.from(err);
@@ -230,8 +230,8 @@ export class Session {
     try {
       // A device that closed and reconnected at once: its old session must not count as in use.
       await this.hooks.disconnected(this.userId, this.deviceId);
-      const { replaced } = await this.backends.presenceConnect(this.hooks.route(this), hello.takeover);
-      if (replaced) void this.backends.kick(replaced);
+      const { replaced } = await this.gateway.presenceConnect(this.hooks.route(this), hello.takeover);
+      if (replaced) void this.gateway.kick(replaced);
       if (this.closed) {
         // The socket closed while presence registered the device: onClosed saw no session to
         // remove, so disconnect it here or presence (and this edge's heartbeats) keep it for ever.
@@ -249,7 +249,7 @@ export class Session {
     this.authed = true;
     // Registered before catch-up starts, so live events arriving meanwhile are buffered, not lost.
     this.hooks.register(this);
-    this.backends.userOnline(this.userId);
+    this.gateway.userOnline(this.userId);
     this.send({
       ref,
       kind: {
@@ -270,7 +270,7 @@ export class Session {
 
   private async dispatch(ref: number, kind: NonNullable<ClientFrame["kind"]>): Promise<void> {
     const actor = { userId: this.userId, deviceId: this.deviceId };
-    const b = this.backends;
+    const b = this.gateway;
     switch (kind.$case) {
       case "hello":
         throw new ChatError(ErrorCode.ERROR_CODE_ALREADY_AUTHENTICATED, "this session already said Hello");

@@ -24,30 +24,58 @@ function withHidden(userIds: string[], hidden: Set<string>, shown: PresenceUpdat
   return userIds.map((id) => byId.get(id) ?? { userId: id, status: PresenceStatus.PRESENCE_STATUS_OFFLINE, lastActiveAtMs: 0 });
 }
 
+/** The mesh's service clients an edge calls (MeshClients gives them). */
+export interface EdgeMeshClients {
+  chat(): ChatServiceClient;
+  store(): MessageStoreServiceClient;
+  presence(): PresenceServiceClient;
+  notifier(): NotifierServiceClient;
+  edge(address: string): EdgeDeliveryServiceClient;
+}
+
+export interface MeshGatewayOptions {
+  tokens: TokenVerifier;
+  clients: EdgeMeshClients;
+  /** Calls about one conversation, sent to its owner among the live chat instances. */
+  owners: ChatRouter;
+  /** Where this edge records the devices it holds (presence or etcd). */
+  routes: RouteRegistry;
+  /** Closes a device's session if this edge holds it (false if another edge does). */
+  kickLocal: (route: Route) => boolean;
+  /** SESSION_CACHE_MS: how long a session found live is taken as live without asking again. */
+  sessionCacheMs: number;
+}
+
 /**
- * Everything a session asks of the mesh, one method per client action. The edge
- * holds no chat state: each method is one gRPC call, with the session's user as
- * the actor (the only identity the edge vouches for).
+ * The edge's gateway to the mesh: everything a session asks of the other
+ * services, one method per client action. The edge holds no chat state: each
+ * method is a gRPC call (batched per tick where many sessions ask at once),
+ * with the session's user as the actor (the only identity the edge vouches for).
  */
-export class EdgeBackends {
+export class MeshGateway {
+  readonly tokens: TokenVerifier;
   /** Whether the log-in session of a token is still live (asked of the store, briefly cached). */
   readonly liveness: SessionLiveness;
+  private readonly chat: ChatServiceClient;
+  private readonly store: MessageStoreServiceClient;
+  private readonly presence: PresenceServiceClient;
+  private readonly notifier: NotifierServiceClient;
+  private readonly edgeClient: (address: string) => EdgeDeliveryServiceClient;
+  private readonly kickLocal: (route: Route) => boolean;
+  private readonly routes: RouteRegistry;
+  private readonly owners: ChatRouter;
 
-  constructor(
-    readonly tokens: TokenVerifier,
-    private readonly chat: ChatServiceClient,
-    private readonly store: MessageStoreServiceClient,
-    private readonly presence: PresenceServiceClient,
-    private readonly notifier: NotifierServiceClient,
-    private readonly edgeClient: (address: string) => EdgeDeliveryServiceClient,
-    private readonly kickLocal: (route: Route) => boolean,
-    private readonly routes: RouteRegistry,
-    /** Calls about one conversation, sent to its owner among the live chat instances. */
-    private readonly owners: ChatRouter,
-    /** SESSION_CACHE_MS: how long a session found live is taken as live without asking again. */
-    sessionCacheMs: number,
-  ) {
-    this.liveness = new SessionLiveness((ids) => this.checkSessions(ids), sessionCacheMs);
+  constructor(opts: MeshGatewayOptions) {
+    this.tokens = opts.tokens;
+    this.chat = opts.clients.chat();
+    this.store = opts.clients.store();
+    this.presence = opts.clients.presence();
+    this.notifier = opts.clients.notifier();
+    this.edgeClient = (address) => opts.clients.edge(address);
+    this.kickLocal = opts.kickLocal;
+    this.routes = opts.routes;
+    this.owners = opts.owners;
+    this.liveness = new SessionLiveness((ids) => this.checkSessions(ids), opts.sessionCacheMs);
   }
 
   /** The Hellos of one tick: one presence call (a burst of reconnecting devices costs one RPC per tick, not one each). */
