@@ -83,6 +83,15 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (user_id, conversation_id, seq)) WITHOUT ROWID`,
   // 6: replies name an earlier message of their conversation.
   `ALTER TABLE messages ADD COLUMN reply_to_seq INTEGER NOT NULL DEFAULT 0`,
+  // 7: block lists and account deletion (docs/features.md). A deleted account keeps its row (so its
+  // username is never given to anyone else) with deleted_at set and an empty password hash.
+  `ALTER TABLE users ADD COLUMN deleted_at INTEGER NOT NULL DEFAULT 0;
+   CREATE TABLE blocks (
+     user_id TEXT NOT NULL,
+     blocked_id TEXT NOT NULL,
+     blocked_at INTEGER NOT NULL,
+     PRIMARY KEY (user_id, blocked_id)) WITHOUT ROWID;
+   CREATE INDEX blocks_by_blocked ON blocks (blocked_id)`,
 ];
 
 export function migrateSqlite(db: DatabaseSync): void {

@@ -81,6 +81,15 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (user_id, conversation_id, seq));`,
   // 6: replies name an earlier message of their conversation.
   `ALTER TABLE messages ADD COLUMN IF NOT EXISTS reply_to_seq bigint NOT NULL DEFAULT 0;`,
+  // 7: block lists and account deletion (docs/features.md). A deleted account keeps its row (so its
+  // username is never given to anyone else) with deleted_at set and an empty password hash.
+  `ALTER TABLE users ADD COLUMN IF NOT EXISTS deleted_at bigint NOT NULL DEFAULT 0;
+   CREATE TABLE IF NOT EXISTS blocks (
+     user_id text NOT NULL,
+     blocked_id text NOT NULL,
+     blocked_at bigint NOT NULL,
+     PRIMARY KEY (user_id, blocked_id));
+   CREATE INDEX IF NOT EXISTS blocks_by_blocked ON blocks (blocked_id);`,
 ];
 
 export async function migrate(db: SqlClient): Promise<void> {

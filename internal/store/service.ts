@@ -22,13 +22,16 @@ export function storeService(store: Store): AsyncService<typeof MessageStoreServ
     createConversation: async (req) => store.createConversation(req.conversation!, req.createdBy, req.maxMembers),
     getConversation: async (req) => {
       const found = await store.getConversation(req.conversationId);
-      return { conversation: found?.conversation, mutedUserIds: found?.mutedUserIds ?? [] };
+      const blocks = found ? await store.blockPairs(found.conversation.members.map((m) => m.userId)) : [];
+      return { conversation: found?.conversation, mutedUserIds: found?.mutedUserIds ?? [], blocks };
     },
     changeMembership: async (req) => store.changeMembership(req),
     listConversations: async (req) => ({ conversations: await store.listConversations(req.userId) }),
     listContacts: async (req) => {
       const userIds = await store.contactIds(req.userId);
-      return { userIds, hiddenUserIds: await store.presenceHidden(userIds) };
+      const [hiddenUserIds, blocks, deleted] = await Promise.all([store.presenceHidden(userIds), store.blocks(req.userId), store.deletedAmong(userIds)]);
+      const blockedUserIds = [...new Set([...blocks.blocked.map((b) => b.userId), ...blocks.blockedBy, ...deleted])];
+      return { userIds, hiddenUserIds, blockedUserIds };
     },
     getPrivacySettings: async (req) => {
       if (req.userIds.length > PRIVACY_USERS_MAX) throw ChatError.invalid(`at most ${PRIVACY_USERS_MAX} users per call`);
@@ -65,6 +68,13 @@ export function storeService(store: Store): AsyncService<typeof MessageStoreServ
       return { live: await store.checkSessions(req.sessionIds, Date.now()) };
     },
     changeMessage: async (req) => ({ events: await store.changeMessage(req) }),
+    setBlocked: async (req) => {
+      if (!req.userId || !req.blockedId || req.userId === req.blockedId) throw ChatError.invalid("a block is between two different users");
+      return store.setBlocked(req.userId, req.blockedId, req.blocked, req.atMs);
+    },
+    getBlocks: async (req) => store.blocks(req.userId),
+    deleteAccount: async (req) => store.deleteAccount(req.userId, req.nowMs),
+    listSentMessages: async (req) => ({ seqs: await store.sentMessages(req.conversationId, req.senderId) }),
     updatePointersBatch: async (req) => {
       if (req.updates.length > POINTER_UPDATES_MAX) throw ChatError.invalid(`at most ${POINTER_UPDATES_MAX} pointer updates per call`);
       const results = await store.updatePointersBatch(req.updates);

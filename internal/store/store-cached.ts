@@ -1,6 +1,7 @@
 import type { AppendGroup, AppendGroupResult, ChangeMessageRequest, Session, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
 import type { RotateRequest } from "./sessions.js";
 import type { PrivacySettings } from "./privacy.js";
+import type { BlockedUser, BlockPair } from "./blocks.js";
 import type { Conversation, HistoryPage, HistoryRequest, MembershipAction } from "../../gen/chat/v1/client.js";
 import { HistoryDirection } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
@@ -79,6 +80,12 @@ export class CachedStore implements Store {
   privacySettings(userIds: string[]): Promise<PrivacySettings[]> { return this.inner.privacySettings(userIds); }
   setPrivacySettings(userId: string, change: PrivacySettings): Promise<PrivacySettings> { return this.inner.setPrivacySettings(userId, change); }
   presenceHidden(userIds: string[]): Promise<string[]> { return this.inner.presenceHidden(userIds); }
+  setBlocked(userId: string, blockedId: string, blocked: boolean, atMs: number) { return this.inner.setBlocked(userId, blockedId, blocked, atMs); }
+  blocks(userId: string): Promise<{ blocked: BlockedUser[]; blockedBy: string[] }> { return this.inner.blocks(userId); }
+  blockPairs(userIds: string[]): Promise<BlockPair[]> { return this.inner.blockPairs(userIds); }
+  deletedAmong(userIds: string[]): Promise<string[]> { return this.inner.deletedAmong(userIds); }
+  deleteAccount(userId: string, nowMs: number) { return this.inner.deleteAccount(userId, nowMs); }
+  sentMessages(conversationId: string, senderId: string): Promise<number[]> { return this.inner.sentMessages(conversationId, senderId); }
   createConversation(conversation: Conversation, createdBy: string, maxMembers: number) { return this.inner.createConversation(conversation, createdBy, maxMembers); }
   getConversation(id: string) { return this.inner.getConversation(id); }
   changeMembership(req: { conversationId: string; actorId: string; subjectId: string; action: MembershipAction; maxMembers: number }) { return this.inner.changeMembership(req); }

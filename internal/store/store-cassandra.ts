@@ -2,6 +2,7 @@ import cassandra from "cassandra-driver";
 import { AppendGroup, type AppendGroupResult, type AppendedMessage, type AppendMessage, type ChangeMessageRequest, type Session, type User, type UserEvent } from "../../gen/chat/internal/v1/store.js";
 import type { RotateRequest } from "./sessions.js";
 import type { PrivacySettings } from "./privacy.js";
+import type { BlockedUser, BlockPair } from "./blocks.js";
 import {
   type Conversation,
   ErrorCode,
@@ -219,6 +220,11 @@ export class CassandraStore implements Store {
   privacySettings(userIds: string[]): Promise<PrivacySettings[]> { return guard(() => this.dir.privacySettings(userIds)); }
   setPrivacySettings(userId: string, change: PrivacySettings): Promise<PrivacySettings> { return guard(() => this.dir.setPrivacySettings(userId, change)); }
   presenceHidden(userIds: string[]): Promise<string[]> { return guard(() => this.dir.presenceHidden(userIds)); }
+  setBlocked(userId: string, blockedId: string, blocked: boolean, atMs: number) { return guard(() => this.dir.setBlocked(userId, blockedId, blocked, atMs)); }
+  blocks(userId: string): Promise<{ blocked: BlockedUser[]; blockedBy: string[] }> { return guard(() => this.dir.blocks(userId)); }
+  blockPairs(userIds: string[]): Promise<BlockPair[]> { return guard(() => this.dir.blockPairs(userIds)); }
+  deletedAmong(userIds: string[]): Promise<string[]> { return guard(() => this.dir.deletedAmong(userIds)); }
+  deleteAccount(userId: string, nowMs: number) { return guard(() => this.dir.deleteAccount(userId, nowMs)); }
 
   createConversation(conversation: Conversation, createdBy: string, maxMembers: number) {
     return guard(async () => {
@@ -452,6 +458,18 @@ export class CassandraStore implements Store {
     const m = (await this.client.execute(this.cql.message, [conversationId, Math.floor(seq / this.M), seq], { consistency: consistencies.localSerial, isIdempotent: true })).first();
     const changes = (m?.["changes"] as Array<{ toString(): string }> | null) ?? [];
     return changes.some((id) => num(id) === row.id);
+  }
+
+  /** From the dedupe index (one partition per conversation and sender), less the conversation's tombstones. */
+  sentMessages(conversationId: string, senderId: string): Promise<number[]> {
+    return guard(async () => {
+      const [sent, deleted] = await Promise.all([
+        this.client.execute(this.cql.sentBy, [conversationId, senderId], { isIdempotent: true, fetchSize: 100_000 }),
+        this.client.execute(this.cql.deletedIn, [conversationId], { isIdempotent: true, fetchSize: 100_000 }),
+      ]);
+      const gone = new Set(deleted.rows.map((r) => num(r["seq"])));
+      return sent.rows.map((r) => num(r["seq"])).filter((seq) => !gone.has(seq)).sort((a, b) => a - b);
+    });
   }
 
   hiddenSeqs(userId: string, conversationId: string): Promise<number[]> {
@@ -872,5 +890,7 @@ function statements(ks: string) {
     deletedAfter: `SELECT count(*) AS n FROM ${ks}.deleted_messages WHERE conversation_id = ? AND seq > ?`,
     insertHidden: `INSERT INTO ${ks}.hidden_messages (user_id, conversation_id, seq) VALUES (?, ?, ?)`,
     hiddenOf: `SELECT seq FROM ${ks}.hidden_messages WHERE user_id = ? AND conversation_id = ?`,
+    sentBy: `SELECT seq FROM ${ks}.message_ids WHERE conversation_id = ? AND sender_id = ?`,
+    deletedIn: `SELECT seq FROM ${ks}.deleted_messages WHERE conversation_id = ?`,
   };
 }

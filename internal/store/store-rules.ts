@@ -1,6 +1,6 @@
 import type { AppendGroup, AppendGroupResult, AppendedMessage, ChangeMessageRequest, UserEvent } from "../../gen/chat/internal/v1/store.js";
 import type { Message } from "../../gen/chat/v1/client.js";
-import { type Conversation, ConversationKind, ErrorCode, type Event, MembershipAction } from "../../gen/chat/v1/client.js";
+import { type Conversation, ConversationKind, ErrorCode, type Event, Member, MembershipAction } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
 import { num } from "./sql.js";
 
@@ -24,6 +24,13 @@ export interface MessageRow {
   deleted_at?: unknown;
   /** 0 unless a reply (migration 3). */
   reply_to_seq?: unknown;
+}
+
+/** A member as every directory answers it: a deleted account keeps its place with no name. */
+export function memberOf(userId: string, username: string, deliveredSeq: number, readSeq: number, deletedAtMs: number): Member {
+  return deletedAtMs > 0
+    ? Member.create({ userId, username: "", deliveredSeq, readSeq, accountDeleted: true })
+    : Member.create({ userId, username, deliveredSeq, readSeq });
 }
 
 export function toMessage(r: MessageRow): Message {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Conversation, ConversationKind, Member } from "../../gen/chat/v1/client.js";
 import { PgliteSqlClient } from "./sql-pglite.js";
+import { blockContract } from "../../test/support/block-contract.js";
 import { contactsContract } from "../../test/support/contacts-contract.js";
 import { pageBoundsContract } from "../../test/support/page-bounds-contract.js";
 import { privacyContract } from "../../test/support/privacy-contract.js";
@@ -13,6 +14,10 @@ pageBoundsContract("SqlStore on PGlite", async () => SqlStore.open(await PgliteS
 contactsContract("SqlStore on PGlite", async () => SqlStore.open(await PgliteSqlClient.open(":memory:")));
 quotaContract("SqlStore on PGlite", async () => SqlStore.open(await PgliteSqlClient.open(":memory:")));
 privacyContract("SqlStore on PGlite", async () => SqlStore.open(await PgliteSqlClient.open(":memory:")));
+describe("blocks and account deletion: SqlStore on PGlite", () => {
+  let store: Promise<SqlStore> | undefined;
+  blockContract(() => (store ??= PgliteSqlClient.open(":memory:").then((db) => SqlStore.open(db))));
+});
 
 describe("SqlStore contact ids", () => {
   it("cost one query however many conversations the user is in (listConversations costs one per conversation and more)", async () => {

@@ -7,9 +7,11 @@ import type { RotateRequest } from "./sessions.js";
 import { SqlSessionStore } from "./sessions-sql.js";
 import type { PrivacySettings } from "./privacy.js";
 import { SqlPrivacyStore } from "./privacy-sql.js";
+import type { BlockedUser, BlockPair } from "./blocks.js";
+import { SqlBlockStore } from "./blocks-sql.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
 import { fitBytes, historyLimit, type LogPage, type PointerMoveResult, type PointerUpdate, type Store, updateEachPointer } from "./store.js";
-import { fillEditedTexts, liveEvents, type LogWrite, type MembershipRequest, type MessageRow, memberLogWrites, membershipEvent, movePointers, numberAppend, placeLogged, planMembershipChange, planMessageChange, toMessage } from "./store-rules.js";
+import { fillEditedTexts, memberOf, liveEvents, type LogWrite, type MembershipRequest, type MessageRow, memberLogWrites, membershipEvent, movePointers, numberAppend, placeLogged, planMembershipChange, planMessageChange, toMessage } from "./store-rules.js";
 
 export type { LogWrite } from "./store-rules.js";
 
@@ -31,10 +33,12 @@ export type MembershipLog = (tx: SqlExecutor, writes: LogWrite[]) => Promise<Use
 export class SqlStore implements Store {
   private readonly sessions: SqlSessionStore;
   private readonly privacy: SqlPrivacyStore;
+  private readonly blockList: SqlBlockStore;
 
   private constructor(private readonly db: SqlClient) {
     this.sessions = new SqlSessionStore(db);
     this.privacy = new SqlPrivacyStore(db);
+    this.blockList = new SqlBlockStore(db);
   }
 
   static async open(db: SqlClient): Promise<SqlStore> {
@@ -51,12 +55,12 @@ export class SqlStore implements Store {
   }
 
   async getUserByName(username: string): Promise<User | null> {
-    const { rows } = await this.db.query<{ id: string; username: string; password_hash: string; created_at: unknown }>(
-      `SELECT id, username, password_hash, created_at FROM users WHERE username = $1`,
+    const { rows } = await this.db.query<{ id: string; username: string; password_hash: string; created_at: unknown; deleted_at: unknown }>(
+      `SELECT id, username, password_hash, created_at, deleted_at FROM users WHERE username = $1`,
       [username],
     );
     const r = rows[0];
-    return r ? { id: r.id, username: r.username, passwordHash: r.password_hash, createdAtMs: num(r.created_at) } : null;
+    return r ? { id: r.id, username: r.username, passwordHash: r.password_hash, createdAtMs: num(r.created_at), deletedAtMs: num(r.deleted_at) } : null;
   }
 
   async getUsers(ids: string[]): Promise<User[]> {
@@ -65,7 +69,7 @@ export class SqlStore implements Store {
       `SELECT id, username, created_at FROM users WHERE id = ANY($1::text[])`,
       [ids],
     );
-    return rows.map((r) => ({ id: r.id, username: r.username, passwordHash: "", createdAtMs: num(r.created_at) }));
+    return rows.map((r) => ({ id: r.id, username: r.username, passwordHash: "", createdAtMs: num(r.created_at), deletedAtMs: 0 }));
   }
 
   createSession(session: Session, refreshHash: Uint8Array, maxLive?: number): Promise<string[]> { return this.sessions.createSession(session, refreshHash, maxLive); }
@@ -76,6 +80,11 @@ export class SqlStore implements Store {
   privacySettings(userIds: string[]): Promise<PrivacySettings[]> { return this.privacy.privacySettings(userIds); }
   setPrivacySettings(userId: string, change: PrivacySettings): Promise<PrivacySettings> { return this.privacy.setPrivacySettings(userId, change); }
   presenceHidden(userIds: string[]): Promise<string[]> { return this.privacy.presenceHidden(userIds); }
+  setBlocked(userId: string, blockedId: string, blocked: boolean, atMs: number) { return this.blockList.setBlocked(userId, blockedId, blocked, atMs); }
+  blocks(userId: string): Promise<{ blocked: BlockedUser[]; blockedBy: string[] }> { return this.blockList.blocks(userId); }
+  blockPairs(userIds: string[]): Promise<BlockPair[]> { return this.blockList.blockPairs(userIds); }
+  deletedAmong(userIds: string[]): Promise<string[]> { return this.blockList.deletedAmong(userIds); }
+  deleteAccount(userId: string, nowMs: number) { return this.blockList.deleteAccount(userId, nowMs); }
 
   async createConversation(conversation: Conversation, createdBy: string, maxMembers: number) {
     return this.createConversationWith(conversation, createdBy, maxMembers, (tx, writes) => this.appendLog(tx, writes));
@@ -330,6 +339,12 @@ export class SqlStore implements Store {
     return rows.map((r) => num(r.seq));
   }
 
+  async sentMessages(conversationId: string, senderId: string): Promise<number[]> {
+    // The (conversation_id, sender_id, client_msg_id) index finds them without reading the others.
+    const { rows } = await this.db.query<{ seq: unknown }>(`SELECT seq FROM messages WHERE conversation_id = $1 AND sender_id = $2 AND deleted_at = 0 ORDER BY seq`, [conversationId, senderId]);
+    return rows.map((r) => num(r.seq));
+  }
+
   private async texts(conversationId: string, seqs: number[]): Promise<Map<number, string>> {
     const { rows } = await this.db.query<{ seq: unknown; body: string }>(`SELECT seq, body FROM messages WHERE conversation_id = $1 AND seq = ANY($2::bigint[])`, [conversationId, seqs]);
     return new Map(rows.map((r) => [num(r.seq), r.body]));
@@ -410,8 +425,8 @@ export class SqlStore implements Store {
     );
     const c = rows[0];
     if (!c) return null;
-    const members = await db.query<{ user_id: string; username: string; delivered_seq: unknown; read_seq: unknown }>(
-      `SELECT m.user_id, u.username, m.delivered_seq, m.read_seq FROM members m JOIN users u ON u.id = m.user_id WHERE m.conversation_id = $1 ORDER BY m.joined_at, m.user_id`,
+    const members = await db.query<{ user_id: string; username: string; delivered_seq: unknown; read_seq: unknown; deleted_at: unknown }>(
+      `SELECT m.user_id, u.username, m.delivered_seq, m.read_seq, u.deleted_at FROM members m JOIN users u ON u.id = m.user_id WHERE m.conversation_id = $1 ORDER BY m.joined_at, m.user_id`,
       [id],
     );
     return Conversation.create({
@@ -420,7 +435,7 @@ export class SqlStore implements Store {
       title: c.title,
       createdAtMs: num(c.created_at),
       lastSeq: num(c.last_seq),
-      members: members.rows.map((m) => Member.create({ userId: m.user_id, username: m.username, deliveredSeq: num(m.delivered_seq), readSeq: num(m.read_seq) })),
+      members: members.rows.map((m) => memberOf(m.user_id, m.username, num(m.delivered_seq), num(m.read_seq), num(m.deleted_at))),
     });
   }
 }

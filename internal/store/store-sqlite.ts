@@ -8,9 +8,11 @@ import type { RotateRequest } from "./sessions.js";
 import { SqliteSessionStore } from "./sessions-sqlite.js";
 import type { PrivacySettings } from "./privacy.js";
 import { SqlitePrivacyStore } from "./privacy-sqlite.js";
+import type { BlockedUser, BlockPair } from "./blocks.js";
+import { SqliteBlockStore } from "./blocks-sqlite.js";
 import { SqliteDb } from "./sqlite-db.js";
 import { fitBytes, historyLimit, type LogPage, type PointerMoveResult, type PointerResult, type PointerUpdate, type Store } from "./store.js";
-import { fillEditedTexts, liveEvents, type LogWrite, type MembershipRequest, type MessageRow, memberLogWrites, membershipEvent, movePointers, numberAppend, placeLogged, planMembershipChange, planMessageChange, toMessage } from "./store-rules.js";
+import { fillEditedTexts, liveEvents, memberOf, type LogWrite, type MembershipRequest, type MessageRow, memberLogWrites, membershipEvent, movePointers, numberAppend, placeLogged, planMembershipChange, planMessageChange, toMessage } from "./store-rules.js";
 
 /** SQLite's `synchronous` setting: NORMAL survives the kill of any process, FULL (an fsync per commit) survives power loss. */
 export type SqliteSync = "normal" | "full";
@@ -32,11 +34,13 @@ export class SqliteStore implements Store {
   private readonly sql: SqliteDb;
   private readonly sessions: SqliteSessionStore;
   private readonly privacy: SqlitePrivacyStore;
+  private readonly blockList: SqliteBlockStore;
 
   private constructor(private readonly db: DatabaseSync) {
     this.sql = new SqliteDb(db);
     this.sessions = new SqliteSessionStore(this.sql);
     this.privacy = new SqlitePrivacyStore(this.sql);
+    this.blockList = new SqliteBlockStore(this.sql);
   }
 
   /** Opens (creating if needed) the database file; ":memory:" for a private in-memory one. */
@@ -59,16 +63,16 @@ export class SqliteStore implements Store {
   }
 
   async getUserByName(username: string): Promise<User | null> {
-    const r = this.q(`SELECT id, username, password_hash, created_at FROM users WHERE username = ?1`).get(username) as
-      | { id: string; username: string; password_hash: string; created_at: number }
+    const r = this.q(`SELECT id, username, password_hash, created_at, deleted_at FROM users WHERE username = ?1`).get(username) as
+      | { id: string; username: string; password_hash: string; created_at: number; deleted_at: number }
       | undefined;
-    return r ? { id: r.id, username: r.username, passwordHash: r.password_hash, createdAtMs: r.created_at } : null;
+    return r ? { id: r.id, username: r.username, passwordHash: r.password_hash, createdAtMs: r.created_at, deletedAtMs: r.deleted_at } : null;
   }
 
   async getUsers(ids: string[]): Promise<User[]> {
     if (ids.length === 0) return [];
     const rows = this.q(`SELECT id, username, created_at FROM users WHERE id IN (SELECT value FROM json_each(?1))`).all(JSON.stringify(ids)) as Array<{ id: string; username: string; created_at: number }>;
-    return rows.map((r) => ({ id: r.id, username: r.username, passwordHash: "", createdAtMs: r.created_at }));
+    return rows.map((r) => ({ id: r.id, username: r.username, passwordHash: "", createdAtMs: r.created_at, deletedAtMs: 0 }));
   }
 
   async createConversation(conversation: Conversation, createdBy: string, maxMembers: number) {
@@ -119,12 +123,12 @@ export class SqliteStore implements Store {
     ).all(userId) as Array<{ id: string; kind: number; title: string; created_at: number; last_seq: number; read_seq: number; muted: number; deleted_unread: number }>;
     const members = new Map<string, Member[]>();
     const rows = this.q(
-      `SELECT m.conversation_id, m.user_id, u.username, m.delivered_seq, m.read_seq FROM members m JOIN users u ON u.id = m.user_id
+      `SELECT m.conversation_id, m.user_id, u.username, m.delivered_seq, m.read_seq, u.deleted_at FROM members m JOIN users u ON u.id = m.user_id
         WHERE m.conversation_id IN (SELECT conversation_id FROM members WHERE user_id = ?1) ORDER BY m.conversation_id, m.joined_at, m.user_id`,
-    ).all(userId) as Array<{ conversation_id: string; user_id: string; username: string; delivered_seq: number; read_seq: number }>;
+    ).all(userId) as Array<{ conversation_id: string; user_id: string; username: string; delivered_seq: number; read_seq: number; deleted_at: number }>;
     for (const m of rows) {
       const list = members.get(m.conversation_id) ?? [];
-      list.push(Member.create({ userId: m.user_id, username: m.username, deliveredSeq: m.delivered_seq, readSeq: m.read_seq }));
+      list.push(memberOf(m.user_id, m.username, m.delivered_seq, m.read_seq, m.deleted_at));
       members.set(m.conversation_id, list);
     }
     return convs.map((c) => Conversation.create({
@@ -279,6 +283,11 @@ export class SqliteStore implements Store {
     return (this.q(`SELECT seq FROM hidden_messages WHERE user_id = ?1 AND conversation_id = ?2 ORDER BY seq`).all(userId, conversationId) as Array<{ seq: number }>).map((r) => r.seq);
   }
 
+  async sentMessages(conversationId: string, senderId: string): Promise<number[]> {
+    // The (conversation_id, sender_id, client_msg_id) index finds them without reading the others.
+    return (this.q(`SELECT seq FROM messages WHERE conversation_id = ?1 AND sender_id = ?2 AND deleted_at = 0 ORDER BY seq`).all(conversationId, senderId) as Array<{ seq: number }>).map((r) => r.seq);
+  }
+
   private texts(conversationId: string, seqs: number[]): Map<number, string> {
     const rows = this.q(`SELECT seq, body FROM messages WHERE conversation_id = ?1 AND seq IN (SELECT value FROM json_each(?2))`).all(conversationId, JSON.stringify(seqs)) as Array<{ seq: number; body: string }>;
     return new Map(rows.map((r) => [r.seq, r.body]));
@@ -308,6 +317,11 @@ export class SqliteStore implements Store {
   privacySettings(userIds: string[]): Promise<PrivacySettings[]> { return this.privacy.privacySettings(userIds); }
   setPrivacySettings(userId: string, change: PrivacySettings): Promise<PrivacySettings> { return this.privacy.setPrivacySettings(userId, change); }
   presenceHidden(userIds: string[]): Promise<string[]> { return this.privacy.presenceHidden(userIds); }
+  setBlocked(userId: string, blockedId: string, blocked: boolean, atMs: number) { return this.blockList.setBlocked(userId, blockedId, blocked, atMs); }
+  blocks(userId: string): Promise<{ blocked: BlockedUser[]; blockedBy: string[] }> { return this.blockList.blocks(userId); }
+  blockPairs(userIds: string[]): Promise<BlockPair[]> { return this.blockList.blockPairs(userIds); }
+  deletedAmong(userIds: string[]): Promise<string[]> { return this.blockList.deletedAmong(userIds); }
+  deleteAccount(userId: string, nowMs: number) { return this.blockList.deleteAccount(userId, nowMs); }
 
   async close(): Promise<void> {
     if (this.db.isOpen) this.db.close();
@@ -358,15 +372,15 @@ export class SqliteStore implements Store {
       | undefined;
     if (!c) return null;
     const members = this.q(
-      `SELECT m.user_id, u.username, m.delivered_seq, m.read_seq FROM members m JOIN users u ON u.id = m.user_id WHERE m.conversation_id = ?1 ORDER BY m.joined_at, m.user_id`,
-    ).all(id) as Array<{ user_id: string; username: string; delivered_seq: number; read_seq: number }>;
+      `SELECT m.user_id, u.username, m.delivered_seq, m.read_seq, u.deleted_at FROM members m JOIN users u ON u.id = m.user_id WHERE m.conversation_id = ?1 ORDER BY m.joined_at, m.user_id`,
+    ).all(id) as Array<{ user_id: string; username: string; delivered_seq: number; read_seq: number; deleted_at: number }>;
     return Conversation.create({
       id: c.id,
       kind: c.kind as ConversationKind,
       title: c.title,
       createdAtMs: c.created_at,
       lastSeq: c.last_seq,
-      members: members.map((m) => Member.create({ userId: m.user_id, username: m.username, deliveredSeq: m.delivered_seq, readSeq: m.read_seq })),
+      members: members.map((m) => memberOf(m.user_id, m.username, m.delivered_seq, m.read_seq, m.deleted_at)),
     });
   }
 }

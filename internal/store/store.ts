@@ -1,6 +1,7 @@
 import type { AppendGroup, AppendGroupResult, ChangeMessageRequest, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
 import { type Conversation, ErrorCode, type Event, type HistoryPage, type HistoryRequest, type MembershipAction } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
+import type { BlockStore } from "./blocks.js";
 import type { PrivacyStore } from "./privacy.js";
 import type { SessionStore } from "./sessions.js";
 
@@ -77,7 +78,7 @@ export async function updateEachPointer(store: Pick<Store, "updatePointers">, up
  * ChatErrors with domain codes; backend failures surface as UNAVAILABLE.
  * Sessions live in the directory with the users (sessions.ts, sessions-sql.ts).
  */
-export interface Store extends SessionStore, PrivacyStore {
+export interface Store extends SessionStore, PrivacyStore, BlockStore {
   createUser(user: User): Promise<void>;
   getUserByName(username: string): Promise<User | null>;
   getUsers(ids: string[]): Promise<User[]>;
@@ -116,6 +117,8 @@ export interface Store extends SessionStore, PrivacyStore {
   changeMessage(req: ChangeMessageRequest): Promise<UserEvent[]>;
   /** Seqs of the conversation's messages the user deleted for themselves (history leaves them out). */
   hiddenSeqs(userId: string, conversationId: string): Promise<number[]>;
+  /** Seqs of the sender's messages in the conversation not deleted for everyone, ascending (an account's erasure). */
+  sentMessages(conversationId: string, senderId: string): Promise<number[]>;
 
   close(): Promise<void>;
 }

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { User } from "../../gen/chat/internal/v1/store.js";
 import { Conversation, ConversationKind, ErrorCode, type Event, HistoryDirection, Member, MembershipAction } from "../../gen/chat/v1/client.js";
 import type { Store } from "../../internal/store/store.js";
+import { blockContract } from "./block-contract.js";
 import { contactsContract } from "./contacts-contract.js";
 import { messageChangeContract } from "./message-change-contract.js";
 import { pageBoundsContract } from "./page-bounds-contract.js";
@@ -78,6 +79,7 @@ describe(`message store contract: ${backend.name}`, () => {
   quotaContract(backend.name, async () => store, async () => {});
   privacyContract(backend.name, async () => store, async () => {});
   messageChangeContract(async () => store);
+  blockContract(async () => store);
 
   it("creates users and conversations; membership events land in every member's log", async () => {
     const [a, b, c] = await users(store, "a", "b", "c");
