@@ -1,6 +1,7 @@
 import { AccountServiceService, ChatServiceService } from "../../gen/chat/internal/v1/chat.js";
 import { signingKeyFile } from "../../internal/auth/keys.js";
 import { TokenIssuer } from "../../internal/auth/tokens.js";
+import { AccountDeletion } from "../../internal/chat/account-deletion.js";
 import { accountService } from "../../internal/chat/accounts.js";
 import { Sessions } from "../../internal/chat/sessions.js";
 import { Fanout } from "../../internal/chat/fanout.js";
@@ -58,7 +59,7 @@ await runUntilSignal("chat", log, config.shutdownTimeoutMs, async () => {
   const core = new ChatCore(store, fanout, chatConfig, log, signals);
   const server = await serve(config, "chat", port, log, [
     service(ChatServiceService, chatService(core)),
-    service(AccountServiceService, accountService(store, new Sessions(store, issuer, sessionLifetimes))),
+    service(AccountServiceService, accountService(store, new Sessions(store, issuer, sessionLifetimes), new AccountDeletion({ store, core, routes, edges: { get: (a) => mesh.edge(a) }, notifier: mesh.notifier(), log }))),
   ]);
   const self = { id: config.instanceId, address: `${config.advertiseHost}:${server.port}` };
   watchOwnership(discovery, self, core, log);

@@ -67,7 +67,7 @@ await runUntilSignal("edge", log, config.shutdownTimeoutMs, async () => {
   // The gRPC port is bound first: the advertised route must name the real port.
   let edge!: EdgeServer;
   const grpc = await serve(config, "edge", grpcPort, log, [
-    service(EdgeDeliveryServiceService, { deliver: (r, c) => edge.deliveryService().deliver(r, c), kick: (r, c) => edge.deliveryService().kick(r, c) }),
+    service(EdgeDeliveryServiceService, { deliver: (r, c) => edge.deliveryService().deliver(r, c), kick: (r, c) => edge.deliveryService().kick(r, c), endSessions: (r, c) => edge.deliveryService().endSessions(r, c) }),
   ]);
   const gateway = new MeshGateway({ tokens: verifier, clients: mesh, owners: chats, routes: routeRegistry(config, etcd), kickLocal: (r) => edge.kickLocal(r), sessionCacheMs });
   const grpcAddress = `${config.advertiseHost}:${grpc.port}`;

@@ -7,6 +7,7 @@ import { ChatError, ErrorCode } from "../errors/chat-error.js";
 import { call } from "../grpc/client.js";
 import type { AsyncService } from "../grpc/handler.js";
 import { validateDeviceId, validatePassword, validateUsername } from "../validation/validate.js";
+import type { AccountDeletion } from "./account-deletion.js";
 import type { Sessions } from "./sessions.js";
 
 // Verifying against this when the user does not exist keeps login time the same
@@ -20,12 +21,12 @@ function deviceOf(deviceId: string): string {
 }
 
 /**
- * Accounts: sign-up, log-in and password changes over the store's users table. Every
+ * Accounts: sign-up, log-in, password changes and deletion over the store's users table. Every
  * success starts a session (sessions.ts), whose tokens are signed here only; password
  * hashes never leave this service and the store. Every password hash waits its turn in
  * `hashes`, so a burst of one kind cannot starve the other.
  */
-export function accountService(store: MessageStoreServiceClient, sessions: Sessions, hashes = new HashQueue()): AsyncService<typeof AccountServiceService> {
+export function accountService(store: MessageStoreServiceClient, sessions: Sessions, deletion: AccountDeletion, hashes = new HashQueue()): AsyncService<typeof AccountServiceService> {
   const start = (id: string, username: string, deviceId: string) => sessions.start({ id, username }, deviceId);
   /**
    * The account exists: a resend of this very signup (its reply was lost, or said "retry" after
@@ -42,7 +43,8 @@ export function accountService(store: MessageStoreServiceClient, sessions: Sessi
   const verified = async (username: string, password: string) => {
     const { user } = await call(store, store.getUserByName, { username });
     dummyHash ??= hashPassword("not-a-real-password");
-    const stored = user?.passwordHash ?? (await dummyHash);
+    // A deleted account has no password: verified against the dummy, it takes as long as a wrong one.
+    const stored = user && !user.deletedAtMs ? user.passwordHash : await dummyHash;
     const ok = await hashes.run("login", () => verifyPassword(password, stored));
     return user && ok ? user : null;
   };
@@ -87,6 +89,13 @@ export function accountService(store: MessageStoreServiceClient, sessions: Sessi
       const passwordHash = await hashes.run("signup", () => hashPassword(req.newPassword));
       const { endedSessionIds } = await call(store, store.setPassword, { userId: req.userId, passwordHash, keepSessionId: req.sessionId, nowMs: Date.now() });
       return { endedSessionIds };
+    },
+    deleteAccount: async (req) => {
+      // As for a password change: a live session, and the password (a wrong one changes nothing).
+      await sessions.requireLive(req.sessionId);
+      const user = await verified(req.username, req.password);
+      if (!user || user.id !== req.userId) throw ChatError.denied("the password is wrong");
+      return deletion.delete(req.userId, req.erase);
     },
   };
 }

@@ -8,6 +8,15 @@ export interface ConversationInfo {
   memberIds: string[];
   muted: Set<string>;
   usernames: Map<string, string>;
+  /** Blocks between members, as "blocker\u0000blocked" (blockedBetween reads them). */
+  blocks: Set<string>;
+  /** Members whose account was deleted. */
+  deleted: Set<string>;
+}
+
+/** Whether either of the two members blocked the other. */
+export function blockedBetween(info: ConversationInfo, a: string, b: string): boolean {
+  return info.blocks.size > 0 && (info.blocks.has(`${a}\u0000${b}`) || info.blocks.has(`${b}\u0000${a}`));
 }
 
 const TTL_MS = 30_000;
@@ -75,6 +84,8 @@ export class ConversationDirectory {
       memberIds: c.members.map((m) => m.userId),
       muted: new Set(res.mutedUserIds),
       usernames: new Map(c.members.map((m) => [m.userId, m.username])),
+      blocks: new Set(res.blocks.map((p) => `${p.blockerId}\u0000${p.blockedId}`)),
+      deleted: new Set(c.members.filter((m) => m.accountDeleted).map((m) => m.userId)),
     };
   }
 }

@@ -9,7 +9,7 @@ import { call } from "../grpc/client.js";
 import { BATCH_MAX_BYTES, ITEM_OVERHEAD_BYTES, textBytes } from "../grpc/message-size.js";
 import type { Logger } from "../log/logger.js";
 import type { Route, RouteIndex } from "../routes/route-index.js";
-import type { ConversationInfo } from "./directory.js";
+import { blockedBetween, type ConversationInfo } from "./directory.js";
 import { sleep } from "../run/sleep.js";
 
 type MessageItem = { message: Message; atMs: number; memberIds: string[]; positions: number[]; info: ConversationInfo };
@@ -124,7 +124,9 @@ export class Fanout {
     items.forEach((item, index) => item.memberIds.forEach((userId, k) => targets.push({ userId, pos: item.positions[k]!, eventIndex: index })));
     await this.sendToEdges(routes, { events, targets, receipts: [], presence: [], typing: [] });
     for (const item of items) {
-      const offline = item.memberIds.filter((u) => !online.has(u) && u !== item.message.senderId);
+      // No push between users in a block, nor to a deleted account.
+      const sender = item.message.senderId;
+      const offline = item.memberIds.filter((u) => !online.has(u) && u !== sender && !item.info.deleted.has(u) && !blockedBetween(item.info, u, sender));
       if (offline.length === 0) continue;
       const c = item.info.conversation;
       call(this.notifier, this.notifier.notify, {

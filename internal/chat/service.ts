@@ -11,6 +11,7 @@ import { call } from "../grpc/client.js";
 import type { AsyncService } from "../grpc/handler.js";
 import type { Logger } from "../log/logger.js";
 import { validateConversationId, validateMessageRef, validateSend, validateText, validateTitle, validateUsername } from "../validation/validate.js";
+import { BlockRules } from "./blocks.js";
 import { ConversationDirectory } from "./directory.js";
 import { LocalSignals, type DirectorySignals } from "./directory-signals.js";
 import type { Fanout } from "./fanout.js";
@@ -50,6 +51,9 @@ export interface ChatConfig {
   maxGroupsPerDay?: number;
 }
 
+/** Deletions for everyone of an erased account in flight at once: its messages go in rounds, not all at once. */
+const ERASE_IN_FLIGHT = 8;
+
 /** Conversations, sequencing and fan-out: the heart of the chat service. */
 export class ChatCore {
   private readonly directory: ConversationDirectory;
@@ -58,6 +62,8 @@ export class ChatCore {
   private readonly groupQuota: GroupQuota;
   /** Privacy settings, and who may add whom to groups. */
   readonly privacy: PrivacyRules;
+  /** Who blocked whom, and what a block stops. */
+  readonly blocks: BlockRules;
   private readonly pendingReceipts = new Map<string, Map<string, Receipt>>();
   private receiptTimer: NodeJS.Timeout | undefined;
   /** Each recent message's trace, so the receipts that acknowledge it can link it. */
@@ -74,6 +80,7 @@ export class ChatCore {
   ) {
     this.directory = new ConversationDirectory(store, config.conversationCacheSize);
     this.privacy = new PrivacyRules(store);
+    this.blocks = new BlockRules(store);
     this.groupQuota = new GroupQuota(config.maxGroupsPerDay ?? 0, async (userId, sinceMs) => (await call(store, store.countGroupsCreated, { userId, sinceMs })).count);
     signals.onChanged((id) => this.directory.invalidate(id));
     this.sequencer = new Sequencer(
@@ -110,6 +117,7 @@ export class ChatCore {
     validateSend({ conversationId, clientMsgId, text }, this.config.maxTextLength);
     if (replyToSeq) validateMessageRef({ conversationId, seq: replyToSeq });
     const info = await this.directory.requireMember(conversationId, actor.userId);
+    this.blocks.requireMayWrite(info, actor.userId);
     // Seqs are gapless and never removed (a deletion leaves a tombstone): an earlier message exists iff its seq is at most the head.
     if (replyToSeq && replyToSeq > (await call(this.store, this.store.getLastSeq, { conversationId })).lastSeq) {
       throw ChatError.notFound(`no message ${replyToSeq} in this conversation to reply to`);
@@ -136,7 +144,8 @@ export class ChatCore {
   async typing(actor: Actor, conversationId: string, expiresInMs: number): Promise<void> {
     validateConversationId(conversationId);
     const info = await this.directory.requireMember(conversationId, actor.userId);
-    const userIds = info.memberIds.filter((u) => u !== actor.userId);
+    // Nobody in a block with the typist (either way) hears of it.
+    const userIds = BlockRules.without(info, actor.userId, info.memberIds.filter((u) => u !== actor.userId));
     if (userIds.length === 0) return;
     const update = { conversationId, userId: actor.userId, username: info.usernames.get(actor.userId) ?? "", expiresInMs: Math.min(Math.max(expiresInMs, 1_000), 60_000) };
     this.fanout.typing({ userIds, update });
@@ -146,7 +155,8 @@ export class ChatCore {
   async edit(actor: Actor, conversationId: string, seq: number, text: string): Promise<void> {
     validateMessageRef({ conversationId, seq });
     validateText(text, this.config.maxTextLength);
-    await this.directory.requireMember(conversationId, actor.userId);
+    // An edit is writing: refused where a send would be (a blocked direct conversation).
+    this.blocks.requireMayWrite(await this.directory.requireMember(conversationId, actor.userId), actor.userId);
     await this.changeMessage({
       conversationId, seq, actorId: actor.userId, atMs: Date.now(), edit: true, text,
       editWindowMs: this.config.editWindowS * 1000, maxEdits: this.config.maxEditsPerMessage, forEveryone: false, deleteWindowMs: 0,
@@ -190,6 +200,7 @@ export class ChatCore {
     const peer = await this.userByName(username);
     // A conversation with nobody else in it is not a chat: clients offer notes-to-self nowhere.
     if (peer.id === actor.userId) throw ChatError.invalid("a direct conversation is with someone else: that username is yours");
+    if ((await this.blocks.blockersOf(actor.userId)).has(peer.id)) throw ChatError.denied(`${username} does not accept your messages`);
     const ids = [actor.userId, peer.id].sort();
     const conversation = Conversation.create({
       id: `d:${ids.join(":")}`,
@@ -207,6 +218,7 @@ export class ChatCore {
     if (usernames.length >= this.config.maxGroupMembers) throw new ChatError(ErrorCode.ERROR_CODE_GROUP_FULL, `a group has at most ${this.config.maxGroupMembers} members`);
     usernames.forEach(validateUsername);
     const users = await Promise.all([...new Set(usernames)].map((u) => this.userByName(u)));
+    await this.requireNotBlockedBy(actor.userId, users);
     await this.privacy.requireMayAdd(actor.userId, users);
     const ids = [...new Set([actor.userId, ...users.map((u) => u.id)])];
     if (ids.length > this.config.maxGroupMembers) throw new ChatError(ErrorCode.ERROR_CODE_GROUP_FULL, `a group has at most ${this.config.maxGroupMembers} members`);
@@ -226,7 +238,10 @@ export class ChatCore {
     validateUsername(username);
     await this.directory.requireMember(conversationId, actor.userId);
     const subject = await this.userByName(username);
-    if (adding) await this.privacy.requireMayAdd(actor.userId, [subject]);
+    if (adding) {
+      await this.requireNotBlockedBy(actor.userId, [subject]);
+      await this.privacy.requireMayAdd(actor.userId, [subject]);
+    }
     const action = adding ? MembershipAction.MEMBERSHIP_ACTION_ADDED : subject.id === actor.userId ? MembershipAction.MEMBERSHIP_ACTION_LEFT : MembershipAction.MEMBERSHIP_ACTION_REMOVED;
     // Serialised with this conversation's appends: no batch is written with a stale member list.
     const res = await this.sequencer.exclusive(conversationId, async () => {
@@ -254,9 +269,73 @@ export class ChatCore {
     await this.flushReceipts();
   }
 
+  /** Blocks or unblocks a user by name; the conversations the two share see it at their next message. */
+  async setBlocked(actor: Actor, username: string, blocked: boolean): Promise<string> {
+    validateUsername(username);
+    const subject = await this.userByName(username);
+    for (const id of await this.blocks.set(actor, subject, blocked)) this.forgetConversation(id);
+    return subject.id;
+  }
+
+  /** Members now show the account as deleted (and take no direct message). */
+  accountDeleted(conversationIds: string[]): void {
+    for (const id of conversationIds) this.forgetConversation(id);
+  }
+
+  /**
+   * Deletes for everyone every message the user sent in these conversations, through the same
+   * path as a DeleteRequest (the store's tombstone, the logs' events, the history cache, the
+   * pending pushes), with no window. Repeats until the store lists none (each listing is bounded
+   * on Cassandra); a message already deleted meanwhile is skipped. Answers how many it deleted.
+   */
+  async eraseMessagesOf(userId: string, conversationIds: string[]): Promise<number> {
+    let erased = 0;
+    for (const conversationId of conversationIds) {
+      const memberIds = (await this.directory.get(conversationId)).memberIds;
+      for (;;) {
+        const { seqs } = await call(this.store, this.store.listSentMessages, { conversationId, senderId: userId });
+        let round = 0;
+        for (let i = 0; i < seqs.length; i += ERASE_IN_FLIGHT) {
+          const done = await Promise.all(seqs.slice(i, i + ERASE_IN_FLIGHT).map((seq) => this.eraseOne(userId, conversationId, seq, memberIds)));
+          round += done.filter(Boolean).length;
+        }
+        erased += round;
+        if (round === 0) break;
+      }
+    }
+    return erased;
+  }
+
+  private async eraseOne(userId: string, conversationId: string, seq: number, memberIds: string[]): Promise<boolean> {
+    try {
+      await this.changeMessage({
+        conversationId, seq, actorId: userId, atMs: Date.now(), edit: false, text: "",
+        editWindowMs: 0, maxEdits: 0, forEveryone: true, deleteWindowMs: Number.MAX_SAFE_INTEGER,
+      });
+    } catch (err) {
+      if (err instanceof ChatError && err.code === ErrorCode.ERROR_CODE_MESSAGE_DELETED) return false;
+      throw err;
+    }
+    this.fanout.withdrawPush(conversationId, seq, memberIds);
+    return true;
+  }
+
+  private forgetConversation(conversationId: string): void {
+    this.directory.invalidate(conversationId);
+    void this.signals.changed(conversationId);
+  }
+
+  /** Someone who blocked the actor cannot be put in a group by them (told as the blocked are told elsewhere). */
+  private async requireNotBlockedBy(actorId: string, users: Array<{ id: string; username: string }>): Promise<void> {
+    const blockers = await this.blocks.blockersOf(actorId);
+    const blocker = users.find((u) => blockers.has(u.id));
+    if (blocker) throw ChatError.denied(`${blocker.username} does not accept being added by you`);
+  }
+
+  /** A user by name; a deleted account is no longer anyone's to find. */
   private async userByName(username: string) {
     const res = await call(this.store, this.store.getUserByName, { username });
-    if (!res.user) throw ChatError.notFound(`no user named ${username}`);
+    if (!res.user || res.user.deletedAtMs) throw ChatError.notFound(`no user named ${username}`);
     return res.user;
   }
 
@@ -292,7 +371,8 @@ export class ChatCore {
     for (const [conversationId, receipts] of batch) {
       const info = await this.directory.get(conversationId).catch(() => null);
       if (!info) continue;
-      for (const receipt of receipts.values()) items.push({ receipt, userIds: info.memberIds });
+      // Receipts stop between users in a block, either way.
+      for (const receipt of receipts.values()) items.push({ receipt, userIds: BlockRules.without(info, receipt.userId, info.memberIds) });
     }
     if (items.length > 0) await this.fanout.receipts(items).catch((err) => this.log.warn("receipts failed", { err }));
   }
@@ -321,5 +401,7 @@ export function chatService(core: ChatCore): AsyncService<typeof ChatServiceServ
     edit: async (req) => { await core.edit(actorOf(req.actor), req.edit?.conversationId ?? "", req.edit?.seq ?? 0, req.edit?.text ?? ""); return {}; },
     delete: async (req) => { await core.delete(actorOf(req.actor), req.delete?.conversationId ?? "", req.delete?.seq ?? 0, req.delete?.forEveryone ?? false); return {}; },
     typing: async (req) => { await core.typing(actorOf(req.actor), req.conversationId, req.expiresInMs); return {}; },
+    setBlocked: async (req) => ({ userId: await core.setBlocked(actorOf(req.actor), req.username, req.blocked) }),
+    listBlocked: async (req) => ({ users: await core.blocks.list(actorOf(req.actor)) }),
   };
 }

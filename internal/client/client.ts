@@ -1,5 +1,6 @@
 import {
   AckKind,
+  type BlockedUser,
   ClientFrame,
   type Conversation,
   ErrorCode,
@@ -26,7 +27,7 @@ import { CLOSE, closeIsFinal } from "../errors/close-codes.js";
 import { sleep } from "../run/sleep.js";
 
 export { AckKind, ErrorCode, GroupAdds, HistoryDirection, PresenceVisibility, PushProvider };
-export type { Conversation, Event, HistoryPage, Message, MembershipChange, MessageDeleted, MessageEdited, PresenceUpdate, PrivacySettings, ReadMarker, Receipt, Sent, TypingUpdate, Welcome };
+export type { BlockedUser, Conversation, Event, HistoryPage, Message, MembershipChange, MessageDeleted, MessageEdited, PresenceUpdate, PrivacySettings, ReadMarker, Receipt, Sent, TypingUpdate, Welcome };
 
 /** The subset of the WebSocket API we use: the browser's and the `ws` package's both fit. */
 export interface SocketLike {
@@ -280,6 +281,26 @@ export class ChatClient {
   /** Changes the settings given (the others keep their value); answers the settings now. */
   async setPrivacy(change: Partial<PrivacySettings>): Promise<PrivacySettings> {
     return expect(await this.requestRetrying({ $case: "setPrivacy", value: { presence: 0, groupAdds: 0, ...change } }), "privacy");
+  }
+  /** Blocks a user by name (docs/features.md, "Blocking a user"); blocking again changes nothing. */
+  async block(username: string): Promise<void> {
+    await this.requestRetrying({ $case: "block", value: { username } });
+  }
+  async unblock(username: string): Promise<void> {
+    await this.requestRetrying({ $case: "unblock", value: { username } });
+  }
+  /** The users this account blocked, most recent first. */
+  async listBlocked(): Promise<BlockedUser[]> {
+    return expect(await this.requestRetrying({ $case: "listBlocked", value: {} }), "blocked").users;
+  }
+  /**
+   * Deletes the account (the password confirms it); with `erase` every message of it is deleted
+   * for everyone. Once answered, every session of the account ends: this client's socket closes
+   * with SESSION_ENDED (4401) and does not reconnect. Not retried: after a lost answer the
+   * account may be gone, and a log-in tells.
+   */
+  async deleteAccount(password: string, opts: { erase?: boolean } = {}): Promise<void> {
+    await this.request({ $case: "deleteAccount", value: { password, erase: opts.erase ?? false } });
   }
   /** Ask the server to resend everything after `afterPos` (normally automatic). */
   resync(afterPos = this.cursor): void {

@@ -3,7 +3,7 @@ import { EdgeDeliveryServiceClient } from "../../gen/chat/internal/v1/edge.js";
 import type { NotifierServiceClient } from "../../gen/chat/internal/v1/notifier.js";
 import type { PresenceServiceClient, Route } from "../../gen/chat/internal/v1/presence.js";
 import type { MessageStoreServiceClient } from "../../gen/chat/internal/v1/store.js";
-import { ErrorCode, PresenceStatus, PresenceVisibility, PushProvider, type PrivacySettings, type Ack, type Conversation, type DeleteRequest, type EditRequest, type Event, type HistoryPage, type HistoryRequest, type PresenceUpdate, type Send, type Sent } from "../../gen/chat/v1/client.js";
+import { ErrorCode, PresenceStatus, PresenceVisibility, PushProvider, type PrivacySettings, type BlockedUser, type Ack, type Conversation, type DeleteRequest, type EditRequest, type Event, type HistoryPage, type HistoryRequest, type PresenceUpdate, type Send, type Sent } from "../../gen/chat/v1/client.js";
 import type { TokenVerifier } from "../auth/tokens.js";
 import { ChatError } from "../errors/chat-error.js";
 import { TickBatcher } from "../run/tick-batcher.js";
@@ -27,6 +27,7 @@ function withHidden(userIds: string[], hidden: Set<string>, shown: PresenceUpdat
 /** The mesh's service clients an edge calls (MeshClients gives them). */
 export interface EdgeMeshClients {
   chat(): ChatServiceClient;
+  accounts(): AccountServiceClient;
   store(): MessageStoreServiceClient;
   presence(): PresenceServiceClient;
   notifier(): NotifierServiceClient;
@@ -57,6 +58,7 @@ export class MeshGateway {
   /** Whether the log-in session of a token is still live (asked of the store, briefly cached). */
   readonly liveness: SessionLiveness;
   private readonly chat: ChatServiceClient;
+  private readonly accounts: AccountServiceClient;
   private readonly store: MessageStoreServiceClient;
   private readonly presence: PresenceServiceClient;
   private readonly notifier: NotifierServiceClient;
@@ -68,6 +70,7 @@ export class MeshGateway {
   constructor(opts: MeshGatewayOptions) {
     this.tokens = opts.tokens;
     this.chat = opts.clients.chat();
+    this.accounts = opts.clients.accounts();
     this.store = opts.clients.store();
     this.presence = opts.clients.presence();
     this.notifier = opts.clients.notifier();
@@ -175,8 +178,28 @@ export class MeshGateway {
   async setPrivacy(actor: Actor, settings: PrivacySettings): Promise<PrivacySettings> {
     const now = (await call(this.chat, this.chat.setPrivacy, { actor, settings })).settings!;
     // Subscriptions made while it was shown end too (a failure here fails the frame: resending it is safe).
-    if (now.presence === PresenceVisibility.PRESENCE_VISIBILITY_NOBODY) await call(this.presence, this.presence.unwatch, { userId: actor.userId });
+    if (now.presence === PresenceVisibility.PRESENCE_VISIBILITY_NOBODY) await call(this.presence, this.presence.unwatch, { userId: actor.userId, watcherUserId: "" });
     return now;
+  }
+  /**
+   * Blocks or unblocks by username. A block also ends the subscriptions the two hold to each
+   * other's presence (from then on each is answered offline with no last seen, and not subscribed
+   * to); a failure there fails the frame, and resending it is safe.
+   */
+  async setBlocked(actor: Actor, username: string, blocked: boolean): Promise<void> {
+    const { userId } = await call(this.chat, this.chat.setBlocked, { actor, username, blocked });
+    if (!blocked) return;
+    await call(this.presence, this.presence.unwatch, { userId, watcherUserId: actor.userId });
+    await call(this.presence, this.presence.unwatch, { userId: actor.userId, watcherUserId: userId });
+  }
+  async listBlocked(actor: Actor): Promise<BlockedUser[]> {
+    return (await call(this.chat, this.chat.listBlocked, { actor })).users;
+  }
+  /** Answers the log-in sessions of the account, all ended now. */
+  async deleteAccount(claims: { userId: string; username: string; sessionId: string }, password: string, erase: boolean): Promise<string[]> {
+    // Erasure deletes each message for everyone: a long account may take a while.
+    const res = await call(this.accounts, this.accounts.deleteAccount, { ...claims, password, erase }, 120_000);
+    return res.endedSessionIds;
   }
 
   /** Closes a device's older session, on this edge or another. */
@@ -190,7 +213,8 @@ export class MeshGateway {
    * Presence is visible only between users who share a conversation. The whole
    * request is refused if any id is not a contact, and the check runs before
    * presence is asked, so timing does not tell unknown from hidden users.
-   * Returns the contacts asked about who show their presence to nobody.
+   * Returns the contacts asked about who show their presence to nobody, are in a block with the
+   * user (either way) or whose account was deleted.
    */
   private async requireContacts(userId: string, userIds: string[]): Promise<Set<string>> {
     if (userIds.length > MAX_PRESENCE_IDS) throw ChatError.invalid(`at most ${MAX_PRESENCE_IDS} users per request`);
@@ -198,7 +222,7 @@ export class MeshGateway {
     const res = await call(this.store, this.store.listContacts, { userId });
     const contacts = new Set(res.userIds);
     if (userIds.some((id) => !contacts.has(id))) throw new ChatError(ChatError.denied().code, "presence is visible only for users you share a conversation with");
-    // One's own presence is always one's own to see.
-    return new Set(res.hiddenUserIds.filter((id) => id !== userId));
+    // One's own presence is always one's own to see. A block (either way) or a deleted account hides it too.
+    return new Set([...res.hiddenUserIds, ...res.blockedUserIds].filter((id) => id !== userId));
   }
 }

@@ -14,7 +14,7 @@ import type { AsyncService } from "../grpc/handler.js";
 import type { Logger } from "../log/logger.js";
 import type { MeshGateway } from "./mesh-gateway.js";
 import type { DeviceCookies } from "./device-cookie.js";
-import { createHttpServer } from "./http-guard.js";
+import { createHttpServer, sourceAddress } from "./http-guard.js";
 import { LoginGuard } from "./login-guard.js";
 import { SendGuard } from "./send-guard.js";
 import type { RateLimiter } from "./rate-limiter.js";
@@ -147,7 +147,7 @@ export class EdgeServer {
       }
       const span = startHttpServerSpan(req, "/v1/ws");
       socket.once("close", () => span.end(400));
-      this.wss.handleUpgrade(req, socket, head, (ws) => { span.end(101); this.onSocket(ws); });
+      this.wss.handleUpgrade(req, socket, head, (ws) => { span.end(101); this.onSocket(ws, sourceAddress(req.socket.remoteAddress)); });
     });
   }
 
@@ -195,6 +195,7 @@ export class EdgeServer {
         return {};
       },
       kick: async (req) => ({ kicked: this.kickLocal({ userId: req.userId, deviceId: req.deviceId, sessionId: req.sessionId, edgeId: "", edgeAddress: "" }) }),
+      endSessions: async (req) => ({ closed: this.endAuthSessions(req.sessionIds, req.reason || undefined) }),
     };
   }
 
@@ -216,7 +217,7 @@ export class EdgeServer {
     });
   }
 
-  private onSocket(ws: WebSocket): void {
+  private onSocket(ws: WebSocket, address: string): void {
     const session: Session = new Session(ws, modeOf(ws.protocol), this.gateway, this.config, {
       register: (s) => this.sessions.add(s),
       unregister: (s) => {
@@ -235,6 +236,14 @@ export class EdgeServer {
         await this.disconnecting.get(`${userId}\u0000${deviceId}`);
       },
       admitSend: (userId, textBytes) => this.sendGuard.admit(userId, textBytes),
+      deleteAccount: async (s, password, erase) => {
+        // A stolen access token must not be a way to guess the password faster than a log-in.
+        await this.loginGuard.beforeLogin(address, s.username, false);
+        const ended = await this.gateway.deleteAccount({ userId: s.userId, username: s.username, sessionId: s.authSessionId }, password, erase);
+        await this.loginGuard.loggedIn(s.username);
+        return ended;
+      },
+      endSessions: (ids, reason) => this.endAuthSessions(ids, reason),
     }, this.log);
     // Frames of one session are handled one after another, in order; how many wait is bounded.
     let chain: Promise<void> = Promise.resolve();
@@ -298,12 +307,15 @@ export class EdgeServer {
   }
 
   /**
-   * Log-in sessions that ended (logout, password change, a reused refresh token): refused at
-   * Hello from now on, and their open WebSockets on this edge closed with SESSION_ENDED.
+   * Log-in sessions that ended (logout, password change, a reused refresh token, an account
+   * deletion): refused at Hello from now on, and their open WebSockets on this edge closed with
+   * SESSION_ENDED. Answers how many sockets it closed.
    */
-  private endAuthSessions(sessionIds: string[]): void {
+  private endAuthSessions(sessionIds: string[], reason?: string): number {
     this.gateway.liveness.ended(sessionIds);
-    for (const id of sessionIds) for (const s of this.sessions.ofAuthSession(id)) s.end();
+    let closed = 0;
+    for (const id of sessionIds) for (const s of this.sessions.ofAuthSession(id)) { s.end(reason); closed++; }
+    return closed;
   }
 
   /** Sessions ended through another edge: found by asking the store about every open one. */

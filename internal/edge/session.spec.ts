@@ -101,7 +101,7 @@ async function connect(n: number): Promise<{ ws: SlowSocket; session: Session; l
   } as unknown as MeshGateway;
   const ws = new SlowSocket();
   const session = new Session(ws as unknown as WebSocket, "proto", backends, CONFIG, {
-    register: () => {}, unregister: () => {}, route: () => ({}) as Route, disconnected: async () => {}, admitSend: async () => {},
+    register: () => {}, unregister: () => {}, route: () => ({}) as Route, disconnected: async () => {}, admitSend: async () => {}, deleteAccount: async () => [], endSessions: () => {},
   }, new Logger("test", "error"));
   await session.handle({ ref: 1, traceparent: "", kind: { $case: "hello", value: { token: "t", deviceId: "d1", cursor: 0, takeover: false } } });
   return { ws, session, log };
@@ -141,7 +141,7 @@ describe("Session", () => {
       unregister: (s) => { registered.delete(s); unregistered++; },
       route: (s) => ({ userId: s.userId, deviceId: s.deviceId, sessionId: s.sessionId, edgeId: "e1", edgeAddress: "e1:1" }),
       disconnected: async () => {},
-      admitSend: async () => {},
+      admitSend: async () => {}, deleteAccount: async () => [], endSessions: () => {},
     }, new Logger("test"));
 
     const handled = session.handle({ ref: 1, traceparent: "", kind: { $case: "hello", value: { token: "t", deviceId: "phone", cursor: 0, takeover: false } } });
@@ -183,6 +183,7 @@ describe("Session sends", () => {
       admitSend: async (_user, bytes) => {
         if (bytes > 1_000) { refusedBytes.push(bytes); throw new ChatError(ErrorCode.ERROR_CODE_RATE_LIMITED, "bytes", { retryAfterMs: 500 }); }
       },
+      deleteAccount: async () => [], endSessions: () => {},
     }, new Logger("test", "error"));
     await session.handle({ ref: 1, traceparent: "", kind: { $case: "hello", value: { token: "t", deviceId: "d1", cursor: 0, takeover: false } } });
     const send = (ref: number, clientMsgId: string, text: string) => session.handle({ ref, traceparent: "", kind: { $case: "send", value: { conversationId: "g:00000000-0000-0000-0000-000000000001", clientMsgId, text } } });

@@ -9,7 +9,7 @@ import { CLOSE, closeCodeOf } from "../errors/close-codes.js";
 import { ChatError, ErrorCode } from "../errors/chat-error.js";
 import { textBytes } from "../grpc/message-size.js";
 import type { Logger } from "../log/logger.js";
-import { validateConversationId, validateDeviceId, validateMessageRef, validateSend, validateText } from "../validation/validate.js";
+import { validateConversationId, validateDeviceId, validateMessageRef, validateSend, validateText, validateUsername } from "../validation/validate.js";
 import type { MeshGateway } from "./mesh-gateway.js";
 import { CatchUp } from "./catch-up.js";
 import { encodeServerFrame, errorFrame, type FrameMode } from "./frames.js";
@@ -68,6 +68,9 @@ export { CLOSE };
 /** Conversations a session remembers typing times for before it forgets the expired ones. */
 const TYPING_REMEMBERED = 256;
 
+/** What the devices of a deleted account hear as their sockets close (SESSION_ENDED, close 4401). */
+export const ACCOUNT_DELETED = "the account was deleted";
+
 const sessionEnded = () => new ChatError(ErrorCode.ERROR_CODE_SESSION_ENDED, "the session has ended (logged out, password changed or token reused); log in again");
 
 /**
@@ -111,6 +114,13 @@ export class Session {
       disconnected(userId: string, deviceId: string): Promise<void>;
       /** Charges a send's text bytes to the user (every session of theirs); throws RATE_LIMITED past the limit. */
       admitSend(userId: string, textBytes: number): Promise<void>;
+      /**
+       * Deletes the session's account (held to the log-in limits: a password is being checked);
+       * answers its log-in sessions, all ended now.
+       */
+      deleteAccount(s: Session, password: string, erase: boolean): Promise<string[]>;
+      /** Log-in sessions ended: refused from now on, their sockets on this edge closed. */
+      endSessions(sessionIds: string[], reason: string): void;
     },
     private readonly log: Logger,
   ) {
@@ -391,6 +401,23 @@ export class Session {
       case "setPrivacy":
         this.send({ ref, kind: { $case: "privacy", value: await b.setPrivacy(actor, kind.value) } });
         return;
+      case "block":
+      case "unblock":
+        validateUsername(kind.value.username);
+        await b.setBlocked(actor, kind.value.username, kind.$case === "block");
+        this.send({ ref, kind: { $case: "ok", value: {} } });
+        return;
+      case "listBlocked":
+        this.send({ ref, kind: { $case: "blocked", value: { users: await b.listBlocked(actor) } } });
+        return;
+      case "deleteAccount": {
+        if (!kind.value.password) throw ChatError.invalid("the password is required");
+        const ended = await this.hooks.deleteAccount(this, kind.value.password, kind.value.erase);
+        // Answered first: then every session of the account closes, this one included.
+        this.send({ ref, kind: { $case: "ok", value: {} } });
+        this.hooks.endSessions(ended, ACCOUNT_DELETED);
+        return;
+      }
     }
   }
 
@@ -421,9 +448,9 @@ export class Session {
     this.catchUp.deliver(event);
   }
 
-  /** Its log-in session ended (logout, password change, a reused refresh token): tell the device, then close. */
-  end(): void {
-    this.send(errorFrame(0, sessionEnded()));
+  /** Its log-in session ended (logout, password change, a reused refresh token, account deleted): tell the device, then close. */
+  end(reason?: string): void {
+    this.send(errorFrame(0, reason ? new ChatError(ErrorCode.ERROR_CODE_SESSION_ENDED, reason) : sessionEnded()));
     this.close(CLOSE.unauthenticated, "session ended");
   }
 

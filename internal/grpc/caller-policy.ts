@@ -12,7 +12,8 @@ export const INTERNAL_PACKAGE = "chat.internal.v1";
  */
 export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, readonly string[]>>>> = {
   edge: {
-    chat: ["EdgeDeliveryService/Deliver"],
+    // EndSessions: an account deletion closes the account's sockets on every edge holding one.
+    chat: ["EdgeDeliveryService/Deliver", "EdgeDeliveryService/EndSessions"],
     presence: ["EdgeDeliveryService/Deliver"],
     // An edge closes another edge's session of a device that connected again elsewhere.
     edge: ["EdgeDeliveryService/Kick"],
@@ -24,6 +25,8 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
       "AccountService/Refresh", "AccountService/Logout", "AccountService/ChangePassword",
       // The user's own privacy settings (the edge's GetPrivacy / SetPrivacy frames).
       "ChatService/GetPrivacy", "ChatService/SetPrivacy",
+      // Block lists and account deletion (the edge's Block, Unblock, ListBlocked, DeleteAccount frames).
+      "ChatService/SetBlocked", "ChatService/ListBlocked", "AccountService/DeleteAccount",
     ],
   },
   presence: {
@@ -51,11 +54,15 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
       // Privacy: settings are read and written through chat only; who may add whom needs the actor's contacts.
       "MessageStoreService/GetPrivacySettings", "MessageStoreService/SetPrivacySettings", "MessageStoreService/ListContacts",
       "MessageStoreService/ChangeMessage",
+      // Blocks, account deletion and its erasure (listConversations: the account's conversations).
+      "MessageStoreService/SetBlocked", "MessageStoreService/GetBlocks", "MessageStoreService/DeleteAccount",
+      "MessageStoreService/ListSentMessages", "MessageStoreService/ListConversations",
     ],
   },
   notifier: {
     edge: ["NotifierService/RegisterToken", "NotifierService/UnregisterToken", "NotifierService/UserOnline"],
-    chat: ["NotifierService/Notify", "NotifierService/Withdraw"],
+    // UnregisterToken: every push token of a deleted account.
+    chat: ["NotifierService/Notify", "NotifierService/Withdraw", "NotifierService/UnregisterToken"],
   },
 };
 

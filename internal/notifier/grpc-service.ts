@@ -43,7 +43,9 @@ export function notifierService(tokens: TokenStore, dispatcher: PushDispatcher, 
       return {};
     },
     unregisterToken: async (req) => {
-      await tokens.unregister(req.userId, req.deviceId);
+      // Every device's (an account deletion), or one device's (a logout).
+      const devices = req.allDevices ? (await tokens.listForUser(req.userId)).map((t) => t.deviceId) : [req.deviceId];
+      for (const deviceId of devices) await tokens.unregister(req.userId, deviceId);
       return {};
     },
     notify: async (req) => {

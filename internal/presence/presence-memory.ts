@@ -117,8 +117,13 @@ export class MemoryPresence implements Presence {
     return userIds.map((id) => this.status(id));
   }
 
-  async unwatch(userId: string): Promise<void> {
-    this.subscribers.delete(userId);
+  async unwatch(userId: string, watcherId?: string): Promise<void> {
+    if (!watcherId) {
+      this.subscribers.delete(userId);
+      return;
+    }
+    const subs = this.subscribers.get(userId);
+    for (const [session, route] of subs ?? []) if (route.userId === watcherId) subs!.delete(session);
   }
 
   async close(): Promise<void> {

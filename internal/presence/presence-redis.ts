@@ -134,8 +134,20 @@ changed(u, t, out)
 return { 'ok', replaced, out }
 `,
   // ARGV: P GRACE TIMEOUT u -> 0 (the watchers' watch sets may still name u: harmless, HDEL of a missing hash)
+  // ARGV: P GRACE TIMEOUT u [watcher]: every subscription to u, or only the watcher's sessions'.
   presenceUnwatch: `
-redis.call('DEL', subk(ARGV[4]))
+local u, w = ARGV[4], ARGV[5]
+if not w or w == '' then
+  redis.call('DEL', subk(u))
+  return 0
+end
+local h = redis.call('HGETALL', subk(u))
+for i = 1, #h, 2 do
+  if cjson.decode(h[i + 1]).userId == w then
+    redis.call('HDEL', subk(u), h[i])
+    redis.call('SREM', watch(h[i]), u)
+  end
+end
 return 0
 `,
   // ARGV: P GRACE TIMEOUT u d s -> events
@@ -368,8 +380,8 @@ export class RedisPresence implements Presence {
     return res.flat().map(parseRoute);
   }
 
-  async unwatch(userId: string): Promise<void> {
-    await this.call("presenceUnwatch", userId);
+  async unwatch(userId: string, watcherId?: string): Promise<void> {
+    await this.call("presenceUnwatch", userId, watcherId ?? "");
   }
 
   async query(userIds: string[]): Promise<PresenceUpdate[]> {

@@ -46,8 +46,11 @@ export interface Presence {
   query(userIds: string[]): Promise<PresenceUpdate[]>;
   /** Subscribes the session to later changes of these users; returns their current status. */
   subscribe(subscriber: Route, userIds: string[]): Promise<PresenceUpdate[]>;
-  /** Ends every subscription to the user (they hid their presence): later changes reach nobody until someone subscribes again. */
-  unwatch(userId: string): Promise<void>;
+  /**
+   * Ends every subscription to the user (they hid their presence): later changes reach nobody until
+   * someone subscribes again. With `watcherId`, only that user's sessions' subscriptions (a block).
+   */
+  unwatch(userId: string, watcherId?: string): Promise<void>;
   /** Stops timers and releases connections; no calls after it. */
   close(): Promise<void>;
 }

@@ -43,7 +43,7 @@ export function presenceService(presence: Presence): AsyncService<typeof Presenc
     },
     unwatch: async (req) => {
       if (!req.userId) throw ChatError.invalid("user_id is required");
-      await presence.unwatch(req.userId);
+      await presence.unwatch(req.userId, req.watcherUserId || undefined);
       return {};
     },
     subscribe: async (req) => {

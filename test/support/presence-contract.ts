@@ -158,6 +158,17 @@ export function presenceContract(name: string, factory: PresenceFactory, caseClo
       expect(before.route.sessionId).not.toBe(after.route.sessionId);
     });
 
+    it("unwatch with a watcher ends only that user's subscriptions (a block): others still get the changes", async () => {
+      const { rec, presence, edge } = await setup();
+      const alice = randomUUID();
+      const blocked = await watcher(edge, presence, [alice]);
+      const other = await watcher(edge, presence, [alice]);
+      await presence.unwatch(alice, blocked.route.userId);
+      await edge.connect(route(alice, "phone"));
+      await waitFor("online published", () => rec.of(alice).length === 1);
+      expect(rec.of(alice)[0]!.subscribers.map((s) => s.sessionId)).toEqual([other.route.sessionId]);
+    });
+
     it("keeps a user online while any device is, and publishes online once", async () => {
       const { rec, presence, edge } = await setup();
       const alice = randomUUID();
