@@ -94,6 +94,9 @@ export class Session {
   private sendChains: Map<string, Promise<unknown>> | undefined;
   /** When this session last forwarded a typing indicator, per conversation (allocated on first use). */
   private typingAt: Map<string, number> | undefined;
+  /** A DeleteAccount of this session is in flight: an end that arrives meanwhile waits for its answer (endHeld). */
+  private deleting = false;
+  private endHeld: string | undefined;
   /** Users this session subscribed to (allocated on first use). */
   private subscribed: Set<string> | undefined;
   private readonly sendBucket: TokenBucket;
@@ -412,10 +415,17 @@ export class Session {
         return;
       case "deleteAccount": {
         if (!kind.value.password) throw ChatError.invalid("the password is required");
-        const ended = await this.hooks.deleteAccount(this, kind.value.password, kind.value.erase);
-        // Answered first: then every session of the account closes, this one included.
-        this.send({ ref, kind: { $case: "ok", value: {} } });
-        this.hooks.endSessions(ended, ACCOUNT_DELETED);
+        // Chat closes the account's sockets on every edge before it answers, this one's included:
+        // this session holds its end until the device has its answer.
+        this.deleting = true;
+        try {
+          const ended = await this.hooks.deleteAccount(this, kind.value.password, kind.value.erase);
+          this.send({ ref, kind: { $case: "ok", value: {} } });
+          this.hooks.endSessions(ended, ACCOUNT_DELETED);
+        } finally {
+          this.deleting = false;
+          if (this.endHeld !== undefined) this.end(this.endHeld);
+        }
         return;
       }
     }
@@ -450,6 +460,10 @@ export class Session {
 
   /** Its log-in session ended (logout, password change, a reused refresh token, account deleted): tell the device, then close. */
   end(reason?: string): void {
+    if (this.deleting) {
+      this.endHeld = reason ?? "";
+      return;
+    }
     this.send(errorFrame(0, reason ? new ChatError(ErrorCode.ERROR_CODE_SESSION_ENDED, reason) : sessionEnded()));
     this.close(CLOSE.unauthenticated, "session ended");
   }
