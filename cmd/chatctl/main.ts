@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
 import { Command, InvalidArgumentError } from "commander";
-import { authenticate, ChatClient, ClientError, type Conversation, HistoryDirection, type Message } from "../../internal/client/client.js";
+import { authenticate, ChatClient, ClientError, type Conversation, HistoryDirection, type Member, type Message } from "../../internal/client/client.js";
 import { nodeSocket } from "../../internal/client/node-socket.js";
 import { TypingIndicators } from "../../internal/client/typing.js";
 import { printable } from "../../internal/cli/printable.js";
@@ -117,7 +117,7 @@ async function resolveConversation(client: ChatClient, target: string, p: Profil
   const titled = all.filter((c) => c.title === target);
   if (titled.length === 1) return titled[0]!;
   if (titled.length > 1) {
-    throw new Error(`${titled.length} groups are called "${target}"; use an id:\n${titled.map((c) => `  ${c.id}  ${c.members.map((m) => m.username).join(", ")}`).join("\n")}`);
+    throw new Error(`${titled.length} groups are called "${target}"; use an id:\n${titled.map((c) => `  ${c.id}  ${c.members.map(memberName).join(", ")}`).join("\n")}`);
   }
   throw new Error(`no conversation ${target} (a conversation id, a group title, or @username)`);
 }
@@ -125,7 +125,12 @@ async function resolveConversation(client: ChatClient, target: string, p: Profil
 function name(c: Conversation, me: string): string {
   // Another user chose the title: shown, never obeyed, like message text.
   if (c.title) return printable(c.title);
-  return c.members.filter((m) => m.userId !== me).map((m) => "@" + m.username).join(", ") || "(just you)";
+  return c.members.filter((m) => m.userId !== me).map((m) => (m.accountDeleted ? memberName(m) : "@" + m.username)).join(", ") || "(just you)";
+}
+
+/** How a member is named: a deleted account has no name any more. */
+function memberName(m: Member): string {
+  return m.accountDeleted ? "(deleted account)" : m.username;
 }
 
 function line(m: Message, usernames: Map<string, string>): string {
@@ -243,6 +248,35 @@ program.command("delete <conversation> <seq>").description("delete a message for
     }),
   );
 
+program.command("block <username>").description("block a user: no direct messages, presence, typing, receipts or pushes between you").action((username: string) =>
+  withClient(async (client) => { await client.block(username.replace(/^@/, "")); console.log(`blocked ${username.replace(/^@/, "")}`); }),
+);
+program.command("unblock <username>").description("unblock a user").action((username: string) =>
+  withClient(async (client) => { await client.unblock(username.replace(/^@/, "")); console.log(`unblocked ${username.replace(/^@/, "")}`); }),
+);
+program.command("blocked").description("the users you blocked, most recent first").action(() =>
+  withClient(async (client) => {
+    const users = await client.listBlocked();
+    if (users.length === 0) console.log("(nobody)");
+    for (const u of users) console.log(`@${u.username}  since ${new Date(u.blockedAtMs).toLocaleString()}`);
+  }),
+);
+
+const account = program.command("account").description("your account");
+account.command("delete")
+  .description("delete your account: every device is logged out, the username is never reused; --erase deletes your messages for everyone")
+  .option("-p, --password <password>", "password (or CHATCTL_PASSWORD, or asked)")
+  .option("--erase", "delete every message you sent, for everyone (otherwise they stay, under \"deleted account\")")
+  .action((o: { password?: string; erase?: boolean }) =>
+    withClient(async (client, p) => {
+      await client.deleteAccount(await readPassword(o.password), { erase: Boolean(o.erase) });
+      // Nothing of the account is worth keeping here: its tokens are refused everywhere now.
+      sessionFile(p.username).remove();
+      fs.rmSync(profilePath(p.username), { force: true });
+      console.log(`deleted the account ${p.username}${o.erase ? " and its messages" : ""}`);
+    }),
+  );
+
 const pageSize = (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1 || n > 200) throw new InvalidArgumentError("a whole number from 1 to 200");
@@ -251,7 +285,7 @@ const pageSize = (v: string) => {
 program.command("history <conversation>").option("-n, --limit <n>", "messages (1-200)", pageSize, 20).action((target: string, o: { limit: number }) =>
   withClient(async (client, p) => {
     const conv = await resolveConversation(client, target, p);
-    const usernames = new Map(conv.members.map((m) => [m.userId, m.username]));
+    const usernames = new Map(conv.members.map((m) => [m.userId, memberName(m)]));
     const page = await client.history(conv.id, { direction: HistoryDirection.HISTORY_DIRECTION_BACKWARD, limit: o.limit });
     for (const m of page.messages.reverse()) console.log(line(m, usernames));
   }),
@@ -292,11 +326,11 @@ program
     });
     for (const c of await client.listConversations()) {
       titles.set(c.id, name(c, p.userId));
-      for (const m of c.members) usernames.set(m.userId, m.username);
+      for (const m of c.members) usernames.set(m.userId, memberName(m));
     }
     if (target) {
       conv = await resolveConversation(client, target, p);
-      for (const m of conv.members) usernames.set(m.userId, m.username);
+      for (const m of conv.members) usernames.set(m.userId, memberName(m));
       const page = await client.history(conv.id, { limit: 20 });
       shownUpTo = Math.max(0, ...page.messages.map((m) => m.seq));
       for (const m of [...page.messages].reverse()) console.log(line(m, usernames));
@@ -307,7 +341,7 @@ program
     saveProfile(p);
     client.on("membership", (mc) => {
       if (mc.conversation) titles.set(mc.conversationId, name(mc.conversation, p.userId));
-      for (const m of mc.conversation?.members ?? []) usernames.set(m.userId, m.username);
+      for (const m of mc.conversation?.members ?? []) usernames.set(m.userId, memberName(m));
     });
     client.on("state", (s) => { if (s === "closed") console.error("-- disconnected, reconnecting --"); });
     client.on("edited", (e) => console.log(`-- #${e.seq} edited: ${printable(e.text)}${conv && e.conversationId === conv.id ? "" : ` (${titles.get(e.conversationId) ?? e.conversationId})`} --`));

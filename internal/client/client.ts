@@ -7,6 +7,7 @@ import {
   type Event,
   type HistoryPage,
   HistoryDirection,
+  type Member,
   type Message,
   type MembershipChange,
   type MessageDeleted,
@@ -27,7 +28,7 @@ import { CLOSE, closeIsFinal } from "../errors/close-codes.js";
 import { sleep } from "../run/sleep.js";
 
 export { AckKind, ErrorCode, GroupAdds, HistoryDirection, PresenceVisibility, PushProvider };
-export type { BlockedUser, Conversation, Event, HistoryPage, Message, MembershipChange, MessageDeleted, MessageEdited, PresenceUpdate, PrivacySettings, ReadMarker, Receipt, Sent, TypingUpdate, Welcome };
+export type { BlockedUser, Conversation, Event, HistoryPage, Member, Message, MembershipChange, MessageDeleted, MessageEdited, PresenceUpdate, PrivacySettings, ReadMarker, Receipt, Sent, TypingUpdate, Welcome };
 
 /** The subset of the WebSocket API we use: the browser's and the `ws` package's both fit. */
 export interface SocketLike {

@@ -168,4 +168,34 @@ describe("chatctl, as the README walks through it", () => {
     expect(refused.err).toContain("ERROR_CODE_PERMISSION_DENIED");
     await Promise.all([bobTail.stop(), aliceTail.stop()]);
   });
+  it("block, unblock, blocked, account delete: as a user would type them", async () => {
+    const [erin, fred] = [`erin${suffix}`, `fred${suffix}`];
+    const [e, f] = [terminal(erin), terminal(fred)];
+    expect((await e.run("signup", erin)).code).toBe(0);
+    expect((await f.run("signup", fred)).code).toBe(0);
+    expect((await f.run("send", `@${erin}`, "hi erin")).code).toBe(0);
+    expect((await e.run("block", fred)).out).toContain(`blocked ${fred}`);
+    expect((await e.run("blocked")).out).toContain(`@${fred}`);
+    const refused = await f.run("send", `@${erin}`, "hello?");
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain("ERROR_CODE_PERMISSION_DENIED");
+    const self = await e.run("block", erin);
+    expect(self.code).toBe(1);
+    expect(self.err).toContain("ERROR_CODE_INVALID_ARGUMENT");
+    expect((await e.run("unblock", `@${fred}`)).out).toContain(`unblocked ${fred}`);
+    expect((await e.run("blocked")).out).toContain("(nobody)");
+    expect((await f.run("send", `@${erin}`, "hello again")).code).toBe(0);
+    expect((await e.run("send", `@${fred}`, "from erin")).code).toBe(0);
+    const direct = (await f.run("open", `@${erin}`)).out.trim();
+
+    const wrong = await e.run("account", "delete", "--password", "not it");
+    expect(wrong.code).toBe(1);
+    expect(wrong.err).toContain("ERROR_CODE_PERMISSION_DENIED");
+    expect((await e.run("account", "delete")).out).toContain(`deleted the account ${erin}`);
+    // Her messages stay, under a deleted account (no --erase).
+    expect((await f.run("history", direct)).out).toContain("(deleted account): from erin");
+    expect((await f.run("list")).out).toContain("(deleted account)");
+    const gone = await e.run("list");
+    expect(gone.code).toBe(1);
+  });
 });
