@@ -4,7 +4,8 @@ import { chromium, type Browser, type BrowserContext, type Page } from "playwrig
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { ErrorCode } from "../../gen/chat/v1/client.js";
 import { AuthSession, refreshTokens } from "../../internal/client/auth.js";
-import { authenticate, type ClientError, type SessionTokens } from "../../internal/client/client.js";
+import { authenticate, ChatClient, type ClientError, type SessionTokens } from "../../internal/client/client.js";
+import { nodeSocket } from "../../internal/client/node-socket.js";
 import { startCluster, warnOnFailure, type TestCluster } from "../e2e/harness.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -107,6 +108,37 @@ describe("the web client served by the edge", () => {
     await mine.getByTestId("delete").click();
     await expect.poll(() => texts(D.page), { timeout: 10_000 }).toEqual(["first, fixed (edited)", "This message was deleted", "re: second"]);
     await expect.poll(() => D.page.getByTestId("quote").allTextContents(), { timeout: 10_000 }).toEqual(["This message was deleted"]);
+  });
+
+  it("blocks and unblocks from a conversation's header, says why a blocked send is refused, and shows a deleted account as such", async () => {
+    const { pages: [E, F], names: [, fi] } = await twoPeople("el", "fi");
+    await say(E.page, "hi");
+    await F.page.getByTestId("conversation").first().click();
+    await expect.poll(() => texts(F.page), { timeout: 10_000 }).toEqual(["hi"]);
+
+    E.page.once("dialog", (d) => void d.accept());
+    await E.page.getByTestId("block-toggle").click();
+    await expect.poll(() => E.page.getByTestId("block-toggle").textContent()).toBe("Unblock");
+    await expect.poll(() => E.page.getByTestId("presence").textContent()).toBe("blocked");
+    await say(F.page, "hello?");
+    await expect.poll(() => F.page.getByTestId("send-error").textContent()).toBe("This conversation does not take your messages.");
+    await E.page.getByTestId("block-toggle").click();
+    await expect.poll(() => E.page.getByTestId("block-toggle").textContent()).toBe("Block");
+    await say(F.page, "hello again");
+    await expect.poll(() => texts(E.page), { timeout: 10_000 }).toEqual(["hi", "hello again"]);
+
+    // Fi deletes the account (from another client): El's page shows a deleted account, with nothing to block.
+    const tokens = await authenticate(c.httpUrl, "login", fi, "correct horse battery");
+    const other = new ChatClient({ url: c.wsUrl, token: tokens.token, deviceId: "fi-cli", socket: nodeSocket });
+    await other.connect();
+    await other.deleteAccount("correct horse battery");
+    await other.close();
+    await E.page.reload();
+    await E.page.getByTestId("conversation").first().click();
+    await expect.poll(() => E.page.getByTestId("conversation-title").textContent()).toBe("Deleted account");
+    await expect.poll(() => E.page.getByTestId("presence").textContent()).toBe("this account was deleted");
+    expect(await E.page.getByTestId("block-toggle").count()).toBe(0);
+    expect(await texts(E.page)).toEqual(["hi", "hello again"]);
   });
 
   it("lets two people chat both ways, shows receipts, a second device, offline resync and errors", async () => {

@@ -6,6 +6,7 @@ import {
   type Conversation,
   ErrorCode,
   HistoryDirection,
+  type Member,
   type Message,
   type PresenceUpdate,
   type SessionTokens,
@@ -53,6 +54,8 @@ const RELATIVE_REFRESH_MS = 30_000;
 const app = document.getElementById("app")!;
 const conversations = new Map<string, ConvState>();
 const presence = new Map<string, PresenceUpdate>();
+/** The users this account blocked (read once connected, changed by the conversation header's button). */
+const blocked = new Set<string>();
 /** Long messages the reader expanded ("conversation:seq"), kept across re-renders. */
 const expanded = new Set<string>();
 let client: ChatClient | undefined;
@@ -188,14 +191,19 @@ function others(c: Conversation) {
   return c.members.filter((m) => m.userId !== session!.userId);
 }
 
+/** A member's name as shown: a deleted account has none any more. */
+function nameOf(m: Member): string {
+  return m.accountDeleted ? "Deleted account" : m.username;
+}
+
 function title(c: Conversation): string {
   if (c.kind === ConversationKind.CONVERSATION_KIND_GROUP) return c.title || "Group";
-  return others(c).map((m) => m.username).join(", ") || session!.username;
+  return others(c).map(nameOf).join(", ") || session!.username;
 }
 
 /** Who is in a group, short: tells apart two groups of one name. */
 function membersLine(c: Conversation): string {
-  const names = ["you", ...others(c).map((m) => m.username)];
+  const names = ["you", ...others(c).map(nameOf)];
   return names.length > 4 ? `${names.slice(0, 3).join(", ")} +${names.length - 3}` : names.join(", ");
 }
 
@@ -422,6 +430,8 @@ function messageText(s: ConvState, m: Message): HTMLElement {
 function statusLine(c: Conversation): string {
   const p = peer(c);
   if (!p) return `${c.members.length} members: ${membersLine(c)}`;
+  if (others(c)[0]?.accountDeleted) return "this account was deleted";
+  if (blocked.has(p)) return "blocked";
   const status = presence.get(p);
   if (status?.status === PresenceStatus.PRESENCE_STATUS_ONLINE) return "online";
   return status?.lastActiveAtMs ? `last seen ${relativeTime(status.lastActiveAtMs)}` : "offline";
@@ -457,6 +467,8 @@ function renderPane(): void {
     });
     header.append(form);
   }
+  const blockButton = blockToggle(c);
+  if (blockButton) header.append(blockButton);
   const list = h("ol", { class: "messages", "data-testid": "messages", role: "log", "aria-live": "polite", "aria-label": `Messages with ${title(c)}` });
   const sorted = [...s.messages.values()].sort((a, b) => a.seq - b.seq);
   // "Load older" only where older messages exist: not in an empty conversation.
@@ -466,7 +478,7 @@ function renderPane(): void {
     list.append(h("li", { class: "older-row" }, older));
   }
   if (sorted.length === 0 && !(s.hasMoreHistory && s.conversation.lastSeq > 0)) list.append(h("li", { class: "empty", "data-testid": "no-messages" }, "No messages yet. Say hello!"));
-  const names = new Map(c.members.map((m) => [m.userId, m.username]));
+  const names = new Map(c.members.map((m) => [m.userId, nameOf(m)]));
   let previous: Message | undefined;
   for (const m of sorted) {
     if (!previous || differentDays(previous.sentAtMs, m.sentAtMs)) list.append(h("li", { class: "day", "data-testid": "day", role: "separator" }, dayLabel(m.sentAtMs)));
@@ -519,7 +531,11 @@ function renderPane(): void {
       if (err instanceof ClientError && err.code === ErrorCode.ERROR_CODE_MESSAGE_TOO_LONG) {
         showMessageIn(sendError, `This message is too long: ${Array.from(body).length.toLocaleString()} characters, and the limit is 100,000.`, "MESSAGE_TOO_LONG");
       } else {
-        showErrorIn(sendError, err);
+        showErrorIn(sendError, err, {
+          [ErrorCode.ERROR_CODE_PERMISSION_DENIED]: c.kind === ConversationKind.CONVERSATION_KIND_DIRECT
+            ? (blocked.has(peer(c) ?? "") ? "You blocked this user. Unblock them to write." : "This conversation does not take your messages.")
+            : "You are not allowed to do that here.",
+        });
       }
     });
   };
@@ -593,10 +609,41 @@ function showConnection(errOrState: unknown): void {
   showErrorIn(banner, errOrState);
 }
 
+/**
+ * Block / Unblock in a direct conversation's header (docs/features.md, "Blocking a user"). The
+ * other side is not told; they find their messages refused. Not offered for a deleted account.
+ */
+function blockToggle(c: Conversation): HTMLElement | undefined {
+  const p = peer(c);
+  const other = others(c)[0];
+  if (!p || !other || other.accountDeleted) return undefined;
+  const isBlocked = blocked.has(p);
+  const button = h("button", { class: "link block", type: "button", "data-testid": "block-toggle" }, isBlocked ? "Unblock" : "Block");
+  const error = errorLine("block-error");
+  button.addEventListener("click", () => {
+    if (!isBlocked && !window.confirm(`Block ${other.username}? They will not be able to write to you, and you will not see each other online or typing.`)) return;
+    (isBlocked ? client!.unblock(other.username) : client!.block(other.username)).then(() => {
+      if (isBlocked) blocked.delete(p);
+      else blocked.add(p);
+      renderPane();
+    }, (err) => showErrorIn(error, err));
+  });
+  return h("span", { class: "block-row" }, button, error);
+}
+
+/** Who this account blocked, once per connection (another device may have changed it). */
+async function loadBlocked(): Promise<void> {
+  if (!client) return;
+  const users = await client.listBlocked();
+  blocked.clear();
+  for (const u of users) blocked.add(u.userId);
+}
+
 /** A browser notification for a message that arrives while the tab is in the background. */
 function notify(s: ConvState, m: Message): void {
   if (!pageHidden() || m.senderId === session!.userId || !("Notification" in window) || Notification.permission !== "granted" || s.conversation.muted) return;
-  const sender = s.conversation.members.find((x) => x.userId === m.senderId)?.username ?? "someone";
+  const member = s.conversation.members.find((x) => x.userId === m.senderId);
+  const sender = member ? nameOf(member) : "someone";
   const group = s.conversation.kind === ConversationKind.CONVERSATION_KIND_GROUP;
   const n = new Notification(group ? `${sender} in ${title(s.conversation)}` : sender, { body: preview(m.text, 140), tag: s.conversation.id });
   n.onclick = () => { window.focus(); open(s.conversation.id); n.close(); };
@@ -696,6 +743,7 @@ async function refreshConversations(): Promise<void> {
   if (!client) return;
   try {
     for (const c of await client.listConversations()) upsert(c);
+    await loadBlocked();
     renderList();
     if (active) renderPane();
     await Promise.all([subscribePresence(), loadPreviews()]);
