@@ -27,7 +27,8 @@ const [EDGE1, EDGE2] = [() => c.wsUrls[0]!, () => c.wsUrls[1]!];
 /** Where a text could still be: every table of the profile's stores (and Redis keys on production). */
 async function storesHolding(text: string): Promise<string[]> {
   if (!production) return sqliteTablesWith(path.join(c.dataDir, "sqlite", "meshchat.db"), text);
-  const env = c.env;
+  // The cluster's own settings first, then the servers' (scripts/servers/env.sh), as its processes read them.
+  const env = { ...process.env, ...c.env };
   return [
     ...(await postgresColumnsWith(env.POSTGRES_URL!, text)),
     ...(await cassandraTablesWith(env.CASSANDRA_CONTACT_POINTS!.split(","), env.CASSANDRA_LOCAL_DC!, env.CASSANDRA_KEYSPACE ?? "meshchat", text)).map((t) => `cassandra ${t}`),
