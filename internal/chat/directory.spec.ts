@@ -7,7 +7,7 @@ function fakeStore() {
   const loads: string[] = [];
   const getConversation = (req: { conversationId: string }, _md: unknown, _opts: unknown, cb: (err: null, res: object) => void) => {
     loads.push(req.conversationId);
-    cb(null, { conversation: { id: req.conversationId, members: [{ userId: "u1", username: "ann" }] }, mutedUserIds: [] });
+    cb(null, { conversation: { id: req.conversationId, members: [{ userId: "u1", username: "ann" }] }, mutedUserIds: [], blocks: [] });
   };
   return { loads, client: { getConversation, getChannel: () => ({ getTarget: () => "ipv4:127.0.0.1:1" }) } as unknown as MessageStoreServiceClient };
 }
