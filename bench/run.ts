@@ -21,7 +21,7 @@ import { authenticate, ChatClient } from "../internal/client/client.js";
 import { nodeSocket } from "../internal/client/node-socket.js";
 import { ensureDevCerts } from "../internal/grpc/dev-certs.js";
 import { Cluster, clusterEnv, embeddedSpecs, freePort } from "../internal/launcher/cluster.js";
-import { login } from "./http-login.js";
+import { login, logout } from "./http-login.js";
 import type { WorkerCommand, WorkerReport } from "./worker.js";
 import { sleep } from "../internal/run/sleep.js";
 
@@ -374,9 +374,12 @@ try {
         while (!stop) {
           const t0 = performance.now();
           // Rotating over a few addresses (a user on several networks), each well under the per-address limit.
-          const status = await login(httpUrl, victim!.username, "bench password 1", `127.0.0.${230 + (loginCount % 20)}`, cookie);
+          const address = `127.0.0.${230 + (loginCount % 20)}`;
+          const { status, token } = await login(httpUrl, victim!.username, "bench password 1", address, cookie);
           if (status === 200) logins.recordValue(Math.max(1, Math.round((performance.now() - t0) * 10)));
           else loginFailures++;
+          // Untimed: without it the logins would pass MAX_SESSIONS_PER_USER and end the session the victim sends on.
+          if (token) await logout(httpUrl, token, address);
           loginCount++;
           await new Promise((res) => setTimeout(res, 250));
         }
