@@ -29,6 +29,7 @@ const chatConfig = {
   // One transaction at a time suits PGlite; a server-backed store takes several batches at once.
   storeWritesInFlight: int("STORE_WRITES_IN_FLIGHT", config.profile === "embedded" ? 1 : 8, 1, 64),
   conversationCacheSize: int("CHAT_CONVERSATION_CACHE", DEFAULT_CACHE_SIZE, 100),
+  contactsCacheMs: int("CONTACTS_CACHE_MS", 30_000, 0, 3_600_000),
   maxGroupsPerDay: int("MAX_GROUPS_PER_DAY", 50, 0, 1_000_000),
   editWindowS: int("EDIT_WINDOW_S", 86_400, 1, 10 * 365 * 86_400),
   maxEditsPerMessage: int("MAX_EDITS_PER_MESSAGE", 10, 1, 1_000),

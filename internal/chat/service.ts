@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { ChatServiceService, type Actor } from "../../gen/chat/internal/v1/chat.js";
 import type { ChangeMessageRequest, MessageStoreServiceClient } from "../../gen/chat/internal/v1/store.js";
-import { AckKind, Conversation, ConversationKind, ErrorCode, Member, MembershipAction, type Receipt } from "../../gen/chat/v1/client.js";
+import { AckKind, Conversation, ConversationKind, ErrorCode, Member, MembershipAction, type PrivacySettings, type Receipt } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
 import { trace, type SpanContext } from "@opentelemetry/api";
 import { MessageTraces } from "../telemetry/message-traces.js";
@@ -11,10 +11,11 @@ import { call } from "../grpc/client.js";
 import type { AsyncService } from "../grpc/handler.js";
 import type { Logger } from "../log/logger.js";
 import { validateConversationId, validateMessageRef, validateSend, validateText, validateTitle, validateUsername } from "../validation/validate.js";
-import { ConversationDirectory } from "./directory.js";
-import { LocalSignals, type DirectorySignals } from "./directory-signals.js";
+import { ConversationDirectory, DEFAULT_CACHE_SIZE } from "./directory.js";
+import { LocalSignals, type DirectoryChange, type DirectorySignals } from "./directory-signals.js";
 import type { Fanout } from "./fanout.js";
 import { PointerBatcher } from "./pointer-batcher.js";
+import { PresenceAccess } from "./presence-access.js";
 import { PrivacyRules } from "./privacy.js";
 import { GroupQuota } from "./quotas.js";
 import { Sequencer } from "./sequencer.js";
@@ -48,6 +49,12 @@ export interface ChatConfig {
   conversationCacheSize?: number;
   /** MAX_GROUPS_PER_DAY: groups one user may create in 24 h; past it CreateGroup is QUOTA_EXCEEDED. Default 50; 0 = no cap. */
   maxGroupsPerDay?: number;
+  /**
+   * CONTACTS_CACHE_MS: how long a user's contacts (for presence access) are used without asking
+   * the store. Changes made through chat reach every instance's cache at once (directory signals);
+   * this bounds what a lost signal can delay (a removal, a newly hidden user). Default 30000.
+   */
+  contactsCacheMs?: number;
 }
 
 /** Conversations, sequencing and fan-out: the heart of the chat service. */
@@ -58,6 +65,7 @@ export class ChatCore {
   private readonly groupQuota: GroupQuota;
   /** Privacy settings, and who may add whom to groups. */
   readonly privacy: PrivacyRules;
+  readonly presenceAccess: PresenceAccess;
   private readonly pendingReceipts = new Map<string, Map<string, Receipt>>();
   private receiptTimer: NodeJS.Timeout | undefined;
   /** Each recent message's trace, so the receipts that acknowledge it can link it. */
@@ -75,7 +83,11 @@ export class ChatCore {
     this.directory = new ConversationDirectory(store, config.conversationCacheSize);
     this.privacy = new PrivacyRules(store);
     this.groupQuota = new GroupQuota(config.maxGroupsPerDay ?? 0, async (userId, sinceMs) => (await call(store, store.countGroupsCreated, { userId, sinceMs })).count);
-    signals.onChanged((id) => this.directory.invalidate(id));
+    this.presenceAccess = new PresenceAccess(async (userId) => call(store, store.listContacts, { userId }), {
+      ttlMs: config.contactsCacheMs ?? 30_000,
+      maxEntries: config.conversationCacheSize ?? DEFAULT_CACHE_SIZE,
+    });
+    signals.onChanged((change) => this.forget(change));
     this.sequencer = new Sequencer(
       {
         append: (req) => call(store, store.append, req, 15_000).catch((err: unknown) => {
@@ -198,6 +210,7 @@ export class ChatCore {
       createdAtMs: Date.now(),
     });
     const res = await call(this.store, this.store.createConversation, { conversation, createdBy: actor.userId, maxMembers: 2 });
+    if (res.created) this.directoryChanged({ kind: "contacts", userIds: ids });
     void this.fanout.userEvents(res.events);
     return res.conversation!;
   }
@@ -218,6 +231,7 @@ export class ChatCore {
       createdAtMs: Date.now(),
     });
     const res = await this.groupQuota.admit(actor.userId, () => call(this.store, this.store.createConversation, { conversation, createdBy: actor.userId, maxMembers: this.config.maxGroupMembers }));
+    this.directoryChanged({ kind: "contacts", userIds: ids });
     void this.fanout.userEvents(res.events);
     return res.conversation!;
   }
@@ -233,10 +247,11 @@ export class ChatCore {
       try {
         return await call(this.store, this.store.changeMembership, { conversationId, actorId: actor.userId, subjectId: subject.id, action, maxMembers: this.config.maxGroupMembers });
       } finally {
-        this.directory.invalidate(conversationId);
-        void this.signals.changed(conversationId);
+        this.directoryChanged({ kind: "conversation", conversationId });
       }
     });
+    // Whoever shared the group with the subject gains or loses a contact (the subject too).
+    this.directoryChanged({ kind: "contacts", userIds: [...new Set([subject.id, ...res.conversation!.members.map((m) => m.userId)])] });
     void this.fanout.userEvents(res.events);
     return res.conversation!;
   }
@@ -244,8 +259,32 @@ export class ChatCore {
   async setMuted(actor: Actor, conversationId: string, muted: boolean): Promise<void> {
     await this.directory.requireMember(conversationId, actor.userId);
     await call(this.store, this.store.setMuted, { conversationId, userId: actor.userId, muted });
-    this.directory.invalidate(conversationId);
-    void this.signals.changed(conversationId);
+    this.directoryChanged({ kind: "conversation", conversationId });
+  }
+
+  async setPrivacy(actor: Actor, change: PrivacySettings | undefined): Promise<PrivacySettings> {
+    const settings = await this.privacy.set(actor, change);
+    this.directoryChanged({ kind: "privacy", userId: actor.userId });
+    return settings;
+  }
+
+  /** Drops this instance's cached copies of what changed and tells the other chat instances. */
+  private directoryChanged(change: DirectoryChange): void {
+    this.forget(change);
+    void this.signals.changed(change);
+  }
+
+  private forget(change: DirectoryChange): void {
+    switch (change.kind) {
+      case "conversation": return this.directory.invalidate(change.conversationId);
+      case "contacts": return this.presenceAccess.forgetUsers(change.userIds);
+      case "privacy": return this.presenceAccess.forgetContactsOf(change.userId);
+      default: {
+        // The compiler proves every kind is handled; parseDirectoryChange drops unknown ones.
+        const unhandled: never = change;
+        return unhandled;
+      }
+    }
   }
 
   async drain(): Promise<void> {
@@ -317,7 +356,8 @@ export function chatService(core: ChatCore): AsyncService<typeof ChatServiceServ
     removeMember: async (req) => ({ conversation: await core.changeMembership(actorOf(req.actor), req.conversationId, req.username, false) }),
     setMuted: async (req) => { await core.setMuted(actorOf(req.actor), req.conversationId, req.muted); return {}; },
     getPrivacy: async (req) => ({ settings: await core.privacy.get(actorOf(req.actor)) }),
-    setPrivacy: async (req) => ({ settings: await core.privacy.set(actorOf(req.actor), req.settings) }),
+    setPrivacy: async (req) => ({ settings: await core.setPrivacy(actorOf(req.actor), req.settings) }),
+    presenceAccess: async (req) => ({ hiddenUserIds: await core.presenceAccess.hiddenAmong(actorOf(req.actor).userId, req.userIds) }),
     edit: async (req) => { await core.edit(actorOf(req.actor), req.edit?.conversationId ?? "", req.edit?.seq ?? 0, req.edit?.text ?? ""); return {}; },
     delete: async (req) => { await core.delete(actorOf(req.actor), req.delete?.conversationId ?? "", req.delete?.seq ?? 0, req.delete?.forEveryone ?? false); return {}; },
     typing: async (req) => { await core.typing(actorOf(req.actor), req.conversationId, req.expiresInMs); return {}; },

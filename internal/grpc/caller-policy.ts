@@ -24,6 +24,8 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
       "AccountService/Refresh", "AccountService/Logout", "AccountService/ChangePassword",
       // The user's own privacy settings (the edge's GetPrivacy / SetPrivacy frames).
       "ChatService/GetPrivacy", "ChatService/SetPrivacy",
+      // Whose presence the session's user may see (presence subscribe and query frames).
+      "ChatService/PresenceAccess",
     ],
   },
   presence: {
@@ -36,7 +38,7 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
     // answers only "live or not" for session ids the edge read from tokens it verified.
     edge: [
       "MessageStoreService/History", "MessageStoreService/ReadLog", "MessageStoreService/GetLogHeads", "MessageStoreService/ListConversations",
-      "MessageStoreService/ListContacts", "MessageStoreService/CheckSessions",
+      "MessageStoreService/CheckSessions",
     ],
     chat: [
       "MessageStoreService/CreateUser", "MessageStoreService/GetUserByName", "MessageStoreService/CreateConversation",
@@ -48,7 +50,8 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
       "MessageStoreService/CheckSessions",
       // The groups-per-day quota of CreateGroup.
       "MessageStoreService/CountGroupsCreated",
-      // Privacy: settings are read and written through chat only; who may add whom needs the actor's contacts.
+      // Privacy: settings are read and written through chat only; who may add whom, and who sees
+      // whose presence (ChatService/PresenceAccess), need a user's contacts.
       "MessageStoreService/GetPrivacySettings", "MessageStoreService/SetPrivacySettings", "MessageStoreService/ListContacts",
       "MessageStoreService/ChangeMessage",
     ],
