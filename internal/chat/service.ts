@@ -17,6 +17,7 @@ import type { Fanout } from "./fanout.js";
 import { PointerBatcher } from "./pointer-batcher.js";
 import { PresenceAccess } from "./presence-access.js";
 import { PrivacyRules } from "./privacy.js";
+import { ReceiptAudience } from "./receipt-audience.js";
 import { GroupQuota } from "./quotas.js";
 import { Sequencer } from "./sequencer.js";
 
@@ -67,6 +68,8 @@ export class ChatCore {
   readonly privacy: PrivacyRules;
   readonly presenceAccess: PresenceAccess;
   private readonly pendingReceipts = new Map<string, Map<string, Receipt>>();
+  /** Who each receipt goes to: the senders of what it passes (not every member: members² frames in a group). */
+  private readonly receiptAudience = new ReceiptAudience();
   private receiptTimer: NodeJS.Timeout | undefined;
   /** Each recent message's trace, so the receipts that acknowledge it can link it. */
   private readonly traces = new MessageTraces();
@@ -115,6 +118,7 @@ export class ChatCore {
   forgetConversations(pred: (conversationId: string) => boolean): void {
     this.sequencer.forgetWhere(pred);
     this.directory.invalidateWhere(pred);
+    this.receiptAudience.forgetWhere(pred);
   }
 
   /** The PRODUCER span of the message: its store write and every delivery of it descend from it. */
@@ -133,6 +137,7 @@ export class ChatCore {
       span.setAttributes(messageAttributes(message));
       if (!appended.duplicate) {
         this.traces.remember(conversationId, message.seq, span.spanContext());
+        this.receiptAudience.sent(conversationId, message.seq, actor.userId);
         ChatMetrics.get().messagesSent.add(1);
         this.fanout.messages([{ message, atMs: sentAtMs, memberIds, positions: appended.positions, info }]);
       }
@@ -299,7 +304,7 @@ export class ChatCore {
     return res.user;
   }
 
-  /** Receipts are coalesced per conversation so a busy group does not multiply frames. */
+  /** Receipts are coalesced per conversation so a busy group does not multiply frames; each goes to those it concerns (ReceiptAudience). */
   private queueReceipt(conversationId: string, receipt: Receipt): void {
     let m = this.pendingReceipts.get(conversationId);
     if (!m) this.pendingReceipts.set(conversationId, (m = new Map()));
@@ -331,7 +336,10 @@ export class ChatCore {
     for (const [conversationId, receipts] of batch) {
       const info = await this.directory.get(conversationId).catch(() => null);
       if (!info) continue;
-      for (const receipt of receipts.values()) items.push({ receipt, userIds: info.memberIds });
+      for (const receipt of receipts.values()) {
+        const userIds = this.receiptAudience.audience(receipt, info.memberIds);
+        if (userIds.length > 0) items.push({ receipt, userIds });
+      }
     }
     if (items.length > 0) await this.fanout.receipts(items).catch((err) => this.log.warn("receipts failed", { err }));
   }
