@@ -56,6 +56,13 @@ export interface ChatConfig {
    * this bounds what a lost signal can delay (a removal, a newly hidden user). Default 30000.
    */
   contactsCacheMs?: number;
+  /**
+   * SEND_QUEUE_BYTES_PER_SENDER / SEND_QUEUE_BYTES: bytes of sends that may wait for a store
+   * write, per sender and in all, in one chat instance (defaults 8 MiB and 256 MiB); past them a
+   * send is refused RATE_LIMITED with retry_after_ms rather than queued without bound.
+   */
+  maxQueuedBytesPerSender?: number;
+  maxQueuedBytes?: number;
 }
 
 /** Conversations, sequencing and fan-out: the heart of the chat service. */
@@ -101,7 +108,7 @@ export class ChatCore {
         lastSeq: async (id) => (await call(store, store.getLastSeq, { conversationId: id })).lastSeq,
       },
       async (id) => (await this.directory.get(id)).memberIds,
-      { maxInFlight: config.storeWritesInFlight, maxBatchMessages: 2_000 },
+      { maxInFlight: config.storeWritesInFlight, maxBatchMessages: 2_000, maxQueuedBytesPerSender: config.maxQueuedBytesPerSender, maxQueuedBytes: config.maxQueuedBytes },
     );
     this.pointers = new PointerBatcher(
       async (updates) => (await call(store, store.updatePointersBatch, { updates }, 15_000)).results.map((r) =>
