@@ -145,6 +145,9 @@ export class ChatCore {
       if (!appended.duplicate) {
         this.traces.remember(conversationId, message.seq, span.spanContext());
         this.receiptAudience.sent(conversationId, message.seq, actor.userId);
+        // The store moved the sender's pointers to their message (they have read what came
+        // before it): the senders of what it passed learn it, as from a read ack.
+        this.queueReceipt(conversationId, { conversationId, userId: actor.userId, deliveredSeq: message.seq, readSeq: message.seq });
         ChatMetrics.get().messagesSent.add(1);
         this.fanout.messages([{ message, atMs: sentAtMs, memberIds, positions: appended.positions, info }]);
       }
@@ -315,7 +318,9 @@ export class ChatCore {
   private queueReceipt(conversationId: string, receipt: Receipt): void {
     let m = this.pendingReceipts.get(conversationId);
     if (!m) this.pendingReceipts.set(conversationId, (m = new Map()));
-    m.set(receipt.userId, receipt);
+    // Pointers only move forward; moves that reach here out of order keep the furthest.
+    const queued = m.get(receipt.userId);
+    m.set(receipt.userId, queued ? { ...receipt, deliveredSeq: Math.max(queued.deliveredSeq, receipt.deliveredSeq), readSeq: Math.max(queued.readSeq, receipt.readSeq) } : receipt);
     this.receiptTimer ??= setTimeout(() => void this.flushReceipts(), this.config.receiptFlushMs);
   }
 
