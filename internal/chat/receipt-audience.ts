@@ -57,6 +57,10 @@ export class ReceiptAudience {
     return memberIds.filter((id) => senders.has(id));
   }
 
+  ids(): IterableIterator<string> {
+    return this.byConversation.keys();
+  }
+
   /** Conversations this instance no longer owns: what it knew of them may be stale. */
   forgetWhere(pred: (conversationId: string) => boolean): void {
     for (const id of [...this.byConversation.keys()]) if (pred(id)) this.byConversation.delete(id);

@@ -241,4 +241,19 @@ describe("Sequencer", () => {
     // Once the queue drains, the sender gets in again.
     expect(await outcome(seq.submit("c1", sized("a", "a5", 4_000)))).toBe("ok");
   });
+
+  it("keeps the heads of at most maxCachedHeads idle conversations, the least recently written forgotten and read again", async () => {
+    const store = new FakeStore();
+    let lastSeqCalls = 0;
+    const lastSeq = store.lastSeq.bind(store);
+    store.lastSeq = async (id: string) => { lastSeqCalls++; return lastSeq(id); };
+    const seq = new Sequencer(store, async () => ["u"], { maxInFlight: 1, maxBatchMessages: 100, maxCachedHeads: 2 });
+    for (const c of ["c1", "c2", "c1", "c3"]) await seq.submit(c, msg(`${c}-${lastSeqCalls}-${Math.random()}`));
+    expect(lastSeqCalls).toBe(3);
+    expect([...seq.ids()].sort()).toEqual(["c1", "c3"]);
+    // c2 was the least recently written: its head is read again, and numbering goes on from it.
+    const next = await seq.submit("c2", msg("again"));
+    expect(lastSeqCalls).toBe(4);
+    expect(next.appended.message!.seq).toBe(2);
+  });
 });

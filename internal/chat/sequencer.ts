@@ -89,7 +89,16 @@ export interface SequencerOptions {
    */
   maxQueuedBytesPerSender?: number;
   maxQueuedBytes?: number;
+  /**
+   * Heads of idle conversations kept (default CACHED_HEADS); past it the least recently
+   * written is forgotten and read from the store at its next send. Without a bound a
+   * long-lived owner would keep a head for every conversation it ever wrote.
+   */
+  maxCachedHeads?: number;
 }
+
+/** Idle conversations whose head an owner keeps, like the directory's conversation cache. */
+export const CACHED_HEADS = 100_000;
 
 /** Sends of one sender waiting for a write: ~16 of the largest legal messages, thousands of small ones. */
 export const SEND_QUEUE_BYTES_PER_SENDER = 8 * 1024 * 1024;
@@ -153,6 +162,11 @@ export class Sequencer {
     } finally {
       this.release(conversationId, q);
     }
+  }
+
+  /** Conversations whose head or queue this sequencer holds. */
+  ids(): IterableIterator<string> {
+    return this.conversations.keys();
   }
 
   /** Forget what we know of a conversation's head (ownership lost or regained). */
@@ -222,8 +236,22 @@ export class Sequencer {
   private unbusy(id: string, q: ConversationState): void {
     q.busy = false;
     const waiter = q.waiters.shift();
-    if (waiter) waiter();
-    else if (q.queued === 0 && q.lastSeq === undefined) this.conversations.delete(id);
+    if (waiter) return waiter();
+    if (q.queued > 0) return;
+    this.conversations.delete(id);
+    if (q.lastSeq === undefined) return;
+    // Idle with a known head: now the most recently used (a Map keeps insertion order).
+    this.conversations.set(id, q);
+    this.evictIdleHeads();
+  }
+
+  private evictIdleHeads(): void {
+    const max = this.opts.maxCachedHeads ?? CACHED_HEADS;
+    if (this.conversations.size <= max) return;
+    for (const [id, q] of this.conversations) {
+      if (this.conversations.size <= max) return;
+      if (!q.busy && q.queued === 0 && q.waiters.length === 0) this.conversations.delete(id);
+    }
   }
 
   private pump(): void {

@@ -122,6 +122,10 @@ export class ChatCore {
   }
 
   /** Drops cached heads and members of the conversations `pred` names (their owner may have changed). */
+  cachedConversationIds(): Set<string> {
+    return new Set([...this.directory.ids(), ...this.sequencer.ids(), ...this.receiptAudience.ids()]);
+  }
+
   forgetConversations(pred: (conversationId: string) => boolean): void {
     this.sequencer.forgetWhere(pred);
     this.directory.invalidateWhere(pred);
