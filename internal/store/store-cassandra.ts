@@ -87,8 +87,8 @@ const OUTBOX_TABLE = "cassandra_log_outbox";
 
 export interface CassandraStoreOptions {
   keyspace: string;
-  /** SimpleStrategy replication factor used when this store creates the keyspace. */
-  replicationFactor?: number;
+  /** Replication when this store creates the keyspace: a SimpleStrategy factor or `dc1:3,dc2:3` (schema-cassandra.ts replicationOf). */
+  replication?: string;
   /** Bucket sizes; fixed when the keyspace is created (store_settings), a different value fails at open. */
   messagesPerBucket?: number;
   logEntriesPerBucket?: number;
@@ -180,7 +180,7 @@ export class CassandraStore implements Store {
       await db.query(`CREATE TABLE IF NOT EXISTS ${OUTBOX_TABLE} (
         id bigserial PRIMARY KEY, conversation_id text NOT NULL, user_ids text[] NOT NULL, event bytea NOT NULL, created_at bigint NOT NULL)`);
       await client.connect();
-      await migrateCassandra(client, ks, options.replicationFactor ?? 1);
+      await migrateCassandra(client, ks, options.replication ?? "1");
       const setting = async (name: string, want: number): Promise<number> => {
         const opts = { prepare: true, consistency: consistencies.localQuorum, serialConsistency: consistencies.localSerial };
         await client.execute(`INSERT INTO ${ks}.store_settings (name, value) VALUES (?, ?) IF NOT EXISTS`, [name, want], opts);
@@ -740,7 +740,8 @@ export class CassandraStore implements Store {
       await Promise.all(candidates.map((x) => this.client.execute(this.cql.indexLog, [user, x.e.conversationId, x.e.seq, x.p], { isIdempotent: true })));
       const batch = chunk.map((i, j) => {
         const e = entries[i]!;
-        const blob = e.event ? Buffer.from(Event.encode({ ...e.event, pos: 0 }).finish()) : null;
+        // Unset, not null: a bound null writes a cell tombstone, one per message entry, read back by every catch-up.
+        const blob = e.event ? Buffer.from(Event.encode({ ...e.event, pos: 0 }).finish()) : cassandra.types.unset;
         return { query: this.cql.insertLog, params: [user, b, first + j, e.at, e.conversationId, e.seq, blob] };
       });
       const r = await this.client.batch(batch, { prepare: true, serialConsistency: consistencies.localSerial });
