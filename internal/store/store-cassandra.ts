@@ -15,6 +15,7 @@ import {
 import { ChatError } from "../errors/chat-error.js";
 import { infraErrorToChatError } from "../errors/infra.js";
 import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES, textBytes } from "../grpc/message-size.js";
+import { CassandraRequestCounter } from "./cassandra-requests.js";
 import { checkKeyspace, migrateCassandra } from "./schema-cassandra.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
 import { type LogWrite, SqlStore } from "./store-sql.js";
@@ -100,6 +101,7 @@ export function createCassandraClient(contactPoints: string[], localDataCenter: 
     contactPoints,
     localDataCenter,
     queryOptions: { consistency: consistencies.localQuorum, serialConsistency: consistencies.localSerial, prepare: true },
+    requestTracker: new CassandraRequestCounter(),
     socketOptions: { connectTimeout: 3_000, readTimeout: 12_000 },
   });
 }
