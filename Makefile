@@ -46,8 +46,10 @@ gen/.stamp: node_modules/.package-lock.json buf.yaml buf.gen.yaml $(PROTOS)
 
 ## build: the services, tools and tests into dist/, the web client into web/dist/ (only what changed)
 build: dist/.stamp web/dist/.stamp
-dist/.stamp: gen/.stamp $(TS_SOURCES)
-	$(NODE_BIN)/tsc -p tsconfig.json
+dist/.stamp: gen/.stamp $(TS_SOURCES) tsconfig.build.json
+	@# From empty, so a file that was renamed or removed does not live on in dist/.
+	rm -rf dist
+	$(NODE_BIN)/tsc -p tsconfig.build.json
 	@touch $@
 web/dist/.stamp: gen/.stamp $(WEB_SOURCES)
 	$(NODE_BIN)/tsc -p web/tsconfig.json
@@ -66,7 +68,7 @@ cluster: build
 	set -a; . scripts/servers/env.sh; set +a; PROFILE=production node dist/cmd/meshchat/main.js --edges 2 --chats 2
 
 ## test: every test, on both profiles; installs and starts the real servers under ./var and stops them
-test: build
+test: build typecheck
 	bash test/browser/ensure-chromium.sh
 	$(NODE_BIN)/vitest run --project unit
 	$(NODE_BIN)/vitest run --project e2e

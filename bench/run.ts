@@ -3,7 +3,7 @@
  * loopback against a fresh cluster, with a bare `ws` relay measured in the same
  * run as the baseline, and writes bench/results/latest.{md,json}.
  *
- *   node dist/bench/run.js [--quick] [--only capacity|throughput|group|catchup|abuse] [--profile production]
+ *   node dist/bench/run.js [--quick] [--only capacity,throughput,group,catchup,abuse] [--profile production]
  *
  * Every scenario is bounded in count and time and stops by itself.
  */
@@ -21,7 +21,7 @@ import { authenticate, ChatClient } from "../internal/client/client.js";
 import { nodeSocket } from "../internal/client/node-socket.js";
 import { ensureDevCerts } from "../internal/grpc/dev-certs.js";
 import { Cluster, clusterEnv, embeddedSpecs, freePort } from "../internal/launcher/cluster.js";
-import { login } from "./http-login.js";
+import { login, logout } from "./http-login.js";
 import type { WorkerCommand, WorkerReport } from "./worker.js";
 import { sleep } from "../internal/run/sleep.js";
 
@@ -29,13 +29,13 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, "../..");
 const program = new Command()
   .option("--quick", "small sizes and short steps (about 2 minutes)")
-  .option("--only <scenario>", "capacity | throughput | group | catchup | abuse")
+  .option("--only <scenarios>", "comma-separated: capacity, throughput, group, catchup, abuse")
   .option("--profile <profile>", "embedded | production", "embedded")
   .option("--out <dir>", "results folder", path.join(REPO, "bench", "results"))
   .parse();
 const opts = program.opts<{ quick?: boolean; only?: string; profile: string; out: string }>();
 const quick = Boolean(opts.quick);
-const wants = (s: string) => !opts.only || opts.only === s;
+const wants = (s: string) => !opts.only || opts.only.split(",").includes(s);
 const tty = process.stdout.isTTY;
 const log = (s: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
 
@@ -45,11 +45,13 @@ interface Results {
   quick: boolean;
   capacity?: Array<{ sessions: number; connectMs: number; rssPerSessionKB: number; heapPerSessionKB: number; idleCpuPercent: number; baselineRssPerSessionKB: number; extrapolated50kRssMB: number }>;
   throughput?: { chat: StepResult[]; relay: StepResult[]; maxRateP99Under50: number; relayMaxDelivered: number; ratio: number };
-  cpu?: { rate: number; seconds: number; delivered: number; microsPerMessage: Record<string, number> };
-  group?: { members: number; devices: number; messages: number; p50: number; p99: number; allDevicesP50: number; allDevicesP99: number };
+  cpu?: { rate: number; seconds: number; delivered: number; microsPerMessage: Record<string, number>; cassandra?: CassandraCost };
+  group?: { members: number; devices: number; messages: number; p50: number; p99: number; allDevicesP50: number; allDevicesP99: number; cassandra?: CassandraCost };
   catchup?: { missed: number; ms: number; eventsPerSecond: number };
   abuse?: { alone: VictimFigures; attacked: VictimFigures; attack: Extract<WorkerReport, { kind: "attack" }> };
 }
+/** Cassandra requests per message (production profile), from the store's request tracker. */
+interface CassandraCost { requests: number; paxos: number; byKind: Record<string, number> }
 interface VictimFigures { sendP50: number; sendP99: number; delivered: number; sent: number; loginP50: number; loginP99: number; logins: number; loginFailures: number }
 type StepResult = Extract<WorkerReport, { kind: "step" }>;
 
@@ -160,8 +162,35 @@ async function shutdown(code: number): Promise<never> {
 }
 process.on("SIGINT", () => void shutdown(130));
 
+/** The message store's Prometheus endpoint (the other services' stay off): what a message costs in Cassandra. */
+const storeMetricsPort = await freePort();
+const withStoreMetrics = (specs: ReturnType<typeof embeddedSpecs>) =>
+  specs.map((s) => (s.service === "message-store" ? { ...s, env: { ...s.env, METRICS_PORT: String(storeMetricsPort) } } : s));
+
+/** Cassandra requests by kind so far (meshchat_cassandra_requests_total, successful ones); empty on a store without Cassandra. */
+async function cassandraRequests(): Promise<Record<string, number>> {
+  const text = await fetch(`http://127.0.0.1:${storeMetricsPort}/metrics`).then((r) => r.text()).catch(() => "");
+  const out: Record<string, number> = {};
+  for (const line of text.split("\n")) {
+    const m = /^meshchat_cassandra_requests_total\{([^}]*)\} (\S+)/.exec(line);
+    if (!m || !/request_outcome="ok"/.test(m[1]!)) continue;
+    const kind = /request_kind="(\w+)"/.exec(m[1]!)?.[1] ?? "other";
+    out[kind] = (out[kind] ?? 0) + Number(m[2]);
+  }
+  return out;
+}
+
+/** Requests per message between two readings: in all, and Paxos rounds (conditional statements and batches). */
+function perMessage(before: Record<string, number>, after: Record<string, number>, messages: number): CassandraCost | undefined {
+  const byKind: Record<string, number> = {};
+  for (const k of Object.keys(after)) byKind[k] = Math.round(((after[k]! - (before[k] ?? 0)) / Math.max(1, messages)) * 10) / 10;
+  if (Object.keys(byKind).length === 0) return undefined;
+  const sum = (ks: string[]) => Math.round(ks.reduce((n, k) => n + (byKind[k] ?? 0), 0) * 10) / 10;
+  return { requests: sum(Object.keys(byKind).filter((k) => k !== "schema")), paxos: sum(["lwt", "lwt_batch"]), byKind };
+}
+
 log(`starting the ${opts.profile} cluster`);
-await cluster.startAll(embeddedSpecs(env));
+await cluster.startAll(withStoreMetrics(embeddedSpecs(env)));
 /** The edge's process id (it changes when a scenario restarts the cluster). */
 const edgePid = () => cluster.processes.get("edge")!.child.pid!;
 
@@ -207,11 +236,13 @@ try {
     const pids = new Map([...cluster.processes].map(([name, p]) => [name, p.child.pid!]));
     pids.set("load generator", cw.child.pid!);
     const ticksBefore = new Map([...pids].map(([name, pid]) => [name, cpuTicks(pid)]));
+    const cassandraBefore = await cassandraRequests();
     const [cpuStep] = (await withTimeout(cw.run({ cmd: "pairs", url: wsUrl, pairs, steps: [{ rate: cpuRate, seconds: cpuSeconds }], textBytes: 1024, relay: false }, ["step"]), 120_000, "cpu")) as StepResult[];
     const microsPerMessage: Record<string, number> = {};
     for (const [name, pid] of pids) microsPerMessage[name] = Math.round(((cpuTicks(pid) - ticksBefore.get(name)!) * 10_000) / Math.max(1, cpuStep!.delivered));
     cw.child.kill();
-    results.cpu = { rate: cpuRate, seconds: cpuSeconds, delivered: cpuStep!.delivered, microsPerMessage };
+    results.cpu = { rate: cpuRate, seconds: cpuSeconds, delivered: cpuStep!.delivered, microsPerMessage, cassandra: perMessage(cassandraBefore, await cassandraRequests(), cpuStep!.delivered) };
+    if (results.cpu.cassandra) log(`  Cassandra per 1:1 message (acks and receipts included): ${results.cpu.cassandra.requests} requests, ${results.cpu.cassandra.paxos} Paxos rounds (${JSON.stringify(results.cpu.cassandra.byKind)})`);
     log(`  CPU µs per delivered message at ${cpuRate}/s: ${Object.entries(microsPerMessage).map(([k, v]) => `${k} ${v}`).join(", ")}`);
     const w = worker();
     children.push(w.child);
@@ -243,9 +274,11 @@ try {
     children.push(w.child);
     const devicesPerMember = quick ? 1 : 2;
     const messages = quick ? 20 : 60;
+    const groupCassandraBefore = await cassandraRequests();
     const [r] = (await withTimeout(w.run({ cmd: "group", url: wsUrl, senderToken: owner.token, memberTokens: members.map((m) => m.token), devicesPerMember, conversationId: g.id, messages, intervalMs: 100 }, ["group"]), 180_000, "group")) as Array<Extract<WorkerReport, { kind: "group" }>>;
     w.child.kill();
-    results.group = { members: 100, devices: 99 * devicesPerMember, messages, p50: r!.p50, p99: r!.p99, allDevicesP50: r!.allDevicesP50, allDevicesP99: r!.allDevicesP99 };
+    results.group = { members: 100, devices: 99 * devicesPerMember, messages, p50: r!.p50, p99: r!.p99, allDevicesP50: r!.allDevicesP50, allDevicesP99: r!.allDevicesP99, cassandra: perMessage(groupCassandraBefore, await cassandraRequests(), messages) };
+    if (results.group.cassandra) log(`  Cassandra per group message (acks and receipts included): ${results.group.cassandra.requests} requests, ${results.group.cassandra.paxos} Paxos rounds`);
     log(`  per device p50 ${r!.p50} p99 ${r!.p99} ms; until every device p50 ${r!.allDevicesP50} p99 ${r!.allDevicesP99} ms`);
   }
 
@@ -348,7 +381,7 @@ try {
     await cluster.stopAll("SIGTERM");
     const defaults = { ...env };
     for (const k of ["SEND_RATE", "SEND_BURST", "SEND_BYTES_PER_S", "SEND_BYTES_BURST", "READ_BYTES_PER_S", "FRAME_RATE", "FRAME_BURST", "MAX_BUFFERED_BYTES", "LOGIN_ADDRESS_PER_MINUTE", "LOGIN_ADDRESS_BURST", "MAX_CONNECTIONS_PER_ADDRESS"]) delete defaults[k];
-    await cluster.startAll(embeddedSpecs(defaults));
+    await cluster.startAll(withStoreMetrics(embeddedSpecs(defaults)));
     const seconds = quick ? 6 : 15;
     const [victim, peer, attacker] = [await users(1, "av"), await users(1, "ap"), await users(1, "ax")].map((u) => u[0]!);
     const vc = new ChatClient({ url: wsUrl, token: victim!.token, deviceId: "setup", socket: nodeSocket, reconnect: false });
@@ -374,9 +407,12 @@ try {
         while (!stop) {
           const t0 = performance.now();
           // Rotating over a few addresses (a user on several networks), each well under the per-address limit.
-          const status = await login(httpUrl, victim!.username, "bench password 1", `127.0.0.${230 + (loginCount % 20)}`, cookie);
+          const address = `127.0.0.${230 + (loginCount % 20)}`;
+          const { status, token } = await login(httpUrl, victim!.username, "bench password 1", address, cookie);
           if (status === 200) logins.recordValue(Math.max(1, Math.round((performance.now() - t0) * 10)));
           else loginFailures++;
+          // Untimed: without it the logins would pass MAX_SESSIONS_PER_USER and end the session the victim sends on.
+          if (token) await logout(httpUrl, token, address);
           loginCount++;
           await new Promise((res) => setTimeout(res, 250));
         }
@@ -425,6 +461,12 @@ if (results.cpu) {
 if (results.group) {
   const g = results.group;
   lines.push("## 100-member group fan-out", "", `${g.devices} member devices online, ${g.messages} messages: per-device p50 ${g.p50} ms, p99 ${g.p99} ms; until every device has it p50 ${g.allDevicesP50} ms, **p99 ${g.allDevicesP99} ms** (target <= 100 ms).`, "");
+}
+if (results.cpu?.cassandra || results.group?.cassandra) {
+  const row = (what: string, c: CassandraCost | undefined) => (c ? `| ${what} | ${c.requests} | **${c.paxos}** | ${Object.entries(c.byKind).filter(([k]) => k !== "schema").map(([k, v]) => `${k} ${v}`).join(", ")} |` : "");
+  lines.push("## What a message costs in Cassandra (the store's request tracker)", "", "| message | requests | Paxos rounds | by kind |", "|---|---:|---:|---|",
+    row(`1:1 at ${results.cpu?.rate ?? 0}/s (sends, delivery acks, receipts)`, results.cpu?.cassandra), row("100-member group (every member's delivery ack)", results.group?.cassandra),
+    "", "Targets (docs/cassandra-log.md): 0 Paxos rounds per message in the steady state, <= 5 statements per 1:1 message.", "");
 }
 if (results.catchup) lines.push("## Catch-up", "", `A device that missed ${results.catchup.missed} messages was caught up (Synced) in **${results.catchup.ms} ms** (${results.catchup.eventsPerSecond} events/s; target < 2 s for 10,000).`, "");
 if (results.capacity) {

@@ -223,7 +223,7 @@ async function attack(c: Extract<WorkerCommand, { cmd: "attack" }>): Promise<voi
   });
   const guessing = Array.from({ length: c.loginConcurrency }, async (_, k) => {
     for (let n = 0; Date.now() < until; n++) {
-      const status = await login(c.httpUrl, c.loginUsername, `wrong guess ${k}-${n}`, `127.0.0.${10 + ((k + n) % 200)}`);
+      const { status } = await login(c.httpUrl, c.loginUsername, `wrong guess ${k}-${n}`, `127.0.0.${10 + ((k + n) % 200)}`);
       logins++;
       if (status === 429) loginsRefused++;
     }

@@ -7,6 +7,7 @@ import { Sessions } from "../../internal/chat/sessions.js";
 import { Fanout } from "../../internal/chat/fanout.js";
 import { DEFAULT_CACHE_SIZE } from "../../internal/chat/directory.js";
 import { ChatCore, chatService } from "../../internal/chat/service.js";
+import { SEND_QUEUE_BYTES, SEND_QUEUE_BYTES_PER_SENDER } from "../../internal/chat/sequencer.js";
 import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
 import { int } from "../../internal/config/env.js";
 import { MeshClients } from "../../internal/grpc/mesh-clients.js";
@@ -30,6 +31,9 @@ const chatConfig = {
   // One transaction at a time suits PGlite; a server-backed store takes several batches at once.
   storeWritesInFlight: int("STORE_WRITES_IN_FLIGHT", config.profile === "embedded" ? 1 : 8, 1, 64),
   conversationCacheSize: int("CHAT_CONVERSATION_CACHE", DEFAULT_CACHE_SIZE, 100),
+  contactsCacheMs: int("CONTACTS_CACHE_MS", 30_000, 0, 3_600_000),
+  maxQueuedBytesPerSender: int("SEND_QUEUE_BYTES_PER_SENDER", SEND_QUEUE_BYTES_PER_SENDER, 1_000_000),
+  maxQueuedBytes: int("SEND_QUEUE_BYTES", SEND_QUEUE_BYTES, 1_000_000),
   maxGroupsPerDay: int("MAX_GROUPS_PER_DAY", 50, 0, 1_000_000),
   editWindowS: int("EDIT_WINDOW_S", 86_400, 1, 10 * 365 * 86_400),
   maxEditsPerMessage: int("MAX_EDITS_PER_MESSAGE", 10, 1, 1_000),

@@ -38,7 +38,7 @@ export class AccountDeletion {
       erasedMessages += await core.eraseMessagesOf(userId, conversations.map((c) => c.id));
     }
     const res = await call(store, store.deleteAccount, { userId, nowMs: Date.now() });
-    core.accountDeleted(res.conversationIds);
+    core.accountDeleted(userId, res.conversationIds);
     await this.disconnect(userId, res.sessionIds);
     await call(this.deps.notifier, this.deps.notifier.unregisterToken, { userId, deviceId: "", allDevices: true });
     if (erase) erasedMessages += await core.eraseMessagesOf(userId, res.conversationIds);

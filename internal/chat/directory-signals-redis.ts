@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import { redisClient, throttledReporter } from "../redis/client.js";
-import type { DirectorySignals } from "./directory-signals.js";
+import { parseDirectoryChange, type DirectoryChange, type DirectorySignals } from "./directory-signals.js";
 
 /**
  * Directory changes over Redis pub/sub on `<prefix>directory`. Delivery is at
@@ -12,15 +12,16 @@ export class RedisDirectorySignals implements DirectorySignals {
   private readonly pub: Redis;
   private readonly sub: Redis;
   private readonly channel: string;
-  private readonly listeners: Array<(conversationId: string) => void> = [];
+  private readonly listeners: Array<(change: DirectoryChange) => void> = [];
 
   constructor(url: string, prefix: string, onError: (err: unknown) => void = () => {}) {
     const report = throttledReporter(onError);
     this.pub = redisClient(url, { report });
     this.sub = redisClient(url, { report, offlineQueue: true });
     this.channel = `${prefix}directory`;
-    this.sub.on("message", (channel: string, id: string) => {
-      if (channel === this.channel) for (const fn of this.listeners) fn(id);
+    this.sub.on("message", (channel: string, text: string) => {
+      const change = channel === this.channel ? parseDirectoryChange(text) : undefined;
+      if (change) for (const fn of this.listeners) fn(change);
     });
     void this.sub.subscribe(this.channel).catch(report);
   }
@@ -34,11 +35,11 @@ export class RedisDirectorySignals implements DirectorySignals {
     await Promise.all([this.sub.subscribe(this.channel), connected(this.pub)]);
   }
 
-  async changed(conversationId: string): Promise<void> {
-    await this.pub.publish(this.channel, conversationId).catch(() => {});
+  async changed(change: DirectoryChange): Promise<void> {
+    await this.pub.publish(this.channel, JSON.stringify(change)).catch(() => {});
   }
 
-  onChanged(listener: (conversationId: string) => void): void {
+  onChanged(listener: (change: DirectoryChange) => void): void {
     this.listeners.push(listener);
   }
 

@@ -67,6 +67,10 @@ export class ConversationDirectory {
     return info;
   }
 
+  ids(): IterableIterator<string> {
+    return this.cache.keys();
+  }
+
   invalidate(conversationId: string): void {
     this.cache.delete(conversationId);
   }

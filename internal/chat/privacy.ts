@@ -7,8 +7,8 @@ import { validatePrivacy } from "../store/privacy.js";
 
 /**
  * Users' privacy settings as chat applies them (docs/security.md, "Privacy"): reading and
- * changing one's own, and who may add whom to a group. Who sees whose presence is the
- * edge's part (MeshGateway.requireContacts), from the store's ListContacts.
+ * changing one's own, and who may add whom to a group. Who sees whose presence is
+ * PresenceAccess (presence-access.ts), from the store's ListContacts, cached per user.
  */
 export class PrivacyRules {
   constructor(private readonly store: MessageStoreServiceClient) {}

@@ -209,4 +209,51 @@ describe("Sequencer", () => {
     await Promise.all([...sends, excl]);
     expect(order.indexOf("exclusive")).toBeGreaterThan(order.indexOf("send1"));
   });
+
+  it("bounds what waits: past a sender's share or the total, a send is refused RATE_LIMITED (retryable, nothing written) and others still get in", async () => {
+    const store = new FakeStore();
+    // The store holds every write until released: the queue can only grow.
+    let release!: () => void;
+    const held = new Promise<void>((r) => { release = r; });
+    const append = store.append.bind(store);
+    store.append = async (req) => { await held; return append(req); };
+    const seq = new Sequencer(store, async () => ["a", "b", "c"], { maxInFlight: 1, maxBatchMessages: 2_000, maxQueuedBytesPerSender: 10_000, maxQueuedBytes: 22_000 });
+    const outcome = (p: Promise<unknown>) => p.then(() => "ok", (e: unknown) => ErrorCode[(e as { code: ErrorCode }).code]);
+    // The first send goes into the held write; then each sender may queue ~10 kB.
+    const first = outcome(seq.submit("c1", sized("a", "first", 4_000)));
+    await sleep(0);
+    const a = [1, 2, 3].map((i) => outcome(seq.submit("c1", sized("a", `a${i}`, 4_000))));
+    const b = [1, 2].map((i) => outcome(seq.submit("c2", sized("b", `b${i}`, 4_000))));
+    // a and b hold ~16 kB; c's first fits in the total, its second does not (though it fits in c's share).
+    const c = [1, 2, 3].map((i) => outcome(seq.submit("c3", sized("c", `c${i}`, 4_000))));
+    const refused = seq.submit("c1", sized("a", "a4", 4_000)).then(() => ({ code: ErrorCode.ERROR_CODE_UNSPECIFIED, retryAfterMs: 0 }), (e: unknown) => e as { code: ErrorCode; retryAfterMs: number });
+    release();
+    expect(await first).toBe("ok");
+    expect(await Promise.all(a)).toEqual(["ok", "ok", "ERROR_CODE_RATE_LIMITED"]);
+    expect(await Promise.all(b)).toEqual(["ok", "ok"]);
+    expect(await Promise.all(c)).toEqual(["ok", "ERROR_CODE_RATE_LIMITED", "ERROR_CODE_RATE_LIMITED"]);
+    const r = await refused;
+    expect(r.code).toBe(ErrorCode.ERROR_CODE_RATE_LIMITED);
+    expect(r.retryAfterMs).toBeGreaterThan(0);
+    // Nothing refused was written; what was accepted was, gapless.
+    const written = store.calls.flatMap((call) => call.groups.flatMap((g) => g.messages.map((m) => m.clientMsgId)));
+    expect(written.sort()).toEqual(["a1", "a2", "b1", "b2", "c1", "first"]);
+    // Once the queue drains, the sender gets in again.
+    expect(await outcome(seq.submit("c1", sized("a", "a5", 4_000)))).toBe("ok");
+  });
+
+  it("keeps the heads of at most maxCachedHeads idle conversations, the least recently written forgotten and read again", async () => {
+    const store = new FakeStore();
+    let lastSeqCalls = 0;
+    const lastSeq = store.lastSeq.bind(store);
+    store.lastSeq = async (id: string) => { lastSeqCalls++; return lastSeq(id); };
+    const seq = new Sequencer(store, async () => ["u"], { maxInFlight: 1, maxBatchMessages: 100, maxCachedHeads: 2 });
+    for (const c of ["c1", "c2", "c1", "c3"]) await seq.submit(c, msg(`${c}-${lastSeqCalls}-${Math.random()}`));
+    expect(lastSeqCalls).toBe(3);
+    expect([...seq.ids()].sort()).toEqual(["c1", "c3"]);
+    // c2 was the least recently written: its head is read again, and numbering goes on from it.
+    const next = await seq.submit("c2", msg("again"));
+    expect(lastSeqCalls).toBe(4);
+    expect(next.appended.message!.seq).toBe(2);
+  });
 });

@@ -43,6 +43,8 @@ interface ConversationState {
 interface SenderQueue {
   pending: Pending[];
   deficit: number;
+  /** Bytes of `pending` (what counts against maxQueuedBytesPerSender). */
+  bytes: number;
 }
 
 /** One conversation's part of a store write: its sends in the order they were taken. */
@@ -79,7 +81,31 @@ export interface SequencerOptions {
   maxBatchBytes?: number;
   /** Bytes a sender may take per turn when a write is formed (default QUANTUM_BYTES). */
   quantumBytes?: number;
+  /**
+   * Bytes of sends waiting for a write, per sender and in all (defaults
+   * SEND_QUEUE_BYTES_PER_SENDER, SEND_QUEUE_BYTES). A send past either is refused at once
+   * with RATE_LIMITED (retryable, nothing written) instead of waiting without bound while
+   * the store is slow: the back-pressure reaches the sender, and memory stays bounded.
+   */
+  maxQueuedBytesPerSender?: number;
+  maxQueuedBytes?: number;
+  /**
+   * Heads of idle conversations kept (default CACHED_HEADS); past it the least recently
+   * written is forgotten and read from the store at its next send. Without a bound a
+   * long-lived owner would keep a head for every conversation it ever wrote.
+   */
+  maxCachedHeads?: number;
 }
+
+/** Idle conversations whose head an owner keeps, like the directory's conversation cache. */
+export const CACHED_HEADS = 100_000;
+
+/** Sends of one sender waiting for a write: ~16 of the largest legal messages, thousands of small ones. */
+export const SEND_QUEUE_BYTES_PER_SENDER = 8 * 1024 * 1024;
+/** Sends of everyone waiting for a write in one chat instance. */
+export const SEND_QUEUE_BYTES = 256 * 1024 * 1024;
+/** What a refused send is told to wait: about one store write at a loaded store. */
+const QUEUE_FULL_RETRY_MS = 500;
 
 /**
  * The owner's write path for the conversations this chat instance owns. Sends
@@ -105,6 +131,8 @@ export class Sequencer {
   private next = 0;
   private inFlight = 0;
   private closed = false;
+  /** Bytes of every sender's waiting sends. */
+  private queuedBytes = 0;
 
   constructor(
     private readonly store: AppendTarget,
@@ -115,8 +143,11 @@ export class Sequencer {
 
   submit(conversationId: string, message: AppendMessage): Promise<SequencedMessage> {
     if (this.closed) return Promise.reject(new ChatError(ErrorCode.ERROR_CODE_SHUTTING_DOWN, "chat instance is shutting down"));
+    const bytes = appendBytes(message);
+    const refusal = this.queueFull(message.senderId, bytes);
+    if (refusal) return Promise.reject(new ChatError(ErrorCode.ERROR_CODE_RATE_LIMITED, refusal, { retryAfterMs: QUEUE_FULL_RETRY_MS }));
     return new Promise((resolve, reject) => {
-      this.enqueue([{ conversationId, message, bytes: appendBytes(message), ctx: context.active(), attempts: 0, resolve, reject }], false);
+      this.enqueue([{ conversationId, message, bytes, ctx: context.active(), attempts: 0, resolve, reject }], false);
       this.pump();
     });
   }
@@ -131,6 +162,11 @@ export class Sequencer {
     } finally {
       this.release(conversationId, q);
     }
+  }
+
+  /** Conversations whose head or queue this sequencer holds. */
+  ids(): IterableIterator<string> {
+    return this.conversations.keys();
   }
 
   /** Forget what we know of a conversation's head (ownership lost or regained). */
@@ -148,6 +184,14 @@ export class Sequencer {
   async drain(): Promise<void> {
     this.closed = true;
     while (this.inFlight > 0 || this.ring.length > 0) await sleep(10);
+  }
+
+  /** Why a new send of `bytes` may not wait now, if it may not (the first send of an empty queue always may). */
+  private queueFull(senderId: string, bytes: number): string | undefined {
+    const mine = this.senders.get(senderId)?.bytes ?? 0;
+    if (mine > 0 && mine + bytes > (this.opts.maxQueuedBytesPerSender ?? SEND_QUEUE_BYTES_PER_SENDER)) return "too many of your messages are waiting to be stored; retry";
+    if (this.queuedBytes > 0 && this.queuedBytes + bytes > (this.opts.maxQueuedBytes ?? SEND_QUEUE_BYTES)) return "too many messages are waiting to be stored; retry";
+    return undefined;
   }
 
   private conversation(id: string): ConversationState {
@@ -171,11 +215,15 @@ export class Sequencer {
     for (const [sender, list] of bySender) {
       let s = this.senders.get(sender);
       if (!s) {
-        this.senders.set(sender, (s = { pending: [], deficit: 0 }));
+        this.senders.set(sender, (s = { pending: [], deficit: 0, bytes: 0 }));
         this.ring.push(sender);
       }
       if (first) s.pending.unshift(...list);
       else s.pending.push(...list);
+      // Retries (first) were accepted before: they count, but are never refused.
+      const bytes = list.reduce((n, p) => n + p.bytes, 0);
+      s.bytes += bytes;
+      this.queuedBytes += bytes;
     }
     ChatMetrics.get().queueDepth.add(items.length);
   }
@@ -188,8 +236,22 @@ export class Sequencer {
   private unbusy(id: string, q: ConversationState): void {
     q.busy = false;
     const waiter = q.waiters.shift();
-    if (waiter) waiter();
-    else if (q.queued === 0 && q.lastSeq === undefined) this.conversations.delete(id);
+    if (waiter) return waiter();
+    if (q.queued > 0) return;
+    this.conversations.delete(id);
+    if (q.lastSeq === undefined) return;
+    // Idle with a known head: now the most recently used (a Map keeps insertion order).
+    this.conversations.set(id, q);
+    this.evictIdleHeads();
+  }
+
+  private evictIdleHeads(): void {
+    const max = this.opts.maxCachedHeads ?? CACHED_HEADS;
+    if (this.conversations.size <= max) return;
+    for (const [id, q] of this.conversations) {
+      if (this.conversations.size <= max) return;
+      if (!q.busy && q.queued === 0 && q.waiters.length === 0) this.conversations.delete(id);
+    }
   }
 
   private pump(): void {
@@ -244,6 +306,8 @@ export class Sequencer {
         if (count > 0 && p.bytes > s.deficit) break; // its next turn
         s.pending.splice(k, 1);
         s.deficit -= p.bytes;
+        s.bytes -= p.bytes;
+        this.queuedBytes -= p.bytes;
         count++;
         bytes += p.bytes;
         let g = groups.get(p.conversationId);

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { ChatServiceService, type Actor } from "../../gen/chat/internal/v1/chat.js";
 import type { ChangeMessageRequest, MessageStoreServiceClient } from "../../gen/chat/internal/v1/store.js";
-import { AckKind, Conversation, ConversationKind, ErrorCode, Member, MembershipAction, type Receipt } from "../../gen/chat/v1/client.js";
+import { AckKind, Conversation, ConversationKind, ErrorCode, Member, MembershipAction, type PrivacySettings, type Receipt } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
 import { trace, type SpanContext } from "@opentelemetry/api";
 import { MessageTraces } from "../telemetry/message-traces.js";
@@ -12,11 +12,13 @@ import type { AsyncService } from "../grpc/handler.js";
 import type { Logger } from "../log/logger.js";
 import { validateConversationId, validateMessageRef, validateSend, validateText, validateTitle, validateUsername } from "../validation/validate.js";
 import { BlockRules } from "./blocks.js";
-import { ConversationDirectory } from "./directory.js";
-import { LocalSignals, type DirectorySignals } from "./directory-signals.js";
+import { ConversationDirectory, DEFAULT_CACHE_SIZE } from "./directory.js";
+import { LocalSignals, type DirectoryChange, type DirectorySignals } from "./directory-signals.js";
 import type { Fanout } from "./fanout.js";
 import { PointerBatcher } from "./pointer-batcher.js";
+import { PresenceAccess } from "./presence-access.js";
 import { PrivacyRules } from "./privacy.js";
+import { ReceiptAudience } from "./receipt-audience.js";
 import { GroupQuota } from "./quotas.js";
 import { Sequencer } from "./sequencer.js";
 
@@ -49,6 +51,19 @@ export interface ChatConfig {
   conversationCacheSize?: number;
   /** MAX_GROUPS_PER_DAY: groups one user may create in 24 h; past it CreateGroup is QUOTA_EXCEEDED. Default 50; 0 = no cap. */
   maxGroupsPerDay?: number;
+  /**
+   * CONTACTS_CACHE_MS: how long a user's contacts (for presence access) are used without asking
+   * the store. Changes made through chat reach every instance's cache at once (directory signals);
+   * this bounds what a lost signal can delay (a removal, a newly hidden user). Default 30000.
+   */
+  contactsCacheMs?: number;
+  /**
+   * SEND_QUEUE_BYTES_PER_SENDER / SEND_QUEUE_BYTES: bytes of sends that may wait for a store
+   * write, per sender and in all, in one chat instance (defaults 8 MiB and 256 MiB); past them a
+   * send is refused RATE_LIMITED with retry_after_ms rather than queued without bound.
+   */
+  maxQueuedBytesPerSender?: number;
+  maxQueuedBytes?: number;
 }
 
 /** Deletions for everyone of an erased account in flight at once: its messages go in rounds, not all at once. */
@@ -62,9 +77,12 @@ export class ChatCore {
   private readonly groupQuota: GroupQuota;
   /** Privacy settings, and who may add whom to groups. */
   readonly privacy: PrivacyRules;
+  readonly presenceAccess: PresenceAccess;
   /** Who blocked whom, and what a block stops. */
   readonly blocks: BlockRules;
   private readonly pendingReceipts = new Map<string, Map<string, Receipt>>();
+  /** Who each receipt goes to: the senders of what it passes (not every member: members² frames in a group). */
+  private readonly receiptAudience = new ReceiptAudience();
   private receiptTimer: NodeJS.Timeout | undefined;
   /** Each recent message's trace, so the receipts that acknowledge it can link it. */
   private readonly traces = new MessageTraces();
@@ -82,7 +100,15 @@ export class ChatCore {
     this.privacy = new PrivacyRules(store);
     this.blocks = new BlockRules(store);
     this.groupQuota = new GroupQuota(config.maxGroupsPerDay ?? 0, async (userId, sinceMs) => (await call(store, store.countGroupsCreated, { userId, sinceMs })).count);
-    signals.onChanged((id) => this.directory.invalidate(id));
+    this.presenceAccess = new PresenceAccess(async (userId) => {
+      const c = await call(store, store.listContacts, { userId });
+      // Users in a block with this one (either way), and deleted accounts, are hidden like those who hide their presence.
+      return { userIds: c.userIds, hiddenUserIds: [...c.hiddenUserIds, ...c.blockedUserIds] };
+    }, {
+      ttlMs: config.contactsCacheMs ?? 30_000,
+      maxEntries: config.conversationCacheSize ?? DEFAULT_CACHE_SIZE,
+    });
+    signals.onChanged((change) => this.forget(change));
     this.sequencer = new Sequencer(
       {
         append: (req) => call(store, store.append, req, 15_000).catch((err: unknown) => {
@@ -93,7 +119,7 @@ export class ChatCore {
         lastSeq: async (id) => (await call(store, store.getLastSeq, { conversationId: id })).lastSeq,
       },
       async (id) => (await this.directory.get(id)).memberIds,
-      { maxInFlight: config.storeWritesInFlight, maxBatchMessages: 2_000 },
+      { maxInFlight: config.storeWritesInFlight, maxBatchMessages: 2_000, maxQueuedBytesPerSender: config.maxQueuedBytesPerSender, maxQueuedBytes: config.maxQueuedBytes },
     );
     this.pointers = new PointerBatcher(
       async (updates) => (await call(store, store.updatePointersBatch, { updates }, 15_000)).results.map((r) =>
@@ -107,9 +133,14 @@ export class ChatCore {
   }
 
   /** Drops cached heads and members of the conversations `pred` names (their owner may have changed). */
+  cachedConversationIds(): Set<string> {
+    return new Set([...this.directory.ids(), ...this.sequencer.ids(), ...this.receiptAudience.ids()]);
+  }
+
   forgetConversations(pred: (conversationId: string) => boolean): void {
     this.sequencer.forgetWhere(pred);
     this.directory.invalidateWhere(pred);
+    this.receiptAudience.forgetWhere(pred);
   }
 
   /** The PRODUCER span of the message: its store write and every delivery of it descend from it. */
@@ -129,6 +160,10 @@ export class ChatCore {
       span.setAttributes(messageAttributes(message));
       if (!appended.duplicate) {
         this.traces.remember(conversationId, message.seq, span.spanContext());
+        this.receiptAudience.sent(conversationId, message.seq, actor.userId);
+        // The store moved the sender's pointers to their message (they have read what came
+        // before it): the senders of what it passed learn it, as from a read ack.
+        this.queueReceipt(conversationId, { conversationId, userId: actor.userId, deliveredSeq: message.seq, readSeq: message.seq });
         ChatMetrics.get().messagesSent.add(1);
         this.fanout.messages([{ message, atMs: sentAtMs, memberIds, positions: appended.positions, info }]);
       }
@@ -209,6 +244,7 @@ export class ChatCore {
       createdAtMs: Date.now(),
     });
     const res = await call(this.store, this.store.createConversation, { conversation, createdBy: actor.userId, maxMembers: 2 });
+    if (res.created) this.directoryChanged({ kind: "contacts", userIds: ids });
     void this.fanout.userEvents(res.events);
     return res.conversation!;
   }
@@ -230,6 +266,7 @@ export class ChatCore {
       createdAtMs: Date.now(),
     });
     const res = await this.groupQuota.admit(actor.userId, () => call(this.store, this.store.createConversation, { conversation, createdBy: actor.userId, maxMembers: this.config.maxGroupMembers }));
+    this.directoryChanged({ kind: "contacts", userIds: ids });
     void this.fanout.userEvents(res.events);
     return res.conversation!;
   }
@@ -248,10 +285,11 @@ export class ChatCore {
       try {
         return await call(this.store, this.store.changeMembership, { conversationId, actorId: actor.userId, subjectId: subject.id, action, maxMembers: this.config.maxGroupMembers });
       } finally {
-        this.directory.invalidate(conversationId);
-        void this.signals.changed(conversationId);
+        this.directoryChanged({ kind: "conversation", conversationId });
       }
     });
+    // Whoever shared the group with the subject gains or loses a contact (the subject too).
+    this.directoryChanged({ kind: "contacts", userIds: [...new Set([subject.id, ...res.conversation!.members.map((m) => m.userId)])] });
     void this.fanout.userEvents(res.events);
     return res.conversation!;
   }
@@ -259,8 +297,32 @@ export class ChatCore {
   async setMuted(actor: Actor, conversationId: string, muted: boolean): Promise<void> {
     await this.directory.requireMember(conversationId, actor.userId);
     await call(this.store, this.store.setMuted, { conversationId, userId: actor.userId, muted });
-    this.directory.invalidate(conversationId);
-    void this.signals.changed(conversationId);
+    this.directoryChanged({ kind: "conversation", conversationId });
+  }
+
+  async setPrivacy(actor: Actor, change: PrivacySettings | undefined): Promise<PrivacySettings> {
+    const settings = await this.privacy.set(actor, change);
+    this.directoryChanged({ kind: "privacy", userId: actor.userId });
+    return settings;
+  }
+
+  /** Drops this instance's cached copies of what changed and tells the other chat instances. */
+  private directoryChanged(change: DirectoryChange): void {
+    this.forget(change);
+    void this.signals.changed(change);
+  }
+
+  private forget(change: DirectoryChange): void {
+    switch (change.kind) {
+      case "conversation": return this.directory.invalidate(change.conversationId);
+      case "contacts": return this.presenceAccess.forgetUsers(change.userIds);
+      case "privacy": return this.presenceAccess.forgetContactsOf(change.userId);
+      default: {
+        // The compiler proves every kind is handled; parseDirectoryChange drops unknown ones.
+        const unhandled: never = change;
+        return unhandled;
+      }
+    }
   }
 
   async drain(): Promise<void> {
@@ -273,13 +335,16 @@ export class ChatCore {
   async setBlocked(actor: Actor, username: string, blocked: boolean): Promise<string> {
     validateUsername(username);
     const subject = await this.userByName(username);
-    for (const id of await this.blocks.set(actor, subject, blocked)) this.forgetConversation(id);
+    for (const conversationId of await this.blocks.set(actor, subject, blocked)) this.directoryChanged({ kind: "conversation", conversationId });
+    // Each one's presence is hidden from (or shown to) the other again: both contact lists are read anew.
+    this.directoryChanged({ kind: "contacts", userIds: [actor.userId, subject.id] });
     return subject.id;
   }
 
-  /** Members now show the account as deleted (and take no direct message). */
-  accountDeleted(conversationIds: string[]): void {
-    for (const id of conversationIds) this.forgetConversation(id);
+  /** Members now show the account as deleted (and take no direct message); nobody sees its presence. */
+  accountDeleted(userId: string, conversationIds: string[]): void {
+    for (const conversationId of conversationIds) this.directoryChanged({ kind: "conversation", conversationId });
+    this.directoryChanged({ kind: "privacy", userId });
   }
 
   /**
@@ -320,11 +385,6 @@ export class ChatCore {
     return true;
   }
 
-  private forgetConversation(conversationId: string): void {
-    this.directory.invalidate(conversationId);
-    void this.signals.changed(conversationId);
-  }
-
   /** Someone who blocked the actor cannot be put in a group by them (told as the blocked are told elsewhere). */
   private async requireNotBlockedBy(actorId: string, users: Array<{ id: string; username: string }>): Promise<void> {
     const blockers = await this.blocks.blockersOf(actorId);
@@ -339,11 +399,13 @@ export class ChatCore {
     return res.user;
   }
 
-  /** Receipts are coalesced per conversation so a busy group does not multiply frames. */
+  /** Receipts are coalesced per conversation so a busy group does not multiply frames; each goes to those it concerns (ReceiptAudience). */
   private queueReceipt(conversationId: string, receipt: Receipt): void {
     let m = this.pendingReceipts.get(conversationId);
     if (!m) this.pendingReceipts.set(conversationId, (m = new Map()));
-    m.set(receipt.userId, receipt);
+    // Pointers only move forward; moves that reach here out of order keep the furthest.
+    const queued = m.get(receipt.userId);
+    m.set(receipt.userId, queued ? { ...receipt, deliveredSeq: Math.max(queued.deliveredSeq, receipt.deliveredSeq), readSeq: Math.max(queued.readSeq, receipt.readSeq) } : receipt);
     this.receiptTimer ??= setTimeout(() => void this.flushReceipts(), this.config.receiptFlushMs);
   }
 
@@ -371,8 +433,11 @@ export class ChatCore {
     for (const [conversationId, receipts] of batch) {
       const info = await this.directory.get(conversationId).catch(() => null);
       if (!info) continue;
-      // Receipts stop between users in a block, either way.
-      for (const receipt of receipts.values()) items.push({ receipt, userIds: BlockRules.without(info, receipt.userId, info.memberIds) });
+      for (const receipt of receipts.values()) {
+        // Receipts stop between users in a block, either way.
+        const userIds = BlockRules.without(info, receipt.userId, this.receiptAudience.audience(receipt, info.memberIds));
+        if (userIds.length > 0) items.push({ receipt, userIds });
+      }
     }
     if (items.length > 0) await this.fanout.receipts(items).catch((err) => this.log.warn("receipts failed", { err }));
   }
@@ -397,7 +462,8 @@ export function chatService(core: ChatCore): AsyncService<typeof ChatServiceServ
     removeMember: async (req) => ({ conversation: await core.changeMembership(actorOf(req.actor), req.conversationId, req.username, false) }),
     setMuted: async (req) => { await core.setMuted(actorOf(req.actor), req.conversationId, req.muted); return {}; },
     getPrivacy: async (req) => ({ settings: await core.privacy.get(actorOf(req.actor)) }),
-    setPrivacy: async (req) => ({ settings: await core.privacy.set(actorOf(req.actor), req.settings) }),
+    setPrivacy: async (req) => ({ settings: await core.setPrivacy(actorOf(req.actor), req.settings) }),
+    presenceAccess: async (req) => ({ hiddenUserIds: await core.presenceAccess.hiddenAmong(actorOf(req.actor).userId, req.userIds) }),
     edit: async (req) => { await core.edit(actorOf(req.actor), req.edit?.conversationId ?? "", req.edit?.seq ?? 0, req.edit?.text ?? ""); return {}; },
     delete: async (req) => { await core.delete(actorOf(req.actor), req.delete?.conversationId ?? "", req.delete?.seq ?? 0, req.delete?.forEveryone ?? false); return {}; },
     typing: async (req) => { await core.typing(actorOf(req.actor), req.conversationId, req.expiresInMs); return {}; },

@@ -12,8 +12,6 @@ import type { ChatRouter } from "../grpc/chat-router.js";
 import type { RouteRegistry } from "../routes/route-registry.js";
 import { SessionLiveness } from "./session-liveness.js";
 
-const MAX_PRESENCE_IDS = 500;
-
 /**
  * The answer for `userIds`, in order: what presence said for the users shown, and for the
  * hidden ones what anyone offline with no last seen looks like.
@@ -163,12 +161,12 @@ export class MeshGateway {
   }
   /** Users who hide their presence are answered as offline with no last seen, and not subscribed to. */
   async presenceSubscribe(subscriber: Route, userIds: string[]): Promise<PresenceUpdate[]> {
-    const hidden = await this.requireContacts(subscriber.userId, userIds);
+    const hidden = await this.hiddenAmong({ userId: subscriber.userId, deviceId: subscriber.deviceId }, userIds);
     const shown = userIds.filter((id) => !hidden.has(id));
     return withHidden(userIds, hidden, (await call(this.presence, this.presence.subscribe, { subscriber, userIds: shown })).users);
   }
-  async presenceQuery(userId: string, userIds: string[]): Promise<PresenceUpdate[]> {
-    const hidden = await this.requireContacts(userId, userIds);
+  async presenceQuery(actor: Actor, userIds: string[]): Promise<PresenceUpdate[]> {
+    const hidden = await this.hiddenAmong(actor, userIds);
     const shown = userIds.filter((id) => !hidden.has(id));
     return withHidden(userIds, hidden, shown.length > 0 ? (await call(this.presence, this.presence.query, { userIds: shown })).users : []);
   }
@@ -210,19 +208,12 @@ export class MeshGateway {
   }
 
   /**
-   * Presence is visible only between users who share a conversation. The whole
-   * request is refused if any id is not a contact, and the check runs before
-   * presence is asked, so timing does not tell unknown from hidden users.
-   * Returns the contacts asked about who show their presence to nobody, are in a block with the
-   * user (either way) or whose account was deleted.
+   * Which of `userIds` hide their presence from the actor; PERMISSION_DENIED if any is not a
+   * contact. Chat decides who may see whom (PresenceAccess), before presence is asked, so
+   * timing does not tell an unknown user from a hidden one.
    */
-  private async requireContacts(userId: string, userIds: string[]): Promise<Set<string>> {
-    if (userIds.length > MAX_PRESENCE_IDS) throw ChatError.invalid(`at most ${MAX_PRESENCE_IDS} users per request`);
-    // One store call whatever the number of the user's conversations (not listConversations: N+1 queries).
-    const res = await call(this.store, this.store.listContacts, { userId });
-    const contacts = new Set(res.userIds);
-    if (userIds.some((id) => !contacts.has(id))) throw new ChatError(ChatError.denied().code, "presence is visible only for users you share a conversation with");
-    // One's own presence is always one's own to see. A block (either way) or a deleted account hides it too.
-    return new Set([...res.hiddenUserIds, ...res.blockedUserIds].filter((id) => id !== userId));
+  private async hiddenAmong(actor: Actor, userIds: string[]): Promise<Set<string>> {
+    const res = await this.owners.callForUser(actor.userId, (c) => c.presenceAccess, { actor, userIds });
+    return new Set(res.hiddenUserIds);
   }
 }

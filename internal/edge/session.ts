@@ -396,7 +396,7 @@ export class Session {
         return;
       }
       case "presenceQuery":
-        this.send({ ref, kind: { $case: "presenceList", value: { users: await b.presenceQuery(this.userId, kind.value.userIds) } } });
+        this.send({ ref, kind: { $case: "presenceList", value: { users: await b.presenceQuery({ userId: this.userId, deviceId: this.deviceId }, kind.value.userIds) } } });
         return;
       case "getPrivacy":
         this.send({ ref, kind: { $case: "privacy", value: await b.getPrivacy(actor) } });

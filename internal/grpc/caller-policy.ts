@@ -25,6 +25,8 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
       "AccountService/Refresh", "AccountService/Logout", "AccountService/ChangePassword",
       // The user's own privacy settings (the edge's GetPrivacy / SetPrivacy frames).
       "ChatService/GetPrivacy", "ChatService/SetPrivacy",
+      // Whose presence the session's user may see (presence subscribe and query frames).
+      "ChatService/PresenceAccess",
       // Block lists and account deletion (the edge's Block, Unblock, ListBlocked, DeleteAccount frames).
       "ChatService/SetBlocked", "ChatService/ListBlocked", "AccountService/DeleteAccount",
     ],
@@ -39,7 +41,7 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
     // answers only "live or not" for session ids the edge read from tokens it verified.
     edge: [
       "MessageStoreService/History", "MessageStoreService/ReadLog", "MessageStoreService/GetLogHeads", "MessageStoreService/ListConversations",
-      "MessageStoreService/ListContacts", "MessageStoreService/CheckSessions",
+      "MessageStoreService/CheckSessions",
     ],
     chat: [
       "MessageStoreService/CreateUser", "MessageStoreService/GetUserByName", "MessageStoreService/CreateConversation",
@@ -51,7 +53,8 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
       "MessageStoreService/CheckSessions",
       // The groups-per-day quota of CreateGroup.
       "MessageStoreService/CountGroupsCreated",
-      // Privacy: settings are read and written through chat only; who may add whom needs the actor's contacts.
+      // Privacy: settings are read and written through chat only; who may add whom, and who sees
+      // whose presence (ChatService/PresenceAccess), need a user's contacts.
       "MessageStoreService/GetPrivacySettings", "MessageStoreService/SetPrivacySettings", "MessageStoreService/ListContacts",
       "MessageStoreService/ChangeMessage",
       // Blocks, account deletion and its erasure (listConversations: the account's conversations).

@@ -37,6 +37,15 @@ export class ChatRouter {
     return call(c, method(c), req, timeoutMs, { [CONVERSATION_HEADER]: conversationId });
   }
 
+  /**
+   * Calls a method about one user on the instance that owns the key `user:<id>` (the same
+   * rendezvous, the same header for the sidecar's ring hash), so that one instance answers
+   * a user's calls and its per-user cache is the one that is warm.
+   */
+  callForUser<Req, Res>(userId: string, method: (c: ChatServiceClient) => UnaryMethod<Req, Res>, req: Req, timeoutMs?: number): Promise<Res> {
+    return this.call(`user:${userId}`, method, req, timeoutMs);
+  }
+
   private for(conversationId: string): ChatServiceClient {
     const owner = this.discovery && ownerOf(conversationId, this.discovery.instances("chat"));
     if (!owner) return this.fallback;

@@ -1,7 +1,7 @@
 import path from "node:path";
 import fs from "node:fs";
 import type { CommonConfig } from "../config/config.js";
-import { int, oneOf, unknownChoice } from "../config/env.js";
+import { int, oneOf, str, unknownChoice } from "../config/env.js";
 import { PgliteSqlClient } from "./sql-pglite.js";
 import { PostgresSqlClient } from "./sql-postgres.js";
 import { CassandraStore, createCassandraClient } from "./store-cassandra.js";
@@ -21,7 +21,7 @@ export type StoreBackend = (typeof STORE_BACKENDS)[number];
  * chosen by default when that folder holds a database, so an upgrade keeps its data), postgres
  * (everything in POSTGRES_URL) or cassandra (production default: the directory in
  * POSTGRES_URL, messages, sync logs and pointers in CASSANDRA_CONTACT_POINTS /
- * CASSANDRA_LOCAL_DC / CASSANDRA_KEYSPACE; CASSANDRA_REPLICATION_FACTOR is used
+ * CASSANDRA_LOCAL_DC / CASSANDRA_KEYSPACE; CASSANDRA_REPLICATION is used
  * only if the store creates the keyspace, see schema-cassandra.ts).
  */
 export function storeBackend(config: CommonConfig): StoreBackend {
@@ -69,7 +69,8 @@ async function openBackend(config: CommonConfig): Promise<Store> {
       try {
         return await CassandraStore.open(new PostgresSqlClient(config.postgresUrl), client, {
           keyspace: config.cassandraKeyspace,
-          replicationFactor: int("CASSANDRA_REPLICATION_FACTOR", 1, 1, 99),
+          // CASSANDRA_REPLICATION_FACTOR is the older name of a plain factor.
+          replication: str("CASSANDRA_REPLICATION", str("CASSANDRA_REPLICATION_FACTOR", "1")),
         });
       } catch (err) {
         await client.shutdown().catch(() => {});

@@ -1,4 +1,5 @@
 import cassandra from "cassandra-driver";
+import { ConfigError } from "../config/env.js";
 import { sleep } from "../run/sleep.js";
 
 const { consistencies } = cassandra.types;
@@ -10,9 +11,10 @@ const { consistencies } = cassandra.types;
  * other; the version row is written with IF NOT EXISTS too. Never edit a
  * released migration: add the next one.
  *
- * Replication: SimpleStrategy with CASSANDRA_REPLICATION_FACTOR (default 1) is
- * for a single node or a single-DC test cluster. In production create the
- * keyspace beforehand with NetworkTopologyStrategy, e.g.
+ * Replication (used only when this creates the keyspace): CASSANDRA_REPLICATION,
+ * a factor for SimpleStrategy (default 1: one node, a test cluster) or
+ * `dc1:3,dc2:3` for NetworkTopologyStrategy (replicationOf). Or create the
+ * keyspace beforehand, e.g.
  *   CREATE KEYSPACE meshchat WITH replication =
  *     {'class': 'NetworkTopologyStrategy', 'dc1': 3, 'dc2': 3};
  * (RF 3 per DC so that LOCAL_QUORUM and LOCAL_SERIAL survive one replica down);
@@ -64,6 +66,12 @@ export const CASSANDRA_MIGRATIONS: ReadonlyArray<(ks: string) => string[]> = [
   (ks) => [`ALTER TABLE ${ks}.messages ADD IF NOT EXISTS reply_to_seq bigint`],
   // 4: the outbox ids of the edits and deletions applied to a message (store-cassandra.ts changeMessage).
   (ks) => [`ALTER TABLE ${ks}.messages ADD IF NOT EXISTS changes set<bigint>`],
+  // 5: log_index rows only ever expire (30-day TTL, never updated or deleted): time-window
+  // compaction drops whole expired SSTables instead of rewriting them, and a short gc_grace
+  // is safe where nothing is deleted (there is no delete for a repair to lose).
+  (ks) => [
+    `ALTER TABLE ${ks}.log_index WITH compaction = {'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'DAYS', 'compaction_window_size': 1} AND gc_grace_seconds = 10800`,
+  ],
 ];
 
 const KEYSPACE_RE = /^[a-z][a-z0-9_]{0,47}$/;
@@ -83,14 +91,30 @@ async function awaitSchemaAgreement(client: cassandra.Client): Promise<void> {
   }
 }
 
-export async function migrateCassandra(client: cassandra.Client, keyspace: string, replicationFactor = 1): Promise<void> {
+/**
+ * The keyspace's replication, as CASSANDRA_REPLICATION names it: a number is SimpleStrategy
+ * with that factor (one node, a test cluster); `dc1:3,dc2:3` is NetworkTopologyStrategy with a
+ * factor per data centre, which places each DC's replicas on distinct racks when the snitch
+ * knows them (GossipingPropertyFileSnitch in the manifests). Throws on anything else.
+ */
+export function replicationOf(spec: string): string {
+  const trimmed = spec.trim();
+  if (/^\d{1,2}$/.test(trimmed) && Number(trimmed) >= 1) return `{'class': 'SimpleStrategy', 'replication_factor': ${Number(trimmed)}}`;
+  const parts = trimmed.split(",").map((p) => p.trim().split(":"));
+  if (parts.length === 0 || parts.some((p) => p.length !== 2 || !/^[A-Za-z0-9_-]{1,48}$/.test(p[0]!) || !/^\d{1,2}$/.test(p[1]!) || Number(p[1]) < 1)) {
+    throw new ConfigError(`CASSANDRA_REPLICATION=${spec}: a replication factor (3) or data centres with theirs (dc1:3,dc2:3)`);
+  }
+  return `{'class': 'NetworkTopologyStrategy', ${parts.map(([dc, rf]) => `'${dc}': ${Number(rf)}`).join(", ")}}`;
+}
+
+export async function migrateCassandra(client: cassandra.Client, keyspace: string, replication = "1"): Promise<void> {
   const ks = checkKeyspace(keyspace);
-  const rf = Math.max(1, Math.floor(replicationFactor));
+  const strategy = replicationOf(replication);
   const ddl = async (cql: string) => {
     await client.execute(cql, [], { consistency: consistencies.localQuorum });
     await awaitSchemaAgreement(client);
   };
-  await ddl(`CREATE KEYSPACE IF NOT EXISTS ${ks} WITH replication = {'class': 'SimpleStrategy', 'replication_factor': ${rf}}`);
+  await ddl(`CREATE KEYSPACE IF NOT EXISTS ${ks} WITH replication = ${strategy}`);
   await ddl(`CREATE TABLE IF NOT EXISTS ${ks}.schema_migrations (version int PRIMARY KEY, applied_at bigint)`);
   const { rows } = await client.execute(`SELECT version FROM ${ks}.schema_migrations`, [], { consistency: consistencies.localQuorum });
   const done = new Set(rows.map((r) => Number(r["version"])));

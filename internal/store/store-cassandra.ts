@@ -16,6 +16,7 @@ import {
 import { ChatError } from "../errors/chat-error.js";
 import { infraErrorToChatError } from "../errors/infra.js";
 import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES, textBytes } from "../grpc/message-size.js";
+import { CassandraRequestCounter } from "./cassandra-requests.js";
 import { checkKeyspace, migrateCassandra } from "./schema-cassandra.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
 import { type LogWrite, SqlStore } from "./store-sql.js";
@@ -88,8 +89,8 @@ const OUTBOX_TABLE = "cassandra_log_outbox";
 
 export interface CassandraStoreOptions {
   keyspace: string;
-  /** SimpleStrategy replication factor used when this store creates the keyspace. */
-  replicationFactor?: number;
+  /** Replication when this store creates the keyspace: a SimpleStrategy factor or `dc1:3,dc2:3` (schema-cassandra.ts replicationOf). */
+  replication?: string;
   /** Bucket sizes; fixed when the keyspace is created (store_settings), a different value fails at open. */
   messagesPerBucket?: number;
   logEntriesPerBucket?: number;
@@ -101,6 +102,7 @@ export function createCassandraClient(contactPoints: string[], localDataCenter: 
     contactPoints,
     localDataCenter,
     queryOptions: { consistency: consistencies.localQuorum, serialConsistency: consistencies.localSerial, prepare: true },
+    requestTracker: new CassandraRequestCounter(),
     socketOptions: { connectTimeout: 3_000, readTimeout: 12_000 },
   });
 }
@@ -181,7 +183,7 @@ export class CassandraStore implements Store {
       await db.query(`CREATE TABLE IF NOT EXISTS ${OUTBOX_TABLE} (
         id bigserial PRIMARY KEY, conversation_id text NOT NULL, user_ids text[] NOT NULL, event bytea NOT NULL, created_at bigint NOT NULL)`);
       await client.connect();
-      await migrateCassandra(client, ks, options.replicationFactor ?? 1);
+      await migrateCassandra(client, ks, options.replication ?? "1");
       const setting = async (name: string, want: number): Promise<number> => {
         const opts = { prepare: true, consistency: consistencies.localQuorum, serialConsistency: consistencies.localSerial };
         await client.execute(`INSERT INTO ${ks}.store_settings (name, value) VALUES (?, ?) IF NOT EXISTS`, [name, want], opts);
@@ -758,7 +760,8 @@ export class CassandraStore implements Store {
       await Promise.all(candidates.map((x) => this.client.execute(this.cql.indexLog, [user, x.e.conversationId, x.e.seq, x.p], { isIdempotent: true })));
       const batch = chunk.map((i, j) => {
         const e = entries[i]!;
-        const blob = e.event ? Buffer.from(Event.encode({ ...e.event, pos: 0 }).finish()) : null;
+        // Unset, not null: a bound null writes a cell tombstone, one per message entry, read back by every catch-up.
+        const blob = e.event ? Buffer.from(Event.encode({ ...e.event, pos: 0 }).finish()) : cassandra.types.unset;
         return { query: this.cql.insertLog, params: [user, b, first + j, e.at, e.conversationId, e.seq, blob] };
       });
       const r = await this.client.batch(batch, { prepare: true, serialConsistency: consistencies.localSerial });

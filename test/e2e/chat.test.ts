@@ -40,6 +40,25 @@ describe("1:1 chat", () => {
     b.close();
   });
 
+  it("tells the sender a message was read when the reader answers without marking it read (a send moves the sender's read pointer)", async () => {
+    const alice = await newUser(c, "alice");
+    const bob = await newUser(c, "bob");
+    const a = await device(c, alice);
+    const b = await device(c, bob);
+    const conv = await a.client.openDirect(bob.username);
+    let bobRead = 0;
+    a.client.on("receipt", (r) => { if (r.userId === bob.userId) bobRead = Math.max(bobRead, r.readSeq); });
+    const s1 = await a.client.send(conv.id, "are you there?");
+    await waitFor("bob has it", () => b.in(conv.id).length === 1);
+    // Bob answers; his page never sends a read ack (it lost the race with the send, or has none).
+    const s2 = await b.client.send(conv.id, "yes");
+    await waitFor("alice sees that bob read her message", () => bobRead >= s1.seq, { timeoutMs: 10_000, seen: () => `bob read ${bobRead}` });
+    const [listed] = (await a.client.listConversations()).filter((x) => x.id === conv.id);
+    expect(listed!.members.find((m) => m.userId === bob.userId)!.readSeq).toBe(s2.seq);
+    a.close();
+    b.close();
+  });
+
   it("gives a resend with the same client_msg_id the same seq, never a second message (P3)", async () => {
     const alice = await newUser(c, "alice");
     const bob = await newUser(c, "bob");

@@ -38,6 +38,28 @@ describe("group chat (R2)", () => {
     for (const d of [o, late, x, ...online]) d.close();
   });
 
+  it("sends a member's receipts to the senders of what they passed, not to every member (R8 without members² frames)", async () => {
+    const [ann, bob, cat] = [await newUser(c, "ann"), await newUser(c, "bob"), await newUser(c, "cat")];
+    const [a, b, k] = [await device(c, ann), await device(c, bob), await device(c, cat)];
+    const g = await a.client.createGroup("receipts", [bob.username, cat.username]);
+    const seenBy = { ann: [] as number[], cat: [] as number[] };
+    let annSawDelivered = 0;
+    a.client.on("receipt", (r) => { if (r.userId === bob.userId) { seenBy.ann.push(r.readSeq); annSawDelivered = r.deliveredSeq; } });
+    k.client.on("receipt", (r) => { if (r.userId === bob.userId) seenBy.cat.push(r.readSeq); });
+    const s1 = await a.client.send(g.id, "one");
+    await waitFor("bob has it", () => b.in(g.id).length === 1);
+    // Bob's device acknowledged delivery by itself: his first receipt here, which goes to everyone
+    // (chat has told nobody anything about him yet). Reading is the next one.
+    await waitFor("ann sees it delivered to bob", () => annSawDelivered >= s1.seq);
+    await b.client.markRead(g.id, s1.seq);
+    await waitFor("ann, the sender, sees bob read it", () => seenBy.ann.includes(s1.seq));
+    // Whatever the edge was sent with ann's receipt reached cat's socket before a later message.
+    await a.client.send(g.id, "two");
+    await waitFor("cat has both", () => k.in(g.id).length === 2);
+    expect(seenBy.cat.filter((seq) => seq >= s1.seq)).toEqual([]);
+    for (const d of [a, b, k]) d.close();
+  });
+
   it("lets a member leave and a creator remove; removed members stop receiving", async () => {
     const [owner, m1, m2] = [await newUser(c, "owner"), await newUser(c, "m"), await newUser(c, "m")];
     const o = await device(c, owner);

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { createConnection, createServer, type Socket } from "node:net";
 import { describe, expect, it } from "vitest";
 import { RedisDirectorySignals } from "../../internal/chat/directory-signals-redis.js";
+import type { DirectoryChange } from "../../internal/chat/directory-signals.js";
 import { waitFor } from "../support/wait.js";
 
 
@@ -12,15 +13,21 @@ describe("directory change signals over Redis pub/sub (real Redis)", () => {
     const [a, b, other] = [new RedisDirectorySignals(url, prefix), new RedisDirectorySignals(url, prefix), new RedisDirectorySignals(url, `${prefix}other:`)];
     try {
       await Promise.all([a.ready(), b.ready(), other.ready()]);
-      const seen = { a: [] as string[], b: [] as string[], other: [] as string[] };
+      const seen = { a: [] as DirectoryChange[], b: [] as DirectoryChange[], other: [] as DirectoryChange[] };
       a.onChanged((id) => seen.a.push(id));
       b.onChanged((id) => seen.b.push(id));
       other.onChanged((id) => seen.other.push(id));
-      await a.changed("g:1");
-      await b.changed("g:2");
-      await waitFor("both instances hear both changes", () => seen.a.length === 2 && seen.b.length === 2, 10_000);
-      expect(seen.a).toEqual(["g:1", "g:2"]);
-      expect(seen.b).toEqual(["g:1", "g:2"]);
+      const changes: DirectoryChange[] = [
+        { kind: "conversation", conversationId: "g:1" },
+        { kind: "contacts", userIds: ["u1", "u2"] },
+        { kind: "privacy", userId: "u3" },
+      ];
+      await a.changed(changes[0]!);
+      await b.changed(changes[1]!);
+      await a.changed(changes[2]!);
+      await waitFor("both instances hear every change", () => seen.a.length === 3 && seen.b.length === 3, 10_000);
+      expect(seen.a).toEqual(changes);
+      expect(seen.b).toEqual(changes);
       expect(seen.other).toEqual([]);
     } finally {
       for (const s of [a, b, other]) await s.close();
@@ -37,11 +44,11 @@ describe("directory change signals over Redis pub/sub (real Redis)", () => {
     const publisher = new RedisDirectorySignals(`redis://127.0.0.1:${proxy.port}`, prefix);
     try {
       await Promise.all([listener.ready(), publisher.ready()]);
-      const seen: string[] = [];
-      listener.onChanged((id) => seen.push(id));
-      await publisher.changed("g:1");
+      const seen: DirectoryChange[] = [];
+      listener.onChanged((c) => seen.push(c));
+      await publisher.changed({ kind: "conversation", conversationId: "g:1" });
       await waitFor("the change arrives", () => seen.length === 1, 10_000);
-      expect(seen).toEqual(["g:1"]);
+      expect(seen).toEqual([{ kind: "conversation", conversationId: "g:1" }]);
     } finally {
       for (const s of [listener, publisher]) await s.close();
       await proxy.close();
@@ -50,7 +57,7 @@ describe("directory change signals over Redis pub/sub (real Redis)", () => {
 
   it("never fails the caller when Redis cannot be reached", async () => {
     const down = new RedisDirectorySignals("redis://127.0.0.1:1", "x:");
-    await expect(down.changed("g:1")).resolves.toBeUndefined();
+    await expect(down.changed({ kind: "conversation", conversationId: "g:1" })).resolves.toBeUndefined();
     await down.close();
   });
 });

@@ -219,6 +219,28 @@ describe("Cassandra store specifics", () => {
     await pgc.close();
   });
 
+  it("writes no tombstone for what a row does not carry (a message's log entry has no event)", async () => {
+    // A bound null is a cell tombstone: one per sync-log row, read back by every catch-up
+    // (and a read past tombstone_failure_threshold fails). Cassandra's own trace counts them.
+    const [a, b] = await users(store, "ta", "tb");
+    const conv = (await group(store, [a!, b!])).conversation;
+    await store.append([{ conversationId: conv.id, baseSeq: 0, memberIds: [a!.id, b!.id], messages: [msg(a!, "t1"), msg(a!, "t2")] }]);
+    const res = await raw.execute(`SELECT pos, seq, event FROM ${KEYSPACE}.sync_log WHERE user_id = ? AND bucket = 0`, [b!.id], { prepare: true, traceQuery: true });
+    // The group's creation (an event), then the two messages (references, no event).
+    expect(res.rows.map((r) => [Number(r["seq"]) > 0, r["event"] === null])).toEqual([[false, false], [true, true], [true, true]]);
+    // getTrace waits until the trace is complete (Cassandra writes it asynchronously).
+    const trace = (await raw.metadata.getTrace((res.info as { traceId: cassandra.types.Uuid }).traceId)) as { events: Array<{ activity: string }> };
+    const counts = trace.events.map((e) => /Read (\d+) live rows and (\d+) tombstone cells/.exec(e.activity)).filter((m) => m !== null);
+    expect(counts.length).toBeGreaterThan(0);
+    expect(counts.map((m) => [Number(m![1]), Number(m![2])])).toEqual(counts.map(() => [3, 0]));
+  });
+
+  it("compacts the expiring log index by time windows", async () => {
+    const { rows } = await raw.execute(`SELECT compaction, gc_grace_seconds FROM system_schema.tables WHERE keyspace_name = ? AND table_name = 'log_index'`, [KEYSPACE], { prepare: true });
+    expect((rows[0]!["compaction"] as Record<string, string>)["class"]).toMatch(/TimeWindowCompactionStrategy$/);
+    expect(rows[0]!["gc_grace_seconds"]).toBe(10800);
+  });
+
   it("refuses to open a keyspace with different bucket sizes", async () => {
     const other = cassClient();
     await expect(CassandraStore.open(new PostgresSqlClient(backend.url()), other, { keyspace: KEYSPACE, messagesPerBucket: 7, logEntriesPerBucket: LOG_ENTRIES_PER_BUCKET }))

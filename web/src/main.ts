@@ -720,7 +720,9 @@ async function start(): Promise<void> {
   client.on("receipt", (r) => {
     const s = conversations.get(r.conversationId);
     if (!s) return;
-    s.receipts.set(r.userId, { delivered: r.deliveredSeq, read: r.readSeq });
+    // Pointers only move forward: a receipt that arrives late never takes one back.
+    const was = s.receipts.get(r.userId) ?? { delivered: 0, read: 0 };
+    s.receipts.set(r.userId, { delivered: Math.max(was.delivered, r.deliveredSeq), read: Math.max(was.read, r.readSeq) });
     if (active === r.conversationId) renderPane();
   });
   client.on("presence", (p) => {

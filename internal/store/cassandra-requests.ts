@@ -1,0 +1,65 @@
+import cassandra from "cassandra-driver";
+import { metrics, type Counter } from "@opentelemetry/api";
+
+/**
+ * What one request to Cassandra costs the cluster:
+ * - `read`: a SELECT;
+ * - `write`: a plain INSERT, UPDATE or DELETE (one replica round at the chosen consistency);
+ * - `lwt`: a conditional one (`IF ...`): a Paxos round, four message delays across replicas;
+ * - `batch` / `lwt_batch`: a batch, plain or holding a conditional statement (one Paxos round);
+ * - `schema`: DDL (start-up only).
+ */
+export type CassandraRequestKind = "read" | "write" | "lwt" | "batch" | "lwt_batch" | "schema";
+
+const CONDITION = /\bIF\s+(NOT\s+EXISTS\b|EXISTS\b|[A-Za-z_][A-Za-z0-9_]*\s*(=|!=|<|>|\bIN\b))/i;
+
+function statementKind(cql: string): Exclude<CassandraRequestKind, "batch" | "lwt_batch"> {
+  const verb = /^\s*(\w+)/.exec(cql)?.[1]?.toUpperCase();
+  if (verb === "CREATE" || verb === "ALTER" || verb === "DROP" || verb === "TRUNCATE") return "schema";
+  if (verb === "SELECT") return "read";
+  return CONDITION.test(cql) ? "lwt" : "write";
+}
+
+/** The kind of a request as the driver's tracker sees it: one statement's text, or a batch's statements. */
+export function requestKind(query: string | ReadonlyArray<string | { query: string }>): CassandraRequestKind {
+  if (typeof query === "string") return statementKind(query);
+  return query.some((q) => statementKind(typeof q === "string" ? q : q.query) === "lwt") ? "lwt_batch" : "batch";
+}
+
+/**
+ * The driver's request tracker, counting every request the store makes by kind and outcome
+ * (meshchat.cassandra.requests) and the statements batches carry (meshchat.cassandra.statements):
+ * what a message costs in Cassandra round trips and Paxos rounds, which the production bench
+ * divides by the messages it delivered (docs/cassandra-log.md).
+ */
+/** The driver's base class: its typings declare an interface, but it checks `instanceof` this class. */
+const RequestTrackerBase = (cassandra.tracker as unknown as { RequestTracker: new () => cassandra.tracker.RequestTracker }).RequestTracker;
+
+export class CassandraRequestCounter extends RequestTrackerBase {
+  private readonly requests: Counter;
+  private readonly statements: Counter;
+
+  constructor() {
+    super();
+    const m = metrics.getMeter("meshchat");
+    this.requests = m.createCounter("meshchat.cassandra.requests", { description: "Requests to Cassandra, by kind (read, write, lwt: a Paxos round, batch, lwt_batch, schema) and outcome" });
+    this.statements = m.createCounter("meshchat.cassandra.statements", { description: "Statements sent to Cassandra (a batch counts each of its statements), by kind" });
+  }
+
+  override onSuccess(_host: unknown, query: string | Array<{ query: string }>): void {
+    this.count(query, "ok");
+  }
+
+  override onError(_host: unknown, query: string | Array<{ query: string }>): void {
+    this.count(query, "error");
+  }
+
+  override shutdown(): void {}
+
+  private count(query: string | Array<string | { query: string }>, outcome: "ok" | "error"): void {
+    const kind = requestKind(query);
+    this.requests.add(1, { "meshchat.cassandra.request.kind": kind, "meshchat.cassandra.request.outcome": outcome });
+    if (typeof query === "string") this.statements.add(1, { "meshchat.cassandra.request.kind": kind });
+    else for (const q of query) this.statements.add(1, { "meshchat.cassandra.request.kind": statementKind(typeof q === "string" ? q : q.query) });
+  }
+}
