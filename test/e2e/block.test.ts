@@ -101,20 +101,24 @@ describe("blocking a user", () => {
     expect(byA.filter((t) => t.userId === bob.userId)).toEqual([]);
     expect(byB.filter((t) => t.userId === alice.userId)).toEqual([]);
 
-    // Receipts: bob reads carol's marker, then carol reads a later message of alice's; alice hears
-    // carol's receipt, never bob's (one conversation's receipts go out in the order they came).
+    // Receipts go to the senders of what was read: bob's read of alice's message never reaches her,
+    // carol's does (one conversation's receipts go out in the order they came); and the other way round.
     const receipts = (d: Device) => { const out: Receipt[] = []; d.client.on("receipt", (r) => out.push(r)); return out; };
-    const [toA, toK] = [receipts(a), receipts(k)];
-    await b.client.markRead(group, 1);
-    await waitFor("carol sees bob's receipt", () => toK.some((r) => r.userId === bob.userId && r.readSeq === 1));
-    const later = await a.client.send(group, "later");
-    await k.client.markRead(group, later.seq);
-    await waitFor("alice sees carol's receipt", () => toA.some((r) => r.userId === carol.userId && r.readSeq === later.seq));
+    const [toA, toB] = [receipts(a), receipts(b)];
+    const fromA = await a.client.send(group, "from alice");
+    await waitFor("bob and carol have alice's message", () => b.in(group).length === 2 && k.in(group).length === 2);
+    await b.client.markRead(group, fromA.seq);
+    await k.client.markRead(group, fromA.seq);
+    await waitFor("alice sees carol's receipt", () => toA.some((r) => r.userId === carol.userId && r.readSeq >= fromA.seq));
     expect(toA.filter((r) => r.userId === bob.userId)).toEqual([]);
+    const fromB = await b.client.send(group, "from bob");
+    await waitFor("alice and carol have bob's message", () => a.in(group).length === 3 && k.in(group).length === 3);
+    await a.client.markRead(group, fromB.seq);
+    await k.client.markRead(group, fromB.seq);
+    await waitFor("bob sees carol's receipt", () => toB.some((r) => r.userId === carol.userId && r.readSeq >= fromB.seq));
+    expect(toB.filter((r) => r.userId === alice.userId)).toEqual([]);
 
-    // Shared group messages still flow both ways (one history for every member).
-    await b.client.send(group, "bob in the group");
-    await waitFor("alice gets bob's group message", () => a.in(group).some((m) => m.text === "bob in the group"));
+    // Shared group messages still flowed both ways above (one history for every member).
 
     await a.client.unblock(bob.username);
     expect((await b.client.presenceQuery([alice.userId]))[0]!.status).toBe(ONLINE);
