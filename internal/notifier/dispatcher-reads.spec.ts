@@ -128,6 +128,44 @@ describe("updating the other devices after a read", () => {
     expect(d.stats().readUpdates).toBe(4);
   });
 
+  it("a read that overtakes an alert in flight is owed to the device as soon as the provider accepts the alert", async () => {
+    const { d, clock, webhook, tokens } = rig({ holdMs: 0 });
+    await tokens.register("bob", "phone", "webhook", "t-phone");
+    let accept!: () => void;
+    const accepted = new Promise<void>((r) => (accept = r));
+    webhook.send = async (msg) => {
+      webhook.sent.push(msg);
+      if (!msg.background) await accepted;
+      return { kind: "ok" };
+    };
+    await d.notify(note("c", 2, "in flight"));
+    await waitFor("the alert in flight", () => webhook.sent.length === 1);
+    d.read("bob", "c", 2);
+    accept();
+    await settle();
+    await clock.advance(UPDATE_WINDOW_MS);
+    await waitFor("the update", () => updates(webhook).length === 1);
+    expect(readsOf(updates(webhook)[0]!)).toEqual([{ conversation_id: "c", read_seq: 2, unread: 0 }]);
+  });
+
+  it("an update waiting for the device's rate limit absorbs the next one's reads", async () => {
+    const { d, clock, webhook, tokens } = rig({ holdMs: 0, perDeviceRatePerMinute: 2 });
+    await tokens.register("bob", "phone", "webhook", "t-phone");
+    await d.notify(note("c1", 1, "one"));
+    await d.notify(note("c2", 1, "two"));
+    await waitFor("both alerts", () => alerts(webhook).length === 2);
+    d.read("bob", "c1", 1);
+    await clock.advance(UPDATE_WINDOW_MS);
+    d.read("bob", "c2", 1);
+    await clock.advance(UPDATE_WINDOW_MS);
+    expect(updates(webhook)).toEqual([]); // the bucket is empty: both wait
+    await clock.advance(60_000);
+    await waitFor("one merged update", () => updates(webhook).length === 1);
+    await clock.advance(60_000);
+    expect(updates(webhook)).toHaveLength(1);
+    expect(readsOf(updates(webhook)[0]!)).toEqual([{ conversation_id: "c1", read_seq: 1, unread: 0 }, { conversation_id: "c2", read_seq: 1, unread: 0 }]);
+  });
+
   it("a device that showed nothing of the conversation gets no update; muted or held pushes never count as shown", async () => {
     const { d, clock, webhook, tokens } = rig();
     await tokens.register("bob", "phone", "webhook", "t-phone");

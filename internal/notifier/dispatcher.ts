@@ -507,9 +507,11 @@ export class PushDispatcher {
   private enqueue(lane: Lane, job: Job): void {
     const prev = lane.jobs.get(job.thread.key);
     if (prev?.reads && job.reads) {
-      // A newer read update of the same user: it carries the reads of both.
-      for (const [id, r] of prev.reads) if (!job.reads.has(id)) job.reads.set(id, r);
-      job.msg = readUpdateMessage(job.msg.token, job.reads);
+      // A newer read update of the same user: it carries the reads of both, the newer per conversation.
+      const reads = new Map(prev.reads);
+      for (const [id, r] of job.reads) reads.set(id, r);
+      job.reads = reads;
+      job.msg = readUpdateMessage(job.msg.token, reads);
     }
     if (prev) {
       if (!job.reads) this.collapse();
