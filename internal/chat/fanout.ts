@@ -11,6 +11,7 @@ import type { Logger } from "../log/logger.js";
 import type { Route, RouteIndex } from "../routes/route-index.js";
 import type { ConversationInfo } from "./directory.js";
 import { sleep } from "../run/sleep.js";
+import { byPushShard, pushShardHeader } from "../grpc/push-shard.js";
 import { notifyBatches, PushSignals } from "./push-signals.js";
 
 type MessageItem = { message: Message; atMs: number; memberIds: string[]; positions: number[]; info: ConversationInfo };
@@ -85,7 +86,7 @@ export class Fanout {
     private readonly notifier: NotifierServiceClient,
     private readonly log: Logger,
   ) {
-    this.pushSignals = new PushSignals((req) => call(notifier, notifier.activity, req), log);
+    this.pushSignals = new PushSignals((shard, req) => call(notifier, notifier.activity, req, 5_000, pushShardHeader(shard)), log);
   }
 
   private pending: Array<{ items: MessageItem[]; ctx: Context }> = [];
@@ -133,14 +134,16 @@ export class Fanout {
     // desktop is connected, held while the desktop is in use (the notifier decides).
     const onlineDevices = new Map<string, string[]>();
     for (const r of routes) onlineDevices.set(r.userId, [...(onlineDevices.get(r.userId) ?? []), r.deviceId]);
-    for (const batch of notifyBatches(items, onlineDevices)) {
-      call(this.notifier, this.notifier.notifyBatch, batch).catch((err) => this.log.warn("notify failed", { err }));
+    for (const { shard, request } of notifyBatches(items, onlineDevices)) {
+      call(this.notifier, this.notifier.notifyBatch, request, 5_000, pushShardHeader(shard)).catch((err) => this.log.warn("notify failed", { err }));
     }
   }
 
   /** A message deleted for everyone: its pushes that have not gone out are dropped. */
   withdrawPush(conversationId: string, seq: number, userIds: string[]): void {
-    call(this.notifier, this.notifier.withdraw, { conversationId, seq, userIds }).catch((err) => this.log.warn("push withdrawal failed", { err }));
+    for (const [shard, mine] of byPushShard(userIds, (u) => u)) {
+      call(this.notifier, this.notifier.withdraw, { conversationId, seq, userIds: mine }, 5_000, pushShardHeader(shard)).catch((err) => this.log.warn("push withdrawal failed", { err }));
+    }
   }
 
   /** Events with per-user positions (membership changes, read markers). */

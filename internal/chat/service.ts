@@ -127,6 +127,8 @@ export class ChatCore {
         this.traces.remember(conversationId, message.seq, span.spanContext());
         ChatMetrics.get().messagesSent.add(1);
         this.fanout.messages([{ message, atMs: sentAtMs, memberIds, positions: appended.positions, info }]);
+        // The sender is at that device: replies to them wait a moment before a phone buzzes.
+        this.fanout.pushSignals.used(actor.userId);
       }
       return { clientMsgId, conversationId, seq: message.seq, sentAtMs: message.sentAtMs, duplicate: appended.duplicate };
     });
@@ -145,7 +147,7 @@ export class ChatCore {
     const update = { conversationId, userId: actor.userId, username: info.usernames.get(actor.userId) ?? "", expiresInMs: Math.min(Math.max(expiresInMs, 1_000), 60_000) };
     this.fanout.typing({ userIds, update });
     // Someone typing is at that device: their pushes wait a moment for it to read them.
-    this.fanout.pushSignals.typed(actor.userId);
+    this.fanout.pushSignals.used(actor.userId);
   }
 
   /** Replaces the text of the actor's own message; every member's devices get a MessageEdited event. */

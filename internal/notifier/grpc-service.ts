@@ -27,14 +27,10 @@ export interface TokenLimits {
   maxTokenBytes: number;
 }
 
-/**
- * One message for its recipients. Its sender just used a device: that holds the sender's
- * own pushes for a while (chat reports no separate activity for a send).
- */
+/** One message for its recipients. */
 async function notifyOne(dispatcher: PushDispatcher, req: NotifyRequest): Promise<void> {
   const m = req.message;
   if (!m) throw ChatError.invalid("message is required");
-  if (m.senderId) dispatcher.active(m.senderId);
   for (const r of req.recipients) {
     if (r.userId === m.senderId) continue;
     await dispatcher.notify({

@@ -14,6 +14,8 @@ import { FakeApnsServer, FakeFcmServer, FakeWebhookServer, selfSignedCert } from
 import { device, newUser, startCluster, waitFor, warnOnFailure, type TestCluster } from "./harness.js";
 
 const HOLD_MS = 3_000;
+/** Short, so the test sees bob become idle in seconds. */
+const ACTIVE_MS = 4_000;
 let c: TestCluster;
 let fcm: FakeFcmServer;
 let apns: FakeApnsServer;
@@ -42,7 +44,7 @@ beforeAll(async () => {
     // No collapse window: only the hold can keep a push back here.
     PUSH_COLLAPSE_WINDOW_MS: "0",
     PUSH_HOLD_MS: String(HOLD_MS),
-    PUSH_HOLD_ACTIVE_MS: "10000",
+    PUSH_HOLD_ACTIVE_MS: String(ACTIVE_MS),
     PUSH_READ_UPDATE_WINDOW_MS: "500",
   });
 });
@@ -111,20 +113,34 @@ describe("pushes that know a message was read", () => {
     expect(u.apns).toEqual([{ priority: "5", body: { aps: { "content-available": 1 }, event: "read", reads: JSON.stringify(reads) } }]);
     expect(u.webhook).toEqual([{ event: "read", reads: JSON.stringify(reads) }]);
 
-    // Bob has just used the desktop: alice's next message is held, and the desktop reads it
-    // within the hold, so no phone hears of it.
+    // Bob is at the desktop (he just read, and he types): alice's next message is held, and
+    // the desktop reads it within the hold, so no phone hears of it.
+    await desktop.client.typing(conv.id);
     const m2 = await a.client.send(conv.id, "second, bob is at the desktop now");
     await waitFor("m2 on the desktop", () => desktop.in(conv.id).some((m) => m.seq === m2.seq));
     await desktop.client.markRead(conv.id, m2.seq);
-    // Once the hold is over m2's push would have gone out; m3, which nobody reads, shows the
-    // pushes flow again (held, then sent) and that m2's never went.
-    await waitFor("the hold of m2 is over", () => Date.now() > m2.sentAtMs + 2 * HOLD_MS);
-    const m3 = await a.client.send(conv.id, "third, unread");
-    await waitFor("the alert of m3 on every phone", () => {
+    let lastUse = Date.now();
+    // Once bob has been idle past PUSH_HOLD_ACTIVE_MS (and m2's hold is long over), m3 is
+    // pushed without a hold; its push also shows that m2's never went.
+    await waitFor("bob idle", () => Date.now() > lastUse + ACTIVE_MS + 500);
+    const m3 = await a.client.send(conv.id, "third, bob is away");
+    const alerted = (seq: number) => () => {
       const p = pushes.alerts();
-      return p.fcm.includes(m3.seq) && p.apns.includes(m3.seq) && p.webhook.includes(m3.seq);
-    }, { seen: () => JSON.stringify(pushes.alerts()) });
-    expect(pushes.alerts()).toEqual({ fcm: [m1.seq, m3.seq], apns: [m1.seq, m3.seq], webhook: [m1.seq, m3.seq] });
+      return p.fcm.includes(seq) && p.apns.includes(seq) && p.webhook.includes(seq);
+    };
+    await waitFor("the alert of m3 on every phone", alerted(m3.seq), { seen: () => JSON.stringify(pushes.alerts()) });
+
+    // A send is a use too: bob answers from the desktop, and the desktop reads alice's next
+    // message within the hold.
+    await desktop.client.send(conv.id, "back at my desk");
+    const m4 = await a.client.send(conv.id, "fourth");
+    await waitFor("m4 on the desktop", () => desktop.in(conv.id).some((m) => m.seq === m4.seq));
+    await desktop.client.markRead(conv.id, m4.seq);
+    lastUse = Date.now();
+    await waitFor("bob idle again", () => Date.now() > lastUse + ACTIVE_MS + 500);
+    const m5 = await a.client.send(conv.id, "fifth, bob is away again");
+    await waitFor("the alert of m5 on every phone", alerted(m5.seq), { seen: () => JSON.stringify(pushes.alerts()) });
+    expect(pushes.alerts()).toEqual({ fcm: [m1.seq, m3.seq, m5.seq], apns: [m1.seq, m3.seq, m5.seq], webhook: [m1.seq, m3.seq, m5.seq] });
     // The fake FCM and APNs checked every request (JWTs, headers, background push rules).
     expect([...fcm.problems, ...apns.problems]).toEqual([]);
     await desktop.close();
