@@ -1,3 +1,4 @@
+import { context, ROOT_CONTEXT } from "@opentelemetry/api";
 import type { ActivityRequest, NotifyBatchRequest, NotifyRequest, ReadMoved } from "../../gen/chat/internal/v1/notifier.js";
 import type { Message } from "../../gen/chat/v1/client.js";
 import { BATCH_MAX_BYTES, ITEM_OVERHEAD_BYTES, textBytes } from "../grpc/message-size.js";
@@ -61,7 +62,8 @@ export class PushSignals {
 
   constructor(send: (shard: number, req: ActivityRequest) => Promise<unknown>, private readonly log: Logger) {
     this.batcher = new TickBatcher(async (signals) => {
-      await Promise.all([...byPushShard(signals, userOf)].map(([shard, mine]) => send(shard, activityOf(mine))));
+      // A tick's signals come from many requests: the call belongs to none of their traces.
+      await context.with(ROOT_CONTEXT, () => Promise.all([...byPushShard(signals, userOf)].map(([shard, mine]) => send(shard, activityOf(mine)))));
       return signals.map(() => undefined);
     });
   }

@@ -250,7 +250,11 @@ describe("OpenTelemetry", () => {
 
     // One CONSUMER span per write of the message to each of bob's devices, under the edge's Deliver.
     const deviceSpan = (deviceId: string) => inTrace().find((s) => s.name === "process" && s.attrs["meshchat.device.id"] === deviceId);
-    await waitFor("a process span per bob device", () => bobDevices.every((d) => deviceSpan(d.deviceId)) && root() !== undefined);
+    // Each service exports on its own schedule: wait until every span up to the sender's frame is in.
+    await waitFor("a process span per bob device, with its ancestry", () => root() !== undefined && bobDevices.every((d) => {
+      const span = deviceSpan(d.deviceId);
+      return span !== undefined && ancestry(span).at(-1) === "edge:ws send";
+    }));
     for (const d of bobDevices) {
       const span = deviceSpan(d.deviceId)!;
       expect(span.service).toBe("edge");
