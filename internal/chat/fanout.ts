@@ -73,11 +73,11 @@ export interface EdgeClients {
 /**
  * Live delivery after a write is durable: look up routes, send each edge one
  * batch, and tell the notifier about the members' devices with no live session
- * (one call per batch). Failures here never fail the send (the message is
- * stored; devices catch up by cursor).
+ * (one call per push shard per batch). Failures here never fail the send (the
+ * message is stored; devices catch up by cursor).
  */
 export class Fanout {
-  /** Typing and reads for the notifier, which holds and updates pushes with them. */
+  /** Sends, typing and reads for the notifier, which holds and updates pushes with them. */
   readonly pushSignals: PushSignals;
 
   constructor(
