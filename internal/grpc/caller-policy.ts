@@ -58,7 +58,8 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
   },
   notifier: {
     edge: ["NotifierService/RegisterToken", "NotifierService/UnregisterToken", "NotifierService/UserOnline"],
-    chat: ["NotifierService/Notify", "NotifierService/Withdraw"],
+    // NotifyBatch and Activity: one call per tick; Notify stays for a chat of the previous release.
+    chat: ["NotifierService/Notify", "NotifierService/NotifyBatch", "NotifierService/Activity", "NotifierService/Withdraw"],
   },
 };
 
