@@ -25,6 +25,10 @@ await runUntilSignal("notifier", log, config.shutdownTimeoutMs, async () => {
     perDeviceRatePerMinute: int("PUSH_RATE_PER_MINUTE", 30, 1),
     maxAttempts: int("PUSH_MAX_ATTEMPTS", 5, 1),
     collapseWindowMs: int("PUSH_COLLAPSE_WINDOW_MS", 2_000, 0),
+    // Pushes that know (docs/features.md): the defaults and why are where DispatcherOptions declares them.
+    holdMs: int("PUSH_HOLD_MS", 3_000, 0, 60_000),
+    holdActiveMs: int("PUSH_HOLD_ACTIVE_MS", 10_000, 0, 600_000),
+    readUpdateWindowMs: int("PUSH_READ_UPDATE_WINDOW_MS", 1_000, 0, 60_000),
     onError: (msg, fields) => log.warn(msg, fields),
   });
   const { discovery } = await openDiscovery(config, log);

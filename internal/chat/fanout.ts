@@ -9,8 +9,10 @@ import { call } from "../grpc/client.js";
 import { BATCH_MAX_BYTES, ITEM_OVERHEAD_BYTES, textBytes } from "../grpc/message-size.js";
 import type { Logger } from "../log/logger.js";
 import type { Route, RouteIndex } from "../routes/route-index.js";
-import { blockedBetween, type ConversationInfo } from "./directory.js";
+import type { ConversationInfo } from "./directory.js";
 import { sleep } from "../run/sleep.js";
+import { byPushShard, pushShardHeader } from "../grpc/push-shard.js";
+import { notifyBatches, PushSignals } from "./push-signals.js";
 
 type MessageItem = { message: Message; atMs: number; memberIds: string[]; positions: number[]; info: ConversationInfo };
 
@@ -70,16 +72,22 @@ export interface EdgeClients {
 
 /**
  * Live delivery after a write is durable: look up routes, send each edge one
- * batch, and tell the notifier about members with no online device. Failures
- * here never fail the send (the message is stored; devices catch up by cursor).
+ * batch, and tell the notifier about the members' devices with no live session
+ * (one call per push shard per batch). Failures here never fail the send (the
+ * message is stored; devices catch up by cursor).
  */
 export class Fanout {
+  /** Sends, typing and reads for the notifier, which holds and updates pushes with them. */
+  readonly pushSignals: PushSignals;
+
   constructor(
     private readonly routes: RouteIndex,
     private readonly edges: EdgeClients,
     private readonly notifier: NotifierServiceClient,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.pushSignals = new PushSignals((shard, req) => call(notifier, notifier.activity, req, 5_000, pushShardHeader(shard)), log);
+  }
 
   private pending: Array<{ items: MessageItem[]; ctx: Context }> = [];
   private scheduled = false;
@@ -118,29 +126,24 @@ export class Fanout {
     const userIds = [...new Set(items.flatMap((i) => i.memberIds))];
     const routes = await this.lookup(userIds);
     if (!routes) return;
-    const online = new Set(routes.map((r) => r.userId));
     const events: Event[] = items.map((i) => ({ pos: 0, atMs: i.atMs, kind: { $case: "message", value: i.message } }));
     const targets: DeliveryTarget[] = [];
     items.forEach((item, index) => item.memberIds.forEach((userId, k) => targets.push({ userId, pos: item.positions[k]!, eventIndex: index })));
     await this.sendToEdges(routes, { events, targets, receipts: [], presence: [], typing: [] });
-    for (const item of items) {
-      // No push between users in a block, nor to a deleted account.
-      const sender = item.message.senderId;
-      const offline = item.memberIds.filter((u) => !online.has(u) && u !== sender && !item.info.deleted.has(u) && !blockedBetween(item.info, u, sender));
-      if (offline.length === 0) continue;
-      const c = item.info.conversation;
-      call(this.notifier, this.notifier.notify, {
-        message: item.message,
-        senderName: item.info.usernames.get(item.message.senderId) ?? "",
-        conversationTitle: c.title,
-        recipients: offline.map((userId) => ({ userId, muted: item.info.muted.has(userId) })),
-      }).catch((err) => this.log.warn("notify failed", { err }));
+    // Every member, not only those with no online device: a phone gets a push while the
+    // desktop is connected, held while the desktop is in use (the notifier decides).
+    const onlineDevices = new Map<string, string[]>();
+    for (const r of routes) onlineDevices.set(r.userId, [...(onlineDevices.get(r.userId) ?? []), r.deviceId]);
+    for (const { shard, request } of notifyBatches(items, onlineDevices)) {
+      call(this.notifier, this.notifier.notifyBatch, request, 5_000, pushShardHeader(shard)).catch((err) => this.log.warn("notify failed", { err }));
     }
   }
 
   /** A message deleted for everyone: its pushes that have not gone out are dropped. */
   withdrawPush(conversationId: string, seq: number, userIds: string[]): void {
-    call(this.notifier, this.notifier.withdraw, { conversationId, seq, userIds }).catch((err) => this.log.warn("push withdrawal failed", { err }));
+    for (const [shard, mine] of byPushShard(userIds, (u) => u)) {
+      call(this.notifier, this.notifier.withdraw, { conversationId, seq, userIds: mine }, 5_000, pushShardHeader(shard)).catch((err) => this.log.warn("push withdrawal failed", { err }));
+    }
   }
 
   /** Events with per-user positions (membership changes, read markers). */

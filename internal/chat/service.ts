@@ -126,8 +126,12 @@ export class ChatCore {
         r.error !== ErrorCode.ERROR_CODE_UNSPECIFIED || !r.pointers ? { error: r.error || ErrorCode.ERROR_CODE_INTERNAL } : { pointers: r.pointers }),
       (u, moved) => {
         this.queueReceipt(u.conversationId, { conversationId: u.conversationId, userId: u.userId, deliveredSeq: moved.deliveredSeq, readSeq: moved.readSeq });
-        // The user's other devices learn the new read pointer through their sync log.
-        if (moved.readEvent) void this.fanout.userEvents([{ userId: u.userId, event: moved.readEvent }]);
+        // The user's other devices learn the new read pointer through their sync log, and
+        // their notifications of what was read are dropped or updated.
+        if (moved.readEvent) {
+          void this.fanout.userEvents([{ userId: u.userId, event: moved.readEvent }]);
+          this.fanout.pushSignals.readMoved(u.userId, u.conversationId, moved.readSeq);
+        }
       },
     );
   }
@@ -166,6 +170,8 @@ export class ChatCore {
         this.queueReceipt(conversationId, { conversationId, userId: actor.userId, deliveredSeq: message.seq, readSeq: message.seq });
         ChatMetrics.get().messagesSent.add(1);
         this.fanout.messages([{ message, atMs: sentAtMs, memberIds, positions: appended.positions, info }]);
+        // The sender is at that device: replies to them wait a moment before a phone buzzes.
+        this.fanout.pushSignals.used(actor.userId);
       }
       return { clientMsgId, conversationId, seq: message.seq, sentAtMs: message.sentAtMs, duplicate: appended.duplicate };
     });
@@ -184,6 +190,8 @@ export class ChatCore {
     if (userIds.length === 0) return;
     const update = { conversationId, userId: actor.userId, username: info.usernames.get(actor.userId) ?? "", expiresInMs: Math.min(Math.max(expiresInMs, 1_000), 60_000) };
     this.fanout.typing({ userIds, update });
+    // Someone typing is at that device: their pushes wait a moment for it to read them.
+    this.fanout.pushSignals.used(actor.userId);
   }
 
   /** Replaces the text of the actor's own message; every member's devices get a MessageEdited event. */

@@ -7,6 +7,7 @@ import { ErrorCode, PresenceStatus, PresenceVisibility, PushProvider, type Priva
 import type { TokenVerifier } from "../auth/tokens.js";
 import { ChatError } from "../errors/chat-error.js";
 import { TickBatcher } from "../run/tick-batcher.js";
+import { byPushShard, pushShardHeader } from "../grpc/push-shard.js";
 import { call } from "../grpc/client.js";
 import type { ChatRouter } from "../grpc/chat-router.js";
 import type { RouteRegistry } from "../routes/route-registry.js";
@@ -82,8 +83,10 @@ export class MeshGateway {
   /** The Hellos of one tick: one presence call (a burst of reconnecting devices costs one RPC per tick, not one each). */
   private readonly connects = new TickBatcher(async (connects: Array<{ route: Route; takeover: boolean }>) =>
     (await call(this.presence, this.presence.connectBatch, { connects })).results);
+  /** One UserOnline per push shard: each reaches the notifier replica that holds those users' pushes. */
   private readonly online = new TickBatcher(async (userIds: string[]) => {
-    await call(this.notifier, this.notifier.userOnline, { userId: "", userIds: [...new Set(userIds)] });
+    await Promise.all([...byPushShard(new Set(userIds), (u) => u)].map(([shard, mine]) =>
+      call(this.notifier, this.notifier.userOnline, { userId: "", userIds: mine }, 5_000, pushShardHeader(shard))));
     return userIds;
   });
 

@@ -64,8 +64,9 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
   },
   notifier: {
     edge: ["NotifierService/RegisterToken", "NotifierService/UnregisterToken", "NotifierService/UserOnline"],
+    // NotifyBatch and Activity: one call per tick; Notify stays for a chat of the previous release.
     // UnregisterToken: every push token of a deleted account.
-    chat: ["NotifierService/Notify", "NotifierService/Withdraw", "NotifierService/UnregisterToken"],
+    chat: ["NotifierService/Notify", "NotifierService/NotifyBatch", "NotifierService/Activity", "NotifierService/Withdraw", "NotifierService/UnregisterToken"],
   },
 };
 

@@ -11,7 +11,7 @@ import { FcmProvider } from "./provider-fcm.js";
 import { WebhookProvider } from "./provider-webhook.js";
 import type { ProviderName, PushProvider } from "./provider.js";
 import { MemoryTokenStore } from "./token-store-memory.js";
-import { APNS, FakeApnsServer, FakeClock, FakeFcmServer, FakeWebhookServer, FCM, selfSignedCert, settle, waitFor } from "../../test/support/notifier-fakes.js";
+import { APNS, FakeApnsServer, FakeClock, FakeFcmServer, virtualDispatcher, FakeWebhookServer, FCM, selfSignedCert, settle, waitFor } from "../../test/support/notifier-fakes.js";
 import { sleep } from "../run/sleep.js";
 
 let fcm: FakeFcmServer;
@@ -40,24 +40,13 @@ let seq = 0;
 const uniq = (name: string) => `${name}-${++seq}-${Date.now().toString(36)}`;
 
 function rig(opts: Partial<DispatcherOptions> = {}): Rig {
-  const clock = new FakeClock();
   const tokens = new MemoryTokenStore();
-  const warnings: Rig["warnings"] = [];
   const providers = new Map<ProviderName, PushProvider>([
     ["fcm", new FcmProvider({ serviceAccount: fcm.serviceAccount, endpoint: fcm.url, ca: tls.cert, timeoutMs: 2_000 })],
     ["apns", new ApnsProvider({ teamId: apns.teamId, keyId: apns.keyId, privateKey: apns.privateKey, bundleId: apns.bundleId, endpoint: apns.url, ca: apns.ca, timeoutMs: 2_000 })],
     ["webhook", new WebhookProvider({ url: hook.url, secret: hook.secret, timeoutMs: 2_000 })],
   ]);
-  const d = new PushDispatcher({
-    providers,
-    tokens,
-    now: clock.now,
-    sleep: clock.sleep,
-    random: () => 0.5,
-    onError: (msg, fields) => warnings.push({ msg, fields }),
-    ...opts,
-  });
-  const r = { d, clock, tokens, warnings, providers };
+  const r = { ...virtualDispatcher(providers, tokens, opts), tokens, providers };
   rigs.push(r);
   return r;
 }

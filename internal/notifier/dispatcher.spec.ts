@@ -9,46 +9,10 @@ import { PushDispatcher, type DispatcherOptions, type Notification } from "./dis
 import type { ProviderName, PushMessage, PushProvider, PushResult } from "./provider.js";
 import { MemoryTokenStore } from "./token-store-memory.js";
 import type { TokenStore } from "./token-store.js";
-import { FakeClock, settle, waitFor } from "../../test/support/notifier-fakes.js";
+import { ScriptedProvider, scriptedDispatcher, settle, stopScriptedDispatchers, waitFor } from "../../test/support/notifier-fakes.js";
 
-type Step = PushResult | "hang" | "throw";
-
-class ScriptedProvider implements PushProvider {
-  readonly sent: PushMessage[] = [];
-  readonly script: Step[] = [];
-  constructor(readonly name: ProviderName) {}
-  async send(msg: PushMessage): Promise<PushResult> {
-    this.sent.push(msg);
-    const step = this.script.shift() ?? { kind: "ok" };
-    if (step === "hang") return new Promise(() => {});
-    if (step === "throw") throw new Error("boom");
-    return step;
-  }
-  async close(): Promise<void> {}
-}
-
-const dispatchers: PushDispatcher[] = [];
-afterEach(async () => {
-  for (const d of dispatchers.splice(0)) await d.stop(100);
-});
-
-function rig(opts: Partial<DispatcherOptions> = {}, tokens: TokenStore = new MemoryTokenStore()) {
-  const clock = new FakeClock();
-  const webhook = new ScriptedProvider("webhook");
-  const fcm = new ScriptedProvider("fcm");
-  const warnings: Array<{ msg: string; fields: Record<string, unknown> }> = [];
-  const d = new PushDispatcher({
-    providers: new Map<ProviderName, PushProvider>([["webhook", webhook], ["fcm", fcm]]),
-    tokens,
-    now: clock.now,
-    sleep: clock.sleep,
-    random: () => 0.5,
-    onError: (msg, fields) => warnings.push({ msg, fields }),
-    ...opts,
-  });
-  dispatchers.push(d);
-  return { d, clock, webhook, fcm, warnings, tokens };
-}
+afterEach(stopScriptedDispatchers);
+const rig = scriptedDispatcher;
 
 const note = (conversationId: string, seq: number, text: string, extra: Partial<Notification> = {}): Notification => ({
   userId: "bob", conversationId, seq, senderName: "alice", conversationTitle: "", text, muted: false, ...extra,

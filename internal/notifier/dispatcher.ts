@@ -3,6 +3,8 @@ import { ConfigError } from "../config/env.js";
 import { Logger } from "../log/logger.js";
 import { ChatMetrics } from "../telemetry/telemetry.js";
 import type { ProviderName, PushMessage, PushProvider, PushResult } from "./provider.js";
+import { RecentActivity } from "./recent-activity.js";
+import { deviceKey, ShownNotifications, type ReadUpdate, type ShownDevice } from "./shown-notifications.js";
 import type { TokenStore } from "./token-store.js";
 
 /** One new message for one offline recipient. */
@@ -16,7 +18,7 @@ export interface Notification {
   text: string;
   /** The recipient muted the conversation: no push at all. */
   muted: boolean;
-  /** Devices that must not get this push (e.g. the device the message came from). */
+  /** Devices that must not get this push (the user's devices with a live session get the message over it). */
   excludeDeviceIds?: string[];
 }
 
@@ -37,6 +39,26 @@ export interface DispatcherOptions {
   collapseWindowMs?: number;
   /** A conversation quiet for this long starts its "N new messages" count again. Default 1 hour. */
   countResetMs?: number;
+  /**
+   * PUSH_HOLD_MS: while a device of the user was used within `holdActiveMs`, a push waits this
+   * long and is dropped if a device reads the message meanwhile; 0 turns holding off. Default
+   * 3000: an open, focused window marks a message read within a second or two of its arrival
+   * (delivery, render, the reader's glance), and a phone in a pocket still buzzes within seconds.
+   */
+  holdMs?: number;
+  /**
+   * PUSH_HOLD_ACTIVE_MS: a device sent, marked read or typed within this long before a message:
+   * the user is at that device, so the push is held. Default 10000: someone who did any of
+   * these in the last ten seconds is looking at that screen; someone who did not may have left
+   * it open and walked off with the phone, which should then buzz at once.
+   */
+  holdActiveMs?: number;
+  /**
+   * PUSH_READ_UPDATE_WINDOW_MS: reads are gathered per user for this long into one background
+   * update per device that shows a notification, not one per read (a user scrolling through
+   * five conversations costs one update). Default 1000.
+   */
+  readUpdateWindowMs?: number;
   /** `stop()` waits this long for pending pushes by default, then abandons them (logged). Default 5000 ms. */
   stopGraceMs?: number;
   /** Clock (ms). Default Date.now. */
@@ -67,6 +89,12 @@ export interface DispatcherStats {
   deferred: number;
   /** Pushes waiting now (collapse window, backoff or rate limit): a gauge. */
   pending: number;
+  /** Pushes held back because a device of the user was in use. */
+  held: number;
+  /** Pushes dropped because a device read the message before they went out. */
+  readDropped: number;
+  /** Background updates handed to devices after a read on another device. */
+  readUpdates: number;
 }
 
 /**
@@ -95,6 +123,10 @@ interface Thread {
   wake: (() => void) | undefined;
   /** The last seq withdrawn (deleted for everyone): a fan-out of it that was looking up tokens stops. */
   withdrawnSeq: number;
+  /** The user read up to here: a push of an earlier seq is moot. */
+  readSeq: number;
+  /** The newest seq notified: what the unread count counts up to. */
+  headSeq: number;
   closed: boolean;
   /** Fan-outs run one after the other, so an older one never overtakes a newer one. */
   chain: Promise<void>;
@@ -111,6 +143,8 @@ interface Job {
   notBefore: number;
   ctx: Context;
   deferred: boolean;
+  /** A background read update: the reads it carries (a newer update of the same user merges them). */
+  reads?: Map<string, ReadUpdate>;
 }
 
 /** The queue of one device token: one request at a time, a token bucket, jobs keyed by thread. */
@@ -156,7 +190,11 @@ export class PushDispatcher {
   private readonly lanes = new Map<string, Lane>();
   private readonly background = new Set<Promise<unknown>>();
   private readonly wakers = new Set<() => void>();
-  private readonly counters = { sent: 0, retried: 0, deadTokens: 0, failed: 0, collapsed: 0, muted: 0, deferred: 0 };
+  private readonly counters = { sent: 0, retried: 0, deadTokens: 0, failed: 0, collapsed: 0, muted: 0, deferred: 0, held: 0, readDropped: 0, readUpdates: 0 };
+  private readonly activity: RecentActivity;
+  private readonly shown = new ShownNotifications();
+  /** Per user: the reads gathered for the next background update, per device that shows them. */
+  private readonly owed = new Map<string, { devices: Map<string, { device: ShownDevice; reads: Map<string, ReadUpdate> }>; thread: Thread }>();
   private readonly ratePerMs: number;
   private lastSweep: number;
   private stopping = false;
@@ -172,6 +210,9 @@ export class PushDispatcher {
       maxBackoffMs: 30_000,
       collapseWindowMs: 2_000,
       countResetMs: 3_600_000,
+      holdMs: 3_000,
+      holdActiveMs: 10_000,
+      readUpdateWindowMs: 1_000,
       stopGraceMs: 5_000,
       now: Date.now,
       random: Math.random,
@@ -187,8 +228,10 @@ export class PushDispatcher {
     check(o.baseBackoffMs >= 0 && o.maxBackoffMs >= o.baseBackoffMs, `need 0 <= baseBackoffMs <= maxBackoffMs, got ${o.baseBackoffMs}, ${o.maxBackoffMs}`);
     check(o.collapseWindowMs >= 0, `collapseWindowMs must be >= 0, got ${o.collapseWindowMs}`);
     check(o.countResetMs >= o.collapseWindowMs, "countResetMs must be >= collapseWindowMs");
+    check(o.holdMs >= 0 && o.holdActiveMs >= 0 && o.readUpdateWindowMs >= 0, `holdMs, holdActiveMs and readUpdateWindowMs must be >= 0, got ${o.holdMs}, ${o.holdActiveMs}, ${o.readUpdateWindowMs}`);
     for (const [name, p] of o.providers) check(p.name === name, `provider registered as ${name} says it is ${p.name}`);
     this.ratePerMs = o.perDeviceRatePerMinute / 60_000;
+    this.activity = new RecentActivity(o.holdActiveMs);
     this.lastSweep = o.now();
     if (opts.onError) this.warn = opts.onError;
     else {
@@ -221,15 +264,28 @@ export class PushDispatcher {
     }
     const now = this.o.now();
     this.maybeSweep(now);
+    this.shown.newer(n.userId, n.conversationId, n.seq);
     const t = this.thread(n.userId, n.conversationId);
+    t.headSeq = Math.max(t.headSeq, n.seq);
+    if (n.seq <= t.readSeq) {
+      // Its read came first (chat reports reads and messages on separate calls).
+      this.dropRead();
+      return;
+    }
     if (!t.latest && !t.wake && now - t.lastActivityAt > this.o.countResetMs) t.count = 0;
     t.count++;
     t.lastActivityAt = now;
     if (t.latest) this.collapse();
     t.latest = n;
     t.ctx = context.active();
-    if (t.wake) return; // the end of the window sends the latest
-    const due = t.lastEmitAt + this.o.collapseWindowMs;
+    if (t.wake) return; // the end of the window (or of the hold) sends the latest
+    let due = t.lastEmitAt + this.o.collapseWindowMs;
+    if (this.o.holdMs > 0 && this.activity.activeAt(n.userId, now)) {
+      // The user is at another device: give it the time to read this before a phone buzzes.
+      due = Math.max(due, now + this.o.holdMs);
+      this.counters.held++;
+      this.metric("none", "held");
+    }
     if (now >= due) {
       this.emit(t);
       return;
@@ -253,6 +309,43 @@ export class PushDispatcher {
       t.wake?.();
       for (const lane of t.lanes) lane.jobs.delete(t.key);
     }
+  }
+
+  /**
+   * A device of the user was just used (sent or typed): the user's pushes are held for a
+   * while. Which device does not matter: the ones pushes go to have no live session.
+   */
+  active(userId: string): void {
+    this.activity.used(userId, this.o.now());
+  }
+
+  /**
+   * The user's read pointer in the conversation reached `readSeq` (a use of a device too):
+   * a push of a message up to it that has not gone out is dropped, and the devices that
+   * show a notification of the conversation are owed a background update (sent once per
+   * user per `readUpdateWindowMs`).
+   */
+  read(userId: string, conversationId: string, readSeq: number): void {
+    const now = this.o.now();
+    this.activity.read(userId, conversationId, readSeq, now);
+    const t = this.threads.get(userId)?.get(conversationId);
+    if (t && readSeq > t.readSeq) {
+      t.readSeq = readSeq;
+      t.count = Math.min(t.count, Math.max(0, t.headSeq - readSeq));
+      if (t.latest && t.latest.seq <= readSeq) {
+        t.latest = undefined;
+        this.dropRead();
+      }
+      for (const lane of t.lanes) {
+        const job = lane.jobs.get(t.key);
+        if (job && Number(job.msg.data["seq"]) <= readSeq && lane.inflight !== job) {
+          lane.jobs.delete(t.key);
+          this.dropRead();
+        }
+      }
+    }
+    const owed = this.shown.read(userId, conversationId, readSeq, now);
+    if (owed) for (const device of owed.devices) this.owe(userId, device, owed.update);
   }
 
   /**
@@ -324,6 +417,8 @@ export class PushDispatcher {
         lastActivityAt: this.o.now(),
         wake: undefined,
         withdrawnSeq: 0,
+        readSeq: this.activity.readSeq(userId, conversationId),
+        headSeq: 0,
         closed: false,
         chain: Promise.resolve(),
         busy: 0,
@@ -362,7 +457,7 @@ export class PushDispatcher {
       this.warn("push token lookup failed; push not sent", { err, user: t.userId, conversation: t.conversationId });
       return;
     }
-    if (t.closed || t.withdrawnSeq === n.seq) return;
+    if (t.closed || t.withdrawnSeq === n.seq || n.seq <= t.readSeq) return;
     const excluded = new Set(n.excludeDeviceIds ?? []);
     const content = this.compose(n, count);
     for (const d of devices) {
@@ -411,8 +506,15 @@ export class PushDispatcher {
    */
   private enqueue(lane: Lane, job: Job): void {
     const prev = lane.jobs.get(job.thread.key);
+    if (prev?.reads && job.reads) {
+      // A newer read update of the same user: it carries the reads of both, the newer per conversation.
+      const reads = new Map(prev.reads);
+      for (const [id, r] of job.reads) reads.set(id, r);
+      job.reads = reads;
+      job.msg = readUpdateMessage(job.msg.token, reads);
+    }
     if (prev) {
-      this.collapse();
+      if (!job.reads) this.collapse();
       job.attempts = prev.attempts;
       job.notBefore = prev.notBefore;
       job.deferred = prev.deferred;
@@ -478,10 +580,17 @@ export class PushDispatcher {
     const r = await this.send(provider, job);
     const fields = { provider: lane.provider, user: job.thread.userId, device: job.deviceId, conversation: job.thread.conversationId, attempts: job.attempts };
     switch (r.kind) {
-      case "ok":
+      case "ok": {
         this.counters.sent++;
         this.metric(lane.provider, "sent");
+        if (job.reads) return;
+        const t = job.thread;
+        const device = { deviceId: job.deviceId, provider: lane.provider, token: lane.token };
+        // A read that overtook this push (it was in flight) is owed to the device at once.
+        const late = this.shown.shown(t.userId, t.conversationId, Number(job.msg.data["seq"]), device, t.readSeq, this.o.now());
+        if (late) this.owe(t.userId, device, late);
         return;
+      }
       case "dead-token": {
         // Whatever else waits for this token is moot.
         lane.dead = true;
@@ -562,6 +671,8 @@ export class PushDispatcher {
   private maybeSweep(now: number): void {
     if (now - this.lastSweep < SWEEP_INTERVAL_MS) return;
     this.lastSweep = now;
+    this.activity.sweep(now);
+    this.shown.sweep(now, this.o.countResetMs);
     for (const lane of this.lanes.values()) this.forgetLaneIfRested(lane, now);
     for (const [userId, threads] of this.threads) {
       for (const [conv, t] of threads) {
@@ -596,6 +707,46 @@ export class PushDispatcher {
     });
   }
 
+  /** Gathers a read update for one device; the first of a window starts the wait that sends them. */
+  private owe(userId: string, device: ShownDevice, update: ReadUpdate): void {
+    if (this.stopping) return;
+    let owed = this.owed.get(userId);
+    if (!owed) {
+      owed = { devices: new Map(), thread: this.updateThread(userId) };
+      this.owed.set(userId, owed);
+      const o = owed;
+      this.track(this.pause(this.o.readUpdateWindowMs).then(() => this.sendReadUpdates(userId, o)));
+    }
+    const key = deviceKey(device);
+    let entry = owed.devices.get(key);
+    if (!entry) owed.devices.set(key, (entry = { device, reads: new Map() }));
+    entry.reads.set(update.conversationId, update);
+  }
+
+  private sendReadUpdates(userId: string, owed: { devices: Map<string, { device: ShownDevice; reads: Map<string, ReadUpdate> }>; thread: Thread }): void {
+    if (this.owed.get(userId) === owed) this.owed.delete(userId);
+    for (const { device, reads } of owed.devices.values()) {
+      if (!this.o.providers.has(device.provider)) continue;
+      this.counters.readUpdates++;
+      this.metric(device.provider, "read_update");
+      const lane = this.lane(device.provider, device.token);
+      this.enqueue(lane, { thread: owed.thread, deviceId: device.deviceId, msg: readUpdateMessage(device.token, reads), attempts: 0, notBefore: this.o.now(), ctx: context.active(), deferred: false, reads });
+    }
+  }
+
+  /** The queue key of a user's read updates in a device's lane (no conversation is named ""). */
+  private updateThread(userId: string): Thread {
+    return {
+      key: `${userId}\u0000\u0000read`, userId, conversationId: "", count: 0, latest: undefined, ctx: context.active(), lastEmitAt: -Infinity,
+      lastActivityAt: this.o.now(), wake: undefined, withdrawnSeq: 0, readSeq: 0, headSeq: 0, closed: false, chain: Promise.resolve(), busy: 0, lanes: new Set(),
+    };
+  }
+
+  private dropRead(): void {
+    this.counters.readDropped++;
+    this.metric("none", "read_dropped");
+  }
+
   private track(p: Promise<unknown>): void {
     this.background.add(p);
     void p.finally(() => this.background.delete(p)).catch(() => {});
@@ -609,6 +760,16 @@ export class PushDispatcher {
   private metric(provider: ProviderName | "none", outcome: string): void {
     ChatMetrics.get().pushes.add(1, { "push.provider": provider, "push.outcome": outcome });
   }
+}
+
+/**
+ * The background update of a device: `event: "read"` and `reads`, a JSON array of
+ * `{conversation_id, read_seq, unread}` (FCM data values are strings). The app clears the
+ * notification of a conversation with nothing unread and recounts the others.
+ */
+export function readUpdateMessage(token: string, reads: Map<string, ReadUpdate>): PushMessage {
+  const list = [...reads.values()].map((r) => ({ conversation_id: r.conversationId, read_seq: r.readSeq, unread: r.unread }));
+  return { token, title: "", body: "", collapseKey: "", data: { event: "read", reads: JSON.stringify(list) }, background: true };
 }
 
 function withoutUndefined<T extends object>(o: T): T {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ErrorCode, PushProvider } from "../../gen/chat/v1/client.js";
 import type { ChatError } from "../errors/chat-error.js";
-import type { PushDispatcher } from "./dispatcher.js";
+import type { Notification, PushDispatcher } from "./dispatcher.js";
 import { notifierService } from "./grpc-service.js";
 import { MemoryTokenStore } from "./token-store-memory.js";
 
@@ -27,5 +27,24 @@ describe("push token registration", () => {
     const { tokens, api } = svc();
     expect(((await register(api, "a", "x".repeat(65)).catch((e) => e)) as ChatError).code).toBe(ErrorCode.ERROR_CODE_INVALID_ARGUMENT);
     expect(await tokens.listForUser("u1")).toEqual([]);
+  });
+});
+
+describe("messages and activity from chat", () => {
+  it("NotifyBatch notifies each recipient but the sender, leaving out their devices with a live session; Activity reports uses and reads", async () => {
+    const calls: unknown[] = [];
+    const dispatcher = {
+      notify: async (n: Notification) => { calls.push(["notify", n.userId, n.seq, n.excludeDeviceIds]); },
+      active: (userId: string) => { calls.push(["active", userId]); },
+      read: (userId: string, conversationId: string, readSeq: number) => { calls.push(["read", userId, conversationId, readSeq]); },
+    } as unknown as PushDispatcher;
+    const api = notifierService(new MemoryTokenStore(), dispatcher, new Set(["webhook"]));
+    const message = { conversationId: "c", seq: 4, senderId: "alice", senderDeviceId: "laptop", clientMsgId: "m", text: "hi", sentAtMs: 1, editedAtMs: 0, deleted: false, replyToSeq: 0 };
+    await api.notifyBatch({ notifications: [{ message, senderName: "alice", conversationTitle: "", recipients: [
+      { userId: "alice", muted: false, onlineDeviceIds: ["laptop"] },
+      { userId: "bob", muted: false, onlineDeviceIds: ["bob-desktop"] },
+    ] }] }, {} as never);
+    await api.activity({ activeUserIds: ["carol"], reads: [{ userId: "bob", conversationId: "c", readSeq: 4 }] }, {} as never);
+    expect(calls).toEqual([["notify", "bob", 4, ["bob-desktop"]], ["active", "carol"], ["read", "bob", "c", 4]]);
   });
 });

@@ -1,4 +1,4 @@
-import { NotifierServiceService } from "../../gen/chat/internal/v1/notifier.js";
+import { NotifierServiceService, type NotifyRequest } from "../../gen/chat/internal/v1/notifier.js";
 import { PushProvider } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
 import type { AsyncService } from "../grpc/handler.js";
@@ -27,6 +27,25 @@ export interface TokenLimits {
   maxTokenBytes: number;
 }
 
+/** One message for its recipients. */
+async function notifyOne(dispatcher: PushDispatcher, req: NotifyRequest): Promise<void> {
+  const m = req.message;
+  if (!m) throw ChatError.invalid("message is required");
+  for (const r of req.recipients) {
+    if (r.userId === m.senderId) continue;
+    await dispatcher.notify({
+      userId: r.userId,
+      conversationId: m.conversationId,
+      seq: m.seq,
+      senderName: req.senderName,
+      conversationTitle: req.conversationTitle,
+      text: m.text,
+      muted: r.muted,
+      excludeDeviceIds: r.onlineDeviceIds,
+    });
+  }
+}
+
 /** The NotifierService gRPC API over the token store and the push dispatcher. */
 export function notifierService(tokens: TokenStore, dispatcher: PushDispatcher, configured: Set<string>, limits: TokenLimits = { maxDevicesPerUser: DEFAULT_MAX_DEVICES_PER_USER, maxTokenBytes: DEFAULT_MAX_TOKEN_BYTES }): AsyncService<typeof NotifierServiceService> {
   return {
@@ -49,20 +68,16 @@ export function notifierService(tokens: TokenStore, dispatcher: PushDispatcher, 
       return {};
     },
     notify: async (req) => {
-      const m = req.message;
-      if (!m) throw ChatError.invalid("message is required");
-      for (const r of req.recipients) {
-        if (r.userId === m.senderId) continue;
-        await dispatcher.notify({
-          userId: r.userId,
-          conversationId: m.conversationId,
-          seq: m.seq,
-          senderName: req.senderName,
-          conversationTitle: req.conversationTitle,
-          text: m.text,
-          muted: r.muted,
-        });
-      }
+      await notifyOne(dispatcher, req);
+      return {};
+    },
+    notifyBatch: async (req) => {
+      for (const n of req.notifications) await notifyOne(dispatcher, n);
+      return {};
+    },
+    activity: async (req) => {
+      for (const userId of req.activeUserIds) dispatcher.active(userId);
+      for (const r of req.reads) dispatcher.read(r.userId, r.conversationId, r.readSeq);
       return {};
     },
     withdraw: async (req) => ({ withdrawn: dispatcher.withdraw(req.userIds, req.conversationId, req.seq) }),

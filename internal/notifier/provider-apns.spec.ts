@@ -56,6 +56,17 @@ describe("APNs provider (HTTP/2, token-based auth)", () => {
     });
   });
 
+  it("sends a background update as a background push: priority 5, content-available, no alert, no collapse id", async () => {
+    const p = provider();
+    const data = { event: "read", reads: '[{"conversation_id":"g:team","read_seq":42,"unread":0}]' };
+    expect(await p.send({ token: msg.token, title: "", body: "", collapseKey: "", data, background: true })).toEqual({ kind: "ok" });
+    const r = server.requests.at(-1)!;
+    expect(r.headers["apns-push-type"]).toBe("background");
+    expect(r.headers["apns-priority"]).toBe("5");
+    expect(r.headers["apns-collapse-id"]).toBeUndefined();
+    expect(r.body).toEqual({ aps: { "content-available": 1 }, ...data });
+  });
+
   it("reuses one HTTP/2 session and one provider token, and reconnects when the session dies", async () => {
     const p = provider();
     const first = server.requests.length;

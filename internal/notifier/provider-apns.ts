@@ -186,9 +186,10 @@ export class ApnsProvider implements PushProvider {
         ":path": `/3/device/${encodeURIComponent(msg.token)}`,
         authorization: `bearer ${jwt}`,
         "apns-topic": this.config.bundleId,
-        "apns-push-type": "alert",
-        "apns-priority": "10",
-        "apns-collapse-id": apnsCollapseId(msg.collapseKey),
+        // Apple refuses a background push with priority 10; it has nothing to collapse with.
+        ...(msg.background
+          ? { "apns-push-type": "background", "apns-priority": "5" }
+          : { "apns-push-type": "alert", "apns-priority": "10", "apns-collapse-id": apnsCollapseId(msg.collapseKey) }),
         "apns-expiration": String(Math.floor(this.now() / 1000) + this.expirationSeconds),
         "content-type": "application/json",
       });
@@ -245,6 +246,8 @@ export class ApnsProvider implements PushProvider {
 export function apnsPayload(msg: PushMessage): string {
   const custom = { ...msg.data };
   delete custom.aps;
+  // A background push shows nothing: content-available wakes the app, and alert, sound or badge are not allowed.
+  if (msg.background) return JSON.stringify({ ...custom, aps: { "content-available": 1 } });
   const build = (body: string) => JSON.stringify({ ...custom, aps: { alert: { title: msg.title, body }, sound: "default", "thread-id": msg.collapseKey } });
   let out = build(msg.body);
   const over = Buffer.byteLength(out) - MAX_PAYLOAD_BYTES;

@@ -68,6 +68,21 @@ describe("FCM HTTP v1 provider", () => {
     });
   });
 
+  it("sends a background update as a data-only message: no notification, normal priority, an APNs background push", async () => {
+    const p = provider();
+    const data = { event: "read", reads: '[{"conversation_id":"d:alice:bob","read_seq":7,"unread":0}]' };
+    expect(await p.send({ token: "fcm-device-token-1", title: "", body: "", collapseKey: "", data, background: true })).toEqual({ kind: "ok" });
+    // FCM refuses a data message to an Apple device with a priority other than 5 (INVALID_ARGUMENT).
+    expect(server.sends.at(-1)!.body).toEqual({
+      message: {
+        token: "fcm-device-token-1",
+        data,
+        android: { priority: "normal" },
+        apns: { headers: { "apns-push-type": "background", "apns-priority": "5" }, payload: { aps: { "content-available": 1 } } },
+      },
+    });
+  });
+
   it("maps 429 and 5xx to retry, honouring Retry-After in seconds and as an HTTP date", async () => {
     const p = provider();
     const inTenSeconds = new Date(Date.now() + 10_000).toUTCString();

@@ -81,16 +81,7 @@ export class FcmProvider implements PushProvider {
 
   async send(msg: PushMessage): Promise<PushResult> {
     if (this.closed) return { kind: "failed", reason: "fcm provider is closed" };
-    // The documented v1 message: https://firebase.google.com/docs/reference/fcm/rest/v1/projects.messages
-    const body = JSON.stringify({
-      message: {
-        token: msg.token,
-        notification: { title: msg.title, body: msg.body },
-        data: msg.data,
-        android: { collapse_key: msg.collapseKey, priority: "high" },
-        apns: { headers: { "apns-collapse-id": apnsCollapseId(msg.collapseKey) } },
-      },
-    });
+    const body = JSON.stringify({ message: fcmMessage(msg) });
     let rejected: string | undefined;
     for (;;) {
       let accessToken: string;
@@ -173,6 +164,30 @@ export class FcmProvider implements PushProvider {
     this.cached = { value, refreshAt: this.now() + lifetimeMs - Math.min(REFRESH_MARGIN_MS, lifetimeMs / 10) };
     return value;
   }
+}
+
+/**
+ * The documented v1 message (https://firebase.google.com/docs/reference/fcm/rest/v1/projects.messages).
+ * A background one is a data message: no notification block, normal priority on Android (it
+ * shows nothing, so it need not wake a dozing phone), and for Apple devices a background push,
+ * which FCM refuses with any APNs priority but 5.
+ */
+export function fcmMessage(msg: PushMessage): Record<string, unknown> {
+  if (msg.background) {
+    return {
+      token: msg.token,
+      data: msg.data,
+      android: { priority: "normal" },
+      apns: { headers: { "apns-push-type": "background", "apns-priority": "5" }, payload: { aps: { "content-available": 1 } } },
+    };
+  }
+  return {
+    token: msg.token,
+    notification: { title: msg.title, body: msg.body },
+    data: msg.data,
+    android: { collapse_key: msg.collapseKey, priority: "high" },
+    apns: { headers: { "apns-collapse-id": apnsCollapseId(msg.collapseKey) } },
+  };
 }
 
 export interface FcmError {

@@ -38,6 +38,12 @@ describe("webhook provider", () => {
     expect(webhookSignature("key", "The quick brown fox jumps over the lazy dog")).toBe("sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
   });
 
+  it("marks a background update so the relay sends it without an alert", async () => {
+    const data = { event: "read", reads: '[{"conversation_id":"d:a:b","read_seq":3,"unread":0}]' };
+    expect(await provider().send({ token: "relay-token-1", title: "", body: "", collapseKey: "", data, background: true })).toEqual({ kind: "ok" });
+    expect(server.requests.at(-1)!.body).toEqual({ token: "relay-token-1", title: "", body: "", collapse_key: "", data, background: true });
+  });
+
   it("a receiver with another secret refuses it: a permanent failure", async () => {
     expect(await provider({ secret: "wrong" }).send(msg)).toMatchObject({ kind: "failed", reason: "webhook 401" });
     expect(server.requests.at(-1)!.signatureOk).toBe(false);

@@ -25,7 +25,9 @@ export function webhookSignature(secret: string, body: string): string {
 /**
  * A generic webhook: POSTs `{token, title, body, collapse_key, data}` as JSON to an
  * installation's own relay (or any service that turns it into a push), signed
- * with `X-Meshchat-Signature` so the receiver can trust it.
+ * with `X-Meshchat-Signature` so the receiver can trust it. An update that shows
+ * nothing carries `background: true` (the relay sends it as an FCM data message
+ * or an APNs background push).
  * 2xx ok; 404/410 dead token; 408/429/5xx, timeouts and connection errors retry
  * (honouring Retry-After); any other status is a permanent failure.
  */
@@ -51,7 +53,7 @@ export class WebhookProvider implements PushProvider {
 
   async send(msg: PushMessage): Promise<PushResult> {
     if (this.closed) return { kind: "failed", reason: "webhook provider is closed" };
-    const body = JSON.stringify({ token: msg.token, title: msg.title, body: msg.body, collapse_key: msg.collapseKey, data: msg.data });
+    const body = JSON.stringify({ token: msg.token, title: msg.title, body: msg.body, collapse_key: msg.collapseKey, data: msg.data, ...(msg.background ? { background: true } : {}) });
     const headers: Record<string, string> = {
       "content-type": "application/json; charset=utf-8",
       "user-agent": "meshchat-notifier",

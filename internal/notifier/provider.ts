@@ -12,6 +12,12 @@ export interface PushMessage {
   collapseKey: string;
   /** conversation_id, seq, count: string values only (FCM requires it). */
   data: Record<string, string>;
+  /**
+   * No alert: a data message the app handles out of sight (to clear or recount what a device
+   * shows). FCM: a data-only message; APNs: a background push (content-available, priority 5).
+   * title, body and collapseKey are empty then.
+   */
+  background?: boolean;
 }
 
 export type PushResult =

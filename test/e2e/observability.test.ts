@@ -190,7 +190,7 @@ describe("OpenTelemetry", () => {
     await a.client.request({ $case: "send", value: { conversationId: group.id, clientMsgId: "traced-1", text: "follow me" } }, `00-${traceId}-${clientSpan}-01`);
     await waitFor("bob got it", () => b.in(group.id).length === 1);
     const inTrace = () => spans.filter((s) => s.traceId === traceId);
-    const need = ["edge:ws send", "edge:chat.internal.v1.ChatService/Send", "chat:chat.internal.v1.ChatService/Send", "chat:chat.append_batch", "chat:chat.internal.v1.MessageStoreService/Append", "message-store:chat.internal.v1.MessageStoreService/Append", "chat:chat.internal.v1.EdgeDeliveryService/Deliver", "edge:chat.internal.v1.EdgeDeliveryService/Deliver", "chat:chat.internal.v1.NotifierService/Notify", "notifier:chat.internal.v1.NotifierService/Notify"];
+    const need = ["edge:ws send", "edge:chat.internal.v1.ChatService/Send", "chat:chat.internal.v1.ChatService/Send", "chat:chat.append_batch", "chat:chat.internal.v1.MessageStoreService/Append", "message-store:chat.internal.v1.MessageStoreService/Append", "chat:chat.internal.v1.EdgeDeliveryService/Deliver", "edge:chat.internal.v1.EdgeDeliveryService/Deliver", "chat:chat.internal.v1.NotifierService/NotifyBatch", "notifier:chat.internal.v1.NotifierService/NotifyBatch"];
     await waitFor("all hops exported", () => need.every((n) => inTrace().some((s) => `${s.service}:${s.name}` === n)));
     const t = inTrace();
     const byId = new Map(t.map((s) => [s.spanId, s]));
@@ -202,7 +202,7 @@ describe("OpenTelemetry", () => {
     const rootParent = root.parentSpanId ?? "";
     expect(rootParent).toBe(clientSpan);
     // Each server span's parent is the caller's client span, in the caller's process.
-    for (const [svc, method, callerSvc] of [["chat", "ChatService/Send", "edge"], ["message-store", "MessageStoreService/Append", "chat"], ["edge", "EdgeDeliveryService/Deliver", "chat"], ["notifier", "NotifierService/Notify", "chat"]] as const) {
+    for (const [svc, method, callerSvc] of [["chat", "ChatService/Send", "edge"], ["message-store", "MessageStoreService/Append", "chat"], ["edge", "EdgeDeliveryService/Deliver", "chat"], ["notifier", "NotifierService/NotifyBatch", "chat"]] as const) {
       const server = find(svc, `chat.internal.v1.${method}`, SERVER);
       const client = parentOf(server)!;
       expect(client, method).toBeDefined();
@@ -250,7 +250,11 @@ describe("OpenTelemetry", () => {
 
     // One CONSUMER span per write of the message to each of bob's devices, under the edge's Deliver.
     const deviceSpan = (deviceId: string) => inTrace().find((s) => s.name === "process" && s.attrs["meshchat.device.id"] === deviceId);
-    await waitFor("a process span per bob device", () => bobDevices.every((d) => deviceSpan(d.deviceId)) && root() !== undefined);
+    // Each service exports on its own schedule: wait until every span up to the sender's frame is in.
+    await waitFor("a process span per bob device, with its ancestry", () => root() !== undefined && bobDevices.every((d) => {
+      const span = deviceSpan(d.deviceId);
+      return span !== undefined && ancestry(span).at(-1) === "edge:ws send";
+    }));
     for (const d of bobDevices) {
       const span = deviceSpan(d.deviceId)!;
       expect(span.service).toBe("edge");

@@ -13,7 +13,11 @@ import type { Socket } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { decodeProtectedHeader, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from "jose";
+import { PushDispatcher, type DispatcherOptions } from "../../internal/notifier/dispatcher.js";
 import type { ServiceAccount } from "../../internal/notifier/provider-fcm.js";
+import type { ProviderName, PushMessage, PushProvider, PushResult } from "../../internal/notifier/provider.js";
+import { MemoryTokenStore } from "../../internal/notifier/token-store-memory.js";
+import type { TokenStore } from "../../internal/notifier/token-store.js";
 import { waitFor as waitForOutcome } from "./wait.js";
 
 /** What a fake server answers to the next request; "hang" never answers. */
@@ -356,16 +360,23 @@ export class FakeApnsServer {
     check(h[":method"] === "POST", `method ${h[":method"]}`);
     check(/^\/3\/device\/[^/]+$/.test(path), `path ${path}`);
     check(h["apns-topic"] === this.bundleId, `apns-topic ${h["apns-topic"]}`);
-    check(h["apns-push-type"] === "alert", `apns-push-type ${h["apns-push-type"]}`);
-    check(h["apns-priority"] === "10", `apns-priority ${h["apns-priority"]}`);
+    const background = h["apns-push-type"] === "background";
+    check(background || h["apns-push-type"] === "alert", `apns-push-type ${h["apns-push-type"]}`);
+    // Apple: a background push must have priority 5; an alert may have 10.
+    check(h["apns-priority"] === (background ? "5" : "10"), `apns-priority ${h["apns-priority"]} for ${h["apns-push-type"]}`);
     const collapseId = String(h["apns-collapse-id"] ?? "");
-    check(collapseId !== "" && Buffer.byteLength(collapseId) <= 64, `apns-collapse-id ${collapseId}`);
+    check(background ? h["apns-collapse-id"] === undefined : collapseId !== "" && Buffer.byteLength(collapseId) <= 64, `apns-collapse-id ${collapseId}`);
     check(/^\d+$/.test(String(h["apns-expiration"])) && Number(h["apns-expiration"]) > this.now() / 1000, `apns-expiration ${h["apns-expiration"]}`);
     let body: unknown;
     try {
       body = JSON.parse(raw);
     } catch {
       this.problems.push("body is not JSON");
+    }
+    if (background) {
+      // A background push wakes the app and shows nothing: content-available 1, no alert, sound or badge.
+      const aps = (body as { aps?: Record<string, unknown> } | undefined)?.aps ?? {};
+      check(aps["content-available"] === 1 && !("alert" in aps) && !("sound" in aps) && !("badge" in aps), `background aps ${JSON.stringify(aps)}`);
     }
     const auth = String(h.authorization ?? "");
     check(auth.startsWith("bearer "), `authorization ${auth.slice(0, 20)}`);
@@ -447,4 +458,46 @@ export class FakeWebhookServer {
     if (a === "hang") return this.tracked.hang(res);
     answer(res, a);
   }
+}
+
+// ------------------------------------------------------------------ scripted dispatcher
+
+type Step = PushResult | "hang" | "throw";
+
+/** An in-process provider that records every message and answers from its script (default ok). */
+export class ScriptedProvider implements PushProvider {
+  readonly sent: PushMessage[] = [];
+  readonly script: Step[] = [];
+  constructor(readonly name: ProviderName) {}
+  async send(msg: PushMessage): Promise<PushResult> {
+    this.sent.push(msg);
+    const step = this.script.shift() ?? { kind: "ok" };
+    if (step === "hang") return new Promise(() => {});
+    if (step === "throw") throw new Error("boom");
+    return step;
+  }
+  async close(): Promise<void> {}
+}
+
+const scripted: PushDispatcher[] = [];
+
+/** A dispatcher on virtual time (jitter fixed at half) whose warnings are recorded. */
+export function virtualDispatcher(providers: Map<ProviderName, PushProvider>, tokens: TokenStore, opts: Partial<DispatcherOptions> = {}) {
+  const clock = new FakeClock();
+  const warnings: Array<{ msg: string; fields: Record<string, unknown> }> = [];
+  const d = new PushDispatcher({ providers, tokens, now: clock.now, sleep: clock.sleep, random: () => 0.5, onError: (msg, fields) => warnings.push({ msg, fields }), ...opts });
+  return { d, clock, warnings };
+}
+
+/** A virtual-time dispatcher with scripted webhook and FCM providers; `stopScriptedDispatchers` after each test. */
+export function scriptedDispatcher(opts: Partial<DispatcherOptions> = {}, tokens: TokenStore = new MemoryTokenStore()) {
+  const webhook = new ScriptedProvider("webhook");
+  const fcm = new ScriptedProvider("fcm");
+  const r = virtualDispatcher(new Map<ProviderName, PushProvider>([["webhook", webhook], ["fcm", fcm]]), tokens, opts);
+  scripted.push(r.d);
+  return { ...r, webhook, fcm, tokens };
+}
+
+export async function stopScriptedDispatchers(): Promise<void> {
+  for (const d of scripted.splice(0)) await d.stop(100);
 }
