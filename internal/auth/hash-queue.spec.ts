@@ -34,6 +34,26 @@ describe("HashQueue", () => {
     expect(await Promise.all(results)).toEqual(signups.map((_, i) => `s${i}`));
   });
 
+  it("serves a log-in from a known device before every waiting guess and sign-up", async () => {
+    const q = new HashQueue({ concurrency: 1, maxWaitMs: 60_000, maxQueued: 100 });
+    const started: string[] = [];
+    const guesses = Array.from({ length: 5 }, (_, i) => work(started, `g${i}`));
+    const signup = work(started, "s");
+    const results = [...guesses.map((w) => q.run("login", w.fn)), q.run("signup", signup.fn)];
+    const owner = work(started, "owner");
+    const ownerResult = q.run("known", owner.fn);
+    await flush();
+    expect(started).toEqual(["g0"]);
+    guesses[0]!.finish();
+    await flush();
+    // Behind the one hash that was running, and nothing else.
+    expect(started).toEqual(["g0", "owner"]);
+    owner.finish();
+    expect(await ownerResult).toBe("owner");
+    for (const w of [...guesses, signup]) w.finish();
+    await Promise.all(results);
+  });
+
   it("refuses, before any work, a hash that waited longer than maxWaitMs, and a lane that is full", async () => {
     const q = new HashQueue({ concurrency: 1, maxWaitMs: 2_000, maxQueued: 2 });
     const started: string[] = [];

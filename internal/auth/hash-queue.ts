@@ -1,8 +1,13 @@
 import { availableParallelism } from "node:os";
 import { ChatError, ErrorCode } from "../errors/chat-error.js";
 
-/** Who is waiting for a hash: each lane gets its turn, so a burst in one cannot starve the other. */
-export type HashLane = "signup" | "login";
+/**
+ * Who is waiting for a hash. `signup` and `login` take turns, so a burst in one cannot starve the
+ * other; `known` (a log-in from a device that logged in to that account before: its signed cookie)
+ * goes first, so a guesser's attempts, which can never come from such a device, delay the
+ * account's owner by at most the one hash already running.
+ */
+export type HashLane = "known" | "signup" | "login";
 
 export interface HashQueueOptions {
   /**
@@ -42,9 +47,9 @@ interface Job {
  */
 export class HashQueue {
   private running = 0;
-  private readonly lanes = new Map<HashLane, Job[]>([["signup", []], ["login", []]]);
-  /** The lane served last: the next free slot goes to the other one first. */
-  private last: HashLane = "login";
+  private readonly lanes = new Map<HashLane, Job[]>([["known", []], ["signup", []], ["login", []]]);
+  /** Of signup and login, the lane served last: the next free slot goes to the other one first. */
+  private last: "signup" | "login" = "login";
 
   constructor(private readonly options: HashQueueOptions = DEFAULT_HASH_QUEUE) {}
 
@@ -74,7 +79,9 @@ export class HashQueue {
   }
 
   private take(): Job | undefined {
-    const order: HashLane[] = this.last === "signup" ? ["login", "signup"] : ["signup", "login"];
+    const known = this.lanes.get("known")!.shift();
+    if (known) return known;
+    const order = this.last === "signup" ? (["login", "signup"] as const) : (["signup", "login"] as const);
     for (const lane of order) {
       const job = this.lanes.get(lane)!.shift();
       if (job) {

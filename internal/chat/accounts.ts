@@ -40,12 +40,12 @@ export function accountService(store: MessageStoreServiceClient, sessions: Sessi
     return start(id, username, deviceId);
   };
   /** The password's owner, or UNAUTHENTICATED; the same time whether the user exists or not. */
-  const verified = async (username: string, password: string) => {
+  const verified = async (username: string, password: string, knownDevice = false) => {
     const { user } = await call(store, store.getUserByName, { username });
     dummyHash ??= hashPassword("not-a-real-password");
     // A deleted account has no password: verified against the dummy, it takes as long as a wrong one.
     const stored = user && !user.deletedAtMs ? user.passwordHash : await dummyHash;
-    const ok = await hashes.run("login", () => verifyPassword(password, stored));
+    const ok = await hashes.run(knownDevice ? "known" : "login", () => verifyPassword(password, stored));
     return user && ok ? user : null;
   };
   return {
@@ -70,7 +70,7 @@ export function accountService(store: MessageStoreServiceClient, sessions: Sessi
     },
     login: async (req) => {
       const deviceId = deviceOf(req.deviceId);
-      const user = await verified(req.username, req.password);
+      const user = await verified(req.username, req.password, req.knownDevice);
       if (!user) throw new ChatError(ErrorCode.ERROR_CODE_UNAUTHENTICATED, "wrong username or password");
       return start(user.id, user.username, deviceId);
     },

@@ -103,13 +103,14 @@ export class HttpApi {
     const deviceId = field(body, "device_id");
     // A sign-up resent for an existing account with its password succeeds like a log-in (retries are
     // safe), so it is held to the same per-account back-off: it must not be a way around it.
-    await this.deps.loginGuard.beforeLogin(address, username, this.deps.cookies.knows(req.headers.cookie, username));
+    const knownDevice = this.deps.cookies.knows(req.headers.cookie, username);
+    await this.deps.loginGuard.beforeLogin(address, username, knownDevice);
     // Longer than the accounts service's hash admission wait (HashQueue.maxWaitMs) plus a hash
     // and a commit, so an admitted request answers rather than times out on a loaded box.
     const { tokens, evictedSessionIds } = kind === "signup"
       ? await call(this.deps.accounts, this.deps.accounts.signup, { username, password, deviceId }, 10_000)
-      : await call(this.deps.accounts, this.deps.accounts.login, { username, password, deviceId }, 10_000);
-    await this.deps.loginGuard.loggedIn(username);
+      : await call(this.deps.accounts, this.deps.accounts.login, { username, password, deviceId, knownDevice }, 10_000);
+    await this.deps.loginGuard.loggedIn(username, knownDevice);
     // Past MAX_SESSIONS_PER_USER the least recently used sessions ended: their sockets here close now.
     if (evictedSessionIds.length > 0) this.deps.endSessions(evictedSessionIds);
     reply(kind === "signup" ? 201 : 200, tokensBody(tokens!), { "set-cookie": this.deps.cookies.issue(tokens!.username) });

@@ -40,8 +40,13 @@ describe("LoginGuard", () => {
     vi.advanceTimersByTime(2_000);
     expect(await waitOf(g.beforeLogin("10.0.1.1", "alice", false))).toBe(0);
     expect(await waitOf(g.beforeLogin("10.0.1.1", "alice", false))).toBe(4_000);
-    // A success forgets the failures.
-    await g.loggedIn("alice");
+    // The owner logging in from a known device forgets nothing: the failures were a guesser's,
+    // whom the owner's routine log-ins must not set free again.
+    await g.loggedIn("alice", true);
+    expect(await waitOf(g.beforeLogin("10.0.1.1", "alice", false))).toBe(4_000);
+    // A success from a new device (it had to pass the back-off) forgets the failures.
+    vi.advanceTimersByTime(4_000);
+    await g.loggedIn("alice", false);
     expect(await waitOf(g.beforeLogin("10.0.1.1", "alice", false))).toBe(0);
   });
 

@@ -29,9 +29,14 @@ export class LoginGuard {
     refuseIf(await this.limiter.attempt(`login:backoff:${account}`, this.limits.loginBackoff), "too many failed logins for this account; wait or log in from a device you used before");
   }
 
-  /** A success forgets the account's failed attempts (the attempt was counted before the check). */
-  async loggedIn(username: string): Promise<void> {
-    await this.limiter.clear(`login:backoff:${accountKey(username)}`);
+  /**
+   * A success from a device that had to pass the back-off forgets the account's failed attempts
+   * (the attempt was counted before the check). One from a known device forgets nothing: it never
+   * met the back-off, and the failures are likely a guesser's, whom the owner's routine log-ins
+   * must not set free again.
+   */
+  async loggedIn(username: string, knownDevice: boolean): Promise<void> {
+    if (!knownDevice) await this.limiter.clear(`login:backoff:${accountKey(username)}`);
   }
 }
 

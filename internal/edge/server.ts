@@ -239,9 +239,8 @@ export class EdgeServer {
       deleteAccount: async (s, password, erase) => {
         // A stolen access token must not be a way to guess the password faster than a log-in.
         await this.loginGuard.beforeLogin(address, s.username, false);
-        const ended = await this.gateway.deleteAccount({ userId: s.userId, username: s.username, sessionId: s.authSessionId }, password, erase);
-        await this.loginGuard.loggedIn(s.username);
-        return ended;
+        // No loggedIn() after it: the account is gone and its name can never log in again.
+        return this.gateway.deleteAccount({ userId: s.userId, username: s.username, sessionId: s.authSessionId }, password, erase);
       },
       endSessions: (ids, reason) => this.endAuthSessions(ids, reason),
     }, this.log);

@@ -67,7 +67,8 @@ export class SessionApi {
     const claims = await this.bearer(req);
     const body = await readJson(req);
     // Guessing the current password with a stolen access token is held to the log-in limits.
-    await this.guard.beforeLogin(sourceAddress(req.socket.remoteAddress), claims.username, this.cookies.knows(req.headers.cookie, claims.username));
+    const knownDevice = this.cookies.knows(req.headers.cookie, claims.username);
+    await this.guard.beforeLogin(sourceAddress(req.socket.remoteAddress), claims.username, knownDevice);
     const { endedSessionIds } = await call(this.accounts, this.accounts.changePassword, {
       userId: claims.userId,
       username: claims.username,
@@ -75,7 +76,7 @@ export class SessionApi {
       oldPassword: field(body, "old_password"),
       newPassword: field(body, "new_password"),
     }, 10_000);
-    await this.guard.loggedIn(claims.username);
+    await this.guard.loggedIn(claims.username, knownDevice);
     this.ended(endedSessionIds);
     return { ended_sessions: endedSessionIds.length };
   }

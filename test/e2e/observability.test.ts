@@ -279,7 +279,11 @@ describe("OpenTelemetry", () => {
     expect(pushTrace, push.traceparent).toBe(traceId);
     await waitFor("the push span", () => byId().has(pushParent!));
     expect(byId().get(pushParent!)!.name).toBe("push.send");
-    expect(ancestry(byId().get(pushParent!)!).at(-1)).toBe("edge:ws send");
+    // Chat exports on its own schedule: its NotifyBatch span may come after the notifier's.
+    await waitFor("the push span's ancestry up to the sender's frame", () => ancestry(byId().get(pushParent!)!).at(-1) === "edge:ws send", {
+      timeoutMs: 30_000,
+      seen: () => ancestry(byId().get(pushParent!)!).join(" < "),
+    });
 
     // A read receipt: its own trace, linked to the message's.
     await bobDevices[0]!.client.markRead(group.id, seq);
