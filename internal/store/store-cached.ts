@@ -1,7 +1,5 @@
-import type { AppendGroup, AppendGroupResult, ChangeMessageRequest, Session, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
-import type { RotateRequest } from "./sessions.js";
-import type { PrivacySettings } from "./privacy.js";
-import type { BlockedUser, BlockPair } from "./blocks.js";
+import type { AppendGroup, AppendGroupResult, ChangeMessageRequest, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
+import { DirectoryTables } from "./directory-tables.js";
 import type { Conversation, HistoryPage, HistoryRequest, MembershipAction } from "../../gen/chat/v1/client.js";
 import { HistoryDirection } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
@@ -22,8 +20,11 @@ function cutPage(page: HistoryPage, fromSeq: number, maxBytes: number): HistoryP
  * A store whose recent history pages come from Redis when they can. Writes go
  * to the inner store first; the cache only hears about what is durable.
  */
-export class CachedStore implements Store {
-  constructor(private readonly inner: Store, private readonly recent: RecentMessages) {}
+export class CachedStore extends DirectoryTables implements Store {
+  // Sessions, privacy settings and block lists are the inner store's, passed through.
+  constructor(private readonly inner: Store, private readonly recent: RecentMessages) {
+    super(inner, inner, inner);
+  }
 
   async append(groups: AppendGroup[]): Promise<AppendGroupResult[]> {
     const results = await this.inner.append(groups);
@@ -72,19 +73,6 @@ export class CachedStore implements Store {
   createUser(user: User): Promise<void> { return this.inner.createUser(user); }
   getUserByName(username: string): Promise<User | null> { return this.inner.getUserByName(username); }
   getUsers(ids: string[]): Promise<User[]> { return this.inner.getUsers(ids); }
-  createSession(session: Session, refreshHash: Uint8Array, maxLive?: number): Promise<string[]> { return this.inner.createSession(session, refreshHash, maxLive); }
-  rotateSession(req: RotateRequest) { return this.inner.rotateSession(req); }
-  endSession(userId: string, sessionId: string, nowMs: number): Promise<boolean> { return this.inner.endSession(userId, sessionId, nowMs); }
-  setPassword(userId: string, passwordHash: string, keepSessionId: string, nowMs: number): Promise<string[]> { return this.inner.setPassword(userId, passwordHash, keepSessionId, nowMs); }
-  checkSessions(sessionIds: string[], nowMs: number): Promise<boolean[]> { return this.inner.checkSessions(sessionIds, nowMs); }
-  privacySettings(userIds: string[]): Promise<PrivacySettings[]> { return this.inner.privacySettings(userIds); }
-  setPrivacySettings(userId: string, change: PrivacySettings): Promise<PrivacySettings> { return this.inner.setPrivacySettings(userId, change); }
-  presenceHidden(userIds: string[]): Promise<string[]> { return this.inner.presenceHidden(userIds); }
-  setBlocked(userId: string, blockedId: string, blocked: boolean, atMs: number) { return this.inner.setBlocked(userId, blockedId, blocked, atMs); }
-  blocks(userId: string): Promise<{ blocked: BlockedUser[]; blockedBy: string[] }> { return this.inner.blocks(userId); }
-  blockPairs(userIds: string[]): Promise<BlockPair[]> { return this.inner.blockPairs(userIds); }
-  deletedAmong(userIds: string[]): Promise<string[]> { return this.inner.deletedAmong(userIds); }
-  deleteAccount(userId: string, nowMs: number) { return this.inner.deleteAccount(userId, nowMs); }
   sentMessages(conversationId: string, senderId: string): Promise<number[]> { return this.inner.sentMessages(conversationId, senderId); }
   createConversation(conversation: Conversation, createdBy: string, maxMembers: number) { return this.inner.createConversation(conversation, createdBy, maxMembers); }
   getConversation(id: string) { return this.inner.getConversation(id); }

@@ -1,13 +1,11 @@
-import type { AppendGroup, AppendGroupResult, ChangeMessageRequest, Session, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
+import type { AppendGroup, AppendGroupResult, ChangeMessageRequest, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
 import { Conversation, ConversationKind, ErrorCode, Event, HistoryDirection, type HistoryPage, type HistoryRequest, Member, MembershipAction } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
 import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES } from "../grpc/message-size.js";
 import { migrate } from "./schema.js";
-import type { RotateRequest } from "./sessions.js";
 import { SqlSessionStore } from "./sessions-sql.js";
-import type { PrivacySettings } from "./privacy.js";
 import { SqlPrivacyStore } from "./privacy-sql.js";
-import type { BlockedUser, BlockPair } from "./blocks.js";
+import { DirectoryTables } from "./directory-tables.js";
 import { SqlBlockStore } from "./blocks-sql.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
 import { fitBytes, historyLimit, type LogPage, type PointerMoveResult, type PointerUpdate, type Store, updateEachPointer } from "./store.js";
@@ -30,15 +28,9 @@ export type MembershipLog = (tx: SqlExecutor, writes: LogWrite[]) => Promise<Use
  * duplicate position, and per-user log heads are locked in user-id order so
  * concurrent appends cannot deadlock.
  */
-export class SqlStore implements Store {
-  private readonly sessions: SqlSessionStore;
-  private readonly privacy: SqlPrivacyStore;
-  private readonly blockList: SqlBlockStore;
-
+export class SqlStore extends DirectoryTables implements Store {
   private constructor(private readonly db: SqlClient) {
-    this.sessions = new SqlSessionStore(db);
-    this.privacy = new SqlPrivacyStore(db);
-    this.blockList = new SqlBlockStore(db);
+    super(new SqlSessionStore(db), new SqlPrivacyStore(db), new SqlBlockStore(db));
   }
 
   static async open(db: SqlClient): Promise<SqlStore> {
@@ -71,20 +63,6 @@ export class SqlStore implements Store {
     );
     return rows.map((r) => ({ id: r.id, username: r.username, passwordHash: "", createdAtMs: num(r.created_at), deletedAtMs: 0 }));
   }
-
-  createSession(session: Session, refreshHash: Uint8Array, maxLive?: number): Promise<string[]> { return this.sessions.createSession(session, refreshHash, maxLive); }
-  rotateSession(req: RotateRequest) { return this.sessions.rotateSession(req); }
-  endSession(userId: string, sessionId: string, nowMs: number): Promise<boolean> { return this.sessions.endSession(userId, sessionId, nowMs); }
-  setPassword(userId: string, passwordHash: string, keepSessionId: string, nowMs: number): Promise<string[]> { return this.sessions.setPassword(userId, passwordHash, keepSessionId, nowMs); }
-  checkSessions(sessionIds: string[], nowMs: number): Promise<boolean[]> { return this.sessions.checkSessions(sessionIds, nowMs); }
-  privacySettings(userIds: string[]): Promise<PrivacySettings[]> { return this.privacy.privacySettings(userIds); }
-  setPrivacySettings(userId: string, change: PrivacySettings): Promise<PrivacySettings> { return this.privacy.setPrivacySettings(userId, change); }
-  presenceHidden(userIds: string[]): Promise<string[]> { return this.privacy.presenceHidden(userIds); }
-  setBlocked(userId: string, blockedId: string, blocked: boolean, atMs: number) { return this.blockList.setBlocked(userId, blockedId, blocked, atMs); }
-  blocks(userId: string): Promise<{ blocked: BlockedUser[]; blockedBy: string[] }> { return this.blockList.blocks(userId); }
-  blockPairs(userIds: string[]): Promise<BlockPair[]> { return this.blockList.blockPairs(userIds); }
-  deletedAmong(userIds: string[]): Promise<string[]> { return this.blockList.deletedAmong(userIds); }
-  deleteAccount(userId: string, nowMs: number) { return this.blockList.deleteAccount(userId, nowMs); }
 
   async createConversation(conversation: Conversation, createdBy: string, maxMembers: number) {
     return this.createConversationWith(conversation, createdBy, maxMembers, (tx, writes) => this.appendLog(tx, writes));

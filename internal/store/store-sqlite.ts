@@ -1,14 +1,12 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import type { AppendGroup, AppendGroupResult, ChangeMessageRequest, Session, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
+import type { AppendGroup, AppendGroupResult, ChangeMessageRequest, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
 import { Conversation, ConversationKind, ErrorCode, Event, HistoryDirection, type HistoryPage, type HistoryRequest, Member, MembershipAction } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
 import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES } from "../grpc/message-size.js";
 import { migrateSqlite } from "./schema-sqlite.js";
-import type { RotateRequest } from "./sessions.js";
 import { SqliteSessionStore } from "./sessions-sqlite.js";
-import type { PrivacySettings } from "./privacy.js";
 import { SqlitePrivacyStore } from "./privacy-sqlite.js";
-import type { BlockedUser, BlockPair } from "./blocks.js";
+import { DirectoryTables } from "./directory-tables.js";
 import { SqliteBlockStore } from "./blocks-sqlite.js";
 import { SqliteDb } from "./sqlite-db.js";
 import { fitBytes, historyLimit, type LogPage, type PointerMoveResult, type PointerResult, type PointerUpdate, type Store } from "./store.js";
@@ -30,17 +28,13 @@ export type SqliteSync = "normal" | "full";
  * base_seq is refused per group, per-user log positions are gapless, a
  * client_msg_id is stored once per sender and conversation.
  */
-export class SqliteStore implements Store {
+export class SqliteStore extends DirectoryTables implements Store {
   private readonly sql: SqliteDb;
-  private readonly sessions: SqliteSessionStore;
-  private readonly privacy: SqlitePrivacyStore;
-  private readonly blockList: SqliteBlockStore;
 
   private constructor(private readonly db: DatabaseSync) {
-    this.sql = new SqliteDb(db);
-    this.sessions = new SqliteSessionStore(this.sql);
-    this.privacy = new SqlitePrivacyStore(this.sql);
-    this.blockList = new SqliteBlockStore(this.sql);
+    const sql = new SqliteDb(db);
+    super(new SqliteSessionStore(sql), new SqlitePrivacyStore(sql), new SqliteBlockStore(sql));
+    this.sql = sql;
   }
 
   /** Opens (creating if needed) the database file; ":memory:" for a private in-memory one. */
@@ -308,20 +302,6 @@ export class SqliteStore implements Store {
     }
     return { deliveredSeq: delivered, readSeq: read, changed, readEvent };
   }
-
-  createSession(session: Session, refreshHash: Uint8Array, maxLive?: number): Promise<string[]> { return this.sessions.createSession(session, refreshHash, maxLive); }
-  rotateSession(req: RotateRequest) { return this.sessions.rotateSession(req); }
-  endSession(userId: string, sessionId: string, nowMs: number): Promise<boolean> { return this.sessions.endSession(userId, sessionId, nowMs); }
-  setPassword(userId: string, passwordHash: string, keepSessionId: string, nowMs: number): Promise<string[]> { return this.sessions.setPassword(userId, passwordHash, keepSessionId, nowMs); }
-  checkSessions(sessionIds: string[], nowMs: number): Promise<boolean[]> { return this.sessions.checkSessions(sessionIds, nowMs); }
-  privacySettings(userIds: string[]): Promise<PrivacySettings[]> { return this.privacy.privacySettings(userIds); }
-  setPrivacySettings(userId: string, change: PrivacySettings): Promise<PrivacySettings> { return this.privacy.setPrivacySettings(userId, change); }
-  presenceHidden(userIds: string[]): Promise<string[]> { return this.privacy.presenceHidden(userIds); }
-  setBlocked(userId: string, blockedId: string, blocked: boolean, atMs: number) { return this.blockList.setBlocked(userId, blockedId, blocked, atMs); }
-  blocks(userId: string): Promise<{ blocked: BlockedUser[]; blockedBy: string[] }> { return this.blockList.blocks(userId); }
-  blockPairs(userIds: string[]): Promise<BlockPair[]> { return this.blockList.blockPairs(userIds); }
-  deletedAmong(userIds: string[]): Promise<string[]> { return this.blockList.deletedAmong(userIds); }
-  deleteAccount(userId: string, nowMs: number) { return this.blockList.deleteAccount(userId, nowMs); }
 
   async close(): Promise<void> {
     if (this.db.isOpen) this.db.close();
