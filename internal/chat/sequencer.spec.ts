@@ -219,9 +219,8 @@ describe("Sequencer", () => {
     store.append = async (req) => { await held; return append(req); };
     const seq = new Sequencer(store, async () => ["a", "b", "c"], { maxInFlight: 1, maxBatchMessages: 2_000, maxQueuedBytesPerSender: 10_000, maxQueuedBytes: 22_000 });
     const outcome = (p: Promise<unknown>) => p.then(() => "ok", (e: unknown) => ErrorCode[(e as { code: ErrorCode }).code]);
-    // The first send goes into the held write; then each sender may queue ~10 kB.
+    // The first send is taken into the held write as it is submitted; then each sender may queue ~10 kB.
     const first = outcome(seq.submit("c1", sized("a", "first", 4_000)));
-    await sleep(0);
     const a = [1, 2, 3].map((i) => outcome(seq.submit("c1", sized("a", `a${i}`, 4_000))));
     const b = [1, 2].map((i) => outcome(seq.submit("c2", sized("b", `b${i}`, 4_000))));
     // a and b hold ~16 kB; c's first fits in the total, its second does not (though it fits in c's share).

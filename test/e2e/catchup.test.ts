@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Device, device, newUser, startCluster, warnOnFailure, type TestCluster } from "./harness.js";
-import { sleep } from "../../internal/run/sleep.js";
+import { Device, device, newUser, startCluster, waitFor, warnOnFailure, type TestCluster } from "./harness.js";
 
 let c: TestCluster;
 // A small send buffer (1 MiB, a few of these messages): the catch-up must stream
@@ -26,7 +25,7 @@ describe("catch-up of a large backlog (P5)", () => {
     const b = await device(c, bob, "phone");
     const conv = await a.client.openDirect(bob.username);
     await a.client.send(conv.id, "before");
-    await waitUntil("bob has the first message", () => b.in(conv.id).length === 1, 15_000, () => `bob has ${b.in(conv.id).length}`);
+    await waitFor("bob has the first message", () => b.in(conv.id).length === 1, { timeoutMs: 15_000, seen: () => `bob has ${b.in(conv.id).length}` });
     const cursor = b.client.cursor;
     b.close();
 
@@ -47,12 +46,12 @@ describe("catch-up of a large backlog (P5)", () => {
     const liveSent = (async () => { for (const t of live) await a.client.send(conv.id, t); })();
     const got = () => back.in(conv.id);
     const seen = () => `got ${got().length}/${COUNT + LIVE} messages, cursor ${back.client.cursor}, ${connects} connection(s), errors: ${errors.slice(-3).join(" | ") || "none"}`;
-    await waitUntil("bob's phone caught up with the backlog", () => got().length >= COUNT, 120_000, seen);
+    await waitFor("bob's phone caught up with the backlog", () => got().length >= COUNT, { timeoutMs: 120_000, seen });
     const catchUpMs = Date.now() - catchUpStart;
     // The backlog streamed in one session: never cut off as a slow consumer or by a failed sync.
     const duringCatchUp = { connects, errors: [...errors] };
     await liveSent;
-    await waitUntil("bob's phone got the messages sent during its catch-up", () => got().length >= COUNT + LIVE, 60_000, seen);
+    await waitFor("bob's phone got the messages sent during its catch-up", () => got().length >= COUNT + LIVE, { timeoutMs: 60_000, seen });
     process.stderr.write(`catch-up e2e: sent ${COUNT} x ${LARGE.length / 2} astral chars in ${sendMs} ms; backlog caught up in ${catchUpMs} ms, ${LIVE} live ones by ${Date.now() - catchUpStart} ms\n`);
 
     const seqs = got().map((m) => m.seq);
@@ -64,11 +63,3 @@ describe("catch-up of a large backlog (P5)", () => {
   }, 300_000);
 });
 
-/** Waits for an outcome; on timeout the error says what was seen. */
-async function waitUntil(what: string, check: () => boolean, timeoutMs: number, seen: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}: ${seen()}`);
-    await sleep(50);
-  }
-}
