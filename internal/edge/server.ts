@@ -261,8 +261,13 @@ export class EdgeServer {
         session.send(errorFrame(refOfMalformed(buf, isBinary, modeOf(ws.protocol)), ChatError.from(err)));
         return;
       }
-      // Sends are pipelined (ordered per conversation inside the session); the rest is sequential.
-      if (frame.kind?.$case === "send" && session.isAuthenticated) {
+      // Sends are pipelined (ordered per conversation inside the session), and typing indicators
+      // are handled as they arrive with them: queued behind a slow request, a keystroke's indicator
+      // was handled after the message typed next, so it showed "typing…" again after that message
+      // and its throttle entry outlived the message's reset (the next keystroke was refused). Both
+      // are throttled when handled; the rest is sequential.
+      const kind = frame.kind?.$case;
+      if ((kind === "send" || kind === "typing") && session.isAuthenticated) {
         void session.handle(frame);
         return;
       }
