@@ -55,7 +55,9 @@ await runUntilSignal("chat", log, config.shutdownTimeoutMs, async () => {
   const mesh = new MeshClients(config, clientCredentials(config, "chat"), discovery);
   const store = mesh.store();
   const routes = await openRouteIndex(config, etcd, () => mesh.presence());
-  const fanout = new Fanout(routes, { get: (a) => mesh.edge(a) }, mesh.notifier(), log);
+  // NOTIFY_BATCH_MS: how long chat gathers messages, uses and reads before it calls the notifier
+  // (once per window, once per push shard behind sidecars, where shards live on several replicas).
+  const fanout = new Fanout(routes, { get: (a) => mesh.edge(a) }, mesh.notifier(), log, { windowMs: int("NOTIFY_BATCH_MS", 100, 0, 1_000), callPerShard: config.meshSidecar });
   // Several chat instances (production): membership and mute changes reach every instance's cache at once.
   const signals = config.profile === "embedded"
     ? new LocalSignals()

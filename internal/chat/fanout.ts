@@ -12,7 +12,7 @@ import type { Route, RouteIndex } from "../routes/route-index.js";
 import type { ConversationInfo } from "./directory.js";
 import { sleep } from "../run/sleep.js";
 import { byPushShard, pushShardHeader } from "../grpc/push-shard.js";
-import { notifyBatches, PushSignals } from "./push-signals.js";
+import { NotifierFeed } from "./push-signals.js";
 
 type MessageItem = { message: Message; atMs: number; memberIds: string[]; positions: number[]; info: ConversationInfo };
 
@@ -77,16 +77,17 @@ export interface EdgeClients {
  * message is stored; devices catch up by cursor).
  */
 export class Fanout {
-  /** Sends, typing and reads for the notifier, which holds and updates pushes with them. */
-  readonly pushSignals: PushSignals;
+  /** Messages, uses (sends, typing) and reads for the notifier, which pushes, holds and updates pushes with them. */
+  readonly pushes: NotifierFeed;
 
   constructor(
     private readonly routes: RouteIndex,
     private readonly edges: EdgeClients,
     private readonly notifier: NotifierServiceClient,
     private readonly log: Logger,
+    pushOptions: { windowMs: number; callPerShard: boolean } = { windowMs: 100, callPerShard: true },
   ) {
-    this.pushSignals = new PushSignals((shard, req) => call(notifier, notifier.activity, req, 5_000, pushShardHeader(shard)), log);
+    this.pushes = new NotifierFeed((shard, req) => call(notifier, notifier.notifyBatch, req, 5_000, shard === undefined ? undefined : pushShardHeader(shard)), log, pushOptions);
   }
 
   private pending: Array<{ items: MessageItem[]; ctx: Context }> = [];
@@ -134,13 +135,12 @@ export class Fanout {
     // desktop is connected, held while the desktop is in use (the notifier decides).
     const onlineDevices = new Map<string, string[]>();
     for (const r of routes) onlineDevices.set(r.userId, [...(onlineDevices.get(r.userId) ?? []), r.deviceId]);
-    for (const { shard, request } of notifyBatches(items, onlineDevices)) {
-      call(this.notifier, this.notifier.notifyBatch, request, 5_000, pushShardHeader(shard)).catch((err) => this.log.warn("notify failed", { err }));
-    }
+    this.pushes.messages(items, onlineDevices);
   }
 
   /** A message deleted for everyone: its pushes that have not gone out are dropped. */
   withdrawPush(conversationId: string, seq: number, userIds: string[]): void {
+    this.pushes.withdraw(conversationId, seq);
     for (const [shard, mine] of byPushShard(userIds, (u) => u)) {
       call(this.notifier, this.notifier.withdraw, { conversationId, seq, userIds: mine }, 5_000, pushShardHeader(shard)).catch((err) => this.log.warn("push withdrawal failed", { err }));
     }

@@ -1,107 +1,182 @@
-import { context, ROOT_CONTEXT } from "@opentelemetry/api";
+import { context, ROOT_CONTEXT, trace, type Context } from "@opentelemetry/api";
 import type { ActivityRequest, NotifyBatchRequest, NotifyRequest, ReadMoved } from "../../gen/chat/internal/v1/notifier.js";
 import type { Message } from "../../gen/chat/v1/client.js";
 import { BATCH_MAX_BYTES, ITEM_OVERHEAD_BYTES, textBytes } from "../grpc/message-size.js";
-import { byPushShard } from "../grpc/push-shard.js";
+import { byPushShard, pushShard } from "../grpc/push-shard.js";
 import type { Logger } from "../log/logger.js";
-import { TickBatcher } from "../run/tick-batcher.js";
+import { linksTo } from "../telemetry/messaging.js";
 import { blockedBetween, type ConversationInfo } from "./directory.js";
 
 /** Protobuf framing of one recipient besides its ids. */
 const RECIPIENT_OVERHEAD_BYTES = 16;
 
-/** A call to the notifier about the users of one push shard (`internal/grpc/push-shard.ts`). */
-export interface ShardBatch {
-  shard: number;
-  request: NotifyBatchRequest;
+/** Deletions remembered: far more than can overtake their message's fan-out at once. */
+const WITHDRAWN_REMEMBERED = 10_000;
+
+const messageKey = (conversationId: string, seq: number) => `${conversationId}\u0000${seq}`;
+
+/** The key of the one window when a call carries every shard. */
+const ALL_SHARDS = -1;
+
+/** What one push shard's notifier has not been told yet. */
+interface ShardWindow {
+  notifications: NotifyRequest[];
+  bytes: number;
+  active: Set<string>;
+  /** user \0 conversation -> the highest read pointer heard. */
+  reads: Map<string, ReadMoved>;
+  /** The trace context each batch of messages came in (the fan-out's): the call joins the first, links the rest. */
+  contexts: Context[];
+  timer: NodeJS.Timeout | undefined;
+}
+
+export interface NotifierFeedOptions {
+  /**
+   * How long the feed gathers before it calls the notifier (NOTIFY_BATCH_MS, 100 ms): a push
+   * waits at most this long more, next to the hundreds of milliseconds FCM and APNs take,
+   * and at 100 messages a second the notifier gets 10 calls instead of 200 (a call costs it
+   * ~0.5 ms of CPU, more than the notifications in it: docs/performance.md, stop 23).
+   */
+  windowMs: number;
+  /** A call is cut here, like a Deliver batch, so a window of large messages never passes gRPC's limit. */
+  maxBytes?: number;
+  /**
+   * Behind sidecars each push shard may live on another notifier replica, so each gets its
+   * own call (`x-push-shard` routes it). Without them there is one notifier, and one call
+   * per window carries every shard: a window touches a few shards per message (the
+   * recipient's, the sender's use, the reader's pointer), and a call each tripled the calls.
+   */
+  callPerShard: boolean;
 }
 
 /**
- * The notifier's view of one tick's messages: every member but the sender, each with
- * the devices that have a live session (they get the message over it; the others may
- * get a push). One batch per push shard of the recipients, each cut at `maxBytes` like
- * a Deliver batch, so a tick of large messages never makes one call past gRPC's limit.
+ * Everything the notifier hears from chat: the messages (every member but the sender, each
+ * with the devices that have a live session: they get the message over it, the others may
+ * get a push), the users who just used a device (sent, typed: that holds their pushes), and
+ * read pointers that moved (that drops held pushes and updates the ones shown).
+ *
+ * One `NotifyBatch` call per window (per push shard behind sidecars) carries all three, the uses and reads
+ * applied before the notifications: a use is never reordered behind the message it should
+ * hold (two calls could be), and a read the notifier hears first is remembered
+ * (`RecentActivity`), so the push of a message already read is dropped whichever comes
+ * first. Nothing waits for the call: a send, ack or keystroke never does. A call that fails
+ * is logged once per outage and dropped; the notifier then pushes as if nobody were looking
+ * (a buzz too many or a push missed, never a message lost: devices sync from their logs).
  */
-export function notifyBatches(items: Array<{ message: Message; info: ConversationInfo }>, onlineDevices: Map<string, string[]>, maxBytes = BATCH_MAX_BYTES): ShardBatch[] {
-  const done: ShardBatch[] = [];
-  const open = new Map<number, { batch: ShardBatch; bytes: number }>();
-  for (const { message, info } of items) {
-    // No push between users in a block (either way), nor to a deleted account.
-    const recipients = info.memberIds
-      .filter((userId) => userId !== message.senderId && !info.deleted.has(userId) && !blockedBetween(info, userId, message.senderId))
-      .map((userId) => ({ userId, muted: info.muted.has(userId), onlineDeviceIds: onlineDevices.get(userId) ?? [] }));
-    for (const [shard, mine] of byPushShard(recipients, (r) => r.userId)) {
-      const size = textBytes(message.text) + ITEM_OVERHEAD_BYTES + mine.reduce((n, r) => n + r.userId.length + r.onlineDeviceIds.join("").length + RECIPIENT_OVERHEAD_BYTES * (1 + r.onlineDeviceIds.length), 0);
-      let cur = open.get(shard);
-      if (cur && cur.bytes + size > maxBytes) {
-        done.push(cur.batch);
-        cur = undefined;
-      }
-      if (!cur) open.set(shard, (cur = { batch: { shard, request: { notifications: [] } }, bytes: 0 }));
-      cur.batch.request.notifications.push({ message, senderName: info.usernames.get(message.senderId) ?? "", conversationTitle: info.conversation.title, recipients: mine } satisfies NotifyRequest);
-      cur.bytes += size;
-    }
-  }
-  for (const cur of open.values()) done.push(cur.batch);
-  return done;
-}
-
-type Signal = { used: string } | { read: ReadMoved };
-const userOf = (s: Signal) => ("used" in s ? s.used : s.read.userId);
-
-/**
- * What the notifier needs besides messages to hold pushes and update the ones shown:
- * users who just used a device (sent, typed), read pointers that moved. Those of one tick
- * go in one Activity call per push shard, after the fact: no send, ack or typing waits
- * for it. A call that fails is logged and dropped; the notifier then pushes as if nobody
- * were looking (a buzz too many, never a message lost).
- */
-export class PushSignals {
-  private readonly batcher: TickBatcher<Signal, void>;
-  /** The last batch failed: its warning is out (one per outage, not one per signal). */
+export class NotifierFeed {
+  private readonly shards = new Map<number, ShardWindow>();
+  private readonly inFlight = new Set<Promise<void>>();
+  /** Messages deleted for everyone lately, oldest first (conversation \0 seq). */
+  private readonly withdrawn = new Map<string, true>();
+  /** The last call failed: its warning is out (one per outage, not one per call). */
   private failed = false;
+  private readonly maxBytes: number;
 
-  constructor(send: (shard: number, req: ActivityRequest) => Promise<unknown>, private readonly log: Logger) {
-    this.batcher = new TickBatcher(async (signals) => {
-      // A tick's signals come from many requests: the call belongs to none of their traces.
-      await context.with(ROOT_CONTEXT, () => Promise.all([...byPushShard(signals, userOf)].map(([shard, mine]) => send(shard, activityOf(mine)))));
-      return signals.map(() => undefined);
-    });
+  constructor(
+    /** `shard` is undefined when the call carries every shard (one notifier). */
+    private readonly send: (shard: number | undefined, req: NotifyBatchRequest) => Promise<unknown>,
+    private readonly log: Logger,
+    private readonly o: NotifierFeedOptions,
+  ) {
+    this.maxBytes = o.maxBytes ?? BATCH_MAX_BYTES;
+  }
+
+  /** Messages just made durable, with the devices of their members that have a live session. */
+  messages(items: Array<{ message: Message; info: ConversationInfo }>, onlineDevices: Map<string, string[]>): void {
+    const ctx = context.active();
+    for (const { message, info } of items) {
+      if (this.withdrawn.has(messageKey(message.conversationId, message.seq))) continue;
+      // No push between users in a block (either way), nor to a deleted account.
+      const recipients = info.memberIds
+        .filter((userId) => userId !== message.senderId && !info.deleted.has(userId) && !blockedBetween(info, userId, message.senderId))
+        .map((userId) => ({ userId, muted: info.muted.has(userId), onlineDeviceIds: onlineDevices.get(userId) ?? [] }));
+      for (const [shard, mine] of this.o.callPerShard ? byPushShard(recipients, (r) => r.userId) : [[ALL_SHARDS, recipients] as const]) {
+        const size = textBytes(message.text) + ITEM_OVERHEAD_BYTES + mine.reduce((n, r) => n + r.userId.length + r.onlineDeviceIds.join("").length + RECIPIENT_OVERHEAD_BYTES * (1 + r.onlineDeviceIds.length), 0);
+        let w = this.window(shard);
+        if (w.notifications.length > 0 && w.bytes + size > this.maxBytes) {
+          this.flush(shard);
+          w = this.window(shard);
+        }
+        if (w.contexts.at(-1) !== ctx) w.contexts.push(ctx);
+        w.notifications.push({ message, senderName: info.usernames.get(message.senderId) ?? "", conversationTitle: info.conversation.title, recipients: mine });
+        w.bytes += size;
+      }
+    }
   }
 
   /** The user just used a device (sent a message, typed in a conversation). */
   used(userId: string): void {
-    this.signal({ used: userId });
+    this.window(this.shardOf(userId)).active.add(userId);
   }
 
   /** The user's read pointer in the conversation moved to `readSeq`. */
   readMoved(userId: string, conversationId: string, readSeq: number): void {
-    this.signal({ read: { userId, conversationId, readSeq } });
+    const reads = this.window(this.shardOf(userId)).reads;
+    const key = `${userId}\u0000${conversationId}`;
+    if ((reads.get(key)?.readSeq ?? -1) < readSeq) reads.set(key, { userId, conversationId, readSeq });
   }
 
-  private signal(s: Signal): void {
-    this.batcher.call(s).then(
+  /**
+   * A message deleted for everyone: its notification, if a window still holds it, never goes
+   * out, and one that comes later (a deletion can overtake its message's fan-out) is dropped.
+   * The notifier is told separately about what it already has.
+   */
+  withdraw(conversationId: string, seq: number): void {
+    const key = messageKey(conversationId, seq);
+    this.withdrawn.delete(key);
+    this.withdrawn.set(key, true);
+    if (this.withdrawn.size > WITHDRAWN_REMEMBERED) this.withdrawn.delete(this.withdrawn.keys().next().value!);
+    for (const w of this.shards.values()) {
+      w.notifications = w.notifications.filter((n) => n.message!.conversationId !== conversationId || n.message!.seq !== seq);
+    }
+  }
+
+  /** Sends what every window holds now and waits for the calls (a draining chat loses no push). */
+  async flushAll(): Promise<void> {
+    for (const shard of [...this.shards.keys()]) this.flush(shard);
+    await Promise.all(this.inFlight);
+  }
+
+  private shardOf(userId: string): number {
+    return this.o.callPerShard ? pushShard(userId) : ALL_SHARDS;
+  }
+
+  private window(shard: number): ShardWindow {
+    let w = this.shards.get(shard);
+    if (!w) {
+      w = { notifications: [], bytes: 0, active: new Set(), reads: new Map(), contexts: [], timer: undefined };
+      this.shards.set(shard, w);
+      const flush = () => this.flush(shard);
+      if (this.o.windowMs > 0) w.timer = setTimeout(flush, this.o.windowMs);
+      else setImmediate(flush);
+    }
+    return w;
+  }
+
+  private flush(shard: number): void {
+    const w = this.shards.get(shard);
+    if (!w) return;
+    this.shards.delete(shard);
+    clearTimeout(w.timer);
+    const activity: ActivityRequest = { activeUserIds: [...w.active], reads: [...w.reads.values()] };
+    const req = { notifications: w.notifications, activity };
+    const to = shard === ALL_SHARDS ? undefined : shard;
+    // The call joins the first message's trace (its pushes descend from the sender's frame) and
+    // links the others'; a window of uses and reads alone belongs to no one request's trace.
+    const [first, ...rest] = w.contexts;
+    const sent = first
+      ? context.with(first, () => trace.getTracer("meshchat").startActiveSpan("chat.notify", { links: linksTo(rest.map((c) => trace.getSpanContext(c)), trace.getSpanContext(first)), attributes: { "meshchat.batch.messages": w.notifications.length } }, (span) =>
+        this.send(to, req).finally(() => span.end())))
+      : context.with(ROOT_CONTEXT, () => this.send(to, req));
+    const call = sent.then(
       () => { this.failed = false; },
       (err: unknown) => {
         if (this.failed) return;
         this.failed = true;
-        this.log.warn("push signals failed; pushes are sent as if nobody were looking", { err });
+        this.log.warn("notifier call failed; its pushes are dropped and the next are sent as if nobody were looking", { err });
       },
     );
+    this.inFlight.add(call);
+    void call.finally(() => this.inFlight.delete(call));
   }
-}
-
-/** One Activity request: each user once, each read pointer at its highest. */
-function activityOf(signals: Signal[]): ActivityRequest {
-  const active = new Set<string>();
-  const reads = new Map<string, ReadMoved>();
-  for (const s of signals) {
-    if ("used" in s) active.add(s.used);
-    else {
-      const key = `${s.read.userId}\u0000${s.read.conversationId}`;
-      const prev = reads.get(key);
-      if (!prev || prev.readSeq < s.read.readSeq) reads.set(key, s.read);
-    }
-  }
-  return { activeUserIds: [...active], reads: [...reads.values()] };
 }

@@ -130,7 +130,7 @@ export class ChatCore {
         // their notifications of what was read are dropped or updated.
         if (moved.readEvent) {
           void this.fanout.userEvents([{ userId: u.userId, event: moved.readEvent }]);
-          this.fanout.pushSignals.readMoved(u.userId, u.conversationId, moved.readSeq);
+          this.fanout.pushes.readMoved(u.userId, u.conversationId, moved.readSeq);
         }
       },
     );
@@ -171,7 +171,7 @@ export class ChatCore {
         ChatMetrics.get().messagesSent.add(1);
         this.fanout.messages([{ message, atMs: sentAtMs, memberIds, positions: appended.positions, info }]);
         // The sender is at that device: replies to them wait a moment before a phone buzzes.
-        this.fanout.pushSignals.used(actor.userId);
+        this.fanout.pushes.used(actor.userId);
       }
       return { clientMsgId, conversationId, seq: message.seq, sentAtMs: message.sentAtMs, duplicate: appended.duplicate };
     });
@@ -191,7 +191,7 @@ export class ChatCore {
     const update = { conversationId, userId: actor.userId, username: info.usernames.get(actor.userId) ?? "", expiresInMs: Math.min(Math.max(expiresInMs, 1_000), 60_000) };
     this.fanout.typing({ userIds, update });
     // Someone typing is at that device: their pushes wait a moment for it to read them.
-    this.fanout.pushSignals.used(actor.userId);
+    this.fanout.pushes.used(actor.userId);
   }
 
   /** Replaces the text of the actor's own message; every member's devices get a MessageEdited event. */
@@ -337,6 +337,7 @@ export class ChatCore {
     await this.sequencer.drain();
     await this.pointers.drain();
     await this.flushReceipts();
+    await this.fanout.pushes.flushAll();
   }
 
   /** Blocks or unblocks a user by name; the conversations the two share see it at their next message. */

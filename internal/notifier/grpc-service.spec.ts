@@ -43,8 +43,13 @@ describe("messages and activity from chat", () => {
     await api.notifyBatch({ notifications: [{ message, senderName: "alice", conversationTitle: "", recipients: [
       { userId: "alice", muted: false, onlineDeviceIds: ["laptop"] },
       { userId: "bob", muted: false, onlineDeviceIds: ["bob-desktop"] },
-    ] }] }, {} as never);
+    ] }], activity: undefined }, {} as never);
     await api.activity({ activeUserIds: ["carol"], reads: [{ userId: "bob", conversationId: "c", readSeq: 4 }] }, {} as never);
     expect(calls).toEqual([["notify", "bob", 4, ["bob-desktop"]], ["active", "carol"], ["read", "bob", "c", 4]]);
+    // The uses and reads of the same window ride with the messages, and are applied first.
+    calls.length = 0;
+    await api.notifyBatch({ notifications: [{ message: { ...message, seq: 5 }, senderName: "alice", conversationTitle: "", recipients: [{ userId: "bob", muted: false, onlineDeviceIds: [] }] }],
+      activity: { activeUserIds: ["bob"], reads: [{ userId: "bob", conversationId: "c", readSeq: 5 }] } }, {} as never);
+    expect(calls).toEqual([["active", "bob"], ["read", "bob", "c", 5], ["notify", "bob", 5, []]]);
   });
 });

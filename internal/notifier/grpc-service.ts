@@ -1,4 +1,4 @@
-import { NotifierServiceService, type NotifyRequest } from "../../gen/chat/internal/v1/notifier.js";
+import { NotifierServiceService, type ActivityRequest, type NotifyRequest } from "../../gen/chat/internal/v1/notifier.js";
 import { PushProvider } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
 import type { AsyncService } from "../grpc/handler.js";
@@ -72,12 +72,13 @@ export function notifierService(tokens: TokenStore, dispatcher: PushDispatcher, 
       return {};
     },
     notifyBatch: async (req) => {
+      // Uses first: one heard in the same window as a message holds that message's push.
+      if (req.activity) applyActivity(dispatcher, req.activity);
       for (const n of req.notifications) await notifyOne(dispatcher, n);
       return {};
     },
     activity: async (req) => {
-      for (const userId of req.activeUserIds) dispatcher.active(userId);
-      for (const r of req.reads) dispatcher.read(r.userId, r.conversationId, r.readSeq);
+      applyActivity(dispatcher, req);
       return {};
     },
     withdraw: async (req) => ({ withdrawn: dispatcher.withdraw(req.userIds, req.conversationId, req.seq) }),
@@ -86,4 +87,9 @@ export function notifierService(tokens: TokenStore, dispatcher: PushDispatcher, 
       return {};
     },
   };
+}
+
+function applyActivity(dispatcher: PushDispatcher, req: ActivityRequest): void {
+  for (const userId of req.activeUserIds) dispatcher.active(userId);
+  for (const r of req.reads) dispatcher.read(r.userId, r.conversationId, r.readSeq);
 }
