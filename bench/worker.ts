@@ -17,6 +17,7 @@ export type WorkerCommand =
   | { cmd: "pairs"; url: string; pairs: Array<{ senderToken: string; recipientToken: string; conversationId: string }>; steps: Array<{ rate: number; seconds: number }>; textBytes: number; relay: boolean }
   | { cmd: "group"; url: string; senderToken: string; memberTokens: string[]; devicesPerMember: number; conversationId: string; messages: number; intervalMs: number }
   | { cmd: "attack"; url: string; httpUrl: string; token: string; conversationIds: string[]; sessions: number; textChars: number; seconds: number; loginUsername: string; loginConcurrency: number }
+  | { cmd: "ready" }
   | { cmd: "close" };
 
 export type WorkerReport =
@@ -25,6 +26,7 @@ export type WorkerReport =
   | { kind: "step"; rate: number; sent: number; delivered: number; seconds: number; p50: number; p99: number; p999: number; max: number; errors: number }
   | { kind: "group"; deliveries: number; messages: number; p50: number; p99: number; allDevicesP50: number; allDevicesP99: number }
   | { kind: "attack"; sends: number; sendsAccepted: number; sendsRefused: number; logins: number; loginsRefused: number }
+  | { kind: "ready" }
   | { kind: "error"; message: string };
 
 const send = (r: WorkerReport) => process.send!(r);
@@ -239,6 +241,7 @@ process.on("message", (m: WorkerCommand) => {
       case "pairs": return pairs(m);
       case "group": return group(m);
       case "attack": return attack(m);
+      case "ready": return send({ kind: "ready" });
       case "close":
         for (const t of timers) { clearTimeout(t); clearInterval(t); }
         for (const ws of sockets) ws.terminate();

@@ -34,7 +34,7 @@ describe("HashQueue", () => {
     expect(await Promise.all(results)).toEqual(signups.map((_, i) => `s${i}`));
   });
 
-  it("serves a log-in from a known device before every waiting guess and sign-up", async () => {
+  it("runs a log-in from a known device at once, on slots of its own: no guess or sign-up, running or waiting, delays it", async () => {
     const q = new HashQueue({ concurrency: 1, maxWaitMs: 60_000, maxQueued: 100 });
     const started: string[] = [];
     const guesses = Array.from({ length: 5 }, (_, i) => work(started, `g${i}`));
@@ -42,16 +42,48 @@ describe("HashQueue", () => {
     const results = [...guesses.map((w) => q.run("login", w.fn)), q.run("signup", signup.fn)];
     const owner = work(started, "owner");
     const ownerResult = q.run("known", owner.fn);
+    const again = work(started, "owner-2");
+    const againResult = q.run("known", again.fn);
     await flush();
-    expect(started).toEqual(["g0"]);
+    // The guess that was running is not waited for; the known lane is bounded like the others.
+    expect(started).toEqual(["g0", "owner"]);
+    // Nothing else starts beside an owner's hash, even with a slot free.
     guesses[0]!.finish();
     await flush();
-    // Behind the one hash that was running, and nothing else.
     expect(started).toEqual(["g0", "owner"]);
     owner.finish();
     expect(await ownerResult).toBe("owner");
+    await flush();
+    expect(started).toEqual(["g0", "owner", "owner-2"]);
+    again.finish();
+    expect(await againResult).toBe("owner-2");
+    // Then the others go one at a time, the sign-up's lane taking its turn.
+    await flush();
+    expect(started).toEqual(["g0", "owner", "owner-2", "s"]);
     for (const w of [...guesses, signup]) w.finish();
     await Promise.all(results);
+  });
+
+  it("a sign-up that waited half its admission time starts beside an owner's log-in: owners cannot starve sign-ups into refusals", async () => {
+    const q = new HashQueue({ concurrency: 1, maxWaitMs: 2_000, maxQueued: 100 });
+    const started: string[] = [];
+    const owner = work(started, "owner");
+    const ownerResult = q.run("known", owner.fn);
+    const signup = work(started, "s");
+    const signupResult = q.run("signup", signup.fn);
+    await flush();
+    expect(started).toEqual(["owner"]);
+    // After 1 s the next owner's log-in to arrive finds the sign-up due: it starts beside the running one.
+    await vi.advanceTimersByTimeAsync(1_001);
+    const next = work(started, "owner-2");
+    const nextResult = q.run("known", next.fn);
+    await flush();
+    expect(started).toEqual(["owner", "s"]);
+    owner.finish();
+    await flush();
+    expect(started).toEqual(["owner", "s", "owner-2"]);
+    for (const w of [next, signup]) w.finish();
+    expect(await Promise.all([ownerResult, nextResult, signupResult])).toEqual(["owner", "owner-2", "s"]);
   });
 
   it("refuses, before any work, a hash that waited longer than maxWaitMs, and a lane that is full", async () => {
