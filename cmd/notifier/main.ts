@@ -1,4 +1,5 @@
 import { NotifierServiceService } from "../../gen/chat/internal/v1/notifier.js";
+import { PUSH_PREVIEW_MAX } from "../../internal/notifier/preview.js";
 import { openDiscovery } from "../../internal/discovery/factory.js";
 import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
 import { int } from "../../internal/config/env.js";
@@ -21,7 +22,7 @@ await runUntilSignal("notifier", log, config.shutdownTimeoutMs, async () => {
   const dispatcher = new PushDispatcher({
     providers,
     tokens,
-    previewLength: int("PUSH_PREVIEW_LENGTH", 120, 0),
+    previewLength: int("PUSH_PREVIEW_LENGTH", 120, 0, PUSH_PREVIEW_MAX),
     perDeviceRatePerMinute: int("PUSH_RATE_PER_MINUTE", 30, 1),
     maxAttempts: int("PUSH_MAX_ATTEMPTS", 5, 1),
     collapseWindowMs: int("PUSH_COLLAPSE_WINDOW_MS", 2_000, 0),

@@ -3,6 +3,7 @@ import type { NotifyBatchRequest } from "../../gen/chat/internal/v1/notifier.js"
 import type { Message } from "../../gen/chat/v1/client.js";
 import { pushShard } from "../grpc/push-shard.js";
 import { Logger } from "../log/logger.js";
+import { PUSH_PREVIEW_MAX } from "../notifier/preview.js";
 import { NotifierFeed } from "./push-signals.js";
 import type { ConversationInfo } from "./directory.js";
 
@@ -54,9 +55,16 @@ describe("NotifierFeed", () => {
     expect(of(pushShard(other))[0]!.notifications[0]!.recipients).toEqual([{ userId: other, muted: true, onlineDeviceIds: [] }]);
   });
 
+  it("carries a text cut to the longest preview a push may show", async () => {
+    const { feed, calls } = recorded(undefined, false, false);
+    feed.messages([{ message: msg(1, "😀".repeat(100_000)), info }, { message: msg(2, "short"), info }], new Map());
+    await vi.advanceTimersByTimeAsync(20);
+    expect(calls[0]!.req.notifications.map((n) => n.message!.text)).toEqual(["😀".repeat(PUSH_PREVIEW_MAX) + "…", "short"]);
+  });
+
   it("cuts a window's notifications by bytes, in order", async () => {
-    const { feed, of } = recorded(10_000);
-    for (let i = 1; i <= 10; i++) feed.messages([{ message: msg(i, "é".repeat(2_000)), info }], new Map());
+    const { feed, of } = recorded(4_000);
+    for (let i = 1; i <= 10; i++) feed.messages([{ message: msg(i, "é".repeat(800)), info }], new Map());
     await vi.advanceTimersByTimeAsync(20);
     for (const [user, shard] of [[bob, pushShard(bob)], [other, pushShard(other)]] as const) {
       const mine = of(shard);

@@ -5,6 +5,7 @@ import { BATCH_MAX_BYTES, ITEM_OVERHEAD_BYTES, textBytes } from "../grpc/message
 import { byPushShard, pushShard } from "../grpc/push-shard.js";
 import type { Logger } from "../log/logger.js";
 import { linksTo } from "../telemetry/messaging.js";
+import { preview, PUSH_PREVIEW_MAX } from "../notifier/preview.js";
 import { blockedBetween, type ConversationInfo } from "./directory.js";
 
 /** Protobuf framing of one recipient besides its ids. */
@@ -90,15 +91,19 @@ export class NotifierFeed {
       const recipients = info.memberIds
         .filter((userId) => userId !== message.senderId && !info.deleted.has(userId) && !blockedBetween(info, userId, message.senderId))
         .map((userId) => ({ userId, muted: info.muted.has(userId), onlineDeviceIds: onlineDevices.get(userId) ?? [] }));
+      if (recipients.length === 0) continue;
+      // A push shows a preview: the text goes cut to the most any preview may show, not whole
+      // (100,000 characters carried to show 120 cost chat and the notifier milliseconds each).
+      const pushed = { ...message, text: preview(message.text, PUSH_PREVIEW_MAX) };
       for (const [shard, mine] of this.o.callPerShard ? byPushShard(recipients, (r) => r.userId) : [[ALL_SHARDS, recipients] as const]) {
-        const size = textBytes(message.text) + ITEM_OVERHEAD_BYTES + mine.reduce((n, r) => n + r.userId.length + r.onlineDeviceIds.join("").length + RECIPIENT_OVERHEAD_BYTES * (1 + r.onlineDeviceIds.length), 0);
+        const size = textBytes(pushed.text) + ITEM_OVERHEAD_BYTES + mine.reduce((n, r) => n + r.userId.length + r.onlineDeviceIds.join("").length + RECIPIENT_OVERHEAD_BYTES * (1 + r.onlineDeviceIds.length), 0);
         let w = this.window(shard);
         if (w.notifications.length > 0 && w.bytes + size > this.maxBytes) {
           this.flush(shard);
           w = this.window(shard);
         }
         if (w.contexts.at(-1) !== ctx) w.contexts.push(ctx);
-        w.notifications.push({ message, senderName: info.usernames.get(message.senderId) ?? "", conversationTitle: info.conversation.title, recipients: mine });
+        w.notifications.push({ message: pushed, senderName: info.usernames.get(message.senderId) ?? "", conversationTitle: info.conversation.title, recipients: mine });
         w.bytes += size;
       }
     }

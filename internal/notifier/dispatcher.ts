@@ -1,4 +1,5 @@
 import { context, SpanKind, SpanStatusCode, trace, type Context } from "@opentelemetry/api";
+import { preview } from "./preview.js";
 import { ConfigError } from "../config/env.js";
 import { Logger } from "../log/logger.js";
 import { ChatMetrics } from "../telemetry/telemetry.js";
@@ -97,15 +98,6 @@ export interface DispatcherStats {
   readUpdates: number;
 }
 
-/**
- * `text` cut to `max` code points (never splitting a surrogate pair) with "…"
- * when cut; runs of white space become one space.
- */
-export function preview(text: string, max: number): string {
-  const flat = text.replace(/\s+/g, " ").trim();
-  const chars = Array.from(flat);
-  return chars.length <= max ? flat : chars.slice(0, max).join("") + "…";
-}
 
 /** Pushes of one (user, conversation). */
 interface Thread {

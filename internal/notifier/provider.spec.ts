@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { preview } from "./dispatcher.js";
+import { preview } from "./preview.js";
 import { apnsPayload, classifyApnsResponse } from "./provider-apns.js";
 import { classifyFcmResponse, parseFcmError } from "./provider-fcm.js";
 import { apnsCollapseId, retryAfterMs, transportFailure, truncateUtf8 } from "./provider.js";
@@ -50,6 +50,9 @@ describe("preview", () => {
     expect(preview("hello!", 5)).toBe("hello…");
     expect(preview("🎉🎉🎉", 2)).toBe("🎉🎉…");
     expect(preview("a\n\n b\t", 10)).toBe("a b");
+    // Cut again to less, a cut text gives what one cut gives (chat cuts first, the notifier after).
+    const long = "🎉 ".repeat(3_000);
+    for (const max of [1, 120, 999, 1_000]) expect(preview(preview(long, 1_000), max)).toBe(preview(long, max));
   });
 });
 
