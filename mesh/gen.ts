@@ -15,7 +15,7 @@ interface ServiceSpec {
   replicas: number;
   public?: { port: number; idleTimeout: string };
   calls: string[];
-  /** The servers it talks to (etcd, redis, postgres, cassandra). */
+  /** The servers it talks to (etcd, redis, redis-cache, postgres, cassandra). */
   backends: string[];
   /** Talks to the internet (push providers): HTTPS egress. */
   internetEgress?: boolean;
@@ -462,7 +462,7 @@ function k8s(name: string, s: ServiceSpec): object[] {
   ];
 }
 
-const SERVERS = ["etcd", "redis", "postgres", "cassandra"] as const;
+const SERVERS = ["etcd", "redis", "redis-cache", "postgres", "cassandra"] as const;
 const podsOf = (apps: string[]) => ({ podSelector: { matchExpressions: [{ key: "app", operator: "In", values: apps }] } });
 const tcp = (port: number) => ({ protocol: "TCP", port });
 const policy = (name: string, app: string, spec: object) => ({

@@ -33,14 +33,16 @@ function embeddedDefault(dataDir: string): StoreBackend {
 }
 
 /**
- * HISTORY_CACHE: redis (production default: recent pages from REDIS_URL, the last
- * HISTORY_CACHE_SIZE messages of each conversation that is read) or off.
+ * HISTORY_CACHE: redis (production default: the last HISTORY_CACHE_SIZE messages of each
+ * conversation that is read) or off. HISTORY_CACHE_REDIS_URL (default REDIS_URL): a cache may
+ * lose anything, so in a deployment it gets a Redis of its own that evicts and never persists,
+ * apart from the one that holds presence and limits (mesh/k8s/infra.yaml, docs/production.md).
  */
 export async function openStore(config: CommonConfig, onError: (err: unknown) => void = () => {}): Promise<Store> {
   const backend = storeBackend(config);
   const store = instrumentStore(await openBackend(config), backend);
   if (oneOf("HISTORY_CACHE", config.profile === "embedded" ? "off" : "redis", ["off", "redis"] as const) === "off") return store;
-  const recent = new RecentMessages(config.redisUrl, config.redisPrefix, int("HISTORY_CACHE_SIZE", 200, 1, 10_000), int("HISTORY_CACHE_TTL_S", 86_400, 1), onError);
+  const recent = new RecentMessages(str("HISTORY_CACHE_REDIS_URL", config.redisUrl), config.redisPrefix, int("HISTORY_CACHE_SIZE", 200, 1, 10_000), int("HISTORY_CACHE_TTL_S", 86_400, 1), onError);
   // The cache's own latency is labelled apart from the backend it fronts.
   return instrumentStore(new CachedStore(store, recent), `${backend}+cache`);
 }
