@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { ErrorCode } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
-import { decodeClientFrame } from "./frames.js";
+import { decodeClientFrame, encodeServerFrame } from "./frames.js";
+import { ServerFrame } from "../../gen/chat/v1/client.js";
 
 const json = (o: unknown) => decodeClientFrame(Buffer.from(JSON.stringify(o)), false, "json");
 const refusal = (o: unknown): ChatError => {
@@ -50,5 +51,22 @@ describe("JSON frames are parsed by the proto3 JSON mapping, strictly", () => {
     expect(f.kind).toEqual({ $case: "history", value: expect.objectContaining({ conversationId: "d:a:b", fromSeq: 12, limit: 5 }) });
     const s = json(send({ text: "héllo 😀" }));
     expect(s.kind?.$case === "send" && s.kind.value.text).toBe("héllo 😀");
+  });
+});
+
+describe("server frames", () => {
+  const event = { pos: 7, atMs: 1, kind: { $case: "message" as const, value: { conversationId: "c", seq: 3, senderId: "a", senderDeviceId: "d", clientMsgId: "m", text: "😀".repeat(1_000), sentAtMs: 1, editedAtMs: 0, deleted: false, replyToSeq: 0 } } };
+  const frame = () => ({ ref: 0, kind: { $case: "event" as const, value: event } });
+
+  it("encodes one event once per subprotocol however many of the user's sessions it goes to", () => {
+    const binary = encodeServerFrame(frame(), "proto");
+    expect(encodeServerFrame(frame(), "proto")).toBe(binary);
+    const json = encodeServerFrame(frame(), "json");
+    expect(encodeServerFrame(frame(), "json")).toBe(json);
+    expect(ServerFrame.decode(binary as Buffer)).toEqual(ServerFrame.fromJSON(JSON.parse(json as string)));
+    // Another event (another position: another user's copy) is its own frame.
+    const other = encodeServerFrame({ ref: 0, kind: { $case: "event", value: { ...event, pos: 8 } } }, "proto");
+    expect(other).not.toBe(binary);
+    expect(ServerFrame.decode(other as Buffer).kind).toMatchObject({ $case: "event", value: { pos: 8 } });
   });
 });
