@@ -138,6 +138,8 @@ const env = clusterEnv(dataDir, ports, {
   LOGIN_ADDRESS_PER_MINUTE: "100000",
   LOGIN_ADDRESS_BURST: "100000",
   MAX_CONNECTIONS_PER_ADDRESS: "0",
+  // The capacity scenario connects thousands of devices of a few accounts (not what one person has).
+  MAX_DEVICES_PER_USER: "0",
   LOG_LEVEL: "info",
   // Production profile: this run's own etcd and Redis namespace on the shared servers.
   ETCD_PREFIX: `/meshchat-bench/${path.basename(dataDir)}/`,
@@ -380,7 +382,7 @@ try {
     // A cluster of its own: the other scenarios lift the limits this one is about.
     await cluster.stopAll("SIGTERM");
     const defaults = { ...env };
-    for (const k of ["SEND_RATE", "SEND_BURST", "SEND_BYTES_PER_S", "SEND_BYTES_BURST", "READ_BYTES_PER_S", "FRAME_RATE", "FRAME_BURST", "MAX_BUFFERED_BYTES", "LOGIN_ADDRESS_PER_MINUTE", "LOGIN_ADDRESS_BURST", "MAX_CONNECTIONS_PER_ADDRESS"]) delete defaults[k];
+    for (const k of ["SEND_RATE", "SEND_BURST", "SEND_BYTES_PER_S", "SEND_BYTES_BURST", "READ_BYTES_PER_S", "FRAME_RATE", "FRAME_BURST", "MAX_BUFFERED_BYTES", "LOGIN_ADDRESS_PER_MINUTE", "LOGIN_ADDRESS_BURST", "MAX_CONNECTIONS_PER_ADDRESS", "MAX_DEVICES_PER_USER"]) delete defaults[k];
     await cluster.startAll(withStoreMetrics(embeddedSpecs(defaults)));
     const seconds = quick ? 6 : 15;
     const [victim, peer, attacker] = [await users(1, "av"), await users(1, "ap"), await users(1, "ax")].map((u) => u[0]!);
