@@ -69,11 +69,7 @@ export class HashQueue {
 
   private next(): void {
     for (const kind of ["known", "other"] as const) {
-      // Two hashes at once each take up to twice as long on a small box (scrypt is memory-bound,
-      // and vCPUs are often siblings of one core): no guess or sign-up starts while an owner's
-      // log-in hashes, so only one already running can overlap it; unless it has waited half its
-      // admission time, so a steady stream of owners' log-ins never starves sign-ups into refusals.
-      while (this.running[kind] < this.options.concurrency && (kind === "known" || this.running.known === 0 || this.otherWaitedMs() > this.options.maxWaitMs / 2)) {
+      while (this.mayStart(kind)) {
         const job = kind === "known" ? this.lanes.get("known")!.shift() : this.take();
         if (!job) break;
         if (Date.now() - job.queuedAt > this.options.maxWaitMs) {
@@ -87,6 +83,18 @@ export class HashQueue {
         });
       }
     }
+  }
+
+  /**
+   * A free slot of the kind, and for sign-ups and unknown log-ins no owner's hash running:
+   * two hashes at once each take up to twice as long on a small box (scrypt is memory-bound,
+   * and vCPUs are often siblings of one core), so only one already running can overlap an
+   * owner's. Unless the oldest has waited half its admission time: a steady stream of
+   * owners' log-ins never starves sign-ups into refusals.
+   */
+  private mayStart(kind: "known" | "other"): boolean {
+    if (this.running[kind] >= this.options.concurrency) return false;
+    return kind === "known" || this.running.known === 0 || this.otherWaitedMs() > this.options.maxWaitMs / 2;
   }
 
   /** How long the oldest waiting sign-up or unknown log-in has waited (0: none waits). */

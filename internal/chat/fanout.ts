@@ -2,8 +2,8 @@ import type { DeliverRequest, DeliveryTarget, EdgeDeliveryServiceClient, Receipt
 import type { NotifierServiceClient } from "../../gen/chat/internal/v1/notifier.js";
 import type { UserEvent } from "../../gen/chat/internal/v1/store.js";
 import { Event, type Message, type Receipt, type TypingUpdate } from "../../gen/chat/v1/client.js";
-import { context, trace, type Context } from "@opentelemetry/api";
-import { linksTo } from "../telemetry/messaging.js";
+import { context, type Context } from "@opentelemetry/api";
+import { inBatchSpan } from "../telemetry/messaging.js";
 import { ChatMetrics, secondsSince } from "../telemetry/telemetry.js";
 import { call } from "../grpc/client.js";
 import { BATCH_MAX_BYTES, ITEM_OVERHEAD_BYTES, textBytes } from "../grpc/message-size.js";
@@ -109,15 +109,9 @@ export class Fanout {
         const batch = this.pending;
         this.pending = [];
         // The batch's calls join the first message's trace and link every other message's.
-        const links = linksTo(batch.slice(1).map((b) => trace.getSpanContext(b.ctx)), trace.getSpanContext(batch[0]!.ctx));
         const started = performance.now();
-        void context.with(batch[0]!.ctx, () =>
-          trace.getTracer("meshchat").startActiveSpan("chat.fanout", { links, attributes: { "meshchat.batch.messages": batch.length } }, (span) =>
-            this.deliverMessages(batch.flatMap((b) => b.items)).finally(() => {
-              span.end();
-              ChatMetrics.get().fanoutDuration.record(secondsSince(started));
-            }),
-          ),
+        void inBatchSpan("chat.fanout", batch.map((b) => b.ctx), { "meshchat.batch.messages": batch.length }, () =>
+          this.deliverMessages(batch.flatMap((b) => b.items)).finally(() => ChatMetrics.get().fanoutDuration.record(secondsSince(started))),
         ).catch((err) => this.log.warn("fanout failed", { err }));
       });
     }

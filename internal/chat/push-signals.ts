@@ -1,10 +1,10 @@
-import { context, ROOT_CONTEXT, trace, type Context } from "@opentelemetry/api";
+import { context, ROOT_CONTEXT, type Context } from "@opentelemetry/api";
 import type { ActivityRequest, NotifyBatchRequest, NotifyRequest, ReadMoved } from "../../gen/chat/internal/v1/notifier.js";
 import type { Message } from "../../gen/chat/v1/client.js";
 import { BATCH_MAX_BYTES, ITEM_OVERHEAD_BYTES, textBytes } from "../grpc/message-size.js";
 import { byPushShard, pushShard } from "../grpc/push-shard.js";
 import type { Logger } from "../log/logger.js";
-import { linksTo } from "../telemetry/messaging.js";
+import { inBatchSpan } from "../telemetry/messaging.js";
 import { preview, PUSH_PREVIEW_MAX } from "../notifier/preview.js";
 import { blockedBetween, type ConversationInfo } from "./directory.js";
 
@@ -28,7 +28,8 @@ interface ShardWindow {
   reads: Map<string, ReadMoved>;
   /** The trace context each batch of messages came in (the fan-out's): the call joins the first, links the rest. */
   contexts: Context[];
-  timer: NodeJS.Timeout | undefined;
+  /** Stops the window's own flush (it went early, cut by bytes, or on drain). */
+  cancel: () => void;
 }
 
 export interface NotifierFeedOptions {
@@ -68,7 +69,7 @@ export class NotifierFeed {
   private readonly shards = new Map<number, ShardWindow>();
   private readonly inFlight = new Set<Promise<void>>();
   /** Messages deleted for everyone lately, oldest first (conversation \0 seq). */
-  private readonly withdrawn = new Map<string, true>();
+  private readonly withdrawn = new Set<string>();
   /** The last call failed: its warning is out (one per outage, not one per call). */
   private failed = false;
   private readonly maxBytes: number;
@@ -128,9 +129,8 @@ export class NotifierFeed {
    */
   withdraw(conversationId: string, seq: number): void {
     const key = messageKey(conversationId, seq);
-    this.withdrawn.delete(key);
-    this.withdrawn.set(key, true);
-    if (this.withdrawn.size > WITHDRAWN_REMEMBERED) this.withdrawn.delete(this.withdrawn.keys().next().value!);
+    this.withdrawn.add(key);
+    if (this.withdrawn.size > WITHDRAWN_REMEMBERED) this.withdrawn.delete(this.withdrawn.values().next().value!);
     for (const w of this.shards.values()) {
       w.notifications = w.notifications.filter((n) => n.message!.conversationId !== conversationId || n.message!.seq !== seq);
     }
@@ -149,11 +149,17 @@ export class NotifierFeed {
   private window(shard: number): ShardWindow {
     let w = this.shards.get(shard);
     if (!w) {
-      w = { notifications: [], bytes: 0, active: new Set(), reads: new Map(), contexts: [], timer: undefined };
-      this.shards.set(shard, w);
       const flush = () => this.flush(shard);
-      if (this.o.windowMs > 0) w.timer = setTimeout(flush, this.o.windowMs);
-      else setImmediate(flush);
+      let cancel: () => void;
+      if (this.o.windowMs > 0) {
+        const timer = setTimeout(flush, this.o.windowMs);
+        cancel = () => clearTimeout(timer);
+      } else {
+        const immediate = setImmediate(flush);
+        cancel = () => clearImmediate(immediate);
+      }
+      w = { notifications: [], bytes: 0, active: new Set(), reads: new Map(), contexts: [], cancel };
+      this.shards.set(shard, w);
     }
     return w;
   }
@@ -162,16 +168,14 @@ export class NotifierFeed {
     const w = this.shards.get(shard);
     if (!w) return;
     this.shards.delete(shard);
-    clearTimeout(w.timer);
+    w.cancel();
     const activity: ActivityRequest = { activeUserIds: [...w.active], reads: [...w.reads.values()] };
     const req = { notifications: w.notifications, activity };
     const to = shard === ALL_SHARDS ? undefined : shard;
     // The call joins the first message's trace (its pushes descend from the sender's frame) and
     // links the others'; a window of uses and reads alone belongs to no one request's trace.
-    const [first, ...rest] = w.contexts;
-    const sent = first
-      ? context.with(first, () => trace.getTracer("meshchat").startActiveSpan("chat.notify", { links: linksTo(rest.map((c) => trace.getSpanContext(c)), trace.getSpanContext(first)), attributes: { "meshchat.batch.messages": w.notifications.length } }, (span) =>
-        this.send(to, req).finally(() => span.end())))
+    const sent = w.contexts.length > 0
+      ? inBatchSpan("chat.notify", w.contexts, { "meshchat.batch.messages": w.notifications.length }, () => this.send(to, req))
       : context.with(ROOT_CONTEXT, () => this.send(to, req));
     const call = sent.then(
       () => { this.failed = false; },

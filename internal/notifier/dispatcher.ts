@@ -98,7 +98,6 @@ export interface DispatcherStats {
   readUpdates: number;
 }
 
-
 /** Pushes of one (user, conversation). */
 interface Thread {
   readonly key: string;

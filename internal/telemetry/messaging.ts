@@ -1,4 +1,4 @@
-import { SpanKind, SpanStatusCode, trace, type Link, type Span, type SpanContext } from "@opentelemetry/api";
+import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Link, type Span, type SpanContext } from "@opentelemetry/api";
 import type { Message } from "../../gen/chat/v1/client.js";
 
 /**
@@ -74,4 +74,15 @@ export function linksTo(contexts: Array<SpanContext | undefined>, except?: SpanC
     out.push({ context: c });
   }
   return out;
+}
+
+/**
+ * Runs `work` in a span for a batch gathered from many requests: the span joins the first
+ * request's trace and links every other one's (each message's trace still reaches the call).
+ */
+export function inBatchSpan<T>(name: string, contexts: Context[], attributes: Attributes, work: () => Promise<T>): Promise<T> {
+  const [first, ...rest] = contexts;
+  const parent = first ?? context.active();
+  const links = linksTo(rest.map((c) => trace.getSpanContext(c)), trace.getSpanContext(parent));
+  return context.with(parent, () => trace.getTracer("meshchat").startActiveSpan(name, { links, attributes }, (span) => work().finally(() => span.end())));
 }
