@@ -2,11 +2,12 @@
 # The real servers of the production profile, on loopback, every file under ./var/servers/<name>/:
 #   etcd        Debian etcd-server (+ etcd-client for etcdctl)
 #   redis       Debian redis-server
+#   redis-cluster  three Debian redis-server nodes with --cluster-enabled yes, joined by redis-cli --cluster create
 #   postgres    Debian postgresql (run as the `postgres` OS user when invoked as root: initdb refuses root)
 #   cassandra   Apache Cassandra 5.0 (org.apache.cassandra:cassandra-all and its runtime dependencies,
 #               fetched with Maven from Central into var/servers/cassandra/lib, run on JDK 17 or 11)
 #
-# Usage: scripts/servers/servers.sh COMMAND [etcd|redis|postgres|cassandra|all]   (default: all)
+# Usage: scripts/servers/servers.sh COMMAND [etcd|redis|redis-cluster|postgres|cassandra|all]   (default: all)
 #   install  apt-get installs the missing Debian packages (apt-get update only when one is missing)
 #            and fetches Cassandra's jars (skipped when already there). Idempotent; needs root for apt.
 #   start    installs what is missing, starts each server in the background (own session, pid file
@@ -19,6 +20,8 @@
 # Settings (environment variables, defaults shown):
 #   ETCD_PORT=23790  ETCD_PEER_PORT=23800      etcd client / peer ports
 #   REDIS_PORT=63790                           Redis
+#   REDIS_CLUSTER_PORT=63800                   Redis Cluster: three masters on this port and the next two
+#   REDIS_CLUSTER_BUS_PORT=63810               their cluster bus ports (this one and the next two)
 #   PG_PORT=54320                              PostgreSQL; superuser chat, password chat, database chat
 #   CASSANDRA_PORT=9042                        Cassandra CQL (native transport)
 #   CASSANDRA_STORAGE_PORT=7000                Cassandra internode (127.0.0.1 only)
@@ -39,6 +42,8 @@ VAR="$ROOT/var/servers"
 ETCD_PORT="${ETCD_PORT:-23790}"
 ETCD_PEER_PORT="${ETCD_PEER_PORT:-23800}"
 REDIS_PORT="${REDIS_PORT:-63790}"
+REDIS_CLUSTER_PORT="${REDIS_CLUSTER_PORT:-63800}"
+REDIS_CLUSTER_BUS_PORT="${REDIS_CLUSTER_BUS_PORT:-63810}"
 PG_PORT="${PG_PORT:-54320}"
 CASSANDRA_PORT="${CASSANDRA_PORT:-9042}"
 CASSANDRA_STORAGE_PORT="${CASSANDRA_STORAGE_PORT:-7000}"
@@ -50,7 +55,7 @@ CASSANDRA_START_TIMEOUT="${CASSANDRA_START_TIMEOUT:-240}"
 SERVERS_STOP_TIMEOUT="${SERVERS_STOP_TIMEOUT:-60}"
 PG_USER=chat PG_PASSWORD=chat PG_DB=chat
 
-ALL=(etcd redis postgres cassandra)
+ALL=(etcd redis redis-cluster postgres cassandra)
 export DEBIAN_FRONTEND=noninteractive
 
 log() { printf '[servers] %s\n' "$*" >&2; }
@@ -173,7 +178,7 @@ find_java() {
 packages_for() { # server
   case "$1" in
     etcd) echo etcd-server etcd-client ;;
-    redis) echo redis-server redis-tools ;;
+    redis | redis-cluster) echo redis-server redis-tools ;;
     postgres) echo postgresql ;;
     cassandra)
       find_java >/dev/null || echo openjdk-17-jre-headless
@@ -283,6 +288,52 @@ stop_redis() { stop_pid redis "$REDIS_PID" redis-server; }
 pid_redis() { live_pid "$REDIS_PID" redis-server; }
 status_redis() { live_pid "$REDIS_PID" redis-server && redis_up; }
 endpoint_redis() { echo "redis://127.0.0.1:$REDIS_PORT"; }
+
+# ================================================================ redis-cluster
+# Three masters, no replicas: the smallest Redis Cluster whose slots are spread over several
+# nodes, so a script or command touching keys of two slots fails here as it would in production.
+# Every start builds a new cluster: nodes.conf names the ports, and the tests need no data kept.
+RC_DIR="$VAR/redis-cluster"
+rc_ports() { echo "$REDIS_CLUSTER_PORT" $((REDIS_CLUSTER_PORT + 1)) $((REDIS_CLUSTER_PORT + 2)); }
+rc_pid() { echo "$RC_DIR/$1/redis.pid"; }
+rc_nodes_up() { local p; for p in $(rc_ports); do [ "$(redis-cli -h 127.0.0.1 -p "$p" ping 2>/dev/null)" = PONG ] || return 1; done; }
+rc_ok() { local p; for p in $(rc_ports); do redis-cli -h 127.0.0.1 -p "$p" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || return 1; done; }
+
+launch_redis-cluster() {
+  local p i=0 all=1
+  for p in $(rc_ports); do live_pid "$(rc_pid "$p")" redis-server >/dev/null || all=0; done
+  [ "$all" = 1 ] && { RUNNING=1; return 0; }
+  stop_redis-cluster 2>/dev/null # a partial cluster from an interrupted start
+  # shellcheck disable=SC2046
+  need_free_ports redis-cluster $(rc_ports) $((REDIS_CLUSTER_BUS_PORT)) $((REDIS_CLUSTER_BUS_PORT + 1)) $((REDIS_CLUSTER_BUS_PORT + 2))
+  rm -rf "$RC_DIR"
+  for p in $(rc_ports); do
+    mkdir -p "$RC_DIR/$p"
+    daemonize "$(rc_pid "$p")" "$RC_DIR/$p/redis.log" redis-server --bind 127.0.0.1 --port "$p" \
+      --cluster-enabled yes --cluster-port $((REDIS_CLUSTER_BUS_PORT + i)) --cluster-config-file nodes.conf \
+      --cluster-node-timeout 5000 --protected-mode yes --daemonize no --dir "$RC_DIR/$p" \
+      --save "" --appendonly no --logfile ""
+    i=$((i + 1))
+  done
+}
+ready_redis-cluster() {
+  local p nodes=()
+  LOGS=()
+  for p in $(rc_ports); do LOGS+=("$RC_DIR/$p/redis.log"); done
+  for p in $(rc_ports); do wait_for redis-cluster "$SERVERS_START_TIMEOUT" "$(rc_pid "$p")" redis-server rc_nodes_up; done
+  rc_ok && return 0
+  if [ "$cmd" != wait ] && [ -z "$(redis-cli -h 127.0.0.1 -p "$REDIS_CLUSTER_PORT" cluster slots 2>/dev/null)" ]; then
+    for p in $(rc_ports); do nodes+=("127.0.0.1:$p"); done
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$RC_DIR/create.log" 2>&1 ||
+      { show_log "$RC_DIR/create.log"; die "redis-cli --cluster create failed (log above)"; }
+  fi
+  # The nodes agree on the slots over the bus within a second or two.
+  wait_for redis-cluster "$SERVERS_START_TIMEOUT" "$(rc_pid "$REDIS_CLUSTER_PORT")" redis-server rc_ok
+}
+stop_redis-cluster() { local p; for p in $(rc_ports); do stop_pid "redis-cluster node $p" "$(rc_pid "$p")" redis-server; done; }
+pid_redis-cluster() { live_pid "$(rc_pid "$REDIS_CLUSTER_PORT")" redis-server; }
+status_redis-cluster() { local p; for p in $(rc_ports); do live_pid "$(rc_pid "$p")" redis-server >/dev/null || return 1; done; rc_ok; }
+endpoint_redis-cluster() { local p out=""; for p in $(rc_ports); do out+="${out:+,}127.0.0.1:$p"; done; echo "redis+cluster://$out"; }
 
 # ================================================================ postgres
 PG_DIR="$VAR/postgres"
@@ -477,12 +528,12 @@ status_cassandra() { live_pid "$CASS_PID" "$CASS_PATTERN" && cassandra_up; }
 endpoint_cassandra() { echo "127.0.0.1:$CASSANDRA_PORT (CQL)"; }
 
 # ================================================================ main
-usage() { die "usage: $0 install|start|stop|status|wait [etcd|redis|postgres|cassandra|all]"; }
+usage() { die "usage: $0 install|start|stop|status|wait [etcd|redis|redis-cluster|postgres|cassandra|all]"; }
 
 cmd="${1:-}"
 case "${2:-all}" in
   all) targets=("${ALL[@]}") ;;
-  etcd | redis | postgres | cassandra) targets=("$2") ;;
+  etcd | redis | redis-cluster | postgres | cassandra) targets=("$2") ;;
   *) usage ;;
 esac
 [ $# -le 2 ] || usage
@@ -505,7 +556,7 @@ case "$cmd" in
     do_install "${targets[@]}"
     # Launch the slowest first, then wait for each in turn.
     order=()
-    for t in cassandra etcd redis postgres; do
+    for t in cassandra etcd redis redis-cluster postgres; do
       [[ " ${targets[*]} " == *" $t "* ]] && order+=("$t")
     done
     declare -A started
@@ -521,7 +572,7 @@ case "$cmd" in
       fi
     done
     # ... and wait for the quick ones first, so that each one's time is its own.
-    for t in etcd redis postgres cassandra; do
+    for t in etcd redis redis-cluster postgres cassandra; do
       [ -n "${started[$t]+set}" ] || continue
       "ready_$t"
       if [ -n "${started[$t]}" ]; then log "$t ready in $(since "${started[$t]}") s on $("endpoint_$t")"; fi
@@ -542,12 +593,12 @@ case "$cmd" in
     rc=0
     for t in "${targets[@]}"; do
       if "status_$t" >/dev/null 2>&1; then
-        printf '%-10s up    %s\n' "$t" "$("endpoint_$t")"
+        printf '%-14s up    %s\n' "$t" "$("endpoint_$t")"
       elif "pid_$t" >/dev/null 2>&1; then
-        printf '%-10s starting (process up, not answering yet)\n' "$t"
+        printf '%-14s starting (process up, not answering yet)\n' "$t"
         rc=1
       else
-        printf '%-10s down\n' "$t"
+        printf '%-14s down\n' "$t"
         rc=1
       fi
     done

@@ -1,9 +1,10 @@
 import { execFileSync } from "node:child_process";
 import cassandra from "cassandra-driver";
 import { Etcd3 } from "etcd3";
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
+import { parseClusterUrl } from "../../internal/redis/client.js";
 import { sleep } from "../../internal/run/sleep.js";
 
 /**
@@ -37,6 +38,18 @@ describe("real servers under ./var/servers", () => {
     r.disconnect();
   });
 
+  it("Redis Cluster has three masters that share every slot, and refuses a command across slots", async () => {
+    const nodes = parseClusterUrl(env("REDIS_CLUSTER_URL"))!.nodes;
+    expect(nodes).toHaveLength(3);
+    const c = new Cluster(nodes);
+    const slots = (await c.cluster("SLOTS")) as [number, number, ...unknown[]][];
+    expect(new Set(slots.map((s) => JSON.stringify(s[2]))).size).toBe(3);
+    expect(slots.reduce((n, [from, to]) => n + to - from + 1, 0)).toBe(16384);
+    const err = await c.mset("meshchat:test:{a}", "1", "meshchat:test:{b}", "1").catch((e: unknown) => e);
+    expect(String(err)).toMatch(/CROSSSLOT/);
+    c.disconnect();
+  });
+
   it("PostgreSQL accepts the chat role on the chat database", async () => {
     const c = new pg.Client({ connectionString: env("POSTGRES_URL") });
     await c.connect();
@@ -54,6 +67,6 @@ describe("real servers under ./var/servers", () => {
 
   it("reports every server up", () => {
     const out = execFileSync("bash", ["scripts/servers/servers.sh", "status"], { encoding: "utf8" });
-    for (const name of ["etcd", "redis", "postgres", "cassandra"]) expect(out).toMatch(new RegExp(`${name}\\s+up`));
+    for (const name of ["etcd", "redis", "redis-cluster", "postgres", "cassandra"]) expect(out).toMatch(new RegExp(`${name}\\s+up`));
   });
 });
