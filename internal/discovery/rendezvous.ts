@@ -1,14 +1,5 @@
 import type { Instance } from "./discovery.js";
-
-/** MurmurHash3's finaliser: every input bit moves every output bit (FNV alone mixes its last characters poorly). */
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+import { fmix32 } from "../shard/hash.js";
 
 /**
  * The weight of `instanceId` for `key`: two 32-bit FNV-1a-style lanes over

@@ -1,3 +1,5 @@
+import { fnv1a32, groupByShard } from "../shard/hash.js";
+
 /**
  * The notifier decides with what it holds in memory (collapse windows, holds, reads, which
  * devices show what), and in production it runs as several replicas: a user's messages,
@@ -14,24 +16,12 @@ export const PUSH_SHARDS = 16;
 
 /** The user's shard: FNV-1a of the id (cheap: it runs for every recipient of every message). */
 export function pushShard(userId: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < userId.length; i++) {
-    h ^= userId.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0) % PUSH_SHARDS;
+  return fnv1a32(userId) % PUSH_SHARDS;
 }
 
 /** Items grouped by their user's shard, each group in the items' order. */
 export function byPushShard<T>(items: Iterable<T>, userOf: (item: T) => string): Map<number, T[]> {
-  const groups = new Map<number, T[]>();
-  for (const item of items) {
-    const shard = pushShard(userOf(item));
-    let list = groups.get(shard);
-    if (!list) groups.set(shard, (list = []));
-    list.push(item);
-  }
-  return groups;
+  return groupByShard(items, (item) => pushShard(userOf(item)));
 }
 
 /** The metadata of a call about the shard's users. */

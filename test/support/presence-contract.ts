@@ -91,6 +91,15 @@ export class Edge {
   }
 }
 
+/** A presence from the factory, what it publishes, and an edge heartbeating for it; `cleanups` closes both. */
+export async function presenceWithEdge(factory: PresenceFactory, config: PresenceConfig, cleanups: (() => Promise<void> | void)[]) {
+  const rec = new Recorder();
+  const presence = await factory(config, rec.publish);
+  const edge = new Edge(presence);
+  cleanups.push(() => presence.close(), () => edge.stop());
+  return { rec, presence, edge };
+}
+
 /**
  * The behaviour every Presence implementation shares: the same cases run on
  * MemoryPresence (unit) and RedisPresence (servers).
@@ -108,13 +117,7 @@ export function presenceContract(name: string, factory: PresenceFactory, caseClo
       clock = realClock;
     });
 
-    async function setup(config: PresenceConfig = TEST_CONFIG) {
-      const rec = new Recorder();
-      const presence = await factory(config, rec.publish);
-      const edge = new Edge(presence);
-      cleanups.push(() => presence.close(), () => edge.stop());
-      return { rec, presence, edge };
-    }
+    const setup = (config: PresenceConfig = TEST_CONFIG) => presenceWithEdge(factory, config, cleanups);
 
     /** A connected, heartbeating session that watches `userIds`. */
     async function watcher(edge: Edge, presence: Presence, userIds: string[]) {
