@@ -17,7 +17,7 @@ import { openDiscovery } from "../../internal/discovery/factory.js";
 import { LocalSignals } from "../../internal/chat/directory-signals.js";
 import { RedisDirectorySignals } from "../../internal/chat/directory-signals-redis.js";
 import { watchOwnership } from "../../internal/chat/ownership.js";
-import { openRouteIndex } from "../../internal/routes/factory.js";
+import { PresenceRouteIndex } from "../../internal/routes/route-index-presence.js";
 import { runUntilSignal } from "../../internal/run/lifecycle.js";
 import { startTelemetry } from "../../internal/telemetry/telemetry.js";
 
@@ -51,10 +51,14 @@ const sessionLifetimes = {
 await runUntilSignal("chat", log, config.shutdownTimeoutMs, async () => {
   const telemetry = startTelemetry("chat", config.instanceId, config.metricsPort, log);
   const issuer = await TokenIssuer.fromFile(signingKeyFile(config.profile, config.dataDir), accessTtlSeconds);
-  const { discovery, etcd } = await openDiscovery(config, log);
+  const { discovery } = await openDiscovery(config, log);
   const mesh = new MeshClients(config, clientCredentials(config, "chat"), discovery);
   const store = mesh.store();
-  const routes = await openRouteIndex(config, etcd, () => mesh.presence());
+  // Routes live with presence, which records every connection and shards over Redis (Cluster):
+  // etcd keeps membership, leases and ownership only (docs/scaling.md, "Routes").
+  let liveEdges = new Set(discovery.instances("edge").map((i) => i.id));
+  discovery.watch("edge", (now) => { liveEdges = new Set(now.map((i) => i.id)); });
+  const routes = new PresenceRouteIndex(mesh.presence(), discovery.dynamic ? (edgeId) => liveEdges.has(edgeId) : undefined);
   // NOTIFY_BATCH_MS: how long chat gathers messages, uses and reads before it calls the notifier
   // (once per window, once per push shard behind sidecars, where shards live on several replicas).
   const fanout = new Fanout(routes, { get: (a) => mesh.edge(a) }, mesh.notifier(), log, { windowMs: int("NOTIFY_BATCH_MS", 100, 0, 1_000), callPerShard: config.meshSidecar });

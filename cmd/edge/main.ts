@@ -5,7 +5,6 @@ import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
 import { loadHttpLimits } from "../../internal/config/http-limits.js";
 import { bool, ConfigError, int, str } from "../../internal/config/env.js";
 import { openDiscovery } from "../../internal/discovery/factory.js";
-import { routeRegistry } from "../../internal/routes/factory.js";
 import { MeshGateway } from "../../internal/edge/mesh-gateway.js";
 import { DeviceCookies } from "../../internal/edge/device-cookie.js";
 import { openRateLimiter } from "../../internal/edge/rate-limiter.js";
@@ -61,7 +60,7 @@ await runUntilSignal("edge", log, config.shutdownTimeoutMs, async () => {
   const cookies = DeviceCookies.load(edgeConfig.deviceCookieKeyFile, edgeConfig.deviceCookieMaxAgeDays, edgeConfig.publicHttps);
   const limiter = openRateLimiter(config, (err) => log.warn("rate limiter unavailable; letting requests through", { err }));
   const verifier = await TokenVerifier.fromFiles(verifyingKeyFiles(config.profile, config.dataDir));
-  const { discovery, etcd } = await openDiscovery(config, log);
+  const { discovery } = await openDiscovery(config, log);
   const mesh = new MeshClients(config, clientCredentials(config, "edge"), discovery);
   const chats = mesh.chatRouter();
   // The gRPC port is bound first: the advertised route must name the real port.
@@ -69,7 +68,7 @@ await runUntilSignal("edge", log, config.shutdownTimeoutMs, async () => {
   const grpc = await serve(config, "edge", grpcPort, log, [
     service(EdgeDeliveryServiceService, { deliver: (r, c) => edge.deliveryService().deliver(r, c), kick: (r, c) => edge.deliveryService().kick(r, c), endSessions: (r, c) => edge.deliveryService().endSessions(r, c) }),
   ]);
-  const gateway = new MeshGateway({ tokens: verifier, clients: mesh, owners: chats, routes: routeRegistry(config, etcd), kickLocal: (r) => edge.kickLocal(r), sessionCacheMs });
+  const gateway = new MeshGateway({ tokens: verifier, clients: mesh, owners: chats, kickLocal: (r) => edge.kickLocal(r), sessionCacheMs });
   const grpcAddress = `${config.advertiseHost}:${grpc.port}`;
   edge = new EdgeServer(edgeConfig, gateway, mesh.accounts(), { edgeId: config.instanceId, grpcAddress }, log, { limiter, cookies });
   await discovery.register("edge", { id: config.instanceId, address: grpcAddress });

@@ -55,9 +55,8 @@ export interface EtcdKeyspaceOptions {
 
 /**
  * One process's place in etcd: the client, the process's lease (EtcdSession) and
- * the installation's prefix. Discovery and the route registry share it, so every
- * key the process writes (its membership, an edge's routes) lives exactly as long
- * as its lease.
+ * the installation's prefix. Every key the process writes under it (its membership)
+ * lives exactly as long as its lease.
  */
 export class EtcdKeyspace {
   private constructor(readonly client: Etcd3, readonly session: EtcdSession, readonly prefix: string) {}

@@ -49,10 +49,6 @@ export class EtcdSession {
     if (this.lease && !this.restoring) await this.lease.put(key).value(value).exec();
   }
 
-  valueOf(key: string): string | undefined {
-    return this.keys.get(key);
-  }
-
   /** Deletes a key this session wrote, unless someone else has written it since. */
   async delete(key: string): Promise<void> {
     const ours = this.keys.get(key);

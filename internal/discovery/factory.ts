@@ -9,10 +9,9 @@ import { useDiscoveryForChannels } from "./grpc-resolver.js";
 
 export const DISCOVERY_BACKENDS = ["static", "etcd"] as const;
 
-/** What a process knows of the mesh, and its place in etcd when discovery is there (routes share its lease). */
+/** What a process knows of the mesh. */
 export interface Membership {
   discovery: Discovery;
-  etcd?: EtcdKeyspace;
 }
 
 /** DISCOVERY: static (embedded default: *_ADDRS) or etcd (production default: ETCD_ENDPOINTS). */
@@ -25,7 +24,7 @@ export async function openDiscovery(config: CommonConfig, log: Logger): Promise<
       break;
     case "etcd": {
       const etcd = await EtcdKeyspace.open({ endpoints: config.etcdEndpoints, prefix: etcdPrefix(), leaseTtlSeconds: int("DISCOVERY_LEASE_TTL_S", 5, 2, 600), access: etcdAccess() }, log);
-      membership = { discovery: await EtcdDiscovery.open(etcd), etcd };
+      membership = { discovery: await EtcdDiscovery.open(etcd) };
       break;
     }
     default:

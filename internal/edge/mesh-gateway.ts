@@ -10,7 +10,6 @@ import { TickBatcher } from "../run/tick-batcher.js";
 import { byPushShard, pushShardHeader } from "../grpc/push-shard.js";
 import { call } from "../grpc/client.js";
 import type { ChatRouter } from "../grpc/chat-router.js";
-import type { RouteRegistry } from "../routes/route-registry.js";
 import { SessionLiveness } from "./session-liveness.js";
 
 /**
@@ -39,7 +38,6 @@ export interface MeshGatewayOptions {
   /** Calls about one conversation, sent to its owner among the live chat instances. */
   owners: ChatRouter;
   /** Where this edge records the devices it holds (presence or etcd). */
-  routes: RouteRegistry;
   /** Closes a device's session if this edge holds it (false if another edge does). */
   kickLocal: (route: Route) => boolean;
   /** SESSION_CACHE_MS: how long a session found live is taken as live without asking again. */
@@ -63,7 +61,6 @@ export class MeshGateway {
   private readonly notifier: NotifierServiceClient;
   private readonly edgeClient: (address: string) => EdgeDeliveryServiceClient;
   private readonly kickLocal: (route: Route) => boolean;
-  private readonly routes: RouteRegistry;
   private readonly owners: ChatRouter;
 
   constructor(opts: MeshGatewayOptions) {
@@ -75,7 +72,6 @@ export class MeshGateway {
     this.notifier = opts.clients.notifier();
     this.edgeClient = (address) => opts.clients.edge(address);
     this.kickLocal = opts.kickLocal;
-    this.routes = opts.routes;
     this.owners = opts.owners;
     this.liveness = new SessionLiveness((ids) => this.checkSessions(ids), opts.sessionCacheMs);
   }
@@ -148,7 +144,6 @@ export class MeshGateway {
   async presenceConnect(route: Route, takeover: boolean): Promise<{ replaced?: Route }> {
     const res = await this.connects.call({ route, takeover });
     if (res.error !== ErrorCode.ERROR_CODE_UNSPECIFIED) throw new ChatError(res.error, res.message);
-    await this.routes.add(route);
     return res.response ?? {};
   }
   /** A device came online: pending collapsed pushes for the user are moot. */
@@ -156,7 +151,6 @@ export class MeshGateway {
     this.online.call(userId).catch(() => {});
   }
   async presenceDisconnect(route: Route): Promise<void> {
-    await this.routes.remove(route).catch(() => {});
     await call(this.presence, this.presence.disconnect, { route });
   }
   async presenceHeartbeat(routes: Route[]): Promise<void> {

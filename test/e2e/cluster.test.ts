@@ -6,6 +6,7 @@ import { PresenceStatus } from "../../gen/chat/v1/client.js";
 import type { Route } from "../../gen/chat/internal/v1/presence.js";
 import type { Instance } from "../../internal/discovery/discovery.js";
 import { ownerOf } from "../../internal/discovery/rendezvous.js";
+import { presenceShard, shardKeyBase } from "../../internal/presence/presence-shard.js";
 import type { Sent } from "../../internal/client/client.js";
 import { device, newUser, presenceSettled, startCluster, steadySender, waitFor, type Device, type TestCluster } from "./harness.js";
 import { sleep } from "../../internal/run/sleep.js";
@@ -27,8 +28,18 @@ async function live(service: string): Promise<Instance[]> {
   return Object.values(kvs).map((v) => JSON.parse(v) as Instance);
 }
 
+let redis: Redis;
+
+/** Presence's keys of a user's devices (presence-redis-scripts.ts): `dev:<len>:<user>:<device>` in the user's shard. */
+function deviceKeyPattern(userId: string): string {
+  return `${shardKeyBase(c.env.REDIS_PREFIX!, presenceShard(userId))}dev:${userId.length}:${userId}:*`;
+}
+
+/** The user's routes as presence holds them (what chat's route lookups read). */
 async function routesOf(userId: string): Promise<Route[]> {
-  return Object.values(await etcd.getAll().prefix(`${prefix()}routes/${userId}/`).strings()).map((v) => JSON.parse(v) as Route);
+  const keys = await redis.keys(deviceKeyPattern(userId));
+  const values = keys.length === 0 ? [] : await redis.mget(keys);
+  return values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as Route);
 }
 
 function servers(cmd: "stop" | "start", name: string): void {
@@ -62,12 +73,14 @@ async function expectExactlyOnce(acked: Sent[], conversationId: string, reader: 
 
 describe.skipIf(!production)("production cluster: two edges, two chat instances", () => {
   beforeAll(async () => {
-    c = await startCluster({ DISCOVERY_LEASE_TTL_S: String(LEASE_TTL_S), HEARTBEAT_INTERVAL_MS: "1000", PRESENCE_GRACE_MS: "1000", HEAD_CHECK_INTERVAL_MS: "1000", SEND_RATE: "1000", SEND_BURST: "1000" }, { edges: 2, chats: 2 });
+    c = await startCluster({ DISCOVERY_LEASE_TTL_S: String(LEASE_TTL_S), HEARTBEAT_INTERVAL_MS: "1000", PRESENCE_GRACE_MS: "1000", PRESENCE_TIMEOUT_MS: "5000", HEAD_CHECK_INTERVAL_MS: "1000", SEND_RATE: "1000", SEND_BURST: "1000" }, { edges: 2, chats: 2 });
     etcd = new Etcd3({ hosts: process.env.ETCD_ENDPOINTS!.split(",") });
+    redis = new Redis(process.env.REDIS_URL!);
   });
   afterAll(async () => {
     await c?.stop();
     etcd?.close();
+    redis?.disconnect();
   });
   // Each test starts from the whole cluster, whatever an earlier test killed: no test depends on running after another.
   beforeEach(async () => {
@@ -103,7 +116,9 @@ describe.skipIf(!production)("production cluster: two edges, two chat instances"
     await a.client.send(conv.id, "live");
     await waitFor("bob gets the first one live", () => b.in(conv.id).length === 1);
     // The route is lost behind the edge's back: the chat instances see no device for bob.
-    await etcd.delete().prefix(`${prefix()}routes/${bob.userId}/`).exec();
+    const keys = await redis.keys(deviceKeyPattern(bob.userId));
+    expect(keys.length).toBeGreaterThan(0);
+    await redis.del(...keys);
     expect(await routesOf(bob.userId)).toEqual([]);
     await a.client.send(conv.id, "not sent live");
     // No later event shows bob's session the gap; only the edge's head check can.
@@ -151,7 +166,7 @@ describe.skipIf(!production)("production cluster: two edges, two chat instances"
     for (const d of [a, victim.peer, victim.peer2, other.peer, other.peer2]) d.close();
   });
 
-  it("drops a killed edge's routes when its lease expires, and its clients resync on the other edge", async () => {
+  it("drops a killed edge's routes when its heartbeats stop and its lease expires, and its clients resync on the other edge", async () => {
     const [alice, bob, carol] = [await newUser(c, "alice"), await newUser(c, "bob"), await newUser(c, "carol")];
     const b = await device(c, bob, undefined, { url: c.wsUrls[0]! });
     const conv = await b.client.openDirect(alice.username);
@@ -166,7 +181,7 @@ describe.skipIf(!production)("production cluster: two edges, two chat instances"
     for (let i = 2; i <= 5; i++) await b.client.send(conv.id, `m${i}`);
     const deadline = Date.now() + 20_000;
     while ((await routesOf(carol.userId)).length > 0 || (await live("edge")).some((i) => i.id === "edge-2")) {
-      if (Date.now() > deadline) throw new Error("edge-2's keys outlived its lease");
+      if (Date.now() > deadline) throw new Error("edge-2's routes or registration outlived its heartbeats and lease");
       await sleep(100);
     }
     await waitFor("alice back on edge-1 with every message", () => a.in(conv.id).length === 5);

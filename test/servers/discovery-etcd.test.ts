@@ -5,17 +5,12 @@ import { EtcdDiscovery } from "../../internal/discovery/discovery-etcd.js";
 import { EtcdKeyspace } from "../../internal/discovery/etcd-keyspace.js";
 import type { Instance } from "../../internal/discovery/discovery.js";
 import { Logger } from "../../internal/log/logger.js";
-import { EtcdRouteIndex } from "../../internal/routes/route-index-etcd.js";
-import { EtcdRouteRegistry } from "../../internal/routes/route-registry-etcd.js";
 import { waitFor } from "../support/wait.js";
 
 const hosts = (process.env.ETCD_ENDPOINTS ?? "").split(",");
 const log = new Logger("test", "error");
 
-
-const route = (userId: string, deviceId: string, sessionId: string, edgeId: string) => ({ userId, deviceId, sessionId, edgeId, edgeAddress: `127.0.0.1:${edgeId.length}` });
-
-describe("etcd discovery, leases and routes (real etcd)", () => {
+describe("etcd discovery and leases (real etcd)", () => {
   let prefix: string;
   let raw: Etcd3;
   const opened: EtcdDiscovery[] = [];
@@ -23,7 +18,7 @@ describe("etcd discovery, leases and routes (real etcd)", () => {
     const space = await EtcdKeyspace.open({ endpoints: hosts, prefix, leaseTtlSeconds: 2 }, log);
     const d = await EtcdDiscovery.open(space);
     opened.push(d);
-    // The tests reach the process's lease directly, as the route registry does.
+    // The tests reach the process's lease directly: keys put under it live and die with the process.
     return Object.assign(d, { session: space.session });
   };
   beforeAll(() => {
@@ -52,21 +47,20 @@ describe("etcd discovery, leases and routes (real etcd)", () => {
     const a = await open();
     const b = await open();
     await a.register("edge", { id: "edge-dead", address: "127.0.0.1:2" });
-    await new EtcdRouteRegistry(a.session, prefix).add(route("u-dead", "d1", "s1", "edge-dead"));
+    await a.session.put(`${prefix}leased/u-dead/d1`, "held by edge-dead");
     await waitFor("b sees edge-dead", () => b.instances("edge").some((i) => i.id === "edge-dead"));
     const t0 = Date.now();
     a.session.release(); // keep-alives stop, nothing is revoked: as if the process died
     await waitFor("edge-dead gone", () => !b.instances("edge").some((i) => i.id === "edge-dead"), 20_000);
     expect(Date.now() - t0).toBeGreaterThan(1_000);
-    expect(await raw.getAll().prefix(`${prefix}routes/u-dead/`).keys()).toEqual([]);
+    expect(await raw.getAll().prefix(`${prefix}leased/u-dead/`).keys()).toEqual([]);
   });
 
   it("on losing its lease tells its listeners, takes a new one and writes every key again", async () => {
     const a = await open();
     const b = await open();
-    const registry = new EtcdRouteRegistry(a.session, prefix);
     await a.register("chat", { id: "chat-lost", address: "127.0.0.1:3" });
-    await registry.add(route("u-lost", "d1", "s1", "edge-x"));
+    await a.session.put(`${prefix}leased/u-lost/d1`, "held by chat-lost");
     let lost = 0;
     let restored = 0;
     a.session.onLost(() => lost++);
@@ -77,26 +71,7 @@ describe("etcd discovery, leases and routes (real etcd)", () => {
     await waitFor("b sees chat-lost leave", () => !b.instances("chat").some((i) => i.id === "chat-lost"));
     await waitFor("lease loss noticed and restored", () => lost === 1 && restored === 1, 20_000);
     await waitFor("b sees chat-lost again", () => b.instances("chat").some((i) => i.id === "chat-lost"));
-    expect(await raw.getAll().prefix(`${prefix}routes/u-lost/`).keys()).toEqual([`${prefix}routes/u-lost/d1`]);
+    expect(await raw.getAll().prefix(`${prefix}leased/u-lost/`).keys()).toEqual([`${prefix}leased/u-lost/d1`]);
     expect(await a.session.leaseId()).not.toBe(id);
-  });
-
-  it("route index: caches lookups and follows every change", async () => {
-    const a = await open();
-    const edge1 = new EtcdRouteRegistry(a.session, prefix);
-    const b = await open();
-    const edge2 = new EtcdRouteRegistry(b.session, prefix);
-    const index = await EtcdRouteIndex.open(raw, prefix);
-    const r1 = route("u-idx", "phone", "s1", "edge-1");
-    await edge1.add(r1);
-    expect(await index.lookup(["u-idx"])).toEqual([r1]);
-    // The device moves to another edge (takeover): the old edge's removal must not delete the new route.
-    const r2 = route("u-idx", "phone", "s2", "edge-2");
-    await edge2.add(r2);
-    await edge1.remove(r1);
-    await waitFor("index sees the new route", async () => JSON.stringify(await index.lookup(["u-idx"])) === JSON.stringify([r2]));
-    await edge2.remove(r2);
-    await waitFor("index sees it gone", async () => (await index.lookup(["u-idx"])).length === 0);
-    await index.close();
   });
 });
