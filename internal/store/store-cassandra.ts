@@ -80,8 +80,18 @@ const { consistencies } = cassandra.types;
  * overflow a day bucket, a quiet one would scatter over thousands of near-empty
  * ones), and history, log resolution and dedupe lookups know the partition of a
  * seq without any index, scanning contiguous buckets with no holes.
+ *
+ * Sized by bytes, not rows: a partition must stay under Cassandra's ~100 MB guidance
+ * (PARTITION_BYTES_MAX) even when every message is the largest legal one (100,000 code
+ * points of 4 UTF-8 bytes: 400 KB). 200 such rows are 80 MB; at a typical ~200 bytes a
+ * bucket is ~40 KB, and a history page (50, at most 200) still touches one or two buckets.
+ * It was 2,000 (800 MB worst case). Fixed per keyspace at creation (store_settings).
  */
-export const MESSAGES_PER_BUCKET = 2_000;
+export const MESSAGES_PER_BUCKET = 200;
+/** The largest message body in bytes at the default MAX_TEXT_LENGTH (100,000 code points). */
+export const MAX_MESSAGE_BYTES = 4 * 100_000;
+/** Cassandra's guidance for a partition's size. */
+export const PARTITION_BYTES_MAX = 100 * 1024 * 1024;
 /** Sync-log partitions: (user_id, floor(pos / LOG_ENTRIES_PER_BUCKET)). */
 export const LOG_ENTRIES_PER_BUCKET = 10_000;
 /** Log entries of membership events use seq = -outbox id in their idempotency key. */
@@ -91,7 +101,11 @@ export interface CassandraStoreOptions {
   keyspace: string;
   /** Replication when this store creates the keyspace: a SimpleStrategy factor or `dc1:3,dc2:3` (schema-cassandra.ts replicationOf). */
   replication?: string;
-  /** Bucket sizes; fixed when the keyspace is created (store_settings), a different value fails at open. */
+  /**
+   * Bucket sizes; fixed when the keyspace is created (store_settings). Unset: the keyspace's own
+   * (or the defaults, for a new one), so a keyspace made under older defaults opens as it is;
+   * set and different from the keyspace's: open fails.
+   */
   messagesPerBucket?: number;
   logEntriesPerBucket?: number;
 }
@@ -184,16 +198,16 @@ export class CassandraStore implements Store {
         id bigserial PRIMARY KEY, conversation_id text NOT NULL, user_ids text[] NOT NULL, event bytea NOT NULL, created_at bigint NOT NULL)`);
       await client.connect();
       await migrateCassandra(client, ks, options.replication ?? "1");
-      const setting = async (name: string, want: number): Promise<number> => {
+      const setting = async (name: string, wanted: number | undefined, fallback: number): Promise<number> => {
         const opts = { prepare: true, consistency: consistencies.localQuorum, serialConsistency: consistencies.localSerial };
-        await client.execute(`INSERT INTO ${ks}.store_settings (name, value) VALUES (?, ?) IF NOT EXISTS`, [name, want], opts);
+        await client.execute(`INSERT INTO ${ks}.store_settings (name, value) VALUES (?, ?) IF NOT EXISTS`, [name, wanted ?? fallback], opts);
         const r = await client.execute(`SELECT value FROM ${ks}.store_settings WHERE name = ?`, [name], { ...opts, consistency: consistencies.localSerial });
         const have = num(r.first()?.["value"]);
-        if (have !== want) throw new Error(`keyspace ${ks} was created with ${name}=${have}, this instance wants ${want}`);
+        if (wanted !== undefined && have !== wanted) throw new Error(`keyspace ${ks} was created with ${name}=${have}, this instance wants ${wanted}`);
         return have;
       };
-      const m = await setting("messages_per_bucket", options.messagesPerBucket ?? MESSAGES_PER_BUCKET);
-      const l = await setting("log_entries_per_bucket", options.logEntriesPerBucket ?? LOG_ENTRIES_PER_BUCKET);
+      const m = await setting("messages_per_bucket", options.messagesPerBucket, MESSAGES_PER_BUCKET);
+      const l = await setting("log_entries_per_bucket", options.logEntriesPerBucket, LOG_ENTRIES_PER_BUCKET);
       const store = new CassandraStore(dir, db, client, ks, m, l);
       await store.drainOutbox();
       return store;

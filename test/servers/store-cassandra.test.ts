@@ -241,6 +241,28 @@ describe("Cassandra store specifics", () => {
     expect(rows[0]!["gc_grace_seconds"]).toBe(10800);
   });
 
+  it("opens a keyspace made under other bucket sizes with its own when none is configured (an upgrade keeps old keyspaces readable)", async () => {
+    const [a, b] = await users(store, "up-a", "up-b");
+    const conv = (await group(store, [a!, b!])).conversation;
+    const memberIds = [a!.id, b!.id];
+    // An instance of a later release: no sizes given, defaults (200 / 10,000) unlike this keyspace's (4 / 5).
+    const later = await CassandraStore.open(new PostgresSqlClient(backend.url()), cassClient(), { keyspace: KEYSPACE });
+    try {
+      const sent = Array.from({ length: 6 }, (_, i) => msg(a!, `up${i}`));
+      await later.append([{ conversationId: conv.id, baseSeq: 0, memberIds, messages: sent }]);
+      // Rows where this keyspace puts them (seq 5 in bucket 1 of 4 seqs), and every reader agrees.
+      const row = await raw.execute(`SELECT seq FROM ${KEYSPACE}.messages WHERE conversation_id = ? AND bucket = 1 AND seq = 5`, [conv.id], { prepare: true });
+      expect(row.rowLength).toBe(1);
+      for (const s of [later, store]) {
+        const page = await s.history(a!.id, { conversationId: conv.id, direction: HistoryDirection.HISTORY_DIRECTION_FORWARD, fromSeq: 0, limit: 10 });
+        expect(page.messages.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+        expect(messageSeqs(await readAll(s, b!.id), conv.id)).toEqual([1, 2, 3, 4, 5, 6]);
+      }
+    } finally {
+      await later.close();
+    }
+  });
+
   it("refuses to open a keyspace with different bucket sizes", async () => {
     const other = cassClient();
     await expect(CassandraStore.open(new PostgresSqlClient(backend.url()), other, { keyspace: KEYSPACE, messagesPerBucket: 7, logEntriesPerBucket: LOG_ENTRIES_PER_BUCKET }))
