@@ -1,7 +1,7 @@
 import path from "node:path";
 import fs from "node:fs";
 import type { CommonConfig } from "../config/config.js";
-import { int, oneOf, str, unknownChoice } from "../config/env.js";
+import { bool, int, oneOf, str, unknownChoice } from "../config/env.js";
 import { PgliteSqlClient } from "./sql-pglite.js";
 import { PostgresSqlClient } from "./sql-postgres.js";
 import { CassandraStore, createCassandraClient } from "./store-cassandra.js";
@@ -71,6 +71,8 @@ async function openBackend(config: CommonConfig): Promise<Store> {
       try {
         return await CassandraStore.open(new PostgresSqlClient(config.postgresUrl), client, {
           keyspace: config.cassandraKeyspace,
+          localDc: config.cassandraLocalDc,
+          takeOverWrites: bool("CASSANDRA_TAKE_OVER_WRITES", false),
           // CASSANDRA_REPLICATION_FACTOR is the older name of a plain factor.
           replication: str("CASSANDRA_REPLICATION", str("CASSANDRA_REPLICATION_FACTOR", "1")),
         });

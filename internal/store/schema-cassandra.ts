@@ -72,6 +72,8 @@ export const CASSANDRA_MIGRATIONS: ReadonlyArray<(ks: string) => string[]> = [
   (ks) => [
     `ALTER TABLE ${ks}.log_index WITH compaction = {'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'DAYS', 'compaction_window_size': 1} AND gc_grace_seconds = 10800`,
   ],
+  // 6: which data centre writes the keyspace (cassandra-writer-dc.ts).
+  (ks) => [`CREATE TABLE IF NOT EXISTS ${ks}.store_roles (name text PRIMARY KEY, value text)`],
 ];
 
 const KEYSPACE_RE = /^[a-z][a-z0-9_]{0,47}$/;

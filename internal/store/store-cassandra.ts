@@ -17,6 +17,7 @@ import { ChatError } from "../errors/chat-error.js";
 import { infraErrorToChatError } from "../errors/infra.js";
 import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES, textBytes } from "../grpc/message-size.js";
 import { CassandraRequestCounter } from "./cassandra-requests.js";
+import { claimWriterDc } from "./cassandra-writer-dc.js";
 import { checkKeyspace, migrateCassandra } from "./schema-cassandra.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
 import { type LogWrite, SqlStore } from "./store-sql.js";
@@ -108,6 +109,10 @@ export interface CassandraStoreOptions {
    */
   messagesPerBucket?: number;
   logEntriesPerBucket?: number;
+  /** CASSANDRA_LOCAL_DC: this instance's data centre, which must be the keyspace's writer (cassandra-writer-dc.ts). */
+  localDc: string;
+  /** CASSANDRA_TAKE_OVER_WRITES: make the local DC the writer, the one before being down. */
+  takeOverWrites?: boolean;
 }
 
 /** A Cassandra client with the store's defaults: LOCAL_QUORUM, LOCAL_SERIAL, prepared statements. */
@@ -198,6 +203,7 @@ export class CassandraStore implements Store {
         id bigserial PRIMARY KEY, conversation_id text NOT NULL, user_ids text[] NOT NULL, event bytea NOT NULL, created_at bigint NOT NULL)`);
       await client.connect();
       await migrateCassandra(client, ks, options.replication ?? "1");
+      await claimWriterDc(client, ks, options.localDc, options.takeOverWrites ?? false);
       const setting = async (name: string, wanted: number | undefined, fallback: number): Promise<number> => {
         const opts = { prepare: true, consistency: consistencies.localQuorum, serialConsistency: consistencies.localSerial };
         await client.execute(`INSERT INTO ${ks}.store_settings (name, value) VALUES (?, ?) IF NOT EXISTS`, [name, wanted ?? fallback], opts);

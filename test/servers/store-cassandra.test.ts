@@ -5,6 +5,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AppendGroup } from "../../gen/chat/internal/v1/store.js";
 import { ErrorCode, Event, HistoryDirection } from "../../gen/chat/v1/client.js";
+import { ConfigError } from "../../internal/config/env.js";
 import { ChatError } from "../../internal/errors/chat-error.js";
 import { PostgresSqlClient } from "../../internal/store/sql-postgres.js";
 import { CassandraStore, createCassandraClient } from "../../internal/store/store-cassandra.js";
@@ -68,6 +69,7 @@ function sqlBackend(): Backend {
 }
 
 const KEYSPACE = `meshchat_test_${RUN}`;
+const DC = env("CASSANDRA_LOCAL_DC");
 function cassandraBackend(): Backend {
   let db: { url: string; drop: () => Promise<void> };
   const opened: Store[] = [];
@@ -77,7 +79,7 @@ function cassandraBackend(): Backend {
     async setup() { db = await createDatabase(); },
     async open() {
       const s = await CassandraStore.open(new PostgresSqlClient(db.url), cassClient(), {
-        keyspace: KEYSPACE, messagesPerBucket: MESSAGES_PER_BUCKET, logEntriesPerBucket: LOG_ENTRIES_PER_BUCKET,
+        keyspace: KEYSPACE, localDc: DC, messagesPerBucket: MESSAGES_PER_BUCKET, logEntriesPerBucket: LOG_ENTRIES_PER_BUCKET,
       });
       opened.push(s);
       return s;
@@ -246,7 +248,7 @@ describe("Cassandra store specifics", () => {
     const conv = (await group(store, [a!, b!])).conversation;
     const memberIds = [a!.id, b!.id];
     // An instance of a later release: no sizes given, defaults (200 / 10,000) unlike this keyspace's (4 / 5).
-    const later = await CassandraStore.open(new PostgresSqlClient(backend.url()), cassClient(), { keyspace: KEYSPACE });
+    const later = await CassandraStore.open(new PostgresSqlClient(backend.url()), cassClient(), { keyspace: KEYSPACE, localDc: DC });
     try {
       const sent = Array.from({ length: 6 }, (_, i) => msg(a!, `up${i}`));
       await later.append([{ conversationId: conv.id, baseSeq: 0, memberIds, messages: sent }]);
@@ -263,9 +265,37 @@ describe("Cassandra store specifics", () => {
     }
   });
 
+  it("is written from one data centre: an instance of another refuses to start until told to take the writes over", async () => {
+    const writer = async () => (await raw.execute(`SELECT value FROM ${KEYSPACE}.store_roles WHERE name = 'writer_dc'`)).first()?.["value"] as string;
+    expect(await writer()).toBe(DC);
+    const open = async (localDc: string, takeOverWrites = false) => {
+      const [db, client] = [new PostgresSqlClient(backend.url()), cassClient()];
+      try {
+        return await CassandraStore.open(db, client, { keyspace: KEYSPACE, localDc, takeOverWrites, messagesPerBucket: MESSAGES_PER_BUCKET, logEntriesPerBucket: LOG_ENTRIES_PER_BUCKET });
+      } catch (err) {
+        await Promise.all([client.shutdown(), db.close()]);
+        throw err;
+      }
+    };
+    try {
+      // Another region's store, say after a deploy there: refused, typed, and nothing changes.
+      const err = await open("dc-west").catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ConfigError);
+      expect(String(err)).toMatch(/written from data centre .* not dc-west.*CASSANDRA_TAKE_OVER_WRITES/);
+      expect(await writer()).toBe(DC);
+      // The operator's failover: dc-west takes the writes; then the old one is refused in turn.
+      await (await open("dc-west", true)).close();
+      expect(await writer()).toBe("dc-west");
+      expect(String(await open(DC).catch((e: unknown) => e))).toMatch(/written from data centre dc-west, not /);
+    } finally {
+      await (await open(DC, true)).close();
+    }
+    expect(await writer()).toBe(DC);
+  });
+
   it("refuses to open a keyspace with different bucket sizes", async () => {
     const other = cassClient();
-    await expect(CassandraStore.open(new PostgresSqlClient(backend.url()), other, { keyspace: KEYSPACE, messagesPerBucket: 7, logEntriesPerBucket: LOG_ENTRIES_PER_BUCKET }))
+    await expect(CassandraStore.open(new PostgresSqlClient(backend.url()), other, { keyspace: KEYSPACE, localDc: DC, messagesPerBucket: 7, logEntriesPerBucket: LOG_ENTRIES_PER_BUCKET }))
       .rejects.toThrow(/messages_per_bucket/);
     await other.shutdown();
   });
@@ -273,7 +303,7 @@ describe("Cassandra store specifics", () => {
   it("Cassandra unreachable or going away surfaces as a retryable UNAVAILABLE", async () => {
     // Nothing listens there: open fails with NoHostAvailableError.
     const dead = new cassandra.Client({ contactPoints: ["127.0.0.1:1"], localDataCenter: env("CASSANDRA_LOCAL_DC"), socketOptions: { connectTimeout: 1000 } });
-    const err = await CassandraStore.open(new PostgresSqlClient(backend.url()), dead, { keyspace: KEYSPACE, messagesPerBucket: MESSAGES_PER_BUCKET, logEntriesPerBucket: LOG_ENTRIES_PER_BUCKET }).catch((e: unknown) => e);
+    const err = await CassandraStore.open(new PostgresSqlClient(backend.url()), dead, { keyspace: KEYSPACE, localDc: DC, messagesPerBucket: MESSAGES_PER_BUCKET, logEntriesPerBucket: LOG_ENTRIES_PER_BUCKET }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ChatError);
     expect(err).toMatchObject({ code: ErrorCode.ERROR_CODE_UNAVAILABLE, retryable: true });
     await dead.shutdown();
@@ -307,7 +337,7 @@ describe("Cassandra store specifics", () => {
         reconnection: new cassandra.policies.reconnection.ConstantReconnectionPolicy(60_000),
       },
     });
-    const s = await CassandraStore.open(new PostgresSqlClient(backend.url()), viaProxy, { keyspace: KEYSPACE, messagesPerBucket: MESSAGES_PER_BUCKET, logEntriesPerBucket: LOG_ENTRIES_PER_BUCKET });
+    const s = await CassandraStore.open(new PostgresSqlClient(backend.url()), viaProxy, { keyspace: KEYSPACE, localDc: DC, messagesPerBucket: MESSAGES_PER_BUCKET, logEntriesPerBucket: LOG_ENTRIES_PER_BUCKET });
     const [a] = await users(s, "a");
     const conv = (await group(s, [a!])).conversation;
     expect(await s.lastSeq(conv.id)).toBe(0);
