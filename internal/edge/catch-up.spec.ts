@@ -92,12 +92,14 @@ const CONFIG: CatchUpConfig = { pageSize: 1_000, maxBufferedBytes: 1 << 20 };
  * held until the `release` it returns. `seen` is what the device received and
  * where the store was read from.
  */
-function machine(stored: number, config: Partial<CatchUpConfig> = {}) {
+function machine(stored: number, config: Partial<CatchUpConfig> = {}, opts: { probes?: number[] } = {}) {
   const log = new FakeLog(stored);
   const device = new FakeDevice();
+  const probes = opts.probes;
   const catchUp = new CatchUp(
     {
       readLog: (afterPos, limit) => log.read(afterPos, limit),
+      ...(probes ? { logHead: async () => { probes.push(log.events.length); return log.events.length; } } : {}),
       emit: (frame, onWritten) => device.emit(frame, onWritten),
       bufferedBytes: () => device.buffered,
       end: (reason) => { device.ended = reason; },
@@ -121,6 +123,43 @@ async function settle(): Promise<void> {
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 describe("CatchUp", () => {
+  it("asks the head first at Hello: a device that holds the whole log is synced without reading it", async () => {
+    const probes: number[] = [];
+    const { catchUp, start, seen } = machine(5, {}, { probes });
+    await start(5);
+    expect(probes).toEqual([5]);
+    expect(seen()).toEqual({ positions: [], synced: [5], reads: [] });
+    expect(catchUp.cursor).toBe(5);
+  });
+
+  it("reads from the cursor after the head probe when the log is past it, or when the cursor is ahead of it", async () => {
+    const probes: number[] = [];
+    const behind = machine(5, {}, { probes });
+    await behind.start(2);
+    expect(behind.seen()).toEqual({ positions: [3, 4, 5], synced: [5], reads: [2] });
+    // A cursor from the future is the read's business, as without the probe: replayed from 0.
+    const ahead = machine(3, {}, { probes });
+    await ahead.start(9);
+    expect(ahead.device.errors()).toEqual([ErrorCode.ERROR_CODE_CURSOR_AHEAD]);
+    expect(ahead.seen()).toEqual({ positions: [1, 2, 3], synced: [3], reads: [9, 0] });
+    expect(probes).toEqual([5, 3]);
+  });
+
+  it("probes only at Hello: a resync or a gap reads the log", async () => {
+    const probes: number[] = [];
+    const { log, catchUp, start, seen } = machine(3, {}, { probes });
+    await start(3);
+    const [fourth, fifth] = log.append(2);
+    catchUp.deliver(fifth!);
+    await settle();
+    expect(seen()).toEqual({ positions: [4, 5], synced: [3, 5], reads: [3] });
+    expect(fourth!.pos).toBe(4);
+    catchUp.resync(0);
+    await settle();
+    expect(seen().reads).toEqual([3, 0]);
+    expect(probes).toEqual([3]);
+  });
+
   it("sends the stored events after the device's cursor, in order, then Synced at the head", async () => {
     const { catchUp, start, seen } = machine(5);
     await start(2);

@@ -14,6 +14,13 @@ const MAX_BUFFERED_LIVE = 10_000;
 export interface CatchUpIo {
   /** Reads a page of the user's log after `afterPos`: at most `limit` events, fewer when the store cuts by bytes (then `more`). */
   readLog(afterPos: number, limit: number): Promise<ReadLogResponse>;
+  /**
+   * The log's head, from a call shared with the other sessions asking in the same tick. A
+   * Hello's catch-up asks it first: most reconnecting devices hold everything already, and
+   * one shared call per tick instead of a read per device is what lets a storm of them
+   * (an edge restarting) connect in seconds.
+   */
+  logHead?(): Promise<number>;
   /** Sends a frame to the device; `onWritten` runs once the socket has taken it, or at once if it is not sent. */
   emit(frame: ServerFrame, onWritten?: () => void): void;
   /** Bytes the socket holds unsent, for pacing a backlog to the device's reading speed. */
@@ -77,7 +84,7 @@ export class CatchUp {
     if (this.state !== "new") return;
     this.position = cursor;
     this.state = "active";
-    void this.sync();
+    void this.sync(true);
   }
 
   /** The session has ended: nothing more is sent, and a paced catch-up waiting on the socket gives up. */
@@ -139,8 +146,11 @@ export class CatchUp {
     void this.sync();
   }
 
-  /** Sends every stored event after the cursor, then the buffered live ones, then Synced. */
-  private async sync(): Promise<void> {
+  /**
+   * Sends every stored event after the cursor, then the buffered live ones, then Synced.
+   * `probe`: ask the head first, and read only if the log is past the cursor.
+   */
+  private async sync(probe = false): Promise<void> {
     if (this.syncing) return;
     this.syncing = true;
     const started = performance.now();
@@ -149,7 +159,8 @@ export class CatchUp {
     try {
       for (;;) {
         this.resyncNeeded = false;
-        const page = await this.io.readLog(this.position, this.config.pageSize);
+        const page = (probe && (await this.nothingToRead())) || (await this.io.readLog(this.position, this.config.pageSize));
+        probe = false;
         if (!this.active()) return;
         if (this.resyncNeeded) continue; // the client asked to restart from another cursor
         if (this.position > page.head) {
@@ -192,6 +203,18 @@ export class CatchUp {
     } finally {
       this.syncing = false;
     }
+  }
+
+  /**
+   * An empty page when the log's head is the cursor (what a page read now would hold: every
+   * event acknowledged before the ask is under the head, and what comes after is delivered
+   * live to this session, registered before its catch-up starts); undefined when there is
+   * something to read, or no way to ask.
+   */
+  private async nothingToRead(): Promise<ReadLogResponse | undefined> {
+    if (!this.io.logHead) return undefined;
+    const head = await this.io.logHead();
+    return head === this.position ? { events: [], head, more: false } : undefined;
   }
 
   /**

@@ -86,6 +86,12 @@ export class MeshGateway {
     return userIds;
   });
 
+  /**
+   * The log heads asked in one tick, in one store call (500 users a call, as the head check):
+   * a reconnect storm's catch-ups first learn whether there is anything to read at all.
+   */
+  private readonly heads = new TickBatcher((userIds: string[]) => this.logHeads(userIds), 500);
+
   /** For each log-in session id, in order: is it live? (SessionLiveness batches and caches these.) */
   async checkSessions(sessionIds: string[]): Promise<boolean[]> {
     return (await call(this.store, this.store.checkSessions, { sessionIds }, 10_000)).live;
@@ -111,6 +117,10 @@ export class MeshGateway {
   }
   async logHeads(userIds: string[]): Promise<number[]> {
     return (await call(this.store, this.store.getLogHeads, { userIds }, 10_000)).heads;
+  }
+  /** The user's log head, asked together with every other asked in the same tick. */
+  logHead(userId: string): Promise<number> {
+    return this.heads.call(userId);
   }
   /** A page of the user's log; `more` when it stopped at its count or byte bound. */
   async readLog(userId: string, afterPos: number, limit: number): Promise<{ events: Event[]; head: number; more: boolean }> {

@@ -98,6 +98,7 @@ async function connect(n: number): Promise<{ ws: SlowSocket; session: Session; l
       const events = log.filter((e) => e.pos > after).slice(0, 20);
       return { events, head: log.length, more: events.length === 20 };
     },
+    logHead: async () => log.length,
   } as unknown as MeshGateway;
   const ws = new SlowSocket();
   const session = new Session(ws as unknown as WebSocket, "proto", backends, CONFIG, {
@@ -133,6 +134,7 @@ describe("Session", () => {
       kick: async () => {},
       userOnline: () => {},
       readLog: async () => ({ events: [], head: 0 }),
+      logHead: async () => 0,
     } as unknown as MeshGateway;
     const registered = new Set<Session>();
     let unregistered = 0;
@@ -170,6 +172,7 @@ describe("Session sends", () => {
       kick: async () => {},
       userOnline: () => {},
       readLog: async () => ({ events: [], head: 0 }),
+      logHead: async () => 0,
       // Chat answers each send only when the test says so.
       send: (_actor: unknown, s: { clientMsgId: string; conversationId: string }) => {
         calls.push(s.clientMsgId);

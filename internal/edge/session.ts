@@ -132,6 +132,7 @@ export class Session {
     this.helloTimer = setTimeout(() => this.close(CLOSE.helloTimeout, "no Hello in time"), config.helloTimeoutMs);
     this.catchUp = new CatchUp({
       readLog: (afterPos, limit) => gateway.readLog(this.userId, afterPos, limit),
+      logHead: () => gateway.logHead(this.userId),
       emit: (frame, onWritten) => this.send(frame, onWritten),
       bufferedBytes: () => ws.bufferedAmount,
       end: (reason) => this.close(CLOSE.retryLater, reason),
