@@ -498,9 +498,15 @@ export class CassandraStore implements Store {
     return guard(async () => (await this.client.execute(this.cql.hiddenOf, [userId, conversationId], { isIdempotent: true })).rows.map((r) => num(r["seq"])));
   }
 
+  /**
+   * One read per user, the head hint: every append writes it (a max-register) before it is
+   * acknowledged, so it is at or past every acknowledged entry; only a write still in flight,
+   * or one whose writer died before acknowledging it, can be past it, which a check may miss.
+   * The edges' head check asks this for every online user each minute: the exact head (the
+   * hint, then the last bucket's last row) would double those reads.
+   */
   logHeads(userIds: string[]): Promise<number[]> {
-    // A quorum read, not a serial one: a head that trails an in-flight write is fine for a check.
-    return guard(() => Promise.all(userIds.map((u) => this.logHead(u, consistencies.localQuorum))));
+    return guard(() => Promise.all(userIds.map(async (u) => num((await this.client.execute(this.cql.logHeadHint, [u], { isIdempotent: true })).first()?.["head"]))));
   }
 
   history(userId: string, req: HistoryRequest, maxBytes = PAGE_MAX_BYTES): Promise<HistoryPage> {

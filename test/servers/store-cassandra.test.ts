@@ -265,6 +265,32 @@ describe("Cassandra store specifics", () => {
     }
   });
 
+  it("answers a head check with one read per user, at or past every acknowledged entry", async () => {
+    const asked: string[] = [];
+    // The driver checks the tracker's class; its typings declare it as an interface.
+    const TrackerBase = (cassandra.tracker as unknown as { RequestTracker: new () => cassandra.tracker.RequestTracker }).RequestTracker;
+    class Recorder extends TrackerBase {
+      override onSuccess(_host: unknown, query: string | Array<{ query: string }>): void { asked.push(typeof query === "string" ? query : "batch"); }
+    }
+    const client = new cassandra.Client({ contactPoints: env("CASSANDRA_CONTACT_POINTS").split(","), localDataCenter: DC, requestTracker: new Recorder(),
+      queryOptions: { prepare: true, consistency: cassandra.types.consistencies.localQuorum, serialConsistency: cassandra.types.consistencies.localSerial } });
+    const s = await CassandraStore.open(new PostgresSqlClient(backend.url()), client, { keyspace: KEYSPACE, localDc: DC, messagesPerBucket: MESSAGES_PER_BUCKET, logEntriesPerBucket: LOG_ENTRIES_PER_BUCKET });
+    try {
+      const [a, b] = await users(s, "hc-a", "hc-b");
+      const conv = (await group(s, [a!, b!])).conversation;
+      // Past a bucket of 5 positions, so the exact head would read two buckets.
+      const sent = Array.from({ length: 7 }, (_, i) => msg(a!, `hc${i}`));
+      await s.append([{ conversationId: conv.id, baseSeq: 0, memberIds: [a!.id, b!.id], messages: sent }]);
+      const exact = (await s.readLog(b!.id, 0, 100)).head;
+      asked.length = 0;
+      expect(await s.logHeads([a!.id, b!.id, id("nobody")])).toEqual([exact, exact, 0]);
+      expect(asked).toHaveLength(3);
+      expect(asked.every((q) => q.includes("log_heads"))).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+
   it("is written from one data centre: an instance of another refuses to start until told to take the writes over", async () => {
     const writer = async () => (await raw.execute(`SELECT value FROM ${KEYSPACE}.store_roles WHERE name = 'writer_dc'`)).first()?.["value"] as string;
     expect(await writer()).toBe(DC);
