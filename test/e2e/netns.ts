@@ -1,0 +1,110 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import net from "node:net";
+
+/**
+ * Hosts on this machine: network namespaces joined by a bridge in the root namespace,
+ * each with its own address and port space, so a "host" can be cut off by dropping its
+ * link while its processes keep running (a partition, not a crash). Needs root and `ip`.
+ *
+ *   root namespace: bridge BRIDGE, GATEWAY (the servers host)
+ *   namespace <prefix>-hN: veth <prefix>-hN-n, SUBNET.1N  <->  veth <prefix>-hN-r on the bridge
+ */
+export const SUBNET = "10.79.0";
+export const GATEWAY = `${SUBNET}.1`;
+const PREFIX = "mcn";
+const BRIDGE = `${PREFIX}br0`;
+
+export interface Host {
+  name: string;
+  address: string;
+  /** The root side of the host's veth pair: setting it down cuts the host off. */
+  link: string;
+  /** Runs a command inside the host's namespace (ProcessSpec.wrapper). */
+  wrapper: string[];
+}
+
+/** Why these tests cannot run here, or undefined when they can. */
+export function unsupported(): string | undefined {
+  if (process.getuid?.() !== 0) return "not root: network namespaces need CAP_NET_ADMIN";
+  if (spawnSync("ip", ["-V"]).status !== 0) return "`ip` (iproute2) is missing";
+  return undefined;
+}
+
+function ip(...args: string[]): void {
+  execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
+}
+
+/** Like ip() for teardown: whatever is already gone stays gone. */
+function ipQuiet(...args: string[]): void {
+  spawnSync("ip", args, { stdio: "ignore" });
+}
+
+/** Removes every namespace, veth and the bridge this module makes, a crashed run's included. */
+export function teardownHosts(): void {
+  const namespaces = spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout ?? "";
+  for (const line of namespaces.split("\n")) {
+    const name = line.split(" ")[0];
+    if (name?.startsWith(`${PREFIX}-h`)) ipQuiet("netns", "delete", name);
+  }
+  // Deleting a namespace deletes its end of each veth and with it the pair; the rest goes explicitly.
+  const links = spawnSync("ip", ["-o", "link", "show"], { encoding: "utf8" }).stdout ?? "";
+  for (const m of links.matchAll(new RegExp(`^\\d+: (${PREFIX}-h\\d+-r)[@:]`, "gm"))) ipQuiet("link", "delete", m[1]!);
+  ipQuiet("link", "delete", BRIDGE);
+}
+
+/** Makes `count` hosts, after clearing what an earlier run left behind. */
+export function setupHosts(count: number): Host[] {
+  teardownHosts();
+  ip("link", "add", BRIDGE, "type", "bridge");
+  ip("addr", "add", `${GATEWAY}/24`, "dev", BRIDGE);
+  ip("link", "set", BRIDGE, "up");
+  const hosts: Host[] = [];
+  for (let i = 1; i <= count; i++) {
+    const name = `${PREFIX}-h${i}`;
+    const address = `${SUBNET}.${10 + i}`;
+    const [root, inner] = [`${name}-r`, `${name}-n`];
+    ip("netns", "add", name);
+    ip("link", "add", root, "type", "veth", "peer", "name", inner);
+    ip("link", "set", inner, "netns", name);
+    ip("link", "set", root, "master", BRIDGE);
+    ip("link", "set", root, "up");
+    ip("-n", name, "addr", "add", `${address}/24`, "dev", inner);
+    ip("-n", name, "link", "set", inner, "up");
+    ip("-n", name, "link", "set", "lo", "up");
+    hosts.push({ name, address, link: root, wrapper: ["ip", "netns", "exec", name] });
+  }
+  return hosts;
+}
+
+/** Cuts a host off the network (down) or puts it back (up); its processes are left alone. */
+export function setLink(host: Host, state: "up" | "down"): void {
+  ip("link", "set", host.link, state);
+}
+
+/**
+ * Forwards GATEWAY:<port> to 127.0.0.1:<port> for each port: the test servers
+ * (scripts/servers/servers.sh) listen on loopback only, which no namespace reaches.
+ */
+export async function forwardToLoopback(ports: number[]): Promise<{ close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const servers = await Promise.all(ports.map((port) => new Promise<net.Server>((resolve, reject) => {
+    const server = net.createServer((inbound) => {
+      const outbound = net.connect(port, "127.0.0.1");
+      for (const s of [inbound, outbound]) {
+        sockets.add(s);
+        s.on("close", () => sockets.delete(s));
+        // Either side failing ends both: the client sees a dropped connection, as it would without us.
+        s.on("error", () => { inbound.destroy(); outbound.destroy(); });
+      }
+      inbound.pipe(outbound).pipe(inbound);
+    });
+    server.once("error", reject);
+    server.listen(port, GATEWAY, () => resolve(server));
+  })));
+  return {
+    async close() {
+      for (const s of sockets) s.destroy();
+      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    },
+  };
+}
