@@ -2,13 +2,13 @@ import { randomUUID } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { Etcd3 } from "etcd3";
-import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from "vitest";
 import type { Instance } from "../../internal/discovery/discovery.js";
 import { ownerOf } from "../../internal/discovery/rendezvous.js";
 import { ensureDevCerts } from "../../internal/grpc/dev-certs.js";
 import { Cluster, clusterEnv, freePort, type ProcessSpec } from "../../internal/launcher/cluster.js";
 import { device, expectExactlyOnce, newUser, steadySender, TEST_CERTS, waitFor, type Device } from "./harness.js";
-import { forwardToLoopback, GATEWAY, setLink, setupHosts, teardownHosts, unsupported, type Host } from "./netns.js";
+import { forwardToLoopback, GATEWAY, setLink, setupHosts, teardownHosts, unsupported, type Forwarder, type Host } from "./netns.js";
 
 /**
  * The production profile across hosts: three network namespaces, each running one edge and
@@ -34,11 +34,14 @@ const STORM_DEVICES_PER_USER = 10;
 
 let hosts: Host[] = [];
 let cluster: Cluster | undefined;
-let forwarder: { close(): Promise<void> } | undefined;
+let forwarder: Forwarder | undefined;
+let etcdPort = 0;
 let etcd: Etcd3;
 let dataDir = "";
 let etcdPrefix = "";
 const problems: string[] = [];
+/** Writes the store refused for a stale base_seq (the chat instances log each): the fence at work. */
+let fenced = 0;
 /** Every device the test opens, closed in afterAll whether or not the test got that far. */
 const opened: Device[] = [];
 const track = (d: Device) => { opened.push(d); return d; };
@@ -71,6 +74,7 @@ describe.skipIf(!production || why !== undefined)("production profile across net
     const { ETCD_ENDPOINTS, REDIS_URL, POSTGRES_URL } = process.env;
     if (!ETCD_ENDPOINTS || !REDIS_URL || !POSTGRES_URL) throw new Error("source scripts/servers/env.sh first (ETCD_ENDPOINTS, REDIS_URL, POSTGRES_URL)");
     hosts = setupHosts(HOSTS);
+    etcdPort = serverPort(ETCD_ENDPOINTS.split(",")[0]!);
     forwarder = await forwardToLoopback([ETCD_ENDPOINTS, REDIS_URL, POSTGRES_URL].map(serverPort));
     dataDir = path.resolve("var", "test", randomUUID());
     fs.mkdirSync(dataDir, { recursive: true });
@@ -125,6 +129,7 @@ describe.skipIf(!production || why !== undefined)("production profile across net
     const log = fs.createWriteStream(path.join(dataDir, "cluster.log"));
     cluster = new Cluster((name, line) => {
       log.write(`${name} ${line}\n`);
+      if (line.includes("another chat instance appended first")) fenced++;
       if (/"level":"(warn|error)"/.test(line)) { problems.push(`${name} ${line.slice(0, 600)}`); if (problems.length > 200) problems.shift(); }
       if (process.env.E2E_VERBOSE) process.stderr.write(`${name} ${line}\n`);
     });
@@ -142,11 +147,16 @@ describe.skipIf(!production || why !== undefined)("production profile across net
     if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
   }, 60_000);
 
+  // Each test starts from every host connected and registered, whatever an earlier test cut.
+  beforeEach(async () => {
+    for (const h of hosts) { setLink(h, "up"); forwarder!.block(h.address, etcdPort, false); }
+    await waitFor("every instance registered", async () => (await live("chat")).length === HOSTS && (await live("edge")).length === HOSTS, { timeoutMs: 120_000, everyMs: 200 });
+    onTestFailed(() => { process.stderr.write(`--- last ${problems.length} service warnings/errors ---\n${problems.join("\n")}\n`); });
+  });
+
   it("keeps every acknowledged message exactly once when a host's link drops under load, and takes the host back with new leases", { timeout: 600_000 }, async () => {
     const [h1, h2, h3] = hosts as [Host, Host, Host];
-    onTestFailed(() => { process.stderr.write(`--- last ${problems.length} service warnings/errors ---\n${problems.join("\n")}\n`); });
     const site = { httpUrl: `http://${h2.address}:${HOST_PORTS.edgeHttp}`, wsUrl: wsUrl(h2) };
-    await waitFor("every instance registered", async () => (await live("chat")).length === HOSTS && (await live("edge")).length === HOSTS);
     const before = { chat: await live("chat"), edge: await live("edge") };
 
     // Alice sends from h2's edge; each peer has a phone on h1's edge (the one cut off) and a laptop on h3's.
@@ -226,5 +236,45 @@ describe.skipIf(!production || why !== undefined)("production profile across net
     await expectExactlyOnce([...s1.acked, ...t1.acked], victim.id, a, [victim.phone, victim.laptop]);
     await expectExactlyOnce([...s2.acked, ...t2.acked], other.id, a, [other.phone, other.laptop]);
 
+  });
+  it("keeps every acknowledged message exactly once when a host loses etcd but not the store: two chat instances write one conversation, the store's base_seq fence orders them", { timeout: 600_000 }, async () => {
+    const [h1, h2, h3] = hosts as [Host, Host, Host];
+    const site = { httpUrl: `http://${h2.address}:${HOST_PORTS.edgeHttp}`, wsUrl: wsUrl(h2) };
+    const chats = await live("chat");
+    const alice = await newUser(site, "alice");
+    // Alice sends from two devices: one on h1's edge, one on h2's.
+    const onH2 = track(await device(site, alice, "on-h2", { url: wsUrl(h2), fallbackUrls: [wsUrl(h3)], requestTimeoutMs: 5_000 }));
+    let conv: { id: string; phone: Device; laptop: Device } | undefined;
+    for (let i = 0; !conv && i < 40; i++) {
+      const bob = await newUser(site, "bob");
+      const c = await onH2.client.openDirect(bob.username);
+      if (ownerOf(c.id, chats)!.id !== chatOf(h1)) continue;
+      conv = { id: c.id, phone: track(await device(site, bob, "phone", { url: wsUrl(h1), fallbackUrls: [wsUrl(h2)] })), laptop: track(await device(site, bob, "laptop", { url: wsUrl(h3), fallbackUrls: [wsUrl(h2)] })) };
+    }
+    expect(conv).toBeDefined();
+    const onH1 = track(await device(site, alice, "on-h1", { url: wsUrl(h1), requestTimeoutMs: 5_000 }));
+    const s1 = steadySender(onH1, conv!.id, (i) => `h1-${i}`);
+    const s2 = steadySender(onH2, conv!.id, (i) => `h2-${i}`);
+    const counts = () => `${s1.acked.length} acknowledged through h1's edge, ${s2.acked.length} through h2's`;
+    await waitFor("10 acknowledged sends from each device", () => s1.acked.length >= 10 && s2.acked.length >= 10, { timeoutMs: 120_000, seen: counts });
+
+    // h1 can no longer reach etcd, and everything else as before: its leases expire, the
+    // others move its conversation, while h1's edge, with the live set it last saw, keeps
+    // sending it to h1's chat. Two owners append to one conversation.
+    const fencedBefore = fenced;
+    forwarder!.block(h1.address, etcdPort, true);
+    await waitFor("h1's chat and edge out of etcd's live set", async () => !(await ids("chat")).includes(chatOf(h1)) && !(await ids("edge")).includes(edgeOf(h1)), { timeoutMs: 30_000, everyMs: 100 });
+    expect(ownerOf(conv!.id, await live("chat"))!.id).not.toBe(chatOf(h1));
+    const during = { s1: s1.acked.length, s2: s2.acked.length };
+    await waitFor("20 more acknowledged sends from each device, both owners writing", () => s1.acked.length >= during.s1 + 20 && s2.acked.length >= during.s2 + 20, { timeoutMs: 180_000, seen: counts });
+    await Promise.all([s1.stop(), s2.stop()]);
+    process.stderr.write(`netns: while h1 was cut from etcd, ${s1.acked.length - during.s1} sends were acknowledged through h1's edge and ${s2.acked.length - during.s2} through h2's, on one conversation; the store refused ${fenced - fencedBefore} writes for a stale base_seq\n`);
+    // Both owners did write: each found the other had appended since it read the head.
+    expect(fenced).toBeGreaterThan(fencedBefore);
+    // Acknowledged by either owner: each once, no position written twice, every device the same order.
+    await expectExactlyOnce([...s1.acked, ...s2.acked], conv!.id, onH2, [conv!.phone, conv!.laptop, onH1, onH2]);
+
+    forwarder!.block(h1.address, etcdPort, false);
+    await waitFor("h1's chat and edge back in the live set", async () => (await ids("chat")).includes(chatOf(h1)) && (await ids("edge")).includes(edgeOf(h1)), { timeoutMs: 120_000, everyMs: 200 });
   });
 });

@@ -81,18 +81,31 @@ export function setLink(host: Host, state: "up" | "down"): void {
   ip("link", "set", host.link, state);
 }
 
+export interface Forwarder {
+  /**
+   * Cuts `address` off one forwarded port, or restores it (blocked false): its open connections
+   * are reset and new ones refused. A partial partition: the host still reaches everything else.
+   */
+  block(address: string, port: number, blocked: boolean): void;
+  close(): Promise<void>;
+}
+
 /**
  * Forwards GATEWAY:<port> to 127.0.0.1:<port> for each port: the test servers
  * (scripts/servers/servers.sh) listen on loopback only, which no namespace reaches.
  */
-export async function forwardToLoopback(ports: number[]): Promise<{ close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
+export async function forwardToLoopback(ports: number[]): Promise<Forwarder> {
+  const links = new Set<{ port: number; from: string; inbound: net.Socket; outbound: net.Socket }>();
+  const blocked = new Set<string>();
   const servers = await Promise.all(ports.map((port) => new Promise<net.Server>((resolve, reject) => {
     const server = net.createServer((inbound) => {
+      const from = inbound.remoteAddress ?? "";
+      if (blocked.has(`${from}:${port}`)) { inbound.resetAndDestroy(); return; }
       const outbound = net.connect(port, "127.0.0.1");
+      const link = { port, from, inbound, outbound };
+      links.add(link);
       for (const s of [inbound, outbound]) {
-        sockets.add(s);
-        s.on("close", () => sockets.delete(s));
+        s.on("close", () => links.delete(link));
         // Either side failing ends both: the client sees a dropped connection, as it would without us.
         s.on("error", () => { inbound.destroy(); outbound.destroy(); });
       }
@@ -102,8 +115,13 @@ export async function forwardToLoopback(ports: number[]): Promise<{ close(): Pro
     server.listen(port, GATEWAY, () => resolve(server));
   })));
   return {
+    block(address, port, block) {
+      if (!block) { blocked.delete(`${address}:${port}`); return; }
+      blocked.add(`${address}:${port}`);
+      for (const l of links) if (l.from === address && l.port === port) { l.inbound.resetAndDestroy(); l.outbound.destroy(); }
+    },
     async close() {
-      for (const s of sockets) s.destroy();
+      for (const l of links) { l.inbound.destroy(); l.outbound.destroy(); }
       await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
     },
   };
