@@ -28,8 +28,11 @@ if (why) process.stderr.write(`netns.test.ts skipped: ${why}\n`);
 const HOSTS = 3;
 /** Each host has its own port space, so every host uses the same ports, as real hosts would. */
 const HOST_PORTS = { edgeHttp: 8080, edge: 7101, chat: 7201 };
-/** Devices on the host that is cut off, for the reconnect-storm figure. */
-const STORM_USERS = 10;
+/**
+ * Devices on the host that is cut off, for the reconnect-storm figure: 10 users of 10 devices
+ * in `make test`; NETNS_STORM_USERS=100 gives the 1,000-device figure of docs/scaling.md.
+ */
+const STORM_USERS = Number(process.env.NETNS_STORM_USERS ?? 10);
 const STORM_DEVICES_PER_USER = 10;
 
 let hosts: Host[] = [];
