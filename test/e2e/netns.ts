@@ -44,7 +44,11 @@ export function teardownHosts(): void {
   const namespaces = spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout ?? "";
   for (const line of namespaces.split("\n")) {
     const name = line.split(" ")[0];
-    if (name?.startsWith(`${PREFIX}-h`)) ipQuiet("netns", "delete", name);
+    if (!name?.startsWith(`${PREFIX}-h`)) continue;
+    // A crashed run's services outlive it inside the namespace (and keep it alive after its name is gone).
+    const pids = spawnSync("ip", ["netns", "pids", name], { encoding: "utf8" }).stdout ?? "";
+    for (const pid of pids.split("\n").filter(Boolean)) { try { process.kill(Number(pid), "SIGKILL"); } catch { /* already gone */ } }
+    ipQuiet("netns", "delete", name);
   }
   // Deleting a namespace deletes its end of each veth and with it the pair; the rest goes explicitly.
   const links = spawnSync("ip", ["-o", "link", "show"], { encoding: "utf8" }).stdout ?? "";
