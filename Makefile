@@ -77,7 +77,8 @@ test: build typecheck
 
 ## test-production: install and start the real servers under ./var/servers, run the server-backed tests
 ## (etcd discovery, Redis presence, Cassandra and PostgreSQL stores, PostgreSQL push tokens) and the end-to-end
-## suite on the production profile (incl. the two-edge, two-chat cluster tests), then stop the servers whatever happened
+## suite on the production profile (incl. the two-edge, two-chat cluster tests and, as root, the three-host test across
+## network namespaces, test/e2e/netns.test.ts), then stop the servers whatever happened
 test-production: build
 	bash scripts/servers/servers.sh install
 	bash scripts/servers/servers.sh start

@@ -95,6 +95,12 @@ export interface SequencerOptions {
    * long-lived owner would keep a head for every conversation it ever wrote.
    */
   maxCachedHeads?: number;
+  /**
+   * The store refused a write's base_seq: another instance appended to the conversation
+   * since this one read its head (two owners overlapping while membership changes). Its
+   * sends are retried on a fresh head; operators see how often ownership overlaps.
+   */
+  onConflict?: (conversationId: string) => void;
 }
 
 /** Idle conversations whose head an owner keeps, like the directory's conversation cache. */
@@ -377,6 +383,7 @@ export class Sequencer {
       const result = res.results[i]!;
       if (result.error === ErrorCode.ERROR_CODE_CONFLICT) {
         // Someone else appended (an overlapping owner): reload and retry these, in order.
+        this.opts.onConflict?.(b.id);
         b.q.lastSeq = undefined;
         const retry = b.items.filter((p) => ++p.attempts <= MAX_CONFLICT_RETRIES);
         for (const p of b.items) if (p.attempts > MAX_CONFLICT_RETRIES) p.reject(new ChatError(ErrorCode.ERROR_CODE_CONFLICT, "conversation is moving between chat instances; retry"));

@@ -119,7 +119,8 @@ export class ChatCore {
         lastSeq: async (id) => (await call(store, store.getLastSeq, { conversationId: id })).lastSeq,
       },
       async (id) => (await this.directory.get(id)).memberIds,
-      { maxInFlight: config.storeWritesInFlight, maxBatchMessages: 2_000, maxQueuedBytesPerSender: config.maxQueuedBytesPerSender, maxQueuedBytes: config.maxQueuedBytes },
+      { maxInFlight: config.storeWritesInFlight, maxBatchMessages: 2_000, maxQueuedBytesPerSender: config.maxQueuedBytesPerSender, maxQueuedBytes: config.maxQueuedBytes,
+        onConflict: (conversationId) => this.log.info("append refused: another chat instance appended first (stale base_seq); retrying on a fresh head", { conversationId }) },
     );
     this.pointers = new PointerBatcher(
       async (updates) => (await call(store, store.updatePointersBatch, { updates }, 15_000)).results.map((r) =>

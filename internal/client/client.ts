@@ -80,6 +80,12 @@ export interface ClientOptions {
   /** Acknowledge "delivered" automatically for received messages. Default true. */
   autoAckDelivered?: boolean;
   requestTimeoutMs?: number;
+  /**
+   * A connection attempt not open by then is given up and the next URL tried. Default 10000.
+   * An edge host cut off the network answers nothing, not even a refusal: without a limit the
+   * attempt waits for the OS to give up on the TCP handshake (over two minutes on Linux).
+   */
+  connectTimeoutMs?: number;
   /** Typing indicators of one conversation go out at most this often (the edge's TYPING_THROTTLE_MS). Default 2000. */
   typingIntervalMs?: number;
 }
@@ -377,7 +383,10 @@ export class ChatClient {
     return new Promise<Welcome>((resolve, reject) => {
       let welcomed = false;
       let helloRef = 0;
+      // Closing a socket that is still connecting fails it: onclose below moves on to the next URL.
+      const connectTimer = setTimeout(() => ws.close(), this.opts.connectTimeoutMs ?? 10_000);
       ws.onopen = () => {
+        clearTimeout(connectTimer);
         const ref = (helloRef = this.nextRef++);
         const hello: ClientFrame = { ref, traceparent: "", kind: { $case: "hello", value: { token, deviceId: this.opts.deviceId, cursor: this.cursor, takeover } } };
         const timer = setTimeout(() => reject(new ClientError(ErrorCode.ERROR_CODE_UNAVAILABLE, "no Welcome", true)), this.opts.requestTimeoutMs ?? 20_000);
@@ -408,6 +417,7 @@ export class ChatClient {
       ws.onmessage = (ev) => this.onFrame(ev.data);
       ws.onerror = () => {};
       ws.onclose = (ev) => {
+        clearTimeout(connectTimer);
         for (const done of this.closeWaiters.splice(0)) done();
         const hello = this.pending.get(helloRef);
         if (hello) { clearTimeout(hello.timer); this.pending.delete(helloRef); }
@@ -533,6 +543,8 @@ export class ChatClient {
       // for its network to return): the session ends now, and the old socket is cut loose.
       const ws = this.ws;
       const ended = ws.onclose;
+      // The edge that went silent is tried last: its host may be cut off, and a try costs a connect timeout.
+      this.urlIndex++;
       ws.onclose = null;
       ws.onmessage = null;
       ws.close(4000, "no answer from the server");

@@ -11,6 +11,12 @@ export interface ProcessSpec {
   name: string;
   service: ServiceName;
   env: Record<string, string>;
+  /**
+   * A command the service's node runs under, e.g. ["ip", "netns", "exec", "h1"] to put it on
+   * another network "host" (test/e2e/netns.test.ts). It must exec the node it is given, so
+   * signals sent to the child reach the service.
+   */
+  wrapper?: string[];
 }
 
 export interface RunningProcess {
@@ -124,7 +130,9 @@ export class Cluster {
   async start(spec: ProcessSpec, timeoutMs = 60_000): Promise<RunningProcess> {
     // NODE_ARGS: extra flags for the service's node (e.g. --cpu-prof, which NODE_OPTIONS refuses).
     const nodeArgs = (spec.env.NODE_ARGS ?? "").split(" ").filter(Boolean);
-    const child = spawn(process.execPath, ["--enable-source-maps", ...nodeArgs, entryPoint(spec.service)], {
+    const argv = [process.execPath, "--enable-source-maps", ...nodeArgs, entryPoint(spec.service)];
+    const [command, ...args] = [...(spec.wrapper ?? []), ...argv] as [string, ...string[]];
+    const child = spawn(command, args, {
       env: { ...process.env, ...spec.env },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -7,8 +7,7 @@ import type { Route } from "../../gen/chat/internal/v1/presence.js";
 import type { Instance } from "../../internal/discovery/discovery.js";
 import { ownerOf } from "../../internal/discovery/rendezvous.js";
 import { presenceShard, shardKeyBase } from "../../internal/presence/presence-shard.js";
-import type { Sent } from "../../internal/client/client.js";
-import { device, newUser, presenceSettled, startCluster, steadySender, waitFor, type Device, type TestCluster } from "./harness.js";
+import { allSeqs, device, expectExactlyOnce, newUser, presenceSettled, startCluster, steadySender, waitFor, type Device, type TestCluster } from "./harness.js";
 import { sleep } from "../../internal/run/sleep.js";
 
 /**
@@ -44,31 +43,6 @@ async function routesOf(userId: string): Promise<Route[]> {
 
 function servers(cmd: "stop" | "start", name: string): void {
   execFileSync("bash", ["scripts/servers/servers.sh", cmd, name], { stdio: "ignore" });
-}
-
-/** Every page of a conversation's history, oldest first. */
-async function allSeqs(d: Device, conversationId: string): Promise<Array<{ seq: number; clientMsgId: string }>> {
-  const out: Array<{ seq: number; clientMsgId: string }> = [];
-  for (let from = 0; ;) {
-    const page = await d.client.history(conversationId, { direction: 2, fromSeq: from, limit: 200 });
-    out.push(...page.messages.map((m) => ({ seq: m.seq, clientMsgId: m.clientMsgId })));
-    if (!page.hasMore) return out;
-    from = page.nextFromSeq;
-  }
-}
-
-/** Stored exactly once each, gapless, and every listed device applied the same order. */
-async function expectExactlyOnce(acked: Sent[], conversationId: string, reader: Device, devices: Device[]): Promise<void> {
-  const seqs = acked.map((s) => s.seq);
-  expect(new Set(seqs).size).toBe(seqs.length);
-  const stored = await allSeqs(reader, conversationId);
-  expect(stored.map((m) => m.seq)).toEqual(Array.from({ length: stored.length }, (_, k) => k + 1));
-  expect(new Set(stored.map((m) => m.clientMsgId)).size).toBe(stored.length);
-  expect(stored.length).toBe(acked.length);
-  for (const d of devices) {
-    await waitFor(`${d.deviceId} has every message`, () => d.in(conversationId).length >= stored.length);
-    expect(d.in(conversationId).map((m) => m.seq)).toEqual(stored.map((m) => m.seq));
-  }
 }
 
 describe.skipIf(!production)("production cluster: two edges, two chat instances", () => {

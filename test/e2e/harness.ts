@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { onTestFailed } from "vitest";
+import { expect, onTestFailed } from "vitest";
 import fs from "node:fs";
 import path from "node:path";
 import WebSocket from "ws";
@@ -104,7 +104,7 @@ export interface TestUser {
 }
 
 let counter = 0;
-export async function newUser(c: TestCluster, prefix = "user"): Promise<TestUser> {
+export async function newUser(c: Pick<TestCluster, "httpUrl">, prefix = "user"): Promise<TestUser> {
   const username = `${prefix}${process.pid % 1000}x${++counter}${randomUUID().slice(0, 6)}`.toLowerCase();
   const r = await authenticate(c.httpUrl, "signup", username, "correct horse battery");
   return { userId: r.userId, username: r.username, token: r.token };
@@ -116,7 +116,7 @@ export class Device {
   readonly messages = new Map<string, Message[]>();
   readonly all: Message[] = [];
 
-  constructor(c: TestCluster, readonly user: TestUser, readonly deviceId = `dev-${randomUUID().slice(0, 8)}`, opts: Partial<ClientOptions> = {}) {
+  constructor(c: Pick<TestCluster, "wsUrl">, readonly user: TestUser, readonly deviceId = `dev-${randomUUID().slice(0, 8)}`, opts: Partial<ClientOptions> = {}) {
     this.client = new ChatClient({ url: c.wsUrl, token: user.token, deviceId: this.deviceId, socket: nodeSocket, ...opts });
     this.client.on("message", (m) => {
       let list = this.messages.get(m.conversationId);
@@ -141,7 +141,7 @@ export class Device {
   }
 }
 
-export async function device(c: TestCluster, user: TestUser, deviceId?: string, opts: Partial<ClientOptions> = {}): Promise<Device> {
+export async function device(c: Pick<TestCluster, "wsUrl">, user: TestUser, deviceId?: string, opts: Partial<ClientOptions> = {}): Promise<Device> {
   return new Device(c, user, deviceId, opts).connect();
 }
 
@@ -157,6 +157,31 @@ export function steadySender(d: Device, conversationId: string, textOf: (i: numb
     for (let i = 0; !stopping; i++) acked.push(await d.client.send(conversationId, textOf(i)));
   })();
   return { acked, stop: async () => { stopping = true; await loop; } };
+}
+
+/** Every page of a conversation's history, oldest first. */
+export async function allSeqs(d: Device, conversationId: string): Promise<Array<{ seq: number; clientMsgId: string }>> {
+  const out: Array<{ seq: number; clientMsgId: string }> = [];
+  for (let from = 0; ;) {
+    const page = await d.client.history(conversationId, { direction: 2, fromSeq: from, limit: 200 });
+    out.push(...page.messages.map((m) => ({ seq: m.seq, clientMsgId: m.clientMsgId })));
+    if (!page.hasMore) return out;
+    from = page.nextFromSeq;
+  }
+}
+
+/** Stored exactly once each, gapless, and every listed device applied the same order. */
+export async function expectExactlyOnce(acked: Sent[], conversationId: string, reader: Device, devices: Device[]): Promise<void> {
+  const seqs = acked.map((s) => s.seq);
+  expect(new Set(seqs).size).toBe(seqs.length);
+  const stored = await allSeqs(reader, conversationId);
+  expect(stored.map((m) => m.seq)).toEqual(Array.from({ length: stored.length }, (_, k) => k + 1));
+  expect(new Set(stored.map((m) => m.clientMsgId)).size).toBe(stored.length);
+  expect(stored.length).toBe(acked.length);
+  for (const d of devices) {
+    await waitFor(`${d.deviceId} has every message`, () => d.in(conversationId).length >= stored.length);
+    expect(d.in(conversationId).map((m) => m.seq)).toEqual(stored.map((m) => m.seq));
+  }
 }
 
 /**
