@@ -3,7 +3,7 @@
  * loopback against a fresh cluster, with a bare `ws` relay measured in the same
  * run as the baseline, and writes bench/results/latest.{md,json}.
  *
- *   node dist/bench/run.js [--quick] [--only capacity,throughput,group,catchup,abuse] [--profile production]
+ *   node dist/bench/run.js [--quick] [--only capacity,throughput,group,catchup,storm,abuse] [--profile production]
  *
  * Every scenario is bounded in count and time and stops by itself.
  */
@@ -29,7 +29,7 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, "../..");
 const program = new Command()
   .option("--quick", "small sizes and short steps (about 2 minutes)")
-  .option("--only <scenarios>", "comma-separated: capacity, throughput, group, catchup, abuse")
+  .option("--only <scenarios>", "comma-separated: capacity, throughput, group, catchup, storm, abuse")
   .option("--profile <profile>", "embedded | production", "embedded")
   .option("--out <dir>", "results folder", path.join(REPO, "bench", "results"))
   .parse();
@@ -49,6 +49,7 @@ interface Results {
   group?: { members: number; devices: number; messages: number; p50: number; p99: number; allDevicesP50: number; allDevicesP99: number; cassandra?: CassandraCost };
   catchup?: { missed: number; ms: number; eventsPerSecond: number };
   abuse?: { alone: VictimFigures; attacked: VictimFigures; attack: Extract<WorkerReport, { kind: "attack" }> };
+  storm?: { devices: number; p50Ms: number; p90Ms: number; maxMs: number };
 }
 /** Cassandra requests per message (production profile), from the store's request tracker. */
 interface CassandraCost { requests: number; paxos: number; byKind: Record<string, number> }
@@ -377,6 +378,45 @@ try {
       await sleep(3_000);
     }
   }
+  if (wants("storm")) {
+    // A second edge; the first one dies with every device on it (SIGKILL: no drain, no goodbye).
+    // The clients are the product's own (ChatClient: reconnect with back-off, fallback URLs).
+    // The edge host cut off the network, with no reset to notice, is test/e2e/netns.test.ts.
+    const n = quick ? 200 : 1_000;
+    log(`scenario: storm, ${n} devices on an edge that is killed, back on the other edge`);
+    const second = { http: await freePort(), grpc: await freePort() };
+    await cluster.start({ name: "edge-2", service: "edge", env: { ...env, EDGE_HTTP_PORT: String(second.http), EDGE_GRPC_PORT: String(second.grpc), INSTANCE_ID: "edge-2" } });
+    const wsUrl2 = `ws://127.0.0.1:${second.http}/v1/ws`;
+    const owners = await users(n / 10, "st");
+    const devices: ChatClient[] = [];
+    for (let i = 0; i < n; i++) {
+      const c = new ChatClient({ url: wsUrl, fallbackUrls: [wsUrl2], token: owners[i % owners.length]!.token, deviceId: `storm-${i}`, socket: nodeSocket });
+      await c.connect();
+      devices.push(c);
+    }
+    const back: number[] = [];
+    let t0 = 0;
+    let resolveAll!: () => void;
+    const allBack = new Promise<void>((r) => (resolveAll = r));
+    devices.forEach((c) => {
+      let counted = false;
+      c.on("state", (state: string) => {
+        if (state !== "open" || counted || t0 === 0) return;
+        counted = true;
+        back.push(performance.now() - t0);
+        if (back.length === n) resolveAll();
+      });
+    });
+    t0 = performance.now();
+    await cluster.stop("edge", "SIGKILL");
+    await withTimeout(allBack, 180_000, "every device back");
+    back.sort((x, y) => x - y);
+    const at = (q: number) => Math.round(back[Math.min(n - 1, Math.floor(q * n))]!);
+    results.storm = { devices: n, p50Ms: at(0.5), p90Ms: at(0.9), maxMs: Math.round(back[n - 1]!) };
+    log(`  ${n} devices back on the other edge: p50 ${results.storm.p50Ms} ms, p90 ${results.storm.p90Ms} ms, all ${results.storm.maxMs} ms after the kill`);
+    await Promise.all(devices.map((c) => c.close()));
+    await cluster.stop("edge-2");
+  }
   if (wants("abuse")) {
     log("scenario: abuse: a victim's sends and logins alone, then beside an attacker, with the product's default limits");
     // A cluster of its own: the other scenarios lift the limits this one is about.
@@ -483,6 +523,11 @@ if (results.capacity) {
   lines.push("## Capacity: idle authenticated sessions on one edge (heartbeats every 15 s)", "", "| sessions | connect s | RSS KB/session | heap KB/session | bare ws RSS KB/socket | idle CPU % | RSS at 50k (extrapolated) |", "|---:|---:|---:|---:|---:|---:|---:|");
   for (const c of results.capacity) lines.push(`| ${c.sessions} | ${(c.connectMs / 1000).toFixed(1)} | ${c.rssPerSessionKB} | ${c.heapPerSessionKB} | ${c.baselineRssPerSessionKB} | ${c.idleCpuPercent} | ${c.extrapolated50kRssMB} MB |`);
   lines.push("", "Target: <= 8 KB per session. 50,000 per edge is extrapolated: these machines cap open files at 20,000 per process.", "");
+}
+if (results.storm) {
+  const st = results.storm;
+  lines.push("## Reconnect storm: an edge killed under its devices", "",
+    `${st.devices} devices (the product's client: reconnect with back-off, the other edge as fallback) on an edge killed with SIGKILL; back on the other edge (Welcome) after p50 **${st.p50Ms} ms**, p90 ${st.p90Ms} ms, all of them **${st.maxMs} ms**. An edge host cut off the network, which sends no reset to notice, is measured by \`test/e2e/netns.test.ts\` (docs/scaling.md).`, "");
 }
 if (results.abuse) {
   const { alone, attacked, attack } = results.abuse;
