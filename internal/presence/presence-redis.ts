@@ -195,12 +195,25 @@ export class RedisPresence implements Presence {
     const shards = Array.from({ length: size }, (_, i) => (this.nextSweep + i) % PRESENCE_SHARDS);
     this.nextSweep = (this.nextSweep + size) % PRESENCE_SHARDS;
     try {
-      await Promise.all(shards.map(async (shard) => this.settle((await this.call(shard, "presenceSweep", SWEEP_LIMIT)) as Changes)));
+      await Promise.all(shards.map((shard) => this.sweepShard(shard)));
     } catch (err) {
       this.options.onError?.("presence sweep", err);
     } finally {
       this.sweeping = false;
     }
+  }
+
+  /**
+   * A whole round of the sweep now, every shard once, beside the timer's ticks (the scripts
+   * make overlapping sweeps harmless): once it returns, every device that had lapsed and every
+   * user whose grace had ended when it started has been handled.
+   */
+  async sweepAll(): Promise<void> {
+    await Promise.all(Array.from({ length: PRESENCE_SHARDS }, (_, shard) => this.sweepShard(shard)));
+  }
+
+  private async sweepShard(shard: number): Promise<void> {
+    await this.settle((await this.call(shard, "presenceSweep", SWEEP_LIMIT)) as Changes);
   }
 
   /**

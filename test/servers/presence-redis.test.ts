@@ -3,10 +3,11 @@ import net from "node:net";
 import { Cluster, Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ChatError, ErrorCode } from "../../internal/errors/chat-error.js";
-import { OFFLINE, ONLINE, Recorder, TEST_CONFIG, presenceContract, presenceWithEdge, route, sleep, waitFor } from "../support/presence-contract.js";
+import { OFFLINE, ONLINE, Recorder, TEST_CONFIG, presenceContract, presenceWithEdge, route, waitFor } from "../support/presence-contract.js";
 import type { PresenceConfig, PublishFn } from "../../internal/presence/presence.js";
 import { RedisPresence } from "../../internal/presence/presence-redis.js";
-import { presenceShard } from "../../internal/presence/presence-shard.js";
+import { shardKeys } from "../../internal/presence/presence-redis-scripts.js";
+import { presenceShard, shardKeyBase } from "../../internal/presence/presence-shard.js";
 import { parseClusterUrl } from "../../internal/redis/client.js";
 
 /**
@@ -70,6 +71,20 @@ function redisPresenceSuite(name: string, url: string): void {
       for (const c of cleanups.splice(0).reverse()) await c();
     });
     const instance = (config: PresenceConfig = TEST_CONFIG) => presenceWithEdge((c, publish) => open(c, publish), config, cleanups);
+    /** Whether presence still holds a future transition for the user: a lapse to detect (beats) or a grace to end (due). */
+    const pending = async (userId: string) => {
+      const [beats, due] = shardKeys(shardKeyBase(prefix, presenceShard(userId)));
+      const lapses = (await admin.zrange(beats, "0", "-1")).filter((m) => m.startsWith(`${userId.length}:${userId}:`));
+      return lapses.length > 0 || (await admin.zscore(due, userId)) !== null;
+    };
+    /**
+     * Nothing more can happen for the user: no transition left to mature, then a whole sweep round
+     * by each instance. A second publish of a change would have been made by then.
+     */
+    const settled = async (userId: string, ...instances: Array<{ presence: RedisPresence }>) => {
+      await waitFor(`nothing pending for ${userId}`, async () => !(await pending(userId)));
+      await Promise.all(instances.map((i) => i.presence.sweepAll()));
+    };
 
     it("two instances agree, and each change is published exactly once across them", async () => {
       const a = await instance();
@@ -93,7 +108,7 @@ function redisPresenceSuite(name: string, url: string): void {
       expect(await a.presence.routes([alice])).toEqual([tablet]);
       await b.edge.disconnect(tablet);
       await waitFor("offline published", () => both().length === 2);
-      await sleep(TEST_CONFIG.graceMs + TEST_CONFIG.timeoutMs);
+      await settled(alice, a, b);
       expect(both().map((p) => p.update.status)).toEqual([ONLINE, OFFLINE]);
       expect((await a.presence.query([alice]))[0]!.status).toBe(OFFLINE);
       // A device dropped for lack of heartbeats is detected by whichever instance sweeps first: once.
@@ -101,7 +116,7 @@ function redisPresenceSuite(name: string, url: string): void {
       await b.presence.subscribe(watcher, [bob]);
       await a.presence.connect(route(bob), false);
       await waitFor("bob online then offline", () => [...a.rec.of(bob), ...b.rec.of(bob)].length === 2);
-      await sleep(TEST_CONFIG.graceMs + TEST_CONFIG.timeoutMs);
+      await settled(bob, a, b);
       expect([...a.rec.of(bob), ...b.rec.of(bob)].map((p) => p.update.status)).toEqual([ONLINE, OFFLINE]);
     });
 

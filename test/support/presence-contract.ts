@@ -92,7 +92,7 @@ export class Edge {
 }
 
 /** A presence from the factory, what it publishes, and an edge heartbeating for it; `cleanups` closes both. */
-export async function presenceWithEdge(factory: PresenceFactory, config: PresenceConfig, cleanups: (() => Promise<void> | void)[]) {
+export async function presenceWithEdge<P extends Presence>(factory: (config: PresenceConfig, publish: PublishFn) => Promise<P>, config: PresenceConfig, cleanups: (() => Promise<void> | void)[]) {
   const rec = new Recorder();
   const presence = await factory(config, rec.publish);
   const edge = new Edge(presence);
