@@ -33,7 +33,7 @@ export function requestKind(query: string | ReadonlyArray<string | { query: stri
  * divides by the messages it delivered (docs/cassandra-log.md).
  */
 /** The driver's base class: its typings declare an interface, but it checks `instanceof` this class. */
-const RequestTrackerBase = (cassandra.tracker as unknown as { RequestTracker: new () => cassandra.tracker.RequestTracker }).RequestTracker;
+export const RequestTrackerBase = (cassandra.tracker as unknown as { RequestTracker: new () => cassandra.tracker.RequestTracker }).RequestTracker;
 
 export class CassandraRequestCounter extends RequestTrackerBase {
   private readonly requests: Counter;

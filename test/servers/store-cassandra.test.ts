@@ -8,6 +8,7 @@ import { ErrorCode, Event, HistoryDirection } from "../../gen/chat/v1/client.js"
 import { ConfigError } from "../../internal/config/env.js";
 import { ChatError } from "../../internal/errors/chat-error.js";
 import { PostgresSqlClient } from "../../internal/store/sql-postgres.js";
+import { RequestTrackerBase } from "../../internal/store/cassandra-requests.js";
 import { CassandraStore, createCassandraClient } from "../../internal/store/store-cassandra.js";
 import { SqlStore } from "../../internal/store/store-sql.js";
 import type { Store } from "../../internal/store/store.js";
@@ -267,9 +268,7 @@ describe("Cassandra store specifics", () => {
 
   it("answers a head check with one read per user, at or past every acknowledged entry", async () => {
     const asked: string[] = [];
-    // The driver checks the tracker's class; its typings declare it as an interface.
-    const TrackerBase = (cassandra.tracker as unknown as { RequestTracker: new () => cassandra.tracker.RequestTracker }).RequestTracker;
-    class Recorder extends TrackerBase {
+    class Recorder extends RequestTrackerBase {
       override onSuccess(_host: unknown, query: string | Array<{ query: string }>): void { asked.push(typeof query === "string" ? query : "batch"); }
     }
     const client = new cassandra.Client({ contactPoints: env("CASSANDRA_CONTACT_POINTS").split(","), localDataCenter: DC, requestTracker: new Recorder(),
