@@ -10,8 +10,15 @@ import { sleep as realSleep } from "../../internal/run/sleep.js";
 export const ONLINE = PresenceStatus.PRESENCE_STATUS_ONLINE;
 export const OFFLINE = PresenceStatus.PRESENCE_STATUS_OFFLINE;
 
-/** Short timeouts so the cases run fast; the waits below are condition loops, not exact sleeps. */
-export const TEST_CONFIG: PresenceConfig = { timeoutMs: 1_000, graceMs: 400 };
+/**
+ * Short timeouts so the cases run fast; the waits below are condition loops, not exact sleeps.
+ * The device timeout is what a stalled test process must not reach: while a case waits for one
+ * device to lapse, its watcher's heartbeats must keep landing, or the watcher lapses too and
+ * nothing is published to it. On a loaded machine (CI with Cassandra beside it) a worker can
+ * stall for more than a second; at 1 s a stall of 2.5 s failed the exactly-once case, at 3 s the
+ * margin is a stall of the whole timeout. On the fake clock (MemoryPresence) it costs nothing.
+ */
+export const TEST_CONFIG: PresenceConfig = { timeoutMs: 3_000, graceMs: 400 };
 
 export type PresenceFactory = (config: PresenceConfig, publish: PublishFn) => Promise<Presence>;
 
@@ -66,7 +73,7 @@ let clock: ContractClock = realClock;
 
 export const sleep = (ms: number) => clock.sleep(ms);
 
-export const waitFor = (what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 8_000) => waitForOutcome(what, cond, { timeoutMs, everyMs: 25, sleep });
+export const waitFor = (what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 20_000) => waitForOutcome(what, cond, { timeoutMs, everyMs: 25, sleep });
 
 /** What an edge does: heartbeat every route it holds, every 150 ms, as one batch. */
 export class Edge {
