@@ -6,7 +6,8 @@ import { accountService } from "../../internal/chat/accounts.js";
 import { Sessions } from "../../internal/chat/sessions.js";
 import { Fanout } from "../../internal/chat/fanout.js";
 import { DEFAULT_CACHE_SIZE } from "../../internal/chat/directory.js";
-import { ChatCore, chatService } from "../../internal/chat/service.js";
+import { ChatCore, chatService, multiplexedMethods } from "../../internal/chat/service.js";
+import { MultiplexServer } from "../../internal/grpc/multiplex-server.js";
 import { SEND_QUEUE_BYTES, SEND_QUEUE_BYTES_PER_SENDER } from "../../internal/chat/sequencer.js";
 import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
 import { int } from "../../internal/config/env.js";
@@ -67,8 +68,10 @@ await runUntilSignal("chat", log, config.shutdownTimeoutMs, async () => {
     ? new LocalSignals()
     : new RedisDirectorySignals(config.redisUrl, config.redisPrefix, (err) => log.warn("directory signals: redis unavailable", { err }));
   const core = new ChatCore(store, fanout, chatConfig, log, signals);
+  // Edges' sends, acks and typing arrive multiplexed on one stream per edge (docs/performance.md).
+  const streams = new MultiplexServer(multiplexedMethods(core));
   const server = await serve(config, "chat", port, log, [
-    service(ChatServiceService, chatService(core)),
+    service(ChatServiceService, chatService(core, streams)),
     service(AccountServiceService, accountService(store, new Sessions(store, issuer, sessionLifetimes), new AccountDeletion({ store, core, routes, edges: { get: (a) => mesh.edge(a) }, notifier: mesh.notifier(), log }))),
   ]);
   const self = { id: config.instanceId, address: `${config.advertiseHost}:${server.port}` };
@@ -82,6 +85,8 @@ await runUntilSignal("chat", log, config.shutdownTimeoutMs, async () => {
       server.setServing(false);
       // Every send already accepted is written and acknowledged before the server goes.
       await core.drain();
+      // Then the streams end, each once its calls are answered: edges open new ones to the new owners.
+      await Promise.race([streams.drain(), new Promise((r) => setTimeout(r, deadlineMs).unref())]);
       await server.shutdown(deadlineMs);
       await routes.close();
       await signals.close();

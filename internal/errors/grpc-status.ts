@@ -1,4 +1,5 @@
 import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import type { CallError } from "../../gen/chat/internal/v1/chat.js";
 import { ChatError, ErrorCode } from "./chat-error.js";
 import { infraErrorToChatError } from "./infra.js";
 
@@ -82,15 +83,23 @@ function messageOfBareStatus(s: number): string {
   }
 }
 
+/** What a handler threw, as the ChatError its caller is told. */
+function asChatError(err: unknown): ChatError {
+  return err instanceof ChatError ? err : infraErrorToChatError(err) ?? ChatError.from(err);
+}
+
+/** The text a caller is told: INTERNAL hides the cause (the log has it). */
+function publicMessage(e: ChatError): string {
+  return e.code === ErrorCode.ERROR_CODE_INTERNAL ? "internal error" : e.message;
+}
+
 /** Builds the ServiceError a handler returns for anything it threw. */
 export function toServiceError(err: unknown): Partial<ServiceError> {
-  const e = err instanceof ChatError ? err : infraErrorToChatError(err) ?? ChatError.from(err);
+  const e = asChatError(err);
   const md = new Metadata();
   md.set(CODE_TRAILER, String(e.code));
   if (e.retryAfterMs) md.set(RETRY_TRAILER, String(e.retryAfterMs));
-  // INTERNAL hides the cause; the log has it.
-  const details = e.code === ErrorCode.ERROR_CODE_INTERNAL ? "internal error" : e.message;
-  return { code: grpcStatusOf(e.code), details, metadata: md };
+  return { code: grpcStatusOf(e.code), details: publicMessage(e), metadata: md };
 }
 
 function isServiceError(err: unknown): err is ServiceError {
@@ -105,4 +114,15 @@ export function fromServiceError(err: unknown): ChatError {
   const retry = Number(err.metadata?.get(RETRY_TRAILER)?.[0] ?? 0);
   if (raw === undefined) return new ChatError(codeOfBareStatus(err.code), messageOfBareStatus(err.code), { cause: err, retryAfterMs: retry });
   return new ChatError(Number(raw) as ErrorCode, err.details || err.message, { cause: err, retryAfterMs: retry });
+}
+
+/** What a call on a multiplexed stream fails with: the same code, text and retry hint a unary call's status carries. */
+export function toCallError(err: unknown): CallError {
+  const e = asChatError(err);
+  return { code: e.code, message: publicMessage(e), retryAfterMs: e.retryAfterMs };
+}
+
+/** The ChatError a peer answered a multiplexed call with. */
+export function fromCallError(e: CallError): ChatError {
+  return new ChatError(e.code, e.message, { retryAfterMs: e.retryAfterMs });
 }

@@ -29,6 +29,8 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
       "ChatService/PresenceAccess",
       // Block lists and account deletion (the edge's Block, Unblock, ListBlocked, DeleteAccount frames).
       "ChatService/SetBlocked", "ChatService/ListBlocked", "AccountService/DeleteAccount",
+      // Send, Ack and Typing multiplexed on one stream (each call on it is one of those three).
+      "ChatService/Multiplex",
     ],
   },
   presence: {
