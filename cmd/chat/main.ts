@@ -6,8 +6,7 @@ import { accountService } from "../../internal/chat/accounts.js";
 import { Sessions } from "../../internal/chat/sessions.js";
 import { Fanout } from "../../internal/chat/fanout.js";
 import { DEFAULT_CACHE_SIZE } from "../../internal/chat/directory.js";
-import { ChatCore, chatService, multiplexedMethods } from "../../internal/chat/service.js";
-import { MultiplexServer } from "../../internal/grpc/multiplex-server.js";
+import { ChatCore, chatService } from "../../internal/chat/service.js";
 import { SEND_QUEUE_BYTES, SEND_QUEUE_BYTES_PER_SENDER } from "../../internal/chat/sequencer.js";
 import { DEFAULT_PORTS, loadCommon } from "../../internal/config/config.js";
 import { int } from "../../internal/config/env.js";
@@ -62,16 +61,14 @@ await runUntilSignal("chat", log, config.shutdownTimeoutMs, async () => {
   const routes = new PresenceRouteIndex(mesh.presence(), discovery.dynamic ? (edgeId) => liveEdges.has(edgeId) : undefined);
   // NOTIFY_BATCH_MS: how long chat gathers messages, uses and reads before it calls the notifier
   // (once per window, once per push shard behind sidecars, where shards live on several replicas).
-  const fanout = new Fanout(routes, { get: (a) => mesh.edge(a) }, mesh.notifier(), log, { windowMs: int("NOTIFY_BATCH_MS", 100, 0, 1_000), callPerShard: config.meshSidecar });
+  const fanout = new Fanout(routes, { get: (a) => mesh.edge(a, true) }, mesh.notifier(), log, { windowMs: int("NOTIFY_BATCH_MS", 100, 0, 1_000), callPerShard: config.meshSidecar });
   // Several chat instances (production): membership and mute changes reach every instance's cache at once.
   const signals = config.profile === "embedded"
     ? new LocalSignals()
     : new RedisDirectorySignals(config.redisUrl, config.redisPrefix, (err) => log.warn("directory signals: redis unavailable", { err }));
   const core = new ChatCore(store, fanout, chatConfig, log, signals);
-  // Edges' sends, acks and typing arrive multiplexed on one stream per edge (docs/performance.md).
-  const streams = new MultiplexServer(multiplexedMethods(core));
   const server = await serve(config, "chat", port, log, [
-    service(ChatServiceService, chatService(core, streams)),
+    service(ChatServiceService, chatService(core)),
     service(AccountServiceService, accountService(store, new Sessions(store, issuer, sessionLifetimes), new AccountDeletion({ store, core, routes, edges: { get: (a) => mesh.edge(a) }, notifier: mesh.notifier(), log }))),
   ]);
   const self = { id: config.instanceId, address: `${config.advertiseHost}:${server.port}` };
@@ -85,8 +82,6 @@ await runUntilSignal("chat", log, config.shutdownTimeoutMs, async () => {
       server.setServing(false);
       // Every send already accepted is written and acknowledged before the server goes.
       await core.drain();
-      // Then the streams end, each once its calls are answered: edges open new ones to the new owners.
-      await Promise.race([streams.drain(), new Promise((r) => setTimeout(r, deadlineMs).unref())]);
       await server.shutdown(deadlineMs);
       await routes.close();
       await signals.close();

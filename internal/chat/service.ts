@@ -9,7 +9,6 @@ import { linksTo, messageAttributes, startSendSpan } from "../telemetry/messagin
 import { ChatMetrics } from "../telemetry/telemetry.js";
 import { call } from "../grpc/client.js";
 import type { AsyncService } from "../grpc/handler.js";
-import type { MultiplexedMethods, MultiplexServer } from "../grpc/multiplex-server.js";
 import type { Logger } from "../log/logger.js";
 import { validateConversationId, validateMessageRef, validateSend, validateText, validateTitle, validateUsername } from "../validation/validate.js";
 import { BlockRules } from "./blocks.js";
@@ -459,26 +458,14 @@ function actorOf(actor: Actor | undefined): Actor {
   return actor;
 }
 
-/** The calls ChatService also takes on its multiplexed stream (MultiplexServer), over ChatCore. */
-export function multiplexedMethods(core: ChatCore): MultiplexedMethods {
+/** The ChatService gRPC API over ChatCore. */
+export function chatService(core: ChatCore): AsyncService<typeof ChatServiceService> {
   return {
     send: async (req) => {
       const s = req.send ?? { conversationId: "", clientMsgId: "", text: "", replyToSeq: 0 };
       return { sent: await core.send(actorOf(req.actor), s.conversationId, s.clientMsgId, s.text, s.replyToSeq ?? 0) };
     },
     ack: async (req) => core.ack(actorOf(req.actor), req.ack?.conversationId ?? "", req.ack?.seq ?? 0, req.ack?.kind ?? AckKind.ACK_KIND_UNSPECIFIED),
-    typing: async (req) => { await core.typing(actorOf(req.actor), req.conversationId, req.expiresInMs); return {}; },
-  };
-}
-
-/** The ChatService gRPC API over ChatCore; `streams` serves its multiplexed stream (chat's drain ends them). */
-export function chatService(core: ChatCore, streams: MultiplexServer): AsyncService<typeof ChatServiceService> {
-  const m = multiplexedMethods(core);
-  return {
-    send: (req) => m.send(req),
-    ack: (req) => m.ack(req),
-    typing: (req) => m.typing(req),
-    multiplex: streams.handler,
     openDirect: async (req) => ({ conversation: await core.openDirect(actorOf(req.actor), req.username) }),
     createGroup: async (req) => ({ conversation: await core.createGroup(actorOf(req.actor), req.title, req.usernames) }),
     addMember: async (req) => ({ conversation: await core.changeMembership(actorOf(req.actor), req.conversationId, req.username, true) }),
@@ -489,6 +476,7 @@ export function chatService(core: ChatCore, streams: MultiplexServer): AsyncServ
     presenceAccess: async (req) => ({ hiddenUserIds: await core.presenceAccess.hiddenAmong(actorOf(req.actor).userId, req.userIds) }),
     edit: async (req) => { await core.edit(actorOf(req.actor), req.edit?.conversationId ?? "", req.edit?.seq ?? 0, req.edit?.text ?? ""); return {}; },
     delete: async (req) => { await core.delete(actorOf(req.actor), req.delete?.conversationId ?? "", req.delete?.seq ?? 0, req.delete?.forEveryone ?? false); return {}; },
+    typing: async (req) => { await core.typing(actorOf(req.actor), req.conversationId, req.expiresInMs); return {}; },
     setBlocked: async (req) => ({ userId: await core.setBlocked(actorOf(req.actor), req.username, req.blocked) }),
     listBlocked: async (req) => ({ users: await core.blocks.list(actorOf(req.actor)) }),
   };

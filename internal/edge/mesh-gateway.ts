@@ -98,10 +98,10 @@ export class MeshGateway {
   }
 
   async send(actor: Actor, send: Send): Promise<Sent> {
-    return (await this.owners.multiplexed(send.conversationId, "send", { actor, send }, 20_000)).sent!;
+    return (await this.owners.call(send.conversationId, (c) => c.send, { actor, send }, 20_000)).sent!;
   }
   async typing(actor: Actor, conversationId: string, expiresInMs: number): Promise<void> {
-    await this.owners.multiplexed(conversationId, "typing", { actor, conversationId, expiresInMs }, 5_000);
+    await this.owners.call(conversationId, (c) => c.typing, { actor, conversationId, expiresInMs }, 5_000);
   }
   async edit(actor: Actor, edit: EditRequest): Promise<void> {
     await this.owners.call(edit.conversationId, (c) => c.edit, { actor, edit }, 15_000);
@@ -110,7 +110,7 @@ export class MeshGateway {
     await this.owners.call(del.conversationId, (c) => c.delete, { actor, delete: del }, 15_000);
   }
   async ack(actor: Actor, ack: Ack): Promise<void> {
-    await this.owners.multiplexed(ack.conversationId, "ack", { actor, ack }, 5_000);
+    await this.owners.call(ack.conversationId, (c) => c.ack, { actor, ack }, 5_000);
   }
   async history(userId: string, request: HistoryRequest): Promise<HistoryPage> {
     return (await call(this.store, this.store.history, { userId, request })).page!;

@@ -1,5 +1,5 @@
 import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
-import type { CallError } from "../../gen/chat/internal/v1/chat.js";
+import type { CallError } from "../../gen/chat/internal/v1/multiplex.js";
 import { ChatError, ErrorCode } from "./chat-error.js";
 import { infraErrorToChatError } from "./infra.js";
 

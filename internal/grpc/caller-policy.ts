@@ -13,7 +13,9 @@ export const INTERNAL_PACKAGE = "chat.internal.v1";
 export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, readonly string[]>>>> = {
   edge: {
     // EndSessions: an account deletion closes the account's sockets on every edge holding one.
-    chat: ["EdgeDeliveryService/Deliver", "EdgeDeliveryService/EndSessions"],
+    // Multiplex: the stream that carries a caller's unary calls (multiplex.proto); each call on
+    // it is checked against this table as its own method, so the stream grants nothing more.
+    chat: ["EdgeDeliveryService/Deliver", "EdgeDeliveryService/EndSessions", "EdgeDeliveryService/Multiplex"],
     presence: ["EdgeDeliveryService/Deliver"],
     // An edge closes another edge's session of a device that connected again elsewhere.
     edge: ["EdgeDeliveryService/Kick"],
@@ -29,7 +31,7 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
       "ChatService/PresenceAccess",
       // Block lists and account deletion (the edge's Block, Unblock, ListBlocked, DeleteAccount frames).
       "ChatService/SetBlocked", "ChatService/ListBlocked", "AccountService/DeleteAccount",
-      // Send, Ack and Typing multiplexed on one stream (each call on it is one of those three).
+      // The stream that carries the edge's sends, acks and typing (each checked as its own method).
       "ChatService/Multiplex",
     ],
   },

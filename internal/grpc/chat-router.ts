@@ -3,14 +3,7 @@ import { ChatServiceClient } from "../../gen/chat/internal/v1/chat.js";
 import type { Discovery } from "../discovery/discovery.js";
 import { ownerOf } from "../discovery/rendezvous.js";
 import { call, makeClient, type UnaryMethod } from "./client.js";
-import { MultiplexClient, type MultiplexedCalls, type MultiplexedKind } from "./multiplex-client.js";
-
-/** The unary method each multiplexed kind stands for: what a call goes as when there is no stream to take. */
-const UNARY: { [K in MultiplexedKind]: (c: ChatServiceClient) => UnaryMethod<MultiplexedCalls[K][0], MultiplexedCalls[K][1]> } = {
-  send: (c) => c.send,
-  ack: (c) => c.ack,
-  typing: (c) => c.typing,
-};
+import { multiplex } from "./multiplex-client.js";
 
 /** The header a conversation's calls carry: behind sidecars, Envoy's ring hash routes on it to the owner. */
 export const CONVERSATION_HEADER = "x-conversation-id";
@@ -24,7 +17,6 @@ export const CONVERSATION_HEADER = "x-conversation-id";
  */
 export class ChatRouter {
   private readonly clients = new Map<string, ChatServiceClient>();
-  private readonly streams = new Map<string, MultiplexClient>();
 
   constructor(
     /** Without one (behind a sidecar), every call goes to `fallback` and the sidecar picks the owner. */
@@ -36,22 +28,8 @@ export class ChatRouter {
   ) {
     discovery?.watch("chat", (live) => {
       const keep = new Set(live.map((i) => i.address));
-      for (const [address, m] of this.streams) if (!keep.has(address)) { m.close(); this.streams.delete(address); }
       for (const [address, c] of this.clients) if (!keep.has(address)) { c.close(); this.clients.delete(address); }
     });
-  }
-
-  /**
-   * A send, ack or typing call to the conversation's owner, on the one stream this process
-   * keeps to that instance (docs/performance.md, "Multiplexed sends"). Behind a sidecar it
-   * goes as the unary call: Envoy picks the owner per request, and would pin a stream to one.
-   */
-  multiplexed<K extends MultiplexedKind>(conversationId: string, kind: K, req: MultiplexedCalls[K][0], timeoutMs: number): Promise<MultiplexedCalls[K][1]> {
-    const owner = this.discovery && ownerOf(conversationId, this.discovery.instances("chat"));
-    if (!owner) return this.call(conversationId, UNARY[kind], req, timeoutMs);
-    let m = this.streams.get(owner.address);
-    if (!m) this.streams.set(owner.address, (m = new MultiplexClient(this.for(conversationId))));
-    return m.call(kind, req, timeoutMs);
   }
 
   /** Calls a method of the conversation's owner, with the conversation header every routed call needs. */
@@ -73,13 +51,16 @@ export class ChatRouter {
     const owner = this.discovery && ownerOf(conversationId, this.discovery.instances("chat"));
     if (!owner) return this.fallback;
     let c = this.clients.get(owner.address);
-    if (!c) this.clients.set(owner.address, (c = makeClient(ChatServiceClient, [owner.address], this.creds, this.serverName)));
+    if (!c) {
+      c = makeClient(ChatServiceClient, [owner.address], this.creds, this.serverName);
+      // One instance behind this channel: its calls share one Multiplex stream (multiplex.proto).
+      multiplex(c);
+      this.clients.set(owner.address, c);
+    }
     return c;
   }
 
   close(): void {
-    for (const m of this.streams.values()) m.close();
-    this.streams.clear();
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
   }

@@ -1,6 +1,8 @@
 import { Metadata, type CallOptions, type ChannelCredentials, type Client, type ServiceError } from "@grpc/grpc-js";
 import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
-import { fromServiceError } from "../errors/grpc-status.js";
+import type { ChatError } from "../errors/chat-error.js";
+import { fromServiceError, grpcStatusOf } from "../errors/grpc-status.js";
+import { multiplexOf, type MultiplexableMethod } from "./multiplex-client.js";
 import { GRPC_MAX_MESSAGE_BYTES } from "./message-size.js";
 import { serverAttributes, statusName } from "../telemetry/rpc.js";
 import { ChatMetrics, markRemote, secondsSince } from "../telemetry/telemetry.js";
@@ -30,7 +32,9 @@ export type UnaryMethod<Req, Res> = (req: Req, md: Metadata, opts: Partial<CallO
 /**
  * Calls a unary method and returns a promise; a failure is the ChatError the peer
  * threw (or UNAVAILABLE when the peer could not be reached). The active trace
- * context travels in the metadata as W3C traceparent.
+ * context travels in the metadata as W3C traceparent (in the call, on a stream).
+ * A client given a Multiplex stream (multiplex-client.ts) sends the call there;
+ * its span, metrics and errors are the same either way.
  */
 export function call<Req, Res>(client: Client, method: UnaryMethod<Req, Res>, req: Req, timeoutMs = 5_000, extra?: Record<string, string>): Promise<Res> {
   // grpc-js generic clients carry the full method path ("/pkg.Service/Method") on each method.
@@ -41,6 +45,21 @@ export function call<Req, Res>(client: Client, method: UnaryMethod<Req, Res>, re
     `${svc}/${name}`,
     { kind: SpanKind.CLIENT, attributes: { "rpc.system": "grpc", "rpc.service": svc, "rpc.method": name, ...serverAttributes(client.getChannel().getTarget()) } },
     (span) => {
+      const done = (code: number, err?: ChatError) => {
+        ChatMetrics.get().rpcClientDuration.record(secondsSince(started), { "rpc.system": "grpc", "rpc.service": svc, "rpc.method": name, "rpc.grpc.status_code": statusName(code) });
+        span.setAttribute("rpc.grpc.status_code", code);
+        // Any non-OK status is a failed call from the caller's side.
+        if (err) span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
+        span.end();
+        if (err) markRemote(err);
+      };
+      const mux = multiplexOf(client);
+      if (mux && "requestSerialize" in method) {
+        return mux.call(method as unknown as MultiplexableMethod<Req, Res>, req, timeoutMs).then(
+          (res) => { done(0); return res; },
+          (err: ChatError) => { done(grpcStatusOf(err.code), err); throw err; },
+        );
+      }
       const md = new Metadata();
       const carrier: Record<string, string> = {};
       propagation.inject(context.active(), carrier);
@@ -48,18 +67,12 @@ export function call<Req, Res>(client: Client, method: UnaryMethod<Req, Res>, re
       if (extra) for (const [k, v] of Object.entries(extra)) md.set(k, v);
       return new Promise<Res>((resolve, reject) => {
         method.call(client, req, md, { deadline: Date.now() + timeoutMs }, (err, res) => {
-          const code = err ? err.code : 0;
-          ChatMetrics.get().rpcClientDuration.record(secondsSince(started), { "rpc.system": "grpc", "rpc.service": svc, "rpc.method": name, "rpc.grpc.status_code": statusName(code) });
-          span.setAttribute("rpc.grpc.status_code", code);
           if (err) {
-            // Any non-OK status is a failed call from the caller's side.
-            span.setStatus({ code: SpanStatusCode.ERROR, message: err.details });
-            span.end();
             const e = fromServiceError(err);
-            markRemote(e);
+            done(err.code, e);
             reject(e);
           } else {
-            span.end();
+            done(0);
             resolve(res);
           }
         });

@@ -9,6 +9,7 @@ import type { Discovery, ServiceKind } from "../discovery/discovery.js";
 import { StaticDiscovery } from "../discovery/discovery-static.js";
 import { ChatRouter } from "./chat-router.js";
 import { discoveryTarget } from "../discovery/grpc-resolver.js";
+import { multiplex } from "./multiplex-client.js";
 import { makeClient } from "./client.js";
 
 /**
@@ -45,13 +46,20 @@ export class MeshClients {
     return r;
   }
 
-  /** One channel per edge address, opened on first use. */
-  edge(address: string): EdgeDeliveryServiceClient {
-    let c = this.edgeByAddress.get(address);
+  /**
+   * One channel per edge address, opened on first use. `multiplexed`: its unary calls go on
+   * one Multiplex stream (multiplex.proto), as chat's deliveries do; not behind a sidecar,
+   * where Envoy carries each call.
+   */
+  edge(address: string, multiplexed = false): EdgeDeliveryServiceClient {
+    const mux = multiplexed && !this.config.meshSidecar;
+    const key = `${mux ? "mux" : "unary"} ${address}`;
+    let c = this.edgeByAddress.get(key);
     if (!c) {
       c = makeClient(EdgeDeliveryServiceClient, [address], this.creds, this.config.tls ? "edge" : undefined);
+      if (mux) multiplex(c);
       this.opened.push(c);
-      this.edgeByAddress.set(address, c);
+      this.edgeByAddress.set(key, c);
     }
     return c;
   }

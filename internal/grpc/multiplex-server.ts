@@ -1,95 +1,111 @@
 import type { ServerDuplexStream } from "@grpc/grpc-js";
-import type { AckRequest, AckResponse, MultiplexRequest, MultiplexResponse, SendRequest, SendResponse, TypingRequest, TypingResponse } from "../../gen/chat/internal/v1/chat.js";
+import type { MultiplexedCall, MultiplexedResult } from "../../gen/chat/internal/v1/multiplex.js";
 import { ChatError, ErrorCode } from "../errors/chat-error.js";
 import { toCallError } from "../errors/grpc-status.js";
 import type { Logger } from "../log/logger.js";
-import { serveTraced, type StreamHandler } from "./handler.js";
+import { BATCH_MAX_BYTES } from "./message-size.js";
+import { serveTraced, type ServerCallName } from "./serve-traced.js";
 
-/** What a multiplexed stream carries: the unary handlers of these methods, called once per call. */
-export interface MultiplexedMethods {
-  send(req: SendRequest): Promise<SendResponse>;
-  ack(req: AckRequest): Promise<AckResponse>;
-  typing(req: TypingRequest): Promise<TypingResponse>;
+/** A unary method as a multiplexed call runs it: decode, run (caller policy included), encode. */
+export interface MultiplexedMethod {
+  name: ServerCallName;
+  run(payload: Buffer, call: ServerDuplexStream<unknown, unknown>): Promise<Buffer>;
 }
 
-type Call = NonNullable<MultiplexRequest["request"]>;
+/** What every <Service>MultiplexRequest and Response carries. */
+export interface CallBatch { calls: MultiplexedCall[] }
+export interface ResultBatch { results: MultiplexedResult[] }
 
-/** Each call's name in traces and metrics: the unary method it stands for, so a send looks the same either way. */
-const METHOD: Record<Call["$case"], string> = { send: "Send", ack: "Ack", typing: "Typing" };
-const SERVICE = "chat.internal.v1.ChatService";
+interface StreamState {
+  inFlight: number;
+  ended: boolean;
+  /** Results finished in this tick, written together. */
+  out: MultiplexedResult[];
+  outBytes: number;
+  flushing: boolean;
+}
 
 /**
- * Serves ChatService.Multiplex: each call on a stream runs like the unary method it stands
- * for (its own SERVER span, child of the caller's, its metrics, its errors mapped once) and
- * is answered by id as soon as it is done. `drain` ends every stream once its calls are
- * answered; a call that arrives on a draining stream is refused UNAVAILABLE before it runs
- * (nothing happened: the edge sends it again on a stream to the new owner).
+ * Serves a service's Multiplex stream (multiplex.proto): each call runs as the unary method it
+ * names (its own SERVER span, child of the caller's, its metrics, its errors mapped once, its
+ * caller policy) and is answered by id once done; results of one tick go out in one message.
+ * `drain` ends every stream once its calls are answered; a call that arrives on a draining
+ * stream is refused UNAVAILABLE before it runs (nothing happened: the caller sends it again,
+ * to whichever instance then owns it).
  */
 export class MultiplexServer {
-  private readonly streams = new Map<ServerDuplexStream<MultiplexRequest, MultiplexResponse>, { inFlight: number; ended: boolean }>();
+  private readonly streams = new Map<ServerDuplexStream<CallBatch, ResultBatch>, StreamState>();
   private draining = false;
   private drained?: () => void;
 
-  constructor(private readonly methods: MultiplexedMethods) {}
+  constructor(private readonly methods: ReadonlyMap<string, MultiplexedMethod>, private readonly log: Logger) {}
 
-  readonly handler: StreamHandler<MultiplexRequest, MultiplexResponse> = (call, log) => {
-    const state = { inFlight: 0, ended: false };
+  readonly handler = (call: ServerDuplexStream<CallBatch, ResultBatch>): void => {
+    const state: StreamState = { inFlight: 0, ended: false, out: [], outBytes: 0, flushing: false };
     this.streams.set(call, state);
     const peer = call.getPeer();
-    const finish = () => {
-      if (state.ended) return;
-      state.ended = true;
-      this.streams.delete(call);
-      call.end();
-      if (this.streams.size === 0) this.drained?.();
+    const flush = () => {
+      state.flushing = false;
+      if (state.out.length === 0) return;
+      const results = state.out;
+      state.out = [];
+      state.outBytes = 0;
+      if (!state.ended && !call.cancelled) call.write({ results });
+      if (state.inFlight === 0 && (this.draining || call.readableEnded)) this.finish(call, state);
     };
-    const reply = (res: MultiplexResponse) => {
-      if (!state.ended && !call.cancelled) call.write(res);
+    const reply = (r: MultiplexedResult) => {
       state.inFlight--;
-      if (state.inFlight === 0 && (this.draining || call.readableEnded)) finish();
+      state.out.push(r);
+      state.outBytes += r.result?.$case === "payload" ? r.result.value.length : 64;
+      if (state.outBytes >= BATCH_MAX_BYTES) flush();
+      else if (!state.flushing) {
+        state.flushing = true;
+        setImmediate(flush);
+      }
     };
-    call.on("data", (req: MultiplexRequest) => {
-      state.inFlight++;
-      const id = req.id;
-      if (this.draining) {
-        reply({ id, response: { $case: "error", value: toCallError(new ChatError(ErrorCode.ERROR_CODE_UNAVAILABLE, "this chat instance is shutting down; try again")) } });
-        return;
+    const fail = (id: number, err: unknown) => reply({ id, result: { $case: "error", value: toCallError(err) } });
+    call.on("data", (batch: CallBatch) => {
+      for (const c of batch.calls) {
+        state.inFlight++;
+        if (this.draining) {
+          fail(c.id, new ChatError(ErrorCode.ERROR_CODE_UNAVAILABLE, "this instance is shutting down; try again"));
+          continue;
+        }
+        const m = this.methods.get(c.method);
+        if (!m) {
+          fail(c.id, ChatError.invalid(`no multiplexed method ${c.method}`));
+          continue;
+        }
+        const carrier: Record<string, string> = {};
+        if (c.traceparent) carrier["traceparent"] = c.traceparent;
+        if (c.tracestate) carrier["tracestate"] = c.tracestate;
+        void serveTraced(m.name, peer, carrier, this.log, () => m.run(c.payload, call as ServerDuplexStream<unknown, unknown>)).then((r) =>
+          "ok" in r ? reply({ id: c.id, result: { $case: "payload", value: r.ok } }) : fail(c.id, r.err),
+        );
       }
-      const r = req.request;
-      if (!r) {
-        reply({ id, response: { $case: "error", value: toCallError(ChatError.invalid("a multiplexed call needs a request")) } });
-        return;
-      }
-      const carrier: Record<string, string> = {};
-      if (req.traceparent) carrier["traceparent"] = req.traceparent;
-      if (req.tracestate) carrier["tracestate"] = req.tracestate;
-      void serveTraced({ service: SERVICE, method: METHOD[r.$case] }, peer, carrier, log, () => this.run(r)).then((out) =>
-        reply({ id, response: "ok" in out ? out.ok : { $case: "error", value: toCallError(out.err) } }),
-      );
     });
-    call.on("end", () => { if (state.inFlight === 0) finish(); });
-    call.on("error", () => { state.ended = true; this.streams.delete(call); if (this.streams.size === 0) this.drained?.(); });
-    call.on("cancelled", () => { state.ended = true; this.streams.delete(call); if (this.streams.size === 0) this.drained?.(); });
+    call.on("end", () => { if (state.inFlight === 0 && state.out.length === 0) this.finish(call, state); });
+    const gone = () => { state.ended = true; this.forget(call); };
+    call.on("error", gone);
+    call.on("cancelled", gone);
   };
 
-  private async run(r: Call): Promise<NonNullable<MultiplexResponse["response"]>> {
-    switch (r.$case) {
-      case "send": return { $case: "send", value: await this.methods.send(r.value) };
-      case "ack": return { $case: "ack", value: await this.methods.ack(r.value) };
-      case "typing": return { $case: "typing", value: await this.methods.typing(r.value) };
-    }
+  private finish(call: ServerDuplexStream<CallBatch, ResultBatch>, state: StreamState): void {
+    if (state.ended) return;
+    state.ended = true;
+    call.end();
+    this.forget(call);
+  }
+
+  private forget(call: ServerDuplexStream<CallBatch, ResultBatch>): void {
+    this.streams.delete(call);
+    if (this.draining && this.streams.size === 0) this.drained?.();
   }
 
   /** Refuses new calls, and resolves once every stream has answered its calls and ended. */
   drain(): Promise<void> {
     this.draining = true;
-    for (const [call, state] of [...this.streams]) {
-      if (state.inFlight === 0 && !state.ended) {
-        state.ended = true;
-        this.streams.delete(call);
-        call.end();
-      }
-    }
+    for (const [call, state] of [...this.streams]) if (state.inFlight === 0 && state.out.length === 0) this.finish(call, state);
     if (this.streams.size === 0) return Promise.resolve();
     return new Promise((resolve) => { this.drained = resolve; });
   }

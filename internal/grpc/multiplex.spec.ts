@@ -1,102 +1,115 @@
 import { credentials, ServerCredentials } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
-import { ChatServiceClient, ChatServiceService, type SendRequest } from "../../gen/chat/internal/v1/chat.js";
+import { ChatServiceClient, ChatServiceService, type SendRequest, type SendResponse } from "../../gen/chat/internal/v1/chat.js";
 import { ChatError, ErrorCode } from "../errors/chat-error.js";
 import { Logger } from "../log/logger.js";
 import { waitFor } from "../../test/support/wait.js";
-import { makeClient } from "./client.js";
+import { call, makeClient } from "./client.js";
 import { implement, type AsyncService } from "./handler.js";
-import { MultiplexClient } from "./multiplex-client.js";
-import { MultiplexServer, type MultiplexedMethods } from "./multiplex-server.js";
-import { startGrpcServer, type RunningGrpcServer } from "./server.js";
+import { multiplex } from "./multiplex-client.js";
+import type { MultiplexServer } from "./multiplex-server.js";
+import { startGrpcServer } from "./server.js";
 
 const log = new Logger("test", "error");
-const sendOf = (text: string, conversationId = "c"): SendRequest => ({ actor: { userId: "u", deviceId: "d" }, send: { conversationId, clientMsgId: text, text, replyToSeq: 0 } });
+const sendOf = (text: string): SendRequest => ({ actor: { userId: "u", deviceId: "d" }, send: { conversationId: "c", clientMsgId: text, text, replyToSeq: 0 } });
+const sent = (clientMsgId: string, seq: number): SendResponse => ({ sent: { conversationId: "c", clientMsgId, seq, sentAtMs: 0, duplicate: false } });
 
-/** A chat server whose only working methods are the multiplexed ones, and a stream client to it. */
-async function setup(methods: MultiplexedMethods) {
-  const streams = new MultiplexServer(methods);
-  const impl = { multiplex: streams.handler } as unknown as AsyncService<typeof ChatServiceService>;
-  const server = await startGrpcServer({ host: "127.0.0.1", port: 0, credentials: ServerCredentials.createInsecure(), services: [{ definition: ChatServiceService, implementation: implement(ChatServiceService, impl, log) }] });
-  const client = makeClient(ChatServiceClient, [`127.0.0.1:${server.port}`], credentials.createInsecure());
-  const mux = new MultiplexClient(client);
-  cleanups.push(() => { mux.close(); client.close(); server.server.forceShutdown(); });
-  return { streams, server, client, mux };
-}
+type Handlers = Pick<AsyncService<typeof ChatServiceService>, "send" | "ack">;
+/** Every other method of ChatService: never called here. */
+const unused = new Proxy({}, { get: () => async () => { throw new Error("not called in this test"); } });
 
 const cleanups: Array<() => void> = [];
 afterEach(() => { for (const c of cleanups.splice(0)) c(); });
 
-const noAck = { ack: async () => ({ deliveredSeq: 0, readSeq: 0 }), typing: async () => ({}) };
+/** A ChatService on a loopback port served through implement(), and a client whose calls go on its Multiplex stream. */
+async function serveChat(handlers: Handlers, port = 0) {
+  const multiplexes: MultiplexServer[] = [];
+  const impl = Object.assign(Object.create(unused), handlers) as AsyncService<typeof ChatServiceService>;
+  const server = await startGrpcServer({ host: "127.0.0.1", port, credentials: ServerCredentials.createInsecure(), services: [{ definition: ChatServiceService, implementation: implement(ChatServiceService, impl, log, undefined, multiplexes) }], multiplexes });
+  cleanups.push(() => server.server.forceShutdown());
+  return { server, streams: multiplexes[0]! };
+}
+
+function clientOf(port: number) {
+  const client = makeClient(ChatServiceClient, [`127.0.0.1:${port}`], credentials.createInsecure());
+  multiplex(client);
+  cleanups.push(() => client.close());
+  return { client, send: (text: string, timeoutMs = 5_000) => call(client, client.send, sendOf(text), timeoutMs) };
+}
 
 /** A promise with its resolve, for holding a handler until the test lets it go. */
-function gate<T = void>() {
-  let open!: (v: T) => void;
-  const p = new Promise<T>((r) => { open = r; });
+function gate() {
+  let open!: () => void;
+  const p = new Promise<void>((r) => { open = r; });
   return { p, open };
 }
 
-describe("Multiplex stream", () => {
-  it("answers each call by its id, in whatever order the handlers finish", async () => {
+const noAck = { ack: async () => ({ deliveredSeq: 0, readSeq: 0 }) };
+
+describe("unary calls on a Multiplex stream", () => {
+  it("answers each call by its id, in whatever order the handlers finish, all on one stream", async () => {
     const gates = new Map<string, ReturnType<typeof gate>>();
-    const { mux } = await setup({
+    const peers = new Set<string>();
+    const { server } = await serveChat({
       ...noAck,
-      send: async (req) => {
+      send: async (req, c) => {
+        peers.add(String((c as { getPeer(): string }).getPeer()));
         const g = gate();
         gates.set(req.send!.text, g);
         await g.p;
-        return { sent: { conversationId: "c", clientMsgId: req.send!.text, seq: Number(req.send!.text.slice(1)), sentAtMs: 0, pos: 0 } };
+        return sent(req.send!.text, Number(req.send!.text.slice(1)));
       },
     });
-    const calls = ["m1", "m2", "m3"].map((t) => mux.call("send", sendOf(t), 5_000));
+    const { send } = clientOf(server.port);
+    const calls = ["m1", "m2", "m3"].map((t) => send(t));
     await waitFor("all three at the server", () => gates.size === 3);
     for (const t of ["m3", "m1", "m2"]) gates.get(t)!.open();
     const answers = await Promise.all(calls);
     expect(answers.map((a) => [a.sent!.clientMsgId, a.sent!.seq])).toEqual([["m1", 1], ["m2", 2], ["m3", 3]]);
+    expect(peers.size).toBe(1);
   });
 
-  it("carries the handler's domain error with its code and retry hint; the stream goes on", async () => {
-    const { mux } = await setup({
+  it("carries the handler's domain error with its code and retry hint, hides an internal one; the stream goes on", async () => {
+    const { server } = await serveChat({
       ...noAck,
       send: async (req) => {
         if (req.send!.text === "bad") throw new ChatError(ErrorCode.ERROR_CODE_RATE_LIMITED, "sending too fast", { retryAfterMs: 1234 });
         if (req.send!.text === "bug") throw new Error("a database said something internal");
-        return { sent: { conversationId: "c", clientMsgId: "ok", seq: 7, sentAtMs: 0, pos: 0 } };
+        return sent("ok", 7);
       },
     });
-    const refused = (await mux.call("send", sendOf("bad"), 5_000).catch((e: unknown) => e)) as ChatError;
+    const { send } = clientOf(server.port);
+    const refused = (await send("bad").catch((e: unknown) => e)) as ChatError;
     expect(refused).toBeInstanceOf(ChatError);
     expect([refused.code, refused.message, refused.retryAfterMs]).toEqual([ErrorCode.ERROR_CODE_RATE_LIMITED, "sending too fast", 1234]);
-    const internal = (await mux.call("send", sendOf("bug"), 5_000).catch((e: unknown) => e)) as ChatError;
+    const internal = (await send("bug").catch((e: unknown) => e)) as ChatError;
     expect([internal.code, internal.message]).toEqual([ErrorCode.ERROR_CODE_INTERNAL, "internal error"]);
-    expect((await mux.call("send", sendOf("fine"), 5_000)).sent!.seq).toBe(7);
+    expect((await send("fine")).sent!.seq).toBe(7);
   });
 
-  it("fails an unanswered call UNAVAILABLE at its deadline, and ignores the late answer", async () => {
+  it("fails an unanswered call UNAVAILABLE at its deadline, and drops the late answer", async () => {
     const g = gate();
-    const { mux } = await setup({ ...noAck, send: async () => { await g.p; return { sent: undefined }; } });
-    const err = (await mux.call("send", sendOf("slow"), 150).catch((e: unknown) => e)) as ChatError;
+    const { server } = await serveChat({ ...noAck, send: async () => { await g.p; return sent("late", 1); } });
+    const { client, send } = clientOf(server.port);
+    const err = (await send("slow", 150).catch((e: unknown) => e)) as ChatError;
     expect(err.code).toBe(ErrorCode.ERROR_CODE_UNAVAILABLE);
     g.open();
-    // The stream still works after the late answer arrived and was dropped.
-    const { deliveredSeq } = await mux.call("ack", { actor: { userId: "u", deviceId: "d" }, ack: undefined }, 5_000);
-    expect(deliveredSeq).toBe(0);
+    expect((await call(client, client.ack, { actor: undefined, ack: undefined })).deliveredSeq).toBe(0);
   });
 
   it("fails every unanswered call UNAVAILABLE when the server goes, and opens a new stream for the next call", async () => {
     const g = gate();
     let arrived = 0;
-    const first = await setup({ ...noAck, send: async () => { arrived++; await g.p; return { sent: undefined }; } });
-    const inFlight = [1, 2].map((i) => first.mux.call("send", sendOf(`m${i}`), 30_000).catch((e: unknown) => e));
+    const first = await serveChat({ ...noAck, send: async () => { arrived++; await g.p; return sent("never", 1); } });
+    const { send } = clientOf(first.server.port);
+    const inFlight = [1, 2].map((i) => send(`m${i}`, 30_000).catch((e: unknown) => e));
     await waitFor("both calls at the server", () => arrived === 2);
     first.server.server.forceShutdown();
     for (const e of await Promise.all(inFlight)) expect((e as ChatError).code).toBe(ErrorCode.ERROR_CODE_UNAVAILABLE);
-    // A new server on the same port: the same client reconnects with a new stream.
-    const again = await startGrpcServer({ host: "127.0.0.1", port: first.server.port, credentials: ServerCredentials.createInsecure(), services: [{ definition: ChatServiceService, implementation: implement(ChatServiceService, { multiplex: new MultiplexServer({ ...noAck, send: async () => ({ sent: { conversationId: "c", clientMsgId: "x", seq: 9, sentAtMs: 0, pos: 0 } }) }).handler } as unknown as AsyncService<typeof ChatServiceService>, log) }] });
-    cleanups.push(() => again.server.forceShutdown());
+    await serveChat({ ...noAck, send: async () => sent("x", 9) }, first.server.port);
     let seq = 0;
     await waitFor("a call through a new stream", async () => {
-      seq = (await first.mux.call("send", sendOf("x"), 2_000).catch(() => ({ sent: { seq: 0 } }))).sent!.seq;
+      seq = (await send("x", 2_000).catch(() => sent("x", 0))).sent!.seq;
       return seq === 9;
     });
   });
@@ -104,22 +117,33 @@ describe("Multiplex stream", () => {
   it("drains: answers what it holds, refuses new calls UNAVAILABLE before running them, then ends the stream", async () => {
     const g = gate();
     const ran: string[] = [];
-    const { mux, streams } = await setup({
+    const { server, streams } = await serveChat({
       ...noAck,
       send: async (req) => {
         ran.push(req.send!.text);
         if (req.send!.text === "held") await g.p;
-        return { sent: { conversationId: "c", clientMsgId: req.send!.text, seq: 1, sentAtMs: 0, pos: 0 } };
+        return sent(req.send!.text, 1);
       },
     });
-    const held = mux.call("send", sendOf("held"), 30_000);
+    const { send } = clientOf(server.port);
+    const held = send("held", 30_000);
     await waitFor("the held call runs", () => ran.includes("held"));
     const drained = streams.drain();
-    const late = (await mux.call("send", sendOf("late"), 30_000).catch((e: unknown) => e)) as ChatError;
+    const late = (await send("late", 30_000).catch((e: unknown) => e)) as ChatError;
     expect(late.code).toBe(ErrorCode.ERROR_CODE_UNAVAILABLE);
     expect(ran).toEqual(["held"]);
     g.open();
     expect((await held).sent!.clientMsgId).toBe("held");
     await drained;
+  });
+
+  it("checks each call against the caller policy of its unary method", async () => {
+    // Without mTLS there is no identity: a policy then refuses every call, on the stream as in a unary call.
+    const multiplexes: MultiplexServer[] = [];
+    const impl = Object.assign(Object.create(unused), { ...noAck, send: async () => sent("x", 1) }) as AsyncService<typeof ChatServiceService>;
+    const server = await startGrpcServer({ host: "127.0.0.1", port: 0, credentials: ServerCredentials.createInsecure(), services: [{ definition: ChatServiceService, implementation: implement(ChatServiceService, impl, log, { edge: ["ChatService/Send", "ChatService/Multiplex"] }, multiplexes) }], multiplexes });
+    cleanups.push(() => server.server.forceShutdown());
+    const { send } = clientOf(server.port);
+    expect(((await send("x").catch((e: unknown) => e)) as ChatError).code).toBe(ErrorCode.ERROR_CODE_PERMISSION_DENIED);
   });
 });

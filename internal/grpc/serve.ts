@@ -4,6 +4,7 @@ import type { Logger } from "../log/logger.js";
 import { channelCredentials, serverCredentials, tlsFilesFor } from "./credentials.js";
 import { implement, type AsyncService } from "./handler.js";
 import { CALLER_POLICY } from "./caller-policy.js";
+import type { MultiplexServer } from "./multiplex-server.js";
 import { startGrpcServer, type RunningGrpcServer } from "./server.js";
 
 export interface ServiceEntry<Def extends object> {
@@ -24,11 +25,13 @@ export function service<Def extends object>(definition: Def, impl: AsyncService<
 export function serve(config: CommonConfig, identity: string, port: number, log: Logger, services: Array<ServiceEntry<object>>): Promise<RunningGrpcServer> {
   const creds = serverCredentials(config.tls ? tlsFilesFor(config.certsDir, identity) : null);
   const policy = config.tls ? (CALLER_POLICY[identity] ?? {}) : undefined;
+  const multiplexes: MultiplexServer[] = [];
   return startGrpcServer({
     host: config.bindHost,
     port,
     credentials: creds,
-    services: services.map((s) => ({ definition: s.definition as unknown as ServiceDefinition, implementation: implement(s.definition, s.impl, log, policy) })),
+    services: services.map((s) => ({ definition: s.definition as unknown as ServiceDefinition, implementation: implement(s.definition, s.impl, log, policy, multiplexes) })),
+    multiplexes,
   });
 }
 

@@ -1,6 +1,7 @@
 import { Server, type ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { GRPC_MAX_MESSAGE_BYTES } from "./message-size.js";
+import type { MultiplexServer } from "./multiplex-server.js";
 import { cachePeerCertificates } from "./peer-identity.js";
 
 export interface GrpcServiceEntry {
@@ -23,6 +24,8 @@ export async function startGrpcServer(opts: {
   port: number;
   credentials: ServerCredentials;
   services: GrpcServiceEntry[];
+  /** The services' Multiplex streams: ended, each once its calls are answered, before the server stops. */
+  multiplexes?: MultiplexServer[];
 }): Promise<RunningGrpcServer> {
   cachePeerCertificates();
   const server = new Server({
@@ -48,7 +51,8 @@ export async function startGrpcServer(opts: {
       new Promise<void>((resolve) => {
         setServing(false);
         const timer = setTimeout(() => { server.forceShutdown(); resolve(); }, deadlineMs);
-        server.tryShutdown(() => { clearTimeout(timer); resolve(); });
+        // A stream stays open until it is ended: end them (callers open new ones elsewhere), then stop.
+        void Promise.all((opts.multiplexes ?? []).map((m) => m.drain())).then(() => server.tryShutdown(() => { clearTimeout(timer); resolve(); }));
       }),
   };
 }
