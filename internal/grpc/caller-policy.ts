@@ -37,8 +37,8 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
   },
   presence: {
     // Unwatch: a user who hid their presence (the edge's SetPrivacy frame) drops every subscription to them.
-    edge: ["PresenceService/ConnectBatch", "PresenceService/Disconnect", "PresenceService/Heartbeat", "PresenceService/Query", "PresenceService/Subscribe", "PresenceService/Unwatch"],
-    chat: ["PresenceService/GetRoutes"],
+    edge: ["PresenceService/ConnectBatch", "PresenceService/Disconnect", "PresenceService/Heartbeat", "PresenceService/Query", "PresenceService/Subscribe", "PresenceService/Unwatch", "PresenceService/Multiplex"],
+    chat: ["PresenceService/GetRoutes", "PresenceService/Multiplex"],
   },
   "message-store": {
     // Reads for a user the edge has authenticated; never writes, never password hashes. CheckSessions
@@ -46,6 +46,8 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
     edge: [
       "MessageStoreService/History", "MessageStoreService/ReadLog", "MessageStoreService/GetLogHeads", "MessageStoreService/ListConversations",
       "MessageStoreService/CheckSessions",
+      // The stream that carries these calls where the store is one instance (each checked as its own method).
+      "MessageStoreService/Multiplex",
     ],
     chat: [
       "MessageStoreService/CreateUser", "MessageStoreService/GetUserByName", "MessageStoreService/CreateConversation",
@@ -64,6 +66,7 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
       // Blocks, account deletion and its erasure (listConversations: the account's conversations).
       "MessageStoreService/SetBlocked", "MessageStoreService/GetBlocks", "MessageStoreService/DeleteAccount",
       "MessageStoreService/ListSentMessages", "MessageStoreService/ListConversations",
+      "MessageStoreService/Multiplex",
     ],
   },
   notifier: {

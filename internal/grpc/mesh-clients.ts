@@ -25,17 +25,20 @@ export class MeshClients {
   /** With etcd discovery, each channel resolves the live instances itself (meshchat:///<service>). */
   constructor(private readonly config: CommonConfig, private readonly creds: ChannelCredentials, private readonly discovery: Discovery = new StaticDiscovery(config)) {}
 
-  private open<C extends Client>(ctor: new (a: string, c: ChannelCredentials, o?: object) => C, service: ServiceKind, staticAddrs: string[]): C {
+  private open<C extends Client>(ctor: new (a: string, c: ChannelCredentials, o?: object) => C, service: ServiceKind, staticAddrs: string[], multiplexed = false): C {
     const addrs = this.discovery.dynamic && !this.config.meshSidecar ? [discoveryTarget(service)] : staticAddrs;
     const c = makeClient(ctor, addrs, this.creds, this.config.tls ? service : undefined);
+    // One fixed instance behind the channel (the embedded profile): its calls share one Multiplex
+    // stream. Balanced channels stay unary: a stream would pin every call to one instance.
+    if (multiplexed && addrs.length === 1 && !this.discovery.dynamic && !this.config.meshSidecar) multiplex(c as unknown as Parameters<typeof multiplex>[0]);
     this.opened.push(c);
     return c;
   }
 
   chat(): ChatServiceClient { return this.open(ChatServiceClient, "chat", this.config.chatAddrs); }
   accounts(): AccountServiceClient { return this.open(AccountServiceClient, "chat", this.config.chatAddrs); }
-  store(): MessageStoreServiceClient { return this.open(MessageStoreServiceClient, "message-store", this.config.storeAddrs); }
-  presence(): PresenceServiceClient { return this.open(PresenceServiceClient, "presence", this.config.presenceAddrs); }
+  store(): MessageStoreServiceClient { return this.open(MessageStoreServiceClient, "message-store", this.config.storeAddrs, true); }
+  presence(): PresenceServiceClient { return this.open(PresenceServiceClient, "presence", this.config.presenceAddrs, true); }
   notifier(): NotifierServiceClient { return this.open(NotifierServiceClient, "notifier", this.config.notifierAddrs); }
 
   /** Per-conversation routing to the owning chat instance (behind a sidecar, Envoy's ring hash does it). */
