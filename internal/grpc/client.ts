@@ -53,9 +53,9 @@ export function call<Req, Res>(client: Client, method: UnaryMethod<Req, Res>, re
         span.end();
         if (err) markRemote(err);
       };
-      const mux = multiplexOf(client);
-      if (mux && "requestSerialize" in method) {
-        return mux.call(method as unknown as MultiplexableMethod<Req, Res>, req, timeoutMs).then(
+      const streamed = "requestSerialize" in method ? multiplexOf(client)?.call(method as unknown as MultiplexableMethod<Req, Res>, req, timeoutMs) : undefined;
+      if (streamed) {
+        return streamed.then(
           (res) => { done(0); return res; },
           (err: ChatError) => { done(grpcStatusOf(err.code), err); throw err; },
         );

@@ -16,6 +16,9 @@ import { makeClient } from "./client.js";
  * Channels to the other services. The TLS server name is the callee's
  * identity, so a certificate made for another service is refused.
  */
+/** Methods that answer with pages of up to PAGE_MAX_BYTES: unary, so a page never holds back other calls' results on a stream. */
+const PAGED_METHODS = ["ReadLog", "History"];
+
 export class MeshClients {
   private readonly opened: Client[] = [];
   private readonly edgeByAddress = new Map<string, EdgeDeliveryServiceClient>();
@@ -30,7 +33,7 @@ export class MeshClients {
     const c = makeClient(ctor, addrs, this.creds, this.config.tls ? service : undefined);
     // One fixed instance behind the channel (the embedded profile): its calls share one Multiplex
     // stream. Balanced channels stay unary: a stream would pin every call to one instance.
-    if (multiplexed && addrs.length === 1 && !this.discovery.dynamic && !this.config.meshSidecar) multiplex(c as unknown as Parameters<typeof multiplex>[0]);
+    if (multiplexed && addrs.length === 1 && !this.discovery.dynamic && !this.config.meshSidecar) multiplex(c as unknown as Parameters<typeof multiplex>[0], { unaryMethods: PAGED_METHODS });
     this.opened.push(c);
     return c;
   }

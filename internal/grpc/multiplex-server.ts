@@ -19,7 +19,7 @@ export interface ResultBatch { results: MultiplexedResult[] }
 interface StreamState {
   inFlight: number;
   ended: boolean;
-  /** Results finished in this tick, written together. */
+  /** Results finished in one callback, written together (flushed in a microtask). */
   out: MultiplexedResult[];
   outBytes: number;
   flushing: boolean;
@@ -28,7 +28,7 @@ interface StreamState {
 /**
  * Serves a service's Multiplex stream (multiplex.proto): each call runs as the unary method it
  * names (its own SERVER span, child of the caller's, its metrics, its errors mapped once, its
- * caller policy) and is answered by id once done; results of one tick go out in one message.
+ * caller policy) and is answered by id once done; results finished together go out in one message.
  * `drain` ends every stream once its calls are answered; a call that arrives on a draining
  * stream is refused UNAVAILABLE before it runs (nothing happened: the caller sends it again,
  * to whichever instance then owns it).
@@ -60,7 +60,7 @@ export class MultiplexServer {
       if (state.outBytes >= BATCH_MAX_BYTES) flush();
       else if (!state.flushing) {
         state.flushing = true;
-        setImmediate(flush);
+        queueMicrotask(flush);
       }
     };
     const fail = (id: number, err: unknown) => reply({ id, result: { $case: "error", value: toCallError(err) } });

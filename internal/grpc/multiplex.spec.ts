@@ -6,7 +6,7 @@ import { Logger } from "../log/logger.js";
 import { waitFor } from "../../test/support/wait.js";
 import { call, makeClient } from "./client.js";
 import { implement, type AsyncService } from "./handler.js";
-import { multiplex } from "./multiplex-client.js";
+import { multiplex, MULTIPLEX_MAX_CALL_BYTES } from "./multiplex-client.js";
 import type { MultiplexServer } from "./multiplex-server.js";
 import { startGrpcServer } from "./server.js";
 
@@ -135,6 +135,24 @@ describe("unary calls on a Multiplex stream", () => {
     g.open();
     expect((await held).sent!.clientMsgId).toBe("held");
     await drained;
+  });
+
+  it("sends a large request, and a method named unary, as unary calls: a large message on the stream would hold back the small ones behind it", async () => {
+    const how: string[] = [];
+    const viaStream = (c: unknown) => ("request" in (c as object) ? "unary" : "stream");
+    const { server } = await serveChat({
+      ack: async (_req, c) => { how.push(`ack ${viaStream(c)}`); return { deliveredSeq: 0, readSeq: 0 }; },
+      send: async (req, c) => { how.push(`${req.send!.text.length} ${viaStream(c)}`); return sent("x", 1); },
+    });
+    const { client, send } = clientOf(server.port);
+    await send("small");
+    await send("y".repeat(MULTIPLEX_MAX_CALL_BYTES + 1));
+    await call(client, client.ack, { actor: undefined, ack: undefined });
+    const paged = makeClient(ChatServiceClient, [`127.0.0.1:${server.port}`], credentials.createInsecure());
+    multiplex(paged, { unaryMethods: ["Ack"] });
+    cleanups.push(() => paged.close());
+    await call(paged, paged.ack, { actor: undefined, ack: undefined });
+    expect(how).toEqual(["5 stream", `${MULTIPLEX_MAX_CALL_BYTES + 1} unary`, "ack stream", "ack unary"]);
   });
 
   it("checks each call against the caller policy of its unary method", async () => {
