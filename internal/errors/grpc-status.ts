@@ -84,12 +84,12 @@ function messageOfBareStatus(s: number): string {
 }
 
 /** What a handler threw, as the ChatError its caller is told. */
-function asChatError(err: unknown): ChatError {
+export function asChatError(err: unknown): ChatError {
   return err instanceof ChatError ? err : infraErrorToChatError(err) ?? ChatError.from(err);
 }
 
 /** The text a caller is told: INTERNAL hides the cause (the log has it). */
-function publicMessage(e: ChatError): string {
+export function publicMessage(e: ChatError): string {
   return e.code === ErrorCode.ERROR_CODE_INTERNAL ? "internal error" : e.message;
 }
 

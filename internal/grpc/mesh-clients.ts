@@ -12,12 +12,13 @@ import { discoveryTarget } from "../discovery/grpc-resolver.js";
 import { multiplex } from "./multiplex-client.js";
 import { makeClient } from "./client.js";
 
+/** Methods that answer with pages of up to PAGE_MAX_BYTES: unary, so a page never holds back other calls' results on a stream. */
+const PAGED_METHODS = ["ReadLog", "History"];
+
 /**
  * Channels to the other services. The TLS server name is the callee's
  * identity, so a certificate made for another service is refused.
  */
-/** Methods that answer with pages of up to PAGE_MAX_BYTES: unary, so a page never holds back other calls' results on a stream. */
-const PAGED_METHODS = ["ReadLog", "History"];
 
 export class MeshClients {
   private readonly opened: Client[] = [];

@@ -1,6 +1,6 @@
 import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { ChatError, ErrorCode } from "../errors/chat-error.js";
-import { toServiceError } from "../errors/grpc-status.js";
+import { asChatError, grpcStatusOf, publicMessage } from "../errors/grpc-status.js";
 import type { Logger } from "../log/logger.js";
 import { isServerError, peerAttributes, statusName } from "../telemetry/rpc.js";
 import { ChatMetrics, secondsSince } from "../telemetry/telemetry.js";
@@ -15,9 +15,10 @@ export interface ServerCallName {
  * Runs one call of a server under its SERVER span (child of the caller's, from `carrier`'s
  * W3C trace context), records its duration, and logs it when it fails with anything but a
  * domain error. Unary calls and each call on a multiplexed stream go through here, so both
- * look the same in traces, metrics and logs. Resolves with the result or the ChatError.
+ * look the same in traces, metrics and logs. Resolves with the result or the ChatError the
+ * caller is told.
  */
-export function serveTraced<Res>(name: ServerCallName, peer: string, carrier: Record<string, string>, log: Logger, run: () => Promise<Res>): Promise<{ ok: Res } | { err: unknown }> {
+export function serveTraced<Res>(name: ServerCallName, peer: string, carrier: Record<string, string>, log: Logger, run: () => Promise<Res>): Promise<{ ok: Res } | { err: ChatError }> {
   const metrics = ChatMetrics.get();
   const started = performance.now();
   const { service: svc, method } = name;
@@ -33,17 +34,17 @@ export function serveTraced<Res>(name: ServerCallName, peer: string, carrier: Re
       (err: unknown) => {
         const chatErr = err instanceof ChatError ? err : undefined;
         if (!chatErr || chatErr.code === ErrorCode.ERROR_CODE_INTERNAL) log.error("rpc failed", { method, err });
-        const se = toServiceError(err);
-        const code = se.code ?? 2;
+        // Mapped once, here: the unary status and the stream's CallError are both made from it.
+        const e = asChatError(err);
+        const code = grpcStatusOf(e.code);
         span.setAttribute("rpc.grpc.status_code", code);
         // The caller's mistakes (NOT_FOUND, PERMISSION_DENIED...) are not this server's failures.
-        if (isServerError(code)) span.setStatus({ code: SpanStatusCode.ERROR, message: se.details });
+        if (isServerError(code)) span.setStatus({ code: SpanStatusCode.ERROR, message: publicMessage(e) });
         span.end();
         metrics.rpcServerDuration.record(secondsSince(started), { "rpc.system": "grpc", "rpc.service": svc, "rpc.method": method, "rpc.grpc.status_code": statusName(code) });
         metrics.error(ErrorCode[(chatErr ?? ChatError.from(err)).code] ?? "UNKNOWN", { "rpc.service": svc }, err);
-        return { err };
+        return { err: e };
       },
     ),
   );
 }
-
