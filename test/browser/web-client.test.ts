@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { ErrorCode } from "../../gen/chat/v1/client.js";
 import { AuthSession, refreshTokens } from "../../internal/client/auth.js";
@@ -72,6 +72,19 @@ async function twoPeople(first: string, second: string) {
   return { pages, names };
 }
 
+/**
+ * Clicks one of a message's actions, which show on hover. A re-render (a receipt arriving)
+ * replaces the message under a still mouse, and the browser keeps the new one un-hovered until
+ * the mouse moves: hover and click again until the click lands (CI saw the edit button stay
+ * hidden for 30 s).
+ */
+async function messageAction(message: Locator, action: string): Promise<void> {
+  await expect.poll(async () => {
+    await message.hover();
+    return message.getByTestId(action).click({ timeout: 1_000 }).then(() => true, () => false);
+  }, { timeout: 30_000 }).toBe(true);
+}
+
 describe("the web client served by the edge", () => {
   it("shows who is typing, edits, reply quotes and deletions, and the quote of a deleted message is its tombstone", async () => {
     const { pages: [C, D], names: [cy] } = await twoPeople("cy", "di");
@@ -90,22 +103,19 @@ describe("the web client served by the edge", () => {
     // Cy edits her first message from its menu.
     const first = C.page.locator("[data-testid=message]").first();
     C.page.once("dialog", (d) => void d.accept("first, fixed"));
-    await first.hover();
-    await first.getByTestId("edit").click();
+    await messageAction(first, "edit");
     await expect.poll(() => texts(D.page), { timeout: 10_000 }).toEqual(["first, fixed (edited)", "second"]);
 
     // Di replies to "second"; Cy sees the quote.
     const second = D.page.locator("[data-testid=message]").nth(1);
     D.page.once("dialog", (d) => void d.accept("re: second"));
-    await second.hover();
-    await second.getByTestId("reply").click();
+    await messageAction(second, "reply");
     await expect.poll(() => C.page.getByTestId("quote").allTextContents(), { timeout: 10_000 }).toEqual(["second"]);
 
     // Cy deletes "second" for everyone: a tombstone in its place, and in the quote.
     const mine = C.page.locator("[data-testid=message]").nth(1);
     C.page.once("dialog", (d) => void d.accept());
-    await mine.hover();
-    await mine.getByTestId("delete").click();
+    await messageAction(mine, "delete");
     await expect.poll(() => texts(D.page), { timeout: 10_000 }).toEqual(["first, fixed (edited)", "This message was deleted", "re: second"]);
     await expect.poll(() => D.page.getByTestId("quote").allTextContents(), { timeout: 10_000 }).toEqual(["This message was deleted"]);
   });
