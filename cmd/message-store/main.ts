@@ -6,7 +6,7 @@ import { Logger } from "../../internal/log/logger.js";
 import { runUntilSignal } from "../../internal/run/lifecycle.js";
 import { startTelemetry } from "../../internal/telemetry/telemetry.js";
 import { openDiscovery } from "../../internal/discovery/factory.js";
-import { openStore } from "../../internal/store/factory.js";
+import { openStore, storeHasOneWriter } from "../../internal/store/factory.js";
 import { storeService } from "../../internal/store/service.js";
 
 const port = int("STORE_GRPC_PORT", DEFAULT_PORTS.store, 0, 65535);
@@ -15,8 +15,15 @@ const log = new Logger("message-store", undefined, { instance: config.instanceId
 
 await runUntilSignal("message-store", log, config.shutdownTimeoutMs, async () => {
   const telemetry = startTelemetry("message-store", config.instanceId, config.metricsPort, log);
-  const store = await openStore(config, (err) => log.warn("history cache unavailable; reading the store", { err }));
   const { discovery } = await openDiscovery(config, log);
+  if (storeHasOneWriter(config)) {
+    // One instance writes the message log (docs/cassandra-log.md); the others wait as standbys,
+    // out of discovery, until the leader's lease goes.
+    log.info("waiting to lead the message log");
+    await discovery.lead("message-log", () => exitForStandby(log, "lost the message log's election (lease expired)"));
+  }
+  const store = await openStore(config, (err) => log.warn("history cache unavailable; reading the store", { err }),
+    () => exitForStandby(log, "another instance took the message log"));
   const server = await serve(config, "message-store", port, log, [service(MessageStoreServiceService, storeService(store))]);
   await discovery.register("message-store", { id: config.instanceId, address: `${config.advertiseHost}:${server.port}` });
   log.info("message-store ready", { grpc: `${config.bindHost}:${server.port}`, profile: config.profile });
@@ -31,3 +38,12 @@ await runUntilSignal("message-store", log, config.shutdownTimeoutMs, async () =>
     },
   };
 });
+
+/**
+ * The log's writer was replaced: what this instance wrote since is never read (fencing), and
+ * staying up would only refuse calls. It exits; its supervisor starts it again as a standby.
+ */
+function exitForStandby(log: Logger, why: string): never {
+  log.error(`message-store stepping down: ${why}`);
+  process.exit(75);
+}

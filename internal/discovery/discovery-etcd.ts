@@ -1,4 +1,5 @@
-import type { Etcd3 } from "etcd3";
+import type { Campaign, Etcd3 } from "etcd3";
+import { randomUUID } from "node:crypto";
 import type { Discovery, Instance, ServiceKind } from "./discovery.js";
 import type { EtcdKeyspace } from "./etcd-keyspace.js";
 
@@ -12,6 +13,7 @@ export class EtcdDiscovery implements Discovery {
   private readonly listeners = new Map<ServiceKind, Set<(instances: Instance[]) => void>>();
   private watcher: Awaited<ReturnType<ReturnType<Etcd3["watch"]>["create"]>> | undefined;
   private registered: { service: ServiceKind; self: Instance } | undefined;
+  private readonly campaigns: Campaign[] = [];
 
   /** Instances come and go: channels resolve them through discovery. */
   readonly dynamic = true;
@@ -44,6 +46,16 @@ export class EtcdDiscovery implements Discovery {
     await this.space.session.put(this.key(service, self.id), JSON.stringify(self));
   }
 
+  /** etcd's election (a key per candidate under its own lease, the oldest leads), with the session's lease time. */
+  async lead(name: string, onLost: () => void): Promise<void> {
+    const campaign = this.space.client.election(`${this.space.prefix}leaders/${name}`, this.space.leaseTtlSeconds).campaign(this.registered?.self.id ?? randomUUID());
+    this.campaigns.push(campaign);
+    let elected = false;
+    campaign.on("error", () => { if (elected) onLost(); });
+    await campaign.wait();
+    elected = true;
+  }
+
   async deregister(): Promise<void> {
     if (!this.registered) return;
     await this.space.session.delete(this.key(this.registered.service, this.registered.self.id)).catch(() => {});
@@ -51,6 +63,8 @@ export class EtcdDiscovery implements Discovery {
   }
 
   async close(): Promise<void> {
+    // Resigning hands the election to the next candidate at once, not after the lease time.
+    await Promise.all(this.campaigns.map((c) => c.resign().catch(() => {})));
     await this.watcher?.cancel().catch(() => {});
     await this.space.close();
   }

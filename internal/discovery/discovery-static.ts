@@ -33,6 +33,7 @@ export class StaticDiscovery implements Discovery {
   }
 
   async register(): Promise<void> {}
+  async lead(): Promise<void> {}
   async deregister(): Promise<void> {}
   async close(): Promise<void> {}
 }

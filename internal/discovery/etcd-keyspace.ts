@@ -59,7 +59,7 @@ export interface EtcdKeyspaceOptions {
  * lives exactly as long as its lease.
  */
 export class EtcdKeyspace {
-  private constructor(readonly client: Etcd3, readonly session: EtcdSession, readonly prefix: string) {}
+  private constructor(readonly client: Etcd3, readonly session: EtcdSession, readonly prefix: string, readonly leaseTtlSeconds: number) {}
 
   static async open(opts: EtcdKeyspaceOptions, log: Logger): Promise<EtcdKeyspace> {
     const client = new Etcd3(etcdClientOptions(opts.endpoints, opts.access));
@@ -70,7 +70,7 @@ export class EtcdKeyspace {
       client.close();
       throw err;
     }
-    return new EtcdKeyspace(client, session, opts.prefix);
+    return new EtcdKeyspace(client, session, opts.prefix, opts.leaseTtlSeconds);
   }
 
   /** Revokes the lease (every key of this process vanishes at once) and closes the client. */

@@ -28,6 +28,15 @@ export function storeBackend(config: CommonConfig): StoreBackend {
   return oneOf("STORE_BACKEND", config.profile === "embedded" ? embeddedDefault(config.dataDir) : "cassandra", STORE_BACKENDS);
 }
 
+/**
+ * Whether the backend takes one writer per keyspace: the Cassandra log's leader
+ * (docs/cassandra-log.md). Its instances elect one (Discovery.lead) before opening the
+ * store; the others wait as standbys. The SQL backends take any number of instances.
+ */
+export function storeHasOneWriter(config: CommonConfig): boolean {
+  return storeBackend(config) === "cassandra";
+}
+
 function embeddedDefault(dataDir: string): StoreBackend {
   return fs.existsSync(path.join(dataDir, "store", "PG_VERSION")) ? "pglite" : "sqlite";
 }
@@ -38,16 +47,16 @@ function embeddedDefault(dataDir: string): StoreBackend {
  * lose anything, so in a deployment it gets a Redis of its own that evicts and never persists,
  * apart from the one that holds presence and limits (mesh/k8s/infra.yaml, docs/production.md).
  */
-export async function openStore(config: CommonConfig, onError: (err: unknown) => void = () => {}): Promise<Store> {
+export async function openStore(config: CommonConfig, onError: (err: unknown) => void = () => {}, onDeposed: () => void = () => {}): Promise<Store> {
   const backend = storeBackend(config);
-  const store = instrumentStore(await openBackend(config), backend);
+  const store = instrumentStore(await openBackend(config, onDeposed), backend);
   if (oneOf("HISTORY_CACHE", config.profile === "embedded" ? "off" : "redis", ["off", "redis"] as const) === "off") return store;
   const recent = new RecentMessages(str("HISTORY_CACHE_REDIS_URL", config.redisUrl), config.redisPrefix, int("HISTORY_CACHE_SIZE", 200, 1, 10_000), int("HISTORY_CACHE_TTL_S", 86_400, 1), onError);
   // The cache's own latency is labelled apart from the backend it fronts.
   return instrumentStore(new CachedStore(store, recent), `${backend}+cache`);
 }
 
-async function openBackend(config: CommonConfig): Promise<Store> {
+async function openBackend(config: CommonConfig, onDeposed: () => void): Promise<Store> {
   const backend = storeBackend(config);
   switch (backend) {
     case "sqlite": {
@@ -75,6 +84,7 @@ async function openBackend(config: CommonConfig): Promise<Store> {
           takeOverWrites: bool("CASSANDRA_TAKE_OVER_WRITES", false),
           // CASSANDRA_REPLICATION_FACTOR is the older name of a plain factor.
           replication: str("CASSANDRA_REPLICATION", str("CASSANDRA_REPLICATION_FACTOR", "1")),
+          onDeposed,
         });
       } catch (err) {
         await client.shutdown().catch(() => {});

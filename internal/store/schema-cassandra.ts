@@ -74,6 +74,20 @@ export const CASSANDRA_MIGRATIONS: ReadonlyArray<(ks: string) => string[]> = [
   ],
   // 6: which data centre writes the keyspace (cassandra-writer-dc.ts).
   (ks) => [`CREATE TABLE IF NOT EXISTS ${ks}.store_roles (name text PRIMARY KEY, value text)`],
+  // 7: the log's single writer (cassandra-leader.ts, docs/cassandra-log.md): the fence (moved by
+  // lightweight transaction, once per leader), the epochs closed, each tick's intent (only an
+  // epoch's last one is ever read; older ones are range-deleted), and the marks (durable heads).
+  (ks) => [
+    `CREATE TABLE IF NOT EXISTS ${ks}.log_leader (name text PRIMARY KEY, epoch bigint)`,
+    `CREATE TABLE IF NOT EXISTS ${ks}.log_closed (name text PRIMARY KEY, epoch bigint)`,
+    `CREATE TABLE IF NOT EXISTS ${ks}.log_intents (
+       epoch bigint, tick bigint, heads map<text, bigint>,
+       PRIMARY KEY ((epoch), tick)) WITH CLUSTERING ORDER BY (tick DESC)`,
+    `CREATE TABLE IF NOT EXISTS ${ks}.log_marks (key text PRIMARY KEY, value bigint)`,
+    // Membership events (outbox ids) already in the logs, at which position of whose log: a
+    // drain after a crash logs only those not found there.
+    `CREATE TABLE IF NOT EXISTS ${ks}.log_outbox_done (id bigint PRIMARY KEY, positions map<text, bigint>) WITH default_time_to_live = 2592000`,
+  ],
 ];
 
 const KEYSPACE_RE = /^[a-z][a-z0-9_]{0,47}$/;

@@ -1,5 +1,5 @@
 import cassandra from "cassandra-driver";
-import { AppendGroup, type AppendGroupResult, type AppendedMessage, type AppendMessage, type ChangeMessageRequest, type Session, type User, type UserEvent } from "../../gen/chat/internal/v1/store.js";
+import type { AppendGroup, AppendGroupResult, AppendedMessage, ChangeMessageRequest, Session, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
 import type { RotateRequest } from "./sessions.js";
 import type { PrivacySettings } from "./privacy.js";
 import type { BlockedUser, BlockPair } from "./blocks.js";
@@ -17,59 +17,35 @@ import { ChatError } from "../errors/chat-error.js";
 import { infraErrorToChatError } from "../errors/infra.js";
 import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES, textBytes } from "../grpc/message-size.js";
 import { CassandraRequestCounter } from "./cassandra-requests.js";
+import { type LeaderFailure, LogLeader, type Staged } from "./cassandra-leader.js";
 import { claimWriterDc } from "./cassandra-writer-dc.js";
 import { checkKeyspace, migrateCassandra } from "./schema-cassandra.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
 import { type LogWrite, SqlStore } from "./store-sql.js";
 import { fillEditedTexts, liveEvents, planMessageChange } from "./store-rules.js";
-import { fitBytes, historyLimit, type LogPage, type PointerMoveResult, type PointerUpdate, type Store, updateEachPointer } from "./store.js";
-import { sleep } from "../run/sleep.js";
+import { fitBytes, historyLimit, type LogPage, type PointerMoveResult, type PointerUpdate, type Store } from "./store.js";
 
 /*
  * The message store of the production profile: PostgreSQL keeps the directory
  * (users, conversations, membership, mute: small, relational, transactional),
- * Cassandra keeps what grows with traffic (messages, dedupe index, conversation
- * heads, per-user sync logs, read pointers).
+ * Cassandra keeps what grows with traffic (messages, dedupe index, per-user sync
+ * logs, read pointers).
  *
- * Consistency. Plain reads and writes use LOCAL_QUORUM: with RF 3 per DC a read
- * quorum overlaps every acknowledged write quorum, so a write this store
- * acknowledged is seen by the next read from any instance of the DC, and one
- * replica may be down. Every compare-and-set (conversation heads, sync-log
- * positions, pointers) is a lightweight transaction with LOCAL_SERIAL: Paxos
- * among the local DC's replicas, which is what makes two overlapping owners
- * unable to write the same seq or the same log position; reads that decide a
- * CAS (log head, pointer row) are LOCAL_SERIAL too so they see any in-flight
- * Paxos round completed. LOCAL_ rather than cross-DC: a conversation is owned
- * in one DC at a time and cross-DC Paxos would cost a WAN round trip per append.
+ * One writer, no consensus per message (docs/cassandra-log.md). The store instance that
+ * holds the keyspace's log (cassandra-leader.ts: a fence moved by one lightweight
+ * transaction when it starts, its epoch on every write's timestamp) numbers everything in
+ * memory: a conversation's seqs (checked against the chat owner's base_seq), each user's
+ * log positions, the pointers. Every row is a plain LOCAL_QUORUM write; an operation stages
+ * its rows and the heads they move, and the leader's next tick commits whatever was staged
+ * together (rows, then the tick's intent, then a read of the fence) before any of it is
+ * answered. Readers never go past a committed head, so a tick in flight, or rows a deposed
+ * leader wrote, are never read. Another instance started on the keyspace takes the log;
+ * this one is then deposed (onDeposed) and refuses every call on it with UNAVAILABLE.
  *
- * Append protocol (P1: a seq is never written twice).
- *  1. Read the conversation head; if it carries a pending intent, replay it.
- *  2. Refuse a stale base_seq (CONFLICT); resolve duplicates by message_ids.
- *  3. Commit point: LWT `SET last_seq = new, pending = intent IF last_seq = base
- *     AND pending = null`. Not applied: CONFLICT (after replaying a pending one).
- *  4. Apply the intent with idempotent writes: message rows, message_ids, the
- *     sender's pointers, one entry per member in each member's sync log.
- *  5. `SET pending = null IF last_seq = new`.
- * Whoever finds a pending intent (next append, lastSeq, history, readLog of a
- * member, a conversation read) replays it, so a crash after 3 never leaves a
- * half-written batch and a crash before 3 writes nothing visible. The next
- * intent of a conversation can only commit after the previous one is cleared,
- * so every member logs a conversation's messages in seq order.
- *
- * Sync-log positions are gapless and never written twice: a user's entries are
- * written by a conditional BATCH of `INSERT ... IF NOT EXISTS` at head+1..head+k
- * on one partition (atomic), the head being read at LOCAL_SERIAL; a not-applied
- * batch re-reads the head and retries. Replays are idempotent through log_index:
- * before each batch the candidate positions of its (conversation, seq) entries
- * are recorded there, and after reading the head an entry whose candidate
- * position really holds it in sync_log is not written again (a batch that won
- * happened before our head read, so its index rows are visible; one that did
- * not is concurrent and our own batch conflicts with it).
- *
- * Membership events come from the PostgreSQL directory transaction: they are
- * recorded in an outbox table in the same transaction, moved to the members'
- * Cassandra logs after the commit (idempotently, keyed by the outbox id) and
- * deleted; an instance drains leftovers at start.
+ * Membership events come from the PostgreSQL directory transaction: they are recorded in
+ * an outbox table in the same transaction, logged by a tick (which records where, in
+ * log_outbox_done) and deleted; a new leader logs what a crash left, for the recipients
+ * whose entry no tick committed.
  */
 
 const { consistencies } = cassandra.types;
@@ -113,6 +89,8 @@ export interface CassandraStoreOptions {
   localDc: string;
   /** CASSANDRA_TAKE_OVER_WRITES: make the local DC the writer, the one before being down. */
   takeOverWrites?: boolean;
+  /** Told once if another instance takes the message log from this one (it then refuses every call on it). */
+  onDeposed?: (epoch: number) => void;
 }
 
 /** A Cassandra client with the store's defaults: LOCAL_QUORUM, LOCAL_SERIAL, prepared statements. */
@@ -124,14 +102,6 @@ export function createCassandraClient(contactPoints: string[], localDataCenter: 
     requestTracker: new CassandraRequestCounter(),
     socketOptions: { connectTimeout: 3_000, readTimeout: 12_000 },
   });
-}
-
-interface LogEntry {
-  conversationId: string;
-  /** > 0: a message reference; < 0: an outbox event key; 0: an event without idempotency key (read marker). */
-  seq: number;
-  event: Event | null;
-  at: number;
 }
 
 interface OutboxRow {
@@ -168,26 +138,27 @@ export class CassandraStore implements Store {
   private readonly M: number;
   private readonly L: number;
   private readonly cql: ReturnType<typeof statements>;
-  /**
-   * Per conversation, the last seq whose intent this instance itself applied and
-   * cleared: the next append from that base skips reading the head (the commit's
-   * condition still checks it). Per user, the last log position this instance
-   * wrote: the next entries are tried right after it (the conditional insert
-   * still refuses a taken position, and then the head is read at LOCAL_SERIAL).
-   * Both are hints: dropped on any conflict, bounded in size.
-   */
-  private readonly appliedThrough = new Map<string, number>();
-  private readonly logHeadHints = new Map<string, number>();
-  /** Per (conversation, user), the pointer row as this instance last wrote or saw it (a hint, like the above). */
-  private readonly pointerHints = new Map<string, { delivered: number; read: number; exists: boolean }>();
+  /** The log's leader (cassandra-leader.ts): this instance numbers every conversation and sync log while it holds it. */
+  private leader: LogLeader | undefined;
+  /** Another instance took the log: this one refuses every call on it, for good. */
+  private deposed = false;
+  private closing = false;
+  /** Per (conversation, user), the pointers as this leader last wrote or read them (only this leader writes them). */
+  private pointers = new Map<string, { delivered: number; read: number }>();
+  private readonly pointerLoads = new Map<string, Promise<{ delivered: number; read: number }>>();
+  /** Edits and deletions of one message, one at a time. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+  /** Waits between attempts to take the log back, cut short by close(). */
+  private readonly pauses = new Set<() => void>();
 
   private constructor(
     private readonly dir: SqlStore,
     private readonly db: SqlClient,
     private readonly client: cassandra.Client,
-    keyspace: string,
+    private readonly keyspace: string,
     messagesPerBucket: number,
     logEntriesPerBucket: number,
+    private readonly options: CassandraStoreOptions,
   ) {
     this.M = messagesPerBucket;
     this.L = logEntriesPerBucket;
@@ -214,8 +185,9 @@ export class CassandraStore implements Store {
       };
       const m = await setting("messages_per_bucket", options.messagesPerBucket, MESSAGES_PER_BUCKET);
       const l = await setting("log_entries_per_bucket", options.logEntriesPerBucket, LOG_ENTRIES_PER_BUCKET);
-      const store = new CassandraStore(dir, db, client, ks, m, l);
-      await store.drainOutbox();
+      const store = new CassandraStore(dir, db, client, ks, m, l, options);
+      // Takes the log (fence, earlier epochs closed), then drains membership events a crash left.
+      await store.takeOver();
       return store;
     });
   }
@@ -259,7 +231,6 @@ export class CassandraStore implements Store {
         await this.overlay(r.conversation);
         return r;
       }
-      await this.ensureHead(r.conversation.id);
       const events = box.row ? await this.flushOutbox(box.row) : [];
       return { ...r, events };
     });
@@ -279,13 +250,16 @@ export class CassandraStore implements Store {
       const r = await this.dir.changeMembershipWith(req, async (tx, writes) => {
         // The snapshot in the event (and returned) carries Cassandra's last_seq and pointers.
         const event = writes[0]?.event;
-        if (event?.kind?.$case === "membership" && event.kind.value.conversation) await this.overlay(event.kind.value.conversation, false);
+        if (event?.kind?.$case === "membership" && event.kind.value.conversation) await this.overlay(event.kind.value.conversation);
         box.row = await this.recordOutbox(tx, writes);
         return [];
       });
       if (req.action === MembershipAction.MEMBERSHIP_ACTION_REMOVED || req.action === MembershipAction.MEMBERSHIP_ACTION_LEFT) {
         // A member who comes back starts with fresh pointers, as a new members row does in SQL.
-        await this.client.execute(this.cql.deletePointers, [req.conversationId, req.subjectId], { serialConsistency: consistencies.localSerial });
+        const tick = new TickWrites();
+        tick.stage(this.cql.deletePointers, [req.conversationId, req.subjectId]);
+        this.pointers.set(pointerKey(req.conversationId, req.subjectId), { delivered: 0, read: 0 });
+        await this.log().submit(tick.writes, tick.heads);
       }
       const events = box.row ? await this.flushOutbox(box.row) : [];
       return { conversation: r.conversation, events };
@@ -326,37 +300,44 @@ export class CassandraStore implements Store {
 
   append(groups: AppendGroup[]): Promise<AppendGroupResult[]> {
     return guard(async () => {
+      const log = this.log();
       const results: AppendGroupResult[] = new Array(groups.length);
-      // Groups of one conversation in order (the second sees the first's seqs), conversations in parallel.
+      const tick = new TickWrites();
+      // Groups of one conversation in order (the second sees the first's seqs), conversations in parallel;
+      // everything staged goes in one tick.
       const byConv = new Map<string, number[]>();
       groups.forEach((g, i) => byConv.set(g.conversationId, [...(byConv.get(g.conversationId) ?? []), i]));
-      await Promise.all([...byConv.values()].map(async (idxs) => {
-        for (const i of idxs) results[i] = await this.appendGroup(groups[i]!);
+      const done = await Promise.allSettled([...byConv.values()].map(async (idxs) => {
+        for (const i of idxs) results[i] = await this.appendGroup(log, groups[i]!, tick);
       }));
+      // What the groups that got through numbered is committed even if another failed: seqs and
+      // positions handed out are always written (a gap would otherwise open in the logs).
+      if (!tick.empty) await log.submit(tick.writes, tick.heads);
+      const failed = done.find((d) => d.status === "rejected");
+      if (failed) throw failed.reason;
       return results;
     });
   }
 
   lastSeq(conversationId: string): Promise<number> {
     return guard(async () => {
-      const head = await this.loadHead(conversationId);
-      if (!head) throw ChatError.notFound("no such conversation");
-      return head.lastSeq;
+      // Settled: a tick in flight for the conversation is waited for (its owner asks this after a conflict).
+      const head = await this.log().settled(convKey(conversationId));
+      if (head.assigned === 0 && !(await this.dir.conversationExists(conversationId))) throw ChatError.notFound("no such conversation");
+      return head.committed;
     });
   }
 
   readLog(userId: string, afterPos: number, limit: number, maxBytes = PAGE_MAX_BYTES): Promise<LogPage> {
     return guard(async () => {
-      // A pending intent of one of the user's conversations may owe this log entries.
-      const convs = await this.dir.conversationIdsOf(userId);
-      await Promise.all(convs.map((c) => this.loadHead(c, false)));
-      const head = await this.logHead(userId, consistencies.localQuorum);
+      // Only what a tick committed: rows past the head are a tick in flight or a deposed leader's.
+      const head = (await this.log().head(logKey(userId))).committed;
       const rows: Row[] = [];
       let p = afterPos + 1;
       while (rows.length < limit && p <= head) {
         const b = Math.floor(p / this.L);
         const r = await this.client.execute(this.cql.readLog, [userId, b, p, limit - rows.length], { isIdempotent: true });
-        rows.push(...r.rows);
+        rows.push(...r.rows.filter((row) => num(row["pos"]) <= head));
         p = (b + 1) * this.L;
       }
       // Log entries are small references; the bodies they point at are read a
@@ -375,7 +356,7 @@ export class CassandraStore implements Store {
         i += chunk.length;
         const messages = await this.messagesOf(chunk);
         // Edit events get their text (the message's now) before they are measured: it counts in the budget.
-        const decoded = chunk.map((r) => (r["event"] ? Event.decode(r["event"] as Buffer) : undefined));
+        const decoded = chunk.map((r) => (hasEvent(r) ? Event.decode(r["event"] as Buffer) : undefined));
         await fillEditedTexts(decoded.filter((e): e is Event => e !== undefined), (c, seqs) => this.texts(c, seqs));
         for (const [j, r] of chunk.entries()) {
           const pos = num(r["pos"]);
@@ -388,9 +369,8 @@ export class CassandraStore implements Store {
           events.push(ev ? { ...ev, pos } : { pos, atMs: num(r["at"]), kind: m ? { $case: "message", value: m } : undefined });
         }
       }
-      const last = events[events.length - 1]?.pos ?? 0;
       // Unset rather than false at the end of the log: a page there reads as before.
-      return { events, head: Math.max(head, last), more: cut || rows.length === limit || undefined };
+      return { events, head, more: cut || rows.length === limit || undefined };
     });
   }
 
@@ -398,7 +378,7 @@ export class CassandraStore implements Store {
   private async messagesOf(rows: Row[]): Promise<Map<string, Message>> {
     const want = new Map<string, { conv: string; bucket: number; seqs: number[] }>();
     for (const r of rows) {
-      if (r["event"]) continue;
+      if (hasEvent(r)) continue;
       const conv = r["conversation_id"] as string;
       const seq = num(r["seq"]);
       const b = Math.floor(seq / this.M);
@@ -428,69 +408,57 @@ export class CassandraStore implements Store {
   }
 
   /**
-   * An edit or deletion, made crash-safe with the directory's outbox: (1) the event is
-   * recorded in the outbox (PostgreSQL) under id K; (2) the message row changes by
-   * compare-and-set (so the edit cap and "deleted" hold under concurrent requests) and
-   * records K in its `changes`; (3) the event is moved to the concerned logs, keyed by -K
-   * (idempotent), and the outbox row deleted. A refused change deletes its outbox row. An
-   * instance that died in between leaves the row, and the next start (drainOutbox) logs
-   * it if and only if the message row holds K (a delete for me is simply applied again).
+   * An edit or deletion: one at a time per message (the leader's lock), so the edit cap and
+   * "deleted" hold without a compare-and-set; the message row's change and the events in
+   * the concerned logs commit in one tick.
    */
   changeMessage(req: ChangeMessageRequest): Promise<UserEvent[]> {
     return guard(async () => {
-      const conv = await this.dir.conversationRow(req.conversationId);
-      const conversation = conv && { kind: conv.kind, createdBy: conv.createdBy };
-      // A pending intent may still owe this message's row: replay it first.
-      await this.loadHead(req.conversationId, false);
-      const b = Math.floor(req.seq / this.M);
-      for (let attempt = 0; ; attempt++) {
-        const row = (await this.client.execute(this.cql.message, [req.conversationId, b, req.seq], { consistency: consistencies.localSerial, isIdempotent: true })).first();
+      const log = this.log();
+      return this.locked(`${req.conversationId}\u0000${req.seq}`, async () => {
+        const conv = await this.dir.conversationRow(req.conversationId);
+        const conversation = conv && { kind: conv.kind, createdBy: conv.createdBy };
+        const committed = (await log.head(convKey(req.conversationId))).committed;
+        const b = Math.floor(req.seq / this.M);
+        const row = req.seq <= committed ? (await this.client.execute(this.cql.message, [req.conversationId, b, req.seq], { isIdempotent: true })).first() : undefined;
         const state = row ? { senderId: row["sender_id"] as string, sentAtMs: num(row["sent_at"]), editCount: num(row["edit_count"]), deleted: num(row["deleted_at"]) > 0 } : undefined;
         const plan = planMessageChange(req, state, conversation, conv?.members ?? []);
-        const outbox = (await this.recordOutbox(this.db, plan.recipients.map((userId) => ({ userId, conversationId: req.conversationId, seq: req.seq, event: plan.stored }))))!;
-        // A failure from here on leaves the outbox row to drainOutbox, which checks the message.
-        let applied = true;
+        const tick = new TickWrites();
         if (plan.editCount !== undefined) {
-          applied = (await this.client.execute(this.cql.editMessage, [req.text, req.atMs, plan.editCount, [outbox.id], req.conversationId, b, req.seq, row!["edit_count"] ?? null, row!["deleted_at"] ?? null])).wasApplied();
+          tick.stage(this.cql.editMessage, [req.text, req.atMs, plan.editCount, req.conversationId, b, req.seq]);
         } else if (plan.deleteForEveryone) {
-          applied = (await this.client.execute(this.cql.deleteMessage, [req.atMs, [outbox.id], req.conversationId, b, req.seq, row!["deleted_at"] ?? null])).wasApplied();
-          if (applied) await this.client.execute(this.cql.insertDeleted, [req.conversationId, req.seq], { isIdempotent: true });
+          tick.stage(this.cql.deleteMessage, [req.atMs, req.conversationId, b, req.seq]);
+          tick.stage(this.cql.insertDeleted, [req.conversationId, req.seq]);
         } else {
-          await this.client.execute(this.cql.insertHidden, [req.actorId, req.conversationId, req.seq], { isIdempotent: true });
+          tick.stage(this.cql.insertHidden, [req.actorId, req.conversationId, req.seq]);
         }
-        if (!applied) {
-          await this.db.query(`DELETE FROM ${OUTBOX_TABLE} WHERE id = $1`, [outbox.id]);
-          if (attempt >= 20) throw ChatError.unavailable("message change contention");
-          continue;
-        }
-        return liveEvents(await this.flushOutbox(outbox), plan.live);
-      }
+        const at = req.atMs || Date.now();
+        const logged = await this.logEvents(log, tick, plan.recipients, req.conversationId, { ...plan.stored, atMs: at });
+        await log.submit(tick.writes, tick.heads);
+        return liveEvents(logged, plan.live);
+      });
     });
   }
 
-  /** An outbox row of an edit or deletion is logged only if its change was applied (see changeMessage). */
-  private async messageChangeApplied(row: OutboxRow): Promise<boolean> {
-    const k = row.event.kind;
-    if (k?.$case !== "edited" && k?.$case !== "deleted") return true;
-    const { conversationId, seq } = k.value;
-    if (k.$case === "deleted" && !k.value.forEveryone) {
-      await this.client.execute(this.cql.insertHidden, [k.value.actorId, conversationId, seq], { isIdempotent: true });
-      return true;
-    }
-    const m = (await this.client.execute(this.cql.message, [conversationId, Math.floor(seq / this.M), seq], { consistency: consistencies.localSerial, isIdempotent: true })).first();
-    const changes = (m?.["changes"] as Array<{ toString(): string }> | null) ?? [];
-    return changes.some((id) => num(id) === row.id);
-  }
-
-  /** From the dedupe index (one partition per conversation and sender), less the conversation's tombstones. */
+  /** From the dedupe index (one partition per conversation and sender), less the conversation's tombstones and what no tick committed. */
   sentMessages(conversationId: string, senderId: string): Promise<number[]> {
     return guard(async () => {
+      const committed = (await this.log().head(convKey(conversationId))).committed;
       const [sent, deleted] = await Promise.all([
         this.client.execute(this.cql.sentBy, [conversationId, senderId], { isIdempotent: true, fetchSize: 100_000 }),
         this.client.execute(this.cql.deletedIn, [conversationId], { isIdempotent: true, fetchSize: 100_000 }),
       ]);
       const gone = new Set(deleted.rows.map((r) => num(r["seq"])));
-      return sent.rows.map((r) => num(r["seq"])).filter((seq) => !gone.has(seq)).sort((a, b) => a - b);
+      const seqs = sent.rows.map((r) => num(r["seq"])).filter((seq) => seq <= committed && !gone.has(seq));
+      // An index row a deposed leader wrote may name a seq that is someone else's message now.
+      const byBucket = new Map<number, number[]>();
+      for (const seq of seqs) byBucket.set(Math.floor(seq / this.M), [...(byBucket.get(Math.floor(seq / this.M)) ?? []), seq]);
+      const mine: number[] = [];
+      await Promise.all([...byBucket].map(async ([b, list]) => {
+        const r = await this.client.execute(this.cql.messagesIn, [conversationId, b, list], { isIdempotent: true });
+        for (const m of r.rows) if (m["sender_id"] === senderId) mine.push(num(m["seq"]));
+      }));
+      return mine.sort((a, b) => a - b);
     });
   }
 
@@ -498,21 +466,18 @@ export class CassandraStore implements Store {
     return guard(async () => (await this.client.execute(this.cql.hiddenOf, [userId, conversationId], { isIdempotent: true })).rows.map((r) => num(r["seq"])));
   }
 
-  /**
-   * One read per user, the head hint: every append writes it (a max-register) before it is
-   * acknowledged, so it is at or past every acknowledged entry; only a write still in flight,
-   * or one whose writer died before acknowledging it, can be past it, which a check may miss.
-   * The edges' head check asks this for every online user each minute: the exact head (the
-   * hint, then the last bucket's last row) would double those reads.
-   */
+  /** Each user's committed log head: from the leader's memory, or one read of its mark. */
   logHeads(userIds: string[]): Promise<number[]> {
-    return guard(() => Promise.all(userIds.map(async (u) => num((await this.client.execute(this.cql.logHeadHint, [u], { isIdempotent: true })).first()?.["head"]))));
+    return guard(async () => {
+      const log = this.log();
+      return Promise.all(userIds.map(async (u) => (await log.head(logKey(u))).committed));
+    });
   }
 
   history(userId: string, req: HistoryRequest, maxBytes = PAGE_MAX_BYTES): Promise<HistoryPage> {
     return guard(async () => {
       if (!(await this.dir.isMember(req.conversationId, userId))) throw ChatError.denied();
-      const last = (await this.loadHead(req.conversationId))?.lastSeq ?? 0;
+      const last = (await this.log().head(convKey(req.conversationId))).committed;
       // What the user deleted for themselves is not in their pages.
       const hidden = new Set(await this.hiddenSeqs(userId, req.conversationId));
       const limit = historyLimit(req.limit);
@@ -525,7 +490,7 @@ export class CassandraStore implements Store {
       const want = () => Math.min(limit + 1 - rows.length, HISTORY_CHUNK);
       const full = () => rows.length > limit || bytes > maxBytes;
       const take = (read: Message[]) => {
-        const found = hidden.size === 0 ? read : read.filter((m) => !hidden.has(m.seq));
+        const found = read.filter((m) => m.seq <= last && !hidden.has(m.seq));
         rows.push(...found);
         for (const m of found) bytes += textBytes(m.text) + ITEM_OVERHEAD_BYTES;
       };
@@ -558,66 +523,158 @@ export class CassandraStore implements Store {
     });
   }
 
-  updatePointersBatch(updates: PointerUpdate[]): Promise<PointerMoveResult[]> {
-    return updateEachPointer(this, updates);
-  }
-
   updatePointers(conversationId: string, userId: string, deliveredSeq: number, readSeq: number) {
     return guard(async () => {
-      if (!(await this.dir.isMember(conversationId, userId))) throw ChatError.denied();
-      const last = (await this.loadHead(conversationId))?.lastSeq ?? 0;
-      // Pointers never pass the last message nor move back; reading implies delivery.
-      const moved = await this.movePointers(conversationId, userId, (cur) => {
-        const read = Math.max(cur.read, Math.min(readSeq, last));
-        const delivered = Math.max(cur.delivered, Math.min(deliveredSeq, last), read);
-        return { delivered, read };
-      });
-      const { delivered, read } = moved.after;
-      const changed = read !== moved.before.read || delivered !== moved.before.delivered;
-      if (!changed) return { deliveredSeq: delivered, readSeq: read, changed };
-      let readEvent: Event | undefined;
-      if (read !== moved.before.read) {
-        const marker: Event = { pos: 0, atMs: Date.now(), kind: { $case: "read", value: { conversationId, readSeq: read } } };
-        const [pos] = await this.appendUserLog(userId, [{ conversationId, seq: 0, event: marker, at: marker.atMs }]);
-        readEvent = { ...marker, pos: pos! };
-      }
-      return { deliveredSeq: delivered, readSeq: read, changed, readEvent };
+      const [r] = await this.movePointers([{ conversationId, userId, deliveredSeq, readSeq }]);
+      if (r!.error !== undefined) throw new ChatError(r!.error, r!.error === ErrorCode.ERROR_CODE_PERMISSION_DENIED ? "not a member of this conversation" : "pointer move refused");
+      return r!.pointers;
     });
   }
 
+  /** Many pointer moves in one tick, each answered on its own: a refused one (a non-member's) fails no other. */
+  updatePointersBatch(updates: PointerUpdate[]): Promise<PointerMoveResult[]> {
+    return guard(() => this.movePointers(updates));
+  }
+
   async close(): Promise<void> {
+    this.closing = true;
+    for (const wake of this.pauses) wake();
+    this.pauses.clear();
+    this.leader?.stop();
     await Promise.allSettled([this.client.shutdown(), this.dir.close()]);
   }
 
   // ---- internals ----
 
-  private async appendGroup(group: AppendGroup): Promise<AppendGroupResult> {
+  /** The log's leader, or UNAVAILABLE (retryable) while it is being taken back or after this instance was deposed. */
+  private log(): LogLeader {
+    const l = this.leader;
+    if (!l || l.failed) throw ChatError.unavailable(this.deposed ? "this message store instance no longer holds the log" : "the message log is being recovered");
+    return l;
+  }
+
+  private async takeOver(from?: number): Promise<void> {
+    const leader = await LogLeader.takeOver(this.client, this.keyspace, {
+      from,
+      legacyHead: (key) => this.legacyHead(key),
+      onFailed: (f) => this.leaderFailed(leader, f),
+    });
+    if (this.closing) {
+      leader.stop();
+      return;
+    }
+    this.pointers = new Map();
+    this.leader = leader;
+    await this.drainOutbox();
+  }
+
+  /**
+   * A tick failed. Deposed (another instance moved the fence): this one stops serving the log
+   * for good and says so. Any other failure (Cassandra unreachable, a timeout): the outcome of
+   * the tick is unknown, so this instance takes its own log back under a new epoch, which
+   * settles it, retrying until Cassandra answers; meanwhile calls are refused UNAVAILABLE.
+   */
+  private leaderFailed(leader: LogLeader, f: LeaderFailure): void {
+    if (this.leader !== leader || this.closing) return;
+    if (f.kind === "deposed") {
+      this.deposed = true;
+      this.options.onDeposed?.(f.epoch);
+      return;
+    }
+    void (async () => {
+      for (let attempt = 0; !this.closing; attempt++) {
+        try {
+          await this.takeOver(leader.epoch);
+          return;
+        } catch (err) {
+          if (err instanceof ChatError && /taken over/.test(err.message)) {
+            this.deposed = true;
+            this.options.onDeposed?.(leader.epoch + 1);
+            return;
+          }
+          await this.pause(Math.min(2_000, 50 * 2 ** attempt));
+        }
+      }
+    })();
+  }
+
+  /** A wait that close() cuts short. */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => { this.pauses.delete(done); resolve(); }, ms);
+      const done = () => { clearTimeout(t); resolve(); };
+      this.pauses.add(done);
+    });
+  }
+
+  /** A head with no mark: a keyspace written before the marks existed (its old head rows), else 0. */
+  private async legacyHead(key: string): Promise<number> {
+    const id = key.slice(2);
+    if (key.startsWith("c:")) return num((await this.client.execute(this.cql.legacyConvHead, [id], { isIdempotent: true })).first()?.["last_seq"]);
+    // The old store wrote a head hint before acknowledging any entry; the log's own writers never do.
+    const hint = (await this.client.execute(this.cql.logHeadHint, [id], { isIdempotent: true })).first();
+    if (!hint) return 0;
+    for (let b = Math.floor(num(hint["head"]) / this.L); ; b++) {
+      const row = (await this.client.execute(this.cql.logLast, [id, b], { isIdempotent: true })).first();
+      if (!row) return Math.max(num(hint["head"]), b * this.L - 1);
+      const p = num(row["pos"]);
+      if (p < (b + 1) * this.L - 1) return p;
+    }
+  }
+
+  /** Runs `fn` alone for `key` (the leader is the only writer, so an in-memory lock serialises a message's changes). */
+  private async locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(key) ?? Promise.resolve();
+    const run = prev.catch(() => {}).then(fn);
+    const tail = run.catch(() => {});
+    this.locks.set(key, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(key) === tail) this.locks.delete(key);
+    }
+  }
+
+  private async appendGroup(log: LogLeader, group: AppendGroup, tick: TickWrites): Promise<AppendGroupResult> {
     const conv = group.conversationId;
     const result: AppendGroupResult = { conversationId: conv, error: ErrorCode.ERROR_CODE_UNSPECIFIED, messages: [], lastSeq: 0 };
-    const head = this.appliedThrough.get(conv) === group.baseSeq ? { lastSeq: group.baseSeq } : await this.loadHead(conv);
-    if (!head) {
+    const head = await log.head(convKey(conv));
+    if (head.assigned === 0 && !(await this.dir.conversationExists(conv))) {
       result.error = ErrorCode.ERROR_CODE_NOT_FOUND;
       return result;
     }
-    result.lastSeq = head.lastSeq;
-    // Another owner appended since this one last looked: refuse, it reloads and retries.
-    if (head.lastSeq !== group.baseSeq) {
+    if (head.assigned !== group.baseSeq) {
+      // Another owner appended since this one last looked: refuse, it reloads and retries.
       result.error = ErrorCode.ERROR_CODE_CONFLICT;
+      result.lastSeq = head.assigned;
       return result;
     }
-    // Duplicates: (sender, client_msg_id) already stored, or twice in this group.
+    // Duplicates: (sender, client_msg_id) already stored, or twice in this group. An index row
+    // counts only if a tick committed its message (a deposed leader's may name a reused seq).
     const key = (m: { senderId: string; clientMsgId: string }) => `${m.senderId}\u0000${m.clientMsgId}`;
     const known = new Map<string, Message>();
     const distinct = new Map(group.messages.map((m) => [key(m), m]));
-    await Promise.all([...distinct.values()].map(async (m) => {
-      const id = await this.client.execute(this.cql.messageId, [conv, m.senderId, m.clientMsgId], { isIdempotent: true });
-      const seq = id.first() ? num(id.first()["seq"]) : 0;
-      if (!seq) return;
-      const row = await this.client.execute(this.cql.message, [conv, Math.floor(seq / this.M), seq], { isIdempotent: true });
-      if (row.first()) known.set(key(m), rowToMessage(row.first()));
-    }));
-    let seq = head.lastSeq;
-    const fresh: AppendMessage[] = [];
+    const members = [...new Set(group.memberIds)];
+    const senders = [...new Set(group.messages.map((m) => m.senderId))].filter((s) => members.includes(s));
+    await Promise.all([
+      ...[...distinct.values()].map(async (m) => {
+        const id = await this.client.execute(this.cql.messageId, [conv, m.senderId, m.clientMsgId], { isIdempotent: true });
+        const seq = id.first() ? num(id.first()["seq"]) : 0;
+        if (!seq || seq > head.committed) return;
+        const row = (await this.client.execute(this.cql.message, [conv, Math.floor(seq / this.M), seq], { isIdempotent: true })).first();
+        if (row && row["sender_id"] === m.senderId && row["client_msg_id"] === m.clientMsgId) known.set(key(m), rowToMessage(row));
+      }),
+      ...members.map((u) => log.head(logKey(u))),
+      ...senders.map((u) => this.pointer(conv, u)),
+    ]);
+    // From here to the end nothing awaits: seqs and positions are handed out in one step.
+    if (head.assigned !== group.baseSeq) {
+      result.error = ErrorCode.ERROR_CODE_CONFLICT;
+      result.lastSeq = head.assigned;
+      return result;
+    }
+    let seq = head.assigned;
+    const at = Date.now();
     const appended: AppendedMessage[] = [];
     for (const m of group.messages) {
       const dup = known.get(key(m));
@@ -630,204 +687,128 @@ export class CassandraStore implements Store {
       const entry: AppendedMessage = { message, duplicate: false, positions: [] };
       result.messages.push(entry);
       appended.push(entry);
-      fresh.push(m);
+      tick.stage(this.cql.insertMessage, [conv, Math.floor(message.seq / this.M), message.seq, m.senderId, m.senderDeviceId, m.clientMsgId, m.text, m.sentAtMs, m.replyToSeq ?? 0]);
+      tick.stage(this.cql.insertMessageId, [conv, m.senderId, m.clientMsgId, message.seq]);
     }
     result.lastSeq = seq;
-    if (fresh.length === 0) return result;
-    // Commit point.
-    const intent: AppendGroup = { conversationId: conv, baseSeq: head.lastSeq, messages: fresh, memberIds: group.memberIds };
-    const lwt = await this.client.execute(this.cql.commitIntent, [seq, Buffer.from(AppendGroup.encode(intent).finish()), conv, head.lastSeq]);
-    if (!lwt.wasApplied()) {
-      this.appliedThrough.delete(conv);
-      const cur = lwt.first();
-      const pending = cur?.["pending"] as Buffer | null | undefined;
-      if (pending) await this.applyIntent(AppendGroup.decode(pending), num(cur["last_seq"]));
-      return { conversationId: conv, error: ErrorCode.ERROR_CODE_CONFLICT, messages: [], lastSeq: num(cur?.["last_seq"]) };
+    if (appended.length === 0) return result;
+    head.assigned = seq;
+    tick.head(convKey(conv), seq);
+    // A sender has read (and so received) what they sent.
+    for (const s of senders) {
+      const last = Math.max(...appended.filter((a) => a.message!.senderId === s).map((a) => a.message!.seq), 0);
+      const p = this.pointers.get(pointerKey(conv, s))!;
+      if (last > p.read) this.setPointer(tick, conv, s, p, Math.max(p.delivered, last), last);
     }
-    const positions = await this.applyIntent(intent, seq);
-    appended.forEach((a, i) => a.positions.push(...positions[i]!));
+    for (const u of members) {
+      const h = log.peek(logKey(u))!;
+      for (const a of appended) {
+        const pos = ++h.assigned;
+        a.positions.push(pos);
+        tick.stage(this.cql.insertLog, [u, Math.floor(pos / this.L), pos, at, conv, a.message!.seq, NO_EVENT]);
+      }
+      tick.head(logKey(u), h.assigned);
+    }
+    // positions[message][member], in memberIds order (a repeated member gets the same positions).
+    for (const a of appended) {
+      const byMember = new Map(members.map((u, i) => [u, a.positions[i]!]));
+      a.positions = group.memberIds.map((u) => byMember.get(u)!);
+    }
     return result;
   }
 
-  /**
-   * Writes a committed intent (idempotent: any number of instances may run it,
-   * even concurrently) and clears it. Returns positions[message][member].
-   */
-  private async applyIntent(intent: AppendGroup, newLastSeq: number): Promise<number[][]> {
-    const conv = intent.conversationId;
-    const at = Date.now();
-    const msgs: Message[] = intent.messages.map((m, i) => ({
-      conversationId: conv, seq: intent.baseSeq + 1 + i, senderId: m.senderId, senderDeviceId: m.senderDeviceId, clientMsgId: m.clientMsgId, text: m.text, sentAtMs: m.sentAtMs, editedAtMs: 0, deleted: false, replyToSeq: m.replyToSeq || undefined,
-    }));
-    await Promise.all(msgs.flatMap((m) => [
-      this.client.execute(this.cql.insertMessage, [conv, Math.floor(m.seq / this.M), m.seq, m.senderId, m.senderDeviceId, m.clientMsgId, m.text, m.sentAtMs, m.replyToSeq ?? 0], { isIdempotent: true }),
-      this.client.execute(this.cql.insertMessageId, [conv, m.senderId, m.clientMsgId, m.seq], { isIdempotent: true }),
-    ]));
-    const members = [...new Set(intent.memberIds)];
-    // A sender has read (and so received) what they sent.
-    const bySender = new Map<string, number>();
-    for (const m of msgs) if (members.includes(m.senderId)) bySender.set(m.senderId, Math.max(bySender.get(m.senderId) ?? 0, m.seq));
-    const logged = new Map<string, number[]>();
-    await Promise.all([
-      ...[...bySender].map(([user, s]) => this.movePointers(conv, user, (cur) => ({ delivered: Math.max(cur.delivered, s), read: Math.max(cur.read, s) }))),
-      ...members.map(async (user) => {
-        logged.set(user, await this.appendUserLog(user, msgs.map((m) => ({ conversationId: conv, seq: m.seq, event: null, at }))));
-      }),
-    ]);
-    await this.client.execute(this.cql.clearIntent, [conv, newLastSeq]);
-    remember(this.appliedThrough, conv, newLastSeq);
-    return msgs.map((_, i) => intent.memberIds.map((u) => logged.get(u)![i]!));
-  }
-
-  /** The conversation's last seq after replaying a pending intent; null if the conversation does not exist. */
-  private async loadHead(conv: string, ensure = true): Promise<{ lastSeq: number } | null> {
-    const r = await this.client.execute(this.cql.head, [conv], { isIdempotent: true });
-    const row = r.first();
-    if (!row) {
-      // Created in PostgreSQL but the head row not written yet (or a crash in between).
-      if (!ensure || !(await this.dir.conversationExists(conv))) return null;
-      await this.ensureHead(conv);
-      return this.loadHead(conv, false);
+  /** The pointer row of (conversation, user), read once per leader and then kept in memory. */
+  private async pointer(conv: string, user: string): Promise<{ delivered: number; read: number }> {
+    const k = pointerKey(conv, user);
+    const have = this.pointers.get(k);
+    if (have) return have;
+    const loading = this.pointerLoads.get(k) ?? (async () => {
+      const r = (await this.client.execute(this.cql.pointer, [conv, user], { isIdempotent: true })).first();
+      return { delivered: num(r?.["delivered_seq"]), read: num(r?.["read_seq"]) };
+    })();
+    this.pointerLoads.set(k, loading);
+    try {
+      const p = await loading;
+      if (!this.pointers.has(k)) {
+        if (this.pointers.size >= MAX_POINTERS) this.pointers.clear();
+        this.pointers.set(k, p);
+      }
+      return this.pointers.get(k)!;
+    } finally {
+      this.pointerLoads.delete(k);
     }
-    const lastSeq = num(row["last_seq"]);
-    const pending = row["pending"] as Buffer | null;
-    if (pending) await this.applyIntent(AppendGroup.decode(pending), lastSeq);
-    return { lastSeq };
   }
 
-  private async ensureHead(conv: string): Promise<void> {
-    await this.client.execute(this.cql.createHead, [conv]);
+  private setPointer(tick: TickWrites, conv: string, user: string, p: { delivered: number; read: number }, delivered: number, read: number): void {
+    p.delivered = delivered;
+    p.read = read;
+    tick.stage(this.cql.setPointers, [delivered, read, conv, user]);
   }
 
-  /** Overlays Cassandra's last seq and pointers on a directory snapshot. */
-  private async overlay(c: Conversation, ensure = true): Promise<void> {
+  private async movePointers(updates: PointerUpdate[]): Promise<PointerMoveResult[]> {
+    const log = this.log();
+    const tick = new TickWrites();
+    const results = await Promise.all(updates.map(async (u): Promise<PointerMoveResult | { deferred: () => PointerMoveResult }> => {
+      if (!(await this.dir.isMember(u.conversationId, u.userId))) return { error: ErrorCode.ERROR_CODE_PERMISSION_DENIED };
+      const [head] = await Promise.all([log.head(convKey(u.conversationId)), log.head(logKey(u.userId)), this.pointer(u.conversationId, u.userId)]);
+      // Decided after every load, in update order below: two moves of one pointer in a batch see each other.
+      return {
+        deferred: () => {
+          const p = this.pointers.get(pointerKey(u.conversationId, u.userId)) ?? { delivered: 0, read: 0 };
+          const last = head.assigned;
+          // Pointers never pass the last message nor move back; reading implies delivery.
+          const read = Math.max(p.read, Math.min(u.readSeq, last));
+          const delivered = Math.max(p.delivered, Math.min(u.deliveredSeq, last), read);
+          const changed = read !== p.read || delivered !== p.delivered;
+          if (!changed) return { pointers: { deliveredSeq: delivered, readSeq: read, changed } };
+          const readMoved = read !== p.read;
+          if (!this.pointers.has(pointerKey(u.conversationId, u.userId))) this.pointers.set(pointerKey(u.conversationId, u.userId), p);
+          this.setPointer(tick, u.conversationId, u.userId, p, delivered, read);
+          let readEvent: Event | undefined;
+          if (readMoved) {
+            const h = log.peek(logKey(u.userId))!;
+            const marker: Event = { pos: ++h.assigned, atMs: Date.now(), kind: { $case: "read", value: { conversationId: u.conversationId, readSeq: read } } };
+            tick.stage(this.cql.insertLog, [u.userId, Math.floor(marker.pos / this.L), marker.pos, marker.atMs, u.conversationId, 0, encodeEvent(marker)]);
+            tick.head(logKey(u.userId), h.assigned);
+            readEvent = marker;
+          }
+          return { pointers: { deliveredSeq: delivered, readSeq: read, changed, readEvent } };
+        },
+      };
+    }));
+    const answered = results.map((r) => ("deferred" in r ? r.deferred() : r));
+    if (!tick.empty) await log.submit(tick.writes, tick.heads);
+    return answered;
+  }
+
+  /** Stages events in the logs of `users` (each once) and returns them with their positions. */
+  private async logEvents(log: LogLeader, tick: TickWrites, users: string[], conversationId: string, event: Event, seq = 0): Promise<UserEvent[]> {
+    const distinct = [...new Set(users)];
+    await Promise.all(distinct.map((u) => log.head(logKey(u))));
+    const positions = new Map<string, number>();
+    for (const u of distinct) {
+      const h = log.peek(logKey(u))!;
+      const pos = ++h.assigned;
+      positions.set(u, pos);
+      tick.stage(this.cql.insertLog, [u, Math.floor(pos / this.L), pos, event.atMs, conversationId, seq, encodeEvent(event)]);
+      tick.head(logKey(u), pos);
+    }
+    return users.map((userId) => ({ userId, event: { ...event, pos: positions.get(userId)! } }));
+  }
+
+  /** Overlays the committed last seq and the pointers on a directory snapshot. */
+  private async overlay(c: Conversation): Promise<void> {
     const [head, ptrs] = await Promise.all([
-      this.loadHead(c.id, ensure),
+      this.log().head(convKey(c.id)),
       this.client.execute(this.cql.pointersOf, [c.id], { isIdempotent: true }),
     ]);
-    c.lastSeq = head?.lastSeq ?? 0;
-    const byUser = new Map(ptrs.rows.map((r) => [r["user_id"] as string, r]));
+    c.lastSeq = head.committed;
+    const byUser = new Map(ptrs.rows.map((r) => [r["user_id"] as string, { delivered: num(r["delivered_seq"]), read: num(r["read_seq"]) }]));
     for (const m of c.members) {
-      const p = byUser.get(m.userId);
-      m.deliveredSeq = num(p?.["delivered_seq"]);
-      m.readSeq = num(p?.["read_seq"]);
+      const p = this.pointers.get(pointerKey(c.id, m.userId)) ?? byUser.get(m.userId);
+      m.deliveredSeq = Math.min(p?.delivered ?? 0, c.lastSeq);
+      m.readSeq = Math.min(p?.read ?? 0, c.lastSeq);
     }
-  }
-
-  /** Moves a pointer row by compare-and-set until `next` is stored or nothing changes. */
-  private async movePointers(conv: string, user: string, next: (cur: { delivered: number; read: number }) => { delivered: number; read: number }) {
-    const key = `${conv}\u0000${user}`;
-    // A hinted row is tried directly: the compare-and-set refuses it if it is stale.
-    let hint = this.pointerHints.get(key);
-    for (let attempt = 0; ; attempt++) {
-      let row: { delivered: number; read: number; exists: boolean };
-      if (hint) {
-        row = hint;
-        hint = undefined;
-      } else {
-        const r = await this.client.execute(this.cql.pointer, [conv, user], { consistency: consistencies.localSerial, isIdempotent: true });
-        const found = r.first();
-        row = { delivered: num(found?.["delivered_seq"]), read: num(found?.["read_seq"]), exists: !!found };
-      }
-      const before = { delivered: row.delivered, read: row.read };
-      const after = next(before);
-      // Pointers only move forward, so what needs no change from a hint needs none from the row either.
-      if (after.delivered === before.delivered && after.read === before.read) return { before, after };
-      const w = row.exists
-        ? await this.client.execute(this.cql.updatePointers, [after.delivered, after.read, conv, user, before.delivered, before.read])
-        : await this.client.execute(this.cql.insertPointers, [conv, user, after.delivered, after.read]);
-      if (w.wasApplied()) {
-        remember(this.pointerHints, key, { ...after, exists: true });
-        return { before, after };
-      }
-      this.pointerHints.delete(key);
-      if (attempt > 100) throw ChatError.unavailable("pointer contention");
-      await sleep(Math.random() * Math.min(50, 2 ** attempt));
-    }
-  }
-
-  /** The user's log head: from the head hint, the last position of the last non-full bucket. */
-  private async logHead(user: string, consistency: number): Promise<number> {
-    const hint = num((await this.client.execute(this.cql.logHeadHint, [user], { isIdempotent: true })).first()?.["head"]);
-    for (let b = Math.floor(hint / this.L); ; b++) {
-      const r = await this.client.execute(this.cql.logLast, [user, b], { consistency, isIdempotent: true });
-      const row = r.first();
-      if (!row) return Math.max(hint, b * this.L - 1);
-      const p = num(row["pos"]);
-      if (p < (b + 1) * this.L - 1) return p;
-    }
-  }
-
-  /**
-   * Appends entries to one user's log at the next positions, in order, each
-   * keyed entry (seq != 0) at most once. Returns each entry's position.
-   */
-  private async appendUserLog(user: string, entries: LogEntry[]): Promise<number[]> {
-    const pos = new Array<number>(entries.length).fill(0);
-    let remaining = entries.map((_, i) => i);
-    let hint = this.logHeadHints.get(user);
-    for (let conflicts = 0; remaining.length > 0; ) {
-      // The entries a concurrent replay logged before this instance's last write here are visible
-      // to findLogged below; one that logged after it took the hinted position and the batch fails.
-      const head = hint ?? await this.logHead(user, consistencies.localSerial);
-      hint = undefined;
-      // After the head read: any batch that already logged one of ours is visible in log_index.
-      const keyed = remaining.filter((i) => entries[i]!.seq !== 0);
-      if (keyed.length > 0) {
-        const done = await this.findLogged(user, keyed.map((i) => entries[i]!));
-        keyed.forEach((i, k) => { if (done[k]) pos[i] = done[k]!; });
-        remaining = remaining.filter((i) => pos[i] === 0);
-        if (remaining.length === 0) break;
-      }
-      const first = head + 1;
-      const b = Math.floor(first / this.L);
-      const chunk = remaining.slice(0, (b + 1) * this.L - first);
-      const candidates = chunk.map((i, j) => ({ e: entries[i]!, p: first + j })).filter((x) => x.e.seq !== 0);
-      await Promise.all(candidates.map((x) => this.client.execute(this.cql.indexLog, [user, x.e.conversationId, x.e.seq, x.p], { isIdempotent: true })));
-      const batch = chunk.map((i, j) => {
-        const e = entries[i]!;
-        // Unset, not null: a bound null writes a cell tombstone, one per message entry, read back by every catch-up.
-        const blob = e.event ? Buffer.from(Event.encode({ ...e.event, pos: 0 }).finish()) : cassandra.types.unset;
-        return { query: this.cql.insertLog, params: [user, b, first + j, e.at, e.conversationId, e.seq, blob] };
-      });
-      const r = await this.client.batch(batch, { prepare: true, serialConsistency: consistencies.localSerial });
-      if (r.wasApplied()) {
-        chunk.forEach((i, j) => { pos[i] = first + j; });
-        remaining = remaining.slice(chunk.length);
-        const h = first + chunk.length - 1;
-        await this.client.execute(this.cql.setLogHeadHint, [user, h, h], { isIdempotent: true });
-        remember(this.logHeadHints, user, h);
-        hint = h;
-        conflicts = 0;
-        continue;
-      }
-      this.logHeadHints.delete(user);
-      if (++conflicts > 200) throw ChatError.unavailable("sync log contention");
-      await sleep(Math.random() * Math.min(50, 2 ** conflicts));
-    }
-    return pos;
-  }
-
-  /** For each keyed entry, the position it is already logged at (0 if none). */
-  private async findLogged(user: string, entries: LogEntry[]): Promise<number[]> {
-    const byConv = new Map<string, number[]>();
-    for (const e of entries) byConv.set(e.conversationId, [...(byConv.get(e.conversationId) ?? []), e.seq]);
-    const candidates = new Map<string, number[]>();
-    await Promise.all([...byConv].map(async ([conv, seqs]) => {
-      const r = await this.client.execute(this.cql.indexLookup, [user, conv, seqs], { isIdempotent: true });
-      for (const row of r.rows) {
-        const k = `${conv}\u0000${num(row["seq"])}`;
-        candidates.set(k, [...(candidates.get(k) ?? []), num(row["pos"])]);
-      }
-    }));
-    return Promise.all(entries.map(async (e) => {
-      for (const p of candidates.get(`${e.conversationId}\u0000${e.seq}`) ?? []) {
-        const r = await this.client.execute(this.cql.logAt, [user, Math.floor(p / this.L), p], { consistency: consistencies.localSerial, isIdempotent: true });
-        const row = r.first();
-        if (row && row["conversation_id"] === e.conversationId && num(row["seq"]) === e.seq) return p;
-      }
-      return 0;
-    }));
   }
 
   /** Inside the directory transaction: the membership event and its recipients, to log after the commit. */
@@ -843,37 +824,91 @@ export class CassandraStore implements Store {
     return { id: num(rows[0]!.id), conversationId, userIds, event };
   }
 
-  /** Logs an outbox event for each recipient (once each, whoever runs it), then deletes it. */
-  private async flushOutbox(row: OutboxRow): Promise<UserEvent[]> {
-    const users = [...new Set(row.userIds)];
+  /**
+   * Logs an outbox event for its recipients (`only`: those a drain found missing) in one tick,
+   * which also records where (log_outbox_done), then deletes the outbox row.
+   */
+  private async flushOutbox(row: OutboxRow, only?: Set<string>): Promise<UserEvent[]> {
+    const log = this.log();
+    const tick = new TickWrites();
     const at = row.event.atMs || Date.now();
-    const positions = new Map<string, number>();
-    await Promise.all(users.map(async (u) => {
-      const [p] = await this.appendUserLog(u, [{ conversationId: row.conversationId, seq: -row.id, event: { ...row.event, pos: 0, atMs: at }, at }]);
-      positions.set(u, p!);
-    }));
+    const users = only ? row.userIds.filter((u) => only.has(u)) : row.userIds;
+    const logged = await this.logEvents(log, tick, users, row.conversationId, { ...row.event, pos: 0, atMs: at }, -row.id);
+    tick.stage(this.cql.outboxDone, [Object.fromEntries(logged.map((e) => [e.userId, e.event!.pos])), row.id]);
+    await log.submit(tick.writes, tick.heads);
     await this.db.query(`DELETE FROM ${OUTBOX_TABLE} WHERE id = $1`, [row.id]);
-    return row.userIds.map((userId) => ({ userId, event: { ...row.event, atMs: at, pos: positions.get(userId)! } }));
+    return logged;
   }
 
+  /**
+   * Membership events whose logging a crash cut short: each recipient's entry counts if a tick
+   * committed it (at or below the log's head, the row there being this event); the others are
+   * logged now. An edit or deletion left by the store before the log's leader (it used the outbox
+   * too) is logged if and only if its message row took it.
+   */
   private async drainOutbox(): Promise<void> {
     const { rows } = await this.db.query<{ id: unknown; conversation_id: string; user_ids: string[]; event: Uint8Array }>(
       `SELECT id, conversation_id, user_ids, event FROM ${OUTBOX_TABLE} ORDER BY id`,
     );
+    const log = this.log();
     for (const r of rows) {
       const row = { id: num(r.id), conversationId: r.conversation_id, userIds: r.user_ids, event: Event.decode(r.event) };
-      if (await this.messageChangeApplied(row)) await this.flushOutbox(row);
+      const kind = row.event.kind?.$case;
+      if (kind === "edited" || kind === "deleted") {
+        if (await this.messageChangeApplied(row)) await this.flushOutbox(row);
+        else await this.db.query(`DELETE FROM ${OUTBOX_TABLE} WHERE id = $1`, [row.id]);
+        continue;
+      }
+      const done = (await this.client.execute(this.cql.outboxDoneOf, [row.id], { isIdempotent: true })).first();
+      const positions = (done?.["positions"] ?? {}) as Record<string, unknown>;
+      const missing = new Set<string>();
+      await Promise.all([...new Set(row.userIds)].map(async (u) => {
+        const pos = num(positions[u]);
+        const head = (await log.head(logKey(u))).committed;
+        const at = pos > 0 && pos <= head ? (await this.client.execute(this.cql.logAt, [u, Math.floor(pos / this.L), pos], { isIdempotent: true })).first() : undefined;
+        if (!at || num(at["seq"]) !== -row.id) missing.add(u);
+      }));
+      if (missing.size > 0) await this.flushOutbox(row, missing);
       else await this.db.query(`DELETE FROM ${OUTBOX_TABLE} WHERE id = $1`, [row.id]);
     }
   }
+
+  /** A legacy outbox row of an edit or deletion is logged only if its change was applied (the store before the log's leader). */
+  private async messageChangeApplied(row: OutboxRow): Promise<boolean> {
+    const k = row.event.kind;
+    if (k?.$case !== "edited" && k?.$case !== "deleted") return true;
+    const { conversationId, seq } = k.value;
+    if (k.$case === "deleted" && !k.value.forEveryone) return true;
+    const m = (await this.client.execute(this.cql.message, [conversationId, Math.floor(seq / this.M), seq], { isIdempotent: true })).first();
+    const changes = (m?.["changes"] as Array<{ toString(): string }> | null) ?? [];
+    return changes.some((id) => num(id) === row.id);
+  }
 }
 
-const MAX_HINTS = 100_000;
+const MAX_POINTERS = 1_000_000;
 
-/** Keeps a hint; a full map is dropped whole (hints are only ever a shortcut). */
-function remember<V>(map: Map<string, V>, key: string, value: V): void {
-  if (map.size >= MAX_HINTS && !map.has(key)) map.clear();
-  map.set(key, value);
+const convKey = (conversationId: string) => `c:${conversationId}`;
+const logKey = (userId: string) => `u:${userId}`;
+const pointerKey = (conversationId: string, userId: string) => `${conversationId}\u0000${userId}`;
+
+/** A message's log entry carries no event: an empty blob (not null, which would write a tombstone; nor unset, which could keep an earlier write's cell). */
+const NO_EVENT = Buffer.alloc(0);
+const hasEvent = (r: Row): boolean => { const e = r["event"] as Buffer | null; return !!e && e.length > 0; };
+const encodeEvent = (e: Event): Buffer => Buffer.from(Event.encode({ ...e, pos: 0 }).finish());
+
+/** What one operation stages for the leader's next tick: rows, and the heads they move. */
+class TickWrites {
+  readonly writes: Staged[] = [];
+  readonly heads = new Map<string, number>();
+  get empty(): boolean {
+    return this.writes.length === 0;
+  }
+  stage(query: string, params: unknown[]): void {
+    this.writes.push({ query, params });
+  }
+  head(key: string, value: number): void {
+    this.heads.set(key, Math.max(this.heads.get(key) ?? 0, value));
+  }
 }
 
 /** Infrastructure failures (Cassandra or PostgreSQL down, timing out) become retryable UNAVAILABLE. */
@@ -888,10 +923,7 @@ async function guard<T>(fn: () => Promise<T>): Promise<T> {
 
 function statements(ks: string) {
   return {
-    head: `SELECT last_seq, pending FROM ${ks}.conversation_heads WHERE conversation_id = ?`,
-    createHead: `INSERT INTO ${ks}.conversation_heads (conversation_id, last_seq) VALUES (?, 0) IF NOT EXISTS`,
-    commitIntent: `UPDATE ${ks}.conversation_heads SET last_seq = ?, pending = ? WHERE conversation_id = ? IF last_seq = ? AND pending = null`,
-    clearIntent: `UPDATE ${ks}.conversation_heads SET pending = null WHERE conversation_id = ? IF last_seq = ?`,
+    legacyConvHead: `SELECT last_seq FROM ${ks}.conversation_heads WHERE conversation_id = ?`,
     messageId: `SELECT seq FROM ${ks}.message_ids WHERE conversation_id = ? AND sender_id = ? AND client_msg_id = ?`,
     message: `SELECT * FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq = ?`,
     messagesIn: `SELECT * FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq IN ?`,
@@ -901,20 +933,18 @@ function statements(ks: string) {
     historyBackward: `SELECT * FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq <= ? ORDER BY seq DESC LIMIT ?`,
     pointer: `SELECT delivered_seq, read_seq FROM ${ks}.pointers WHERE conversation_id = ? AND user_id = ?`,
     pointersOf: `SELECT user_id, delivered_seq, read_seq FROM ${ks}.pointers WHERE conversation_id = ?`,
-    insertPointers: `INSERT INTO ${ks}.pointers (conversation_id, user_id, delivered_seq, read_seq) VALUES (?, ?, ?, ?) IF NOT EXISTS`,
-    updatePointers: `UPDATE ${ks}.pointers SET delivered_seq = ?, read_seq = ? WHERE conversation_id = ? AND user_id = ? IF delivered_seq = ? AND read_seq = ?`,
-    deletePointers: `DELETE FROM ${ks}.pointers WHERE conversation_id = ? AND user_id = ? IF EXISTS`,
+    setPointers: `UPDATE ${ks}.pointers SET delivered_seq = ?, read_seq = ? WHERE conversation_id = ? AND user_id = ?`,
+    deletePointers: `DELETE FROM ${ks}.pointers WHERE conversation_id = ? AND user_id = ?`,
     logHeadHint: `SELECT head FROM ${ks}.log_heads WHERE user_id = ?`,
-    // A max-register: the write timestamp is the head itself, so a late smaller write loses.
-    setLogHeadHint: `INSERT INTO ${ks}.log_heads (user_id, head) VALUES (?, ?) USING TIMESTAMP ?`,
     logLast: `SELECT pos FROM ${ks}.sync_log WHERE user_id = ? AND bucket = ? ORDER BY pos DESC LIMIT 1`,
     logAt: `SELECT conversation_id, seq FROM ${ks}.sync_log WHERE user_id = ? AND bucket = ? AND pos = ?`,
     readLog: `SELECT pos, at, conversation_id, seq, event FROM ${ks}.sync_log WHERE user_id = ? AND bucket = ? AND pos >= ? LIMIT ?`,
-    insertLog: `INSERT INTO ${ks}.sync_log (user_id, bucket, pos, at, conversation_id, seq, event) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`,
-    indexLog: `INSERT INTO ${ks}.log_index (user_id, conversation_id, seq, pos) VALUES (?, ?, ?, ?)`,
-    indexLookup: `SELECT seq, pos FROM ${ks}.log_index WHERE user_id = ? AND conversation_id = ? AND seq IN ?`,
-    editMessage: `UPDATE ${ks}.messages SET body = ?, edited_at = ?, edit_count = ?, changes = changes + ? WHERE conversation_id = ? AND bucket = ? AND seq = ? IF edit_count = ? AND deleted_at = ?`,
-    deleteMessage: `UPDATE ${ks}.messages SET body = '', deleted_at = ?, changes = changes + ? WHERE conversation_id = ? AND bucket = ? AND seq = ? IF deleted_at = ?`,
+    // Every column, always: a row rewritten at a position must not keep a cell of an earlier write there.
+    insertLog: `INSERT INTO ${ks}.sync_log (user_id, bucket, pos, at, conversation_id, seq, event) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    outboxDone: `UPDATE ${ks}.log_outbox_done SET positions = positions + ? WHERE id = ?`,
+    outboxDoneOf: `SELECT positions FROM ${ks}.log_outbox_done WHERE id = ?`,
+    editMessage: `UPDATE ${ks}.messages SET body = ?, edited_at = ?, edit_count = ? WHERE conversation_id = ? AND bucket = ? AND seq = ?`,
+    deleteMessage: `UPDATE ${ks}.messages SET body = '', deleted_at = ? WHERE conversation_id = ? AND bucket = ? AND seq = ?`,
     insertDeleted: `INSERT INTO ${ks}.deleted_messages (conversation_id, seq) VALUES (?, ?)`,
     deletedAfter: `SELECT count(*) AS n FROM ${ks}.deleted_messages WHERE conversation_id = ? AND seq > ?`,
     insertHidden: `INSERT INTO ${ks}.hidden_messages (user_id, conversation_id, seq) VALUES (?, ?, ?)`,

@@ -1,0 +1,298 @@
+import cassandra from "cassandra-driver";
+import { ChatError } from "../errors/chat-error.js";
+import { num } from "./sql.js";
+
+const { consistencies, Long } = cassandra.types;
+type Long = cassandra.types.Long;
+
+/*
+ * The message log's single writer (docs/cassandra-log.md). One store instance at a time
+ * holds the keyspace's log under an epoch, taken with the one lightweight transaction of
+ * the design; it numbers conversations and sync logs in memory and writes with plain
+ * writes only. Every write carries a synthetic timestamp, T0 + epoch·2^40 + n (n counts
+ * this leader's writes), so that a later leader's write of a cell always wins over a
+ * deposed one's, whatever the clocks say, and one leader's writes win in the order it made
+ * them.
+ *
+ * A tick commits everything staged since the last one:
+ *   1. the staged rows, and the marks (durable heads) of the previous ticks;
+ *   2. the tick's intent: the heads it moves, one row in the epoch's partition;
+ *   3. a LOCAL_QUORUM read of the fence: still this epoch, or nothing is acknowledged.
+ * A tick's intent is durable before any of its marks is written (they go with the next
+ * tick, or alone after a short idle), so the last intent of an epoch names every head the
+ * marks may not yet show. A new leader, after its fence write, applies the last intent of
+ * every epoch not yet closed and closes them: writes a deposed leader makes after that
+ * are above every head, never read, and overwritten (or outvoted by timestamp) when the
+ * positions are used again.
+ */
+
+/** Above every real write timestamp (microseconds) until the year 2112; old rows written by real clocks lose to the log's. */
+const T0 = Long.fromNumber(2 ** 52);
+const EPOCH_SHIFT = 40;
+/** Idle time after which the marks of the last tick are written on their own. */
+const MARK_FLUSH_MS = 20;
+/** Ticks between range deletions of the epoch's old intents (only the last one is ever read). */
+const INTENT_TRIM_EVERY = 1_000;
+/** Heads kept in memory; past it, those fully marked and idle are dropped (reloaded from their marks). */
+const MAX_HEADS = 500_000;
+
+export interface Staged {
+  query: string;
+  params: unknown[];
+}
+
+/** A key's head: the last seq (conversation) or position (user log) handed out, committed, and marked. */
+export interface Head {
+  assigned: number;
+  committed: number;
+  marked: number;
+}
+
+interface Entry extends Head {
+  loading?: Promise<void>;
+}
+
+interface Work {
+  writes: Staged[];
+  heads: Map<string, number>;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+export type LeaderFailure = { kind: "deposed"; epoch: number } | { kind: "error"; err: unknown };
+
+export function logTables(ks: string) {
+  return {
+    fence: `SELECT epoch FROM ${ks}.log_leader WHERE name = 'log'`,
+    createFence: `INSERT INTO ${ks}.log_leader (name, epoch) VALUES ('log', 1) IF NOT EXISTS`,
+    moveFence: `UPDATE ${ks}.log_leader SET epoch = ? WHERE name = 'log' IF epoch = ?`,
+    closed: `SELECT epoch FROM ${ks}.log_closed WHERE name = 'log'`,
+    close: `INSERT INTO ${ks}.log_closed (name, epoch) VALUES ('log', ?)`,
+    lastIntent: `SELECT tick, heads FROM ${ks}.log_intents WHERE epoch = ? LIMIT 1`,
+    intent: `INSERT INTO ${ks}.log_intents (epoch, tick, heads) VALUES (?, ?, ?)`,
+    trimIntents: `DELETE FROM ${ks}.log_intents WHERE epoch = ? AND tick < ?`,
+    mark: `SELECT value FROM ${ks}.log_marks WHERE key = ?`,
+    setMark: `INSERT INTO ${ks}.log_marks (key, value) VALUES (?, ?)`,
+  };
+}
+
+export class LogLeader {
+  private counter = 0;
+  private tickNo = 0;
+  private queue: Work[] = [];
+  private running = false;
+  private unmarked = new Map<string, number>();
+  private readonly heads = new Map<string, Entry>();
+  private markTimer: NodeJS.Timeout | undefined;
+  private failure: LeaderFailure | undefined;
+  private readonly cql: ReturnType<typeof logTables>;
+  /** Waiting for the end of the next tick (or the leader's failure). */
+  private tickWaiters: Array<() => void> = [];
+
+  private constructor(
+    private readonly client: cassandra.Client,
+    ks: string,
+    readonly epoch: number,
+    /** A key's head when it has no mark yet (a keyspace written before the marks existed; 0 for a new key). */
+    private readonly legacyHead: (key: string) => Promise<number>,
+    private readonly onFailed: (f: LeaderFailure) => void,
+  ) {
+    this.cql = logTables(ks);
+  }
+
+  /**
+   * Takes the log: moves the fence to a new epoch (the only lightweight transaction), then
+   * closes every earlier epoch by applying its last intent. With `from`, only if the fence
+   * still shows that epoch (a leader taking its own log back after an error): otherwise
+   * another leader has it and this one is deposed.
+   */
+  static async takeOver(client: cassandra.Client, ks: string, opts: { from?: number; legacyHead: (key: string) => Promise<number>; onFailed: (f: LeaderFailure) => void }): Promise<LogLeader> {
+    const cql = logTables(ks);
+    const serial = { prepare: true, serialConsistency: consistencies.localSerial };
+    let epoch = 0;
+    for (let attempt = 0; epoch === 0; attempt++) {
+      const cur = (await client.execute(cql.fence, [], { ...serial, consistency: consistencies.localSerial })).first();
+      const have = cur ? num(cur["epoch"]) : 0;
+      if (opts.from !== undefined && have !== opts.from) throw ChatError.unavailable(`the message log was taken over (epoch ${have})`);
+      const r = have === 0 ? await client.execute(cql.createFence, [], serial) : await client.execute(cql.moveFence, [have + 1, have], serial);
+      if (r.wasApplied()) epoch = have + 1;
+      else if (opts.from !== undefined || attempt > 20) throw ChatError.unavailable("the message log is being taken over by another instance");
+    }
+    const leader = new LogLeader(client, ks, epoch, opts.legacyHead, opts.onFailed);
+    await leader.closeEarlierEpochs();
+    return leader;
+  }
+
+  /** The timestamp of this leader's next write. */
+  ts(): Long {
+    return T0.add(Long.fromNumber(this.epoch).shiftLeft(EPOCH_SHIFT)).add(Long.fromNumber(this.counter++));
+  }
+
+  get failed(): LeaderFailure | undefined {
+    return this.failure;
+  }
+
+  /** A key's head, loaded from its mark on first use. */
+  async head(key: string): Promise<Head> {
+    this.check();
+    let e = this.heads.get(key);
+    if (!e) {
+      const entry: Entry = { assigned: 0, committed: 0, marked: 0 };
+      entry.loading = this.loadMark(key).then((v) => {
+        entry.assigned = entry.committed = entry.marked = v;
+        entry.loading = undefined;
+      });
+      e = entry;
+      this.heads.set(key, e);
+      // A failed load leaves no entry behind: the next caller reads again.
+      entry.loading.catch(() => { if (this.heads.get(key) === entry) this.heads.delete(key); });
+    }
+    if (e.loading) await e.loading;
+    this.check();
+    return e;
+  }
+
+  /** A key's head once nothing handed out for it is still in flight: assigned = committed. */
+  async settled(key: string): Promise<Head> {
+    const h = await this.head(key);
+    while (h.assigned > h.committed) {
+      await new Promise<void>((resolve) => this.tickWaiters.push(resolve));
+      this.check();
+    }
+    return h;
+  }
+
+  /** The committed head of a key already in memory (undefined if not loaded). */
+  peek(key: string): Head | undefined {
+    const e = this.heads.get(key);
+    return e && !e.loading ? e : undefined;
+  }
+
+  /**
+   * Commits staged rows and the heads they move with the next tick. Resolves once the tick is
+   * durable and the fence still showed this epoch; rejects UNAVAILABLE otherwise (the leader
+   * has then failed: nothing it staged is acknowledged).
+   */
+  submit(writes: Staged[], heads: Map<string, number>): Promise<void> {
+    this.check();
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ writes, heads, resolve, reject });
+      void this.run();
+    });
+  }
+
+  /** Stops the mark timer; what was acknowledged is durable through its intent. */
+  stop(): void {
+    clearTimeout(this.markTimer);
+    if (!this.failure) this.fail({ kind: "error", err: ChatError.unavailable("message store closing") });
+  }
+
+  private check(): void {
+    if (this.failure) throw ChatError.unavailable(this.failure.kind === "deposed" ? "this message store instance no longer holds the log" : "the message log is being recovered");
+  }
+
+  private async loadMark(key: string): Promise<number> {
+    const row = (await this.client.execute(this.cql.mark, [key], { prepare: true, isIdempotent: true })).first();
+    return row ? num(row["value"]) : this.legacyHead(key);
+  }
+
+  private exec(s: Staged): Promise<unknown> {
+    return this.client.execute(s.query, s.params, { prepare: true, isIdempotent: true, timestamp: this.ts() });
+  }
+
+  private async run(): Promise<void> {
+    if (this.running || this.failure) return;
+    this.running = true;
+    clearTimeout(this.markTimer);
+    this.markTimer = undefined;
+    let batch: Work[] = [];
+    try {
+      while (this.queue.length > 0 || this.unmarked.size > 0) {
+        batch = this.queue.splice(0, this.queue.length);
+        const marks = this.unmarked;
+        this.unmarked = new Map();
+        const tick = ++this.tickNo;
+        // Timestamps are taken here, in staging order: a later write of a cell wins.
+        const writes: Promise<unknown>[] = [];
+        for (const w of batch) for (const s of w.writes) writes.push(this.exec(s));
+        for (const [k, v] of marks) writes.push(this.exec({ query: this.cql.setMark, params: [k, v] }));
+        await Promise.all(writes);
+        const heads = new Map<string, number>();
+        for (const w of batch) for (const [k, v] of w.heads) heads.set(k, Math.max(heads.get(k) ?? 0, v));
+        await this.exec({ query: this.cql.intent, params: [this.epoch, tick, Object.fromEntries(heads)] });
+        const fence = num((await this.client.execute(this.cql.fence, [], { prepare: true, consistency: consistencies.localQuorum, isIdempotent: true })).first()?.["epoch"]);
+        if (fence !== this.epoch) {
+          this.fail({ kind: "deposed", epoch: fence }, batch);
+          return;
+        }
+        for (const [k, v] of marks) { const e = this.heads.get(k); if (e) e.marked = Math.max(e.marked, v); }
+        for (const [k, v] of heads) {
+          const e = this.heads.get(k);
+          if (e) e.committed = Math.max(e.committed, v);
+          this.unmarked.set(k, v);
+        }
+        if (tick % INTENT_TRIM_EVERY === 0) await this.exec({ query: this.cql.trimIntents, params: [this.epoch, tick - 1] });
+        for (const w of batch) w.resolve();
+        batch = [];
+        this.wakeTickWaiters();
+        if (this.queue.length === 0 && this.unmarked.size > 0) {
+          // Idle: the marks wait a moment for the next tick to carry them.
+          this.markTimer = setTimeout(() => void this.run(), MARK_FLUSH_MS);
+          this.markTimer.unref();
+          break;
+        }
+      }
+      if (this.heads.size > MAX_HEADS) this.evict();
+    } catch (err) {
+      this.fail({ kind: "error", err }, batch);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private fail(f: LeaderFailure, batch: Work[] = []): void {
+    if (this.failure) return;
+    this.failure = f;
+    clearTimeout(this.markTimer);
+    const err = ChatError.unavailable(f.kind === "deposed" ? "this message store instance no longer holds the log" : "the message log is being recovered");
+    for (const w of [...batch, ...this.queue.splice(0, this.queue.length)]) w.reject(err);
+    this.heads.clear();
+    this.wakeTickWaiters();
+    this.onFailed(f);
+  }
+
+  private wakeTickWaiters(): void {
+    const waiting = this.tickWaiters;
+    this.tickWaiters = [];
+    for (const w of waiting) w();
+  }
+
+  /** Drops heads whose marks are written and that nothing is changing. */
+  private evict(): void {
+    for (const [k, e] of this.heads) {
+      if (!e.loading && e.assigned === e.committed && e.committed === e.marked && !this.unmarked.has(k)) this.heads.delete(k);
+      if (this.heads.size <= MAX_HEADS / 2) return;
+    }
+  }
+
+  /**
+   * Applies the last intent of every epoch since the last closed one (a mark never moves
+   * back: the highest value wins), then records them closed. Until this is done the
+   * leader serves nothing.
+   */
+  private async closeEarlierEpochs(): Promise<void> {
+    const q = { prepare: true, isIdempotent: true };
+    const closed = num((await this.client.execute(this.cql.closed, [], q)).first()?.["epoch"]);
+    const merged = new Map<string, number>();
+    for (let e = closed + 1; e < this.epoch; e++) {
+      const row = (await this.client.execute(this.cql.lastIntent, [e], q)).first();
+      const heads = (row?.["heads"] ?? {}) as Record<string, unknown>;
+      for (const [k, v] of Object.entries(heads)) merged.set(k, Math.max(merged.get(k) ?? 0, num(v)));
+    }
+    await Promise.all([...merged].map(async ([k, v]) => {
+      const cur = num((await this.client.execute(this.cql.mark, [k], q)).first()?.["value"]);
+      if (v > cur) await this.exec({ query: this.cql.setMark, params: [k, v] });
+    }));
+    await this.exec({ query: this.cql.close, params: [this.epoch - 1] });
+  }
+}
