@@ -48,7 +48,8 @@ export class EtcdDiscovery implements Discovery {
 
   /** etcd's election (a key per candidate under its own lease, the oldest leads), with the session's lease time. */
   async lead(name: string, onLost: () => void): Promise<void> {
-    const campaign = this.space.client.election(`${this.space.prefix}leaders/${name}`, this.space.leaseTtlSeconds).campaign(this.registered?.self.id ?? randomUUID());
+    // Under the installation's prefix: <prefix>election/<name>/<lease id>.
+    const campaign = this.space.client.namespace(this.space.prefix).election(name, this.space.leaseTtlSeconds).campaign(this.registered?.self.id ?? randomUUID());
     this.campaigns.push(campaign);
     let elected = false;
     campaign.on("error", () => { if (elected) onLost(); });

@@ -7,6 +7,7 @@ import type { Route } from "../../gen/chat/internal/v1/presence.js";
 import type { Instance } from "../../internal/discovery/discovery.js";
 import { ownerOf } from "../../internal/discovery/rendezvous.js";
 import { presenceShard, shardKeyBase } from "../../internal/presence/presence-shard.js";
+import { freePort } from "../../internal/launcher/cluster.js";
 import { allSeqs, device, expectExactlyOnce, newUser, presenceSettled, startCluster, steadySender, waitFor, type Device, type TestCluster } from "./harness.js";
 import { sleep } from "../../internal/run/sleep.js";
 
@@ -244,4 +245,31 @@ describe.skipIf(!production)("production cluster: two edges, two chat instances"
     a.close();
     b.close();
   });
+  it("a standby message-store takes the log when the leader is cut off with work in flight: nothing acknowledged is lost or numbered twice, and the old leader steps down", async () => {
+    const [alice, bob] = [await newUser(c, "alice"), await newUser(c, "bob")];
+    const a = await device(c, alice, undefined, { url: c.wsUrls[0]! });
+    const b = await device(c, bob, undefined, { url: c.wsUrls[1]! });
+    const conv = await a.client.openDirect(bob.username);
+    const { acked, stop } = steadySender(a, conv.id);
+    await waitFor("traffic through the first leader", () => acked.length >= 20);
+    // A second instance waits for the election, out of discovery.
+    const standby = c.cluster.start({ name: "message-store-2", service: "message-store", env: { ...c.env, STORE_GRPC_PORT: String(await freePort()), INSTANCE_ID: "message-store-2" } }, 120_000);
+    await waitFor("the standby campaigning", async () => Object.keys(await etcd.getAll().prefix(`${prefix()}election/message-log/`).strings()).length === 2);
+    expect((await live("message-store")).map((i) => i.id)).not.toContain("message-store-2");
+    // Cut off: no keep-alive reaches etcd any more, and what it was doing stays in flight.
+    const leader = c.cluster.processes.get("message-store")!;
+    leader.child.kill("SIGSTOP");
+    await standby;
+    const during = acked.length;
+    await waitFor("traffic through the new leader", () => acked.length >= during + 20);
+    leader.child.kill("SIGCONT");
+    // Back, it finds its lease gone (or its next tick fenced off) and leaves.
+    expect(await leader.exited).toBe(75);
+    c.cluster.processes.delete("message-store");
+    await stop();
+    await expectExactlyOnce(acked, conv.id, b, [a, b]);
+    a.close();
+    b.close();
+    await c.cluster.stop("message-store-2");
+  }, 180_000);
 });
