@@ -1,7 +1,6 @@
 import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import type { CallError } from "../../gen/chat/internal/v1/multiplex.js";
 import { ChatError, ErrorCode } from "./chat-error.js";
-import { infraErrorToChatError } from "./infra.js";
 
 /** Trailer carrying the exact domain code across a gRPC hop. */
 const CODE_TRAILER = "x-chat-error-code";
@@ -83,11 +82,6 @@ function messageOfBareStatus(s: number): string {
   }
 }
 
-/** What a handler threw, as the ChatError its caller is told. */
-export function asChatError(err: unknown): ChatError {
-  return err instanceof ChatError ? err : infraErrorToChatError(err) ?? ChatError.from(err);
-}
-
 /** The text a caller is told: INTERNAL hides the cause (the log has it). */
 export function publicMessage(e: ChatError): string {
   return e.code === ErrorCode.ERROR_CODE_INTERNAL ? "internal error" : e.message;
@@ -95,7 +89,7 @@ export function publicMessage(e: ChatError): string {
 
 /** Builds the ServiceError a handler returns for anything it threw. */
 export function toServiceError(err: unknown): Partial<ServiceError> {
-  const e = asChatError(err);
+  const e = ChatError.from(err);
   const md = new Metadata();
   md.set(CODE_TRAILER, String(e.code));
   if (e.retryAfterMs) md.set(RETRY_TRAILER, String(e.retryAfterMs));
@@ -118,7 +112,7 @@ export function fromServiceError(err: unknown): ChatError {
 
 /** What a call on a multiplexed stream fails with: the same code, text and retry hint a unary call's status carries. */
 export function toCallError(err: unknown): CallError {
-  const e = asChatError(err);
+  const e = ChatError.from(err);
   return { code: e.code, message: publicMessage(e), retryAfterMs: e.retryAfterMs };
 }
 

@@ -1,6 +1,6 @@
 import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { ChatError, ErrorCode } from "../errors/chat-error.js";
-import { asChatError, grpcStatusOf, publicMessage } from "../errors/grpc-status.js";
+import { grpcStatusOf, publicMessage } from "../errors/grpc-status.js";
 import type { Logger } from "../log/logger.js";
 import { isServerError, peerAttributes, statusName } from "../telemetry/rpc.js";
 import { ChatMetrics, secondsSince } from "../telemetry/telemetry.js";
@@ -32,17 +32,16 @@ export function serveTraced<Res>(name: ServerCallName, peer: string, carrier: Re
         return { ok };
       },
       (err: unknown) => {
-        const chatErr = err instanceof ChatError ? err : undefined;
-        if (!chatErr || chatErr.code === ErrorCode.ERROR_CODE_INTERNAL) log.error("rpc failed", { method, err });
-        // Mapped once, here: the unary status and the stream's CallError are both made from it.
-        const e = asChatError(err);
+        if (!(err instanceof ChatError) || err.code === ErrorCode.ERROR_CODE_INTERNAL) log.error("rpc failed", { method, err });
+        // Mapped once, here: the unary status, the stream's CallError and the error metric are all made from it.
+        const e = ChatError.from(err);
         const code = grpcStatusOf(e.code);
         span.setAttribute("rpc.grpc.status_code", code);
         // The caller's mistakes (NOT_FOUND, PERMISSION_DENIED...) are not this server's failures.
         if (isServerError(code)) span.setStatus({ code: SpanStatusCode.ERROR, message: publicMessage(e) });
         span.end();
         metrics.rpcServerDuration.record(secondsSince(started), { "rpc.system": "grpc", "rpc.service": svc, "rpc.method": method, "rpc.grpc.status_code": statusName(code) });
-        metrics.error(ErrorCode[(chatErr ?? ChatError.from(err)).code] ?? "UNKNOWN", { "rpc.service": svc }, err);
+        metrics.error(ErrorCode[e.code] ?? "UNKNOWN", { "rpc.service": svc }, err);
         return { err: e };
       },
     ),
