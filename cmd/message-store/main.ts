@@ -20,7 +20,7 @@ await runUntilSignal("message-store", log, config.shutdownTimeoutMs, async () =>
     // One instance writes the message log (docs/cassandra-log.md); the others wait as standbys,
     // out of discovery, until the leader's lease goes.
     log.info("waiting to lead the message log");
-    await discovery.lead("message-log", () => exitForStandby(log, "lost the message log's election (lease expired)"));
+    await discovery.lead("message-log", config.instanceId, () => exitForStandby(log, "lost the message log's election (lease expired)"));
   }
   const store = await openStore(config, (err) => log.warn("history cache unavailable; reading the store", { err }),
     () => exitForStandby(log, "another instance took the message log"));

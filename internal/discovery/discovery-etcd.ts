@@ -1,5 +1,4 @@
 import type { Campaign, Etcd3 } from "etcd3";
-import { randomUUID } from "node:crypto";
 import type { Discovery, Instance, ServiceKind } from "./discovery.js";
 import type { EtcdKeyspace } from "./etcd-keyspace.js";
 
@@ -47,9 +46,9 @@ export class EtcdDiscovery implements Discovery {
   }
 
   /** etcd's election (a key per candidate under its own lease, the oldest leads), with the session's lease time. */
-  async lead(name: string, onLost: () => void): Promise<void> {
+  async lead(name: string, candidate: string, onLost: () => void): Promise<void> {
     // Under the installation's prefix: <prefix>election/<name>/<lease id>.
-    const campaign = this.space.client.namespace(this.space.prefix).election(name, this.space.leaseTtlSeconds).campaign(this.registered?.self.id ?? randomUUID());
+    const campaign = this.space.client.namespace(this.space.prefix).election(name, this.space.leaseTtlSeconds).campaign(candidate);
     this.campaigns.push(campaign);
     let elected = false;
     campaign.on("error", () => { if (elected) onLost(); });

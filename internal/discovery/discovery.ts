@@ -33,11 +33,11 @@ export interface Discovery {
   /** Announces this process; keys it puts live exactly as long as the process does. */
   register(service: ServiceKind, self: Instance): Promise<void>;
   /**
-   * Resolves once this process alone holds `name` among the processes that ask for it (an
-   * election; a fixed discovery has one process per service, so at once). `onLost` is called
-   * if it loses it (its lease expired): another may hold it by then.
+   * Resolves once this process (`candidate`, its instance id) alone holds `name` among the
+   * processes that ask for it (an election; a fixed discovery has one process per service, so at
+   * once). `onLost` is called if it loses it (its lease expired): another may hold it by then.
    */
-  lead(name: string, onLost: () => void): Promise<void>;
+  lead(name: string, candidate: string, onLost: () => void): Promise<void>;
   /** Leaves the set first thing on drain, so peers stop sending new work here. */
   deregister(): Promise<void>;
   close(): Promise<void>;

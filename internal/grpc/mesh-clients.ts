@@ -19,7 +19,6 @@ const PAGED_METHODS = ["ReadLog", "History"];
  * Channels to the other services. The TLS server name is the callee's
  * identity, so a certificate made for another service is refused.
  */
-
 export class MeshClients {
   private readonly opened: Client[] = [];
   private readonly edgeByAddress = new Map<string, EdgeDeliveryServiceClient>();

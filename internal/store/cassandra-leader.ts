@@ -61,7 +61,7 @@ interface Work {
 
 export type LeaderFailure = { kind: "deposed"; epoch: number } | { kind: "error"; err: unknown };
 
-export function logTables(ks: string) {
+function logTables(ks: string) {
   return {
     fence: `SELECT epoch FROM ${ks}.log_leader WHERE name = 'log'`,
     createFence: `INSERT INTO ${ks}.log_leader (name, epoch) VALUES ('log', 1) IF NOT EXISTS`,
@@ -104,19 +104,20 @@ export class LogLeader {
    * Takes the log: moves the fence to a new epoch (the only lightweight transaction), then
    * closes every earlier epoch by applying its last intent. With `from`, only if the fence
    * still shows that epoch (a leader taking its own log back after an error): otherwise
-   * another leader has it and this one is deposed.
+   * another leader has it, and the answer is the epoch that took it (this one is deposed).
    */
-  static async takeOver(client: cassandra.Client, ks: string, opts: { from?: number; legacyHead: (key: string) => Promise<number>; onFailed: (f: LeaderFailure) => void }): Promise<LogLeader> {
+  static async takeOver(client: cassandra.Client, ks: string, opts: { from?: number; legacyHead: (key: string) => Promise<number>; onFailed: (f: LeaderFailure) => void }): Promise<LogLeader | { takenBy: number }> {
     const cql = logTables(ks);
     const serial = { prepare: true, serialConsistency: consistencies.localSerial };
     let epoch = 0;
     for (let attempt = 0; epoch === 0; attempt++) {
       const cur = (await client.execute(cql.fence, [], { ...serial, consistency: consistencies.localSerial })).first();
       const have = cur ? num(cur["epoch"]) : 0;
-      if (opts.from !== undefined && have !== opts.from) throw ChatError.unavailable(`the message log was taken over (epoch ${have})`);
+      if (opts.from !== undefined && have !== opts.from) return { takenBy: have };
       const r = have === 0 ? await client.execute(cql.createFence, [], serial) : await client.execute(cql.moveFence, [have + 1, have], serial);
       if (r.wasApplied()) epoch = have + 1;
-      else if (opts.from !== undefined || attempt > 20) throw ChatError.unavailable("the message log is being taken over by another instance");
+      else if (opts.from !== undefined) return { takenBy: have + 1 };
+      else if (attempt > 20) throw ChatError.unavailable("the message log is being taken over by another instance");
     }
     const leader = new LogLeader(client, ks, epoch, opts.legacyHead, opts.onFailed);
     await leader.closeEarlierEpochs();
@@ -231,10 +232,11 @@ export class LogLeader {
           if (e) e.committed = Math.max(e.committed, v);
           this.unmarked.set(k, v);
         }
-        if (tick % INTENT_TRIM_EVERY === 0) await this.exec({ query: this.cql.trimIntents, params: [this.epoch, tick - 1] });
         for (const w of batch) w.resolve();
         batch = [];
         this.wakeTickWaiters();
+        // Housekeeping after the answers, not before them.
+        if (tick % INTENT_TRIM_EVERY === 0) await this.exec({ query: this.cql.trimIntents, params: [this.epoch, tick - 1] });
         if (this.queue.length === 0 && this.unmarked.size > 0) {
           // Idle: the marks wait a moment for the next tick to carry them.
           this.markTimer = setTimeout(() => void this.run(), MARK_FLUSH_MS);

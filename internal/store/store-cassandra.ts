@@ -553,19 +553,23 @@ export class CassandraStore implements Store {
     return l;
   }
 
-  private async takeOver(from?: number): Promise<void> {
-    const leader = await LogLeader.takeOver(this.client, this.keyspace, {
+  /** Takes the log (from `from`: back, after an error); answers the epoch that holds it instead, if another does. */
+  private async takeOver(from?: number): Promise<number | undefined> {
+    const taken = await LogLeader.takeOver(this.client, this.keyspace, {
       from,
       legacyHead: (key) => this.legacyHead(key),
       onFailed: (f) => this.leaderFailed(leader, f),
     });
+    if ("takenBy" in taken) return taken.takenBy;
+    const leader = taken;
     if (this.closing) {
       leader.stop();
-      return;
+      return undefined;
     }
     this.pointers = new Map();
     this.leader = leader;
     await this.drainOutbox();
+    return undefined;
   }
 
   /**
@@ -576,22 +580,18 @@ export class CassandraStore implements Store {
    */
   private leaderFailed(leader: LogLeader, f: LeaderFailure): void {
     if (this.leader !== leader || this.closing) return;
-    if (f.kind === "deposed") {
+    const depose = (epoch: number) => {
       this.deposed = true;
-      this.options.onDeposed?.(f.epoch);
-      return;
-    }
+      this.options.onDeposed?.(epoch);
+    };
+    if (f.kind === "deposed") return depose(f.epoch);
     void (async () => {
       for (let attempt = 0; !this.closing; attempt++) {
         try {
-          await this.takeOver(leader.epoch);
+          const takenBy = await this.takeOver(leader.epoch);
+          if (takenBy !== undefined) depose(takenBy);
           return;
-        } catch (err) {
-          if (err instanceof ChatError && /taken over/.test(err.message)) {
-            this.deposed = true;
-            this.options.onDeposed?.(leader.epoch + 1);
-            return;
-          }
+        } catch {
           await this.pause(Math.min(2_000, 50 * 2 ** attempt));
         }
       }

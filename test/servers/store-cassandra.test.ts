@@ -12,7 +12,6 @@ import { CassandraStore, type CassandraStoreOptions, createCassandraClient } fro
 import { SqlStore } from "../../internal/store/store-sql.js";
 import type { Store } from "../../internal/store/store.js";
 import { expectGapless, group, id, messageSeqs, msg, readAll, storeContract, type StoreBackend, users } from "../support/store-contract.js";
-import { sleep } from "../../internal/run/sleep.js";
 import { waitFor } from "../support/wait.js";
 
 /**
@@ -416,7 +415,17 @@ describe("Cassandra store specifics", () => {
         } catch (err) {
           expect(err).toMatchObject({ code: ErrorCode.ERROR_CODE_UNAVAILABLE, retryable: true });
           refusals++;
-          await sleep(50);
+          // Until the store answers again (it takes its log back once Cassandra does); each refusal meanwhile counts.
+          await waitFor("the store answering again", async () => {
+            try {
+              await s.lastSeq(conv.id);
+              return true;
+            } catch (e) {
+              expect(e).toMatchObject({ code: ErrorCode.ERROR_CODE_UNAVAILABLE, retryable: true });
+              refusals++;
+              return false;
+            }
+          });
         }
       }
     })();
