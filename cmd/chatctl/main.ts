@@ -322,7 +322,12 @@ program
     };
     const client = await connect(p, {
       live: true,
-      beforeConnect: (c) => { live = c; c.on("message", (m) => (ready ? show(m) : held.push(m))); },
+      beforeConnect: (c) => {
+        live = c;
+        c.on("message", (m) => (ready ? show(m) : held.push(m)));
+        // Away longer than the server keeps its log (docs/sync-log-trim.md): what was missed is in history.
+        c.on("reset", (why) => { if (why === "trimmed") console.error("(this device was away longer than the server keeps its log: events from before are not replayed; `chatctl history` shows the messages)"); });
+      },
     });
     for (const c of await client.listConversations()) {
       titles.set(c.id, name(c, p.userId));

@@ -6,7 +6,8 @@ import { Logger } from "../../internal/log/logger.js";
 import { runUntilSignal } from "../../internal/run/lifecycle.js";
 import { startTelemetry } from "../../internal/telemetry/telemetry.js";
 import { openDiscovery } from "../../internal/discovery/factory.js";
-import { openStore, storeHasOneWriter } from "../../internal/store/factory.js";
+import { openStore, storeHasOneWriter, syncLogRetentionSeconds } from "../../internal/store/factory.js";
+import { startLogTrimmer } from "../../internal/store/log-trimmer.js";
 import { storeService } from "../../internal/store/service.js";
 
 const port = int("STORE_GRPC_PORT", DEFAULT_PORTS.store, 0, 65535);
@@ -24,6 +25,7 @@ await runUntilSignal("message-store", log, config.shutdownTimeoutMs, async () =>
   }
   const store = await openStore(config, (err) => log.warn("history cache unavailable; reading the store", { err }),
     () => exitForStandby(log, "another instance took the message log"));
+  const trimmer = startLogTrimmer(store, syncLogRetentionSeconds(), log);
   const server = await serve(config, "message-store", port, log, [service(MessageStoreServiceService, storeService(store))]);
   await discovery.register("message-store", { id: config.instanceId, address: `${config.advertiseHost}:${server.port}` });
   log.info("message-store ready", { grpc: `${config.bindHost}:${server.port}`, profile: config.profile });
@@ -33,6 +35,7 @@ await runUntilSignal("message-store", log, config.shutdownTimeoutMs, async () =>
       await discovery.deregister();
       await server.shutdown(deadlineMs);
       await discovery.close();
+      await trimmer.stop();
       await store.close();
       await telemetry.shutdown();
     },

@@ -109,8 +109,13 @@ type Listeners = {
   cursor: (pos: number) => void;
   state: (s: "connecting" | "open" | "closed") => void;
   error: (e: ClientError) => void;
-  /** The edge found this device's cursor beyond its log: drop what was applied, the log replays from 0. */
-  reset: () => void;
+  /**
+   * Drop what was derived from the log and rebuild it: `cursor-ahead`, the edge found this
+   * device's cursor beyond its log and replays the log from 0; `trimmed`, the cursor was older
+   * than the log keeps (docs/sync-log-trim.md), so events were missed for good: reload the
+   * conversations (listConversations) and their history, the log goes on from `cursor`.
+   */
+  reset: (reason: "cursor-ahead" | "trimmed") => void;
 };
 
 interface PendingRequest {
@@ -467,6 +472,13 @@ export class ChatClient {
         this.isSynced = true;
         for (const w of this.syncWaiters.splice(0)) w();
         return this.emit("synced", kind.value.pos);
+      case "logTrimmed":
+        // Sent before any event after the trim: the cursor jumps there instead of asking for a gap no one has.
+        if (kind.value.pos > this.cursor) {
+          this.cursor = kind.value.pos;
+          this.emit("cursor", this.cursor);
+        }
+        return this.emit("reset", "trimmed");
       case "receipt": return this.emit("receipt", kind.value);
       case "presence": return this.emit("presence", kind.value);
       case "typing":
@@ -477,7 +489,7 @@ export class ChatClient {
           // The edge now replays from 0: take every position again instead of skipping them as seen.
           this.cursor = 0;
           this.emit("cursor", 0);
-          this.emit("reset");
+          this.emit("reset", "cursor-ahead");
         }
         return this.emit("error", new ClientError(kind.value.code, kind.value.message, kind.value.retryable, kind.value.retryAfterMs));
       default: return;

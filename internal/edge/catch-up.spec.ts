@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ErrorCode, type Event, type ServerFrame } from "../../gen/chat/v1/client.js";
 import { Logger } from "../log/logger.js";
 import type { ReadLogResponse } from "../../gen/chat/internal/v1/store.js";
+import { logContinuity } from "../store/store.js";
 import { CatchUp, type CatchUpConfig } from "./catch-up.js";
 
 const message = (pos: number, text = `m${pos}`): Event => ({
@@ -40,16 +41,24 @@ class FakeLog {
     return () => { this.gate = undefined; release(); };
   }
 
+  /** Deletes the entries up to `pos`, as the store's trim does (docs/sync-log-trim.md). */
+  trim(pos: number): void {
+    this.trimmed = pos;
+  }
+  private trimmed = 0;
+
   async read(afterPos: number, limit: number): Promise<ReadLogResponse> {
     this.reads.push(afterPos);
     // The page is what was stored when the read reached the store, not when it answered.
     const head = this.events.length;
-    const after = this.events.filter((e) => e.pos > afterPos);
+    const after = this.events.filter((e) => e.pos > afterPos && e.pos > this.trimmed);
+    // The stores' rule for what is missing (logContinuity).
+    const continuous = logContinuity(afterPos, head, after.map((e) => e.pos));
     const cut = Math.min(limit, this.pageCut);
-    const events = after.slice(0, cut);
+    const events = "trimmedTo" in continuous ? [] : after.slice(0, cut);
     await this.gate;
     if (this.failNext) { const err = this.failNext; this.failNext = undefined; throw err; }
-    return { events, head, more: after.length > cut };
+    return { events, head, more: after.length > events.length, trimmedTo: "trimmedTo" in continuous ? continuous.trimmedTo : 0 };
   }
 }
 
@@ -309,6 +318,31 @@ describe("CatchUp", () => {
     await start(9);
     expect(device.errors()).toEqual([ErrorCode.ERROR_CODE_CURSOR_AHEAD]);
     expect(seen()).toEqual({ positions: range(1, 3), synced: [3], reads: [9, 0] });
+  });
+
+  it("a cursor older than the log's trim is told LogTrimmed at the trim point, then gets every event after it", async () => {
+    const { log, device, catchUp, start, seen } = machine(10);
+    log.trim(6);
+    await start(2);
+    const trimmed = device.frames.findIndex((f) => f.kind?.$case === "logTrimmed");
+    expect(device.frames[trimmed]!.kind).toEqual({ $case: "logTrimmed", value: { pos: 6 } });
+    // Before any event after it, so the device resets its state first.
+    expect(device.frames.findIndex((f) => f.kind?.$case === "event")).toBeGreaterThan(trimmed);
+    expect(seen()).toEqual({ positions: range(7, 10), synced: [10], reads: [2, 6] });
+    expect(catchUp.cursor).toBe(10);
+  });
+
+  it("a log trimmed to its head tells the device so and is synced there; a cursor past the trim never hears of it", async () => {
+    const old = machine(5);
+    old.log.trim(5);
+    await old.start(1);
+    expect(old.device.frames.map((f) => f.kind?.$case)).toEqual(["logTrimmed", "synced"]);
+    expect(old.seen().synced).toEqual([5]);
+    const recent = machine(10);
+    recent.log.trim(4);
+    await recent.start(4);
+    expect(recent.device.frames.some((f) => f.kind?.$case === "logTrimmed")).toBe(false);
+    expect(recent.seen()).toEqual({ positions: range(5, 10), synced: [10], reads: [4] });
   });
 
   it("a store that cannot be read ends the session with UNAVAILABLE, the cursor where it was", async () => {

@@ -170,6 +170,14 @@ export class CatchUp {
           this.position = 0;
           continue;
         }
+        if (page.trimmedTo > this.position) {
+          // Older than the log keeps (docs/sync-log-trim.md): the device rebuilds what it holds
+          // from the directory and history (a full resync), and the log goes on after the trim.
+          this.io.emit({ ref: 0, kind: { $case: "logTrimmed", value: { pos: page.trimmedTo } } });
+          this.position = page.trimmedTo;
+          m.logTrimmedResyncs.add(1);
+          continue;
+        }
         for (const ev of page.events) {
           await this.emitInOrder(ev);
           if (!this.active()) return;
@@ -214,7 +222,7 @@ export class CatchUp {
   private async nothingToRead(): Promise<ReadLogResponse | undefined> {
     if (!this.io.logHead) return undefined;
     const head = await this.io.logHead();
-    return head === this.position ? { events: [], head, more: false } : undefined;
+    return head === this.position ? { events: [], head, more: false, trimmedTo: 0 } : undefined;
   }
 
   /**

@@ -2,7 +2,7 @@ import type { ChatServiceClient, AccountServiceClient, Actor } from "../../gen/c
 import { EdgeDeliveryServiceClient } from "../../gen/chat/internal/v1/edge.js";
 import type { NotifierServiceClient } from "../../gen/chat/internal/v1/notifier.js";
 import type { PresenceServiceClient, Route } from "../../gen/chat/internal/v1/presence.js";
-import type { MessageStoreServiceClient } from "../../gen/chat/internal/v1/store.js";
+import type { MessageStoreServiceClient, ReadLogResponse } from "../../gen/chat/internal/v1/store.js";
 import { ErrorCode, PresenceStatus, PresenceVisibility, PushProvider, type PrivacySettings, type BlockedUser, type Ack, type Conversation, type DeleteRequest, type EditRequest, type Event, type HistoryPage, type HistoryRequest, type PresenceUpdate, type Send, type Sent } from "../../gen/chat/v1/client.js";
 import type { TokenVerifier } from "../auth/tokens.js";
 import { ChatError } from "../errors/chat-error.js";
@@ -123,7 +123,7 @@ export class MeshGateway {
     return this.heads.call(userId);
   }
   /** A page of the user's log; `more` when it stopped at its count or byte bound. */
-  async readLog(userId: string, afterPos: number, limit: number): Promise<{ events: Event[]; head: number; more: boolean }> {
+  async readLog(userId: string, afterPos: number, limit: number): Promise<ReadLogResponse> {
     return call(this.store, this.store.readLog, { userId, afterPos, limit }, 15_000);
   }
   async listConversations(userId: string): Promise<Conversation[]> {

@@ -42,6 +42,16 @@ function embeddedDefault(dataDir: string): StoreBackend {
 }
 
 /**
+ * SYNC_LOG_RETENTION_S: how long sync-log entries are kept (docs/sync-log-trim.md), 30 days by
+ * default (the capacity model's figure, bench/capacity-model.yaml), 0 for ever. Messages are
+ * kept for ever whatever it says: a device away for longer resyncs in full from the directory
+ * and history.
+ */
+export function syncLogRetentionSeconds(): number {
+  return int("SYNC_LOG_RETENTION_S", 30 * 86_400, 0, 20 * 365 * 86_400);
+}
+
+/**
  * HISTORY_CACHE: redis (production default: the last HISTORY_CACHE_SIZE messages of each
  * conversation that is read) or off. HISTORY_CACHE_REDIS_URL (default REDIS_URL): a cache may
  * lose anything, so in a deployment it gets a Redis of its own that evicts and never persists,
@@ -85,6 +95,7 @@ async function openBackend(config: CommonConfig, onDeposed: () => void): Promise
           // CASSANDRA_REPLICATION_FACTOR is the older name of a plain factor.
           replication: str("CASSANDRA_REPLICATION", str("CASSANDRA_REPLICATION_FACTOR", "1")),
           onDeposed,
+          logRetentionSeconds: syncLogRetentionSeconds(),
         });
       } catch (err) {
         await client.shutdown().catch(() => {});

@@ -88,6 +88,11 @@ export const CASSANDRA_MIGRATIONS: ReadonlyArray<(ks: string) => string[]> = [
     // drain after a crash logs only those not found there.
     `CREATE TABLE IF NOT EXISTS ${ks}.log_outbox_done (id bigint PRIMARY KEY, positions map<text, bigint>) WITH default_time_to_live = 2592000`,
   ],
+  // 8: sync-log entries expire (SYNC_LOG_RETENTION_S, docs/sync-log-trim.md) and are never
+  // deleted, written in time order: the same compaction as log_index (migration 5).
+  (ks) => [
+    `ALTER TABLE ${ks}.sync_log WITH compaction = {'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'DAYS', 'compaction_window_size': 1} AND gc_grace_seconds = 10800`,
+  ],
 ];
 
 const KEYSPACE_RE = /^[a-z][a-z0-9_]{0,47}$/;

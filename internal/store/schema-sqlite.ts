@@ -92,6 +92,8 @@ const MIGRATIONS: string[] = [
      blocked_at INTEGER NOT NULL,
      PRIMARY KEY (user_id, blocked_id)) WITHOUT ROWID;
    CREATE INDEX blocks_by_blocked ON blocks (blocked_id)`,
+  // 8: the sync log's trim takes the oldest entries first (docs/sync-log-trim.md).
+  `CREATE INDEX sync_log_by_at ON sync_log (at)`,
 ];
 
 export function migrateSqlite(db: DatabaseSync): void {

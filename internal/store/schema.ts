@@ -90,6 +90,8 @@ const MIGRATIONS: string[] = [
      blocked_at bigint NOT NULL,
      PRIMARY KEY (user_id, blocked_id));
    CREATE INDEX IF NOT EXISTS blocks_by_blocked ON blocks (blocked_id);`,
+  // 8: the sync log's trim takes the oldest entries first (docs/sync-log-trim.md).
+  `CREATE INDEX IF NOT EXISTS sync_log_by_at ON sync_log (at);`,
 ];
 
 export async function migrate(db: SqlClient): Promise<void> {

@@ -49,7 +49,7 @@ export function storeService(store: Store): AsyncService<typeof MessageStoreServ
     readLog: async (req) => {
       // The store cuts the page at PAGE_MAX_BYTES, so the reply always fits a gRPC message.
       const page = await store.readLog(req.userId, req.afterPos, Math.min(Math.max(req.limit || 500, 1), READ_LOG_MAX));
-      return { events: page.events, head: page.head, more: page.more ?? false };
+      return { events: page.events, head: page.head, more: page.more ?? false, trimmedTo: page.trimmedTo ?? 0 };
     },
     getLogHeads: async (req) => {
       if (req.userIds.length > LOG_HEADS_MAX) throw ChatError.invalid(`at most ${LOG_HEADS_MAX} users per call`);

@@ -83,6 +83,11 @@ export class CachedStore extends DirectoryTables implements Store {
   setMuted(conversationId: string, userId: string, muted: boolean): Promise<void> { return this.inner.setMuted(conversationId, userId, muted); }
   lastSeq(conversationId: string): Promise<number> { return this.inner.lastSeq(conversationId); }
   readLog(userId: string, afterPos: number, limit: number, maxBytes?: number): Promise<LogPage> { return this.inner.readLog(userId, afterPos, limit, maxBytes); }
+  /** The inner store's trim, when it has one (the cache holds no log). */
+  get trimLog(): Store["trimLog"] {
+    const inner = this.inner;
+    return inner.trimLog && ((beforeMs: number) => inner.trimLog!(beforeMs));
+  }
   logHeads(userIds: string[]): Promise<number[]> { return this.inner.logHeads(userIds); }
   updatePointers(conversationId: string, userId: string, deliveredSeq: number, readSeq: number) { return this.inner.updatePointers(conversationId, userId, deliveredSeq, readSeq); }
   updatePointersBatch(updates: PointerUpdate[]): Promise<PointerMoveResult[]> { return this.inner.updatePointersBatch(updates); }

@@ -23,7 +23,7 @@ import { checkKeyspace, migrateCassandra } from "./schema-cassandra.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
 import { type LogWrite, SqlStore } from "./store-sql.js";
 import { fillEditedTexts, liveEvents, planMessageChange } from "./store-rules.js";
-import { fitBytes, historyLimit, type LogPage, type PointerMoveResult, type PointerUpdate, type Store } from "./store.js";
+import { fitBytes, historyLimit, logContinuity, type LogPage, type PointerMoveResult, type PointerUpdate, type Store } from "./store.js";
 
 /*
  * The message store of the production profile: PostgreSQL keeps the directory
@@ -91,6 +91,11 @@ export interface CassandraStoreOptions {
   takeOverWrites?: boolean;
   /** Told once if another instance takes the message log from this one (it then refuses every call on it). */
   onDeposed?: (epoch: number) => void;
+  /**
+   * SYNC_LOG_RETENTION_S: sync-log entries are written with this TTL and expire by themselves
+   * (docs/sync-log-trim.md); 0 keeps them for ever.
+   */
+  logRetentionSeconds?: number;
 }
 
 /** A Cassandra client with the store's defaults: LOCAL_QUORUM, LOCAL_SERIAL, prepared statements. */
@@ -137,6 +142,8 @@ function rowToMessage(r: Row): Message {
 export class CassandraStore implements Store {
   private readonly M: number;
   private readonly L: number;
+  /** Seconds each sync-log entry lives (0: for ever); the trim of docs/sync-log-trim.md. */
+  private readonly logTtl: number;
   private readonly cql: ReturnType<typeof statements>;
   /** The log's leader (cassandra-leader.ts): this instance numbers every conversation and sync log while it holds it. */
   private leader: LogLeader | undefined;
@@ -162,6 +169,7 @@ export class CassandraStore implements Store {
   ) {
     this.M = messagesPerBucket;
     this.L = logEntriesPerBucket;
+    this.logTtl = options.logRetentionSeconds ?? 0;
     this.cql = statements(keyspace);
   }
 
@@ -340,6 +348,11 @@ export class CassandraStore implements Store {
         rows.push(...r.rows.filter((row) => num(row["pos"]) <= head));
         p = (b + 1) * this.L;
       }
+      // Entries expire (their TTL, docs/sync-log-trim.md): a committed position missing from the rows was trimmed.
+      const continuous = logContinuity(afterPos, head, rows.map((row) => num(row["pos"])));
+      if ("trimmedTo" in continuous) return { events: [], head, more: true, trimmedTo: continuous.trimmedTo };
+      const holeCut = continuous.take < rows.length;
+      rows.length = continuous.take;
       // Log entries are small references; the bodies they point at are read a
       // chunk at a time in log order and the page stops at the byte budget, so
       // a backlog of large messages never makes one huge reply (nor one huge read).
@@ -370,7 +383,7 @@ export class CassandraStore implements Store {
         }
       }
       // Unset rather than false at the end of the log: a page there reads as before.
-      return { events, head, more: cut || rows.length === limit || undefined };
+      return { events, head, more: cut || holeCut || rows.length === limit || undefined };
     });
   }
 
@@ -705,7 +718,7 @@ export class CassandraStore implements Store {
       for (const a of appended) {
         const pos = ++h.assigned;
         a.positions.push(pos);
-        tick.stage(this.cql.insertLog, [u, Math.floor(pos / this.L), pos, at, conv, a.message!.seq, NO_EVENT]);
+        tick.stage(this.cql.insertLog, [u, Math.floor(pos / this.L), pos, at, conv, a.message!.seq, NO_EVENT, this.logTtl]);
       }
       tick.head(logKey(u), h.assigned);
     }
@@ -768,7 +781,7 @@ export class CassandraStore implements Store {
           if (readMoved) {
             const h = log.peek(logKey(u.userId))!;
             const marker: Event = { pos: ++h.assigned, atMs: Date.now(), kind: { $case: "read", value: { conversationId: u.conversationId, readSeq: read } } };
-            tick.stage(this.cql.insertLog, [u.userId, Math.floor(marker.pos / this.L), marker.pos, marker.atMs, u.conversationId, 0, encodeEvent(marker)]);
+            tick.stage(this.cql.insertLog, [u.userId, Math.floor(marker.pos / this.L), marker.pos, marker.atMs, u.conversationId, 0, encodeEvent(marker), this.logTtl]);
             tick.head(logKey(u.userId), h.assigned);
             readEvent = marker;
           }
@@ -790,7 +803,7 @@ export class CassandraStore implements Store {
       const h = log.peek(logKey(u))!;
       const pos = ++h.assigned;
       positions.set(u, pos);
-      tick.stage(this.cql.insertLog, [u, Math.floor(pos / this.L), pos, event.atMs, conversationId, seq, encodeEvent(event)]);
+      tick.stage(this.cql.insertLog, [u, Math.floor(pos / this.L), pos, event.atMs, conversationId, seq, encodeEvent(event), this.logTtl]);
       tick.head(logKey(u), pos);
     }
     return users.map((userId) => ({ userId, event: { ...event, pos: positions.get(userId)! } }));
@@ -940,7 +953,7 @@ function statements(ks: string) {
     logAt: `SELECT conversation_id, seq FROM ${ks}.sync_log WHERE user_id = ? AND bucket = ? AND pos = ?`,
     readLog: `SELECT pos, at, conversation_id, seq, event FROM ${ks}.sync_log WHERE user_id = ? AND bucket = ? AND pos >= ? LIMIT ?`,
     // Every column, always: a row rewritten at a position must not keep a cell of an earlier write there.
-    insertLog: `INSERT INTO ${ks}.sync_log (user_id, bucket, pos, at, conversation_id, seq, event) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    insertLog: `INSERT INTO ${ks}.sync_log (user_id, bucket, pos, at, conversation_id, seq, event) VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ?`,
     outboxDone: `UPDATE ${ks}.log_outbox_done SET positions = positions + ? WHERE id = ?`,
     outboxDoneOf: `SELECT positions FROM ${ks}.log_outbox_done WHERE id = ?`,
     editMessage: `UPDATE ${ks}.messages SET body = ?, edited_at = ?, edit_count = ? WHERE conversation_id = ? AND bucket = ? AND seq = ?`,

@@ -8,7 +8,7 @@ import { SqlPrivacyStore } from "./privacy-sql.js";
 import { DirectoryTables } from "./directory-tables.js";
 import { SqlBlockStore } from "./blocks-sql.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
-import { fitBytes, historyLimit, type LogPage, type PointerMoveResult, type PointerUpdate, type Store, updateEachPointer } from "./store.js";
+import { fitBytes, logContinuity, historyLimit, TRIM_BATCH, type LogPage, type PointerMoveResult, type PointerUpdate, type Store, updateEachPointer } from "./store.js";
 import { fillEditedTexts, memberOf, liveEvents, type LogWrite, type MembershipRequest, type MessageRow, memberLogWrites, membershipEvent, movePointers, numberAppend, placeLogged, planMembershipChange, planMessageChange, toMessage } from "./store-rules.js";
 
 export type { LogWrite } from "./store-rules.js";
@@ -209,6 +209,8 @@ export class SqlStore extends DirectoryTables implements Store {
   async readLog(userId: string, afterPos: number, limit: number, maxBytes = PAGE_MAX_BYTES): Promise<LogPage> {
     // Edit and delete entries name their message too (seq), so an edit's text, filled in
     // from the row, counts in the budget like a message's.
+    // The head before the rows: every position it counts is then in them unless trimmed (logContinuity).
+    const head = num((await this.db.query<{ head: unknown }>(`SELECT head FROM log_heads WHERE user_id = $1`, [userId])).rows[0]?.head ?? 0);
     // Sizes first (octet_length reads no body), so a page of large messages is
     // cut at the byte budget before any body leaves the database.
     const sized = await this.db.query<{ pos: unknown; bytes: unknown }>(
@@ -217,7 +219,9 @@ export class SqlStore extends DirectoryTables implements Store {
         WHERE l.user_id = $1 AND l.pos > $2 ORDER BY l.pos LIMIT $3`,
       [userId, afterPos, limit],
     );
-    const take = fitBytes(sized.rows.map((r) => num(r.bytes) + ITEM_OVERHEAD_BYTES), maxBytes);
+    const continuous = logContinuity(afterPos, head, sized.rows.map((r) => num(r.pos)));
+    if ("trimmedTo" in continuous) return { events: [], head, more: true, trimmedTo: continuous.trimmedTo };
+    const take = fitBytes(sized.rows.slice(0, continuous.take).map((r) => num(r.bytes) + ITEM_OVERHEAD_BYTES), maxBytes);
     const lastPos = take > 0 ? num(sized.rows[take - 1]!.pos) : afterPos;
     const { rows } = take === 0 ? { rows: [] } : await this.db.query<MessageRow & { pos: unknown; at: unknown; event: Uint8Array | null; log_conversation_id: string; log_seq: unknown }>(
       `SELECT l.pos, l.at, l.event, l.conversation_id AS log_conversation_id, l.seq AS log_seq, m.*
@@ -225,14 +229,26 @@ export class SqlStore extends DirectoryTables implements Store {
         WHERE l.user_id = $1 AND l.pos > $2 AND l.pos <= $3 ORDER BY l.pos`,
       [userId, afterPos, lastPos],
     );
-    const head = await this.db.query<{ head: unknown }>(`SELECT head FROM log_heads WHERE user_id = $1`, [userId]);
     const events = rows.map((r): Event => {
       if (r.event) return { ...Event.decode(r.event), pos: num(r.pos) };
       return { pos: num(r.pos), atMs: num(r.at), kind: { $case: "message", value: toMessage(r) } };
     });
     await fillEditedTexts(events, (c, seqs) => this.texts(c, seqs));
     // Unset rather than false at the end of the log: a page there reads as before.
-    return { events, head: num(head.rows[0]?.head ?? 0), more: take < sized.rows.length || sized.rows.length === limit || undefined };
+    return { events, head, more: take < sized.rows.length || sized.rows.length === limit || undefined };
+  }
+
+  async trimLog(beforeMs: number): Promise<number> {
+    // A batch per statement (oldest first, by sync_log_by_at): short row locks, never one huge delete.
+    let total = 0;
+    for (;;) {
+      const { rowCount } = await this.db.query(
+        `DELETE FROM sync_log WHERE (user_id, pos) IN (SELECT user_id, pos FROM sync_log WHERE at < $1 ORDER BY at LIMIT $2)`,
+        [beforeMs, TRIM_BATCH],
+      );
+      total += rowCount;
+      if (rowCount < TRIM_BATCH) return total;
+    }
   }
 
   async logHeads(userIds: string[]): Promise<number[]> {

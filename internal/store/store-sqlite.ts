@@ -9,7 +9,7 @@ import { SqlitePrivacyStore } from "./privacy-sqlite.js";
 import { DirectoryTables } from "./directory-tables.js";
 import { SqliteBlockStore } from "./blocks-sqlite.js";
 import { SqliteDb } from "./sqlite-db.js";
-import { fitBytes, historyLimit, type LogPage, type PointerMoveResult, type PointerResult, type PointerUpdate, type Store } from "./store.js";
+import { fitBytes, logContinuity, historyLimit, TRIM_BATCH, type LogPage, type PointerMoveResult, type PointerResult, type PointerUpdate, type Store } from "./store.js";
 import { fillEditedTexts, liveEvents, memberOf, type LogWrite, type MembershipRequest, type MessageRow, memberLogWrites, membershipEvent, movePointers, numberAppend, placeLogged, planMembershipChange, planMessageChange, toMessage } from "./store-rules.js";
 
 /** SQLite's `synchronous` setting: NORMAL survives the kill of any process, FULL (an fsync per commit) survives power loss. */
@@ -188,6 +188,8 @@ export class SqliteStore extends DirectoryTables implements Store {
   async readLog(userId: string, afterPos: number, limit: number, maxBytes = PAGE_MAX_BYTES): Promise<LogPage> {
     // Edit and delete entries name their message too (seq), so an edit's text, filled in
     // from the row, counts in the budget like a message's.
+    // The head before the rows: every position it counts is then in them unless trimmed (logContinuity).
+    const head = this.logHead(userId);
     // Sizes first (octet_length reads no body), so a page of large messages is
     // cut at the byte budget before any body is read.
     const sized = this.q(
@@ -195,7 +197,9 @@ export class SqliteStore extends DirectoryTables implements Store {
          FROM sync_log l LEFT JOIN messages m ON m.conversation_id = l.conversation_id AND m.seq = l.seq
         WHERE l.user_id = ?1 AND l.pos > ?2 ORDER BY l.pos LIMIT ?3`,
     ).all(userId, afterPos, limit) as Array<{ pos: number; bytes: number }>;
-    const take = fitBytes(sized.map((r) => r.bytes + ITEM_OVERHEAD_BYTES), maxBytes);
+    const continuous = logContinuity(afterPos, head, sized.map((r) => r.pos));
+    if ("trimmedTo" in continuous) return { events: [], head, more: true, trimmedTo: continuous.trimmedTo };
+    const take = fitBytes(sized.slice(0, continuous.take).map((r) => r.bytes + ITEM_OVERHEAD_BYTES), maxBytes);
     const lastPos = take > 0 ? sized[take - 1]!.pos : afterPos;
     const rows = take === 0 ? [] : (this.q(
       `SELECT l.pos, l.at, l.event, m.*
@@ -208,7 +212,19 @@ export class SqliteStore extends DirectoryTables implements Store {
     });
     await fillEditedTexts(events, async (c, seqs) => this.texts(c, seqs));
     // Unset rather than false at the end of the log: a page there reads as before.
-    return { events, head: this.logHead(userId), more: take < sized.length || sized.length === limit || undefined };
+    return { events, head, more: take < sized.length || sized.length === limit || undefined };
+  }
+
+  async trimLog(beforeMs: number): Promise<number> {
+    // A batch per transaction (oldest first, by sync_log_by_at), so sends wait behind a short one at most.
+    const batch = this.q(`DELETE FROM sync_log WHERE (user_id, pos) IN (SELECT user_id, pos FROM sync_log WHERE at < ?1 ORDER BY at LIMIT ?2)`);
+    let total = 0;
+    for (;;) {
+      const n = Number(this.tx(() => batch.run(beforeMs, TRIM_BATCH)).changes);
+      total += n;
+      if (n < TRIM_BATCH) return total;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
   }
 
   async logHeads(userIds: string[]): Promise<number[]> {

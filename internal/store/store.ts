@@ -36,6 +36,27 @@ export interface LogPage {
   events: Event[];
   head: number;
   more?: boolean;
+  /** Positions after the asked one up to here are trimmed (the page then holds no events); see logContinuity. */
+  trimmedTo?: number;
+}
+
+/** Sync-log entries one trim statement deletes (trimLog): a short transaction, repeated until none are old. */
+export const TRIM_BATCH = 5_000;
+
+/**
+ * What a page read after `afterPos` may hand out, from the positions its rows hold (ascending).
+ * Every position up to the log's head was written (a position is committed with its row), and
+ * nothing deletes a row but the trim (docs/sync-log-trim.md), so a missing position was
+ * trimmed. `head` must be read before the rows: a position it counts is then one the rows must
+ * hold. A missing prefix is answered alone (`trimmedTo`, no events); a hole further on cuts the
+ * page before it (`take`), so the next read starts at the hole and reports it.
+ */
+export function logContinuity(afterPos: number, head: number, positions: readonly number[]): { trimmedTo: number } | { take: number } {
+  const first = positions[0];
+  if (first === undefined) return afterPos < head ? { trimmedTo: head } : { take: 0 };
+  if (first > afterPos + 1) return { trimmedTo: first - 1 };
+  for (let i = 1; i < positions.length; i++) if (positions[i] !== positions[i - 1]! + 1) return { take: i };
+  return { take: positions.length };
 }
 
 export interface PointerUpdate {
@@ -100,6 +121,12 @@ export interface Store extends SessionStore, PrivacyStore, BlockStore {
   lastSeq(conversationId: string): Promise<number>;
   /** At most `limit` events and about `maxBytes` (default PAGE_MAX_BYTES) of them, never none while events follow. */
   readLog(userId: string, afterPos: number, limit: number, maxBytes?: number): Promise<LogPage>;
+  /**
+   * Deletes sync-log entries written before `beforeMs` (a batch at a time) and answers how many
+   * went. Absent where entries expire by themselves (Cassandra writes them with a TTL).
+   * docs/sync-log-trim.md.
+   */
+  trimLog?(beforeMs: number): Promise<number>;
   /** Each user's log head (0 if empty), in order. May trail a write that is still in flight. */
   logHeads(userIds: string[]): Promise<number[]>;
   /** A page of historyLimit(req.limit) messages at most, cut at `maxBytes` (default PAGE_MAX_BYTES) but never empty while messages follow. */

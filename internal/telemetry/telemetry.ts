@@ -103,6 +103,7 @@ export class ChatMetrics {
   readonly frameDuration: Histogram;
   readonly disconnects: Counter;
   readonly catchups: Counter;
+  readonly logTrimmedResyncs: Counter;
   readonly catchupEvents: Counter;
   readonly catchupDuration: Histogram;
   readonly heartbeatDuration: Histogram;
@@ -128,6 +129,7 @@ export class ChatMetrics {
     this.frameDuration = m.createHistogram("meshchat.edge.frame.duration", seconds("Time to handle one client frame, by kind"));
     this.disconnects = m.createCounter("meshchat.edge.disconnects", { description: "WebSocket sessions closed, by close code" });
     this.catchups = m.createCounter("meshchat.edge.catchups", { description: "Catch-ups (reads of a device's log from its cursor)" });
+    this.logTrimmedResyncs = m.createCounter("meshchat.edge.log_trimmed", { description: "Catch-ups from a cursor older than the sync log keeps: the device was told to resync in full" });
     this.catchupEvents = m.createCounter("meshchat.edge.catchup.events", { description: "Events sent by catch-ups" });
     this.catchupDuration = m.createHistogram("meshchat.edge.catchup.duration", seconds("From the start of a catch-up to its Synced frame"));
     this.heartbeatDuration = m.createHistogram("meshchat.edge.heartbeat.duration", seconds("Round trip of the edge's batched heartbeat to presence"));

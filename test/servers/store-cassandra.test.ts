@@ -85,6 +85,7 @@ function cassandraBackend(): Backend {
       return s;
     },
     secondOwner: async (first) => first,
+    logExpires: true,
     async teardown() {
       for (const s of opened) await s.close();
       const c = cassClient();
@@ -146,6 +147,26 @@ describe("Cassandra store specifics", () => {
       await s.close();
     }
   });
+
+  it("sync-log entries expire after SYNC_LOG_RETENTION_S: a read from before them is told where the trim ends, the log goes on after it, history keeps every message", async () => {
+    const short = await open({ logRetentionSeconds: 1 });
+    const [a, b] = await users(short, "ttl-a", "ttl-b");
+    const conv = (await group(short, [a!, b!])).conversation;
+    const send = (s: Store, base: number, n: number) => s.append([{ conversationId: conv.id, baseSeq: base, memberIds: [a!.id, b!.id], messages: Array.from({ length: n }, (_, k) => msg(a!, `ttl${base + k}`)) }]);
+    await send(short, 0, 3);
+    // b's log: 1 its membership, 2-4 the messages. Expiry is Cassandra's clock: wait for it, whatever the load.
+    await waitFor("b's first entries to expire", async () => (await short.readLog(b!.id, 0, 10)).trimmedTo === 4, { timeoutMs: 60_000 });
+    // A new leader (keeping entries longer) learns the head from the marks, which never expire.
+    const long = await open({ logRetentionSeconds: 3_600 });
+    await send(long, 3, 2);
+    for (const after of [0, 3]) expect(await long.readLog(b!.id, after, 10)).toMatchObject({ events: [], head: 6, trimmedTo: 4 });
+    const rest = await long.readLog(b!.id, 4, 10);
+    expect(rest.trimmedTo ?? 0).toBe(0);
+    expect(rest.events.map((e) => e.pos)).toEqual([5, 6]);
+    expect(messageSeqs(rest.events, conv.id)).toEqual([4, 5]);
+    expect((await historySeqs(long, b!.id, conv.id)).map((m) => m.seq)).toEqual([1, 2, 3, 4, 5]);
+    await Promise.all([short.close(), long.close()]);
+  }, 120_000);
 
   it("a second instance takes the log while the first has appends in flight: every acknowledged message keeps its seq, nothing is numbered twice, every device's log equals history, and the first refuses from then on", async () => {
     let deposed = 0;
@@ -283,10 +304,12 @@ describe("Cassandra store specifics", () => {
     expect(counts.map((m) => [Number(m![1]), Number(m![2])])).toEqual(counts.map(() => [3, 0]));
   });
 
-  it("compacts the expiring log index by time windows", async () => {
-    const { rows } = await raw.execute(`SELECT compaction, gc_grace_seconds FROM system_schema.tables WHERE keyspace_name = ? AND table_name = 'log_index'`, [KEYSPACE], { prepare: true });
-    expect((rows[0]!["compaction"] as Record<string, string>)["class"]).toMatch(/TimeWindowCompactionStrategy$/);
-    expect(rows[0]!["gc_grace_seconds"]).toBe(10800);
+  it("compacts the expiring log index and sync log by time windows", async () => {
+    for (const table of ["log_index", "sync_log"]) {
+      const { rows } = await raw.execute(`SELECT compaction, gc_grace_seconds FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?`, [KEYSPACE, table], { prepare: true });
+      expect((rows[0]!["compaction"] as Record<string, string>)["class"]).toMatch(/TimeWindowCompactionStrategy$/);
+      expect(rows[0]!["gc_grace_seconds"]).toBe(10800);
+    }
   });
 
   it("opens a keyspace made under other bucket sizes with its own when none is configured (an upgrade keeps old keyspaces readable)", async () => {

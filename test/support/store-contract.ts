@@ -26,6 +26,8 @@ export interface StoreBackend {
    * owners race through the one writer, and a second instance would take the log from the first.
    */
   secondOwner?(first: Store): Promise<Store>;
+  /** Log entries expire by themselves (no trimLog): the backend's own suite tests its trim. */
+  logExpires?: boolean;
   setup(): Promise<void>;
   /** Closes every store it opened and drops the data. */
   teardown(): Promise<void>;
@@ -219,6 +221,32 @@ describe(`message store contract: ${backend.name}`, () => {
     expect((await store.readLog(id("nobody"), 0, 10))).toEqual({ events: [], head: 0 });
     // The heads edges check their sessions against, in order, 0 for an empty log.
     expect(await store.logHeads([b!.id, id("nobody"), a!.id])).toEqual([13, 0, 13]);
+  });
+
+  // Stores whose entries expire by themselves (Cassandra's TTL) test their trim in their own suite.
+  it.skipIf(backend.logExpires)("trimLog deletes the entries written before its cutoff: a read from before them is told where the trim ends, history keeps every message", async () => {
+    const [a, b] = await users(store, "a", "b");
+    const conv = (await group(store, [a!, b!])).conversation;
+    const send = (base: number, n: number) => store.append([{ conversationId: conv.id, baseSeq: base, memberIds: [a!.id, b!.id], messages: Array.from({ length: n }, (_, k) => msg(a!, `t${base + k}`)) }]);
+    await send(0, 3);
+    // The cutoff falls after the first entries' millisecond and before the next ones' (entries carry the store's clock).
+    const cutoff = Date.now() + 1;
+    while (Date.now() <= cutoff) await new Promise((r) => setImmediate(r));
+    await send(3, 2);
+    expect(await store.trimLog!(cutoff)).toBeGreaterThanOrEqual(8);
+    // b's log: 1 its membership, 2-4 the first messages (trimmed), 5-6 the later ones.
+    for (const after of [0, 2]) expect(await store.readLog(b!.id, after, 10)).toMatchObject({ events: [], head: 6, trimmedTo: 4 });
+    const rest = await store.readLog(b!.id, 4, 10);
+    expect(rest.trimmedTo ?? 0).toBe(0);
+    expect(messageSeqs(rest.events, conv.id)).toEqual([4, 5]);
+    expect(rest.events.map((e) => e.pos)).toEqual([5, 6]);
+    expect((await store.readLog(b!.id, 6, 10)).events).toEqual([]);
+    // Nothing left to trim; the log goes on from its head; history is whole.
+    expect(await store.trimLog!(cutoff)).toBe(0);
+    await send(5, 1);
+    expect((await store.readLog(b!.id, 6, 10)).events.map((e) => e.pos)).toEqual([7]);
+    const page = await store.history(b!.id, { conversationId: conv.id, direction: HistoryDirection.HISTORY_DIRECTION_FORWARD, fromSeq: 0, limit: 50 });
+    expect(page.messages.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
   it("history pages forward and backward across buckets; a non-member is denied", async () => {

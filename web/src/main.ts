@@ -667,11 +667,13 @@ async function start(): Promise<void> {
   clearInterval(tokenTimer);
   tokenTimer = setInterval(() => { auth?.accessToken().catch((err: unknown) => { if (sessionOver(err)) signedOut(err); }); }, TOKEN_CHECK_MS);
   typing = new TypingIndicators(client, (conversationId) => { if (active === conversationId) renderPane(); });
-  // The edge found our cursor beyond the log (a corrupted or foreign one): start over from what it replays.
+  // The edge found our cursor beyond the log (a corrupted or foreign one), or older than the log
+  // keeps (a device away for months): start over from the directory and history, as a new device.
   client.on("reset", () => {
     for (const s of conversations.values()) { s.messages.clear(); s.last = undefined; s.oldestLoaded = 0; s.hasMoreHistory = true; }
     const s = active ? conversations.get(active) : undefined;
     if (s) void loadHistory(s, false);
+    void refreshConversations();
   });
   client.on("state", (st) => {
     showConnection(st);
