@@ -96,6 +96,8 @@ export interface CassandraStoreOptions {
    * (docs/sync-log-trim.md); 0 keeps them for ever.
    */
   logRetentionSeconds?: number;
+  /** Pointers the leader keeps in memory (MAX_POINTERS unless set; tests set a tiny bound to make it evict). */
+  maxPointers?: number;
 }
 
 /** A Cassandra client with the store's defaults: LOCAL_QUORUM, LOCAL_SERIAL, prepared statements. */
@@ -151,8 +153,8 @@ export class CassandraStore implements Store {
   private deposed = false;
   private closing = false;
   /** Per (conversation, user), the pointers as this leader last wrote or read them (only this leader writes them). */
-  private pointers = new Map<string, { delivered: number; read: number }>();
-  private readonly pointerLoads = new Map<string, Promise<{ delivered: number; read: number }>>();
+  private pointers = new Map<string, Pointer>();
+  private readonly pointerLoads = new Map<string, Promise<Pointer>>();
   /** Edits and deletions of one message, one at a time. */
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Waits between attempts to take the log back, cut short by close(). */
@@ -265,9 +267,15 @@ export class CassandraStore implements Store {
       if (req.action === MembershipAction.MEMBERSHIP_ACTION_REMOVED || req.action === MembershipAction.MEMBERSHIP_ACTION_LEFT) {
         // A member who comes back starts with fresh pointers, as a new members row does in SQL.
         const tick = new TickWrites();
+        const fresh: Pointer = { delivered: 0, read: 0, holds: 0 };
+        tick.hold(fresh);
         tick.stage(this.cql.deletePointers, [req.conversationId, req.subjectId]);
-        this.pointers.set(pointerKey(req.conversationId, req.subjectId), { delivered: 0, read: 0 });
-        await this.log().submit(tick.writes, tick.heads);
+        this.pointers.set(pointerKey(req.conversationId, req.subjectId), fresh);
+        try {
+          await this.log().submit(tick.writes, tick.heads);
+        } finally {
+          tick.release();
+        }
       }
       const events = box.row ? await this.flushOutbox(box.row) : [];
       return { conversation: r.conversation, events };
@@ -315,15 +323,19 @@ export class CassandraStore implements Store {
       // everything staged goes in one tick.
       const byConv = new Map<string, number[]>();
       groups.forEach((g, i) => byConv.set(g.conversationId, [...(byConv.get(g.conversationId) ?? []), i]));
-      const done = await Promise.allSettled([...byConv.values()].map(async (idxs) => {
-        for (const i of idxs) results[i] = await this.appendGroup(log, groups[i]!, tick);
-      }));
-      // What the groups that got through numbered is committed even if another failed: seqs and
-      // positions handed out are always written (a gap would otherwise open in the logs).
-      if (!tick.empty) await log.submit(tick.writes, tick.heads);
-      const failed = done.find((d) => d.status === "rejected");
-      if (failed) throw failed.reason;
-      return results;
+      try {
+        const done = await Promise.allSettled([...byConv.values()].map(async (idxs) => {
+          for (const i of idxs) results[i] = await this.appendGroup(log, groups[i]!, tick);
+        }));
+        // What the groups that got through numbered is committed even if another failed: seqs and
+        // positions handed out are always written (a gap would otherwise open in the logs).
+        if (!tick.empty) await log.submit(tick.writes, tick.heads);
+        const failed = done.find((d) => d.status === "rejected");
+        if (failed) throw failed.reason;
+        return results;
+      } finally {
+        tick.release();
+      }
     });
   }
 
@@ -678,7 +690,7 @@ export class CassandraStore implements Store {
         if (row && row["sender_id"] === m.senderId && row["client_msg_id"] === m.clientMsgId) known.set(key(m), rowToMessage(row));
       }),
       ...members.map((u) => log.head(logKey(u))),
-      ...senders.map((u) => this.pointer(conv, u)),
+      ...senders.map((u) => this.pointer(tick, conv, u)),
     ]);
     // From here to the end nothing awaits: seqs and positions are handed out in one step.
     if (head.assigned !== group.baseSeq) {
@@ -730,29 +742,53 @@ export class CassandraStore implements Store {
     return result;
   }
 
-  /** The pointer row of (conversation, user), read once per leader and then kept in memory. */
-  private async pointer(conv: string, user: string): Promise<{ delivered: number; read: number }> {
+  /**
+   * The pointer row of (conversation, user), read once per leader and then kept in memory; held by
+   * `tick`'s operation until it releases it (after its tick is answered), so it is not evicted meanwhile.
+   */
+  private async pointer(tick: TickWrites, conv: string, user: string): Promise<Pointer> {
     const k = pointerKey(conv, user);
-    const have = this.pointers.get(k);
-    if (have) return have;
-    const loading = this.pointerLoads.get(k) ?? (async () => {
-      const r = (await this.client.execute(this.cql.pointer, [conv, user], { isIdempotent: true })).first();
-      return { delivered: num(r?.["delivered_seq"]), read: num(r?.["read_seq"]) };
-    })();
-    this.pointerLoads.set(k, loading);
-    try {
-      const p = await loading;
-      if (!this.pointers.has(k)) {
-        if (this.pointers.size >= MAX_POINTERS) this.pointers.clear();
-        this.pointers.set(k, p);
+    let p = this.pointers.get(k);
+    if (!p) {
+      const loading = this.pointerLoads.get(k) ?? (async (): Promise<Pointer> => {
+        const r = (await this.client.execute(this.cql.pointer, [conv, user], { isIdempotent: true })).first();
+        return { delivered: num(r?.["delivered_seq"]), read: num(r?.["read_seq"]), holds: 0 };
+      })();
+      this.pointerLoads.set(k, loading);
+      try {
+        const loaded = await loading;
+        p = this.pointers.get(k);
+        if (!p) {
+          this.evictPointers();
+          p = loaded;
+          this.pointers.set(k, p);
+        }
+      } finally {
+        this.pointerLoads.delete(k);
       }
-      return this.pointers.get(k)!;
-    } finally {
-      this.pointerLoads.delete(k);
+    }
+    tick.hold(p);
+    return p;
+  }
+
+  /**
+   * Makes room for one more pointer at the bound: drops the oldest entries (insertion order), a
+   * quarter of the bound at a time, skipping those an operation holds. A held entry may have a write
+   * in a tick not yet committed: dropped, it would be read again from a row that does not show that
+   * write yet, and the next move would go from an older value, under an acknowledged one (and win:
+   * its timestamp is later). Held entries stay even past the bound; they are few and brief.
+   */
+  private evictPointers(): void {
+    const max = this.options.maxPointers ?? MAX_POINTERS;
+    if (this.pointers.size < max) return;
+    const keep = max - Math.max(1, Math.floor(max / 4));
+    for (const [k, p] of this.pointers) {
+      if (this.pointers.size <= keep) return;
+      if (p.holds === 0) this.pointers.delete(k);
     }
   }
 
-  private setPointer(tick: TickWrites, conv: string, user: string, p: { delivered: number; read: number }, delivered: number, read: number): void {
+  private setPointer(tick: TickWrites, conv: string, user: string, p: Pointer, delivered: number, read: number): void {
     p.delivered = delivered;
     p.read = read;
     tick.stage(this.cql.setPointers, [delivered, read, conv, user]);
@@ -761,13 +797,22 @@ export class CassandraStore implements Store {
   private async movePointers(updates: PointerUpdate[]): Promise<PointerMoveResult[]> {
     const log = this.log();
     const tick = new TickWrites();
+    try {
+      return await this.movePointersIn(log, tick, updates);
+    } finally {
+      // The pointers this batch loaded may be evicted again once its tick is answered (or refused).
+      tick.release();
+    }
+  }
+
+  private async movePointersIn(log: LogLeader, tick: TickWrites, updates: PointerUpdate[]): Promise<PointerMoveResult[]> {
     const results = await Promise.all(updates.map(async (u): Promise<PointerMoveResult | { deferred: () => PointerMoveResult }> => {
       if (!(await this.dir.isMember(u.conversationId, u.userId))) return { error: ErrorCode.ERROR_CODE_PERMISSION_DENIED };
-      const [head] = await Promise.all([log.head(convKey(u.conversationId)), log.head(logKey(u.userId)), this.pointer(u.conversationId, u.userId)]);
-      // Decided after every load, in update order below: two moves of one pointer in a batch see each other.
+      const [head, , p] = await Promise.all([log.head(convKey(u.conversationId)), log.head(logKey(u.userId)), this.pointer(tick, u.conversationId, u.userId)]);
+      // Decided after every load, in update order below: two moves of one pointer in a batch see each
+      // other (the one entry, held by this batch until its tick is answered).
       return {
         deferred: () => {
-          const p = this.pointers.get(pointerKey(u.conversationId, u.userId)) ?? { delivered: 0, read: 0 };
           const last = head.assigned;
           // Pointers never pass the last message nor move back; reading implies delivery.
           const read = Math.max(p.read, Math.min(u.readSeq, last));
@@ -775,7 +820,6 @@ export class CassandraStore implements Store {
           const changed = read !== p.read || delivered !== p.delivered;
           if (!changed) return { pointers: { deliveredSeq: delivered, readSeq: read, changed } };
           const readMoved = read !== p.read;
-          if (!this.pointers.has(pointerKey(u.conversationId, u.userId))) this.pointers.set(pointerKey(u.conversationId, u.userId), p);
           this.setPointer(tick, u.conversationId, u.userId, p, delivered, read);
           let readEvent: Event | undefined;
           if (readMoved) {
@@ -898,7 +942,16 @@ export class CassandraStore implements Store {
   }
 }
 
+/** Pointers kept in memory by default (CassandraStoreOptions.maxPointers); past it the oldest idle ones are dropped. */
 const MAX_POINTERS = 1_000_000;
+
+/** A (conversation, user)'s pointers as the leader last wrote or read them. */
+interface Pointer {
+  delivered: number;
+  read: number;
+  /** Operations holding it, from its load until their tick is answered (TickWrites.hold): it is not evicted while any does. */
+  holds: number;
+}
 
 const convKey = (conversationId: string) => `c:${conversationId}`;
 const logKey = (userId: string) => `u:${userId}`;
@@ -913,6 +966,9 @@ const encodeEvent = (e: Event): Buffer => Buffer.from(Event.encode({ ...e, pos: 
 class TickWrites {
   readonly writes: Staged[] = [];
   readonly heads = new Map<string, number>();
+  /** Pointer entries this operation loaded or wrote: held until it releases them, once its tick is answered. */
+  private readonly held: Pointer[] = [];
+  private released = false;
   get empty(): boolean {
     return this.writes.length === 0;
   }
@@ -921,6 +977,17 @@ class TickWrites {
   }
   head(key: string, value: number): void {
     this.heads.set(key, Math.max(this.heads.get(key) ?? 0, value));
+  }
+  /** After release, a load that finishes late (its operation already failed) holds nothing. */
+  hold(p: Pointer): void {
+    if (this.released) return;
+    p.holds++;
+    this.held.push(p);
+  }
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    for (const p of this.held) p.holds--;
   }
 }
 

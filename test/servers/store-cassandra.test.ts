@@ -360,6 +360,97 @@ describe("Cassandra store specifics", () => {
     }
   });
 
+  it("a pointer never moves back when the leader's pointer cache fills while a tick still carries the pointer's write", async () => {
+    const signal = () => {
+      let fire = () => {};
+      const fired = new Promise<void>((resolve) => { fire = resolve; });
+      return { fired, fire };
+    };
+    // The leader's client, with a hand on two statements: the write of b's read pointer at 10 waits
+    // until released (its tick stays uncommitted), and the reads of pointer rows are counted per user.
+    const client = cassClient();
+    const execute = client.execute.bind(client) as (query: string, params?: unknown, options?: unknown) => Promise<cassandra.types.ResultSet>;
+    let b = "";
+    const [gate, reached, rereadB] = [signal(), signal(), signal()];
+    const reads = new Map<string, number>();
+    client.execute = (async (query: string, params?: unknown[], options?: unknown) => {
+      if (query.includes(".pointers SET") && params?.[3] === b && params?.[1] === 10) {
+        reached.fire();
+        await gate.fired;
+      }
+      const r = await execute(query, params, options);
+      if (/^SELECT delivered_seq, read_seq FROM \S+\.pointers /.test(query)) {
+        const user = params![1] as string;
+        reads.set(user, (reads.get(user) ?? 0) + 1);
+        if (user === b && reads.get(b) === 2) rereadB.fire();
+      }
+      return r;
+    }) as never;
+    // A bound of 4 pointers: loading a few others while the write is in flight fills the cache.
+    const s = await CassandraStore.open(new PostgresSqlClient(backend.url()), client, {
+      keyspace: KEYSPACE, localDc: DC, messagesPerBucket: MESSAGES_PER_BUCKET, logEntriesPerBucket: LOG_ENTRIES_PER_BUCKET, maxPointers: 4,
+    });
+    let next: CassandraStore | undefined;
+    try {
+      const [sender, reader, ...others] = await users(s, "pe-a", "pe-b", ...Array.from({ length: 8 }, (_, i) => `pe-o${i}`));
+      b = reader!.id;
+      const conv = (await group(s, [sender!, reader!, ...others])).conversation;
+      const memberIds = conv.members.map((m) => m.userId);
+      await s.append([{ conversationId: conv.id, baseSeq: 0, memberIds, messages: Array.from({ length: 10 }, (_, i) => msg(sender!, `pe${i}`)) }]);
+      // b reads up to 10: staged, its tick held in flight by the gate.
+      const up = s.updatePointers(conv.id, b, 10, 10);
+      await reached.fired;
+      // Meanwhile other members' pointers are loaded (moves that change nothing: no tick), past the bound.
+      for (const o of others) await s.updatePointers(conv.id, o.id, 0, 0);
+      // Then a late, lower report of b's (a device behind). It must see 10 and change nothing. Had b's
+      // entry been dropped, it would read b's row again (the write not made yet) and move from there.
+      // Either it answers, or that reread has returned and its move is staged.
+      const down = s.updatePointers(conv.id, b, 5, 5);
+      await Promise.race([down, rereadB.fired]);
+      await new Promise((resolve) => setImmediate(resolve));
+      gate.fire();
+      const [upped, downed] = await Promise.all([up, down]);
+      expect(upped).toMatchObject({ deliveredSeq: 10, readSeq: 10, changed: true });
+      // The cache did evict (its oldest idle entries): the first other member's pointer is read again.
+      await s.updatePointers(conv.id, others[0]!.id, 0, 0);
+      expect(reads.get(others[0]!.id)).toBe(2);
+      const readOf = (c: { members: Array<{ userId: string; readSeq: number }> } | undefined) => c?.members.find((m) => m.userId === b)?.readSeq;
+      const cached = readOf((await s.getConversation(conv.id))?.conversation);
+      // A new leader knows only what is in Cassandra.
+      next = await open();
+      const stored = readOf((await next.getConversation(conv.id))?.conversation);
+      const listed = (await next.listConversations(b)).find((c) => c.id === conv.id)?.readSeq;
+      expect({ answered: downed.readSeq, changed: downed.changed, cached, stored, listed }).toEqual({ answered: 10, changed: false, cached: 10, stored: 10, listed: 10 });
+    } finally {
+      gate.fire();
+      await s.close();
+      await next?.close();
+    }
+  });
+
+  it("a batch of pointer moves whose loads fill the pointer cache moves each pointer from the value it loaded", async () => {
+    const s = await open({ maxPointers: 4 });
+    let next: CassandraStore | undefined;
+    try {
+      const [sender, reader, ...others] = await users(s, "pb-a", "pb-b", ...Array.from({ length: 8 }, (_, i) => `pb-o${i}`));
+      const conv = (await group(s, [sender!, reader!, ...others])).conversation;
+      const memberIds = conv.members.map((m) => m.userId);
+      await s.append([{ conversationId: conv.id, baseSeq: 0, memberIds, messages: Array.from({ length: 10 }, (_, i) => msg(sender!, `pb${i}`)) }]);
+      await s.updatePointers(conv.id, reader!.id, 10, 10);
+      // The reader's entry is found first; the others' loads then pass the bound before any move is decided.
+      const [moved] = await s.updatePointersBatch([
+        { conversationId: conv.id, userId: reader!.id, deliveredSeq: 7, readSeq: 7 },
+        ...others.map((o) => ({ conversationId: conv.id, userId: o.id, deliveredSeq: 0, readSeq: 0 })),
+      ]);
+      next = await open();
+      const stored = (await next.getConversation(conv.id))?.conversation.members.find((m) => m.userId === reader!.id)?.readSeq;
+      expect({ answered: moved!.pointers?.readSeq, changed: moved!.pointers?.changed, stored }).toEqual({ answered: 10, changed: false, stored: 10 });
+    } finally {
+      await s.close();
+      await next?.close();
+    }
+  });
+
   it("is written from one data centre: an instance of another refuses to start until told to take the writes over", async () => {
     const writer = async () => (await raw.execute(`SELECT value FROM ${KEYSPACE}.store_roles WHERE name = 'writer_dc'`)).first()?.["value"] as string;
     expect(await writer()).toBe(DC);
