@@ -18,20 +18,27 @@ type Long = cassandra.types.Long;
  *   1. the staged rows, and the marks (durable heads) of the previous ticks;
  *   2. the tick's intent: the heads it moves, one row in the epoch's partition;
  *   3. a LOCAL_QUORUM read of the fence: still this epoch, or nothing is acknowledged.
- * A tick's intent is durable before any of its marks is written (they go with the next
- * tick, or alone after a short idle), so the last intent of an epoch names every head the
- * marks may not yet show. A new leader, after its fence write, applies the last intent of
- * every epoch not yet closed and closes them: writes a deposed leader makes after that
- * are above every head, never read, and overwritten (or outvoted by timestamp) when the
- * positions are used again.
+ * A tick's intent is durable before any of its marks is written. Marks are written late and
+ * seldom: the heads a tick moves wait, merged per key, until MARK_EVERY_MS after the first of
+ * them, then go out a slice per tick (a busy conversation's head is marked once in that
+ * time, not once per message). Each intent records the tick through which every head is
+ * marked (`marked_through`), so the intents after it name every head the marks may not yet
+ * show. A new leader, after its fence write, applies those intents of every epoch not yet
+ * closed and closes them: writes a deposed leader makes after that are above every head,
+ * never read, and overwritten (or outvoted by timestamp) when the positions are used again.
  */
 
 /** Above every real write timestamp (microseconds) until the year 2112; old rows written by real clocks lose to the log's. */
 const T0 = Long.fromNumber(2 ** 52);
 const EPOCH_SHIFT = 40;
-/** Idle time after which the marks of the last tick are written on their own. */
-const MARK_FLUSH_MS = 20;
-/** Ticks between range deletions of the epoch's old intents (only the last one is ever read). */
+/**
+ * How long a moved head may wait for its mark. Longer merges more moves of a key into one
+ * write; a takeover then reads more intents (one per tick of this window, a few small rows).
+ */
+const MARK_EVERY_MS = 2_000;
+/** Marks written per tick at most: a large set goes out over a few ticks, never as one burst of requests. */
+const MARKS_PER_TICK = 2_000;
+/** Ticks between range deletions of the epoch's intents that are marked through (none is read again). */
 const INTENT_TRIM_EVERY = 1_000;
 /** Heads kept in memory; past it, those fully marked and idle are dropped (reloaded from their marks). */
 const MAX_HEADS = 500_000;
@@ -68,8 +75,9 @@ function logTables(ks: string) {
     moveFence: `UPDATE ${ks}.log_leader SET epoch = ? WHERE name = 'log' IF epoch = ?`,
     closed: `SELECT epoch FROM ${ks}.log_closed WHERE name = 'log'`,
     close: `INSERT INTO ${ks}.log_closed (name, epoch) VALUES ('log', ?)`,
-    lastIntent: `SELECT tick, heads FROM ${ks}.log_intents WHERE epoch = ? LIMIT 1`,
-    intent: `INSERT INTO ${ks}.log_intents (epoch, tick, heads) VALUES (?, ?, ?)`,
+    lastIntent: `SELECT tick, heads, marked_through FROM ${ks}.log_intents WHERE epoch = ? LIMIT 1`,
+    intentsAfter: `SELECT heads FROM ${ks}.log_intents WHERE epoch = ? AND tick > ?`,
+    intent: `INSERT INTO ${ks}.log_intents (epoch, tick, heads, marked_through) VALUES (?, ?, ?, ?)`,
     trimIntents: `DELETE FROM ${ks}.log_intents WHERE epoch = ? AND tick < ?`,
     mark: `SELECT value FROM ${ks}.log_marks WHERE key = ?`,
     setMark: `INSERT INTO ${ks}.log_marks (key, value) VALUES (?, ?)`,
@@ -81,7 +89,13 @@ export class LogLeader {
   private tickNo = 0;
   private queue: Work[] = [];
   private running = false;
+  /** Heads committed since the last mark set was taken, merged per key; and when the first of them was. */
   private unmarked = new Map<string, number>();
+  private unmarkedSince = 0;
+  /** A mark set being written, a slice per tick, and the tick every head is marked through once it is. */
+  private marking: { rest: Array<[string, number]>; through: number } | undefined;
+  /** Every head moved by this tick or an earlier one has its mark written. */
+  private markedThrough = 0;
   private readonly heads = new Map<string, Entry>();
   private markTimer: NodeJS.Timeout | undefined;
   private failure: LeaderFailure | undefined;
@@ -208,41 +222,42 @@ export class LogLeader {
     this.markTimer = undefined;
     let batch: Work[] = [];
     try {
-      while (this.queue.length > 0 || this.unmarked.size > 0) {
+      while (this.queue.length > 0 || this.marksDue()) {
         batch = this.queue.splice(0, this.queue.length);
-        const marks = this.unmarked;
-        this.unmarked = new Map();
         const tick = ++this.tickNo;
+        const marks = this.takeMarks(tick);
         // Timestamps are taken here, in staging order: a later write of a cell wins.
         const writes: Promise<unknown>[] = [];
         for (const w of batch) for (const s of w.writes) writes.push(this.exec(s));
-        for (const [k, v] of marks) writes.push(this.exec({ query: this.cql.setMark, params: [k, v] }));
+        for (const [k, v] of marks.slice) writes.push(this.exec({ query: this.cql.setMark, params: [k, v] }));
         await Promise.all(writes);
         const heads = new Map<string, number>();
         for (const w of batch) for (const [k, v] of w.heads) heads.set(k, Math.max(heads.get(k) ?? 0, v));
-        await this.exec({ query: this.cql.intent, params: [this.epoch, tick, Object.fromEntries(heads)] });
+        const markedThrough = marks.through ?? this.markedThrough;
+        await this.exec({ query: this.cql.intent, params: [this.epoch, tick, Object.fromEntries(heads), markedThrough] });
         const fence = num((await this.client.execute(this.cql.fence, [], { prepare: true, consistency: consistencies.localQuorum, isIdempotent: true })).first()?.["epoch"]);
         if (fence !== this.epoch) {
           this.fail({ kind: "deposed", epoch: fence }, batch);
           return;
         }
-        for (const [k, v] of marks) { const e = this.heads.get(k); if (e) e.marked = Math.max(e.marked, v); }
+        this.markedThrough = markedThrough;
+        for (const [k, v] of marks.slice) { const e = this.heads.get(k); if (e) e.marked = Math.max(e.marked, v); }
+        if (heads.size > 0 && this.unmarked.size === 0) this.unmarkedSince = Date.now();
         for (const [k, v] of heads) {
           const e = this.heads.get(k);
           if (e) e.committed = Math.max(e.committed, v);
-          this.unmarked.set(k, v);
+          this.unmarked.set(k, Math.max(this.unmarked.get(k) ?? 0, v));
         }
         for (const w of batch) w.resolve();
         batch = [];
         this.wakeTickWaiters();
-        // Housekeeping after the answers, not before them.
-        if (tick % INTENT_TRIM_EVERY === 0) await this.exec({ query: this.cql.trimIntents, params: [this.epoch, tick - 1] });
-        if (this.queue.length === 0 && this.unmarked.size > 0) {
-          // Idle: the marks wait a moment for the next tick to carry them.
-          this.markTimer = setTimeout(() => void this.run(), MARK_FLUSH_MS);
-          this.markTimer.unref();
-          break;
-        }
+        // Housekeeping after the answers, not before them: the intents marked through are read no more.
+        if (tick % INTENT_TRIM_EVERY === 0 && this.markedThrough > 0) await this.exec({ query: this.cql.trimIntents, params: [this.epoch, this.markedThrough + 1] });
+      }
+      // Idle with heads waiting for their marks: a tick of marks alone when they are due.
+      if (!this.failure && (this.unmarked.size > 0 || this.marking)) {
+        this.markTimer = setTimeout(() => void this.run(), this.marking ? 0 : Math.max(0, this.unmarkedSince + MARK_EVERY_MS - Date.now()));
+        this.markTimer.unref();
       }
       if (this.heads.size > MAX_HEADS) this.evict();
     } catch (err) {
@@ -250,6 +265,29 @@ export class LogLeader {
     } finally {
       this.running = false;
     }
+  }
+
+  /** A mark set is being written, or the oldest unmarked head has waited its time. */
+  private marksDue(): boolean {
+    return this.marking !== undefined || (this.unmarked.size > 0 && Date.now() - this.unmarkedSince >= MARK_EVERY_MS);
+  }
+
+  /**
+   * The marks this tick writes: a slice of the set being written, starting one when it is due
+   * (every head committed so far, so all of them are marked through the tick before). `through`
+   * is set on the tick that writes the set's last slice.
+   */
+  private takeMarks(tick: number): { slice: Array<[string, number]>; through?: number } {
+    if (!this.marking && this.marksDue()) {
+      this.marking = { rest: [...this.unmarked], through: tick - 1 };
+      this.unmarked = new Map();
+    }
+    const m = this.marking;
+    if (!m) return { slice: [] };
+    const slice = m.rest.splice(0, MARKS_PER_TICK);
+    if (m.rest.length > 0) return { slice };
+    this.marking = undefined;
+    return { slice, through: m.through };
   }
 
   private fail(f: LeaderFailure, batch: Work[] = []): void {
@@ -278,18 +316,30 @@ export class LogLeader {
   }
 
   /**
-   * Applies the last intent of every epoch since the last closed one (a mark never moves
-   * back: the highest value wins), then records them closed. Until this is done the
-   * leader serves nothing.
+   * Applies the intents of every epoch since the last closed one that its marks may not show
+   * (those after the last intent's `marked_through`; a mark never moves back: the highest value
+   * wins), then records them closed. Until this is done the leader serves nothing.
    */
   private async closeEarlierEpochs(): Promise<void> {
     const q = { prepare: true, isIdempotent: true };
     const closed = num((await this.client.execute(this.cql.closed, [], q)).first()?.["epoch"]);
     const merged = new Map<string, number>();
+    const merge = (row: cassandra.types.Row | undefined) => {
+      for (const [k, v] of Object.entries((row?.["heads"] ?? {}) as Record<string, unknown>)) merged.set(k, Math.max(merged.get(k) ?? 0, num(v)));
+    };
     for (let e = closed + 1; e < this.epoch; e++) {
-      const row = (await this.client.execute(this.cql.lastIntent, [e], q)).first();
-      const heads = (row?.["heads"] ?? {}) as Record<string, unknown>;
-      for (const [k, v] of Object.entries(heads)) merged.set(k, Math.max(merged.get(k) ?? 0, num(v)));
+      const last = (await this.client.execute(this.cql.lastIntent, [e], q)).first();
+      if (!last) continue;
+      merge(last);
+      // An intent of before marked_through (null) is one whose marks went with the next tick: it alone counts.
+      const tick = num(last["tick"]);
+      const through = last["marked_through"] == null ? tick - 1 : num(last["marked_through"]);
+      let pageState: string | undefined;
+      do {
+        const page = await this.client.execute(this.cql.intentsAfter, [e, through], { ...q, fetchSize: 1_000, pageState });
+        for (const row of page.rows) merge(row);
+        pageState = page.pageState ?? undefined;
+      } while (pageState);
     }
     await Promise.all([...merged].map(async ([k, v]) => {
       const cur = num((await this.client.execute(this.cql.mark, [k], q)).first()?.["value"]);

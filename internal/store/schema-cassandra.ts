@@ -93,6 +93,9 @@ export const CASSANDRA_MIGRATIONS: ReadonlyArray<(ks: string) => string[]> = [
   (ks) => [
     `ALTER TABLE ${ks}.sync_log WITH compaction = {'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'DAYS', 'compaction_window_size': 1} AND gc_grace_seconds = 10800`,
   ],
+  // 9: marks are written seldom (cassandra-leader.ts, MARK_EVERY_MS): each intent records the
+  // tick through which every head is marked, so a new leader applies the intents after it.
+  (ks) => [`ALTER TABLE ${ks}.log_intents ADD IF NOT EXISTS marked_through bigint`],
 ];
 
 const KEYSPACE_RE = /^[a-z][a-z0-9_]{0,47}$/;

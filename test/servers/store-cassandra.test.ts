@@ -239,6 +239,30 @@ describe("Cassandra store specifics", () => {
     await next.close();
   });
 
+  it("marks wait and merge across ticks: a next leader takes the heads of every tick since the last marks from their intents, not only the last one's", async () => {
+    const s = await open();
+    const [a, b] = await users(s, "mw-a", "mw-b");
+    const [x, y] = [(await group(s, [a!, b!])).conversation, (await group(s, [a!, b!])).conversation];
+    const memberIds = [a!.id, b!.id];
+    await s.append([{ conversationId: x.id, baseSeq: 0, memberIds, messages: [msg(a!, "mw1"), msg(a!, "mw2")] }]);
+    // Later ticks that do not move x: its head is named only in an earlier intent.
+    await s.append([{ conversationId: y.id, baseSeq: 0, memberIds, messages: [msg(a!, "mw3")] }]);
+    await s.append([{ conversationId: y.id, baseSeq: 1, memberIds, messages: [msg(a!, "mw4")] }]);
+    await s.close();
+    const mark = await raw.execute(`SELECT value FROM ${KEYSPACE}.log_marks WHERE key = ?`, [`c:${x.id}`], { prepare: true });
+    expect(Number(mark.first()?.["value"] ?? 0)).toBeLessThan(2);
+    const next = await open();
+    expect(await next.lastSeq(x.id)).toBe(2);
+    expect(await next.lastSeq(y.id)).toBe(2);
+    const [r] = await next.append([{ conversationId: x.id, baseSeq: 2, memberIds, messages: [msg(a!, "mw5")] }]);
+    expect(r!.messages[0]!.message!.seq).toBe(3);
+    const log = await readAll(next, b!.id);
+    expectGapless(log);
+    expect(messageSeqs(log, x.id)).toEqual([1, 2, 3]);
+    expect(messageSeqs(log, y.id)).toEqual([1, 2]);
+    await next.close();
+  });
+
   it("rows a deposed leader writes past the heads are never read, and the leader's own writes there replace them whole", async () => {
     const [a, b] = await users(store, "dz-a", "dz-b");
     const conv = (await group(store, [a!, b!])).conversation;
