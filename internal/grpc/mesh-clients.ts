@@ -28,20 +28,29 @@ export class MeshClients {
   /** With etcd discovery, each channel resolves the live instances itself (meshchat:///<service>). */
   constructor(private readonly config: CommonConfig, private readonly creds: ChannelCredentials, private readonly discovery: Discovery = new StaticDiscovery(config)) {}
 
-  private open<C extends Client>(ctor: new (a: string, c: ChannelCredentials, o?: object) => C, service: ServiceKind, staticAddrs: string[], multiplexed = false): C {
+  /**
+   * `multiplexed`: the channel's unary calls share one Multiplex stream (multiplex.proto), never
+   * behind a sidecar (Envoy carries each call). "one-instance": only when one fixed instance is
+   * behind the channel (the embedded profile); a balanced channel stays unary, since a stream
+   * would pin every call to one instance. "pinned": on a discovery channel too, the stream
+   * going to the instance the balancer picks when it opens (the message store: on Cassandra
+   * only the log's leader is listed; docs/performance.md, "Multiplexed calls").
+   */
+  private open<C extends Client>(ctor: new (a: string, c: ChannelCredentials, o?: object) => C, service: ServiceKind, staticAddrs: string[], multiplexed: false | "one-instance" | "pinned" = false): C {
     const addrs = this.discovery.dynamic && !this.config.meshSidecar ? [discoveryTarget(service)] : staticAddrs;
     const c = makeClient(ctor, addrs, this.creds, this.config.tls ? service : undefined);
-    // One fixed instance behind the channel (the embedded profile): its calls share one Multiplex
-    // stream. Balanced channels stay unary: a stream would pin every call to one instance.
-    if (multiplexed && addrs.length === 1 && !this.discovery.dynamic && !this.config.meshSidecar) multiplex(c as unknown as Parameters<typeof multiplex>[0], { unaryMethods: PAGED_METHODS });
+    const oneInstance = addrs.length === 1 && !this.discovery.dynamic;
+    if (multiplexed && !this.config.meshSidecar && (oneInstance || (multiplexed === "pinned" && this.discovery.dynamic))) {
+      multiplex(c as unknown as Parameters<typeof multiplex>[0], { unaryMethods: PAGED_METHODS });
+    }
     this.opened.push(c);
     return c;
   }
 
   chat(): ChatServiceClient { return this.open(ChatServiceClient, "chat", this.config.chatAddrs); }
   accounts(): AccountServiceClient { return this.open(AccountServiceClient, "chat", this.config.chatAddrs); }
-  store(): MessageStoreServiceClient { return this.open(MessageStoreServiceClient, "message-store", this.config.storeAddrs, true); }
-  presence(): PresenceServiceClient { return this.open(PresenceServiceClient, "presence", this.config.presenceAddrs, true); }
+  store(): MessageStoreServiceClient { return this.open(MessageStoreServiceClient, "message-store", this.config.storeAddrs, "pinned"); }
+  presence(): PresenceServiceClient { return this.open(PresenceServiceClient, "presence", this.config.presenceAddrs, "one-instance"); }
   notifier(): NotifierServiceClient { return this.open(NotifierServiceClient, "notifier", this.config.notifierAddrs); }
 
   /** Per-conversation routing to the owning chat instance (behind a sidecar, Envoy's ring hash does it). */

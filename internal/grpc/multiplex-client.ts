@@ -22,6 +22,7 @@ export interface MultiplexableMethod<Req, Res> {
 
 interface Pending {
   deadline: number;
+  sentAt: number;
   decode(b: Buffer): unknown;
   resolve(res: unknown): void;
   reject(err: ChatError): void;
@@ -36,10 +37,15 @@ class OpenStream {
   private queuedBytes = 0;
   private flushing = false;
   private timer?: NodeJS.Timeout;
+  /** When the peer last sent anything on this stream (its opening counts). */
+  private lastHeardAt = Date.now();
   closed = false;
 
   constructor(private readonly call: ClientDuplexStream<CallBatch, ResultBatch>, private readonly onClosed: () => void) {
-    call.on("data", (batch: ResultBatch) => { for (const r of batch.results) this.answer(r); });
+    call.on("data", (batch: ResultBatch) => {
+      this.lastHeardAt = Date.now();
+      for (const r of batch.results) this.answer(r);
+    });
     // A status other than OK ends the stream with an error, then "close". Either way every
     // unanswered call fails as a lost connection fails a unary one: UNAVAILABLE, send it again.
     call.on("error", (err: unknown) => this.close(fromServiceError(err)));
@@ -82,13 +88,23 @@ class OpenStream {
     this.idle();
   }
 
+  /**
+   * Fails the calls past their deadline. If the peer sent nothing at all since one of them went
+   * out, the stream itself is taken for dead (a frozen process keeps its connection open, and
+   * would hold every later call until its deadline too): all its calls fail UNAVAILABLE and the
+   * next call opens a new stream, which the channel places on an instance it still lists. A
+   * slow peer that answers other calls meanwhile keeps its stream.
+   */
   private expire(): void {
     const now = Date.now();
+    let silent = false;
     for (const [id, p] of this.pending) {
       if (p.deadline > now) continue;
       this.pending.delete(id);
+      if (p.sentAt >= this.lastHeardAt) silent = true;
       p.reject(new ChatError(ErrorCode.ERROR_CODE_UNAVAILABLE, "a service did not answer in time; try again"));
     }
+    if (silent) this.close(new ChatError(ErrorCode.ERROR_CODE_UNAVAILABLE, "a service stopped answering; try again"));
     this.idle();
   }
 
@@ -150,7 +166,7 @@ export class MultiplexClient {
       const id = this.nextId++;
       s.send(
         { id, method: name, payload, traceparent: carrier["traceparent"] ?? "", tracestate: carrier["tracestate"] ?? "" },
-        { deadline: Date.now() + timeoutMs, decode: (b) => method.responseDeserialize(b), resolve: resolve as (r: unknown) => void, reject },
+        { deadline: Date.now() + timeoutMs, sentAt: Date.now(), decode: (b) => method.responseDeserialize(b), resolve: resolve as (r: unknown) => void, reject },
       );
     });
   }

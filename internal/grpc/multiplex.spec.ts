@@ -97,6 +97,38 @@ describe("unary calls on a Multiplex stream", () => {
     expect((await call(client, client.ack, { actor: undefined, ack: undefined })).deliveredSeq).toBe(0);
   });
 
+  it("takes a stream that answered nothing since a call went out for dead at that call's deadline: its other calls fail at once, the next opens a new stream", async () => {
+    const frozen = gate();
+    let arrived = 0;
+    // A peer that keeps its connection and answers nothing (a frozen process), until it is let go.
+    const { server } = await serveChat({ ...noAck, send: async (req) => { arrived++; if (arrived <= 2) await frozen.p; return sent(req.send!.text, arrived); } });
+    const { send } = clientOf(server.port);
+    const patient = send("patient", 60_000).catch((e: unknown) => e);
+    await waitFor("the first call at the server", () => arrived === 1);
+    const started = Date.now();
+    const hasty = (await send("hasty", 200).catch((e: unknown) => e)) as ChatError;
+    expect(hasty.code).toBe(ErrorCode.ERROR_CODE_UNAVAILABLE);
+    // Failed with the stream, not at its own 60 s deadline.
+    expect(((await patient) as ChatError).code).toBe(ErrorCode.ERROR_CODE_UNAVAILABLE);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect((await send("next")).sent!.seq).toBe(3);
+    frozen.open();
+  });
+
+  it("keeps a stream whose peer answers other calls while one is slow", async () => {
+    const slow = gate();
+    const { server } = await serveChat({ ...noAck, send: async (req) => { if (req.send!.text === "slow") await slow.p; return sent(req.send!.text, 7); } });
+    const { send } = clientOf(server.port);
+    const patient = send("slow", 60_000);
+    const hasty = send("slow", 300).catch((e: unknown) => e);
+    // Answers keep coming on the stream while the slow calls wait.
+    const fast = (async () => { for (let i = 0; i < 20; i++) await send(`fast${i}`); })();
+    expect(((await hasty) as ChatError).code).toBe(ErrorCode.ERROR_CODE_UNAVAILABLE);
+    await fast;
+    slow.open();
+    expect((await patient).sent!.seq).toBe(7);
+  });
+
   it("fails every unanswered call UNAVAILABLE when the server goes, and opens a new stream for the next call", async () => {
     const g = gate();
     let arrived = 0;
