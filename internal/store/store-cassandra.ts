@@ -23,6 +23,7 @@ import { checkKeyspace, migrateCassandra } from "./schema-cassandra.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
 import { type LogWrite, SqlStore } from "./store-sql.js";
 import { fillEditedTexts, liveEvents, planMessageChange } from "./store-rules.js";
+import { MemberSets } from "./member-sets.js";
 import { fitBytes, historyLimit, logContinuity, type LogPage, type PointerMoveResult, type PointerUpdate, type Store } from "./store.js";
 
 /*
@@ -155,6 +156,8 @@ export class CassandraStore implements Store {
   /** Per (conversation, user), the pointers as this leader last wrote or read them (only this leader writes them). */
   private pointers = new Map<string, Pointer>();
   private readonly pointerLoads = new Map<string, Promise<Pointer>>();
+  /** Who is in each conversation, for the checks of acknowledgements and history (member-sets.ts). */
+  private readonly memberSets = new MemberSets((conversationId) => this.dir.memberIds(conversationId));
   /** Edits and deletions of one message, one at a time. */
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Waits between attempts to take the log back, cut short by close(). */
@@ -237,6 +240,7 @@ export class CassandraStore implements Store {
         box.row = await this.recordOutbox(tx, writes);
         return [];
       });
+      this.memberSets.changed(r.conversation.id);
       if (!r.created) {
         await this.overlay(r.conversation);
         return r;
@@ -264,6 +268,7 @@ export class CassandraStore implements Store {
         box.row = await this.recordOutbox(tx, writes);
         return [];
       });
+      this.memberSets.changed(req.conversationId);
       if (req.action === MembershipAction.MEMBERSHIP_ACTION_REMOVED || req.action === MembershipAction.MEMBERSHIP_ACTION_LEFT) {
         // A member who comes back starts with fresh pointers, as a new members row does in SQL.
         const tick = new TickWrites();
@@ -305,7 +310,7 @@ export class CassandraStore implements Store {
   }
 
   isMember(conversationId: string, userId: string): Promise<boolean> {
-    return guard(() => this.dir.isMember(conversationId, userId));
+    return guard(() => this.memberSets.has(conversationId, userId));
   }
 
   setMuted(conversationId: string, userId: string, muted: boolean): Promise<void> {
@@ -501,7 +506,7 @@ export class CassandraStore implements Store {
 
   history(userId: string, req: HistoryRequest, maxBytes = PAGE_MAX_BYTES): Promise<HistoryPage> {
     return guard(async () => {
-      if (!(await this.dir.isMember(req.conversationId, userId))) throw ChatError.denied();
+      if (!(await this.memberSets.has(req.conversationId, userId))) throw ChatError.denied();
       const last = (await this.log().head(convKey(req.conversationId))).committed;
       // What the user deleted for themselves is not in their pages.
       const hidden = new Set(await this.hiddenSeqs(userId, req.conversationId));
@@ -807,7 +812,7 @@ export class CassandraStore implements Store {
 
   private async movePointersIn(log: LogLeader, tick: TickWrites, updates: PointerUpdate[]): Promise<PointerMoveResult[]> {
     const results = await Promise.all(updates.map(async (u): Promise<PointerMoveResult | { deferred: () => PointerMoveResult }> => {
-      if (!(await this.dir.isMember(u.conversationId, u.userId))) return { error: ErrorCode.ERROR_CODE_PERMISSION_DENIED };
+      if (!(await this.memberSets.has(u.conversationId, u.userId))) return { error: ErrorCode.ERROR_CODE_PERMISSION_DENIED };
       const [head, , p] = await Promise.all([log.head(convKey(u.conversationId)), log.head(logKey(u.userId)), this.pointer(tick, u.conversationId, u.userId)]);
       // Decided after every load, in update order below: two moves of one pointer in a batch see each
       // other (the one entry, held by this batch until its tick is answered).

@@ -357,6 +357,12 @@ export class SqlStore extends DirectoryTables implements Store {
     if (!(await this.isMember(conversationId, userId))) throw ChatError.denied();
   }
 
+  /** The conversation's member ids (none for an unknown one). */
+  async memberIds(conversationId: string): Promise<string[]> {
+    const { rows } = await this.db.query<{ user_id: string }>(`SELECT user_id FROM members WHERE conversation_id = $1`, [conversationId]);
+    return rows.map((r) => r.user_id);
+  }
+
   async isMember(conversationId: string, userId: string): Promise<boolean> {
     const { rows } = await this.db.query(`SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $2`, [conversationId, userId]);
     return rows.length > 0;

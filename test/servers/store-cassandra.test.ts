@@ -3,7 +3,7 @@ import net from "node:net";
 import cassandra from "cassandra-driver";
 import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { ErrorCode, Event, HistoryDirection } from "../../gen/chat/v1/client.js";
+import { ErrorCode, Event, HistoryDirection, MembershipAction } from "../../gen/chat/v1/client.js";
 import { ConfigError } from "../../internal/config/env.js";
 import { ChatError } from "../../internal/errors/chat-error.js";
 import { PostgresSqlClient } from "../../internal/store/sql-postgres.js";
@@ -261,6 +261,23 @@ describe("Cassandra store specifics", () => {
     expect(messageSeqs(log, x.id)).toEqual([1, 2, 3]);
     expect(messageSeqs(log, y.id)).toEqual([1, 2]);
     await next.close();
+  });
+
+  it("checks acknowledgements and history against members kept in memory, and a membership change it commits is seen by the next check", async () => {
+    const [a, b, c] = await users(store, "ms-a", "ms-b", "ms-c");
+    const conv = (await group(store, [a!, b!, c!])).conversation;
+    await store.append([{ conversationId: conv.id, baseSeq: 0, memberIds: [a!.id, b!.id, c!.id], messages: [msg(a!, "ms1"), msg(a!, "ms2")] }]);
+    const ack = async (u: string, seq: number) => (await store.updatePointersBatch([{ conversationId: conv.id, userId: u, deliveredSeq: seq, readSeq: 0 }]))[0]!;
+    const page = (u: string) => store.history(u, { conversationId: conv.id, direction: HistoryDirection.HISTORY_DIRECTION_FORWARD, fromSeq: 0, limit: 10 });
+    expect((await ack(b!.id, 1)).pointers?.deliveredSeq).toBe(1);
+    expect((await page(b!.id)).messages).toHaveLength(2);
+    await store.changeMembership({ conversationId: conv.id, actorId: a!.id, subjectId: b!.id, action: MembershipAction.MEMBERSHIP_ACTION_REMOVED, maxMembers: 100 });
+    expect(await ack(b!.id, 2)).toEqual({ error: ErrorCode.ERROR_CODE_PERMISSION_DENIED });
+    await expect(page(b!.id)).rejects.toMatchObject({ code: ErrorCode.ERROR_CODE_PERMISSION_DENIED });
+    expect(await store.isMember(conv.id, b!.id)).toBe(false);
+    await store.changeMembership({ conversationId: conv.id, actorId: a!.id, subjectId: b!.id, action: MembershipAction.MEMBERSHIP_ACTION_ADDED, maxMembers: 100 });
+    expect((await ack(b!.id, 2)).pointers?.deliveredSeq).toBe(2);
+    expect(await store.isMember(conv.id, b!.id)).toBe(true);
   });
 
   it("rows a deposed leader writes past the heads are never read, and the leader's own writes there replace them whole", async () => {
