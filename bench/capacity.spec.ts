@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import YAML from "yaml";
-import { plan, type Model } from "./capacity.js";
+import { mergeMeasured, plan, type Model } from "./capacity.js";
 
 const model = YAML.parse(fs.readFileSync(path.join(import.meta.dirname, "capacity-model.yaml"), "utf8")) as Model;
 
@@ -21,6 +21,17 @@ describe("the capacity model", () => {
     expect(measured.source).toBe("measured");
     // 50 us a message is 20k msg/s per core: a quarter of the chat instances of 5k/core.
     expect(measured.instances).toBeLessThan(assumed.instances / 3);
+  });
+
+  it("reads the CPU figures as the bench writes them (per process), and the production bench's over the embedded one's", () => {
+    const fromBench = plan(model, { cpu: { microsPerMessage: { chat: 50, "message-store": 200, edge: 100 } } }).rows;
+    expect(fromBench.find((r) => r.component === "chat")!.source).toBe("measured");
+    expect(fromBench.find((r) => r.component.startsWith("message-store"))!).toMatchObject({ source: "measured", binds: "CPU: 5.0k msg/s per core" });
+    const merged = mergeMeasured({ cpu: { microsPerMessage: { chat: 50, "message-store": 200 } } }, { cpu: { microsPerMessage: { "message-store": 3_000 }, cassandra: { requests: 9 } } });
+    const rows = plan(model, merged).rows;
+    expect(rows.find((r) => r.component.startsWith("message-store"))!.binds).toBe("CPU: 333 msg/s per core");
+    expect(rows.find((r) => r.component === "chat")!.binds).toBe("CPU: 20k msg/s per core");
+    expect(rows.find((r) => r.component === "cassandra")!.binds).toMatch(/^writes: 9 statements per message \(measured\)/);
   });
 
   it("sizes edges by memory per session when that binds first", () => {

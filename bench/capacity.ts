@@ -30,6 +30,28 @@ export interface Measured {
   capacity?: Array<{ sessions: number; rssPerSessionKB: number; idleCpuPercent: number }>;
   throughput?: { cpuPerMessageUs?: Partial<Record<"edge" | "chat" | "store" | "presence" | "notifier", number>> };
   cassandra?: { statementsPerMessage?: number };
+  /** What bench/run.ts writes: CPU µs per delivered 1:1 message by process, and (production) Cassandra requests per message. */
+  cpu?: { microsPerMessage?: Record<string, number>; cassandra?: { requests?: number } };
+}
+
+/** The CPU figures of a bench result, by the model's component names (the bench names processes). */
+function cpuPerMessage(m: Measured): Partial<Record<"edge" | "chat" | "store" | "presence" | "notifier", number>> {
+  const byProcess = m.cpu?.microsPerMessage ?? {};
+  const fromBench = { edge: byProcess["edge"], chat: byProcess["chat"], store: byProcess["message-store"], presence: byProcess["presence"], notifier: byProcess["notifier"] };
+  return { ...Object.fromEntries(Object.entries(fromBench).filter(([, v]) => v !== undefined)), ...m.throughput?.cpuPerMessageUs };
+}
+
+/**
+ * The figures of the embedded bench, with the production bench's over them where it measured
+ * them: 50M daily users run the production profile (mTLS, etcd, Cassandra), whose CPU per
+ * message and Cassandra requests are the ones to size it with.
+ */
+export function mergeMeasured(embedded: Measured, production: Measured): Measured {
+  return {
+    ...embedded,
+    throughput: { cpuPerMessageUs: { ...cpuPerMessage(embedded), ...cpuPerMessage(production) } },
+    cassandra: { statementsPerMessage: production.cassandra?.statementsPerMessage ?? production.cpu?.cassandra?.requests ?? embedded.cassandra?.statementsPerMessage },
+  };
 }
 
 export interface Row {
@@ -61,7 +83,7 @@ export function plan(m: Model, measured: Measured): { rows: Row[]; storage: Arra
   const heartbeatsPerS = connections / t.heartbeatIntervalS;
   const cores = (work: number, perCore: number) => work / perCore / m.instances.targetUtilisation;
   const inst = (c: number) => Math.max(2, Math.ceil(c / m.instances.coresPerInstance));
-  const cpu = measured.throughput?.cpuPerMessageUs ?? {};
+  const cpu = cpuPerMessage(measured);
   const perCore = (us: number | undefined, assumed: number) => figure(us ? 1e6 / us : undefined, assumed);
 
   // Edge: memory per session and CPU per frame, whichever binds.
@@ -74,7 +96,7 @@ export function plan(m: Model, measured: Measured): { rows: Row[]; storage: Arra
   const memoryBinds = sessionsPerEdgeByMemory < m.instances.maxSessionsPerEdge;
   const chatRate = perCore(cpu.chat, m.assumed.chatMessagesPerCorePerS);
   const storeRate = perCore(cpu.store, m.assumed.storeMessagesPerCorePerS);
-  const statements = figure(measured.cassandra?.statementsPerMessage, m.assumed.cassandraStatementsPerMessage);
+  const statements = figure(measured.cassandra?.statementsPerMessage ?? measured.cpu?.cassandra?.requests, m.assumed.cassandraStatementsPerMessage);
   // Statements per message plus one sync-log write per entry beyond the two of a 1:1.
   const cassandraWritesPerS = peakMessagesPerS * statements.value + peakEntriesPerS;
   const redisOpsPerS = heartbeatsPerS + peakEntriesPerS * 0.1; // presence beats, plus the recent-history cache's writes
@@ -88,7 +110,7 @@ export function plan(m: Model, measured: Measured): { rows: Row[]; storage: Arra
       source: edgesByMemory < edgesByCpu ? edgeFrames.source : memoryBinds ? rssKB.source : "assumed",
     },
     { component: "chat", load: `${fmt(peakMessagesPerS)} msg/s`, instances: inst(cores(peakMessagesPerS, chatRate.value)), binds: `CPU: ${fmt(chatRate.value)} msg/s per core`, source: chatRate.source },
-    { component: "message-store", load: `${fmt(peakMessagesPerS)} msg/s, ${fmt(peakEntriesPerS)} log entries/s`, instances: inst(cores(peakMessagesPerS, storeRate.value)), binds: `CPU: ${fmt(storeRate.value)} msg/s per core`, source: storeRate.source },
+    { component: "message-store (on Cassandra: log shards, one leader each; sharding not built)", load: `${fmt(peakMessagesPerS)} msg/s, ${fmt(peakEntriesPerS)} log entries/s`, instances: inst(cores(peakMessagesPerS, storeRate.value)), binds: `CPU: ${fmt(storeRate.value)} msg/s per core`, source: storeRate.source },
     {
       component: "cassandra",
       load: `${fmt(cassandraWritesPerS)} writes/s (x${m.storage.replicationFactor} replicas)`,
@@ -144,11 +166,13 @@ if (isMain) {
   const opts = new Command("capacity")
     .option("--model <file>", "assumptions", path.join(REPO, "bench", "capacity-model.yaml"))
     .option("--measured <file>", "what make bench measured", path.join(REPO, "bench", "results", "latest.json"))
+    .option("--production <file>", "what the production bench measured (its CPU and Cassandra figures win)", path.join(REPO, "bench", "results", "production-quick.json"))
     .option("--dau <n>", "daily users (overrides the model)", (v) => Number(v))
     .parse()
-    .opts<{ model: string; measured: string; dau?: number }>();
+    .opts<{ model: string; measured: string; production: string; dau?: number }>();
   const model = YAML.parse(fs.readFileSync(opts.model, "utf8")) as Model;
   if (opts.dau) model.users.dau = opts.dau;
-  const measured = fs.existsSync(opts.measured) ? (JSON.parse(fs.readFileSync(opts.measured, "utf8")) as Measured) : {};
-  process.stdout.write(render(model, measured, fs.existsSync(opts.measured) ? path.relative(REPO, opts.measured) : "(no bench results yet)"));
+  const read = (f: string) => (fs.existsSync(f) ? (JSON.parse(fs.readFileSync(f, "utf8")) as Measured) : {});
+  const sources = [opts.measured, opts.production].filter((f) => fs.existsSync(f)).map((f) => path.relative(REPO, f));
+  process.stdout.write(render(model, mergeMeasured(read(opts.measured), read(opts.production)), sources.join(" and ") || "(no bench results yet)"));
 }

@@ -437,16 +437,28 @@ function statusLine(c: Conversation): string {
   return status?.lastActiveAtMs ? `last seen ${relativeTime(status.lastActiveAtMs)}` : "offline";
 }
 
+let back: HTMLButtonElement | undefined;
+/**
+ * One back button for every render of the pane: the pane is rebuilt on each presence, typing or
+ * receipt update, and a tap on a button replaced between its press and its release is lost (a
+ * click needs both on one element); the same element, moved into the new header, keeps it.
+ */
+function backButton(): HTMLButtonElement {
+  if (!back) {
+    back = h("button", { class: "link back", "data-testid": "back", "aria-label": "Back to conversations" }, "‹");
+    back.addEventListener("click", closeConversation);
+  }
+  return back;
+}
+
 function renderPane(): void {
   const pane = document.getElementById("pane");
   if (!pane) return;
   const s = active ? conversations.get(active) : undefined;
   if (!s) return;
   const c = s.conversation;
-  const back = h("button", { class: "link back", "data-testid": "back", "aria-label": "Back to conversations" }, "‹");
-  back.addEventListener("click", closeConversation);
   const header = h("header", { class: "pane-header" },
-    back,
+    backButton(),
     h("div", { class: "heading" },
       h("h2", { "data-testid": "conversation-title" }, title(c)),
       h("span", { class: "presence", "data-testid": "presence" }, statusLine(c)),
