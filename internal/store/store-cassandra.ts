@@ -419,7 +419,13 @@ export class CassandraStore implements Store {
     }
     const messages = new Map<string, Message>();
     await Promise.all([...want.values()].map(async (w) => {
-      const r = await this.client.execute(this.cql.messagesIn, [w.conv, w.bucket, w.seqs], { isIdempotent: true });
+      // A run of consecutive seqs (a catch-up's usual case: one conversation's messages in a row) is
+      // one slice of the partition; scattered ones are point reads.
+      const first = Math.min(...w.seqs);
+      const last = Math.max(...w.seqs);
+      const r = last - first + 1 === new Set(w.seqs).size
+        ? await this.client.execute(this.cql.messagesBetween, [w.conv, w.bucket, first, last], { isIdempotent: true })
+        : await this.client.execute(this.cql.messagesIn, [w.conv, w.bucket, w.seqs], { isIdempotent: true });
       for (const m of r.rows) messages.set(`${m["conversation_id"]}\u0000${num(m["seq"])}`, rowToMessage(m));
     }));
     return messages;
@@ -1012,6 +1018,7 @@ function statements(ks: string) {
     messageId: `SELECT seq FROM ${ks}.message_ids WHERE conversation_id = ? AND sender_id = ? AND client_msg_id = ?`,
     message: `SELECT * FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq = ?`,
     messagesIn: `SELECT * FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq IN ?`,
+    messagesBetween: `SELECT * FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq >= ? AND seq <= ?`,
     insertMessage: `INSERT INTO ${ks}.messages (conversation_id, bucket, seq, sender_id, sender_device_id, client_msg_id, body, sent_at, reply_to_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     insertMessageId: `INSERT INTO ${ks}.message_ids (conversation_id, sender_id, client_msg_id, seq) VALUES (?, ?, ?, ?)`,
     historyForward: `SELECT * FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq >= ? ORDER BY seq ASC LIMIT ?`,
