@@ -41,6 +41,11 @@ function cpuPerMessage(m: Measured): Partial<Record<"edge" | "chat" | "store" | 
   return { ...Object.fromEntries(Object.entries(fromBench).filter(([, v]) => v !== undefined)), ...m.throughput?.cpuPerMessageUs };
 }
 
+/** Cassandra statements per message, as the model states it or as the production bench counts requests. */
+function statementsPerMessage(m: Measured): number | undefined {
+  return m.cassandra?.statementsPerMessage ?? m.cpu?.cassandra?.requests;
+}
+
 /**
  * The figures of the embedded bench, with the production bench's over them where it measured
  * them: 50M daily users run the production profile (mTLS, etcd, Cassandra), whose CPU per
@@ -50,7 +55,7 @@ export function mergeMeasured(embedded: Measured, production: Measured): Measure
   return {
     ...embedded,
     throughput: { cpuPerMessageUs: { ...cpuPerMessage(embedded), ...cpuPerMessage(production) } },
-    cassandra: { statementsPerMessage: production.cassandra?.statementsPerMessage ?? production.cpu?.cassandra?.requests ?? embedded.cassandra?.statementsPerMessage },
+    cassandra: { statementsPerMessage: statementsPerMessage(production) ?? statementsPerMessage(embedded) },
   };
 }
 
@@ -96,7 +101,7 @@ export function plan(m: Model, measured: Measured): { rows: Row[]; storage: Arra
   const memoryBinds = sessionsPerEdgeByMemory < m.instances.maxSessionsPerEdge;
   const chatRate = perCore(cpu.chat, m.assumed.chatMessagesPerCorePerS);
   const storeRate = perCore(cpu.store, m.assumed.storeMessagesPerCorePerS);
-  const statements = figure(measured.cassandra?.statementsPerMessage ?? measured.cpu?.cassandra?.requests, m.assumed.cassandraStatementsPerMessage);
+  const statements = figure(statementsPerMessage(measured), m.assumed.cassandraStatementsPerMessage);
   // Statements per message plus one sync-log write per entry beyond the two of a 1:1.
   const cassandraWritesPerS = peakMessagesPerS * statements.value + peakEntriesPerS;
   const redisOpsPerS = heartbeatsPerS + peakEntriesPerS * 0.1; // presence beats, plus the recent-history cache's writes

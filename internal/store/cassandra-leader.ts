@@ -15,7 +15,7 @@ type Long = cassandra.types.Long;
  * them.
  *
  * A tick commits everything staged since the last one:
- *   1. the staged rows, and the marks (durable heads) of the previous ticks;
+ *   1. the staged rows, and the marks (durable heads) of earlier ticks when they are due;
  *   2. the tick's intent: the heads it moves, one row in the epoch's partition;
  *   3. a LOCAL_QUORUM read of the fence: still this epoch, or nothing is acknowledged.
  * A tick's intent is durable before any of its marks is written. Marks are written late and

@@ -12,9 +12,8 @@
  */
 export class MemberSets {
   private readonly sets = new Map<string, { ids: ReadonlySet<string>; at: number }>();
+  /** The read in flight per conversation; `changed` drops it, so a read begun before a change never stores what it saw. */
   private readonly loads = new Map<string, Promise<ReadonlySet<string>>>();
-  /** Bumped by every `changed` of a key: a load that started before it must not store what it read. */
-  private readonly versions = new Map<string, number>();
 
   constructor(
     private readonly load: (conversationId: string) => Promise<string[]>,
@@ -32,7 +31,6 @@ export class MemberSets {
    * them again. Not the members the write saw: two writes' calls may come in either order.
    */
   changed(conversationId: string): void {
-    this.versions.set(conversationId, (this.versions.get(conversationId) ?? 0) + 1);
     this.sets.delete(conversationId);
     // A read in flight may have begun before the commit: later checks start their own.
     this.loads.delete(conversationId);
@@ -43,10 +41,10 @@ export class MemberSets {
     if (have && this.now() - have.at < this.ttlMs) return have.ids;
     const inFlight = this.loads.get(conversationId);
     if (inFlight) return inFlight;
-    const version = this.versions.get(conversationId) ?? 0;
     const loading: Promise<ReadonlySet<string>> = this.load(conversationId).then((ids) => {
       const read = new Set(ids);
-      if ((this.versions.get(conversationId) ?? 0) === version) this.store(conversationId, read);
+      // Still the read of record: no change came while it was out.
+      if (this.loads.get(conversationId) === loading) this.store(conversationId, read);
       return read;
     }).finally(() => { if (this.loads.get(conversationId) === loading) this.loads.delete(conversationId); });
     this.loads.set(conversationId, loading);
@@ -56,11 +54,8 @@ export class MemberSets {
   private store(conversationId: string, ids: ReadonlySet<string>): void {
     this.sets.delete(conversationId);
     if (this.sets.size >= this.maxSets) {
-      // The least recently stored go (Map order); versions go with them, a later load starts afresh.
-      for (const k of [...this.sets.keys()].slice(0, Math.max(1, Math.floor(this.maxSets / 4)))) {
-        this.sets.delete(k);
-        if (!this.loads.has(k)) this.versions.delete(k);
-      }
+      // The least recently stored go (Map order).
+      for (const k of [...this.sets.keys()].slice(0, Math.max(1, Math.floor(this.maxSets / 4)))) this.sets.delete(k);
     }
     this.sets.set(conversationId, { ids, at: this.now() });
   }

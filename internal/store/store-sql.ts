@@ -123,39 +123,21 @@ export class SqlStore extends DirectoryTables implements Store {
 
   /** Two queries whatever the number of conversations: theirs, then all their members (not 1 + 2 per conversation). */
   async listConversations(userId: string): Promise<Conversation[]> {
-    const { rows } = await this.db.query<{ id: string; kind: unknown; title: string; created_at: unknown; last_seq: unknown; read_seq: unknown; muted: boolean; deleted_unread: unknown }>(
+    const { rows } = await this.db.query<ConversationRow & { read_seq: unknown; muted: boolean; deleted_unread: unknown }>(
       `SELECT c.id, c.kind, c.title, c.created_at, c.last_seq, m.read_seq, m.muted,
               (SELECT count(*) FROM messages d WHERE d.conversation_id = c.id AND d.seq > m.read_seq AND d.deleted_at > 0) AS deleted_unread
          FROM members m JOIN conversations c ON c.id = m.conversation_id WHERE m.user_id = $1 ORDER BY c.created_at`,
       [userId],
     );
     if (rows.length === 0) return [];
-    const members = await this.db.query<{ conversation_id: string; user_id: string; username: string; delivered_seq: unknown; read_seq: unknown; deleted_at: unknown }>(
-      `SELECT m.conversation_id, m.user_id, u.username, m.delivered_seq, m.read_seq, u.deleted_at
-         FROM members m JOIN users u ON u.id = m.user_id WHERE m.conversation_id = ANY($1::text[]) ORDER BY m.conversation_id, m.joined_at, m.user_id`,
-      [rows.map((r) => r.id)],
-    );
-    const byConversation = new Map<string, Member[]>();
-    for (const m of members.rows) {
-      let list = byConversation.get(m.conversation_id);
-      if (!list) byConversation.set(m.conversation_id, (list = []));
-      list.push(memberOf(m.user_id, m.username, num(m.delivered_seq), num(m.read_seq), num(m.deleted_at)));
-    }
+    const members = await this.membersOf(this.db, rows.map((r) => r.id));
     return rows.map((r) => {
-      const lastSeq = num(r.last_seq);
-      const readSeq = num(r.read_seq);
-      return Conversation.create({
-        id: r.id,
-        kind: num(r.kind) as ConversationKind,
-        title: r.title,
-        createdAtMs: num(r.created_at),
-        lastSeq,
-        members: byConversation.get(r.id) ?? [],
-        readSeq,
-        // A message deleted for everyone is no longer there to read.
-        unread: Math.max(0, lastSeq - readSeq - num(r.deleted_unread)),
-        muted: r.muted,
-      });
+      const c = conversationOf(r, members.get(r.id) ?? []);
+      c.readSeq = num(r.read_seq);
+      // A message deleted for everyone is no longer there to read.
+      c.unread = Math.max(0, c.lastSeq - c.readSeq - num(r.deleted_unread));
+      c.muted = r.muted;
+      return c;
     });
   }
 
@@ -437,24 +419,32 @@ export class SqlStore extends DirectoryTables implements Store {
   }
 
   private async loadConversation(db: SqlExecutor, id: string): Promise<Conversation | null> {
-    const { rows } = await db.query<{ id: string; kind: unknown; title: string; created_at: unknown; last_seq: unknown }>(
-      `SELECT id, kind, title, created_at, last_seq FROM conversations WHERE id = $1`,
-      [id],
-    );
+    const { rows } = await db.query<ConversationRow>(`SELECT id, kind, title, created_at, last_seq FROM conversations WHERE id = $1`, [id]);
     const c = rows[0];
     if (!c) return null;
-    const members = await db.query<{ user_id: string; username: string; delivered_seq: unknown; read_seq: unknown; deleted_at: unknown }>(
-      `SELECT m.user_id, u.username, m.delivered_seq, m.read_seq, u.deleted_at FROM members m JOIN users u ON u.id = m.user_id WHERE m.conversation_id = $1 ORDER BY m.joined_at, m.user_id`,
-      [id],
+    return conversationOf(c, (await this.membersOf(db, [id])).get(id) ?? []);
+  }
+
+  /** The members of each of the conversations, in the order they joined (one query). */
+  private async membersOf(db: SqlExecutor, conversationIds: string[]): Promise<Map<string, Member[]>> {
+    const { rows } = await db.query<{ conversation_id: string; user_id: string; username: string; delivered_seq: unknown; read_seq: unknown; deleted_at: unknown }>(
+      `SELECT m.conversation_id, m.user_id, u.username, m.delivered_seq, m.read_seq, u.deleted_at
+         FROM members m JOIN users u ON u.id = m.user_id WHERE m.conversation_id = ANY($1::text[]) ORDER BY m.conversation_id, m.joined_at, m.user_id`,
+      [conversationIds],
     );
-    return Conversation.create({
-      id: c.id,
-      kind: num(c.kind) as ConversationKind,
-      title: c.title,
-      createdAtMs: num(c.created_at),
-      lastSeq: num(c.last_seq),
-      members: members.rows.map((m) => memberOf(m.user_id, m.username, num(m.delivered_seq), num(m.read_seq), num(m.deleted_at))),
-    });
+    const byConversation = new Map<string, Member[]>();
+    for (const m of rows) {
+      let list = byConversation.get(m.conversation_id);
+      if (!list) byConversation.set(m.conversation_id, (list = []));
+      list.push(memberOf(m.user_id, m.username, num(m.delivered_seq), num(m.read_seq), num(m.deleted_at)));
+    }
+    return byConversation;
   }
 }
 
+/** A conversations row, as both loadConversation and listConversations read it. */
+interface ConversationRow { id: string; kind: unknown; title: string; created_at: unknown; last_seq: unknown }
+
+function conversationOf(r: ConversationRow, members: Member[]): Conversation {
+  return Conversation.create({ id: r.id, kind: num(r.kind) as ConversationKind, title: r.title, createdAtMs: num(r.created_at), lastSeq: num(r.last_seq), members });
+}

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { allSeqs, Device, device, newUser, startCluster, waitFor, warnOnFailure, type TestCluster } from "./harness.js";
+import { allSeqs, Device, directPair, startCluster, waitFor, warnOnFailure, type TestCluster } from "./harness.js";
 
 let c: TestCluster;
 // Sync-log entries kept one second (docs/sync-log-trim.md; 90 days by default): a device away
@@ -10,23 +10,19 @@ afterAll(async () => { await c?.stop(); });
 describe("the sync log's trim (docs/sync-log-trim.md)", () => {
   it("a device away for longer than the log keeps is told so before any event, rebuilds from its conversations and history, and follows the log from there", async () => {
     warnOnFailure(() => c);
-    const alice = await newUser(c, "alice");
-    const bob = await newUser(c, "bob");
-    const a = await device(c, alice);
-    const b = await device(c, bob, "phone");
-    const conv = await a.client.openDirect(bob.username);
-    for (const t of ["m1", "m2"]) await a.client.send(conv.id, t);
-    await waitFor("bob's phone has the first messages", () => b.in(conv.id).length === 2, { timeoutMs: 15_000 });
+    const { a, b, conversationId } = await directPair(c);
+    for (const t of ["m1", "m2"]) await a.client.send(conversationId, t);
+    await waitFor("bob's phone has the first messages", () => b.in(conversationId).length === 2, { timeoutMs: 15_000 });
     const cursor = b.client.cursor;
     await b.close();
-    for (const t of ["m3", "m4"]) await a.client.send(conv.id, t);
+    for (const t of ["m3", "m4"]) await a.client.send(conversationId, t);
 
     // The phone comes back with its old cursor until the entries after it are gone (the trim's own clock).
     let back: Device | undefined;
     let seen: string[] = [];
     await waitFor("bob's log trimmed past the phone's cursor", async () => {
       await back?.close();
-      const d = new Device(c, bob, "phone", { cursor });
+      const d = new Device(c, b.user, b.deviceId, { cursor });
       const order: string[] = [];
       d.client.on("reset", (why) => order.push(`reset:${why}`));
       d.client.on("message", (m) => order.push(`message:${m.text}`));
@@ -42,14 +38,14 @@ describe("the sync log's trim (docs/sync-log-trim.md)", () => {
     expect(phone.client.cursor).toBeGreaterThan(cursor);
 
     // The full resync: the conversations, then their history, every message there.
-    expect((await phone.client.listConversations()).map((x) => x.id)).toContain(conv.id);
-    const history = await allSeqs(phone, conv.id);
+    expect((await phone.client.listConversations()).map((x) => x.id)).toContain(conversationId);
+    const history = await allSeqs(phone, conversationId);
     expect(history.map((m) => m.seq)).toEqual([1, 2, 3, 4]);
 
     // And the log goes on from the trim: a new message arrives once, live.
-    const sent = await a.client.send(conv.id, "m5");
-    await waitFor("the phone has the new message", () => phone.in(conv.id).some((m) => m.seq === sent.seq), { timeoutMs: 15_000 });
-    expect(phone.in(conv.id).filter((m) => m.seq === sent.seq).map((m) => m.text)).toEqual(["m5"]);
+    const sent = await a.client.send(conversationId, "m5");
+    await waitFor("the phone has the new message", () => phone.in(conversationId).some((m) => m.seq === sent.seq), { timeoutMs: 15_000 });
+    expect(phone.in(conversationId).filter((m) => m.seq === sent.seq).map((m) => m.text)).toEqual(["m5"]);
     await Promise.all([a.close(), phone.close()]);
   }, 120_000);
 });
