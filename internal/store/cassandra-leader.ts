@@ -170,17 +170,26 @@ export class LogLeader {
   /** A key's head once nothing handed out for it is still in flight: assigned = committed. */
   async settled(key: string): Promise<Head> {
     const h = await this.head(key);
-    while (h.assigned > h.committed) {
+    // Checked before each wait, not only after one: a failure that lands between head()'s
+    // answer and this line has already woken the waiters it had, and no tick will come.
+    for (this.check(); h.assigned > h.committed; this.check()) {
       await new Promise<void>((resolve) => this.tickWaiters.push(resolve));
-      this.check();
     }
     return h;
   }
 
-  /** The committed head of a key already in memory (undefined if not loaded). */
-  peek(key: string): Head | undefined {
+  /**
+   * The head of a key an earlier head() call loaded, for a caller that awaited it and now hands
+   * out positions without awaiting again. UNAVAILABLE if the leader failed since (which empties
+   * the heads) or dropped it: the caller takes every head it needs before handing out any
+   * position, so its work is then refused, retryable, and never half-numbered.
+   */
+  loaded(key: string): Head {
+    this.check();
     const e = this.heads.get(key);
-    return e && !e.loading ? e : undefined;
+    // Dropped as idle (evict) while the caller waited for its other reads: it reads again on its retry.
+    if (!e || e.loading) throw ChatError.unavailable("the message log was reloading a head; retry");
+    return e;
   }
 
   /**

@@ -17,7 +17,7 @@ import { ChatError } from "../errors/chat-error.js";
 import { infraErrorToChatError } from "../errors/infra.js";
 import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES, textBytes } from "../grpc/message-size.js";
 import { CassandraRequestCounter } from "./cassandra-requests.js";
-import { type LeaderFailure, LogLeader, type Staged } from "./cassandra-leader.js";
+import { type Head, type LeaderFailure, LogLeader, type Staged } from "./cassandra-leader.js";
 import { claimWriterDc } from "./cassandra-writer-dc.js";
 import { checkKeyspace, migrateCassandra } from "./schema-cassandra.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
@@ -703,13 +703,17 @@ export class CassandraStore implements Store {
       ...members.map((u) => log.head(logKey(u))),
       ...senders.map((u) => this.pointer(tick, conv, u)),
     ]);
-    // From here to the end nothing awaits: seqs and positions are handed out in one step.
-    if (head.assigned !== group.baseSeq) {
+    // From here to the end nothing awaits: seqs and positions are handed out in one step. The
+    // heads are taken again first, before anything is handed out: the leader may have failed, or
+    // dropped an idle head, while this group waited (then nothing is numbered, retryable).
+    const convHead = log.loaded(convKey(conv));
+    const logHeads = members.map((u) => log.loaded(logKey(u)));
+    if (convHead.assigned !== group.baseSeq) {
       result.error = ErrorCode.ERROR_CODE_CONFLICT;
-      result.lastSeq = head.assigned;
+      result.lastSeq = convHead.assigned;
       return result;
     }
-    let seq = head.assigned;
+    let seq = convHead.assigned;
     const at = Date.now();
     const appended: AppendedMessage[] = [];
     for (const m of group.messages) {
@@ -728,7 +732,7 @@ export class CassandraStore implements Store {
     }
     result.lastSeq = seq;
     if (appended.length === 0) return result;
-    head.assigned = seq;
+    convHead.assigned = seq;
     tick.head(convKey(conv), seq);
     // A sender has read (and so received) what they sent.
     for (const s of senders) {
@@ -736,8 +740,8 @@ export class CassandraStore implements Store {
       const p = this.pointers.get(pointerKey(conv, s))!;
       if (last > p.read) this.setPointer(tick, conv, s, p, Math.max(p.delivered, last), last);
     }
-    for (const u of members) {
-      const h = log.peek(logKey(u))!;
+    for (const [i, u] of members.entries()) {
+      const h = logHeads[i]!;
       for (const a of appended) {
         const pos = ++h.assigned;
         a.positions.push(pos);
@@ -817,13 +821,13 @@ export class CassandraStore implements Store {
   }
 
   private async movePointersIn(log: LogLeader, tick: TickWrites, updates: PointerUpdate[]): Promise<PointerMoveResult[]> {
-    const results = await Promise.all(updates.map(async (u): Promise<PointerMoveResult | { deferred: () => PointerMoveResult }> => {
+    const results = await Promise.all(updates.map(async (u): Promise<PointerMoveResult | { deferred: (logHead: Head) => PointerMoveResult }> => {
       if (!(await this.memberSets.has(u.conversationId, u.userId))) return { error: ErrorCode.ERROR_CODE_PERMISSION_DENIED };
       const [head, , p] = await Promise.all([log.head(convKey(u.conversationId)), log.head(logKey(u.userId)), this.pointer(tick, u.conversationId, u.userId)]);
       // Decided after every load, in update order below: two moves of one pointer in a batch see each
       // other (the one entry, held by this batch until its tick is answered).
       return {
-        deferred: () => {
+        deferred: (logHead) => {
           const last = head.assigned;
           // Pointers never pass the last message nor move back; reading implies delivery.
           const read = Math.max(p.read, Math.min(u.readSeq, last));
@@ -834,7 +838,7 @@ export class CassandraStore implements Store {
           this.setPointer(tick, u.conversationId, u.userId, p, delivered, read);
           let readEvent: Event | undefined;
           if (readMoved) {
-            const h = log.peek(logKey(u.userId))!;
+            const h = logHead;
             const marker: Event = { pos: ++h.assigned, atMs: Date.now(), kind: { $case: "read", value: { conversationId: u.conversationId, readSeq: read } } };
             tick.stage(this.cql.insertLog, [u.userId, Math.floor(marker.pos / this.L), marker.pos, marker.atMs, u.conversationId, 0, encodeEvent(marker), this.logTtl]);
             tick.head(logKey(u.userId), h.assigned);
@@ -844,7 +848,9 @@ export class CassandraStore implements Store {
         },
       };
     }));
-    const answered = results.map((r) => ("deferred" in r ? r.deferred() : r));
+    // Every log head taken before any position is handed out (see appendGroup).
+    const logHeads = results.map((r, i) => ("deferred" in r ? log.loaded(logKey(updates[i]!.userId)) : undefined));
+    const answered = results.map((r, i) => ("deferred" in r ? r.deferred(logHeads[i]!) : r));
     if (!tick.empty) await log.submit(tick.writes, tick.heads);
     return answered;
   }
@@ -853,9 +859,11 @@ export class CassandraStore implements Store {
   private async logEvents(log: LogLeader, tick: TickWrites, users: string[], conversationId: string, event: Event, seq = 0): Promise<UserEvent[]> {
     const distinct = [...new Set(users)];
     await Promise.all(distinct.map((u) => log.head(logKey(u))));
+    // Every head taken before any position is handed out (see appendGroup).
+    const heads = distinct.map((u) => log.loaded(logKey(u)));
     const positions = new Map<string, number>();
-    for (const u of distinct) {
-      const h = log.peek(logKey(u))!;
+    for (const [i, u] of distinct.entries()) {
+      const h = heads[i]!;
       const pos = ++h.assigned;
       positions.set(u, pos);
       tick.stage(this.cql.insertLog, [u, Math.floor(pos / this.L), pos, event.atMs, conversationId, seq, encodeEvent(event), this.logTtl]);

@@ -1,0 +1,63 @@
+import type cassandra from "cassandra-driver";
+import { describe, expect, it } from "vitest";
+import { ErrorCode } from "../../gen/chat/v1/client.js";
+import { LogLeader } from "./cassandra-leader.js";
+
+/**
+ * A Cassandra client that answers the leader's bookkeeping statements at once (an empty
+ * keyspace: no fence, no marks, no intents) and holds every other write until the test fails
+ * it. The leader's interleavings with its callers are what these tests drive, not Cassandra.
+ */
+function fakeClient() {
+  const held: Array<(err: Error) => void> = [];
+  const result = (row?: Record<string, unknown>) => ({ first: () => row, wasApplied: () => true, rows: row ? [row] : [], pageState: null });
+  const client = {
+    execute(query: string): Promise<unknown> {
+      if (/^(SELECT|INSERT INTO \S+\.log_(leader|closed|intents|marks))/.test(query)) return Promise.resolve(result());
+      return new Promise((_, reject) => held.push(reject));
+    },
+  };
+  return { client: client as unknown as cassandra.Client, failHeld: (err: Error) => { for (const r of held.splice(0)) r(err); } };
+}
+
+async function leaderWithWriteInFlight() {
+  const fake = fakeClient();
+  const leader = await LogLeader.takeOver(fake.client, "ks", { legacyHead: async () => 0, onFailed: () => {} });
+  if (!(leader instanceof LogLeader)) throw new Error("the fake keyspace has no other leader");
+  const h = await leader.head("k");
+  h.assigned = 1;
+  leader.submit([{ query: "UPDATE ks.messages", params: [] }], new Map([["k", 1]])).catch(() => {});
+  return { leader, fake };
+}
+
+/** Runs every job queued so far, and those they queue, and the timers due now. */
+const drain = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+describe("LogLeader", () => {
+  // A caller that asks for a settled head just as the leader fails must get UNAVAILABLE, not
+  // wait for a tick that will never come: whichever job the failure lands on.
+  it("settled() rejects when the leader fails while a write is in flight, whatever job the failure lands on", async () => {
+    for (let jobs = 0; jobs < 8; jobs++) {
+      const { leader, fake } = await leaderWithWriteInFlight();
+      await drain();
+      fake.failHeld(new Error("cassandra went away"));
+      for (let i = 0; i < jobs; i++) await Promise.resolve();
+      const settled = leader.settled("k").then(() => "settled", (err: { code?: ErrorCode }) => err.code);
+      let outcome: unknown = "still waiting";
+      void settled.then((o) => { outcome = o; });
+      await drain();
+      expect(leader.failed?.kind, `failure after ${jobs} jobs`).toBe("error");
+      expect(outcome, `failure after ${jobs} jobs`).toBe(ErrorCode.ERROR_CODE_UNAVAILABLE);
+    }
+  });
+
+  // A caller that awaited head() and then hands out positions must not find the heads gone
+  // (a TypeError, INTERNAL, which clients do not retry): it is refused, retryable.
+  it("loaded() answers a head loaded before, and UNAVAILABLE once the leader has failed", async () => {
+    const { leader, fake } = await leaderWithWriteInFlight();
+    expect(leader.loaded("k").assigned).toBe(1);
+    fake.failHeld(new Error("cassandra went away"));
+    await drain();
+    expect(() => leader.loaded("k")).toThrowError(expect.objectContaining({ code: ErrorCode.ERROR_CODE_UNAVAILABLE }));
+  });
+});
