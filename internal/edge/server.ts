@@ -59,6 +59,9 @@ export function legalFrameBytes(maxTextLength: number): number {
 /** Beyond the limit, ws itself cuts the socket without a word; up to it the edge explains first. */
 const EXPLAINED_OVERSIZE_BYTES = 1024 * 1024;
 
+/** A frame whose decoding and checks take a noticeable slice of the loop (~0.3 ms and up): one a turn per session. */
+const LARGE_FRAME_BYTES = 64 * 1024;
+
 /** Sessions of this edge by user and by log-in session (the token's sid): the only state an edge keeps. */
 class SessionRegistry {
   private readonly byUser = new Map<string, Set<Session>>();
@@ -280,6 +283,29 @@ export class EdgeServer {
       queuedBytes += buf.length;
       chain = chain.then(() => session.handle(frame)).finally(() => { queued--; queuedBytes -= buf.length; });
     };
+    // At most one large frame of a session per turn of the event loop: ws hands over every frame
+    // it read from a socket's data at once, and a burst of the largest legal frames (each decoded
+    // and checked) held every other socket's frames behind it for tens of milliseconds
+    // (docs/security.md, "Sends"). Small frames go on at once, as before, under the queue bounds
+    // below; a frame behind a large one waits for the next turn with it, in order.
+    const ready: Array<[Buffer, boolean]> = [];
+    let turn: NodeJS.Immediate | undefined;
+    const nextTurn = (): void => {
+      turn = undefined;
+      while (ready.length > 0) {
+        const [buf, isBinary] = ready.shift()!;
+        onFrame(buf, isBinary);
+        if (buf.length >= LARGE_FRAME_BYTES) {
+          if (ready.length > 0) turn = setImmediate(nextTurn);
+          return;
+        }
+      }
+    };
+    const handleInTurn = (buf: Buffer, isBinary: boolean): void => {
+      if (turn || ready.length > 0) { ready.push([buf, isBinary]); return; }
+      onFrame(buf, isBinary);
+      if (buf.length >= LARGE_FRAME_BYTES) turn = setImmediate(nextTurn);
+    };
     // READ_BYTES_PER_S: past the budget the socket is paused, and the frames ws had already
     // read are held undecoded until the debt is paid, then handled in order at the rate.
     const reads = new TokenBucket(this.config.readBytesPerS, 2 * this.config.maxFrameBytes);
@@ -287,7 +313,7 @@ export class EdgeServer {
     let resumeTimer: NodeJS.Timeout | undefined;
     const admit = (buf: Buffer, isBinary: boolean): boolean => {
       const wait = reads.spend(buf.length);
-      onFrame(buf, isBinary);
+      handleInTurn(buf, isBinary);
       if (wait === 0) return true;
       ws.pause();
       resumeTimer = setTimeout(drainHeld, wait);
@@ -306,6 +332,7 @@ export class EdgeServer {
       if (resumeTimer || held.length > 0) held.push([buf, isBinary]);
       else admit(buf, isBinary);
     });
+    // Frames already handed over (ready) are still handled, as they were when handled at once.
     ws.on("close", (code) => { clearTimeout(resumeTimer); held.length = 0; ChatMetrics.get().disconnects.add(1, { "meshchat.close_code": code }); session.onClosed(); });
     ws.on("error", () => session.onClosed());
   }

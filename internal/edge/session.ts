@@ -9,7 +9,7 @@ import { CLOSE, closeCodeOf } from "../errors/close-codes.js";
 import { ChatError, ErrorCode } from "../errors/chat-error.js";
 import { textBytes } from "../grpc/message-size.js";
 import type { Logger } from "../log/logger.js";
-import { validateConversationId, validateDeviceId, validateMessageRef, validateSend, validateText, validateUsername } from "../validation/validate.js";
+import { validateConversationId, validateDeviceId, validateMessageRef, validateSendAddress, validateText, validateUsername } from "../validation/validate.js";
 import type { MeshGateway } from "./mesh-gateway.js";
 import { CatchUp } from "./catch-up.js";
 import { encodeServerFrame, errorFrame, type FrameMode } from "./frames.js";
@@ -294,12 +294,18 @@ export class Session {
         return;
       case "send": {
         const s = kind.value;
-        validateSend(s, this.config.maxTextLength);
+        // The limits before the text's full check: a send they refuse costs no walk of its text
+        // (a flood of the largest legal texts spent the edge's loop on checking texts it then
+        // refused). A text found bad after them is refused too, its bytes counted like any other's.
+        validateSendAddress(s);
         const wait = this.sendBucket.take();
         if (wait > 0) throw new ChatError(ErrorCode.ERROR_CODE_RATE_LIMITED, "sending too fast", { retryAfterMs: wait });
         // Charged on arrival, in frame order: a refused send is answered at once and its text is not
         // held in the edge behind this session's earlier sends (only admitted bytes wait there).
-        const admitted = this.hooks.admitSend(this.userId, textBytes(s.text)).then(() => s);
+        const admitted = this.hooks.admitSend(this.userId, textBytes(s.text)).then(() => {
+          validateText(s.text, this.config.maxTextLength);
+          return s;
+        });
         // The message clears "typing…" at the receivers: the next keystroke may say so at once.
         this.typingAt?.delete(s.conversationId);
         // One send per conversation at a time from this session: later sends get higher numbers (P2).
