@@ -32,6 +32,9 @@ describe("the capacity model", () => {
     expect(rows.find((r) => r.component.startsWith("message-store"))!.binds).toBe("CPU: 333 msg/s per core");
     expect(rows.find((r) => r.component === "chat")!.binds).toBe("CPU: 20k msg/s per core");
     expect(rows.find((r) => r.component === "cassandra")!.binds).toMatch(/^writes: 9 statements per message \(measured\)/);
+    // Batches: fewer requests than statements; the nodes write every statement.
+    const batched = plan(model, mergeMeasured({}, { cpu: { cassandra: { requests: 5.3, statements: 8.7 } } })).rows;
+    expect(batched.find((r) => r.component === "cassandra")!.binds).toMatch(/^writes: 8.7 statements per message \(measured\)/);
   });
 
   it("sizes edges by memory per session when that binds first", () => {

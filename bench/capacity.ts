@@ -31,7 +31,7 @@ export interface Measured {
   throughput?: { cpuPerMessageUs?: Partial<Record<"edge" | "chat" | "store" | "presence" | "notifier", number>> };
   cassandra?: { statementsPerMessage?: number };
   /** What bench/run.ts writes: CPU µs per delivered 1:1 message by process, and (production) Cassandra requests per message. */
-  cpu?: { microsPerMessage?: Record<string, number>; cassandra?: { requests?: number } };
+  cpu?: { microsPerMessage?: Record<string, number>; cassandra?: { requests?: number; statements?: number } };
 }
 
 /** The CPU figures of a bench result, by the model's component names (the bench names processes). */
@@ -41,9 +41,13 @@ function cpuPerMessage(m: Measured): Partial<Record<"edge" | "chat" | "store" | 
   return { ...Object.fromEntries(Object.entries(fromBench).filter(([, v]) => v !== undefined)), ...m.throughput?.cpuPerMessageUs };
 }
 
-/** Cassandra statements per message, as the model states it or as the production bench counts requests. */
+/**
+ * Cassandra statements per message, as the model states it or as the production bench counts
+ * them (a batch counts each of its statements: what the nodes write; results from before the
+ * bench counted statements have requests only, one statement each then).
+ */
 function statementsPerMessage(m: Measured): number | undefined {
-  return m.cassandra?.statementsPerMessage ?? m.cpu?.cassandra?.requests;
+  return m.cassandra?.statementsPerMessage ?? m.cpu?.cassandra?.statements ?? m.cpu?.cassandra?.requests;
 }
 
 /**

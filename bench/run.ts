@@ -52,7 +52,8 @@ interface Results {
   storm?: { devices: number; p50Ms: number; p90Ms: number; maxMs: number };
 }
 /** Cassandra requests per message (production profile), from the store's request tracker. */
-interface CassandraCost { requests: number; paxos: number; byKind: Record<string, number> }
+/** Per message: requests (a batch is one), the statements they carried (a batch counts each), Paxos rounds. */
+interface CassandraCost { requests: number; statements?: number; paxos: number; byKind: Record<string, number> }
 interface VictimFigures { sendP50: number; sendP99: number; delivered: number; sent: number; loginP50: number; loginP99: number; logins: number; loginFailures: number }
 type StepResult = Extract<WorkerReport, { kind: "step" }>;
 
@@ -170,26 +171,35 @@ const storeMetricsPort = await freePort();
 const withStoreMetrics = (specs: ReturnType<typeof embeddedSpecs>) =>
   specs.map((s) => (s.service === "message-store" ? { ...s, env: { ...s.env, METRICS_PORT: String(storeMetricsPort) } } : s));
 
-/** Cassandra requests by kind so far (meshchat_cassandra_requests_total, successful ones); empty on a store without Cassandra. */
-async function cassandraRequests(): Promise<Record<string, number>> {
+interface CassandraCounts { requests: Record<string, number>; statements: number }
+
+/**
+ * Cassandra requests by kind so far (meshchat_cassandra_requests_total, successful ones) and the
+ * statements they carried (meshchat_cassandra_statements_total, schema left out); empty on a
+ * store without Cassandra.
+ */
+async function cassandraRequests(): Promise<CassandraCounts> {
   const text = await fetch(`http://127.0.0.1:${storeMetricsPort}/metrics`).then((r) => r.text()).catch(() => "");
-  const out: Record<string, number> = {};
+  const out: CassandraCounts = { requests: {}, statements: 0 };
   for (const line of text.split("\n")) {
+    const st = /^meshchat_cassandra_statements_total\{([^}]*)\} (\S+)/.exec(line);
+    if (st && !/request_kind="schema"/.test(st[1]!)) out.statements += Number(st[2]);
     const m = /^meshchat_cassandra_requests_total\{([^}]*)\} (\S+)/.exec(line);
     if (!m || !/request_outcome="ok"/.test(m[1]!)) continue;
     const kind = /request_kind="(\w+)"/.exec(m[1]!)?.[1] ?? "other";
-    out[kind] = (out[kind] ?? 0) + Number(m[2]);
+    out.requests[kind] = (out.requests[kind] ?? 0) + Number(m[2]);
   }
   return out;
 }
 
-/** Requests per message between two readings: in all, and Paxos rounds (conditional statements and batches). */
-function perMessage(before: Record<string, number>, after: Record<string, number>, messages: number): CassandraCost | undefined {
+/** Requests per message between two readings: in all, the statements they carried, and Paxos rounds (conditional statements and batches). */
+function perMessage(before: CassandraCounts, after: CassandraCounts, messages: number): CassandraCost | undefined {
+  const per = (n: number) => Math.round((n / Math.max(1, messages)) * 10) / 10;
   const byKind: Record<string, number> = {};
-  for (const k of Object.keys(after)) byKind[k] = Math.round(((after[k]! - (before[k] ?? 0)) / Math.max(1, messages)) * 10) / 10;
+  for (const k of Object.keys(after.requests)) byKind[k] = per(after.requests[k]! - (before.requests[k] ?? 0));
   if (Object.keys(byKind).length === 0) return undefined;
   const sum = (ks: string[]) => Math.round(ks.reduce((n, k) => n + (byKind[k] ?? 0), 0) * 10) / 10;
-  return { requests: sum(Object.keys(byKind).filter((k) => k !== "schema")), paxos: sum(["lwt", "lwt_batch"]), byKind };
+  return { requests: sum(Object.keys(byKind).filter((k) => k !== "schema")), statements: per(after.statements - before.statements), paxos: sum(["lwt", "lwt_batch"]), byKind };
 }
 
 log(`starting the ${opts.profile} cluster`);
@@ -245,7 +255,7 @@ try {
     for (const [name, pid] of pids) microsPerMessage[name] = Math.round(((cpuTicks(pid) - ticksBefore.get(name)!) * 10_000) / Math.max(1, cpuStep!.delivered));
     cw.child.kill();
     results.cpu = { rate: cpuRate, seconds: cpuSeconds, delivered: cpuStep!.delivered, microsPerMessage, cassandra: perMessage(cassandraBefore, await cassandraRequests(), cpuStep!.delivered) };
-    if (results.cpu.cassandra) log(`  Cassandra per 1:1 message (acks and receipts included): ${results.cpu.cassandra.requests} requests, ${results.cpu.cassandra.paxos} Paxos rounds (${JSON.stringify(results.cpu.cassandra.byKind)})`);
+    if (results.cpu.cassandra) log(`  Cassandra per 1:1 message (acks and receipts included): ${results.cpu.cassandra.requests} requests, ${results.cpu.cassandra.statements} statements, ${results.cpu.cassandra.paxos} Paxos rounds (${JSON.stringify(results.cpu.cassandra.byKind)})`);
     log(`  CPU µs per delivered message at ${cpuRate}/s: ${Object.entries(microsPerMessage).map(([k, v]) => `${k} ${v}`).join(", ")}`);
     const w = worker();
     children.push(w.child);
@@ -513,8 +523,8 @@ if (results.group) {
   lines.push("## 100-member group fan-out", "", `${g.devices} member devices online, ${g.messages} messages: per-device p50 ${g.p50} ms, p99 ${g.p99} ms; until every device has it p50 ${g.allDevicesP50} ms, **p99 ${g.allDevicesP99} ms** (target <= 100 ms).`, "");
 }
 if (results.cpu?.cassandra || results.group?.cassandra) {
-  const row = (what: string, c: CassandraCost | undefined) => (c ? `| ${what} | ${c.requests} | **${c.paxos}** | ${Object.entries(c.byKind).filter(([k]) => k !== "schema").map(([k, v]) => `${k} ${v}`).join(", ")} |` : "");
-  lines.push("## What a message costs in Cassandra (the store's request tracker)", "", "| message | requests | Paxos rounds | by kind |", "|---|---:|---:|---|",
+  const row = (what: string, c: CassandraCost | undefined) => (c ? `| ${what} | ${c.requests} | ${c.statements ?? "?"} | **${c.paxos}** | ${Object.entries(c.byKind).filter(([k]) => k !== "schema").map(([k, v]) => `${k} ${v}`).join(", ")} |` : "");
+  lines.push("## What a message costs in Cassandra (the store's request tracker)", "", "| message | requests | statements (a batch counts each) | Paxos rounds | requests by kind |", "|---|---:|---:|---:|---|",
     row(`1:1 at ${results.cpu?.rate ?? 0}/s (sends, delivery acks, receipts)`, results.cpu?.cassandra), row("100-member group (every member's delivery ack)", results.group?.cassandra),
     "", "Targets (docs/cassandra-log.md): 0 Paxos rounds per message in the steady state, <= 5 statements per 1:1 message.", "");
 }

@@ -1,5 +1,6 @@
 import cassandra from "cassandra-driver";
 import { ChatError } from "../errors/chat-error.js";
+import { everyNodeHoldsEverything, groupForBatches, timestamped } from "./cassandra-batches.js";
 import { num } from "./sql.js";
 
 const { consistencies, Long } = cassandra.types;
@@ -105,13 +106,13 @@ export class LogLeader {
 
   private constructor(
     private readonly client: cassandra.Client,
-    ks: string,
+    private readonly keyspace: string,
     readonly epoch: number,
     /** A key's head when it has no mark yet (a keyspace written before the marks existed; 0 for a new key). */
     private readonly legacyHead: (key: string) => Promise<number>,
     private readonly onFailed: (f: LeaderFailure) => void,
   ) {
-    this.cql = logTables(ks);
+    this.cql = logTables(keyspace);
   }
 
   /**
@@ -224,6 +225,21 @@ export class LogLeader {
     return this.client.execute(s.query, s.params, { prepare: true, isIdempotent: true, timestamp: this.ts() });
   }
 
+  /**
+   * A tick's rows. Timestamps are taken here, in staging order: a later write of a cell wins,
+   * in a batch as much as in requests of their own. Small unlogged batches where every node
+   * holds every partition (docs/cassandra-log.md, "Batches"); a request each otherwise.
+   */
+  private async writeAll(staged: Staged[]): Promise<void> {
+    if (!everyNodeHoldsEverything(this.client, this.keyspace)) {
+      await Promise.all(staged.map((s) => this.exec(s)));
+      return;
+    }
+    const timed = staged.map((s) => timestamped(s, this.ts()));
+    const q = { prepare: true, isIdempotent: true };
+    await Promise.all(groupForBatches(timed).map((g) => (g.length === 1 ? this.client.execute(g[0]!.query, g[0]!.params, q) : this.client.batch(g, { ...q, logged: false }))));
+  }
+
   private async run(): Promise<void> {
     if (this.running || this.failure) return;
     this.running = true;
@@ -235,11 +251,10 @@ export class LogLeader {
         batch = this.queue.splice(0, this.queue.length);
         const tick = ++this.tickNo;
         const marks = this.takeMarks(tick);
-        // Timestamps are taken here, in staging order: a later write of a cell wins.
-        const writes: Promise<unknown>[] = [];
-        for (const w of batch) for (const s of w.writes) writes.push(this.exec(s));
-        for (const [k, v] of marks.slice) writes.push(this.exec({ query: this.cql.setMark, params: [k, v] }));
-        await Promise.all(writes);
+        const staged: Staged[] = [];
+        for (const w of batch) for (const s of w.writes) staged.push(s);
+        for (const [k, v] of marks.slice) staged.push({ query: this.cql.setMark, params: [k, v] });
+        await this.writeAll(staged);
         const heads = new Map<string, number>();
         for (const w of batch) for (const [k, v] of w.heads) heads.set(k, Math.max(heads.get(k) ?? 0, v));
         const markedThrough = marks.through ?? this.markedThrough;

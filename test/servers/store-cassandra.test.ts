@@ -7,6 +7,7 @@ import { ErrorCode, Event, HistoryDirection, MembershipAction } from "../../gen/
 import { ConfigError } from "../../internal/config/env.js";
 import { ChatError } from "../../internal/errors/chat-error.js";
 import { PostgresSqlClient } from "../../internal/store/sql-postgres.js";
+import { LogLeader } from "../../internal/store/cassandra-leader.js";
 import { RequestTrackerBase } from "../../internal/store/cassandra-requests.js";
 import { CassandraStore, type CassandraStoreOptions, createCassandraClient } from "../../internal/store/store-cassandra.js";
 import { SqlStore } from "../../internal/store/store-sql.js";
@@ -401,6 +402,34 @@ describe("Cassandra store specifics", () => {
     }
   });
 
+  it("a tick's writes go in batches on a one-node cluster, and the later of two writes of one cell in a tick wins though its value sorts first", async () => {
+    // Its own keyspace: taking its log directly must not depose the stores of the other tests.
+    const ks = `${KEYSPACE}_batches`;
+    const schema = await CassandraStore.open(new PostgresSqlClient(backend.url()), cassClient(), { keyspace: ks, localDc: DC });
+    await schema.close();
+    const client = cassClient();
+    const batch = client.batch.bind(client) as (queries: Array<{ query: string; params: unknown[] }>, options?: unknown) => Promise<cassandra.types.ResultSet>;
+    const batches: number[] = [];
+    client.batch = (async (queries: Array<{ query: string; params: unknown[] }>, options?: unknown) => {
+      batches.push(queries.length);
+      return batch(queries, options);
+    }) as never;
+    const leader = await LogLeader.takeOver(client, ks, { legacyHead: async () => 0, onFailed: () => {} });
+    if (!(leader instanceof LogLeader)) throw new Error("the keyspace's log is held by another leader");
+    try {
+      // Same timestamp for both (one batch-wide timestamp) would let the larger value win: 9.
+      const write = (v: number) => ({ query: `INSERT INTO ${ks}.store_settings (name, value) VALUES (?, ?)`, params: ["batch-order", v] });
+      await leader.submit([write(9), write(1)], new Map());
+      const row = (await client.execute(`SELECT value FROM ${ks}.store_settings WHERE name = 'batch-order'`)).first();
+      expect(Number(row?.["value"])).toBe(1);
+      expect(batches.length).toBeGreaterThan(0);
+    } finally {
+      leader.stop();
+      await client.execute(`DROP KEYSPACE IF EXISTS ${ks}`).catch(() => {});
+      await client.shutdown();
+    }
+  });
+
   it("a pointer never moves back when the leader's pointer cache fills while a tick still carries the pointer's write", async () => {
     const signal = () => {
       let fire = () => {};
@@ -414,8 +443,23 @@ describe("Cassandra store specifics", () => {
     let b = "";
     const [gate, reached, rereadB] = [signal(), signal(), signal()];
     const reads = new Map<string, number>();
+    // b's read pointer written at 10, as a request of its own or in a batch, with or without its
+    // timestamp in the statement (UPDATE ... USING TIMESTAMP ? SET: the timestamp comes first).
+    const isHeldWrite = (query: string, params?: unknown[]) => {
+      if (!/\.pointers (USING TIMESTAMP \? )?SET/.test(query)) return false;
+      const p = query.includes("USING TIMESTAMP") ? params?.slice(1) : params;
+      return p?.[3] === b && p?.[1] === 10;
+    };
+    const batch = client.batch.bind(client) as (queries: Array<{ query: string; params: unknown[] }>, options?: unknown) => Promise<cassandra.types.ResultSet>;
+    client.batch = (async (queries: Array<{ query: string; params: unknown[] }>, options?: unknown) => {
+      if (queries.some((q) => isHeldWrite(q.query, q.params))) {
+        reached.fire();
+        await gate.fired;
+      }
+      return batch(queries, options);
+    }) as never;
     client.execute = (async (query: string, params?: unknown[], options?: unknown) => {
-      if (query.includes(".pointers SET") && params?.[3] === b && params?.[1] === 10) {
+      if (isHeldWrite(query, params)) {
         reached.fire();
         await gate.fired;
       }
