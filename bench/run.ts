@@ -178,7 +178,7 @@ interface CassandraCounts { requests: Record<string, number>; statements: number
  * statements they carried (meshchat_cassandra_statements_total, schema left out); empty on a
  * store without Cassandra.
  */
-async function cassandraRequests(): Promise<CassandraCounts> {
+async function cassandraCounts(): Promise<CassandraCounts> {
   const text = await fetch(`http://127.0.0.1:${storeMetricsPort}/metrics`).then((r) => r.text()).catch(() => "");
   const out: CassandraCounts = { requests: {}, statements: 0 };
   for (const line of text.split("\n")) {
@@ -249,12 +249,12 @@ try {
     const pids = new Map([...cluster.processes].map(([name, p]) => [name, p.child.pid!]));
     pids.set("load generator", cw.child.pid!);
     const ticksBefore = new Map([...pids].map(([name, pid]) => [name, cpuTicks(pid)]));
-    const cassandraBefore = await cassandraRequests();
+    const cassandraBefore = await cassandraCounts();
     const [cpuStep] = (await withTimeout(cw.run({ cmd: "pairs", url: wsUrl, pairs, steps: [{ rate: cpuRate, seconds: cpuSeconds }], textBytes: 1024, relay: false }, ["step"]), 120_000, "cpu")) as StepResult[];
     const microsPerMessage: Record<string, number> = {};
     for (const [name, pid] of pids) microsPerMessage[name] = Math.round(((cpuTicks(pid) - ticksBefore.get(name)!) * 10_000) / Math.max(1, cpuStep!.delivered));
     cw.child.kill();
-    results.cpu = { rate: cpuRate, seconds: cpuSeconds, delivered: cpuStep!.delivered, microsPerMessage, cassandra: perMessage(cassandraBefore, await cassandraRequests(), cpuStep!.delivered) };
+    results.cpu = { rate: cpuRate, seconds: cpuSeconds, delivered: cpuStep!.delivered, microsPerMessage, cassandra: perMessage(cassandraBefore, await cassandraCounts(), cpuStep!.delivered) };
     if (results.cpu.cassandra) log(`  Cassandra per 1:1 message (acks and receipts included): ${results.cpu.cassandra.requests} requests, ${results.cpu.cassandra.statements} statements, ${results.cpu.cassandra.paxos} Paxos rounds (${JSON.stringify(results.cpu.cassandra.byKind)})`);
     log(`  CPU µs per delivered message at ${cpuRate}/s: ${Object.entries(microsPerMessage).map(([k, v]) => `${k} ${v}`).join(", ")}`);
     const w = worker();
@@ -287,10 +287,10 @@ try {
     children.push(w.child);
     const devicesPerMember = quick ? 1 : 2;
     const messages = quick ? 20 : 60;
-    const groupCassandraBefore = await cassandraRequests();
+    const groupCassandraBefore = await cassandraCounts();
     const [r] = (await withTimeout(w.run({ cmd: "group", url: wsUrl, senderToken: owner.token, memberTokens: members.map((m) => m.token), devicesPerMember, conversationId: g.id, messages, intervalMs: 100 }, ["group"]), 180_000, "group")) as Array<Extract<WorkerReport, { kind: "group" }>>;
     w.child.kill();
-    results.group = { members: 100, devices: 99 * devicesPerMember, messages, p50: r!.p50, p99: r!.p99, allDevicesP50: r!.allDevicesP50, allDevicesP99: r!.allDevicesP99, cassandra: perMessage(groupCassandraBefore, await cassandraRequests(), messages) };
+    results.group = { members: 100, devices: 99 * devicesPerMember, messages, p50: r!.p50, p99: r!.p99, allDevicesP50: r!.allDevicesP50, allDevicesP99: r!.allDevicesP99, cassandra: perMessage(groupCassandraBefore, await cassandraCounts(), messages) };
     if (results.group.cassandra) log(`  Cassandra per group message (acks and receipts included): ${results.group.cassandra.requests} requests, ${results.group.cassandra.paxos} Paxos rounds`);
     log(`  per device p50 ${r!.p50} p99 ${r!.p99} ms; until every device p50 ${r!.allDevicesP50} p99 ${r!.allDevicesP99} ms`);
   }

@@ -288,6 +288,7 @@ export class EdgeServer {
     // and checked) held every other socket's frames behind it for tens of milliseconds
     // (docs/security.md, "Sends"). Small frames go on at once, as before, under the queue bounds
     // below; a frame behind a large one waits for the next turn with it, in order.
+    // `turn` is set from a large frame's handling to the next turn; `ready` holds frames only then.
     const ready: Array<[Buffer, boolean]> = [];
     let turn: NodeJS.Immediate | undefined;
     const nextTurn = (): void => {
@@ -296,15 +297,14 @@ export class EdgeServer {
         const [buf, isBinary] = ready.shift()!;
         onFrame(buf, isBinary);
         if (buf.length >= LARGE_FRAME_BYTES) {
-          if (ready.length > 0) turn = setImmediate(nextTurn);
+          turn = setImmediate(nextTurn);
           return;
         }
       }
     };
     const handleInTurn = (buf: Buffer, isBinary: boolean): void => {
-      if (turn || ready.length > 0) { ready.push([buf, isBinary]); return; }
-      onFrame(buf, isBinary);
-      if (buf.length >= LARGE_FRAME_BYTES) turn = setImmediate(nextTurn);
+      ready.push([buf, isBinary]);
+      if (!turn) nextTurn();
     };
     // READ_BYTES_PER_S: past the budget the socket is paused, and the frames ws had already
     // read are held undecoded until the debt is paid, then handled in order at the rate.

@@ -838,10 +838,9 @@ export class CassandraStore implements Store {
           this.setPointer(tick, u.conversationId, u.userId, p, delivered, read);
           let readEvent: Event | undefined;
           if (readMoved) {
-            const h = logHead;
-            const marker: Event = { pos: ++h.assigned, atMs: Date.now(), kind: { $case: "read", value: { conversationId: u.conversationId, readSeq: read } } };
+            const marker: Event = { pos: ++logHead.assigned, atMs: Date.now(), kind: { $case: "read", value: { conversationId: u.conversationId, readSeq: read } } };
             tick.stage(this.cql.insertLog, [u.userId, Math.floor(marker.pos / this.L), marker.pos, marker.atMs, u.conversationId, 0, encodeEvent(marker), this.logTtl]);
-            tick.head(logKey(u.userId), h.assigned);
+            tick.head(logKey(u.userId), logHead.assigned);
             readEvent = marker;
           }
           return { pointers: { deliveredSeq: delivered, readSeq: read, changed, readEvent } };
