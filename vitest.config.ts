@@ -2,12 +2,15 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
+    // verbose: each test printed as it ends, so a log cut off by CI still shows where the run stood.
+    // The watchdog turns a worker that stopped answering into a failure with its stack (docs/testing.md).
+    reporters: ["verbose", "./test/support/hang-watchdog.ts"],
     projects: [
       {
         test: {
           name: "unit",
           setupFiles: ["test/support/leaks.ts"],
-          include: ["internal/**/*.spec.ts", "web/src/**/*.spec.ts", "bench/**/*.spec.ts"],
+          include: ["internal/**/*.spec.ts", "web/src/**/*.spec.ts", "bench/**/*.spec.ts", "test/support/**/*.spec.ts"],
           testTimeout: 20_000,
         },
       },

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ErrorCode, Event, HistoryDirection, MembershipAction } from "../../gen/chat/v1/client.js";
 import { ConfigError } from "../../internal/config/env.js";
 import { ChatError } from "../../internal/errors/chat-error.js";
+import { sleep } from "../../internal/run/sleep.js";
 import { PostgresSqlClient } from "../../internal/store/sql-postgres.js";
 import { LogLeader } from "../../internal/store/cassandra-leader.js";
 import { RequestTrackerBase } from "../../internal/store/cassandra-requests.js";
@@ -614,6 +615,11 @@ describe("Cassandra store specifics", () => {
         } catch (err) {
           expect(err).toMatchObject({ code: ErrorCode.ERROR_CODE_UNAVAILABLE, retryable: true });
           refusals++;
+          // Backs off on a timer, as a real owner does. Without it this loop can run on microtasks
+          // alone: lastSeq answers from the leader's heads in memory and append's dedupe read fails
+          // at once with NoHostAvailable, so no timer ever fires, the driver's reconnection among
+          // them, and the test spins for ever (docs/testing.md, "When a test run hangs").
+          await sleep(20);
           // Until the store answers again (it takes its log back once Cassandra does); each refusal meanwhile counts.
           await waitFor("the store answering again", async () => {
             try {
