@@ -70,10 +70,15 @@ cluster: build
 ## test: every test, on both profiles; installs and starts the real servers under ./var and stops them
 test: build typecheck
 	bash test/browser/ensure-chromium.sh
+	@echo "[make test] $$(date -u +%T) unit tier"
 	$(NODE_BIN)/vitest run --project unit
+	@echo "[make test] $$(date -u +%T) end-to-end tier, embedded profile, and the browser test"
 	$(NODE_BIN)/vitest run --project e2e
+	@echo "[make test] $$(date -u +%T) Envoy's validation of the mesh"
 	$(MAKE) mesh-validate
+	@echo "[make test] $$(date -u +%T) the real servers: their tests and the production profile's end-to-end tier"
 	$(MAKE) test-production
+	@echo "[make test] $$(date -u +%T) done"
 
 ## test-production: install and start the real servers under ./var/servers, run the server-backed tests
 ## (etcd discovery, Redis presence, Cassandra and PostgreSQL stores, PostgreSQL push tokens) and the end-to-end
@@ -84,8 +89,10 @@ test-production: build
 	bash scripts/servers/servers.sh start
 	set -a; . scripts/servers/env.sh; set +a; \
 	  status=0; \
+	  echo "[make test] $$(date -u +%T) tests against the servers"; \
 	  $(NODE_BIN)/vitest run --project servers || status=$$?; \
 	  [ $$status -eq 0 ] && { $(NODE_BIN)/vitest run --project unit internal/notifier/token-store.spec.ts || status=$$?; }; \
+	  [ $$status -eq 0 ] && echo "[make test] $$(date -u +%T) end-to-end tier, production profile"; \
 	  [ $$status -eq 0 ] && { E2E_PROFILE=production $(NODE_BIN)/vitest run --project e2e --dir test/e2e || status=$$?; }; \
 	  bash scripts/servers/servers.sh stop; \
 	  exit $$status
