@@ -8,10 +8,10 @@
  * This reporter lives in the main process, whose loop stays free. When no test or hook event
  * has arrived for `VITEST_HANG_S` seconds (default 420: longer than any hook or test timeout
  * in vitest.config.ts, so a slow test that vitest would time out itself never trips it), it
- * prints what was running, asks each worker for its JavaScript stack through the inspector
- * (SIGUSR1, then Debugger.pause over the DevTools protocol: that works on a blocked loop as on an
- * idle one), prints the active handles of an idle one, and kills the workers. Vitest then
- * reports the worker's file as failed and goes on with the rest.
+ * prints what was running; then, through each worker's inspector (SIGUSR1, then the DevTools
+ * protocol, which answers on a blocked loop as on an idle one), a second's CPU profile, which
+ * tells a busy loop from an idle one and names where a busy one spends its time, a sampled
+ * stack and the active resources; then it kills the workers, and vitest fails the run.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import WebSocket from "ws";
