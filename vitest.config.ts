@@ -12,6 +12,9 @@ export default defineConfig({
           setupFiles: ["test/support/leaks.ts"],
           include: ["internal/**/*.spec.ts", "web/src/**/*.spec.ts", "bench/**/*.spec.ts", "test/support/**/*.spec.ts"],
           testTimeout: 20_000,
+          // Hooks open embedded databases (PGlite, SQLite) and servers: vitest's 10 s default is
+          // a quiet machine's figure, and a busy one takes several times longer.
+          hookTimeout: 60_000,
         },
       },
       {
@@ -21,6 +24,8 @@ export default defineConfig({
           include: ["test/servers/**/*.test.ts"],
           // Longer than waitFor's 60 s default, so a slow outcome is reported by the wait that gave up.
           testTimeout: 120_000,
+          // Hooks start servers (etcd with TLS), run migrations and wait for them the same way.
+          hookTimeout: 120_000,
         },
       },
       {

@@ -90,41 +90,41 @@ describe("the web client served by the edge", () => {
     const { pages: [C, D], names: [cy] } = await twoPeople("cy", "di");
     await say(C.page, "first");
     await D.page.getByTestId("conversation").first().click();
-    await expect.poll(() => texts(D.page), { timeout: 10_000 }).toEqual(["first"]);
+    await expect.poll(() => texts(D.page)).toEqual(["first"]);
 
     // Cy types (no enter yet): Di's header says so; Cy's message ends it.
     await C.page.getByTestId("composer").pressSequentially("sec");
-    await expect.poll(() => D.page.getByTestId("typing").textContent(), { timeout: 10_000 }).toBe(`${cy} is typing…`);
+    await expect.poll(() => D.page.getByTestId("typing").textContent()).toBe(`${cy} is typing…`);
     await C.page.getByTestId("composer").fill("second");
     await C.page.getByTestId("send").click();
-    await expect.poll(() => texts(D.page), { timeout: 10_000 }).toEqual(["first", "second"]);
-    await expect.poll(() => D.page.getByTestId("typing").textContent(), { timeout: 10_000 }).toBe("");
+    await expect.poll(() => texts(D.page)).toEqual(["first", "second"]);
+    await expect.poll(() => D.page.getByTestId("typing").textContent()).toBe("");
 
     // Cy edits her first message from its menu.
     const first = C.page.locator("[data-testid=message]").first();
     C.page.once("dialog", (d) => void d.accept("first, fixed"));
     await messageAction(first, "edit");
-    await expect.poll(() => texts(D.page), { timeout: 10_000 }).toEqual(["first, fixed (edited)", "second"]);
+    await expect.poll(() => texts(D.page)).toEqual(["first, fixed (edited)", "second"]);
 
     // Di replies to "second"; Cy sees the quote.
     const second = D.page.locator("[data-testid=message]").nth(1);
     D.page.once("dialog", (d) => void d.accept("re: second"));
     await messageAction(second, "reply");
-    await expect.poll(() => C.page.getByTestId("quote").allTextContents(), { timeout: 10_000 }).toEqual(["second"]);
+    await expect.poll(() => C.page.getByTestId("quote").allTextContents()).toEqual(["second"]);
 
     // Cy deletes "second" for everyone: a tombstone in its place, and in the quote.
     const mine = C.page.locator("[data-testid=message]").nth(1);
     C.page.once("dialog", (d) => void d.accept());
     await messageAction(mine, "delete");
-    await expect.poll(() => texts(D.page), { timeout: 10_000 }).toEqual(["first, fixed (edited)", "This message was deleted", "re: second"]);
-    await expect.poll(() => D.page.getByTestId("quote").allTextContents(), { timeout: 10_000 }).toEqual(["This message was deleted"]);
+    await expect.poll(() => texts(D.page)).toEqual(["first, fixed (edited)", "This message was deleted", "re: second"]);
+    await expect.poll(() => D.page.getByTestId("quote").allTextContents()).toEqual(["This message was deleted"]);
   });
 
   it("blocks and unblocks from a conversation's header, says why a blocked send is refused, and shows a deleted account as such", async () => {
     const { pages: [E, F], names: [, fi] } = await twoPeople("el", "fi");
     await say(E.page, "hi");
     await F.page.getByTestId("conversation").first().click();
-    await expect.poll(() => texts(F.page), { timeout: 10_000 }).toEqual(["hi"]);
+    await expect.poll(() => texts(F.page)).toEqual(["hi"]);
 
     E.page.once("dialog", (d) => void d.accept());
     await E.page.getByTestId("block-toggle").click();
@@ -135,7 +135,7 @@ describe("the web client served by the edge", () => {
     await E.page.getByTestId("block-toggle").click();
     await expect.poll(() => E.page.getByTestId("block-toggle").textContent()).toBe("Block");
     await say(F.page, "hello again");
-    await expect.poll(() => texts(E.page), { timeout: 10_000 }).toEqual(["hi", "hello again"]);
+    await expect.poll(() => texts(E.page)).toEqual(["hi", "hello again"]);
 
     // Fi deletes the account (from another client): El's page shows a deleted account, with nothing to block.
     const tokens = await authenticate(c.httpUrl, "login", fi, "correct horse battery");
@@ -155,15 +155,15 @@ describe("the web client served by the edge", () => {
     // Ana opens a chat with Bo by username and writes; Bo sees it appear with an unread count.
     const { pages: [A, B], names: [ana, bo] } = await twoPeople("ana", "bo");
     await say(A.page, "hello Bo");
-    await expect.poll(() => B.page.getByTestId("unread").textContent({ timeout: 1000 }), { timeout: 10_000 }).toBe("1");
+    await expect.poll(() => B.page.getByTestId("unread").textContent({ timeout: 1000 })).toBe("1");
     await B.page.getByTestId("conversation").first().click();
-    await expect.poll(() => texts(B.page), { timeout: 10_000 }).toEqual(["hello Bo"]);
+    await expect.poll(() => texts(B.page)).toEqual(["hello Bo"]);
     await say(B.page, "hi Ana!");
-    await expect.poll(() => texts(A.page), { timeout: 10_000 }).toEqual(["hello Bo", "hi Ana!"]);
+    await expect.poll(() => texts(A.page)).toEqual(["hello Bo", "hi Ana!"]);
     // Bo has the conversation open: Ana's message shows as read.
-    await expect.poll(() => A.page.locator("[data-testid=message].mine").first().getAttribute("data-state"), { timeout: 10_000 }).toBe("read");
+    await expect.poll(() => A.page.locator("[data-testid=message].mine").first().getAttribute("data-state")).toBe("read");
     // Presence: Bo is online for Ana.
-    await expect.poll(() => A.page.getByTestId("presence").textContent(), { timeout: 10_000 }).toBe("online");
+    await expect.poll(() => A.page.getByTestId("presence").textContent()).toBe("online");
     // One day separator above today's messages.
     expect(await A.page.getByTestId("day").allTextContents()).toEqual(["Today"]);
 
@@ -171,19 +171,19 @@ describe("the web client served by the edge", () => {
     const A2 = await newPage();
     await signUp(A2.page, ana, "login");
     await A2.page.getByTestId("conversation").first().click();
-    await expect.poll(() => texts(A2.page), { timeout: 10_000 }).toEqual(["hello Bo", "hi Ana!"]);
+    await expect.poll(() => texts(A2.page)).toEqual(["hello Bo", "hi Ana!"]);
 
     // Bo goes offline; Ana writes twice; Bo comes back and the page resyncs by itself.
     await B.ctx.setOffline(true);
     await say(A.page, "are you there?");
     await say(A.page, "ping");
     await B.ctx.setOffline(false);
-    await expect.poll(() => texts(B.page), { timeout: 20_000 }).toEqual(["hello Bo", "hi Ana!", "are you there?", "ping"]);
+    await expect.poll(() => texts(B.page)).toEqual(["hello Bo", "hi Ana!", "are you there?", "ping"]);
 
     // Errors are shown in words, next to what caused them, and go away when they no longer apply.
     await A.page.getByTestId("composer").fill("x".repeat(100_001));
     await A.page.getByTestId("send").click();
-    await expect.poll(() => A.page.getByTestId("send-error").getAttribute("data-code"), { timeout: 10_000 }).toBe("MESSAGE_TOO_LONG");
+    await expect.poll(() => A.page.getByTestId("send-error").getAttribute("data-code")).toBe("MESSAGE_TOO_LONG");
     expect(await A.page.getByTestId("send-error").textContent()).toBe("This message is too long: 100,001 characters, and the limit is 100,000.");
     await A.page.getByTestId("composer").fill("short again");
     expect(await A.page.getByTestId("send-error").isHidden()).toBe(true);
@@ -223,21 +223,21 @@ describe("the web client served by the edge", () => {
     await g.page.getByTestId("group-members").fill(names[1]!);
     await g.page.getByTestId("create-group").locator("button").click();
     await expect.poll(() => g.page.getByTestId("conversation-title").textContent()).toBe("trip");
-    await expect.poll(() => h.page.locator("[data-title=trip]").count(), { timeout: 20_000 }).toBe(1);
+    await expect.poll(() => h.page.locator("[data-title=trip]").count()).toBe(1);
     await h.page.locator("[data-title=trip]").click();
     // Gina types the next member's name; a message arrives and re-renders her page meanwhile:
     // what she typed must survive (it once did not, and the add went out empty).
     await g.page.getByTestId("add-member").fill(names[2]!);
     await say(h.page, "hi");
-    await expect.poll(() => texts(g.page), { timeout: 10_000 }).toEqual(["hi"]);
+    await expect.poll(() => texts(g.page)).toEqual(["hi"]);
     expect(await g.page.getByTestId("add-member").inputValue()).toBe(names[2]!);
     await g.page.getByTestId("add-member").press("Enter");
-    await expect.poll(() => g.page.getByTestId("add-member").inputValue(), { timeout: 10_000 }).toBe("");
+    await expect.poll(() => g.page.getByTestId("add-member").inputValue()).toBe("");
     await say(g.page, "welcome both");
     for (const p of [h, i]) {
-      await expect.poll(() => p.page.locator("[data-title=trip]").count(), { timeout: 20_000 }).toBe(1);
+      await expect.poll(() => p.page.locator("[data-title=trip]").count()).toBe(1);
       await p.page.locator("[data-title=trip]").click();
-      await expect.poll(() => texts(p.page), { timeout: 10_000 }).toEqual(["hi", "welcome both"]);
+      await expect.poll(() => texts(p.page)).toEqual(["hi", "welcome both"]);
     }
   });
 });

@@ -25,7 +25,7 @@ describe("catch-up of a large backlog (P5)", () => {
     const b = await device(c, bob, "phone");
     const conv = await a.client.openDirect(bob.username);
     await a.client.send(conv.id, "before");
-    await waitFor("bob has the first message", () => b.in(conv.id).length === 1, { timeoutMs: 15_000, seen: () => `bob has ${b.in(conv.id).length}` });
+    await waitFor("bob has the first message", () => b.in(conv.id).length === 1, { seen: () => `bob has ${b.in(conv.id).length}` });
     const cursor = b.client.cursor;
     b.close();
 

@@ -52,7 +52,7 @@ describe("1:1 chat", () => {
     await waitFor("bob has it", () => b.in(conv.id).length === 1);
     // Bob answers; his page never sends a read ack (it lost the race with the send, or has none).
     const s2 = await b.client.send(conv.id, "yes");
-    await waitFor("alice sees that bob read her message", () => bobRead >= s1.seq, { timeoutMs: 10_000, seen: () => `bob read ${bobRead}` });
+    await waitFor("alice sees that bob read her message", () => bobRead >= s1.seq, { seen: () => `bob read ${bobRead}` });
     const [listed] = (await a.client.listConversations()).filter((x) => x.id === conv.id);
     expect(listed!.members.find((m) => m.userId === bob.userId)!.readSeq).toBe(s2.seq);
     a.close();

@@ -31,7 +31,7 @@ describe("presence restart (embedded, R4)", () => {
 
     // Alice, who stayed connected, shows online again.
     let status: PresenceStatus | undefined;
-    await waitFor("alice online again", async () => (status = (await b.client.presenceQuery([a.user.userId]))[0]?.status) === PresenceStatus.PRESENCE_STATUS_ONLINE, { timeoutMs: 20_000, everyMs: 100, seen: () => String(status) });
+    await waitFor("alice online again", async () => (status = (await b.client.presenceQuery([a.user.userId]))[0]?.status) === PresenceStatus.PRESENCE_STATUS_ONLINE, { everyMs: 100, seen: () => String(status) });
     expect(status).toBe(PresenceStatus.PRESENCE_STATUS_ONLINE);
 
     await sender.stop();
