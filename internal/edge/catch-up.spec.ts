@@ -1,5 +1,6 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { ErrorCode, type Event, type ServerFrame } from "../../gen/chat/v1/client.js";
+import { ChatError } from "../errors/chat-error.js";
 import { Logger } from "../log/logger.js";
 import type { ReadLogResponse } from "../../gen/chat/internal/v1/store.js";
 import { logContinuity } from "../store/store.js";
@@ -22,6 +23,8 @@ class FakeLog {
   readonly reads: number[] = [];
   pageCut = Infinity;
   failNext: Error | undefined;
+  /** Every read fails with this while set. */
+  failAll: Error | undefined;
   private gate: Promise<void> | undefined;
 
   constructor(n = 0) {
@@ -57,6 +60,7 @@ class FakeLog {
     const cut = Math.min(limit, this.pageCut);
     const events = "trimmedTo" in continuous ? [] : after.slice(0, cut);
     await this.gate;
+    if (this.failAll) throw this.failAll;
     if (this.failNext) { const err = this.failNext; this.failNext = undefined; throw err; }
     return { events, head, more: after.length > events.length, trimmedTo: "trimmedTo" in continuous ? continuous.trimmedTo : 0 };
   }
@@ -353,6 +357,58 @@ describe("CatchUp", () => {
     expect(device.ended).toBe("sync failed");
     expect(seen()).toEqual({ positions: [], synced: [], reads: [1] });
     expect(catchUp.cursor).toBe(1);
+  });
+
+  describe("a store that refuses reads as retryable (UNAVAILABLE)", () => {
+    afterEach(() => { vi.useRealTimers(); });
+    const away = () => ChatError.unavailable("the message log is being recovered");
+
+    it("is read again in the session with growing waits, live events held meanwhile; the device gets everything in order, then Synced", async () => {
+      vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+      const { log, device, catchUp, start, seen } = machine(3);
+      log.failAll = away();
+      await start(1);
+      expect(log.reads).toEqual([1]);
+      await vi.advanceTimersByTimeAsync(249);
+      expect(log.reads).toEqual([1]);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(log.reads).toEqual([1, 1]);
+      await vi.advanceTimersByTimeAsync(500);
+      expect(log.reads).toEqual([1, 1, 1]);
+      catchUp.deliver(log.append(1)[0]!);
+      log.failAll = undefined;
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(device.ended).toBeUndefined();
+      expect(device.errors()).toEqual([]);
+      expect(seen()).toEqual({ positions: [2, 3, 4], synced: [4], reads: [1, 1, 1, 1] });
+    });
+
+    it("ends the session with UNAVAILABLE, the cursor where it was, once the store has refused for ~28 s", async () => {
+      vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+      const { log, device, catchUp, start } = machine(3);
+      log.failAll = away();
+      await start(1);
+      await vi.advanceTimersByTimeAsync(27_000);
+      expect(device.ended).toBeUndefined();
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(device.ended).toBe("sync failed");
+      expect(device.errors()).toEqual([ErrorCode.ERROR_CODE_UNAVAILABLE]);
+      expect(log.reads.length).toBe(11);
+      expect(catchUp.cursor).toBe(1);
+    });
+
+    it("stops waiting when the session stops: nothing more is read or sent", async () => {
+      vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+      const { log, device, catchUp, start } = machine(3);
+      log.failAll = away();
+      await start(1);
+      catchUp.stop();
+      log.failAll = undefined;
+      await vi.advanceTimersByTimeAsync(30_000);
+      expect(log.reads).toEqual([1]);
+      expect(device.frames).toEqual([]);
+      expect(vi.getTimerCount()).toBe(0);
+    });
   });
 
   it("sends nothing once stopped: not the page being read, nor live events", async () => {

@@ -9,6 +9,14 @@ import { errorFrame } from "./frames.js";
 
 /** Live events one device may have held back during a catch-up (they are bounded in bytes too). */
 const MAX_BUFFERED_LIVE = 10_000;
+/**
+ * Waits before each new read after the store answered a retryable error (UNAVAILABLE: a
+ * log being taken back, Cassandra restarting): ~28 s in all, in the session. Ending the
+ * session at the first failure made every connected device reconnect every 250 ms for as
+ * long as the store was away (its Welcome came before the sync, so the client's back-off
+ * never grew), and a request the device had in flight lost its answer with the socket.
+ */
+const SYNC_RETRY_DELAYS_MS = [250, 500, 1_000, 2_000, 4_000, 4_000, 4_000, 4_000, 4_000, 4_000];
 
 /** What the machine needs of the session it runs in. */
 export interface CatchUpIo {
@@ -159,9 +167,9 @@ export class CatchUp {
     try {
       for (;;) {
         this.resyncNeeded = false;
-        const page = (probe && (await this.nothingToRead())) || (await this.io.readLog(this.position, this.config.pageSize));
+        const page = await this.readPage(probe);
         probe = false;
-        if (!this.active()) return;
+        if (!page || !this.active()) return;
         if (this.resyncNeeded) continue; // the client asked to restart from another cursor
         if (this.position > page.head) {
           // A cursor from the future (another account's, or corrupted): what the device holds cannot be
@@ -211,6 +219,40 @@ export class CatchUp {
     } finally {
       this.syncing = false;
     }
+  }
+
+  /**
+   * The next page, or undefined if the session stopped meanwhile. A retryable refusal is read
+   * again after a wait (SYNC_RETRY_DELAYS_MS) while live events keep being held; anything else,
+   * or the last retry failing, is thrown (the session then ends, the cursor where it was).
+   */
+  private async readPage(probe: boolean): Promise<ReadLogResponse | undefined> {
+    for (let failures = 0; ; failures++) {
+      try {
+        return (probe && (await this.nothingToRead())) || (await this.io.readLog(this.position, this.config.pageSize));
+      } catch (err) {
+        const retryable = err instanceof ChatError && err.retryable;
+        if (!retryable || failures >= SYNC_RETRY_DELAYS_MS.length || !this.active()) throw err;
+        if (failures === 0) this.log.warn("sync waiting for the store; reading again in the session", { err, user: this.recipient.userId, device: this.recipient.deviceId, cursor: this.position });
+        ChatMetrics.get().catchupRetries.add(1);
+        await this.pause(SYNC_RETRY_DELAYS_MS[failures]!);
+        if (!this.active()) return undefined;
+      }
+    }
+  }
+
+  /** A wait that stop() cuts short. */
+  private pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const waiters = (this.stopWaiters ??= new Set());
+      const done = () => {
+        clearTimeout(timer);
+        waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      waiters.add(done);
+    });
   }
 
   /**

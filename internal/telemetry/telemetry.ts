@@ -103,6 +103,7 @@ export class ChatMetrics {
   readonly frameDuration: Histogram;
   readonly disconnects: Counter;
   readonly catchups: Counter;
+  readonly catchupRetries: Counter;
   readonly logTrimmedResyncs: Counter;
   readonly catchupEvents: Counter;
   readonly catchupDuration: Histogram;
@@ -129,6 +130,7 @@ export class ChatMetrics {
     this.frameDuration = m.createHistogram("meshchat.edge.frame.duration", seconds("Time to handle one client frame, by kind"));
     this.disconnects = m.createCounter("meshchat.edge.disconnects", { description: "WebSocket sessions closed, by close code" });
     this.catchups = m.createCounter("meshchat.edge.catchups", { description: "Catch-ups (reads of a device's log from its cursor)" });
+    this.catchupRetries = m.createCounter("meshchat.edge.catchup.retries", { description: "Reads of a device's log made again in its session after the store refused one as retryable (UNAVAILABLE)" });
     this.logTrimmedResyncs = m.createCounter("meshchat.edge.log_trimmed", { description: "Catch-ups from a cursor older than the sync log keeps: the device was told to resync in full" });
     this.catchupEvents = m.createCounter("meshchat.edge.catchup.events", { description: "Events sent by catch-ups" });
     this.catchupDuration = m.createHistogram("meshchat.edge.catchup.duration", seconds("From the start of a catch-up to its Synced frame"));
