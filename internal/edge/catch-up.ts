@@ -242,17 +242,26 @@ export class CatchUp {
   }
 
   /** A wait that stop() cuts short. */
-  private pause(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const waiters = (this.stopWaiters ??= new Set());
-      const done = () => {
-        clearTimeout(timer);
-        waiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      waiters.add(done);
-    });
+  private async pause(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await this.untilStopped(new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); }));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Waits for `done`, or for stop(), whichever comes first. */
+  private async untilStopped(done: Promise<void>): Promise<void> {
+    let wake!: () => void;
+    const stopped = new Promise<void>((resolve) => (wake = resolve));
+    const waiters = (this.stopWaiters ??= new Set());
+    waiters.add(wake);
+    try {
+      await Promise.race([done, stopped]);
+    } finally {
+      waiters.delete(wake);
+    }
   }
 
   /**
@@ -280,14 +289,6 @@ export class CatchUp {
     const written = new Promise<void>((resolve) => this.io.emit({ ref: 0, kind: { $case: "event", value: ev } }, resolve));
     if (this.io.bufferedBytes() <= this.config.maxBufferedBytes / 4 || !this.active()) return;
     // ws calls back even when the socket dies; the stop wake-up is a safety net, removed after each wait.
-    let wake!: () => void;
-    const stopped = new Promise<void>((resolve) => (wake = resolve));
-    const waiters = (this.stopWaiters ??= new Set());
-    waiters.add(wake);
-    try {
-      await Promise.race([written, stopped]);
-    } finally {
-      waiters.delete(wake);
-    }
+    await this.untilStopped(written);
   }
 }

@@ -6,7 +6,6 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ErrorCode, Event, HistoryDirection, MembershipAction } from "../../gen/chat/v1/client.js";
 import { ConfigError } from "../../internal/config/env.js";
 import { ChatError } from "../../internal/errors/chat-error.js";
-import { sleep } from "../../internal/run/sleep.js";
 import { PostgresSqlClient } from "../../internal/store/sql-postgres.js";
 import { LogLeader } from "../../internal/store/cassandra-leader.js";
 import { RequestTrackerBase } from "../../internal/store/cassandra-requests.js";
@@ -604,34 +603,25 @@ describe("Cassandra store specifics", () => {
     let refusals = 0;
     // A chat owner: one send at a time, resent with its client_msg_id until acknowledged.
     const owner = (async () => {
-      for (let i = 0; acked.size < 40; ) {
+      for (let i = 0; i < 40; i++) {
         const clientMsgId = `cr${i}`;
-        try {
-          const base = await s.lastSeq(conv.id);
-          const [r] = await s.append([{ conversationId: conv.id, baseSeq: base, memberIds, messages: [msg(a!, clientMsgId)] }]);
-          if (r!.error === ErrorCode.ERROR_CODE_CONFLICT) continue;
-          acked.set(clientMsgId, r!.messages[0]!.message!.seq);
-          i++;
-        } catch (err) {
-          expect(err).toMatchObject({ code: ErrorCode.ERROR_CODE_UNAVAILABLE, retryable: true });
-          refusals++;
-          // Backs off on a timer, as a real owner does. Without it this loop can run on microtasks
-          // alone: lastSeq answers from the leader's heads in memory and append's dedupe read fails
-          // at once with NoHostAvailable, so no timer ever fires, the driver's reconnection among
-          // them, and the test spins for ever (docs/testing.md, "When a test run hangs").
-          await sleep(20);
-          // Until the store answers again (it takes its log back once Cassandra does); each refusal meanwhile counts.
-          await waitFor("the store answering again", async () => {
-            try {
-              await s.lastSeq(conv.id);
-              return true;
-            } catch (e) {
-              expect(e).toMatchObject({ code: ErrorCode.ERROR_CODE_UNAVAILABLE, retryable: true });
-              refusals++;
-              return false;
-            }
-          });
-        }
+        // The outcome waited for is the send acknowledged, not the store answering some other call:
+        // lastSeq answers from the leader's heads in memory while append's dedupe read fails at once
+        // with NoHostAvailable, and a loop on those two alone never let a timer fire, the driver's
+        // reconnection among them (docs/testing.md, "When a test run hangs"). waitFor polls on a timer.
+        await waitFor(`${clientMsgId} acknowledged`, async () => {
+          try {
+            const base = await s.lastSeq(conv.id);
+            const [r] = await s.append([{ conversationId: conv.id, baseSeq: base, memberIds, messages: [msg(a!, clientMsgId)] }]);
+            if (r!.error === ErrorCode.ERROR_CODE_CONFLICT) return false;
+            acked.set(clientMsgId, r!.messages[0]!.message!.seq);
+            return true;
+          } catch (err) {
+            expect(err).toMatchObject({ code: ErrorCode.ERROR_CODE_UNAVAILABLE, retryable: true });
+            refusals++;
+            return false;
+          }
+        });
       }
     })();
     await waitFor("acknowledged sends before the outage", () => acked.size >= 10);

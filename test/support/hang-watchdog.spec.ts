@@ -8,7 +8,7 @@ const ROOT = path.resolve(import.meta.dirname, "../..");
 function runFixture(name: string): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(ROOT, "node_modules/vitest/vitest.mjs"), "run", "--config", "test/support/fixtures/hang/vitest.config.ts", name], {
-      cwd: ROOT, env: { ...process.env, VITEST_HANG_S: "3" }, stdio: ["ignore", "pipe", "pipe"],
+      cwd: ROOT, env: { ...process.env, VITEST_HANG_S: "10" }, stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
     child.stdout.on("data", (d) => { out += String(d); });

@@ -15,12 +15,16 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import WebSocket from "ws";
+import { sleep } from "../../internal/run/sleep.js";
 import type { Reporter, TestCase, TestModule } from "vitest/node";
+import { waitFor } from "./wait.js";
 
 type Hook = Parameters<NonNullable<Reporter["onHookStart"]>>[0];
 
 const HANG_S = Number(process.env["VITEST_HANG_S"] ?? 420);
 const INSPECTOR_PORT = 9229;
+/** How long an inspector answer (or a pause) may take: generous, as the machine may be loaded. */
+const ANSWER_MS = 15_000;
 
 export default class HangWatchdog implements Reporter {
   private lastEvent = Date.now();
@@ -115,10 +119,10 @@ async function diagnose(pid: number): Promise<string> {
     else if (msg.method === "Debugger.scriptParsed") scripts.set(msg.params!.scriptId!, msg.params!.url!);
     else if (msg.method === "Debugger.paused") paused?.(stackLines(msg.params!, scripts));
   });
-  // Every answer within 5 s, or none: the diagnosis must not hang in turn.
+  // Every answer within ANSWER_MS, or none: the diagnosis must not hang in turn.
   const send = (method: string, params: object = {}) => new Promise<unknown>((resolve) => {
     pending.set(++id, resolve);
-    setTimeout(() => resolve(undefined), 5_000).unref();
+    setTimeout(() => resolve(undefined), ANSWER_MS).unref();
     ws.send(JSON.stringify({ id, method, params }));
   });
   try {
@@ -132,9 +136,9 @@ async function diagnose(pid: number): Promise<string> {
     // functions a loop of microtasks spends its time in, which no sampled stack may show.
     await send("Profiler.enable");
     await send("Profiler.start");
-    await new Promise((r) => setTimeout(r, 1_000));
+    await sleep(1_000);
     const profile = ((await send("Profiler.stop")) as { profile?: Profile } | undefined)?.profile;
-    if (!profile) return `  no CPU profile within 5 s\n${resources}`;
+    if (!profile) return `  no CPU profile within ${ANSWER_MS / 1000} s\n${resources}`;
     const { busy, top } = hottest(profile);
     if (busy < 0.5) return `  event loop idle (waiting, not blocked: busy ${Math.round(busy * 100)}% of 1 s)\n${resources}`;
     await send("Debugger.enable");
@@ -146,7 +150,7 @@ async function diagnose(pid: number): Promise<string> {
     for (let sample = 0; sample < 5; sample++) {
       const frames = new Promise<string[] | undefined>((resolve) => {
         paused = resolve;
-        setTimeout(() => resolve(undefined), 5_000).unref();
+        setTimeout(() => resolve(undefined), ANSWER_MS).unref();
       });
       await send("Debugger.pause");
       const got = await frames;
@@ -201,16 +205,13 @@ function stackLines(p: Paused, scripts: Map<string, string>): string[] {
   return lines;
 }
 
+/** The inspector's WebSocket address, once the worker has opened it (generously bounded: the machine may be loaded). */
 async function inspectorUrl(): Promise<string> {
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    try {
-      const list = (await (await fetch(`http://127.0.0.1:${INSPECTOR_PORT}/json/list`)).json()) as { webSocketDebuggerUrl: string }[];
-      if (list[0]) return list[0].webSocketDebuggerUrl;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-    }
-    if (Date.now() > deadline) throw new Error("the worker's inspector did not open");
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  let url: string | undefined;
+  await waitFor("the worker's inspector to open", async () => {
+    const list = (await fetch(`http://127.0.0.1:${INSPECTOR_PORT}/json/list`).then((r) => r.json(), () => [])) as { webSocketDebuggerUrl: string }[];
+    url = list[0]?.webSocketDebuggerUrl;
+    return url !== undefined;
+  }, { timeoutMs: 30_000, everyMs: 200 });
+  return url!;
 }
