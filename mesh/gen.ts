@@ -9,6 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import YAML from "yaml";
 import { CALLER_POLICY, INTERNAL_PACKAGE } from "../internal/grpc/caller-policy.js";
+import { SERVICE_NODE_FLAGS } from "../internal/launcher/node-flags.js";
 
 interface ServiceSpec {
   port: number;
@@ -408,7 +409,7 @@ function k8s(name: string, s: ServiceSpec): object[] {
               {
                 name,
                 image: topo.image,
-                args: [`dist/cmd/${name}/main.js`],
+                args: [...SERVICE_NODE_FLAGS, `dist/cmd/${name}/main.js`],
                 env: [...env, { name: "METRICS_PORT", value: String(s.port + 2000) }],
                 envFrom,
                 volumeMounts: appMounts,

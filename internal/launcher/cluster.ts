@@ -3,6 +3,7 @@ import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { devAuthKeyEnv } from "../auth/keys.js";
+import { serviceNodeArgs } from "./node-flags.js";
 
 export type ServiceName = "edge" | "chat" | "presence" | "message-store" | "notifier";
 
@@ -129,8 +130,7 @@ export class Cluster {
 
   async start(spec: ProcessSpec, timeoutMs = 60_000): Promise<RunningProcess> {
     // NODE_ARGS: extra flags for the service's node (e.g. --cpu-prof, which NODE_OPTIONS refuses).
-    const nodeArgs = (spec.env.NODE_ARGS ?? "").split(" ").filter(Boolean);
-    const argv = [process.execPath, "--enable-source-maps", ...nodeArgs, entryPoint(spec.service)];
+    const argv = [process.execPath, ...serviceNodeArgs(entryPoint(spec.service), spec.env.NODE_ARGS)];
     const [command, ...args] = [...(spec.wrapper ?? []), ...argv] as [string, ...string[]];
     const child = spawn(command, args, {
       env: { ...process.env, ...spec.env },
