@@ -22,7 +22,7 @@ export type WorkerCommand =
 
 export type WorkerReport =
   | { kind: "progress"; done: number; total: number }
-  | { kind: "sessions-ready"; count: number; ms: number }
+  | { kind: "sessions-ready"; count: number; ms: number; retries: number }
   | { kind: "step"; rate: number; sent: number; delivered: number; seconds: number; p50: number; p99: number; p999: number; max: number; errors: number }
   | { kind: "group"; deliveries: number; messages: number; p50: number; p99: number; allDevicesP50: number; allDevicesP99: number }
   | { kind: "attack"; sends: number; sendsAccepted: number; sendsRefused: number; logins: number; loginsRefused: number }
@@ -64,13 +64,35 @@ async function sessions(c: Extract<WorkerCommand, { cmd: "sessions" }>): Promise
   const t0 = Date.now();
   const hb: Buffer | string = c.bare ? "hb" : encode({ ref: 0, kind: { $case: "heartbeat", value: {} } });
   let done = 0;
+  let retries = 0;
+  /**
+   * As the product's client does: a connect the server turned away as "later" (408: its headers
+   * waited past the edge's deadline in the storm; 429; 503) or that the kernel refused is tried
+   * again after a growing, jittered pause. Counted and reported, not hidden: each is a device
+   * that had to ask twice.
+   */
+  const connectRetrying = async (attempt: () => Promise<WebSocket>): Promise<WebSocket> => {
+    for (let n = 0; ; n++) {
+      try {
+        return await attempt();
+      } catch (err) {
+        const retryable = /Unexpected server response: (408|429|503)|ECONNRESET|ECONNREFUSED/.test((err as Error).message);
+        if (!retryable || n >= 5) throw err;
+        retries++;
+        await sleep(250 * 2 ** n * (0.5 + Math.random()));
+      }
+    }
+  };
   const concurrency = 200;
   let next = 0;
   const one = async () => {
     while (next < c.count) {
       const i = next++;
-      const ws = await open(c.url, i % c.sources, c.bare ? [] : undefined);
-      if (!c.bare) await hello(ws, c.tokens[i % c.tokens.length]!, `${c.devicePrefix}-${i}`);
+      const ws = await connectRetrying(async () => {
+        const ws = await open(c.url, i % c.sources, c.bare ? [] : undefined);
+        if (!c.bare) await hello(ws, c.tokens[i % c.tokens.length]!, `${c.devicePrefix}-${i}`);
+        return ws;
+      });
       // Heartbeats start at once, like a real client: connecting 19,000 sessions takes
       // longer than the edge lets a silent session live.
       const jitter = Math.random() * c.heartbeatMs;
@@ -80,7 +102,7 @@ async function sessions(c: Extract<WorkerCommand, { cmd: "sessions" }>): Promise
     }
   };
   await Promise.all(Array.from({ length: concurrency }, one));
-  send({ kind: "sessions-ready", count: done, ms: Date.now() - t0 });
+  send({ kind: "sessions-ready", count: done, ms: Date.now() - t0, retries });
 }
 
 /**
