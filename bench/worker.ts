@@ -66,10 +66,10 @@ async function sessions(c: Extract<WorkerCommand, { cmd: "sessions" }>): Promise
   let done = 0;
   let retries = 0;
   /**
-   * As the product's client does: a connect the server turned away as "later" (408: its headers
-   * waited past the edge's deadline in the storm; 429; 503) or that the kernel refused is tried
-   * again after a growing, jittered pause. Counted and reported, not hidden: each is a device
-   * that had to ask twice.
+   * As the product's client does: a connect the server turned away as "later" (408, seen now and
+   * then in the 19,000-session storm; 429; 503) or that the kernel refused is tried again after a
+   * growing, jittered pause. Counted and reported, not hidden: each is a device that had to ask
+   * twice.
    */
   const connectRetrying = async (attempt: () => Promise<WebSocket>): Promise<WebSocket> => {
     for (let n = 0; ; n++) {
