@@ -369,7 +369,9 @@ try {
       const baseBefore = rssKB(relay.pid);
       const bws = Array.from({ length: Math.ceil(n / perWorker) }, () => worker());
       children.push(...bws.map((w) => w.child));
-      await withTimeout(Promise.all(bws.map((w, k) => w.run({ cmd: "sessions", url: relay.url, tokens: [""], count: Math.min(perWorker, n - k * perWorker), devicePrefix: "bare", sources: 50, heartbeatMs: 15_000, bare: true }, ["sessions-ready"]))), 5 * 60_000, "baseline connect");
+      const baseReady = (await withTimeout(Promise.all(bws.map((w, k) => w.run({ cmd: "sessions", url: relay.url, tokens: [""], count: Math.min(perWorker, n - k * perWorker), devicePrefix: "bare", sources: 50, heartbeatMs: 15_000, bare: true }, ["sessions-ready"]))), 5 * 60_000, "baseline connect")) as Array<Array<Extract<WorkerReport, { kind: "sessions-ready" }>>>;
+      const baseRetries = baseReady.flat().reduce((sum, r) => sum + r.retries, 0);
+      if (baseRetries > 0) log(`  the bare ws baseline asked ${baseRetries} connects again`);
       await gc();
       const baseAfter = rssKB(relay.pid);
       for (const w of bws) w.child.send({ cmd: "close" });

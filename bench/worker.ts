@@ -79,6 +79,7 @@ async function sessions(c: Extract<WorkerCommand, { cmd: "sessions" }>): Promise
         const retryable = /Unexpected server response: (408|429|503)|ECONNRESET|ECONNREFUSED/.test((err as Error).message);
         if (!retryable || n >= 5) throw err;
         retries++;
+        if (process.env.BENCH_VERBOSE) process.stderr.write(`${c.url}: ${(err as Error).message}; asking again\n`);
         await sleep(250 * 2 ** n * (0.5 + Math.random()));
       }
     }
