@@ -78,6 +78,22 @@ function worker(): { child: ChildProcess; run: (c: WorkerCommand, until: WorkerR
   };
 }
 
+/**
+ * `n` idle sessions (or bare sockets) opened on `url` by load generators of 5,000 each, heartbeating
+ * every 15 s: the connects they had to ask again, and a way to close them all.
+ */
+async function holdSessions(n: number, url: string, o: { tokens: string[]; devicePrefix: string; bare: boolean; timeoutMs: number; what: string; onProgress?: () => void }): Promise<{ retries: number; close: () => void }> {
+  const perWorker = 5_000;
+  const ws = Array.from({ length: Math.ceil(n / perWorker) }, () => worker());
+  children.push(...ws.map((w) => w.child));
+  if (o.onProgress) for (const w of ws) w.child.on("message", (r: WorkerReport) => { if (r.kind === "progress") o.onProgress!(); });
+  const ready = (await withTimeout(Promise.all(ws.map((w, k) => w.run({ cmd: "sessions", url, tokens: o.tokens, count: Math.min(perWorker, n - k * perWorker), devicePrefix: `${o.devicePrefix}-${k}`, sources: 50, heartbeatMs: 15_000, bare: o.bare }, ["sessions-ready"]))), o.timeoutMs, o.what)) as Array<Array<Extract<WorkerReport, { kind: "sessions-ready" }>>>;
+  return {
+    retries: ready.flat().reduce((sum, r) => sum + r.retries, 0),
+    close: () => { for (const w of ws) w.child.send({ cmd: "close" }); },
+  };
+}
+
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms))]);
 }
@@ -345,36 +361,32 @@ try {
       await gc();
       const before = await debugVars(httpUrl);
       const rssBefore = rssKB(edgePid());
-      const perWorker = 5_000;
-      const ws = Array.from({ length: Math.ceil(n / perWorker) }, () => worker());
-      children.push(...ws.map((w) => w.child));
       const bar = tty ? new SingleBar({ format: "  sessions [{bar}] {value}/{total}" }, Presets.shades_classic) : undefined;
       bar?.start(n, 0);
       let progress = 0;
-      for (const w of ws) w.child.on("message", (r: WorkerReport) => { if (r.kind === "progress") bar?.update((progress += 500)); });
       const t0 = Date.now();
-      const ready = (await withTimeout(Promise.all(ws.map((w, k) => w.run({ cmd: "sessions", url: wsUrl, tokens: people.map((p) => p.token), count: Math.min(perWorker, n - k * perWorker), devicePrefix: `cap${n}-${k}`, sources: 50, heartbeatMs: 15_000, bare: false }, ["sessions-ready"]))), 10 * 60_000, "capacity connect")) as Array<Array<Extract<WorkerReport, { kind: "sessions-ready" }>>>;
-      const connectRetries = ready.flat().reduce((sum, r) => sum + r.retries, 0);
+      const edgeSessions = await holdSessions(n, wsUrl, {
+        tokens: people.map((p) => p.token), devicePrefix: `cap${n}`, bare: false, timeoutMs: 10 * 60_000, what: "capacity connect",
+        onProgress: () => bar?.update((progress += 500)),
+      });
+      const connectRetries = edgeSessions.retries;
       bar?.stop();
       const connectMs = Date.now() - t0;
       await gc();
       const after = await debugVars(httpUrl);
       const rssAfter = rssKB(edgePid());
       const cpu = await idleCpuPercent(edgePid(), quick ? 5 : 10);
-      for (const w of ws) w.child.send({ cmd: "close" });
+      edgeSessions.close();
       await sleep(2_000);
       // Baseline: a bare ws server holding the same number of idle sockets.
       const relay = await startRelay();
       await gc();
       const baseBefore = rssKB(relay.pid);
-      const bws = Array.from({ length: Math.ceil(n / perWorker) }, () => worker());
-      children.push(...bws.map((w) => w.child));
-      const baseReady = (await withTimeout(Promise.all(bws.map((w, k) => w.run({ cmd: "sessions", url: relay.url, tokens: [""], count: Math.min(perWorker, n - k * perWorker), devicePrefix: "bare", sources: 50, heartbeatMs: 15_000, bare: true }, ["sessions-ready"]))), 5 * 60_000, "baseline connect")) as Array<Array<Extract<WorkerReport, { kind: "sessions-ready" }>>>;
-      const baseRetries = baseReady.flat().reduce((sum, r) => sum + r.retries, 0);
-      if (baseRetries > 0) log(`  the bare ws baseline asked ${baseRetries} connects again`);
+      const bareSockets = await holdSessions(n, relay.url, { tokens: [""], devicePrefix: "bare", bare: true, timeoutMs: 5 * 60_000, what: "baseline connect" });
+      if (bareSockets.retries > 0) log(`  the bare ws baseline asked ${bareSockets.retries} connects again`);
       await gc();
       const baseAfter = rssKB(relay.pid);
-      for (const w of bws) w.child.send({ cmd: "close" });
+      bareSockets.close();
       relay.stop();
       const rssPer = (rssAfter - rssBefore) / n;
       const row = {
@@ -535,7 +547,7 @@ if (results.cpu?.cassandra || results.group?.cassandra) {
 if (results.catchup) lines.push("## Catch-up", "", `A device that missed ${results.catchup.missed} messages was caught up (Synced) in **${results.catchup.ms} ms** (${results.catchup.eventsPerSecond} events/s; target < 2 s for 10,000).`, "");
 if (results.capacity) {
   lines.push("## Capacity: idle authenticated sessions on one edge (heartbeats every 15 s)", "", "| sessions | connect s | connects asked again | RSS KB/session | heap KB/session | bare ws RSS KB/socket | idle CPU % | RSS at 50k (extrapolated) |", "|---:|---:|---:|---:|---:|---:|---:|---:|");
-  for (const c of results.capacity) lines.push(`| ${c.sessions} | ${(c.connectMs / 1000).toFixed(1)} | ${c.connectRetries ?? 0} | ${c.rssPerSessionKB} | ${c.heapPerSessionKB} | ${c.baselineRssPerSessionKB} | ${c.idleCpuPercent} | ${c.extrapolated50kRssMB} MB |`);
+  for (const c of results.capacity) lines.push(`| ${c.sessions} | ${(c.connectMs / 1000).toFixed(1)} | ${c.connectRetries} | ${c.rssPerSessionKB} | ${c.heapPerSessionKB} | ${c.baselineRssPerSessionKB} | ${c.idleCpuPercent} | ${c.extrapolated50kRssMB} MB |`);
   lines.push("", "Target: <= 8 KB per session. 50,000 per edge is extrapolated: these machines cap open files at 20,000 per process.", "");
 }
 if (results.storm) {

@@ -25,6 +25,8 @@ const HANG_S = Number(process.env["VITEST_HANG_S"] ?? 420);
 const INSPECTOR_PORT = 9229;
 /** How long an inspector answer (or a pause) may take: generous, as the machine may be loaded. */
 const ANSWER_MS = 15_000;
+/** The CPU profile's window: a sample of what the hung worker does, not a wait for an outcome. */
+const PROFILE_WINDOW_MS = 1_000;
 
 export default class HangWatchdog implements Reporter {
   private lastEvent = Date.now();
@@ -132,11 +134,11 @@ async function diagnose(pid: number): Promise<string> {
     const [answeredBy, active] = JSON.parse(r?.result?.value ?? "[0, []]") as [number, string[]];
     if (answeredBy !== pid) return `  no diagnosis: port ${INSPECTOR_PORT} is answered by process ${answeredBy}, not by this worker`;
     const resources = `  active resources: ${active.join(", ")}`;
-    // A second's CPU profile first: it tells a busy loop from an idle one, and names the
+    // A CPU profile over PROFILE_WINDOW_MS first: it tells a busy loop from an idle one, and names the
     // functions a loop of microtasks spends its time in, which no sampled stack may show.
     await send("Profiler.enable");
     await send("Profiler.start");
-    await sleep(1_000);
+    await sleep(PROFILE_WINDOW_MS);
     const profile = ((await send("Profiler.stop")) as { profile?: Profile } | undefined)?.profile;
     if (!profile) return `  no CPU profile within ${ANSWER_MS / 1000} s\n${resources}`;
     const { busy, top } = hottest(profile);
