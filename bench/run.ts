@@ -53,7 +53,7 @@ interface Results {
 }
 /** Cassandra requests per message (production profile), from the store's request tracker. */
 /** Per message: requests (a batch is one), the statements they carried (a batch counts each), Paxos rounds. */
-interface CassandraCost { requests: number; statements?: number; paxos: number; byKind: Record<string, number> }
+interface CassandraCost { requests: number; statements?: number; paxos: number; byKind: Record<string, number>; byStatement?: Record<string, number> }
 interface VictimFigures { sendP50: number; sendP99: number; delivered: number; sent: number; loginP50: number; loginP99: number; logins: number; loginFailures: number }
 type StepResult = Extract<WorkerReport, { kind: "step" }>;
 
@@ -187,7 +187,7 @@ const storeMetricsPort = await freePort();
 const withStoreMetrics = (specs: ReturnType<typeof embeddedSpecs>) =>
   specs.map((s) => (s.service === "message-store" ? { ...s, env: { ...s.env, METRICS_PORT: String(storeMetricsPort) } } : s));
 
-interface CassandraCounts { requests: Record<string, number>; statements: number }
+interface CassandraCounts { requests: Record<string, number>; statements: number; byStatement: Record<string, number> }
 
 /**
  * Cassandra requests by kind so far (meshchat_cassandra_requests_total, successful ones) and the
@@ -196,10 +196,14 @@ interface CassandraCounts { requests: Record<string, number>; statements: number
  */
 async function cassandraCounts(): Promise<CassandraCounts> {
   const text = await fetch(`http://127.0.0.1:${storeMetricsPort}/metrics`).then((r) => r.text()).catch(() => "");
-  const out: CassandraCounts = { requests: {}, statements: 0 };
+  const out: CassandraCounts = { requests: {}, statements: 0, byStatement: {} };
   for (const line of text.split("\n")) {
     const st = /^meshchat_cassandra_statements_total\{([^}]*)\} (\S+)/.exec(line);
-    if (st && !/request_kind="schema"/.test(st[1]!)) out.statements += Number(st[2]);
+    if (st && !/request_kind="schema"/.test(st[1]!)) {
+      out.statements += Number(st[2]);
+      const name = /cassandra_statement="([^"]+)"/.exec(st[1]!)?.[1] ?? "other";
+      out.byStatement[name] = (out.byStatement[name] ?? 0) + Number(st[2]);
+    }
     const m = /^meshchat_cassandra_requests_total\{([^}]*)\} (\S+)/.exec(line);
     if (!m || !/request_outcome="ok"/.test(m[1]!)) continue;
     const kind = /request_kind="(\w+)"/.exec(m[1]!)?.[1] ?? "other";
@@ -215,7 +219,10 @@ function perMessage(before: CassandraCounts, after: CassandraCounts, messages: n
   for (const k of Object.keys(after.requests)) byKind[k] = per(after.requests[k]! - (before.requests[k] ?? 0));
   if (Object.keys(byKind).length === 0) return undefined;
   const sum = (ks: string[]) => Math.round(ks.reduce((n, k) => n + (byKind[k] ?? 0), 0) * 10) / 10;
-  return { requests: sum(Object.keys(byKind).filter((k) => k !== "schema")), statements: per(after.statements - before.statements), paxos: sum(["lwt", "lwt_batch"]), byKind };
+  const byStatement: Record<string, number> = {};
+  // Two decimals: a statement a tick or a takeover makes shows as a fraction of a message.
+  for (const [k, n] of Object.entries(after.byStatement)) byStatement[k] = Math.round(((n - (before.byStatement[k] ?? 0)) / Math.max(1, messages)) * 100) / 100;
+  return { requests: sum(Object.keys(byKind).filter((k) => k !== "schema")), statements: per(after.statements - before.statements), paxos: sum(["lwt", "lwt_batch"]), byKind, byStatement };
 }
 
 log(`starting the ${opts.profile} cluster`);
@@ -543,6 +550,9 @@ if (results.cpu?.cassandra || results.group?.cassandra) {
   lines.push("## What a message costs in Cassandra (the store's request tracker)", "", "| message | requests | statements (a batch counts each) | Paxos rounds | requests by kind |", "|---|---:|---:|---:|---|",
     row(`1:1 at ${results.cpu?.rate ?? 0}/s (sends, delivery acks, receipts)`, results.cpu?.cassandra), row("100-member group (every member's delivery ack)", results.group?.cassandra),
     "", "Targets (docs/cassandra-log.md): 0 Paxos rounds per message in the steady state, <= 5 statements per 1:1 message.", "");
+  const statementsOf = (c: CassandraCost | undefined) => Object.entries(c?.byStatement ?? {}).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(", ");
+  if (results.cpu?.cassandra?.byStatement) lines.push(`Statements per 1:1 message, by statement: ${statementsOf(results.cpu.cassandra)}.`, "");
+  if (results.group?.cassandra?.byStatement) lines.push(`Statements per group message, by statement: ${statementsOf(results.group.cassandra)}.`, "");
 }
 if (results.catchup) lines.push("## Catch-up", "", `A device that missed ${results.catchup.missed} messages was caught up (Synced) in **${results.catchup.ms} ms** (${results.catchup.eventsPerSecond} events/s; target < 2 s for 10,000).`, "");
 if (results.capacity) {

@@ -20,6 +20,17 @@ function statementKind(cql: string): Exclude<CassandraRequestKind, "batch" | "lw
   return CONDITION.test(cql) ? "lwt" : "write";
 }
 
+/**
+ * What a statement does to which table, e.g. "select message_ids" or "insert sync_log": a
+ * label of a few dozen values (the store's statements are fixed texts), so the production bench
+ * can say which statements a message costs, not only how many.
+ */
+export function statementName(cql: string): string {
+  const verb = /^\s*(\w+)/.exec(cql)?.[1]?.toLowerCase() ?? "?";
+  const table = /\b(?:FROM|INTO|UPDATE|TABLE(?:\s+IF\s+(?:NOT\s+)?EXISTS)?)\s+(?:\w+\.)?(\w+)/i.exec(cql)?.[1] ?? "?";
+  return `${verb} ${table}`;
+}
+
 /** The kind of a request as the driver's tracker sees it: one statement's text, or a batch's statements. */
 export function requestKind(query: string | ReadonlyArray<string | { query: string }>): CassandraRequestKind {
   if (typeof query === "string") return statementKind(query);
@@ -59,7 +70,9 @@ export class CassandraRequestCounter extends RequestTrackerBase {
   private count(query: string | Array<string | { query: string }>, outcome: "ok" | "error"): void {
     const kind = requestKind(query);
     this.requests.add(1, { "meshchat.cassandra.request.kind": kind, "meshchat.cassandra.request.outcome": outcome });
-    if (typeof query === "string") this.statements.add(1, { "meshchat.cassandra.request.kind": kind });
-    else for (const q of query) this.statements.add(1, { "meshchat.cassandra.request.kind": statementKind(typeof q === "string" ? q : q.query) });
+    for (const q of typeof query === "string" ? [query] : query) {
+      const cql = typeof q === "string" ? q : q.query;
+      this.statements.add(1, { "meshchat.cassandra.request.kind": statementKind(cql), "meshchat.cassandra.statement": statementName(cql) });
+    }
   }
 }
