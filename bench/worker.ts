@@ -29,6 +29,9 @@ export type WorkerReport =
   | { kind: "ready" }
   | { kind: "error"; message: string };
 
+/** Sends this worker process has made, over all its runs (see the pairs run). */
+let sentSoFar = 0;
+
 const send = (r: WorkerReport) => process.send!(r);
 const sockets: WebSocket[] = [];
 const timers: NodeJS.Timeout[] = [];
@@ -145,7 +148,9 @@ async function pairs(c: Extract<WorkerCommand, { cmd: "pairs" }>): Promise<void>
     }
   }
   await sleep(500);
-  let seq = 0;
+  // Numbers go on across runs of this process: a run that started again from 1 would send the
+  // client_msg_ids of the last one, and the store would answer them as duplicates (nothing new stored).
+  let seq = sentSoFar;
   for (const step of c.steps) {
     hist = build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000, numberOfSignificantValueDigits: 3 });
     delivered = 0;
@@ -162,7 +167,7 @@ async function pairs(c: Extract<WorkerCommand, { cmd: "pairs" }>): Promise<void>
           const text = `${performance.timeOrigin + performance.now()}|${pad}`;
           const ws = senders[k]!;
           if (c.relay) ws.send(text);
-          else ws.send(encode({ ref: ++seq, kind: { $case: "send", value: { conversationId: c.pairs[k]!.conversationId, clientMsgId: `b${process.pid}-${seq}`, text } } }));
+          else ws.send(encode({ ref: ++seq, kind: { $case: "send", value: { conversationId: c.pairs[k]!.conversationId, clientMsgId: `b${process.pid}-${(sentSoFar = seq)}`, text } } }));
           sent++;
         }
         if (sent >= total) { clearInterval(tick); resolve(); }
