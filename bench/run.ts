@@ -68,7 +68,7 @@ function worker(): { child: ChildProcess; run: (c: WorkerCommand, until: WorkerR
         const got: WorkerReport[] = [];
         const onMsg = (r: WorkerReport) => {
           if (r.kind === "error") { child.off("message", onMsg); reject(new Error(r.message)); return; }
-          if (r.kind === "progress") return;
+          if (r.kind === "progress" || r.kind === "load-start") return;
           got.push(r);
           if (until.includes(r.kind) && --count === 0) { child.off("message", onMsg); resolve(got); }
         };
@@ -314,13 +314,21 @@ try {
     }
     const pids = new Map([...cluster.processes].map(([name, p]) => [name, p.child.pid!]));
     pids.set("load generator", cw.child.pid!);
-    const ticksBefore = new Map([...pids].map(([name, pid]) => [name, cpuTicks(pid)]));
-    const cassandraBefore = await cassandraCounts();
+    // Counted from when the load starts: connecting the run's sessions and their catch-up are not a message's cost.
+    let ticksBefore = new Map<string, number>();
+    let cassandraBefore: Promise<CassandraCounts> = Promise.resolve({ requests: {}, statements: 0, byStatement: {} });
+    const onLoadStart = (r: WorkerReport) => {
+      if (r.kind !== "load-start") return;
+      ticksBefore = new Map([...pids].map(([name, pid]) => [name, cpuTicks(pid)]));
+      cassandraBefore = cassandraCounts();
+    };
+    cw.child.on("message", onLoadStart);
     const [cpuStep] = (await withTimeout(cw.run({ cmd: "pairs", url: wsUrl, pairs, steps: [{ rate: cpuRate, seconds: cpuSeconds }], textBytes: 1024, relay: false }, ["step"]), 120_000, "cpu")) as StepResult[];
+    cw.child.off("message", onLoadStart);
     const microsPerMessage: Record<string, number> = {};
     for (const [name, pid] of pids) microsPerMessage[name] = Math.round(((cpuTicks(pid) - ticksBefore.get(name)!) * 10_000) / Math.max(1, cpuStep!.delivered));
     cw.child.kill();
-    results.cpu = { rate: cpuRate, seconds: cpuSeconds, delivered: cpuStep!.delivered, microsPerMessage, cassandra: perMessage(cassandraBefore, await cassandraCounts(), cpuStep!.delivered) };
+    results.cpu = { rate: cpuRate, seconds: cpuSeconds, delivered: cpuStep!.delivered, microsPerMessage, cassandra: perMessage(await cassandraBefore, await cassandraCounts(), cpuStep!.delivered) };
     if (results.cpu.cassandra) log(`  Cassandra per 1:1 message (acks and receipts included): ${results.cpu.cassandra.requests} requests, ${results.cpu.cassandra.statements} statements, ${results.cpu.cassandra.paxos} Paxos rounds (${JSON.stringify(results.cpu.cassandra.byKind)})`);
     log(`  CPU µs per delivered message at ${cpuRate}/s: ${Object.entries(microsPerMessage).map(([k, v]) => `${k} ${v}`).join(", ")}`);
     const w = worker();

@@ -27,6 +27,8 @@ export type WorkerReport =
   | { kind: "group"; deliveries: number; messages: number; p50: number; p99: number; allDevicesP50: number; allDevicesP99: number }
   | { kind: "attack"; sends: number; sendsAccepted: number; sendsRefused: number; logins: number; loginsRefused: number }
   | { kind: "ready" }
+  /** A pairs run's sessions are connected and caught up: its load starts now. */
+  | { kind: "load-start" }
   | { kind: "error"; message: string };
 
 /** Sends this worker process has made, over all its runs (see the pairs run). */
@@ -151,6 +153,7 @@ async function pairs(c: Extract<WorkerCommand, { cmd: "pairs" }>): Promise<void>
   // Numbers go on across runs of this process: a run that started again from 1 would send the
   // client_msg_ids of the last one, and the store would answer them as duplicates (nothing new stored).
   let seq = sentSoFar;
+  send({ kind: "load-start" });
   for (const step of c.steps) {
     hist = build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000, numberOfSignificantValueDigits: 3 });
     delivered = 0;
