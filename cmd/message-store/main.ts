@@ -5,6 +5,7 @@ import { serve, service } from "../../internal/grpc/serve.js";
 import { Logger } from "../../internal/log/logger.js";
 import { runUntilSignal } from "../../internal/run/lifecycle.js";
 import { startTelemetry } from "../../internal/telemetry/telemetry.js";
+import type { Leadership } from "../../internal/discovery/discovery.js";
 import { openDiscovery } from "../../internal/discovery/factory.js";
 import { openStore, storeHasOneWriter, syncLogRetentionSeconds } from "../../internal/store/factory.js";
 import { startLogTrimmer } from "../../internal/store/log-trimmer.js";
@@ -17,14 +18,15 @@ const log = new Logger("message-store", undefined, { instance: config.instanceId
 await runUntilSignal("message-store", log, config.shutdownTimeoutMs, async () => {
   const telemetry = startTelemetry("message-store", config.instanceId, config.metricsPort, log);
   const { discovery } = await openDiscovery(config, log);
+  let leadership: Leadership | undefined;
   if (storeHasOneWriter(config)) {
     // One instance writes the message log (docs/cassandra-log.md); the others wait as standbys,
     // out of discovery, until the leader's lease goes.
     log.info("waiting to lead the message log");
-    await discovery.lead("message-log", config.instanceId, () => exitForStandby(log, "lost the message log's election (lease expired)"));
+    leadership = await discovery.lead("message-log", config.instanceId, () => exitForStandby(log, "lost the message log's election (lease expired)"));
   }
   const store = await openStore(config, (err) => log.warn("history cache unavailable; reading the store", { err }),
-    () => exitForStandby(log, "another instance took the message log"));
+    () => exitForStandby(log, "another instance took the message log"), leadership);
   const trimmer = startLogTrimmer(store, syncLogRetentionSeconds(), log);
   const server = await serve(config, "message-store", port, log, [service(MessageStoreServiceService, storeService(store))]);
   await discovery.register("message-store", { id: config.instanceId, address: `${config.advertiseHost}:${server.port}` });

@@ -1,5 +1,5 @@
 import type { CommonConfig } from "../config/config.js";
-import type { Discovery, Instance, ServiceKind } from "./discovery.js";
+import type { Discovery, Instance, Leadership, ServiceKind } from "./discovery.js";
 
 /**
  * Fixed address lists from the config (CHAT_ADDRS, STORE_ADDRS, ...): the
@@ -33,7 +33,10 @@ export class StaticDiscovery implements Discovery {
   }
 
   async register(): Promise<void> {}
-  async lead(): Promise<void> {}
+  /** One process per service by configuration, which nothing here can check: it vouches for no time. */
+  async lead(): Promise<Leadership> {
+    return { heldUntil: () => 0 };
+  }
   async deregister(): Promise<void> {}
   async close(): Promise<void> {}
 }

@@ -37,8 +37,18 @@ export interface Discovery {
    * processes that ask for it (an election; a fixed discovery has one process per service, so at
    * once). `onLost` is called if it loses it (its lease expired): another may hold it by then.
    */
-  lead(name: string, candidate: string, onLost: () => void): Promise<void>;
+  lead(name: string, candidate: string, onLost: () => void): Promise<Leadership>;
   /** Leaves the set first thing on drain, so peers stop sending new work here. */
   deregister(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** An election won. */
+export interface Leadership {
+  /**
+   * A `performance.now()` time before which no other process can have been elected, or 0 when
+   * the discovery cannot vouch for any (a fixed one, which cannot stop a second process started
+   * by mistake). The message log skips its per-tick fence read while it holds (docs/cassandra-log.md).
+   */
+  heldUntil(): number;
 }

@@ -60,4 +60,43 @@ describe("LogLeader", () => {
     await drain();
     expect(() => leader.loaded("k")).toThrowError(expect.objectContaining({ code: ErrorCode.ERROR_CODE_UNAVAILABLE }));
   });
+
+  // The fence read keeps a deposed leader from answering; while the election's lease vouches that
+  // no other leader can exist yet, it is a round trip per tick for nothing.
+  it("reads its fence after a tick's intent only once its lease no longer vouches, and is deposed by what it reads", async () => {
+    let heldUntil = performance.now() + 60_000;
+    let fenceEpoch = 1;
+    let created = false;
+    const queries: string[] = [];
+    const client = {
+      execute(query: string): Promise<unknown> {
+        queries.push(query);
+        // No fence until the takeover creates it (epoch 1); then whatever the test says it shows.
+        if (/INSERT INTO \S+\.log_leader/.test(query)) created = true;
+        const row = created && /^SELECT epoch FROM \S+\.log_leader/.test(query) ? { epoch: fenceEpoch } : undefined;
+        return Promise.resolve({ first: () => row, wasApplied: () => true, rows: row ? [row] : [], pageState: null });
+      },
+    } as unknown as cassandra.Client;
+    const failures: string[] = [];
+    const leader = await LogLeader.takeOver(client, "ks", { legacyHead: async () => 0, onFailed: (f) => failures.push(f.kind), heldUntil: () => heldUntil });
+    if (!(leader instanceof LogLeader)) throw new Error("the fake keyspace has no other leader");
+    const fenceReads = () => queries.filter((q) => /^SELECT epoch FROM \S+\.log_leader/.test(q)).length;
+    const readsAtStart = fenceReads();
+    const tick = async (v: number) => {
+      const h = await leader.head("k");
+      h.assigned = v;
+      return leader.submit([{ query: "UPDATE ks.messages", params: [] }], new Map([["k", v]]));
+    };
+    await tick(1);
+    await tick(2);
+    expect(fenceReads() - readsAtStart).toBe(0);
+    heldUntil = performance.now() - 1;
+    await tick(3);
+    expect(fenceReads() - readsAtStart).toBe(1);
+    // Another leader moved the fence meanwhile: the next tick is refused, retryable, and the leader is deposed.
+    fenceEpoch = 2;
+    const refused = await tick(4).then(() => undefined, (err: { code?: ErrorCode }) => err.code);
+    expect(refused).toBe(ErrorCode.ERROR_CODE_UNAVAILABLE);
+    expect(failures).toEqual(["deposed"]);
+  });
 });

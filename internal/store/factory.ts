@@ -1,6 +1,7 @@
 import path from "node:path";
 import fs from "node:fs";
 import type { CommonConfig } from "../config/config.js";
+import type { Leadership } from "../discovery/discovery.js";
 import { bool, int, oneOf, str, unknownChoice } from "../config/env.js";
 import { PgliteSqlClient } from "./sql-pglite.js";
 import { PostgresSqlClient } from "./sql-postgres.js";
@@ -57,16 +58,16 @@ export function syncLogRetentionSeconds(): number {
  * lose anything, so in a deployment it gets a Redis of its own that evicts and never persists,
  * apart from the one that holds presence and limits (mesh/k8s/infra.yaml, docs/production.md).
  */
-export async function openStore(config: CommonConfig, onError: (err: unknown) => void = () => {}, onDeposed: () => void = () => {}): Promise<Store> {
+export async function openStore(config: CommonConfig, onError: (err: unknown) => void = () => {}, onDeposed: () => void = () => {}, leadership?: Leadership): Promise<Store> {
   const backend = storeBackend(config);
-  const store = instrumentStore(await openBackend(config, onDeposed), backend);
+  const store = instrumentStore(await openBackend(config, onDeposed, leadership), backend);
   if (oneOf("HISTORY_CACHE", config.profile === "embedded" ? "off" : "redis", ["off", "redis"] as const) === "off") return store;
   const recent = new RecentMessages(str("HISTORY_CACHE_REDIS_URL", config.redisUrl), config.redisPrefix, int("HISTORY_CACHE_SIZE", 200, 1, 10_000), int("HISTORY_CACHE_TTL_S", 86_400, 1), onError);
   // The cache's own latency is labelled apart from the backend it fronts.
   return instrumentStore(new CachedStore(store, recent), `${backend}+cache`);
 }
 
-async function openBackend(config: CommonConfig, onDeposed: () => void): Promise<Store> {
+async function openBackend(config: CommonConfig, onDeposed: () => void, leadership: Leadership | undefined): Promise<Store> {
   const backend = storeBackend(config);
   switch (backend) {
     case "sqlite": {
@@ -95,6 +96,7 @@ async function openBackend(config: CommonConfig, onDeposed: () => void): Promise
           // CASSANDRA_REPLICATION_FACTOR is the older name of a plain factor.
           replication: str("CASSANDRA_REPLICATION", str("CASSANDRA_REPLICATION_FACTOR", "1")),
           onDeposed,
+          heldUntil: leadership && (() => leadership.heldUntil()),
           logRetentionSeconds: syncLogRetentionSeconds(),
         });
       } catch (err) {

@@ -99,6 +99,11 @@ export interface CassandraStoreOptions {
   logRetentionSeconds?: number;
   /** Pointers the leader keeps in memory (MAX_POINTERS unless set; tests set a tiny bound to make it evict). */
   maxPointers?: number;
+  /**
+   * Until when (performance.now()) no other instance can have been elected to lead the log: the
+   * election's Leadership.heldUntil. Without it the leader reads its fence every tick.
+   */
+  heldUntil?: () => number;
 }
 
 /** A Cassandra client with the store's defaults: LOCAL_QUORUM, LOCAL_SERIAL, prepared statements. */
@@ -595,6 +600,7 @@ export class CassandraStore implements Store {
       from,
       legacyHead: (key) => this.legacyHead(key),
       onFailed: (f) => this.leaderFailed(leader, f),
+      heldUntil: this.options.heldUntil,
     });
     if ("takenBy" in taken) return taken.takenBy;
     const leader = taken;

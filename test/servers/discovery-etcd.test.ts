@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { Etcd3 } from "etcd3";
+import { Etcd3, type Campaign } from "etcd3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EtcdDiscovery } from "../../internal/discovery/discovery-etcd.js";
+import { campaignLease, EtcdDiscovery } from "../../internal/discovery/discovery-etcd.js";
 import { EtcdKeyspace } from "../../internal/discovery/etcd-keyspace.js";
 import type { Instance } from "../../internal/discovery/discovery.js";
 import { Logger } from "../../internal/log/logger.js";
@@ -29,6 +29,31 @@ describe("etcd discovery and leases (real etcd)", () => {
     for (const d of opened) await d.close().catch(() => {});
     await raw.delete().prefix(prefix).exec();
     raw.close();
+  });
+
+  it("a leader's lease vouches for a time before which no other candidate is elected", async () => {
+    const a = await open();
+    const b = await open();
+    const won = await a.lead("log-vouch", "a", () => {});
+    await waitFor("a keepalive answered", () => won.heldUntil() > performance.now());
+    const vouched = won.heldUntil();
+    // a goes silent without resigning: its campaign's lease stops its keepalives and revokes
+    // nothing, as a process cut off or killed.
+    const [campaign] = (a as unknown as { campaigns: Campaign[] }).campaigns;
+    (campaignLease(campaign!) as unknown as { close(): void }).close();
+    await b.lead("log-vouch", "b", () => {});
+    const electedAt = performance.now();
+    expect(electedAt).toBeGreaterThanOrEqual(vouched);
+    // And not by a hair only: etcd held the key about a lease time past a's last keepalive.
+    expect(electedAt - vouched).toBeLessThan(10_000);
+  });
+
+  it("a leader that resigns vouches for nothing from then on", async () => {
+    const a = await open();
+    const won = await a.lead("log-resign", "a", () => {});
+    await waitFor("a keepalive answered", () => won.heldUntil() > performance.now());
+    await a.close();
+    expect(won.heldUntil()).toBe(0);
   });
 
   it("sees instances join and leave through its watch", async () => {
