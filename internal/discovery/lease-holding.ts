@@ -15,8 +15,8 @@ export const MAX_CLOCK_RATE_DRIFT = 0.05;
  * `release()` first).
  *
  * Answers are matched to the oldest request still unanswered: should an answer ever be missing,
- * the next one is credited to an earlier request, so the time only comes out earlier (safe). A
- * broken stream drops what it had asked.
+ * the next one is credited to an earlier request, so the time only comes out earlier (safe).
+ * Once a keepalive stream breaks, it vouches for nothing any more (see the constructor).
  */
 export class LeaseHolding {
   private readonly fired: number[] = [];
@@ -31,7 +31,11 @@ export class LeaseHolding {
       if (sent === undefined || !(ttl > 0) || this.released) return;
       this.until = Math.max(this.until, sent + ttl * 1000 * (1 - MAX_CLOCK_RATE_DRIFT));
     });
-    for (const gone of ["keepaliveFailed", "keepaliveEstablished"]) lease.on(gone, () => { this.fired.length = 0; });
+    // A broken keepalive stream may still deliver an answer after the next stream's request has
+    // fired (etcd3 ends the old stream but keeps listening to it), and the answer does not say which
+    // request it is for: credited to the new one, it would vouch for a lapse later than etcd's. So
+    // after a break nothing is vouched for again: the log reads its fence every tick, as without a lease.
+    lease.on("keepaliveFailed", () => this.release());
     lease.on("lost", () => this.release());
   }
 
