@@ -298,7 +298,12 @@ export class CassandraStore implements Store {
       await Promise.all(list.map(async (c) => {
         await this.overlay(c);
         c.readSeq = c.members.find((m) => m.userId === userId)?.readSeq ?? 0;
-        // A message deleted for everyone is no longer there to read.
+        // A message deleted for everyone is no longer there to read; with nothing past the
+        // pointer there is nothing to count (most of a list, on most connects).
+        if (c.lastSeq <= c.readSeq) {
+          c.unread = 0;
+          return;
+        }
         const deleted = await this.client.execute(this.cql.deletedAfter, [c.id, c.readSeq], { isIdempotent: true });
         c.unread = Math.max(0, c.lastSeq - c.readSeq - num(deleted.first()?.["n"]));
       }));
@@ -879,12 +884,15 @@ export class CassandraStore implements Store {
 
   /** Overlays the committed last seq and the pointers on a directory snapshot. */
   private async overlay(c: Conversation): Promise<void> {
+    // Only this leader writes pointers, so those it holds are the newest there are: the
+    // conversation's row is read only when some member's pointer is not in memory.
+    const held = c.members.every((m) => this.pointers.has(pointerKey(c.id, m.userId)));
     const [head, ptrs] = await Promise.all([
       this.log().head(convKey(c.id)),
-      this.client.execute(this.cql.pointersOf, [c.id], { isIdempotent: true }),
+      held ? undefined : this.client.execute(this.cql.pointersOf, [c.id], { isIdempotent: true }),
     ]);
     c.lastSeq = head.committed;
-    const byUser = new Map(ptrs.rows.map((r) => [r["user_id"] as string, { delivered: num(r["delivered_seq"]), read: num(r["read_seq"]) }]));
+    const byUser = new Map((ptrs?.rows ?? []).map((r) => [r["user_id"] as string, { delivered: num(r["delivered_seq"]), read: num(r["read_seq"]) }]));
     for (const m of c.members) {
       const p = this.pointers.get(pointerKey(c.id, m.userId)) ?? byUser.get(m.userId);
       m.deliveredSeq = Math.min(p?.delivered ?? 0, c.lastSeq);

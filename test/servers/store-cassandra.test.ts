@@ -377,6 +377,38 @@ describe("Cassandra store specifics", () => {
     }
   });
 
+  it("lists a user's conversations with no Cassandra read for one whose members' pointers it holds and that has nothing unread", async () => {
+    const asked: string[] = [];
+    class Recorder extends RequestTrackerBase {
+      override onSuccess(_host: unknown, query: string | Array<{ query: string }>): void { asked.push(typeof query === "string" ? query : "batch"); }
+    }
+    const client = new cassandra.Client({ contactPoints: env("CASSANDRA_CONTACT_POINTS").split(","), localDataCenter: DC, requestTracker: new Recorder(),
+      queryOptions: { prepare: true, consistency: cassandra.types.consistencies.localQuorum, serialConsistency: cassandra.types.consistencies.localSerial } });
+    const s = await CassandraStore.open(new PostgresSqlClient(backend.url()), client, { keyspace: KEYSPACE, localDc: DC, messagesPerBucket: MESSAGES_PER_BUCKET, logEntriesPerBucket: LOG_ENTRIES_PER_BUCKET });
+    try {
+      const [a, b] = await users(s, "lc-a", "lc-b");
+      const read = (await group(s, [a!, b!])).conversation;
+      const unread = (await group(s, [a!, b!])).conversation;
+      await s.append([{ conversationId: read.id, baseSeq: 0, memberIds: [a!.id, b!.id], messages: [msg(a!, "lc1")] }]);
+      await s.append([{ conversationId: unread.id, baseSeq: 0, memberIds: [a!.id, b!.id], messages: [msg(a!, "lc2"), msg(a!, "lc3")] }]);
+      await s.updatePointers(read.id, b!.id, 1, 1);
+      await s.updatePointers(unread.id, b!.id, 1, 0);
+      asked.length = 0;
+      const list = await s.listConversations(b!.id);
+      expect(list.find((c) => c.id === read.id)).toMatchObject({ lastSeq: 1, readSeq: 1, unread: 0 });
+      expect(list.find((c) => c.id === unread.id)).toMatchObject({ lastSeq: 2, readSeq: 0, unread: 2 });
+      // Both conversations' pointers are in the leader's memory (it wrote them); only the one with
+      // something unread needs its deletions counted.
+      expect(asked.filter((q) => /\.pointers\b/.test(q))).toEqual([]);
+      expect(asked.filter((q) => q.includes("deleted_messages"))).toHaveLength(1);
+      // Deleted for everyone, an unread message no longer counts.
+      await s.changeMessage({ conversationId: unread.id, seq: 2, actorId: a!.id, atMs: Date.now(), edit: false, text: "", editWindowMs: 0, maxEdits: 0, forEveryone: true, deleteWindowMs: 3_600_000 });
+      expect((await s.listConversations(b!.id)).find((c) => c.id === unread.id)).toMatchObject({ unread: 1 });
+    } finally {
+      await s.close();
+    }
+  });
+
   it("answers a head check from the leader's memory, with one read of a mark for a user it has not seen", async () => {
     const asked: string[] = [];
     class Recorder extends RequestTrackerBase {
