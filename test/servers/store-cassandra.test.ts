@@ -377,7 +377,8 @@ describe("Cassandra store specifics", () => {
     }
   });
 
-  it("lists a user's conversations with no Cassandra read for one whose members' pointers it holds and that has nothing unread", async () => {
+  /** A store whose Cassandra client records the text of every statement it sends ("batch" for a batch). */
+  const recordingStore = async () => {
     const asked: string[] = [];
     class Recorder extends RequestTrackerBase {
       override onSuccess(_host: unknown, query: string | Array<{ query: string }>): void { asked.push(typeof query === "string" ? query : "batch"); }
@@ -385,6 +386,11 @@ describe("Cassandra store specifics", () => {
     const client = new cassandra.Client({ contactPoints: env("CASSANDRA_CONTACT_POINTS").split(","), localDataCenter: DC, requestTracker: new Recorder(),
       queryOptions: { prepare: true, consistency: cassandra.types.consistencies.localQuorum, serialConsistency: cassandra.types.consistencies.localSerial } });
     const s = await CassandraStore.open(new PostgresSqlClient(backend.url()), client, { keyspace: KEYSPACE, localDc: DC, messagesPerBucket: MESSAGES_PER_BUCKET, logEntriesPerBucket: LOG_ENTRIES_PER_BUCKET });
+    return { asked, s };
+  };
+
+  it("lists a user's conversations with no Cassandra read for one whose members' pointers it holds and that has nothing unread", async () => {
+    const { asked, s } = await recordingStore();
     try {
       const [a, b] = await users(s, "lc-a", "lc-b");
       const read = (await group(s, [a!, b!])).conversation;
@@ -410,13 +416,7 @@ describe("Cassandra store specifics", () => {
   });
 
   it("answers a head check from the leader's memory, with one read of a mark for a user it has not seen", async () => {
-    const asked: string[] = [];
-    class Recorder extends RequestTrackerBase {
-      override onSuccess(_host: unknown, query: string | Array<{ query: string }>): void { asked.push(typeof query === "string" ? query : "batch"); }
-    }
-    const client = new cassandra.Client({ contactPoints: env("CASSANDRA_CONTACT_POINTS").split(","), localDataCenter: DC, requestTracker: new Recorder(),
-      queryOptions: { prepare: true, consistency: cassandra.types.consistencies.localQuorum, serialConsistency: cassandra.types.consistencies.localSerial } });
-    const s = await CassandraStore.open(new PostgresSqlClient(backend.url()), client, { keyspace: KEYSPACE, localDc: DC, messagesPerBucket: MESSAGES_PER_BUCKET, logEntriesPerBucket: LOG_ENTRIES_PER_BUCKET });
+    const { asked, s } = await recordingStore();
     try {
       const [a, b] = await users(s, "hc-a", "hc-b");
       const conv = (await group(s, [a!, b!])).conversation;
