@@ -538,13 +538,19 @@ try {
       let loginCount = 0;
       let loginFailures = 0;
       let stop = false;
+      const phaseStart = performance.now();
+      const slowest: Array<{ atMs: number; ms: number }> = [];
       const loginLoop = (async () => {
         while (!stop) {
           const t0 = performance.now();
           // Rotating over a few addresses (a user on several networks), each well under the per-address limit.
           const address = `127.0.0.${230 + (loginCount % 20)}`;
           const { status, token } = await login(httpUrl, victim!.username, "bench password 1", address, cookie);
-          if (status === 200) logins.recordValue(Math.max(1, Math.round((performance.now() - t0) * 10)));
+          if (status === 200) {
+            logins.recordValue(Math.max(1, Math.round((performance.now() - t0) * 10)));
+            slowest.push({ atMs: Math.round(t0 - phaseStart), ms: Math.round(performance.now() - t0) });
+            slowest.sort((x, y) => y.ms - x.ms).splice(3);
+          }
           else loginFailures++;
           // Untimed: without it the logins would pass MAX_SESSIONS_PER_USER and end the session the victim sends on.
           if (token) await logout(httpUrl, token, address);
@@ -556,6 +562,8 @@ try {
       stop = true;
       await loginLoop;
       w.child.kill();
+      // When the slowest log-ins began, from the start of the phase: is the tail the attack's start, or spread?
+      if (process.env.BENCH_VERBOSE) log(`  slowest log-ins: ${slowest.map((x) => `${x.ms} ms at +${x.atMs} ms`).join(", ")}`);
       return { sendP50: step!.p50, sendP99: step!.p99, delivered: step!.delivered, sent: step!.sent, loginP50: logins.getValueAtPercentile(50) / 10, loginP99: logins.getValueAtPercentile(99) / 10, logins: loginCount, loginFailures };
     };
     const alone = await victimRun(await readyWorker());
