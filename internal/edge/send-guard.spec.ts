@@ -30,7 +30,7 @@ describe("SendGuard", () => {
   });
 
   it("the default burst always holds the largest legal message", () => {
-    expect(defaultSendBytesBurst(100_000)).toBe(2 * 1024 * 1024);
+    expect(defaultSendBytesBurst(100_000)).toBe(400_000);
     expect(defaultSendBytesBurst(1_000_000)).toBe(4_000_000);
   });
 });

@@ -6,16 +6,22 @@ export interface SendByteLimits {
   /** Bytes a second, shared by every session of the user. Default 262144 (256 KiB). */
   sendBytesPerS: number;
   /**
-   * Bytes saved up. Default the larger of 2 MiB and the largest legal message
-   * (4 bytes a code point of MAX_TEXT_LENGTH); never less than that message, which
-   * could otherwise never be sent.
+   * Bytes saved up. Default the largest legal message (4 bytes a code point of
+   * MAX_TEXT_LENGTH); never less, or that message could never be sent.
    */
   sendBytesBurst: number;
 }
 
-/** The default burst: five of the largest legal messages at once with the default MAX_TEXT_LENGTH. */
+/**
+ * The default burst: one of the largest legal messages. It was 2 MiB (five of them): an
+ * attacker's five sessions then put five long texts each ahead of everyone's small messages
+ * at every hop the moment an attack began, and a victim's send p99 rose 4.5-11x in that
+ * second; with one, 1.9-2.1x (docs/security.md, "The attack's first second"). A user who
+ * sends several long texts in a row waits about 1.5 s for each after the first (the client
+ * resends after retry_after_ms).
+ */
 export function defaultSendBytesBurst(maxTextLength: number): number {
-  return Math.max(2 * 1024 * 1024, largestTextBytes(maxTextLength));
+  return largestTextBytes(maxTextLength);
 }
 
 /** The UTF-8 size of the largest legal text: every code point takes at most 4 bytes. */

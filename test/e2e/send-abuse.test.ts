@@ -9,10 +9,10 @@ import { device, newUser, rawSession, startCluster, waitFor, warnOnFailure, type
  * sessions into 50 one-member groups, held a victim's sends up for seconds). Real processes,
  * embedded profile, default burst. The byte refill is slowed to 1,000 bytes a
  * second so that the outcome does not depend on how fast this machine is: the
- * attacker's user gets exactly the burst (2 MiB: five 400 KB messages, whichever
- * of its sessions they come from), everything past it is refused.
+ * attacker's user gets exactly the burst (one 400 KB message, the largest legal one,
+ * whichever of its sessions it comes from), everything past it is refused.
  */
-const BURST = 2 * 1024 * 1024;
+const BURST = 400_000;
 const LARGE = String.fromCodePoint(0x1f600).repeat(100_000); // 400,000 bytes, the largest legal message
 const SESSIONS = 3;
 const GROUPS = 15;
