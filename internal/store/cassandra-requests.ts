@@ -31,10 +31,31 @@ export function statementName(cql: string): string {
   return `${verb} ${table}`;
 }
 
+interface StatementLabels { kind: Exclude<CassandraRequestKind, "batch" | "lwt_batch">; name: string }
+
+/** Texts whose labels are kept; the store sends a few dozen fixed texts, so this bound is never reached by them. */
+const MAX_LABELLED = 1_000;
+const labelled = new Map<string, StatementLabels>();
+
+/**
+ * A statement's kind and name, worked out once per text: every request the store makes is
+ * counted, and running the expressions above on each would repeat the same answer.
+ */
+function labelsOf(cql: string): StatementLabels {
+  let l = labelled.get(cql);
+  if (!l) {
+    l = { kind: statementKind(cql), name: statementName(cql) };
+    if (labelled.size < MAX_LABELLED) labelled.set(cql, l);
+  }
+  return l;
+}
+
+const textOf = (q: string | { query: string }) => (typeof q === "string" ? q : q.query);
+
 /** The kind of a request as the driver's tracker sees it: one statement's text, or a batch's statements. */
 export function requestKind(query: string | ReadonlyArray<string | { query: string }>): CassandraRequestKind {
-  if (typeof query === "string") return statementKind(query);
-  return query.some((q) => statementKind(typeof q === "string" ? q : q.query) === "lwt") ? "lwt_batch" : "batch";
+  if (typeof query === "string") return labelsOf(query).kind;
+  return query.some((q) => labelsOf(textOf(q)).kind === "lwt") ? "lwt_batch" : "batch";
 }
 
 /**
@@ -54,7 +75,7 @@ export class CassandraRequestCounter extends RequestTrackerBase {
     super();
     const m = metrics.getMeter("meshchat");
     this.requests = m.createCounter("meshchat.cassandra.requests", { description: "Requests to Cassandra, by kind (read, write, lwt: a Paxos round, batch, lwt_batch, schema) and outcome" });
-    this.statements = m.createCounter("meshchat.cassandra.statements", { description: "Statements sent to Cassandra (a batch counts each of its statements), by kind" });
+    this.statements = m.createCounter("meshchat.cassandra.statements", { description: "Statements sent to Cassandra (a batch counts each of its statements), by kind and by statement (verb and table)" });
   }
 
   override onSuccess(_host: unknown, query: string | Array<{ query: string }>): void {
@@ -71,8 +92,8 @@ export class CassandraRequestCounter extends RequestTrackerBase {
     const kind = requestKind(query);
     this.requests.add(1, { "meshchat.cassandra.request.kind": kind, "meshchat.cassandra.request.outcome": outcome });
     for (const q of typeof query === "string" ? [query] : query) {
-      const cql = typeof q === "string" ? q : q.query;
-      this.statements.add(1, { "meshchat.cassandra.request.kind": statementKind(cql), "meshchat.cassandra.statement": statementName(cql) });
+      const labels = labelsOf(textOf(q));
+      this.statements.add(1, { "meshchat.cassandra.request.kind": labels.kind, "meshchat.cassandra.statement": labels.name });
     }
   }
 }
