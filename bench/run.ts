@@ -94,6 +94,16 @@ async function holdSessions(n: number, url: string, o: { tokens: string[]; devic
   };
 }
 
+/** Calls `then` the moment a worker's pairs run says its load starts (its sessions connected and caught up), once. */
+function atLoadStart(w: ReturnType<typeof worker>, then: () => void): void {
+  const onReport = (r: WorkerReport) => {
+    if (r.kind !== "load-start") return;
+    w.child.off("message", onReport);
+    then();
+  };
+  w.child.on("message", onReport);
+}
+
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms))]);
 }
@@ -103,9 +113,14 @@ function rssKB(pid: number): number {
   return m ? Number(m[1]) : 0;
 }
 
-function cpuTicks(pid: number): number {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+/** User and system CPU ticks from a /proc stat file (a process's or one of its threads'). */
+function statTicks(statFile: string): number {
+  const f = fs.readFileSync(statFile, "utf8").split(") ")[1]!.split(" ");
   return Number(f[11]) + Number(f[12]);
+}
+
+function cpuTicks(pid: number): number {
+  return statTicks(`/proc/${pid}/stat`);
 }
 
 /** CPU ticks of a JVM's JIT compiler threads (C1 and C2), or undefined when the process is not there. */
@@ -113,9 +128,7 @@ function jitTicks(pid: number): number | undefined {
   try {
     let n = 0;
     for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
-      if (!/Compiler/.test(fs.readFileSync(`/proc/${pid}/task/${t}/comm`, "utf8"))) continue;
-      const f = fs.readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8").split(") ")[1]!.split(" ");
-      n += Number(f[11]) + Number(f[12]);
+      if (/Compiler/.test(fs.readFileSync(`/proc/${pid}/task/${t}/comm`, "utf8"))) n += statTicks(`/proc/${pid}/task/${t}/stat`);
     }
     return n;
   } catch {
@@ -317,14 +330,11 @@ try {
     // Counted from when the load starts: connecting the run's sessions and their catch-up are not a message's cost.
     let ticksBefore = new Map<string, number>();
     let cassandraBefore: Promise<CassandraCounts> = Promise.resolve({ requests: {}, statements: 0, byStatement: {} });
-    const onLoadStart = (r: WorkerReport) => {
-      if (r.kind !== "load-start") return;
+    atLoadStart(cw, () => {
       ticksBefore = new Map([...pids].map(([name, pid]) => [name, cpuTicks(pid)]));
       cassandraBefore = cassandraCounts();
-    };
-    cw.child.on("message", onLoadStart);
+    });
     const [cpuStep] = (await withTimeout(cw.run({ cmd: "pairs", url: wsUrl, pairs, steps: [{ rate: cpuRate, seconds: cpuSeconds }], textBytes: 1024, relay: false }, ["step"]), 120_000, "cpu")) as StepResult[];
-    cw.child.off("message", onLoadStart);
     const microsPerMessage: Record<string, number> = {};
     for (const [name, pid] of pids) microsPerMessage[name] = Math.round(((cpuTicks(pid) - ticksBefore.get(name)!) * 10_000) / Math.max(1, cpuStep!.delivered));
     cw.child.kill();
@@ -536,23 +546,18 @@ try {
     /**
      * The victim's phase. Log-ins are timed from when its sends start (the worker's load-start),
      * not while its own load generator connects and catches up its sessions, which made a phase's
-     * first log-in its slowest even alone; `atLoadStart` starts the attack at that same moment,
+     * first log-in its slowest even alone; `onLoadStart` starts the attack at that same moment,
      * so the attack's start falls on the first timed log-in and sends.
      */
-    const victimRun = async (w: ReturnType<typeof worker>, atLoadStart: () => void = () => {}): Promise<VictimFigures> => {
+    const victimRun = async (w: ReturnType<typeof worker>, onLoadStart: () => void = () => {}): Promise<VictimFigures> => {
       const logins = build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000, numberOfSignificantValueDigits: 3 });
       let loginCount = 0;
       let loginFailures = 0;
       let stop = false;
-      const loadStarted = new Promise<void>((resolve) => {
-        const onReport = (r: WorkerReport) => {
-          if (r.kind !== "load-start") return;
-          w.child.off("message", onReport);
-          atLoadStart();
-          resolve();
-        };
-        w.child.on("message", onReport);
-      });
+      const loadStarted = new Promise<void>((resolve) => atLoadStart(w, () => {
+        onLoadStart();
+        resolve();
+      }));
       const slowest: Array<{ atMs: number; ms: number }> = [];
       let phaseStart = 0;
       const loginLoop = (async () => {

@@ -31,8 +31,12 @@ export type WorkerReport =
   | { kind: "load-start" }
   | { kind: "error"; message: string };
 
-/** Sends this worker process has made, over all its runs (see the pairs run). */
-let sentSoFar = 0;
+/**
+ * Sends this worker process has made, over all its runs: the number of the next one's ref and
+ * client_msg_id. A run that started again from 1 would send the last run's client_msg_ids, and
+ * the store would answer them as duplicates (nothing new stored).
+ */
+let sendSeq = 0;
 
 const send = (r: WorkerReport) => process.send!(r);
 const sockets: WebSocket[] = [];
@@ -150,9 +154,6 @@ async function pairs(c: Extract<WorkerCommand, { cmd: "pairs" }>): Promise<void>
     }
   }
   await sleep(500);
-  // Numbers go on across runs of this process: a run that started again from 1 would send the
-  // client_msg_ids of the last one, and the store would answer them as duplicates (nothing new stored).
-  let seq = sentSoFar;
   send({ kind: "load-start" });
   for (const step of c.steps) {
     hist = build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000, numberOfSignificantValueDigits: 3 });
@@ -170,7 +171,7 @@ async function pairs(c: Extract<WorkerCommand, { cmd: "pairs" }>): Promise<void>
           const text = `${performance.timeOrigin + performance.now()}|${pad}`;
           const ws = senders[k]!;
           if (c.relay) ws.send(text);
-          else ws.send(encode({ ref: ++seq, kind: { $case: "send", value: { conversationId: c.pairs[k]!.conversationId, clientMsgId: `b${process.pid}-${(sentSoFar = seq)}`, text } } }));
+          else ws.send(encode({ ref: ++sendSeq, kind: { $case: "send", value: { conversationId: c.pairs[k]!.conversationId, clientMsgId: `b${process.pid}-${sendSeq}`, text } } }));
           sent++;
         }
         if (sent >= total) { clearInterval(tick); resolve(); }
