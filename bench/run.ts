@@ -585,7 +585,10 @@ try {
       await loginLoop;
       w.child.kill();
       // When the slowest log-ins began, from the start of the phase: is the tail the attack's start, or spread?
-      if (process.env.BENCH_VERBOSE) log(`  slowest log-ins: ${slowest.map((x) => `${x.ms} ms at +${x.atMs} ms`).join(", ")}`);
+      if (process.env.BENCH_VERBOSE) {
+        log(`  slowest log-ins: ${slowest.map((x) => `${x.ms} ms at +${x.atMs} ms`).join(", ")}`);
+        log(`  slowest sends: ${step!.slowest.map((x) => `${x.ms} ms at +${x.atMs} ms`).join(", ")}`);
+      }
       return { sendP50: step!.p50, sendP99: step!.p99, delivered: step!.delivered, sent: step!.sent, loginP50: logins.getValueAtPercentile(50) / 10, loginP99: logins.getValueAtPercentile(99) / 10, logins: loginCount, loginFailures };
     };
     const alone = await victimRun(await readyWorker());

@@ -23,7 +23,7 @@ export type WorkerCommand =
 export type WorkerReport =
   | { kind: "progress"; done: number; total: number }
   | { kind: "sessions-ready"; count: number; ms: number; retries: number }
-  | { kind: "step"; rate: number; sent: number; delivered: number; seconds: number; p50: number; p99: number; p999: number; max: number; errors: number }
+  | { kind: "step"; rate: number; sent: number; delivered: number; seconds: number; p50: number; p99: number; p999: number; max: number; errors: number; slowest: Array<{ atMs: number; ms: number }> }
   | { kind: "group"; deliveries: number; messages: number; p50: number; p99: number; allDevicesP50: number; allDevicesP99: number }
   | { kind: "attack"; sends: number; sendsAccepted: number; sendsRefused: number; logins: number; loginsRefused: number }
   | { kind: "ready" }
@@ -125,10 +125,18 @@ async function pairs(c: Extract<WorkerCommand, { cmd: "pairs" }>): Promise<void>
   let errors = 0;
   let hist = build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000, numberOfSignificantValueDigits: 3 });
   const pad = "x".repeat(Math.max(0, c.textBytes - 20));
+  // The few slowest deliveries and when they were sent (from the step's start): is a tail spread or one moment?
+  let slowest: Array<{ atMs: number; ms: number }> = [];
+  let stepStart = 0;
   const onDelivery = (text: string) => {
     const sentAt = Number(text.slice(0, text.indexOf("|")));
     if (!Number.isFinite(sentAt)) return;
-    hist.recordValue(Math.max(1, Math.round((performance.timeOrigin + performance.now() - sentAt) * 10)));
+    const ms = performance.timeOrigin + performance.now() - sentAt;
+    hist.recordValue(Math.max(1, Math.round(ms * 10)));
+    if (slowest.length < 5 || ms > slowest[slowest.length - 1]!.ms) {
+      slowest.push({ atMs: Math.round(sentAt - performance.timeOrigin - stepStart), ms: Math.round(ms) });
+      slowest = slowest.sort((x, y) => y.ms - x.ms).slice(0, 5);
+    }
     delivered++;
   };
   for (const [i, p] of c.pairs.entries()) {
@@ -159,9 +167,11 @@ async function pairs(c: Extract<WorkerCommand, { cmd: "pairs" }>): Promise<void>
     hist = build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000, numberOfSignificantValueDigits: 3 });
     delivered = 0;
     errors = 0;
+    slowest = [];
     let sent = 0;
     const total = step.rate * step.seconds;
     const t0 = performance.now();
+    stepStart = t0;
     // Ticks of 5 ms: send what the schedule says is due, round robin over the pairs.
     await new Promise<void>((resolve) => {
       const tick = setInterval(() => {
@@ -182,7 +192,7 @@ async function pairs(c: Extract<WorkerCommand, { cmd: "pairs" }>): Promise<void>
     while (delivered < sent && performance.now() < drainUntil) await sleep(20);
     const seconds = (performance.now() - t0) / 1000;
     const q = (p: number) => hist.getValueAtPercentile(p) / 10;
-    send({ kind: "step", rate: step.rate, sent, delivered, seconds, p50: q(50), p99: q(99), p999: q(99.9), max: hist.maxValue / 10, errors });
+    send({ kind: "step", rate: step.rate, sent, delivered, seconds, p50: q(50), p99: q(99), p999: q(99.9), max: hist.maxValue / 10, errors, slowest });
   }
 }
 

@@ -33,10 +33,11 @@ export interface EdgeConfig extends SessionConfig, HttpLimitsConfig, HttpApiConf
    */
   maxFrameBytes: number;
   /**
-   * READ_BYTES_PER_S: bytes a second the edge reads from one WebSocket, with a burst of two
-   * of the largest frames. Past it the edge stops reading that socket until the debt is
-   * paid: TCP pushes back on the client, and a session firing large frames costs the edge
-   * no more than this (refusing frames already read would still cost decoding them).
+   * READ_BYTES_PER_S: bytes a second the edge reads from one user's WebSockets (a socket
+   * before its Hello has a budget of its own), with a burst of two of the largest frames.
+   * Past it the edge stops reading the socket that overspent until the debt is paid: TCP
+   * pushes back on the client, and a user firing large frames, from one session or many,
+   * costs the edge no more than this (refusing frames already read would still cost decoding them).
    * Default 524288 (512 KiB/s).
    */
   readBytesPerS: number;
@@ -66,6 +67,8 @@ const LARGE_FRAME_BYTES = 64 * 1024;
 class SessionRegistry {
   private readonly byUser = new Map<string, Set<Session>>();
   private readonly byAuthSession = new Map<string, Set<Session>>();
+  /** READ_BYTES_PER_S per user: kept while the user has a session here. */
+  private readonly readsByUser = new Map<string, TokenBucket>();
   size = 0;
 
   add(s: Session): void {
@@ -81,12 +84,19 @@ class SessionRegistry {
   remove(s: Session): void {
     const set = this.byUser.get(s.userId);
     if (set?.delete(s)) { this.size--; ChatMetrics.get().sessions.add(-1); }
-    if (set && set.size === 0) { this.byUser.delete(s.userId); ChatMetrics.get().users.add(-1); }
+    if (set && set.size === 0) { this.byUser.delete(s.userId); this.readsByUser.delete(s.userId); ChatMetrics.get().users.add(-1); }
     const auth = this.byAuthSession.get(s.authSessionId);
     if (auth?.delete(s) && auth.size === 0) this.byAuthSession.delete(s.authSessionId);
   }
   of(userId: string): Iterable<Session> {
     return this.byUser.get(userId) ?? [];
+  }
+  /** The read budget all sessions of a registered user share; `undefined` for a user with none here. */
+  readsOf(userId: string, make: () => TokenBucket): TokenBucket | undefined {
+    if (!this.byUser.has(userId)) return undefined;
+    let bucket = this.readsByUser.get(userId);
+    if (!bucket) this.readsByUser.set(userId, (bucket = make()));
+    return bucket;
   }
   /** The WebSockets opened with access tokens of one log-in session. */
   ofAuthSession(sessionId: string): Session[] {
@@ -308,11 +318,16 @@ export class EdgeServer {
     };
     // READ_BYTES_PER_S: past the budget the socket is paused, and the frames ws had already
     // read are held undecoded until the debt is paid, then handled in order at the rate.
-    const reads = new TokenBucket(this.config.readBytesPerS, 2 * this.config.maxFrameBytes);
+    // Once the session is registered the budget is its user's, shared by all the user's sessions
+    // on this edge: per session, five sessions of one user read five largest frames each at
+    // once, and that first burst was the tail of a victim's sends (docs/security.md).
+    const readBudget = () => new TokenBucket(this.config.readBytesPerS, 2 * this.config.maxFrameBytes);
+    const own = readBudget();
+    const reads = () => (session.isAuthenticated && this.sessions.readsOf(session.userId, readBudget)) || own;
     const held: Array<[Buffer, boolean]> = [];
     let resumeTimer: NodeJS.Timeout | undefined;
     const admit = (buf: Buffer, isBinary: boolean): boolean => {
-      const wait = reads.spend(buf.length);
+      const wait = reads().spend(buf.length);
       handleInTurn(buf, isBinary);
       if (wait === 0) return true;
       ws.pause();

@@ -2,9 +2,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { device, newUser, rawSession, startCluster, waitFor, warnOnFailure, type TestCluster } from "./harness.js";
 
 /**
- * The edge reads each WebSocket at READ_BYTES_PER_S at most (burst: two of the
- * largest frames), so a client firing large frames without waiting costs the
- * edge no more than that. The bound is asserted from above only (a slow machine
+ * The edge reads each user's WebSockets at READ_BYTES_PER_S at most (burst: two
+ * of the largest frames), so a client firing large frames without waiting, from
+ * one session or several, costs the edge no more than that. The bound is asserted from above only (a slow machine
  * reads less, never more), and every frame is still answered in the end.
  */
 const RATE = 8_192;
@@ -40,5 +40,32 @@ describe("inbound bytes per WebSocket (READ_BYTES_PER_S)", () => {
     await waitFor("every frame answered", () => answered() === FRAMES, 60_000);
     expect(s.frames.filter((f) => f.ref >= 100 && f.kind?.$case === "sent")).toHaveLength(FRAMES);
     s.ws.close();
+    await d.close();
+  });
+
+  it("shares one budget among a user's sessions: two sessions firing at once read no more than one", async () => {
+    const user = await newUser(c, "twohoses");
+    const d = await device(c, user);
+    const group = (await d.client.createGroup("g", [])).id;
+    const sessions = [await rawSession(c.wsUrl, user.token, "fire-a"), await rawSession(c.wsUrl, user.token, "fire-b")];
+    for (const s of sessions) await waitFor("synced", () => s.frames.some((f) => f.kind?.$case === "synced"));
+    const answered = () => sessions.reduce((n, s) => n + s.frames.filter((f) => f.ref >= 100).length, 0);
+    const t0 = Date.now();
+    for (let i = 0; i < FRAMES; i++) for (const [k, s] of sessions.entries()) s.send({ ref: 100 + i, kind: { $case: "send", value: { conversationId: group, clientMsgId: `f${k}-${i}`, text: TEXT } } });
+    await waitFor("the first answers", () => answered() > 0);
+    // One budget's burst and rate since t0, plus one frame in flight per session: with a budget
+    // per session, each read its own burst at once and the two together twice this.
+    const bound = () => Math.floor((2 * MAX_FRAME + (RATE * (Date.now() - t0)) / 1000) / TEXT.length) + sessions.length;
+    for (let k = 0; k < 5; k++) {
+      const [seen, allowed] = [answered(), bound()];
+      expect(seen).toBeLessThanOrEqual(allowed);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    await waitFor("every frame answered", () => answered() === 2 * FRAMES, 90_000);
+    for (const s of sessions) {
+      expect(s.frames.filter((f) => f.ref >= 100 && f.kind?.$case === "sent")).toHaveLength(FRAMES);
+      s.ws.close();
+    }
+    await d.close();
   });
 });
