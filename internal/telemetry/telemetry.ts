@@ -3,7 +3,8 @@ import { context, metrics, trace, TraceFlags, type Attributes, type Counter, typ
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
 import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
-import { resourceFromAttributes } from "@opentelemetry/resources";
+import { hostname } from "node:os";
+import { envDetector, processDetector, resourceFromAttributes } from "@opentelemetry/resources";
 import { PeriodicExportingMetricReader, type MetricReader } from "@opentelemetry/sdk-metrics";
 import { NodeSDK } from "@opentelemetry/sdk-node";
 import { AlwaysOffSampler, BatchSpanProcessor, SimpleSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
@@ -45,7 +46,11 @@ export function startTelemetry(service: string, instanceId: string, metricsPort:
     metricReaders.push(new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter({ url: metricsEndpoint }), exportIntervalMillis: interval, exportTimeoutMillis: Math.min(interval, 10_000) }));
   }
   const sdk = new NodeSDK({
-    resource: resourceFromAttributes({ "service.name": service, "service.namespace": "meshchat", "service.instance.id": instanceId, "service.version": VERSION }),
+    // The host's attributes are set here rather than by the SDK's host detector, whose host.id is
+    // read asynchronously: a Prometheus scrape before it settled logged an error line
+    // ("Accessing resource attributes before async attributes settled") at every start.
+    resource: resourceFromAttributes({ "service.name": service, "service.namespace": "meshchat", "service.instance.id": instanceId, "service.version": VERSION, "host.name": hostname() }),
+    resourceDetectors: [envDetector, processDetector],
     spanProcessors,
     // With no collector configured, spans are not recorded at all (context still
     // propagates): recording spans nobody exports costs CPU on every call. With
