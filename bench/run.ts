@@ -324,6 +324,14 @@ try {
         if (share < 5 || step >= 24) break;
       }
       ww.child.kill();
+    } else {
+      // The services too compile their hot paths under the first load (V8's optimising compilers
+      // run on threads of their own, counted in the process's CPU): measured cold, a quick run
+      // read 4.5 ms a message; after this warm-up, 3.3 ms (docs/performance.md, "Warm services").
+      const ww = worker();
+      children.push(ww.child);
+      await withTimeout(ww.run({ cmd: "pairs", url: wsUrl, pairs, steps: [{ rate: 250, seconds: quick ? 5 : 10 }], textBytes: 1024, relay: false }, ["step"]), 120_000, "warm-up");
+      ww.child.kill();
     }
     const pids = new Map([...cluster.processes].map(([name, p]) => [name, p.child.pid!]));
     pids.set("load generator", cw.child.pid!);
@@ -432,6 +440,9 @@ try {
       const bar = tty ? new SingleBar({ format: "  sessions [{bar}] {value}/{total}" }, Presets.shades_classic) : undefined;
       bar?.start(n, 0);
       let progress = 0;
+      // CPU of each process while the sessions connect: which one bounds the connect rate.
+      const connectPids = new Map([...cluster.processes].map(([name, p]) => [name, p.child.pid!]));
+      const connectTicks = new Map([...connectPids].map(([name, pid]) => [name, cpuTicks(pid)]));
       const t0 = Date.now();
       const edgeSessions = await holdSessions(n, wsUrl, {
         tokens: people.map((p) => p.token), devicePrefix: `cap${n}`, bare: false, timeoutMs: 10 * 60_000, what: "capacity connect",
@@ -440,6 +451,7 @@ try {
       const connectRetries = edgeSessions.retries;
       bar?.stop();
       const connectMs = Date.now() - t0;
+      log(`  CPU µs per session connected: ${[...connectPids].map(([name, pid]) => `${name} ${Math.round(((cpuTicks(pid) - connectTicks.get(name)!) * 10_000) / n)}`).join(", ")}`);
       await gc();
       const after = await debugVars(httpUrl);
       const rssAfter = rssKB(edgePid());

@@ -63,10 +63,14 @@ const EXPLAINED_OVERSIZE_BYTES = 1024 * 1024;
 /** A frame whose decoding and checks take a noticeable slice of the loop (~0.3 ms and up): one a turn per session. */
 const LARGE_FRAME_BYTES = 64 * 1024;
 
+const deviceKey = (userId: string, deviceId: string): string => `${userId}\u0000${deviceId}`;
+
 /** Sessions of this edge by user and by log-in session (the token's sid): the only state an edge keeps. */
 class SessionRegistry {
   private readonly byUser = new Map<string, Set<Session>>();
   private readonly byAuthSession = new Map<string, Set<Session>>();
+  /** By user and device: a Hello looks for its device's old session, and a user may hold thousands (bots, the bench). */
+  private readonly byDevice = new Map<string, Set<Session>>();
   /** READ_BYTES_PER_S per user: kept while the user has a session here. */
   private readonly readsByUser = new Map<string, TokenBucket>();
   size = 0;
@@ -79,6 +83,10 @@ class SessionRegistry {
     let auth = this.byAuthSession.get(s.authSessionId);
     if (!auth) this.byAuthSession.set(s.authSessionId, (auth = new Set()));
     auth.add(s);
+    const key = deviceKey(s.userId, s.deviceId);
+    let device = this.byDevice.get(key);
+    if (!device) this.byDevice.set(key, (device = new Set()));
+    device.add(s);
     this.size++;
   }
   remove(s: Session): void {
@@ -87,6 +95,13 @@ class SessionRegistry {
     if (set && set.size === 0) { this.byUser.delete(s.userId); this.readsByUser.delete(s.userId); ChatMetrics.get().users.add(-1); }
     const auth = this.byAuthSession.get(s.authSessionId);
     if (auth?.delete(s) && auth.size === 0) this.byAuthSession.delete(s.authSessionId);
+    const key = deviceKey(s.userId, s.deviceId);
+    const device = this.byDevice.get(key);
+    if (device?.delete(s) && device.size === 0) this.byDevice.delete(key);
+  }
+  /** The sessions of one device of a user (more than one only while an old one closes). */
+  ofDevice(userId: string, deviceId: string): Session[] {
+    return [...(this.byDevice.get(deviceKey(userId, deviceId)) ?? [])];
   }
   of(userId: string): Iterable<Session> {
     return this.byUser.get(userId) ?? [];
@@ -235,7 +250,7 @@ export class EdgeServer {
       register: (s) => this.sessions.add(s),
       unregister: (s) => {
         this.sessions.remove(s);
-        const key = `${s.userId}\u0000${s.deviceId}`;
+        const key = deviceKey(s.userId, s.deviceId);
         const done: Promise<void> = this.gateway.presenceDisconnect(this.route(s)).catch(() => {}).finally(() => {
           if (this.disconnecting.get(key) === done) this.disconnecting.delete(key);
         });
@@ -245,8 +260,8 @@ export class EdgeServer {
       disconnected: async (userId, deviceId) => {
         // The same device's old socket may be mid-handshake (its close frame read, its "close"
         // event not yet fired): wait for it to end, so a prompt reconnect is not DEVICE_IN_USE.
-        for (const old of [...this.sessions.of(userId)]) if (old.deviceId === deviceId && old.closing) await old.ended;
-        await this.disconnecting.get(`${userId}\u0000${deviceId}`);
+        for (const old of this.sessions.ofDevice(userId, deviceId)) if (old.closing) await old.ended;
+        await this.disconnecting.get(deviceKey(userId, deviceId));
       },
       admitSend: (userId, textBytes) => this.sendGuard.admit(userId, textBytes),
       deleteAccount: async (s, password, erase) => {
