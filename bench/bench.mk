@@ -1,5 +1,5 @@
 # Benchmarks, included by the main Makefile. Results: bench/results/{latest,quick}.{md,json}.
-.PHONY: bench bench-quick bench-production capacity
+.PHONY: bench bench-quick bench-production bench-directory capacity
 
 ## bench: every scenario of docs/requirements.md ("Performance targets") on the embedded profile (< 15 minutes)
 bench: build
@@ -14,6 +14,12 @@ bench-quick: build
 bench-production: build
 	bash scripts/servers/servers.sh start
 	set -a; . scripts/servers/env.sh; set +a; node dist/bench/run.js --profile production --out bench/results/production
+
+## bench-directory: what one PostgreSQL gives the conversation list (read at every connect): starts the
+## servers (left running), writes bench/results/directory-list.json for `make capacity`
+bench-directory: build
+	bash scripts/servers/servers.sh start
+	set -a; . scripts/servers/env.sh; set +a; node dist/bench/directory-list.js
 
 ## capacity: the capacity model for 50M daily users from bench/capacity-model.yaml and the figures
 ## `make bench` measured (bench/results/latest.json); writes bench/results/capacity-model.md

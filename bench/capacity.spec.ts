@@ -37,6 +37,19 @@ describe("the capacity model", () => {
     expect(batched.find((r) => r.component === "cassandra")!.binds).toMatch(/^writes: 8.7 statements per message \(measured\)/);
   });
 
+  it("sizes PostgreSQL by the conversation lists of connects, from the directory bench's CPU per list", () => {
+    const row = (m: Parameters<typeof plan>[1]) => plan(model, m).rows.find((r) => r.component.startsWith("postgresql"))!;
+    // 50M users x 1.6 devices x 12 connects a day, at 4.3x the average: ~48k lists a second.
+    expect(row({}).load).toBe("48k conversation lists/s");
+    expect(row({}).source).toBe("assumed");
+    const measured = row(mergeMeasured({}, {}, { directory: { postgresMicrosPerList: 1_000 } }));
+    expect(measured.source).toBe("measured");
+    // 1,000 lists a second per core at 60%: ~80 cores, ten 8-core nodes.
+    expect(measured.instances).toBe(10);
+    expect(measured.binds).toMatch(/read replicas/);
+    expect(row({ directory: { postgresMicrosPerList: 10 } }).instances).toBe(1);
+  });
+
   it("sizes edges by memory per session when that binds first", () => {
     const fat = plan(model, { capacity: [{ sessions: 19_000, rssPerSessionKB: 200, idleCpuPercent: 10 }] }).rows.find((r) => r.component === "edge")!;
     expect(fat.binds).toMatch(/^memory/);

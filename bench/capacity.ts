@@ -15,13 +15,13 @@ import YAML from "yaml";
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 export interface Model {
-  users: { dau: number; messagesPerUserPerDay: number; peakToAverage: number; devicesPerUser: number; onlineShareAtPeak: number };
+  users: { dau: number; messagesPerUserPerDay: number; peakToAverage: number; devicesPerUser: number; onlineShareAtPeak: number; connectsPerDevicePerDay: number };
   traffic: { groupShare: number; meanGroupSize: number; meanTextBytes: number; heartbeatIntervalS: number; receiptsPerMessage: number };
   storage: { messageRowOverheadBytes: number; syncLogEntryBytes: number; syncLogRetentionDays: number; replicationFactor: number; compressionRatio: number };
   instances: { coresPerInstance: number; targetUtilisation: number; edgeMemoryGiB: number; maxSessionsPerEdge: number };
   assumed: {
     cassandraWritesPerCorePerS: number; redisOpsPerShardPerS: number; postgresWritesPerS: number; edgeFramesPerCorePerS: number;
-    chatMessagesPerCorePerS: number; storeMessagesPerCorePerS: number; cassandraStatementsPerMessage: number;
+    chatMessagesPerCorePerS: number; storeMessagesPerCorePerS: number; cassandraStatementsPerMessage: number; postgresListsPerCorePerS: number;
   };
 }
 
@@ -32,6 +32,8 @@ export interface Measured {
   cassandra?: { statementsPerMessage?: number };
   /** What bench/run.ts writes: CPU µs per delivered 1:1 message by process, and (production) Cassandra requests per message. */
   cpu?: { microsPerMessage?: Record<string, number>; cassandra?: { requests?: number; statements?: number } };
+  /** What bench/directory-list.ts writes: PostgreSQL's CPU per conversation list. */
+  directory?: { postgresMicrosPerList?: number };
 }
 
 /** The CPU figures of a bench result, by the model's component names (the bench names processes). */
@@ -55,9 +57,10 @@ function statementsPerMessage(m: Measured): number | undefined {
  * them: 50M daily users run the production profile (mTLS, etcd, Cassandra), whose CPU per
  * message and Cassandra requests are the ones to size it with.
  */
-export function mergeMeasured(embedded: Measured, production: Measured): Measured {
+export function mergeMeasured(embedded: Measured, production: Measured, directory: Measured = {}): Measured {
   return {
     ...embedded,
+    ...(directory.directory ? { directory: directory.directory } : {}),
     throughput: { cpuPerMessageUs: { ...cpuPerMessage(embedded), ...cpuPerMessage(production) } },
     cassandra: { statementsPerMessage: statementsPerMessage(production) ?? statementsPerMessage(embedded) },
   };
@@ -72,6 +75,8 @@ export interface Row {
 }
 
 const DAY_S = 86_400;
+/** Cores of a PostgreSQL node, as for Cassandra's: a primary is one machine, not a pod. */
+const POSTGRES_NODE_CORES = 8;
 
 /** One figure with where it came from. */
 function figure(measured: number | undefined, assumed: number): { value: number; source: "measured" | "assumed" } {
@@ -109,6 +114,10 @@ export function plan(m: Model, measured: Measured): { rows: Row[]; storage: Arra
   // Statements per message plus one sync-log write per entry beyond the two of a 1:1.
   const cassandraWritesPerS = peakMessagesPerS * statements.value + peakEntriesPerS;
   const redisOpsPerS = heartbeatsPerS + peakEntriesPerS * 0.1; // presence beats, plus the recent-history cache's writes
+  // Each connect lists the device's conversations (two PostgreSQL queries): the directory read that grows with traffic.
+  const peakListsPerS = ((u.dau * u.devicesPerUser * u.connectsPerDevicePerDay) / DAY_S) * u.peakToAverage;
+  const listRate = perCore(measured.directory?.postgresMicrosPerList, m.assumed.postgresListsPerCorePerS);
+  const postgresNodes = Math.max(1, Math.ceil(cores(peakListsPerS, listRate.value) / POSTGRES_NODE_CORES));
   const rows: Row[] = [
     {
       component: "edge",
@@ -129,6 +138,13 @@ export function plan(m: Model, measured: Measured): { rows: Row[]; storage: Arra
     },
     { component: "redis (shards)", load: `${fmt(redisOpsPerS)} ops/s`, instances: Math.max(1, Math.ceil(redisOpsPerS / (m.assumed.redisOpsPerShardPerS * m.instances.targetUtilisation))), binds: "one core per shard", source: "assumed" },
     { component: "presence", load: `${fmt(heartbeatsPerS)} heartbeats/s`, instances: inst(cores(heartbeatsPerS, 50_000)), binds: "CPU: batched heartbeats", source: "assumed" },
+    {
+      component: "postgresql (directory; lists on connect)",
+      load: `${fmt(peakListsPerS)} conversation lists/s`,
+      instances: postgresNodes,
+      binds: `CPU: ${fmt(listRate.value)} lists/s per core, ${POSTGRES_NODE_CORES}-core nodes${postgresNodes > 1 ? ": a primary and read replicas (replica routing not built)" : ""}`,
+      source: listRate.source,
+    },
   ];
   // Storage: messages forever, sync logs for their retention window.
   const perYear = (bytesPerDay: number) => (bytesPerDay * 365 * m.storage.replicationFactor * m.storage.compressionRatio) / 1e12;
@@ -176,12 +192,13 @@ if (isMain) {
     .option("--model <file>", "assumptions", path.join(REPO, "bench", "capacity-model.yaml"))
     .option("--measured <file>", "what make bench measured", path.join(REPO, "bench", "results", "latest.json"))
     .option("--production <file>", "what the production bench measured (its CPU and Cassandra figures win)", path.join(REPO, "bench", "results", "production-quick.json"))
+    .option("--directory <file>", "what bench/directory-list.ts measured (PostgreSQL per conversation list)", path.join(REPO, "bench", "results", "directory-list.json"))
     .option("--dau <n>", "daily users (overrides the model)", (v) => Number(v))
     .parse()
-    .opts<{ model: string; measured: string; production: string; dau?: number }>();
+    .opts<{ model: string; measured: string; production: string; directory: string; dau?: number }>();
   const model = YAML.parse(fs.readFileSync(opts.model, "utf8")) as Model;
   if (opts.dau) model.users.dau = opts.dau;
   const read = (f: string) => (fs.existsSync(f) ? (JSON.parse(fs.readFileSync(f, "utf8")) as Measured) : {});
-  const sources = [opts.measured, opts.production].filter((f) => fs.existsSync(f)).map((f) => path.relative(REPO, f));
-  process.stdout.write(render(model, mergeMeasured(read(opts.measured), read(opts.production)), sources.join(" and ") || "(no bench results yet)"));
+  const sources = [opts.measured, opts.production, opts.directory].filter((f) => fs.existsSync(f)).map((f) => path.relative(REPO, f));
+  process.stdout.write(render(model, mergeMeasured(read(opts.measured), read(opts.production), read(opts.directory)), sources.join(", ") || "(no bench results yet)"));
 }

@@ -1,12 +1,12 @@
 import { randomBytes } from "node:crypto";
 import net from "node:net";
 import cassandra from "cassandra-driver";
-import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ErrorCode, Event, HistoryDirection, MembershipAction } from "../../gen/chat/v1/client.js";
 import { ConfigError } from "../../internal/config/env.js";
 import { ChatError } from "../../internal/errors/chat-error.js";
 import { PostgresSqlClient } from "../../internal/store/sql-postgres.js";
+import { createDatabase } from "../support/postgres-database.js";
 import { LogLeader } from "../../internal/store/cassandra-leader.js";
 import { RequestTrackerBase } from "../../internal/store/cassandra-requests.js";
 import { CassandraStore, type CassandraStoreOptions, createCassandraClient } from "../../internal/store/store-cassandra.js";
@@ -29,26 +29,6 @@ const env = (k: string) => {
 const RUN = randomBytes(4).toString("hex");
 const MESSAGES_PER_BUCKET = 4;
 const LOG_ENTRIES_PER_BUCKET = 5;
-let uniq = 0;
-
-async function createDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
-  const name = `meshchat_test_${RUN}_${++uniq}`;
-  const admin = new pg.Client({ connectionString: env("POSTGRES_URL") });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(env("POSTGRES_URL"));
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: env("POSTGRES_URL") });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
-}
 
 const cassClient = () => createCassandraClient(env("CASSANDRA_CONTACT_POINTS").split(","), env("CASSANDRA_LOCAL_DC"));
 
