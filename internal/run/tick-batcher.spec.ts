@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { TickBatcher } from "./tick-batcher.js";
 
 describe("TickBatcher", () => {
@@ -28,5 +28,23 @@ describe("TickBatcher", () => {
     const b = new TickBatcher(async (items: number[]) => items.slice(1));
     const settled = await Promise.allSettled([b.call(1), b.call(2)]);
     expect(settled.map((s) => s.status)).toEqual(["fulfilled", "rejected"]);
+  });
+
+  it("with a window, gathers the calls of that many milliseconds, over several ticks, into one batch", async () => {
+    vi.useFakeTimers();
+    try {
+      const batches: number[][] = [];
+      const b = new TickBatcher(async (items: number[]) => { batches.push(items); return items; }, 1_000, 50);
+      const first = b.call(1);
+      await vi.advanceTimersByTimeAsync(20);
+      const second = b.call(2);
+      await vi.advanceTimersByTimeAsync(20);
+      expect(batches).toEqual([]);
+      await vi.advanceTimersByTimeAsync(10);
+      expect(await Promise.all([first, second])).toEqual([1, 2]);
+      expect(batches).toEqual([[1, 2]]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -3,7 +3,9 @@
  * burst of sessions saying Hello at once costs one RPC per tick, not one per
  * session. `run` answers each item of a batch in order; a batch that fails
  * fails each of its calls with the same error. At most `maxBatch` items go in
- * one call; the rest go in the next.
+ * one call; the rest go in the next. With `windowMs`, a batch gathers the calls of
+ * that many milliseconds instead of one tick: for calls nobody waits on, where a
+ * tick holds too few to be worth a call of their own.
  */
 export class TickBatcher<Req, Res> {
   private pending: Array<{ req: Req; resolve(r: Res): void; reject(err: unknown): void }> = [];
@@ -12,6 +14,7 @@ export class TickBatcher<Req, Res> {
   constructor(
     private readonly run: (items: Req[]) => Promise<Res[]>,
     private readonly maxBatch = 1_000,
+    private readonly windowMs = 0,
   ) {}
 
   call(req: Req): Promise<Res> {
@@ -19,7 +22,8 @@ export class TickBatcher<Req, Res> {
       this.pending.push({ req, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
-        setImmediate(() => this.flush());
+        if (this.windowMs > 0) setTimeout(() => this.flush(), this.windowMs).unref();
+        else setImmediate(() => this.flush());
       }
     });
   }
