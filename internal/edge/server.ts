@@ -34,7 +34,7 @@ export interface EdgeConfig extends SessionConfig, HttpLimitsConfig, HttpApiConf
   maxFrameBytes: number;
   /**
    * READ_BYTES_PER_S: bytes a second the edge reads from one user's WebSockets (a socket
-   * before its Hello has a budget of its own), with a burst of two of the largest frames.
+   * before its Hello has a budget of its own), with a burst of one largest frame.
    * Past it the edge stops reading the socket that overspent until the debt is paid: TCP
    * pushes back on the client, and a user firing large frames, from one session or many,
    * costs the edge no more than this (refusing frames already read would still cost decoding them).
@@ -334,9 +334,11 @@ export class EdgeServer {
     // READ_BYTES_PER_S: past the budget the socket is paused, and the frames ws had already
     // read are held undecoded until the debt is paid, then handled in order at the rate.
     // Once the session is registered the budget is its user's, shared by all the user's sessions
-    // on this edge: per session, five sessions of one user read five largest frames each at
-    // once, and that first burst was the tail of a victim's sends (docs/security.md).
-    const readBudget = () => new TokenBucket(this.config.readBytesPerS, 2 * this.config.maxFrameBytes);
+    // on this edge, and its burst is one largest frame (a legal message never waits): with a
+    // budget of two largest frames per socket, an attacker's five sessions had ~thirty 400 KB
+    // frames read and decoded in its first moment, most of them to be refused, and that moment
+    // was the tail of a victim's sends (docs/security.md, "One read budget per user").
+    const readBudget = () => new TokenBucket(this.config.readBytesPerS, this.config.maxFrameBytes);
     const own = readBudget();
     const reads = () => (session.isAuthenticated && this.sessions.readsOf(session.userId, readBudget)) || own;
     const held: Array<[Buffer, boolean]> = [];
