@@ -231,6 +231,9 @@ describe("the web client served by the edge", () => {
     await say(h.page, "hi");
     await expect.poll(() => texts(g.page)).toEqual(["hi"]);
     expect(await g.page.getByTestId("add-member").inputValue()).toBe(names[2]!);
+    // And it keeps the focus: moved out of the page and back it lost it, and the Enter below
+    // went nowhere when a re-render came between typing and pressing it.
+    expect(await g.page.evaluate(`document.activeElement?.getAttribute("data-testid")`)).toBe("add-member");
     await g.page.getByTestId("add-member").press("Enter");
     await expect.poll(() => g.page.getByTestId("add-member").inputValue()).toBe("");
     await say(g.page, "welcome both");

@@ -513,8 +513,15 @@ function renderPane(): void {
     // So does the add-member box: a presence update or receipt must not wipe what is being typed.
     const oldForm = oldHeader?.querySelector("form.inline");
     const newForm = header.querySelector("form.inline");
+    // Moving the box out of the page takes its focus, and the next keys (Enter) went nowhere.
+    const focused = oldForm?.contains(document.activeElement) ? (document.activeElement as HTMLInputElement) : null;
+    const [start, end] = [focused?.selectionStart ?? null, focused?.selectionEnd ?? null];
     if (oldForm && newForm) newForm.replaceWith(oldForm);
     oldHeader?.replaceWith(header);
+    if (focused) {
+      focused.focus();
+      if (start !== null && end !== null) focused.setSelectionRange(start, end);
+    }
     oldList?.replaceWith(list);
     if (keep) list.scrollTop = list.scrollHeight;
     return;
