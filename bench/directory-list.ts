@@ -21,6 +21,7 @@ import { build } from "hdr-histogram-js";
 import pg from "pg";
 import { PostgresSqlClient } from "../internal/store/sql-postgres.js";
 import { SqlStore } from "../internal/store/store-sql.js";
+import { cpuTicks } from "./proc-stat.js";
 
 const USERS = 10_000;
 const DIRECT_PER_USER = 14;
@@ -33,9 +34,7 @@ function postgresTicks(): number {
   let ticks = 0;
   for (const pid of fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
     try {
-      if (fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== "postgres") continue;
-      const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-      ticks += Number(f[11]) + Number(f[12]);
+      if (fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "postgres") ticks += cpuTicks(Number(pid));
     } catch {
       // a backend that exited meanwhile
     }

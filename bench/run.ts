@@ -22,6 +22,8 @@ import { nodeSocket } from "../internal/client/node-socket.js";
 import { ensureDevCerts } from "../internal/grpc/dev-certs.js";
 import { Cluster, clusterEnv, embeddedSpecs, freePort } from "../internal/launcher/cluster.js";
 import { login, logout } from "./http-login.js";
+import { cpuTicks, statTicks } from "./proc-stat.js";
+import { keepSlowest } from "./slowest.js";
 import type { WorkerCommand, WorkerReport } from "./worker.js";
 import { sleep } from "../internal/run/sleep.js";
 
@@ -111,16 +113,6 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 function rssKB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
   return m ? Number(m[1]) : 0;
-}
-
-/** User and system CPU ticks from a /proc stat file (a process's or one of its threads'). */
-function statTicks(statFile: string): number {
-  const f = fs.readFileSync(statFile, "utf8").split(") ")[1]!.split(" ");
-  return Number(f[11]) + Number(f[12]);
-}
-
-function cpuTicks(pid: number): number {
-  return statTicks(`/proc/${pid}/stat`);
 }
 
 /** CPU ticks of a JVM's JIT compiler threads (C1 and C2), or undefined when the process is not there. */
@@ -570,7 +562,7 @@ try {
         onLoadStart();
         resolve();
       }));
-      const slowest: Array<{ atMs: number; ms: number }> = [];
+      let slowest: Array<{ atMs: number; ms: number }> = [];
       let phaseStart = 0;
       const loginLoop = (async () => {
         await loadStarted;
@@ -582,8 +574,7 @@ try {
           const { status, token } = await login(httpUrl, victim!.username, "bench password 1", address, cookie);
           if (status === 200) {
             logins.recordValue(Math.max(1, Math.round((performance.now() - t0) * 10)));
-            slowest.push({ atMs: Math.round(t0 - phaseStart), ms: Math.round(performance.now() - t0) });
-            slowest.sort((x, y) => y.ms - x.ms).splice(3);
+            slowest = keepSlowest(slowest, { atMs: Math.round(t0 - phaseStart), ms: Math.round(performance.now() - t0) }, 3);
           }
           else loginFailures++;
           // Untimed: without it the logins would pass MAX_SESSIONS_PER_USER and end the session the victim sends on.

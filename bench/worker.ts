@@ -10,6 +10,7 @@ import { build } from "hdr-histogram-js";
 import WebSocket from "ws";
 import { ClientFrame, ServerFrame } from "../gen/chat/v1/client.js";
 import { login } from "./http-login.js";
+import { keepSlowest } from "./slowest.js";
 import { sleep } from "../internal/run/sleep.js";
 
 export type WorkerCommand =
@@ -133,10 +134,7 @@ async function pairs(c: Extract<WorkerCommand, { cmd: "pairs" }>): Promise<void>
     if (!Number.isFinite(sentAt)) return;
     const ms = performance.timeOrigin + performance.now() - sentAt;
     hist.recordValue(Math.max(1, Math.round(ms * 10)));
-    if (slowest.length < 5 || ms > slowest[slowest.length - 1]!.ms) {
-      slowest.push({ atMs: Math.round(sentAt - performance.timeOrigin - stepStart), ms: Math.round(ms) });
-      slowest = slowest.sort((x, y) => y.ms - x.ms).slice(0, 5);
-    }
+    slowest = keepSlowest(slowest, { atMs: Math.round(sentAt - performance.timeOrigin - stepStart), ms: Math.round(ms) }, 5);
     delivered++;
   };
   for (const [i, p] of c.pairs.entries()) {
