@@ -50,6 +50,14 @@ describe("the capacity model", () => {
     expect(row({ directory: { postgresMicrosPerList: 10 } }).instances).toBe(1);
   });
 
+  it("reads the edge's CPU per message as CPU per frame over the frames the bench counted per message", () => {
+    const edge = (framesPerMessage?: number) => plan(model, { cpu: { microsPerMessage: { edge: 1_000 }, framesPerMessage } }).rows.find((r) => r.component === "edge")!;
+    // 1,000 µs a message of 5 frames is 200 µs a frame: 5,000 frames a second per core, a fifth of the CPU.
+    expect(edge(5)).toMatchObject({ source: "measured", binds: "CPU: 5.0k frames/s per core" });
+    expect(edge(undefined).binds).toBe("CPU: 1.0k frames/s per core");
+    expect(edge(5).instances).toBeLessThan(edge(undefined).instances / 4);
+  });
+
   it("sizes edges by memory per session when that binds first", () => {
     const fat = plan(model, { capacity: [{ sessions: 19_000, rssPerSessionKB: 200, idleCpuPercent: 10 }] }).rows.find((r) => r.component === "edge")!;
     expect(fat.binds).toMatch(/^memory/);

@@ -31,7 +31,7 @@ export interface Measured {
   throughput?: { cpuPerMessageUs?: Partial<Record<"edge" | "chat" | "store" | "presence" | "notifier", number>> };
   cassandra?: { statementsPerMessage?: number };
   /** What bench/run.ts writes: CPU µs per delivered 1:1 message by process, and (production) Cassandra requests per message. */
-  cpu?: { microsPerMessage?: Record<string, number>; cassandra?: { requests?: number; statements?: number } };
+  cpu?: { microsPerMessage?: Record<string, number>; framesPerMessage?: number; cassandra?: { requests?: number; statements?: number } };
   /** What bench/directory-list.ts writes: PostgreSQL's CPU per conversation list. */
   directory?: { postgresMicrosPerList?: number };
 }
@@ -104,7 +104,11 @@ export function plan(m: Model, measured: Measured): { rows: Row[]; storage: Arra
   const lastCapacity = measured.capacity?.at(-1);
   const rssKB = figure(lastCapacity?.rssPerSessionKB, 8);
   const sessionsPerEdgeByMemory = (m.instances.edgeMemoryGiB * 1024 * 1024) / rssKB.value;
-  const edgeFrames = perCore(cpu.edge, m.assumed.edgeFramesPerCorePerS);
+  // The bench measures the edge's CPU per message, which is several frames (the send, its Sent,
+  // the events to both users' devices, the receipt): per frame it is that over the frames the
+  // bench counted. Results from before it counted frames are read as one frame a message, as
+  // they were (which overstated the edges needed).
+  const edgeFrames = perCore(cpu.edge !== undefined ? cpu.edge / (measured.cpu?.framesPerMessage ?? 1) : undefined, m.assumed.edgeFramesPerCorePerS);
   const edgesByMemory = Math.ceil(connections / Math.min(sessionsPerEdgeByMemory, m.instances.maxSessionsPerEdge));
   const edgesByCpu = inst(cores(framesPerS + heartbeatsPerS, edgeFrames.value));
   const memoryBinds = sessionsPerEdgeByMemory < m.instances.maxSessionsPerEdge;

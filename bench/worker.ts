@@ -24,7 +24,7 @@ export type WorkerCommand =
 export type WorkerReport =
   | { kind: "progress"; done: number; total: number }
   | { kind: "sessions-ready"; count: number; ms: number; retries: number }
-  | { kind: "step"; rate: number; sent: number; delivered: number; seconds: number; p50: number; p99: number; p999: number; max: number; errors: number; slowest: Array<{ atMs: number; ms: number }> }
+  | { kind: "step"; rate: number; sent: number; delivered: number; seconds: number; p50: number; p99: number; p999: number; max: number; errors: number; slowest: Array<{ atMs: number; ms: number }>; frames: number }
   | { kind: "group"; deliveries: number; messages: number; p50: number; p99: number; allDevicesP50: number; allDevicesP99: number }
   | { kind: "attack"; sends: number; sendsAccepted: number; sendsRefused: number; logins: number; loginsRefused: number }
   | { kind: "ready" }
@@ -124,6 +124,8 @@ async function pairs(c: Extract<WorkerCommand, { cmd: "pairs" }>): Promise<void>
   const senders: WebSocket[] = [];
   let delivered = 0;
   let errors = 0;
+  /** WebSocket frames of the step both ways (sends, Sent, events, receipts): what an edge handles for a message. */
+  let frames = 0;
   let hist = build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000, numberOfSignificantValueDigits: 3 });
   const pad = "x".repeat(Math.max(0, c.textBytes - 20));
   // The few slowest deliveries and when they were sent (from the step's start): is a tail spread or one moment?
@@ -151,8 +153,9 @@ async function pairs(c: Extract<WorkerCommand, { cmd: "pairs" }>): Promise<void>
       const r = await open(c.url, i + 1);
       await hello(s, p.senderToken, `bench-s-${i}-${Date.now()}`, 0);
       await hello(r, p.recipientToken, `bench-r-${i}-${Date.now()}`, 0);
-      s.on("message", (d: Buffer) => { const f = ServerFrame.decode(d); if (f.kind?.$case === "error") errors++; });
+      s.on("message", (d: Buffer) => { frames++; const f = ServerFrame.decode(d); if (f.kind?.$case === "error") errors++; });
       r.on("message", (d: Buffer) => {
+        frames++;
         const f = ServerFrame.decode(d);
         if (f.kind?.$case === "event" && f.kind.value.kind?.$case === "message") onDelivery(f.kind.value.kind.value.text);
       });
@@ -165,6 +168,7 @@ async function pairs(c: Extract<WorkerCommand, { cmd: "pairs" }>): Promise<void>
     hist = build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000, numberOfSignificantValueDigits: 3 });
     delivered = 0;
     errors = 0;
+    frames = 0;
     slowest = [];
     let sent = 0;
     const total = step.rate * step.seconds;
@@ -181,6 +185,7 @@ async function pairs(c: Extract<WorkerCommand, { cmd: "pairs" }>): Promise<void>
           if (c.relay) ws.send(text);
           else ws.send(encode({ ref: ++sendSeq, kind: { $case: "send", value: { conversationId: c.pairs[k]!.conversationId, clientMsgId: `b${process.pid}-${sendSeq}`, text } } }));
           sent++;
+          frames++;
         }
         if (sent >= total) { clearInterval(tick); resolve(); }
       }, 5);
@@ -190,7 +195,7 @@ async function pairs(c: Extract<WorkerCommand, { cmd: "pairs" }>): Promise<void>
     while (delivered < sent && performance.now() < drainUntil) await sleep(20);
     const seconds = (performance.now() - t0) / 1000;
     const q = (p: number) => hist.getValueAtPercentile(p) / 10;
-    send({ kind: "step", rate: step.rate, sent, delivered, seconds, p50: q(50), p99: q(99), p999: q(99.9), max: hist.maxValue / 10, errors, slowest });
+    send({ kind: "step", rate: step.rate, sent, delivered, seconds, p50: q(50), p99: q(99), p999: q(99.9), max: hist.maxValue / 10, errors, slowest, frames });
   }
 }
 

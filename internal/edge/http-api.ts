@@ -57,9 +57,12 @@ export class HttpApi {
       if (url.pathname === "/healthz") return reply(state.draining ? 503 : 200, { status: state.draining ? "draining" : "ok", sessions: state.sessions });
       // Process figures for the load generator (DEBUG_ENDPOINTS=true; off by default).
       if (url.pathname === "/debug/vars" && this.config.debugEndpoints) {
-        // With node --expose-gc, ?gc=1 collects first so heap figures are live objects only.
-        const collect = (globalThis as { gc?: () => void }).gc;
-        if (url.searchParams.get("gc") === "1" && collect) { collect(); collect(); }
+        // With node --expose-gc, ?gc=1 collects first so heap figures are live objects only;
+        // ?gc=compact collects as V8 does under memory pressure (compacting, returning free pages).
+        const collect = (globalThis as { gc?: (options?: object) => void }).gc;
+        const gc = url.searchParams.get("gc");
+        if (gc === "1" && collect) { collect(); collect(); }
+        if (gc === "compact" && collect) collect({ type: "major", execution: "sync", flavor: "last-resort" });
         const m = process.memoryUsage();
         return reply(200, { sessions: state.sessions, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, cpu: process.cpuUsage() });
       }

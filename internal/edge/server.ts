@@ -6,6 +6,7 @@ import type { Route } from "../../gen/chat/internal/v1/presence.js";
 import { ErrorCode } from "../../gen/chat/v1/client.js";
 import type { HttpLimitsConfig } from "../config/http-limits.js";
 import { TokenBucket } from "./rate-limit.js";
+import { FrameIntake, type ReadBudgets } from "./frame-intake.js";
 import { ChatError } from "../errors/chat-error.js";
 import { ChatMetrics, secondsSince, unsampled } from "../telemetry/telemetry.js";
 import { startHttpServerSpan, withHttpServerSpan } from "../telemetry/http.js";
@@ -18,8 +19,8 @@ import { createHttpServer, sourceAddress } from "./http-guard.js";
 import { LoginGuard } from "./login-guard.js";
 import { SendGuard } from "./send-guard.js";
 import type { RateLimiter } from "./rate-limiter.js";
-import { decodeClientFrame, errorFrame, JSON_SUBPROTOCOL, modeOf, PROTO_SUBPROTOCOL, refOfMalformed } from "./frames.js";
-import { CLOSE, Session, type SessionConfig } from "./session.js";
+import { JSON_SUBPROTOCOL, modeOf, PROTO_SUBPROTOCOL } from "./frames.js";
+import { CLOSE, Session, type SessionConfig, type SessionHooks } from "./session.js";
 import { HttpApi, type HttpApiConfig, TRACED_ROUTES } from "./http-api.js";
 import { SessionApi } from "./session-api.js";
 
@@ -59,9 +60,6 @@ export function legalFrameBytes(maxTextLength: number): number {
 
 /** Beyond the limit, ws itself cuts the socket without a word; up to it the edge explains first. */
 const EXPLAINED_OVERSIZE_BYTES = 1024 * 1024;
-
-/** A frame whose decoding and checks take a noticeable slice of the loop (~0.3 ms and up): one a turn per session. */
-const LARGE_FRAME_BYTES = 64 * 1024;
 
 const deviceKey = (userId: string, deviceId: string): string => `${userId}\u0000${deviceId}`;
 
@@ -143,6 +141,9 @@ export class EdgeServer {
   private draining = false;
   private readonly loginGuard: LoginGuard;
   private readonly sendGuard: SendGuard;
+  /** One set of hooks and budgets for every session: per-session closures were memory an idle session paid for. */
+  private readonly sessionHooks: SessionHooks;
+  private readonly readBudgets: ReadBudgets;
   httpPort = 0;
 
   constructor(
@@ -156,6 +157,34 @@ export class EdgeServer {
     this.loginGuard = new LoginGuard(abuse.limiter, config);
     this.sendGuard = new SendGuard(abuse.limiter, config);
     const sessionApi = new SessionApi(accounts, gateway.tokens, this.loginGuard, abuse.cookies, (ids) => this.endAuthSessions(ids));
+    this.sessionHooks = {
+      register: (s) => this.sessions.add(s),
+      unregister: (s) => {
+        this.sessions.remove(s);
+        const key = deviceKey(s.userId, s.deviceId);
+        const done: Promise<void> = this.gateway.presenceDisconnect(this.route(s)).catch(() => {}).finally(() => {
+          if (this.disconnecting.get(key) === done) this.disconnecting.delete(key);
+        });
+        this.disconnecting.set(key, done);
+      },
+      route: (s) => this.route(s),
+      disconnected: async (userId, deviceId) => {
+        // The same device's old socket may be mid-handshake (its close frame read, its "close"
+        // event not yet fired): wait for it to end, so a prompt reconnect is not DEVICE_IN_USE.
+        for (const old of this.sessions.ofDevice(userId, deviceId)) if (old.closing) await old.ended;
+        await this.disconnecting.get(deviceKey(userId, deviceId));
+      },
+      admitSend: (userId, textBytes) => this.sendGuard.admit(userId, textBytes),
+      deleteAccount: async (s, password, erase) => {
+        // A stolen access token must not be a way to guess the password faster than a log-in.
+        await this.loginGuard.beforeLogin(s.address, s.username, false);
+        // No loggedIn() after it: the account is gone and its name can never log in again.
+        return this.gateway.deleteAccount({ userId: s.userId, username: s.username, sessionId: s.authSessionId }, password, erase);
+      },
+      endSessions: (ids, reason) => this.endAuthSessions(ids, reason),
+    };
+    const makeBudget = () => new TokenBucket(config.readBytesPerS, config.maxFrameBytes);
+    this.readBudgets = { make: makeBudget, ofUser: (userId) => this.sessions.readsOf(userId, makeBudget) };
     this.api = new HttpApi(config, { accounts, sessionApi, loginGuard: this.loginGuard, cookies: abuse.cookies, endSessions: (ids) => this.endAuthSessions(ids) }, () => ({ draining: this.draining, sessions: this.sessions.size }), log);
     this.wss = new WebSocketServer({
       noServer: true,
@@ -173,9 +202,17 @@ export class EdgeServer {
         socket.end(`HTTP/1.1 ${this.draining ? "503 Service Unavailable" : "404 Not Found"}\r\nConnection: close\r\n\r\n`);
         return;
       }
+      // Nothing of the request is kept once the socket is a WebSocket: a "close" listener that
+      // could see `req` kept it (headers and all, ~1 KB) for as long as the socket lived.
+      const address = sourceAddress(req.socket.remoteAddress);
       const span = startHttpServerSpan(req, "/v1/ws");
-      socket.once("close", () => span.end(400));
-      this.wss.handleUpgrade(req, socket, head, (ws) => { span.end(101); this.onSocket(ws, sourceAddress(req.socket.remoteAddress)); });
+      const refused = () => span.end(400);
+      socket.once("close", refused);
+      this.wss.handleUpgrade(req, socket, head, (ws) => {
+        socket.off("close", refused);
+        span.end(101);
+        this.onSocket(ws, address);
+      });
     });
   }
 
@@ -246,126 +283,10 @@ export class EdgeServer {
   }
 
   private onSocket(ws: WebSocket, address: string): void {
-    const session: Session = new Session(ws, modeOf(ws.protocol), this.gateway, this.config, {
-      register: (s) => this.sessions.add(s),
-      unregister: (s) => {
-        this.sessions.remove(s);
-        const key = deviceKey(s.userId, s.deviceId);
-        const done: Promise<void> = this.gateway.presenceDisconnect(this.route(s)).catch(() => {}).finally(() => {
-          if (this.disconnecting.get(key) === done) this.disconnecting.delete(key);
-        });
-        this.disconnecting.set(key, done);
-      },
-      route: (s) => this.route(s),
-      disconnected: async (userId, deviceId) => {
-        // The same device's old socket may be mid-handshake (its close frame read, its "close"
-        // event not yet fired): wait for it to end, so a prompt reconnect is not DEVICE_IN_USE.
-        for (const old of this.sessions.ofDevice(userId, deviceId)) if (old.closing) await old.ended;
-        await this.disconnecting.get(deviceKey(userId, deviceId));
-      },
-      admitSend: (userId, textBytes) => this.sendGuard.admit(userId, textBytes),
-      deleteAccount: async (s, password, erase) => {
-        // A stolen access token must not be a way to guess the password faster than a log-in.
-        await this.loginGuard.beforeLogin(address, s.username, false);
-        // No loggedIn() after it: the account is gone and its name can never log in again.
-        return this.gateway.deleteAccount({ userId: s.userId, username: s.username, sessionId: s.authSessionId }, password, erase);
-      },
-      endSessions: (ids, reason) => this.endAuthSessions(ids, reason),
-    }, this.log);
-    // Frames of one session are handled one after another, in order; how many wait is bounded.
-    let chain: Promise<void> = Promise.resolve();
-    let queued = 0;
-    let queuedBytes = 0;
-    const onFrame = (buf: Buffer, isBinary: boolean): void => {
-      if (buf.length > this.config.maxFrameBytes) {
-        session.send(errorFrame(0, new ChatError(ErrorCode.ERROR_CODE_INVALID_FRAME, `a frame of ${buf.length} bytes is over the limit of ${this.config.maxFrameBytes}`)));
-        session.close(CLOSE.tooLarge, "frame too large");
-        return;
-      }
-      let frame;
-      try {
-        frame = decodeClientFrame(buf, isBinary, modeOf(ws.protocol));
-      } catch (err) {
-        session.send(errorFrame(refOfMalformed(buf, isBinary, modeOf(ws.protocol)), ChatError.from(err)));
-        return;
-      }
-      // Sends are pipelined (ordered per conversation inside the session), and typing indicators
-      // are handled as they arrive with them: queued behind a slow request, a keystroke's indicator
-      // was handled after the message typed next, so it showed "typing…" again after that message
-      // and its throttle entry outlived the message's reset (the next keystroke was refused). Both
-      // are throttled when handled; the rest is sequential.
-      const kind = frame.kind?.$case;
-      if ((kind === "send" || kind === "typing") && session.isAuthenticated) {
-        void session.handle(frame);
-        return;
-      }
-      // A client that sends faster than its requests complete is told so, not buffered without end.
-      if (queued >= this.config.maxQueuedFrames || queuedBytes + buf.length > this.config.maxQueuedBytes) {
-        session.send(errorFrame(frame.ref, new ChatError(ErrorCode.ERROR_CODE_RATE_LIMITED, "too many frames waiting: wait for replies before sending more", { retryAfterMs: 100 })));
-        return;
-      }
-      queued++;
-      queuedBytes += buf.length;
-      chain = chain.then(() => session.handle(frame)).finally(() => { queued--; queuedBytes -= buf.length; });
-    };
-    // At most one large frame of a session per turn of the event loop: ws hands over every frame
-    // it read from a socket's data at once, and a burst of the largest legal frames (each decoded
-    // and checked) held every other socket's frames behind it for tens of milliseconds
-    // (docs/security.md, "Sends"). Small frames go on at once, as before, under the queue bounds
-    // below; a frame behind a large one waits for the next turn with it, in order.
-    // `turn` is set from a large frame's handling to the next turn; `ready` holds frames only then.
-    const ready: Array<[Buffer, boolean]> = [];
-    let turn: NodeJS.Immediate | undefined;
-    const nextTurn = (): void => {
-      turn = undefined;
-      while (ready.length > 0) {
-        const [buf, isBinary] = ready.shift()!;
-        onFrame(buf, isBinary);
-        if (buf.length >= LARGE_FRAME_BYTES) {
-          turn = setImmediate(nextTurn);
-          return;
-        }
-      }
-    };
-    const handleInTurn = (buf: Buffer, isBinary: boolean): void => {
-      ready.push([buf, isBinary]);
-      if (!turn) nextTurn();
-    };
-    // READ_BYTES_PER_S: past the budget the socket is paused, and the frames ws had already
-    // read are held undecoded until the debt is paid, then handled in order at the rate.
-    // Once the session is registered the budget is its user's, shared by all the user's sessions
-    // on this edge, and its burst is one largest frame (a legal message never waits): with a
-    // budget of two largest frames per socket, an attacker's five sessions had ~thirty 400 KB
-    // frames read and decoded in its first moment, most of them to be refused, and that moment
-    // was the tail of a victim's sends (docs/security.md, "One read budget per user").
-    const readBudget = () => new TokenBucket(this.config.readBytesPerS, this.config.maxFrameBytes);
-    const own = readBudget();
-    const reads = () => (session.isAuthenticated && this.sessions.readsOf(session.userId, readBudget)) || own;
-    const held: Array<[Buffer, boolean]> = [];
-    let resumeTimer: NodeJS.Timeout | undefined;
-    const admit = (buf: Buffer, isBinary: boolean): boolean => {
-      const wait = reads().spend(buf.length);
-      handleInTurn(buf, isBinary);
-      if (wait === 0) return true;
-      ws.pause();
-      resumeTimer = setTimeout(drainHeld, wait);
-      return false;
-    };
-    const drainHeld = (): void => {
-      resumeTimer = undefined;
-      while (held.length > 0) {
-        const [buf, isBinary] = held.shift()!;
-        if (!admit(buf, isBinary)) return;
-      }
-      ws.resume();
-    };
-    ws.on("message", (data, isBinary) => {
-      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
-      if (resumeTimer || held.length > 0) held.push([buf, isBinary]);
-      else admit(buf, isBinary);
-    });
-    // Frames already handed over (ready) are still handled, as they were when handled at once.
-    ws.on("close", (code) => { clearTimeout(resumeTimer); held.length = 0; ChatMetrics.get().disconnects.add(1, { "meshchat.close_code": code }); session.onClosed(); });
+    const session = new Session(ws, modeOf(ws.protocol), this.gateway, this.config, this.sessionHooks, this.log, address);
+    const intake = new FrameIntake(ws, session, this.config, this.readBudgets);
+    ws.on("message", (data, isBinary) => intake.read(data as Buffer, isBinary));
+    ws.on("close", (code) => { intake.closed(); ChatMetrics.get().disconnects.add(1, { "meshchat.close_code": code }); session.onClosed(); });
     ws.on("error", () => session.onClosed());
   }
 

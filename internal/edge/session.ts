@@ -11,7 +11,8 @@ import { textBytes } from "../grpc/message-size.js";
 import type { Logger } from "../log/logger.js";
 import { validateConversationId, validateDeviceId, validateMessageRef, validateSendAddress, validateText, validateUsername } from "../validation/validate.js";
 import type { MeshGateway } from "./mesh-gateway.js";
-import { CatchUp } from "./catch-up.js";
+import { CatchUp, type CatchUpIo } from "./catch-up.js";
+import type { ReadLogResponse } from "../../gen/chat/internal/v1/store.js";
 import { encodeServerFrame, errorFrame, type FrameMode } from "./frames.js";
 import { TokenBucket } from "./rate-limit.js";
 import type { SendByteLimits } from "./send-guard.js";
@@ -73,6 +74,44 @@ export const ACCOUNT_DELETED = "the account was deleted";
 
 const sessionEnded = () => new ChatError(ErrorCode.ERROR_CODE_SESSION_ENDED, "the session has ended (logged out, password changed or token reused); log in again");
 
+/** The catch-up machine's view of its session: methods, not five closures an idle session would hold. */
+class SessionCatchUpIo implements CatchUpIo {
+  constructor(private readonly session: Session, private readonly gateway: MeshGateway, private readonly ws: WebSocket) {}
+  readLog(afterPos: number, limit: number): Promise<ReadLogResponse> {
+    return this.gateway.readLog(this.session.userId, afterPos, limit);
+  }
+  logHead(): Promise<number> {
+    return this.gateway.logHead(this.session.userId);
+  }
+  emit(frame: ServerFrame, onWritten?: () => void): void {
+    this.session.send(frame, onWritten);
+  }
+  bufferedBytes(): number {
+    return this.ws.bufferedAmount;
+  }
+  end(reason: string): void {
+    this.session.close(CLOSE.retryLater, reason);
+  }
+}
+
+/** What a session asks of its edge; one object serves every session. */
+export interface SessionHooks {
+  register(s: Session): void;
+  unregister(s: Session): void;
+  route(s: Session): Route;
+  /** Resolves once this edge's disconnect of an earlier session of the device has reached presence. */
+  disconnected(userId: string, deviceId: string): Promise<void>;
+  /** Charges a send's text bytes to the user (every session of theirs); throws RATE_LIMITED past the limit. */
+  admitSend(userId: string, textBytes: number): Promise<void>;
+  /**
+   * Deletes the session's account (held to the log-in limits: a password is being checked);
+   * answers its log-in sessions, all ended now.
+   */
+  deleteAccount(s: Session, password: string, erase: boolean): Promise<string[]>;
+  /** Log-in sessions ended: refused from now on, their sockets on this edge closed. */
+  endSessions(sessionIds: string[], reason: string): void;
+}
+
 /**
  * One device's WebSocket session: Hello and its token, frame routing, rate
  * limits and each conversation's send chain. The device's cursor, and the
@@ -109,34 +148,15 @@ export class Session {
     private readonly mode: FrameMode,
     private readonly gateway: MeshGateway,
     private readonly config: SessionConfig,
-    private readonly hooks: {
-      register(s: Session): void;
-      unregister(s: Session): void;
-      route(s: Session): Route;
-      /** Resolves once this edge's disconnect of an earlier session of the device has reached presence. */
-      disconnected(userId: string, deviceId: string): Promise<void>;
-      /** Charges a send's text bytes to the user (every session of theirs); throws RATE_LIMITED past the limit. */
-      admitSend(userId: string, textBytes: number): Promise<void>;
-      /**
-       * Deletes the session's account (held to the log-in limits: a password is being checked);
-       * answers its log-in sessions, all ended now.
-       */
-      deleteAccount(s: Session, password: string, erase: boolean): Promise<string[]>;
-      /** Log-in sessions ended: refused from now on, their sockets on this edge closed. */
-      endSessions(sessionIds: string[], reason: string): void;
-    },
+    private readonly hooks: SessionHooks,
     private readonly log: Logger,
+    /** The client's address (its source address behind trusted proxies), for the log-in limits. */
+    readonly address = "",
   ) {
     this.sendBucket = new TokenBucket(config.sendRate, config.sendBurst);
     this.frameBucket = new TokenBucket(config.frameRate, config.frameBurst);
     this.helloTimer = setTimeout(() => this.close(CLOSE.helloTimeout, "no Hello in time"), config.helloTimeoutMs);
-    this.catchUp = new CatchUp({
-      readLog: (afterPos, limit) => gateway.readLog(this.userId, afterPos, limit),
-      logHead: () => gateway.logHead(this.userId),
-      emit: (frame, onWritten) => this.send(frame, onWritten),
-      bufferedBytes: () => ws.bufferedAmount,
-      end: (reason) => this.close(CLOSE.retryLater, reason),
-    }, { pageSize: config.syncPageSize, maxBufferedBytes: config.maxBufferedBytes }, this, log);
+    this.catchUp = new CatchUp(new SessionCatchUpIo(this, gateway, ws), { pageSize: config.syncPageSize, maxBufferedBytes: config.maxBufferedBytes }, this, log);
   }
 
   /** Highest sync-log position sent to this device. */
