@@ -39,7 +39,7 @@ const edgeConfig = {
   maxQueuedBytes: int("MAX_QUEUED_BYTES", 4 * 1024 * 1024, 64 * 1024),
   maxBufferedBytes: int("MAX_BUFFERED_BYTES", 8 * 1024 * 1024, 64 * 1024),
   maxTextLength,
-  syncPageSize: int("SYNC_PAGE_SIZE", 1_000, 1, 5_000),
+  syncPageSize: int("SYNC_PAGE_SIZE", 5_000, 1, 5_000),
   maxPresenceSubscriptions: int("PRESENCE_MAX_SUBSCRIPTIONS", 200, 1, 10_000),
   headCheckIntervalMs: int("HEAD_CHECK_INTERVAL_MS", 60_000, 0, 3_600_000),
   sessionCheckIntervalMs: int("SESSION_CHECK_INTERVAL_MS", 30_000, 0, 3_600_000),
