@@ -46,7 +46,7 @@ interface Results {
   profile: string;
   quick: boolean;
   capacity?: Array<{ sessions: number; connectMs: number; connectRetries: number; rssPerSessionKB: number; settledRssPerSessionKB?: number; heapPerSessionKB: number; idleCpuPercent: number; baselineRssPerSessionKB: number; extrapolated50kRssMB: number }>;
-  throughput?: { chat: StepResult[]; relay: StepResult[]; maxRateP99Under50: number; relayMaxDelivered: number; ratio: number };
+  throughput?: { chat: StepResult[]; relay: StepResult[]; maxRateP99Under50: number; maxSustainedRate?: number; relayMaxDelivered: number; ratio: number };
   /** framesPerMessage: WebSocket frames the load generator's sessions sent and received per message (the capacity model's edge divides by it). */
   cpu?: { rate: number; seconds: number; delivered: number; framesPerMessage?: number; microsPerMessage: Record<string, number>; cassandra?: CassandraCost };
   group?: { members: number; devices: number; messages: number; p50: number; p99: number; allDevicesP50: number; allDevicesP99: number; cassandra?: CassandraCost };
@@ -296,7 +296,7 @@ try {
       c.close();
       pairs.push({ senderToken: people[2 * i]!.token, recipientToken: people[2 * i + 1]!.token, conversationId: conv.id });
     }
-    const rates = quick ? [100, 250, 500, 1000] : [50, 100, 250, 500, 750, 1000, 1500, 2000];
+    const rates = quick ? [100, 250, 500, 1000] : [50, 100, 250, 500, 750, 1000, 1500, 2000, 3000, 4000];
     const relayRates = quick ? [1000, 4000, 16000] : [1000, 4000, 8000, 16000, 32000];
     const seconds = quick ? 3 : 6;
     // CPU per delivered message in each process at a fixed rate, sends, acks and receipts included
@@ -361,7 +361,11 @@ try {
     const ok = chat.filter((s) => s.p99 <= 50 && s.delivered >= s.sent * 0.99);
     const maxRate = ok.length ? Math.max(...ok.map((s) => s.delivered / s.seconds)) : 0;
     const relayMax = Math.max(...relaySteps.map((s) => s.delivered / s.seconds));
-    results.throughput = { chat, relay: relaySteps, maxRateP99Under50: Math.round(maxRate), relayMaxDelivered: Math.round(relayMax), ratio: relayMax ? maxRate / relayMax : 0 };
+    // Sustained: the highest offered rate delivered at 99% of it or more, whatever the latency (a
+    // step's seconds include its drain, so a backlog delivered late lowers its rate).
+    const sustained = chat.filter((s) => s.delivered / s.seconds >= s.rate * 0.99);
+    const maxSustainedRate = sustained.length ? Math.max(...sustained.map((s) => s.rate)) : 0;
+    results.throughput = { chat, relay: relaySteps, maxRateP99Under50: Math.round(maxRate), maxSustainedRate, relayMaxDelivered: Math.round(relayMax), ratio: relayMax ? maxRate / relayMax : 0 };
     for (const s of chat) log(`  chat  ${s.rate}/s: delivered ${Math.round(s.delivered / s.seconds)}/s p50 ${s.p50} p99 ${s.p99} p999 ${s.p999} ms`);
     for (const s of relaySteps) log(`  relay ${s.rate}/s: delivered ${Math.round(s.delivered / s.seconds)}/s p50 ${s.p50} p99 ${s.p99} ms`);
   }
@@ -646,6 +650,7 @@ if (results.throughput) {
   lines.push("", "Baseline: bare `ws` relay, same generator and frames:", "", "| offered/s | delivered/s | p50 ms | p99 ms |", "|---:|---:|---:|---:|");
   for (const s of t.relay) lines.push(`| ${s.rate} | ${Math.round(s.delivered / s.seconds)} | ${s.p50} | ${s.p99} |`);
   lines.push("", `Highest rate with p99 <= 50 ms: **${t.maxRateP99Under50}/s**; relay ceiling ${t.relayMaxDelivered}/s; ratio **${(t.ratio * 100).toFixed(1)}%** (target >= 20%).`, "");
+  if (t.maxSustainedRate !== undefined) lines.push(`Highest rate sustained (>= 99% of the offered rate delivered, any latency): **${t.maxSustainedRate}/s** (target >= 10,000/s).`, "");
 }
 if (results.cpu) {
   const c = results.cpu;

@@ -160,6 +160,12 @@ async function pairs(c: Extract<WorkerCommand, { cmd: "pairs" }>): Promise<void>
         if (f.kind?.$case === "event" && f.kind.value.kind?.$case === "message") onDelivery(f.kind.value.kind.value.text);
       });
       senders.push(s);
+      // Heartbeats, as the product's client sends them: a recipient only reads, and the edge
+      // closes a session silent for three heartbeat intervals (45 s), so without them every
+      // recipient was cut off ~45 s into a run, and the later steps' deliveries went nowhere.
+      // Not counted in `frames` (ref 0: the edge does not answer them).
+      const hb = encode({ ref: 0, kind: { $case: "heartbeat", value: {} } });
+      timers.push(setInterval(() => { for (const ws of [s, r]) if (ws.readyState === ws.OPEN) ws.send(hb); }, 15_000));
     }
   }
   await sleep(500);
