@@ -447,10 +447,11 @@ try {
       let progress = 0;
       // CPU of each process while the sessions connect: which one bounds the connect rate.
       const connectPids = new Map([...cluster.processes].map(([name, p]) => [name, p.child.pid!]));
-      const connectTicks = new Map([...connectPids].map(([name, pid]) => [name, cpuTicks(pid)]));
+      // All read once the load generators are loaded (onStart), when the clock starts.
+      const connectTicks = new Map<string, number>();
       let generatorPids: number[] = [];
       let generatorTicks: number[] = [];
-      let t0 = Date.now();
+      let t0 = 0;
       const edgeSessions = await holdSessions(n, wsUrl, {
         tokens: people.map((p) => p.token), devicePrefix: `cap${n}`, bare: false, timeoutMs: 10 * 60_000, what: "capacity connect",
         onProgress: () => bar?.update((progress += 500)),

@@ -47,6 +47,9 @@ function encode(f: Partial<ClientFrame>): Buffer {
   return Buffer.from(ClientFrame.encode(ClientFrame.create(f)).finish());
 }
 
+/** A client's heartbeat (ref 0: unanswered), as every session of the product's client sends one. */
+const HEARTBEAT = encode({ ref: 0, kind: { $case: "heartbeat", value: {} } });
+
 function open(url: string, source: number, protocol: string[] = ["meshchat.v1.proto"]): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, protocol, { perMessageDeflate: false, localAddress: `127.0.0.${1 + (source % 250)}` });
@@ -72,7 +75,7 @@ function hello(ws: WebSocket, token: string, deviceId: string, cursor = 0): Prom
 
 async function sessions(c: Extract<WorkerCommand, { cmd: "sessions" }>): Promise<void> {
   const t0 = Date.now();
-  const hb: Buffer | string = c.bare ? "hb" : encode({ ref: 0, kind: { $case: "heartbeat", value: {} } });
+  const hb: Buffer | string = c.bare ? "hb" : HEARTBEAT;
   let done = 0;
   let retries = 0;
   /**
@@ -122,6 +125,8 @@ async function sessions(c: Extract<WorkerCommand, { cmd: "sessions" }>): Promise
  */
 async function pairs(c: Extract<WorkerCommand, { cmd: "pairs" }>): Promise<void> {
   const senders: WebSocket[] = [];
+  /** Every session of the run (not the relay's bare sockets), for their heartbeats. */
+  const sockets: WebSocket[] = [];
   let delivered = 0;
   let errors = 0;
   /** WebSocket frames of the step both ways (sends, Sent, events, receipts): what an edge handles for a message. */
@@ -160,14 +165,14 @@ async function pairs(c: Extract<WorkerCommand, { cmd: "pairs" }>): Promise<void>
         if (f.kind?.$case === "event" && f.kind.value.kind?.$case === "message") onDelivery(f.kind.value.kind.value.text);
       });
       senders.push(s);
-      // Heartbeats, as the product's client sends them: a recipient only reads, and the edge
-      // closes a session silent for three heartbeat intervals (45 s), so without them every
-      // recipient was cut off ~45 s into a run, and the later steps' deliveries went nowhere.
-      // Not counted in `frames` (ref 0: the edge does not answer them).
-      const hb = encode({ ref: 0, kind: { $case: "heartbeat", value: {} } });
-      timers.push(setInterval(() => { for (const ws of [s, r]) if (ws.readyState === ws.OPEN) ws.send(hb); }, 15_000));
+      sockets.push(s, r);
     }
   }
+  // Heartbeats, as the product's client sends them: a recipient only reads, and the edge
+  // closes a session silent for three heartbeat intervals (45 s), so without them every
+  // recipient was cut off ~45 s into a run, and the later steps' deliveries went nowhere.
+  // Not counted in `frames` (ref 0: the edge does not answer them).
+  timers.push(setInterval(() => { for (const ws of sockets) if (ws.readyState === ws.OPEN) ws.send(HEARTBEAT); }, 15_000));
   await sleep(500);
   send({ kind: "load-start" });
   for (const step of c.steps) {

@@ -44,15 +44,15 @@ export interface MeshGatewayOptions {
   sessionCacheMs: number;
 }
 
+/** How long the edge gathers devices that came online before telling the notifier (a push collapse window is seconds). */
+const ONLINE_WINDOW_MS = 50;
+
 /**
  * The edge's gateway to the mesh: everything a session asks of the other
  * services, one method per client action. The edge holds no chat state: each
  * method is a gRPC call (batched per tick where many sessions ask at once),
  * with the session's user as the actor (the only identity the edge vouches for).
  */
-/** How long the edge gathers devices that came online before telling the notifier (a push collapse window is seconds). */
-const ONLINE_WINDOW_MS = 50;
-
 export class MeshGateway {
   readonly tokens: TokenVerifier;
   /** Whether the log-in session of a token is still live (asked of the store, briefly cached). */

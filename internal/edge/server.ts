@@ -285,7 +285,7 @@ export class EdgeServer {
   private onSocket(ws: WebSocket, address: string): void {
     const session = new Session(ws, modeOf(ws.protocol), this.gateway, this.config, this.sessionHooks, this.log, address);
     const intake = new FrameIntake(ws, session, this.config, this.readBudgets);
-    ws.on("message", (data, isBinary) => intake.read(data as Buffer, isBinary));
+    ws.on("message", (data, isBinary) => intake.read(data, isBinary));
     ws.on("close", (code) => { intake.closed(); ChatMetrics.get().disconnects.add(1, { "meshchat.close_code": code }); session.onClosed(); });
     ws.on("error", () => session.onClosed());
   }
