@@ -15,10 +15,11 @@ bench-production: build
 	bash scripts/servers/servers.sh start
 	set -a; . scripts/servers/env.sh; set +a; node dist/bench/run.js --profile production --out bench/results/production
 
-## bench-directory: what one PostgreSQL gives the conversation list (read at every connect): starts the
-## servers (left running), writes bench/results/directory-list.json for `make capacity`
+## bench-directory: what one PostgreSQL gives the conversation list (read at every connect), and what
+## its primary and a replica each spend when the lists go to the replica: starts PostgreSQL and its
+## standby (left running), writes bench/results/directory-list.json for `make capacity`
 bench-directory: build
-	bash scripts/servers/servers.sh start
+	bash scripts/servers/servers.sh start postgres-replica
 	set -a; . scripts/servers/env.sh; set +a; node dist/bench/directory-list.js
 
 ## capacity: the capacity model for 50M daily users from bench/capacity-model.yaml and the figures

@@ -44,10 +44,14 @@ describe("the capacity model", () => {
     expect(row({}).source).toBe("assumed");
     const measured = row(mergeMeasured({}, {}, { directory: { postgresMicrosPerList: 1_000 } }));
     expect(measured.source).toBe("measured");
-    // 1,000 lists a second per core at 60%: ~80 cores, ten 8-core nodes.
-    expect(measured.instances).toBe(10);
-    expect(measured.binds).toMatch(/read replicas/);
+    // 1,000 lists a second per core at 60%: ~80 cores, ten 8-core replicas and the primary.
+    expect(measured.instances).toBe(11);
+    expect(measured.binds).toMatch(/a primary and 10 read replicas/);
     expect(row({ directory: { postgresMicrosPerList: 10 } }).instances).toBe(1);
+    // Routed to replicas: their CPU per list sizes them, the primary's is reported.
+    const routed = row({ directory: { postgresMicrosPerList: 1_000, replicaRouting: { primaryMicrosPerList: 40, replicaMicrosPerList: 500 } } });
+    expect(routed.instances).toBe(6);
+    expect(routed.binds).toMatch(/a primary and 5 read replicas .*the primary: 3\.2 cores/);
   });
 
   it("reads the edge's CPU per message as CPU per frame over the frames the bench counted per message", () => {

@@ -32,8 +32,11 @@ export interface Measured {
   cassandra?: { statementsPerMessage?: number };
   /** What bench/run.ts writes: CPU µs per delivered 1:1 message by process, and (production) Cassandra requests per message. */
   cpu?: { microsPerMessage?: Record<string, number>; framesPerMessage?: number; cassandra?: { requests?: number; statements?: number } };
-  /** What bench/directory-list.ts writes: PostgreSQL's CPU per conversation list. */
-  directory?: { postgresMicrosPerList?: number };
+  /**
+   * What bench/directory-list.ts writes: PostgreSQL's CPU per conversation list, and with the
+   * lists routed to a replica, the primary's and the replica's CPU per list.
+   */
+  directory?: { postgresMicrosPerList?: number; replicaRouting?: { primaryMicrosPerList?: number; replicaMicrosPerList?: number } };
 }
 
 /** The CPU figures of a bench result, by the model's component names (the bench names processes). */
@@ -120,8 +123,14 @@ export function plan(m: Model, measured: Measured): { rows: Row[]; storage: Arra
   const redisOpsPerS = heartbeatsPerS + peakEntriesPerS * 0.1; // presence beats, plus the recent-history cache's writes
   // Each connect lists the device's conversations (two PostgreSQL queries): the directory read that grows with traffic.
   const peakListsPerS = ((u.dau * u.devicesPerUser * u.connectsPerDevicePerDay) / DAY_S) * u.peakToAverage;
-  const listRate = perCore(measured.directory?.postgresMicrosPerList, m.assumed.postgresListsPerCorePerS);
-  const postgresNodes = Math.max(1, Math.ceil(cores(peakListsPerS, listRate.value) / POSTGRES_NODE_CORES));
+  // Lists run on read replicas (internal/store/directory-reads-replica.ts); the primary answers
+  // each with its WAL position only, which the directory bench measures apart when it can.
+  const routed = measured.directory?.replicaRouting;
+  const listRate = perCore(routed?.replicaMicrosPerList ?? measured.directory?.postgresMicrosPerList, m.assumed.postgresListsPerCorePerS);
+  const listNodes = Math.ceil(cores(peakListsPerS, listRate.value) / POSTGRES_NODE_CORES);
+  const primaryCores = routed?.primaryMicrosPerList !== undefined ? cores(peakListsPerS, 1e6 / Math.max(1, routed.primaryMicrosPerList)) : undefined;
+  // One primary and the replicas the lists need; a load small enough for one node stays on the primary.
+  const postgresNodes = listNodes <= 1 ? 1 : 1 + listNodes;
   const rows: Row[] = [
     {
       component: "edge",
@@ -146,7 +155,7 @@ export function plan(m: Model, measured: Measured): { rows: Row[]; storage: Arra
       component: "postgresql (directory; lists on connect)",
       load: `${fmt(peakListsPerS)} conversation lists/s`,
       instances: postgresNodes,
-      binds: `CPU: ${fmt(listRate.value)} lists/s per core, ${POSTGRES_NODE_CORES}-core nodes${postgresNodes > 1 ? ": a primary and read replicas (replica routing not built)" : ""}`,
+      binds: `CPU: ${fmt(listRate.value)} lists/s per core, ${POSTGRES_NODE_CORES}-core nodes${postgresNodes > 1 ? `: a primary and ${postgresNodes - 1} read replicas that serve the lists` : ""}${primaryCores !== undefined && postgresNodes > 1 ? ` (the primary: ${primaryCores.toFixed(1)} cores answering their WAL positions)` : ""}`,
       source: listRate.source,
     },
   ];

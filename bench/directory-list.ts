@@ -11,7 +11,11 @@
  * It lists through the store's own `SqlStore.listConversations` (two queries, what the
  * Cassandra store asks of PostgreSQL), in a database of its own that it drops at the end. The
  * load generator shares the box with PostgreSQL, so lists a second are a lower bound; the CPU
- * per list is PostgreSQL's own (every `postgres` process, from /proc).
+ * per list is PostgreSQL's own (the server's processes, from /proc).
+ *
+ * With POSTGRES_REPLICA_URL set (scripts/servers/env.sh: the servers' hot standby) it lists a
+ * second time with the lists routed to the replica (directory-reads-replica.ts), and reports
+ * the primary's CPU per list (the position it is asked for) and the replica's apart.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -19,6 +23,7 @@ import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import { build } from "hdr-histogram-js";
 import pg from "pg";
+import { ReplicaReads } from "../internal/store/directory-reads-replica.js";
 import { PostgresSqlClient } from "../internal/store/sql-postgres.js";
 import { SqlStore } from "../internal/store/store-sql.js";
 import { cpuTicks } from "./proc-stat.js";
@@ -30,11 +35,34 @@ const GROUP_SIZE = 20;
 const CONCURRENCY = 32;
 const SECONDS = 10;
 
-function postgresTicks(): number {
-  let ticks = 0;
+/** The postmaster of the server `url` reaches: the parent of the backend that answers. */
+async function postmasterOf(url: string): Promise<number> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    // Read while the backend lives: it exits with the connection.
+    return parentOf(Number((await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid));
+  } finally {
+    await c.end();
+  }
+}
+
+function parentOf(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+}
+
+/**
+ * CPU ticks of one PostgreSQL server: its postmaster, every process it started, and those of
+ * them that have exited (the postmaster waits for each, so the kernel adds their time to its
+ * cutime and cstime: an autovacuum worker that ends mid-run is not lost from the sum).
+ */
+function postgresTicks(postmaster: number): number {
+  const f = fs.readFileSync(`/proc/${postmaster}/stat`, "utf8").split(") ")[1]!.split(" ");
+  let ticks = cpuTicks(postmaster) + Number(f[13]) + Number(f[14]);
   for (const pid of fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
     try {
-      if (fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "postgres") ticks += cpuTicks(Number(pid));
+      if (parentOf(Number(pid)) === postmaster) ticks += cpuTicks(Number(pid));
     } catch {
       // a backend that exited meanwhile
     }
@@ -82,36 +110,62 @@ try {
   const counts = await store.listConversations("u42");
   console.log(`directory: ${USERS} users, ${counts.length} conversations each (e.g. u42), made in ${Date.now() - t0} ms`);
 
-  const latency = build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000, numberOfSignificantValueDigits: 3 });
-  let lists = 0;
-  let conversations = 0;
   // Warm the buffer cache and the plans first: a primary that has run for days has them.
   const until = (ms: number) => performance.now() + ms;
-  const run = async (end: number, record: boolean) => {
-    await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-      while (performance.now() < end) {
-        const userId = `u${Math.floor(Math.random() * USERS)}`;
-        const started = performance.now();
-        const list = await store.listConversations(userId);
-        if (!record) continue;
-        latency.recordValue(Math.max(1, Math.round((performance.now() - started) * 10)));
-        lists++;
-        conversations += list.length;
-      }
-    }));
+  const measure = async (listStore: SqlStore, postmasters: number[]) => {
+    const latency = build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000, numberOfSignificantValueDigits: 3 });
+    let lists = 0;
+    let conversations = 0;
+    const run = async (end: number, record: boolean) => {
+      await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+        while (performance.now() < end) {
+          const userId = `u${Math.floor(Math.random() * USERS)}`;
+          const started = performance.now();
+          const list = await listStore.listConversations(userId);
+          if (!record) continue;
+          latency.recordValue(Math.max(1, Math.round((performance.now() - started) * 10)));
+          lists++;
+          conversations += list.length;
+        }
+      }));
+    };
+    await run(until(3_000), false);
+    const ticksBefore = postmasters.map(postgresTicks);
+    const started = performance.now();
+    await run(until(SECONDS * 1000), true);
+    const seconds = (performance.now() - started) / 1000;
+    return {
+      conversationsPerList: conversations / lists,
+      listsPerS: Math.round(lists / seconds),
+      p50Ms: latency.getValueAtPercentile(50) / 10,
+      p99Ms: latency.getValueAtPercentile(99) / 10,
+      // Per server, in the order given.
+      micros: postmasters.map((p, i) => Math.round(((postgresTicks(p) - ticksBefore[i]!) * 10_000) / lists)),
+    };
   };
-  await run(until(3_000), false);
-  const ticksBefore = postgresTicks();
-  const started = performance.now();
-  await run(until(SECONDS * 1000), true);
-  const seconds = (performance.now() - started) / 1000;
-  const pgMicrosPerList = Math.round(((postgresTicks() - ticksBefore) * 10_000) / lists);
-  console.log(`lists: ${Math.round(lists / seconds)}/s from ${CONCURRENCY} at once, ${(conversations / lists).toFixed(1)} conversations each; p50 ${latency.getValueAtPercentile(50) / 10} ms, p99 ${latency.getValueAtPercentile(99) / 10} ms`);
+  const primaryPid = await postmasterOf(url);
+  const onPrimary = await measure(store, [primaryPid]);
+  const pgMicrosPerList = onPrimary.micros[0]!;
+  console.log(`lists: ${onPrimary.listsPerS}/s from ${CONCURRENCY} at once, ${onPrimary.conversationsPerList.toFixed(1)} conversations each; p50 ${onPrimary.p50Ms} ms, p99 ${onPrimary.p99Ms} ms`);
   console.log(`PostgreSQL CPU per list: ${pgMicrosPerList} µs (${Math.round(1e6 / pgMicrosPerList)} lists a second per PostgreSQL core)`);
-  const result = {
-    at: new Date().toISOString(),
-    directory: { users: USERS, conversationsPerList: conversations / lists, concurrency: CONCURRENCY, listsPerS: Math.round(lists / seconds), p50Ms: latency.getValueAtPercentile(50) / 10, p99Ms: latency.getValueAtPercentile(99) / 10, postgresMicrosPerList: pgMicrosPerList },
-  };
+  const directory: Record<string, unknown> = { users: USERS, conversationsPerList: onPrimary.conversationsPerList, concurrency: CONCURRENCY, listsPerS: onPrimary.listsPerS, p50Ms: onPrimary.p50Ms, p99Ms: onPrimary.p99Ms, postgresMicrosPerList: pgMicrosPerList };
+  const result = { at: new Date().toISOString(), directory };
+  const replicaBase = process.env.POSTGRES_REPLICA_URL;
+  if (replicaBase) {
+    const replicaUrl = new URL(replicaBase);
+    replicaUrl.pathname = `/${name}`;
+    const replica = new PostgresSqlClient(replicaUrl.toString(), CONCURRENCY);
+    const reads = new ReplicaReads(client, [replica], { maxWaitMs: 100, restMs: 5_000 });
+    // The same database, its lists on the replica (writes, none here, would still go to the primary).
+    const routed = await SqlStore.open(client, reads);
+    try {
+      const r = await measure(routed, [primaryPid, await postmasterOf(replicaBase)]);
+      console.log(`lists on the replica: ${r.listsPerS}/s; p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms; CPU per list: primary ${r.micros[0]} µs, replica ${r.micros[1]} µs`);
+      directory.replicaRouting = { listsPerS: r.listsPerS, p50Ms: r.p50Ms, p99Ms: r.p99Ms, primaryMicrosPerList: r.micros[0], replicaMicrosPerList: r.micros[1] };
+    } finally {
+      await reads.close();
+    }
+  }
   fs.mkdirSync(opts.out, { recursive: true });
   fs.writeFileSync(path.join(opts.out, "directory-list.json"), `${JSON.stringify(result, null, 2)}\n`);
 } finally {

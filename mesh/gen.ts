@@ -16,7 +16,7 @@ interface ServiceSpec {
   replicas: number;
   public?: { port: number; idleTimeout: string };
   calls: string[];
-  /** The servers it talks to (etcd, redis, redis-cache, postgres, cassandra). */
+  /** The servers it talks to (etcd, redis, redis-cache, postgres, postgres-replica, cassandra). */
   backends: string[];
   /** Talks to the internet (push providers): HTTPS egress. */
   internetEgress?: boolean;
@@ -463,7 +463,7 @@ function k8s(name: string, s: ServiceSpec): object[] {
   ];
 }
 
-const SERVERS = ["etcd", "redis", "redis-cache", "postgres", "cassandra"] as const;
+const SERVERS = ["etcd", "redis", "redis-cache", "postgres", "postgres-replica", "cassandra"] as const;
 const podsOf = (apps: string[]) => ({ podSelector: { matchExpressions: [{ key: "app", operator: "In", values: apps }] } });
 const tcp = (port: number) => ({ protocol: "TCP", port });
 const policy = (name: string, app: string, spec: object) => ({
@@ -505,6 +505,9 @@ function networkPolicies(): object[] {
     const egress: object[] = [dns];
     // Replicas of one server talk to each other (etcd peers, Cassandra gossip).
     if (server === "etcd") { ingress.push({ from: [podsOf(["etcd"])], ports: [tcp(2380)] }, prometheus(2381)); egress.push({ to: [podsOf(["etcd"])], ports: [tcp(2380)] }); }
+    // Standbys stream the primary's WAL.
+    if (server === "postgres") ingress.push({ from: [podsOf(["postgres-replica"])], ports: [tcp(5432)] });
+    if (server === "postgres-replica") egress.push({ to: [podsOf(["postgres"])], ports: [tcp(5432)] });
     if (server === "cassandra") { ingress.push({ from: [podsOf(["cassandra"])], ports: [tcp(7000)] }); egress.push({ to: [podsOf(["cassandra"])], ports: [tcp(7000)] }); }
     out.push(policy(server, server, { policyTypes: ["Ingress", "Egress"], ingress, egress }));
   }

@@ -2,7 +2,10 @@ import path from "node:path";
 import fs from "node:fs";
 import type { CommonConfig } from "../config/config.js";
 import type { Leadership } from "../discovery/discovery.js";
-import { bool, int, oneOf, str, unknownChoice } from "../config/env.js";
+import { bool, int, list, oneOf, str, unknownChoice } from "../config/env.js";
+import type { DirectoryReads } from "./directory-reads.js";
+import { PrimaryReads } from "./directory-reads-primary.js";
+import { ReplicaReads } from "./directory-reads-replica.js";
 import { PgliteSqlClient } from "./sql-pglite.js";
 import { PostgresSqlClient } from "./sql-postgres.js";
 import { CassandraStore, createCassandraClient } from "./store-cassandra.js";
@@ -84,12 +87,16 @@ async function openBackend(config: CommonConfig, onDeposed: () => void, leadersh
       fs.mkdirSync(dir, { recursive: true });
       return SqlStore.open(await PgliteSqlClient.open(dir));
     }
-    case "postgres":
-      return SqlStore.open(new PostgresSqlClient(config.postgresUrl));
+    case "postgres": {
+      const primary = new PostgresSqlClient(config.postgresUrl);
+      return SqlStore.open(primary, await directoryReads(primary));
+    }
     case "cassandra": {
       const client = createCassandraClient(config.cassandraContactPoints, config.cassandraLocalDc);
       try {
-        return await CassandraStore.open(new PostgresSqlClient(config.postgresUrl), client, {
+        const primary = new PostgresSqlClient(config.postgresUrl);
+        return await CassandraStore.open(primary, client, {
+          directoryReads: await directoryReads(primary),
           keyspace: config.cassandraKeyspace,
           localDc: config.cassandraLocalDc,
           takeOverWrites: bool("CASSANDRA_TAKE_OVER_WRITES", false),
@@ -107,4 +114,27 @@ async function openBackend(config: CommonConfig, onDeposed: () => void, leadersh
     default:
       return unknownChoice("store backend", backend);
   }
+}
+
+/**
+ * POSTGRES_REPLICA_URLS: hot standbys of POSTGRES_URL (comma-separated, none by default) that
+ * serve the conversation lists, each read once the replica has replayed what the primary had
+ * when the read began (directory-reads-replica.ts); REPLICA_MAX_WAIT_MS (100) is how long a read
+ * waits for that before it runs on the primary, REPLICA_REST_MS (5,000) how long a replica that
+ * failed is left out.
+ */
+async function directoryReads(primary: PostgresSqlClient): Promise<DirectoryReads> {
+  const urls = list("POSTGRES_REPLICA_URLS", []);
+  if (urls.length === 0) return new PrimaryReads(primary);
+  const reads = new ReplicaReads(primary, urls.map((u) => new PostgresSqlClient(u)), {
+    maxWaitMs: int("REPLICA_MAX_WAIT_MS", 100, 0, 10_000),
+    restMs: int("REPLICA_REST_MS", 5_000, 0, 600_000),
+  });
+  try {
+    await reads.checkReachable();
+  } catch (err) {
+    await reads.close();
+    throw err;
+  }
+  return reads;
 }

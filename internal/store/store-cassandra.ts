@@ -21,6 +21,7 @@ import { type Head, type LeaderFailure, LogLeader, type Staged } from "./cassand
 import { claimWriterDc } from "./cassandra-writer-dc.js";
 import { checkKeyspace, migrateCassandra } from "./schema-cassandra.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
+import type { DirectoryReads } from "./directory-reads.js";
 import { type LogWrite, SqlStore } from "./store-sql.js";
 import { fillEditedTexts, liveEvents, planMessageChange } from "./store-rules.js";
 import { MemberSets } from "./member-sets.js";
@@ -97,6 +98,8 @@ export interface CassandraStoreOptions {
    * (docs/sync-log-trim.md); 0 keeps them for ever.
    */
   logRetentionSeconds?: number;
+  /** Where the conversation list runs (SqlStore.open; the primary by default). */
+  directoryReads?: DirectoryReads;
   /** Pointers the leader keeps in memory (MAX_POINTERS unless set; tests set a tiny bound to make it evict). */
   maxPointers?: number;
   /**
@@ -187,7 +190,7 @@ export class CassandraStore implements Store {
   static async open(db: SqlClient, client: cassandra.Client, options: CassandraStoreOptions): Promise<CassandraStore> {
     return guard(async () => {
       const ks = checkKeyspace(options.keyspace);
-      const dir = await SqlStore.open(db);
+      const dir = await SqlStore.open(db, options.directoryReads);
       await db.query(`CREATE TABLE IF NOT EXISTS ${OUTBOX_TABLE} (
         id bigserial PRIMARY KEY, conversation_id text NOT NULL, user_ids text[] NOT NULL, event bytea NOT NULL, created_at bigint NOT NULL)`);
       await client.connect();

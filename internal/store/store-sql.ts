@@ -6,6 +6,8 @@ import { migrate } from "./schema.js";
 import { SqlSessionStore } from "./sessions-sql.js";
 import { SqlPrivacyStore } from "./privacy-sql.js";
 import { DirectoryTables } from "./directory-tables.js";
+import type { DirectoryReads } from "./directory-reads.js";
+import { PrimaryReads } from "./directory-reads-primary.js";
 import { SqlBlockStore } from "./blocks-sql.js";
 import { num, type SqlClient, type SqlExecutor } from "./sql.js";
 import { fitBytes, logContinuity, historyLimit, TRIM_BATCH, type LogPage, type PointerMoveResult, type PointerUpdate, type Store, updateEachPointer } from "./store.js";
@@ -29,13 +31,14 @@ export type MembershipLog = (tx: SqlExecutor, writes: LogWrite[]) => Promise<Use
  * concurrent appends cannot deadlock.
  */
 export class SqlStore extends DirectoryTables implements Store {
-  private constructor(private readonly db: SqlClient) {
+  private constructor(private readonly db: SqlClient, private readonly reads: DirectoryReads) {
     super(new SqlSessionStore(db), new SqlPrivacyStore(db), new SqlBlockStore(db));
   }
 
-  static async open(db: SqlClient): Promise<SqlStore> {
+  /** `reads`: where the conversation list runs (the primary unless replicas are named: factory.ts). */
+  static async open(db: SqlClient, reads: DirectoryReads = new PrimaryReads(db)): Promise<SqlStore> {
     await migrate(db);
-    return new SqlStore(db);
+    return new SqlStore(db, reads);
   }
 
   async createUser(user: User): Promise<void> {
@@ -122,15 +125,19 @@ export class SqlStore extends DirectoryTables implements Store {
   }
 
   /** Two queries whatever the number of conversations: theirs, then all their members (not 1 + 2 per conversation). */
-  async listConversations(userId: string): Promise<Conversation[]> {
-    const { rows } = await this.db.query<ConversationRow & { read_seq: unknown; muted: boolean; deleted_unread: unknown }>(
+  listConversations(userId: string): Promise<Conversation[]> {
+    return this.reads.read((db) => this.listConversationsIn(db, userId));
+  }
+
+  private async listConversationsIn(db: SqlExecutor, userId: string): Promise<Conversation[]> {
+    const { rows } = await db.query<ConversationRow & { read_seq: unknown; muted: boolean; deleted_unread: unknown }>(
       `SELECT c.id, c.kind, c.title, c.created_at, c.last_seq, m.read_seq, m.muted,
               (SELECT count(*) FROM messages d WHERE d.conversation_id = c.id AND d.seq > m.read_seq AND d.deleted_at > 0) AS deleted_unread
          FROM members m JOIN conversations c ON c.id = m.conversation_id WHERE m.user_id = $1 ORDER BY c.created_at`,
       [userId],
     );
     if (rows.length === 0) return [];
-    const members = await this.membersOf(this.db, rows.map((r) => r.id));
+    const members = await this.membersOf(db, rows.map((r) => r.id));
     return rows.map((r) => {
       const c = conversationOf(r, members.get(r.id) ?? []);
       c.readSeq = num(r.read_seq);
@@ -350,6 +357,7 @@ export class SqlStore extends DirectoryTables implements Store {
   }
 
   async close(): Promise<void> {
+    await this.reads.close();
     await this.db.close();
   }
 

@@ -9,5 +9,10 @@ export REDIS_URL="redis://127.0.0.1:${REDIS_PORT:-63790}"
 REDIS_CLUSTER_URL="redis+cluster://127.0.0.1:${REDIS_CLUSTER_PORT:-63800},127.0.0.1:$((${REDIS_CLUSTER_PORT:-63800} + 1)),127.0.0.1:$((${REDIS_CLUSTER_PORT:-63800} + 2))"
 export REDIS_CLUSTER_URL
 export POSTGRES_URL="postgres://chat:chat@127.0.0.1:${PG_PORT:-54320}/chat"
+# Its hot standby (servers.sh's postgres-replica), which serves the conversation lists as in a
+# deployment (POSTGRES_REPLICA_URLS; docs/scaling.md, "Storage"); POSTGRES_REPLICA_URL is the one
+# the tests of that routing and the directory bench use.
+export POSTGRES_REPLICA_URL="postgres://chat:chat@127.0.0.1:${PG_REPLICA_PORT:-$((${PG_PORT:-54320} + 1))}/chat"
+export POSTGRES_REPLICA_URLS="$POSTGRES_REPLICA_URL"
 export CASSANDRA_CONTACT_POINTS="127.0.0.1:${CASSANDRA_PORT:-9042}"
 export CASSANDRA_LOCAL_DC="datacenter1"

@@ -4,10 +4,11 @@
 #   redis       Debian redis-server
 #   redis-cluster  three Debian redis-server nodes with --cluster-enabled yes, joined by redis-cli --cluster create
 #   postgres    Debian postgresql (run as the `postgres` OS user when invoked as root: initdb refuses root)
+#   postgres-replica  a hot standby of it, streaming (pg_basebackup), for the directory's read routing
 #   cassandra   Apache Cassandra 5.0 (org.apache.cassandra:cassandra-all and its runtime dependencies,
 #               fetched with Maven from Central into var/servers/cassandra/lib, run on JDK 17 or 11)
 #
-# Usage: scripts/servers/servers.sh COMMAND [etcd|redis|redis-cluster|postgres|cassandra|all]   (default: all)
+# Usage: scripts/servers/servers.sh COMMAND [etcd|redis|redis-cluster|postgres|postgres-replica|cassandra|all]   (default: all)
 #   install  apt-get installs the missing Debian packages (apt-get update only when one is missing)
 #            and fetches Cassandra's jars (skipped when already there). Idempotent; needs root for apt.
 #   start    installs what is missing, starts each server in the background (own session, pid file
@@ -23,6 +24,7 @@
 #   REDIS_CLUSTER_PORT=63800                   Redis Cluster: three masters on this port and the next two
 #   REDIS_CLUSTER_BUS_PORT=63810               their cluster bus ports (this one and the next two)
 #   PG_PORT=54320                              PostgreSQL; superuser chat, password chat, database chat
+#   PG_REPLICA_PORT=PG_PORT+1                  its hot standby (read only)
 #   CASSANDRA_PORT=9042                        Cassandra CQL (native transport)
 #   CASSANDRA_STORAGE_PORT=7000                Cassandra internode (127.0.0.1 only)
 #   CASSANDRA_JMX_PORT=                        empty: JMX off; a port: JMX on 127.0.0.1 only (nodetool)
@@ -45,6 +47,7 @@ REDIS_PORT="${REDIS_PORT:-63790}"
 REDIS_CLUSTER_PORT="${REDIS_CLUSTER_PORT:-63800}"
 REDIS_CLUSTER_BUS_PORT="${REDIS_CLUSTER_BUS_PORT:-63810}"
 PG_PORT="${PG_PORT:-54320}"
+PG_REPLICA_PORT="${PG_REPLICA_PORT:-$((PG_PORT + 1))}"
 CASSANDRA_PORT="${CASSANDRA_PORT:-9042}"
 CASSANDRA_STORAGE_PORT="${CASSANDRA_STORAGE_PORT:-7000}"
 CASSANDRA_JMX_PORT="${CASSANDRA_JMX_PORT:-}"
@@ -55,7 +58,7 @@ CASSANDRA_START_TIMEOUT="${CASSANDRA_START_TIMEOUT:-240}"
 SERVERS_STOP_TIMEOUT="${SERVERS_STOP_TIMEOUT:-60}"
 PG_USER=chat PG_PASSWORD=chat PG_DB=chat
 
-ALL=(etcd redis redis-cluster postgres cassandra)
+ALL=(etcd redis redis-cluster postgres postgres-replica cassandra)
 export DEBIAN_FRONTEND=noninteractive
 
 log() { printf '[servers] %s\n' "$*" >&2; }
@@ -179,7 +182,7 @@ packages_for() { # server
   case "$1" in
     etcd) echo etcd-server etcd-client ;;
     redis | redis-cluster) echo redis-server redis-tools ;;
-    postgres) echo postgresql ;;
+    postgres | postgres-replica) echo postgresql ;;
     cassandra)
       find_java >/dev/null || echo openjdk-17-jre-headless
       command -v mvn >/dev/null || echo maven
@@ -423,6 +426,71 @@ pid_postgres() { [ -d "$PG_DIR" ] && live_pid "$(pg_pidfile)" postgres; }
 status_postgres() { [ -d "$PG_DIR" ] && live_pid "$(pg_pidfile)" postgres && pg_up; }
 endpoint_postgres() { echo "postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB"; }
 
+# ================================================================ postgres-replica
+# A hot standby of the primary above, made by pg_basebackup and streaming from it: what the
+# directory's reads are routed to (internal/store/directory-reads-replica.ts). It is made
+# again at every start (a copy of the primary takes a second or two here), so it never
+# streams from a primary that initdb made anew since.
+PGR_DIR="$VAR/postgres-replica"
+pgr_data() { echo "$(readlink -f "$PGR_DIR")/data"; }
+pgr_pidfile() { echo "$(pgr_data)/postmaster.pid"; }
+pgr_up() { "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p "$PG_REPLICA_PORT" -t 1; }
+pgr_prepare_dir() {
+  [ -L "$PGR_DIR" ] && [ -d "$PGR_DIR/" ] && return 0
+  mkdir -p "$PGR_DIR"
+  chown postgres: "$PGR_DIR" 2>/dev/null || true
+  if ! runuser -u postgres -- test -w "$PGR_DIR" 2>/dev/null; then
+    # Where the primary's files went (pg_prepare_dir), for the same reason.
+    local alt
+    alt="$(dirname "$(readlink -f "$PG_DIR")")/postgres-replica"
+    mkdir -p "$alt"
+    chown postgres: "$alt"
+    rmdir "$PGR_DIR" 2>/dev/null || true
+    ln -sfn "$alt" "$PGR_DIR"
+  fi
+}
+launch_postgres-replica() {
+  live_pid "$(pgr_pidfile)" postgres >/dev/null && { RUNNING=1; return 0; }
+  # Made in ready_postgres-replica, once the primary answers.
+  return 0
+}
+ready_postgres-replica() {
+  local bin data
+  bin="$(pg_bin)"
+  LOGS=("$PGR_DIR/basebackup.log" "$PGR_DIR/postgres.log")
+  if ! live_pid "$(pgr_pidfile)" postgres >/dev/null; then
+    ready_postgres
+    need_free_ports postgres-replica "$PG_REPLICA_PORT"
+    pgr_prepare_dir
+    data="$(pgr_data)"
+    rm -rf "$data"
+    # -R writes standby.signal and primary_conninfo: the copy starts as a streaming standby.
+    as_pg env PGPASSWORD="$PG_PASSWORD" "$bin/pg_basebackup" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" \
+      -D "$data" -R -X stream --no-sync >"$PGR_DIR/basebackup.log" 2>&1 ||
+      { show_log "$PGR_DIR/basebackup.log"; die "pg_basebackup failed"; }
+    as_pg bash -c "$CLOSEFDS" pg_ctl "$bin/pg_ctl" -D "$data" -l "$(readlink -f "$PGR_DIR")/postgres.log" -W -s \
+      -o "-p $PG_REPLICA_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c max_connections=300 -c hot_standby=on" start </dev/null >/dev/null 9>&-
+  fi
+  wait_for postgres-replica "$SERVERS_START_TIMEOUT" "$(pgr_pidfile)" postgres pgr_up
+}
+stop_postgres-replica() {
+  local bin pid data
+  bin="$(pg_bin)"
+  [ -d "$PGR_DIR" ] || return 0
+  data="$(pgr_data)"
+  pid="$(live_pid "$data/postmaster.pid" postgres)" || return 0
+  as_pg "$bin/pg_ctl" -D "$data" -m fast -w -t "$SERVERS_STOP_TIMEOUT" -s stop >/dev/null 2>&1 || true
+  if running "$pid"; then
+    log "postgres-replica did not stop in ${SERVERS_STOP_TIMEOUT}s: killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    while running "$pid"; do sleep 0.1; done
+  fi
+  log "postgres-replica stopped"
+}
+pid_postgres-replica() { [ -d "$PGR_DIR" ] && live_pid "$(pgr_pidfile)" postgres; }
+status_postgres-replica() { [ -d "$PGR_DIR" ] && live_pid "$(pgr_pidfile)" postgres && pgr_up; }
+endpoint_postgres-replica() { echo "postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_REPLICA_PORT/$PG_DB"; }
+
 # ================================================================ cassandra
 CASS_DIR="$VAR/cassandra"
 CASS_PID="$CASS_DIR/cassandra.pid"
@@ -528,12 +596,14 @@ status_cassandra() { live_pid "$CASS_PID" "$CASS_PATTERN" && cassandra_up; }
 endpoint_cassandra() { echo "127.0.0.1:$CASSANDRA_PORT (CQL)"; }
 
 # ================================================================ main
-usage() { die "usage: $0 install|start|stop|status|wait [etcd|redis|redis-cluster|postgres|cassandra|all]"; }
+usage() { die "usage: $0 install|start|stop|status|wait [etcd|redis|redis-cluster|postgres|postgres-replica|cassandra|all]"; }
 
 cmd="${1:-}"
 case "${2:-all}" in
   all) targets=("${ALL[@]}") ;;
   etcd | redis | redis-cluster | postgres | cassandra) targets=("$2") ;;
+  # A standby streams from its primary: starting (or waiting for) one needs both.
+  postgres-replica) if [ "$cmd" = stop ]; then targets=(postgres-replica); else targets=(postgres postgres-replica); fi ;;
   *) usage ;;
 esac
 [ $# -le 2 ] || usage
@@ -556,7 +626,7 @@ case "$cmd" in
     do_install "${targets[@]}"
     # Launch the slowest first, then wait for each in turn.
     order=()
-    for t in cassandra etcd redis redis-cluster postgres; do
+    for t in cassandra etcd redis redis-cluster postgres postgres-replica; do
       [[ " ${targets[*]} " == *" $t "* ]] && order+=("$t")
     done
     declare -A started
@@ -572,7 +642,7 @@ case "$cmd" in
       fi
     done
     # ... and wait for the quick ones first, so that each one's time is its own.
-    for t in etcd redis redis-cluster postgres cassandra; do
+    for t in etcd redis redis-cluster postgres postgres-replica cassandra; do
       [ -n "${started[$t]+set}" ] || continue
       "ready_$t"
       if [ -n "${started[$t]}" ]; then log "$t ready in $(since "${started[$t]}") s on $("endpoint_$t")"; fi
@@ -580,7 +650,8 @@ case "$cmd" in
     ;;
   stop)
     lock
-    for t in "${targets[@]}"; do "stop_$t"; done
+    # In the reverse of the start order: a standby before its primary.
+    for ((i = ${#targets[@]} - 1; i >= 0; i--)); do "stop_${targets[$i]}"; done
     ;;
   wait)
     for t in "${targets[@]}"; do
@@ -593,12 +664,12 @@ case "$cmd" in
     rc=0
     for t in "${targets[@]}"; do
       if "status_$t" >/dev/null 2>&1; then
-        printf '%-14s up    %s\n' "$t" "$("endpoint_$t")"
+        printf '%-16s up    %s\n' "$t" "$("endpoint_$t")"
       elif "pid_$t" >/dev/null 2>&1; then
-        printf '%-14s starting (process up, not answering yet)\n' "$t"
+        printf '%-16s starting (process up, not answering yet)\n' "$t"
         rc=1
       else
-        printf '%-14s down\n' "$t"
+        printf '%-16s down\n' "$t"
         rc=1
       fi
     done

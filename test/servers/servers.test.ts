@@ -69,6 +69,6 @@ describe("real servers under ./var/servers", () => {
 
   it("reports every server up", () => {
     const out = execFileSync("bash", ["scripts/servers/servers.sh", "status"], { encoding: "utf8" });
-    for (const name of ["etcd", "redis", "redis-cluster", "postgres", "cassandra"]) expect(out).toMatch(new RegExp(`${name}\\s+up`));
+    for (const name of ["etcd", "redis", "redis-cluster", "postgres", "postgres-replica", "cassandra"]) expect(out).toMatch(new RegExp(`${name}\\s+up`));
   });
 });
