@@ -43,6 +43,11 @@ const edgeConfig = {
   maxPresenceSubscriptions: int("PRESENCE_MAX_SUBSCRIPTIONS", 200, 1, 10_000),
   headCheckIntervalMs: int("HEAD_CHECK_INTERVAL_MS", 60_000, 0, 3_600_000),
   sessionCheckIntervalMs: int("SESSION_CHECK_INTERVAL_MS", 30_000, 0, 3_600_000),
+  memorySettle: {
+    afterConnects: int("MEMORY_SETTLE_AFTER_CONNECTS", 1_000, 0),
+    checkMs: int("MEMORY_SETTLE_CHECK_MS", 10_000, 100, 3_600_000),
+    minIntervalMs: int("MEMORY_SETTLE_MIN_INTERVAL_MS", 60_000, 0, 86_400_000),
+  },
   typingThrottleMs: int("TYPING_THROTTLE_MS", 2_000, 100, 60_000),
   typingExpiryMs: int("TYPING_EXPIRY_MS", 6_000, 1_000, 60_000),
   ...loadHttpLimits(config.dataDir),

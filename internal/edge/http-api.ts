@@ -37,8 +37,8 @@ export class HttpApi {
   constructor(
     private readonly config: HttpApiConfig,
     private readonly deps: { accounts: AccountServiceClient; sessionApi: SessionApi; loginGuard: LoginGuard; cookies: DeviceCookies; endSessions: (sessionIds: string[]) => void },
-    /** What the probes report: whether the edge is draining, and its session count. */
-    private readonly state: () => { draining: boolean; sessions: number },
+    /** What the probes report: whether the edge is draining, and its session count (and for /debug/vars, the memory settles made). */
+    private readonly state: () => { draining: boolean; sessions: number; memorySettles: number },
     private readonly log: Logger,
   ) {}
 
@@ -64,7 +64,7 @@ export class HttpApi {
         if (gc === "1" && collect) { collect(); collect(); }
         if (gc === "compact" && collect) collect({ type: "major", execution: "sync", flavor: "last-resort" });
         const m = process.memoryUsage();
-        return reply(200, { sessions: state.sessions, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, cpu: process.cpuUsage() });
+        return reply(200, { sessions: state.sessions, memorySettles: state.memorySettles, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, cpu: process.cpuUsage() });
       }
       // A form on any site can POST text/plain (or urlencoded) without a CORS preflight:
       // only JSON, which a cross-site page cannot send without asking first, is read.

@@ -7,6 +7,7 @@ import { ErrorCode } from "../../gen/chat/v1/client.js";
 import type { HttpLimitsConfig } from "../config/http-limits.js";
 import { TokenBucket } from "./rate-limit.js";
 import { FrameIntake, type ReadBudgets } from "./frame-intake.js";
+import { MemorySettle, type MemorySettleOptions } from "./memory-settle.js";
 import { ChatError } from "../errors/chat-error.js";
 import { ChatMetrics, secondsSince, unsampled } from "../telemetry/telemetry.js";
 import { startHttpServerSpan, withHttpServerSpan } from "../telemetry/http.js";
@@ -47,6 +48,13 @@ export interface EdgeConfig extends SessionConfig, HttpLimitsConfig, HttpApiConf
    * open WebSockets are still live, closing those that ended elsewhere (0 = never). Default 30000.
    */
   sessionCheckIntervalMs: number;
+  /**
+   * MEMORY_SETTLE_AFTER_CONNECTS: connects after which, once they stop arriving, the edge makes
+   * one compacting collection to give back the heap the burst grew (memory-settle.ts; 0 = never).
+   * Default 1000. MEMORY_SETTLE_CHECK_MS (10000): how often it looks; MEMORY_SETTLE_MIN_INTERVAL_MS
+   * (60000): the least time between two.
+   */
+  memorySettle: MemorySettleOptions;
 }
 
 /**
@@ -144,6 +152,7 @@ export class EdgeServer {
   /** One set of hooks and budgets for every session: per-session closures were memory an idle session paid for. */
   private readonly sessionHooks: SessionHooks;
   private readonly readBudgets: ReadBudgets;
+  private readonly memory: MemorySettle;
   httpPort = 0;
 
   constructor(
@@ -157,8 +166,15 @@ export class EdgeServer {
     this.loginGuard = new LoginGuard(abuse.limiter, config);
     this.sendGuard = new SendGuard(abuse.limiter, config);
     const sessionApi = new SessionApi(accounts, gateway.tokens, this.loginGuard, abuse.cookies, (ids) => this.endAuthSessions(ids));
+    this.memory = new MemorySettle(config.memorySettle, () => this.sessions.size, (ms, before, after) => {
+      const mb = (n: number) => Math.round(n / 1024 / 1024);
+      log.info("gave back the heap a burst of connects grew", { ms: Math.round(ms), sessions: this.sessions.size, heapUsedMB: mb(after.used), heapBeforeMB: mb(before.total), heapAfterMB: mb(after.total) });
+    });
     this.sessionHooks = {
-      register: (s) => this.sessions.add(s),
+      register: (s) => {
+        this.sessions.add(s);
+        this.memory.connected();
+      },
       unregister: (s) => {
         this.sessions.remove(s);
         const key = deviceKey(s.userId, s.deviceId);
@@ -185,7 +201,7 @@ export class EdgeServer {
     };
     const makeBudget = () => new TokenBucket(config.readBytesPerS, config.maxFrameBytes);
     this.readBudgets = { make: makeBudget, ofUser: (userId) => this.sessions.readsOf(userId, makeBudget) };
-    this.api = new HttpApi(config, { accounts, sessionApi, loginGuard: this.loginGuard, cookies: abuse.cookies, endSessions: (ids) => this.endAuthSessions(ids) }, () => ({ draining: this.draining, sessions: this.sessions.size }), log);
+    this.api = new HttpApi(config, { accounts, sessionApi, loginGuard: this.loginGuard, cookies: abuse.cookies, endSessions: (ids) => this.endAuthSessions(ids) }, () => ({ draining: this.draining, sessions: this.sessions.size, memorySettles: this.memory.settles }), log);
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: config.maxFrameBytes + EXPLAINED_OVERSIZE_BYTES,
@@ -226,6 +242,7 @@ export class EdgeServer {
     this.heartbeatTimer = setInterval(() => void this.flushHeartbeats(), Math.max(1_000, Math.floor(this.config.heartbeatIntervalMs / 2)));
     if (this.config.headCheckIntervalMs > 0) this.headCheckTimer = setInterval(() => void this.checkHeads(), this.config.headCheckIntervalMs);
     if (this.config.sessionCheckIntervalMs > 0) this.sessionCheckTimer = setInterval(() => void this.checkAuthSessions(), this.config.sessionCheckIntervalMs);
+    this.memory.start();
     return this.httpPort;
   }
 
@@ -270,6 +287,7 @@ export class EdgeServer {
     clearInterval(this.heartbeatTimer);
     clearInterval(this.headCheckTimer);
     clearInterval(this.sessionCheckTimer);
+    this.memory.stop();
     for (const s of this.sessions.all()) {
       s.send({ ref: 0, kind: { $case: "error", value: { code: ErrorCode.ERROR_CODE_SHUTTING_DOWN, message: "edge is shutting down; reconnect", retryable: true, retryAfterMs: 0 } } });
       s.close(CLOSE.shutdown, "edge shutting down");
