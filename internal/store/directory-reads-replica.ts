@@ -20,8 +20,9 @@ const MAX_POLL_MS = 16;
  * primary's guarantee: before a read, the primary's flushed WAL position is taken (one
  * trivial query, no table touched), and the read runs on the replica only once it has
  * replayed that far. Every transaction committed before the read began has its commit
- * record at or before that position, and replay only moves forward, so the read's snapshot,
- * taken after, shows all of them. A replica that has not got there within `maxWaitMs`, or
+ * record at or before that position (a commit returns once its record is flushed: the
+ * directory never turns synchronous_commit off), and replay only moves forward, so the
+ * read's snapshot, taken after, shows all of them. A replica that has not got there within `maxWaitMs`, or
  * that fails, sends the read to the primary: a lagging replica costs the primary its load
  * back, never a stale answer. `meshchat.directory.reads` counts where each read ran and why.
  */
