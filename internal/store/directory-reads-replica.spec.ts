@@ -6,6 +6,8 @@ import type { SqlClient, SqlExecutor } from "./sql.js";
 class FakeDb implements SqlClient {
   caughtAfter = 0;
   down = false;
+  /** The next list read fails with this SQLSTATE. */
+  failListWith: string | undefined;
   cluster = "7001";
   looks = 0;
   constructor(readonly name: string) {}
@@ -14,6 +16,11 @@ class FakeDb implements SqlClient {
     if (sql.includes("pg_control_system")) return { rows: [{ id: this.cluster, db: "chat" } as T], rowCount: 1 };
     if (sql.includes("pg_current_wal_flush_lsn")) return { rows: [{ lsn: "0/10" } as T], rowCount: 1 };
     if (sql.includes("pg_last_wal_replay_lsn")) return { rows: [{ caught: this.looks++ >= this.caughtAfter } as T], rowCount: 1 };
+    if (this.failListWith) {
+      const err = Object.assign(new Error("canceling statement due to conflict with recovery"), { code: this.failListWith });
+      this.failListWith = undefined;
+      throw err;
+    }
     return { rows: [], rowCount: 0 };
   }
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> { return fn(this); }
@@ -94,6 +101,14 @@ describe("ReplicaReads", () => {
     late.replicas[0]!.cluster = "7001";
     late.advance(1e12);
     expect(await late.where()).toBe("primary");
+  });
+
+  it("sends a read the standby cancelled for replay to the primary, without leaving the standby out", async () => {
+    const { replicas, reads } = setUp(1);
+    replicas[0]!.failListWith = "40001";
+    const where = () => reads.read(async (db) => { await db.query("SELECT list"); return (db as FakeDb).name; });
+    expect(await where()).toBe("primary");
+    expect(await where()).toBe("replica0");
   });
 
   it("leaves a failing replica out for restMs, then tries it again", async () => {

@@ -12,6 +12,9 @@ export interface ReplicaReadsOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
+/** What a hot standby answers a query it cancelled to let replay go on. */
+const RECOVERY_CONFLICT = "40001";
+
 /** Longest pause between two looks at a replica's replay position while a read waits. */
 const MAX_POLL_MS = 16;
 
@@ -63,11 +66,17 @@ export class ReplicaReads implements DirectoryReads {
       if (!(await this.caughtUp(replica, lsn))) return await this.onPrimary(fn, "replica_behind");
       result = await fn(replica);
     } catch (err) {
-      // A server that is not this primary's standby is left out for good; whatever else failed
-      // there is asked of the primary (if it was the read itself, it fails there too).
-      const foreign = err instanceof ConfigError;
-      this.restingUntil[i] = foreign ? Infinity : this.now() + this.options.restMs;
-      return this.onPrimary(fn, foreign ? "replica_misconfigured" : "replica_failed");
+      // A server that is not this primary's standby is left out for good. A read the standby
+      // cancelled because replay needed what it held (SQLSTATE 40001, "conflict with recovery")
+      // says nothing about the standby. Whatever else failed there rests it a while. Each is
+      // asked of the primary (if it was the read itself, it fails there too).
+      if (err instanceof ConfigError) {
+        this.restingUntil[i] = Infinity;
+        return this.onPrimary(fn, "replica_misconfigured");
+      }
+      if ((err as { code?: string }).code === RECOVERY_CONFLICT) return this.onPrimary(fn, "replica_conflict");
+      this.restingUntil[i] = this.now() + this.options.restMs;
+      return this.onPrimary(fn, "replica_failed");
     }
     this.reads.add(1, { "meshchat.read.served_by": "replica" });
     return result;

@@ -457,7 +457,8 @@ ready_postgres-replica() {
   local bin data
   bin="$(pg_bin)"
   LOGS=("$PGR_DIR/basebackup.log" "$PGR_DIR/postgres.log")
-  if ! live_pid "$(pgr_pidfile)" postgres >/dev/null; then
+  # Made only by a start (a wait only waits: a start elsewhere may be copying the primary now).
+  if [ "$cmd" = start ] && ! live_pid "$(pgr_pidfile)" postgres >/dev/null; then
     ready_postgres
     need_free_ports postgres-replica "$PG_REPLICA_PORT"
     pgr_prepare_dir
