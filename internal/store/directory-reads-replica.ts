@@ -1,6 +1,7 @@
-import { metrics, type Counter } from "@opentelemetry/api";
+import type { Counter } from "@opentelemetry/api";
 import { ConfigError } from "../config/env.js";
 import type { DirectoryReads } from "./directory-reads.js";
+import { directoryReadsCounter } from "./directory-reads-primary.js";
 import type { SqlClient, SqlExecutor } from "./sql.js";
 
 export interface ReplicaReadsOptions {
@@ -48,9 +49,7 @@ export class ReplicaReads implements DirectoryReads {
   ) {
     this.restingUntil = replicas.map(() => 0);
     this.checked = replicas.map(() => false);
-    this.reads = metrics.getMeter("meshchat").createCounter("meshchat.directory.reads", {
-      description: "Directory reads (conversation lists) by where they ran (replica, primary) and why a read that could have gone to a replica did not",
-    });
+    this.reads = directoryReadsCounter();
     this.now = options.now ?? (() => performance.now());
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
   }
@@ -78,7 +77,7 @@ export class ReplicaReads implements DirectoryReads {
       this.restingUntil[i] = this.now() + this.options.restMs;
       return this.onPrimary(fn, "replica_failed");
     }
-    this.reads.add(1, { "meshchat.read.served_by": "replica" });
+    this.reads.add(1, { "meshchat.read.served_by": "replica", "meshchat.read.reason": "caught_up" });
     return result;
   }
 

@@ -105,6 +105,8 @@ async function everyKindOfTraffic(): Promise<void> {
   await rd.client.registerPushToken(PushProvider.PUSH_PROVIDER_WEBHOOK, "rio-token");
   await rd.close();
   const group = await pd.client.createGroup("traffic", [q.username, r.username]);
+  // A conversation list: where directory reads ran (meshchat_directory_reads_total).
+  expect((await qd[0]!.client.listConversations()).map((x) => x.id)).toContain(group.id);
   await waitFor("rio offline", async () => (await pd.client.presenceQuery([r.userId]))[0]?.status === PresenceStatus.PRESENCE_STATUS_OFFLINE);
   await pd.client.send(group.id, "hello all");
   for (const d of qd) await waitFor(`${d.deviceId} has it`, () => d.in(group.id).length === 1);
