@@ -7,8 +7,7 @@ import type { RotateRequest, SessionStore } from "./sessions.js";
  * The directory's side tables (sessions, privacy settings, block lists) as an SQL store
  * serves them: each table is its own small store (sessions-*.ts, privacy-*.ts, blocks-*.ts,
  * one file per engine) and the Store answers for it by passing the call through. One base
- * for SqlStore, SqliteStore and CachedStore (which passes them to the store it fronts), so a
- * new method of these interfaces is passed through once.
+ * for SqlStore and SqliteStore, so a new method of these interfaces is passed through once.
  */
 export abstract class DirectoryTables implements SessionStore, PrivacyStore, BlockStore {
   protected constructor(

@@ -10,7 +10,7 @@ import { PgliteSqlClient } from "./sql-pglite.js";
 import { PostgresSqlClient } from "./sql-postgres.js";
 import { CassandraStore, createCassandraClient } from "./store-cassandra.js";
 import { RecentMessages } from "./recent-messages-redis.js";
-import { CachedStore } from "./store-cached.js";
+import { cacheHistory } from "./store-cached.js";
 import { SqlStore } from "./store-sql.js";
 import type { Store } from "./store.js";
 import { instrumentStore } from "../telemetry/store.js";
@@ -67,7 +67,7 @@ export async function openStore(config: CommonConfig, onError: (err: unknown) =>
   if (oneOf("HISTORY_CACHE", config.profile === "embedded" ? "off" : "redis", ["off", "redis"] as const) === "off") return store;
   const recent = new RecentMessages(str("HISTORY_CACHE_REDIS_URL", config.redisUrl), config.redisPrefix, int("HISTORY_CACHE_SIZE", 200, 1, 10_000), int("HISTORY_CACHE_TTL_S", 86_400, 1), onError);
   // The cache's own latency is labelled apart from the backend it fronts.
-  return instrumentStore(new CachedStore(store, recent), `${backend}+cache`);
+  return instrumentStore(cacheHistory(store, recent), `${backend}+cache`);
 }
 
 async function openBackend(config: CommonConfig, onDeposed: () => void, leadership: Leadership | undefined): Promise<Store> {

@@ -3,7 +3,7 @@ import { HistoryDirection } from "../../gen/chat/v1/client.js";
 import { pageBoundsContract } from "../../test/support/page-bounds-contract.js";
 import type { RecentMessages } from "./recent-messages-redis.js";
 import { PgliteSqlClient } from "./sql-pglite.js";
-import { CachedStore } from "./store-cached.js";
+import { cacheHistory } from "./store-cached.js";
 import { SqlStore } from "./store-sql.js";
 
 /**
@@ -33,4 +33,4 @@ class EverythingCached {
   close(): void {}
 }
 
-pageBoundsContract("CachedStore answering from its cache", async () => new CachedStore(await SqlStore.open(await PgliteSqlClient.open(":memory:")), new EverythingCached() as unknown as RecentMessages));
+pageBoundsContract("the history cache answering from its cache", async () => cacheHistory(await SqlStore.open(await PgliteSqlClient.open(":memory:")), new EverythingCached() as unknown as RecentMessages));

@@ -1,11 +1,10 @@
-import type { AppendGroup, AppendGroupResult, ChangeMessageRequest, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
-import { DirectoryTables } from "./directory-tables.js";
-import type { Conversation, HistoryPage, HistoryRequest, MembershipAction } from "../../gen/chat/v1/client.js";
+import type { AppendGroup, AppendGroupResult, ChangeMessageRequest, UserEvent } from "../../gen/chat/internal/v1/store.js";
+import type { HistoryPage, HistoryRequest } from "../../gen/chat/v1/client.js";
 import { HistoryDirection } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
 import { ITEM_OVERHEAD_BYTES, PAGE_MAX_BYTES, textBytes } from "../grpc/message-size.js";
 import type { RecentMessages } from "./recent-messages-redis.js";
-import { fitBytes, historyLimit, type LogPage, type PointerMoveResult, type PointerUpdate, type Store } from "./store.js";
+import { fitBytes, historyLimit, type MessageLog, type Store } from "./store.js";
 
 /** A cached page cut at the byte budget like the stores' own pages (the cache holds full pages by count). */
 function cutPage(page: HistoryPage, fromSeq: number, maxBytes: number): HistoryPage {
@@ -15,16 +14,18 @@ function cutPage(page: HistoryPage, fromSeq: number, maxBytes: number): HistoryP
   return { ...page, messages, hasMore: true, nextFromSeq: messages[messages.length - 1]?.seq ?? fromSeq };
 }
 
-
 /**
- * A store whose recent history pages come from Redis when they can. Writes go
- * to the inner store first; the cache only hears about what is durable.
+ * The store with its recent history pages answered from Redis when they can be. Only the
+ * message log's history and the two writes that change what a page shows are the cache's;
+ * every other call is the store's own (withOverrides), so nothing is passed through by hand.
+ * Writes go to the store first; the cache only hears about what is durable.
  */
-export class CachedStore extends DirectoryTables implements Store {
-  // Sessions, privacy settings and block lists are the inner store's, passed through.
-  constructor(private readonly inner: Store, private readonly recent: RecentMessages) {
-    super(inner, inner, inner);
-  }
+export function cacheHistory(store: Store, recent: RecentMessages): Store {
+  return withOverrides(store, new HistoryCache(store, recent));
+}
+
+class HistoryCache implements Pick<MessageLog, "append" | "changeMessage" | "history">, Pick<Store, "close"> {
+  constructor(private readonly inner: Store, private readonly recent: RecentMessages) {}
 
   async append(groups: AppendGroup[]): Promise<AppendGroupResult[]> {
     const results = await this.inner.append(groups);
@@ -68,32 +69,26 @@ export class CachedStore extends DirectoryTables implements Store {
     return page;
   }
 
-  isMember(conversationId: string, userId: string): Promise<boolean> { return this.inner.isMember(conversationId, userId); }
-  hiddenSeqs(userId: string, conversationId: string): Promise<number[]> { return this.inner.hiddenSeqs(userId, conversationId); }
-  createUser(user: User): Promise<void> { return this.inner.createUser(user); }
-  getUserByName(username: string): Promise<User | null> { return this.inner.getUserByName(username); }
-  getUsers(ids: string[]): Promise<User[]> { return this.inner.getUsers(ids); }
-  sentMessages(conversationId: string, senderId: string): Promise<number[]> { return this.inner.sentMessages(conversationId, senderId); }
-  createConversation(conversation: Conversation, createdBy: string, maxMembers: number) { return this.inner.createConversation(conversation, createdBy, maxMembers); }
-  getConversation(id: string) { return this.inner.getConversation(id); }
-  changeMembership(req: { conversationId: string; actorId: string; subjectId: string; action: MembershipAction; maxMembers: number }) { return this.inner.changeMembership(req); }
-  listConversations(userId: string): Promise<Conversation[]> { return this.inner.listConversations(userId); }
-  contactIds(userId: string): Promise<string[]> { return this.inner.contactIds(userId); }
-  groupsCreatedSince(userId: string, sinceMs: number): Promise<number> { return this.inner.groupsCreatedSince(userId, sinceMs); }
-  setMuted(conversationId: string, userId: string, muted: boolean): Promise<void> { return this.inner.setMuted(conversationId, userId, muted); }
-  lastSeq(conversationId: string): Promise<number> { return this.inner.lastSeq(conversationId); }
-  readLog(userId: string, afterPos: number, limit: number, maxBytes?: number): Promise<LogPage> { return this.inner.readLog(userId, afterPos, limit, maxBytes); }
-  /** The inner store's trim, when it has one (the cache holds no log). */
-  get trimLog(): Store["trimLog"] {
-    const inner = this.inner;
-    return inner.trimLog && ((beforeMs: number) => inner.trimLog!(beforeMs));
-  }
-  logHeads(userIds: string[]): Promise<number[]> { return this.inner.logHeads(userIds); }
-  updatePointers(conversationId: string, userId: string, deliveredSeq: number, readSeq: number) { return this.inner.updatePointers(conversationId, userId, deliveredSeq, readSeq); }
-  updatePointersBatch(updates: PointerUpdate[]): Promise<PointerMoveResult[]> { return this.inner.updatePointersBatch(updates); }
-
   async close(): Promise<void> {
     this.recent.close();
     await this.inner.close();
   }
+}
+
+/**
+ * `inner` with the methods `overrides` has (its own methods, not Object's) taken from it instead.
+ * Optional methods stay as `inner` has them: absent where it has none (trimLog).
+ */
+function withOverrides<T extends object>(inner: T, overrides: object): T {
+  const own = new Set(Object.getOwnPropertyNames(Object.getPrototypeOf(overrides)).filter((k) => k !== "constructor"));
+  return new Proxy(inner, {
+    get(target, prop, receiver) {
+      if (typeof prop === "string" && own.has(prop)) {
+        const v = (overrides as Record<string, unknown>)[prop];
+        return typeof v === "function" ? v.bind(overrides) : v;
+      }
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
 }

@@ -93,18 +93,16 @@ export async function updateEachPointer(store: Pick<Store, "updatePointers">, up
 }
 
 /**
- * Everything the message-store service keeps durably. One implementation per
- * backend: store-sql.ts (embedded PGlite or a PostgreSQL server) and
- * store-cassandra.ts (PostgreSQL directory, Cassandra messages and logs). Errors are
- * ChatErrors with domain codes; backend failures surface as UNAVAILABLE.
- * Sessions live in the directory with the users (sessions.ts, sessions-sql.ts).
+ * Who exists and who is in what: users, their log-in sessions, privacy settings and blocks,
+ * conversations and their members. Always SQL (SQLite embedded, PostgreSQL in production);
+ * its conversation lists may run on standbys (directory-reads.ts).
  */
-export interface Store extends SessionStore, PrivacyStore, BlockStore {
+export interface Directory extends SessionStore, PrivacyStore, BlockStore {
   createUser(user: User): Promise<void>;
   getUserByName(username: string): Promise<User | null>;
   getUsers(ids: string[]): Promise<User[]>;
 
-  /** Creates a conversation with its members; a direct one that exists is returned as is. */
+  /** Creates a conversation with its members; a direct one that exists is returned as is. Its membership events reach the members' logs exactly once. */
   createConversation(conversation: Conversation, createdBy: string, maxMembers: number): Promise<{ conversation: Conversation; created: boolean; events: UserEvent[] }>;
   getConversation(id: string): Promise<{ conversation: Conversation; mutedUserIds: string[] } | null>;
   changeMembership(req: { conversationId: string; actorId: string; subjectId: string; action: MembershipAction; maxMembers: number }): Promise<{ conversation: Conversation; events: UserEvent[] }>;
@@ -115,7 +113,14 @@ export interface Store extends SessionStore, PrivacyStore, BlockStore {
   contactIds(userId: string): Promise<string[]>;
   isMember(conversationId: string, userId: string): Promise<boolean>;
   setMuted(conversationId: string, userId: string, muted: boolean): Promise<void>;
+}
 
+/**
+ * What was said and who has seen it: each conversation's messages numbered by seq, each
+ * user's sync log numbered by position, the delivered and read pointers, history. SQLite
+ * embedded; Cassandra (or PostgreSQL) in production.
+ */
+export interface MessageLog {
   /** Appends each group in one durable write; a group whose base_seq is stale is refused alone. */
   append(groups: AppendGroup[]): Promise<AppendGroupResult[]>;
   lastSeq(conversationId: string): Promise<number>;
@@ -146,6 +151,18 @@ export interface Store extends SessionStore, PrivacyStore, BlockStore {
   hiddenSeqs(userId: string, conversationId: string): Promise<number[]>;
   /** Seqs of the sender's messages in the conversation not deleted for everyone, ascending (an account's erasure). */
   sentMessages(conversationId: string, senderId: string): Promise<number[]>;
+}
 
+/**
+ * Everything the message-store service keeps durably: its directory and its message log, one
+ * backend each, served by one gRPC API. One implementation per backend: store-sqlite.ts
+ * (embedded), store-sql.ts (PostgreSQL, or PGlite) and store-cassandra.ts (PostgreSQL
+ * directory, Cassandra log). The two meet where an operation is both: a membership change
+ * is a directory write whose events the log must carry exactly once (in the same transaction
+ * on SQL; through an outbox on Cassandra), and a conversation's snapshot carries the log's
+ * last seq and pointers. Errors are ChatErrors with domain codes; backend failures surface as
+ * UNAVAILABLE.
+ */
+export interface Store extends Directory, MessageLog {
   close(): Promise<void>;
 }

@@ -5,8 +5,9 @@ import type { User } from "../../gen/chat/internal/v1/store.js";
 import { Conversation, ConversationKind, ErrorCode, HistoryDirection, Member, type HistoryRequest } from "../../gen/chat/v1/client.js";
 import { RecentMessages } from "../../internal/store/recent-messages-redis.js";
 import { PostgresSqlClient } from "../../internal/store/sql-postgres.js";
-import { CachedStore } from "../../internal/store/store-cached.js";
+import { cacheHistory } from "../../internal/store/store-cached.js";
 import { SqlStore } from "../../internal/store/store-sql.js";
+import type { Store } from "../../internal/store/store.js";
 import { pageBoundsContract } from "../support/page-bounds-contract.js";
 
 /**
@@ -26,7 +27,7 @@ describe("recent history cache on Redis", () => {
   const prefix = `meshchat-test:${randomUUID()}:`;
   let inner: SqlStore;
   let recent: RecentMessages;
-  let cached: CachedStore;
+  let cached: Store;
   let redis: Redis;
   let alice: User;
   let bob: User;
@@ -46,7 +47,7 @@ describe("recent history cache on Redis", () => {
   beforeAll(async () => {
     inner = await SqlStore.open(new PostgresSqlClient(env("POSTGRES_URL")));
     recent = new RecentMessages(env("REDIS_URL"), prefix, 30, 60);
-    cached = new CachedStore(inner, recent);
+    cached = cacheHistory(inner, recent);
     redis = new Redis(env("REDIS_URL"));
     [alice, bob, stranger] = ["alice", "bob", "stranger"].map((n) => ({ id: `u-${randomUUID()}`, username: `${n}${randomUUID().slice(0, 8)}`, passwordHash: "h", createdAtMs: Date.now() }));
     for (const u of [alice!, bob!, stranger!]) await cached.createUser(u);
@@ -128,7 +129,7 @@ describe("recent history cache on Redis", () => {
 
   it("falls back to the store when Redis cannot be reached", async () => {
     const down = new RecentMessages("redis://127.0.0.1:1", prefix, 30, 60);
-    const store = new CachedStore(inner, down);
+    const store = cacheHistory(inner, down);
     await store.append([{ conversationId: conv, baseSeq: base, memberIds: [alice.id, bob.id], messages: [{ senderId: alice.id, senderDeviceId: "d", clientMsgId: randomUUID(), text: "x", sentAtMs: 1 }] }]);
     base += 1;
     expect(await store.history(bob.id, req(BACKWARD, 0, 10))).toEqual(await inner.history(bob.id, req(BACKWARD, 0, 10)));
@@ -139,8 +140,8 @@ describe("recent history cache on Redis", () => {
 // Pages answered from Redis are cut by bytes like the store's own.
 const boundsPrefix = `meshchat-test:${randomUUID()}:`;
 pageBoundsContract(
-  "CachedStore (Redis) over PostgreSQL",
-  async () => new CachedStore(await SqlStore.open(new PostgresSqlClient(env("POSTGRES_URL"))), new RecentMessages(env("REDIS_URL"), boundsPrefix, 30, 60)),
+  "the history cache (Redis) over PostgreSQL",
+  async () => cacheHistory(await SqlStore.open(new PostgresSqlClient(env("POSTGRES_URL"))), new RecentMessages(env("REDIS_URL"), boundsPrefix, 30, 60)),
   async (store) => {
     const redis = new Redis(env("REDIS_URL"));
     const keys = await redis.keys(`${boundsPrefix}*`);
