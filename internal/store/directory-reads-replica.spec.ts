@@ -111,6 +111,17 @@ describe("ReplicaReads", () => {
     expect(await where()).toBe("replica0");
   });
 
+  it("runs a read that fails on the primary once, and does not blame the replica that was behind", async () => {
+    const { replicas, reads } = setUp(1, 20);
+    replicas[0]!.caughtAfter = 1_000;
+    let runs = 0;
+    await expect(reads.read(async () => { runs++; throw new Error("the read itself"); })).rejects.toThrow("the read itself");
+    expect(runs).toBe(1);
+    replicas[0]!.caughtAfter = 0;
+    replicas[0]!.looks = 0;
+    expect(await reads.read(async (db) => (db as FakeDb).name)).toBe("replica0");
+  });
+
   it("leaves a failing replica out for restMs, then tries it again", async () => {
     const { replicas, where, advance } = setUp(2);
     replicas[0]!.down = true;

@@ -59,11 +59,13 @@ export class ReplicaReads implements DirectoryReads {
     if (i === undefined) return this.onPrimary(fn, "replicas_resting");
     const lsn = await this.primaryPosition();
     const replica = this.replicas[i]!;
-    let result: T;
     try {
       if (!this.checked[i]) await this.check(i);
-      if (!(await this.caughtUp(replica, lsn))) return await this.onPrimary(fn, "replica_behind");
-      result = await fn(replica);
+      if (await this.caughtUp(replica, lsn)) {
+        const result = await fn(replica);
+        this.reads.add(1, { "meshchat.read.served_by": "replica", "meshchat.read.reason": "caught_up" });
+        return result;
+      }
     } catch (err) {
       // A server that is not this primary's standby is left out for good. A read the standby
       // cancelled because replay needed what it held (SQLSTATE 40001, "conflict with recovery")
@@ -77,8 +79,8 @@ export class ReplicaReads implements DirectoryReads {
       this.restingUntil[i] = this.now() + this.options.restMs;
       return this.onPrimary(fn, "replica_failed");
     }
-    this.reads.add(1, { "meshchat.read.served_by": "replica", "meshchat.read.reason": "caught_up" });
-    return result;
+    // Outside the try: a read that fails on the primary is the read's failure, not the replica's.
+    return this.onPrimary(fn, "replica_behind");
   }
 
   /**
