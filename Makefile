@@ -86,11 +86,11 @@ test: build typecheck
 ## network namespaces, test/e2e/netns.test.ts), then stop the servers whatever happened
 test-production: build
 	bash scripts/servers/servers.sh install
-	bash scripts/servers/servers.sh start
 	set -a; . scripts/servers/env.sh; set +a; \
 	  status=0; \
-	  echo "[make test] $$(date -u +%T) tests against the servers"; \
-	  $(NODE_BIN)/vitest run --project servers || status=$$?; \
+	  bash scripts/servers/servers.sh start || status=$$?; \
+	  [ $$status -eq 0 ] && echo "[make test] $$(date -u +%T) tests against the servers"; \
+	  [ $$status -eq 0 ] && { $(NODE_BIN)/vitest run --project servers || status=$$?; }; \
 	  [ $$status -eq 0 ] && { $(NODE_BIN)/vitest run --project unit internal/notifier/token-store.spec.ts || status=$$?; }; \
 	  [ $$status -eq 0 ] && echo "[make test] $$(date -u +%T) end-to-end tier, production profile"; \
 	  [ $$status -eq 0 ] && { E2E_PROFILE=production $(NODE_BIN)/vitest run --project e2e --dir test/e2e || status=$$?; }; \

@@ -454,9 +454,8 @@ launch_postgres-replica() {
   return 0
 }
 ready_postgres-replica() {
-  local bin data
+  local bin data i
   bin="$(pg_bin)"
-  LOGS=("$PGR_DIR/basebackup.log" "$PGR_DIR/postgres.log")
   # Made only by a start (a wait only waits: a start elsewhere may be copying the primary now).
   if [ "$cmd" = start ] && ! live_pid "$(pgr_pidfile)" postgres >/dev/null; then
     ready_postgres
@@ -470,7 +469,11 @@ ready_postgres-replica() {
       { show_log "$PGR_DIR/basebackup.log"; die "pg_basebackup failed"; }
     as_pg bash -c "$CLOSEFDS" pg_ctl "$bin/pg_ctl" -D "$data" -l "$(readlink -f "$PGR_DIR")/postgres.log" -W -s \
       -o "-p $PG_REPLICA_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c max_connections=300 -c hot_standby=on" start </dev/null >/dev/null 9>&-
+    # pg_ctl -W returns before the server writes its pid file: wait for it, as launch_postgres does
+    # (wait_for below would otherwise take a server still starting for one that exited).
+    for i in $(seq 1 100); do [ -s "$data/postmaster.pid" ] && break; sleep 0.05; done
   fi
+  LOGS=("$PGR_DIR/basebackup.log" "$PGR_DIR/postgres.log")
   wait_for postgres-replica "$SERVERS_START_TIMEOUT" "$(pgr_pidfile)" postgres pgr_up
 }
 stop_postgres-replica() { [ -d "$PGR_DIR" ] || return 0; pg_stop postgres-replica "$(pgr_data)"; }
