@@ -126,7 +126,7 @@ async function sessions(c: Extract<WorkerCommand, { cmd: "sessions" }>): Promise
 async function pairs(c: Extract<WorkerCommand, { cmd: "pairs" }>): Promise<void> {
   const senders: WebSocket[] = [];
   /** Every session of the run (not the relay's bare sockets), for their heartbeats. */
-  const sockets: WebSocket[] = [];
+  const runSessions: WebSocket[] = [];
   let delivered = 0;
   let errors = 0;
   /** WebSocket frames of the step both ways (sends, Sent, events, receipts): what an edge handles for a message. */
@@ -165,14 +165,14 @@ async function pairs(c: Extract<WorkerCommand, { cmd: "pairs" }>): Promise<void>
         if (f.kind?.$case === "event" && f.kind.value.kind?.$case === "message") onDelivery(f.kind.value.kind.value.text);
       });
       senders.push(s);
-      sockets.push(s, r);
+      runSessions.push(s, r);
     }
   }
   // Heartbeats, as the product's client sends them: a recipient only reads, and the edge
   // closes a session silent for three heartbeat intervals (45 s), so without them every
   // recipient was cut off ~45 s into a run, and the later steps' deliveries went nowhere.
   // Not counted in `frames` (ref 0: the edge does not answer them).
-  timers.push(setInterval(() => { for (const ws of sockets) if (ws.readyState === ws.OPEN) ws.send(HEARTBEAT); }, 15_000));
+  timers.push(setInterval(() => { for (const ws of runSessions) if (ws.readyState === ws.OPEN) ws.send(HEARTBEAT); }, 15_000));
   await sleep(500);
   send({ kind: "load-start" });
   for (const step of c.steps) {

@@ -1,7 +1,5 @@
-import type { Counter } from "@opentelemetry/api";
 import { ConfigError } from "../config/env.js";
-import type { DirectoryReads } from "./directory-reads.js";
-import { directoryReadsCounter } from "./directory-reads-primary.js";
+import { type DirectoryReadPlace, type DirectoryReads, recordDirectoryRead } from "./directory-reads.js";
 import type { SqlClient, SqlExecutor } from "./sql.js";
 
 export interface ReplicaReadsOptions {
@@ -38,7 +36,6 @@ export class ReplicaReads implements DirectoryReads {
   private readonly restingUntil: number[];
   /** Per replica, once it has been found to be a standby of the primary, in the same database. */
   private readonly checked: boolean[];
-  private readonly reads: Counter;
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
 
@@ -49,7 +46,6 @@ export class ReplicaReads implements DirectoryReads {
   ) {
     this.restingUntil = replicas.map(() => 0);
     this.checked = replicas.map(() => false);
-    this.reads = directoryReadsCounter();
     this.now = options.now ?? (() => performance.now());
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
   }
@@ -63,7 +59,7 @@ export class ReplicaReads implements DirectoryReads {
       if (!this.checked[i]) await this.check(i);
       if (await this.caughtUp(replica, lsn)) {
         const result = await fn(replica);
-        this.reads.add(1, { "meshchat.read.served_by": "replica", "meshchat.read.reason": "caught_up" });
+        recordDirectoryRead({ servedBy: "replica", reason: "caught_up" });
         return result;
       }
     } catch (err) {
@@ -159,8 +155,8 @@ export class ReplicaReads implements DirectoryReads {
     }
   }
 
-  private async onPrimary<T>(fn: (db: SqlExecutor) => Promise<T>, reason: string): Promise<T> {
-    this.reads.add(1, { "meshchat.read.served_by": "primary", "meshchat.read.reason": reason });
+  private async onPrimary<T>(fn: (db: SqlExecutor) => Promise<T>, reason: Extract<DirectoryReadPlace, { servedBy: "primary" }>["reason"]): Promise<T> {
+    recordDirectoryRead({ servedBy: "primary", reason });
     return fn(this.primary);
   }
 }

@@ -1,5 +1,5 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { directoryReadsCounter } from "./directory-reads-primary.js";
+import { recordDirectoryRead } from "./directory-reads.js";
 import type { AppendGroup, AppendGroupResult, ChangeMessageRequest, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
 import { Conversation, ConversationKind, ErrorCode, Event, HistoryDirection, type HistoryPage, type HistoryRequest, Member, MembershipAction } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
@@ -31,8 +31,6 @@ export type SqliteSync = "normal" | "full";
  */
 export class SqliteStore extends DirectoryTables implements Store {
   private readonly sql: SqliteDb;
-  /** One file, no replicas: every list is counted where the others would count a primary's. */
-  private readonly listReads = directoryReadsCounter();
 
   private constructor(private readonly db: DatabaseSync) {
     const sql = new SqliteDb(db);
@@ -112,7 +110,8 @@ export class SqliteStore extends DirectoryTables implements Store {
   }
 
   async listConversations(userId: string): Promise<Conversation[]> {
-    this.listReads.add(1, { "meshchat.read.served_by": "primary", "meshchat.read.reason": "no_replicas" });
+    // One file, no replicas: counted as the other stores count a list on their primary.
+    recordDirectoryRead({ servedBy: "primary", reason: "no_replicas" });
     // Two statements whatever the number of conversations: the user's rows, then every member of them.
     const convs = this.q(
       `SELECT c.id, c.kind, c.title, c.created_at, c.last_seq, m.read_seq, m.muted,

@@ -351,21 +351,22 @@ pg_psql() { PGPASSWORD="$PG_PASSWORD" "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 
 
 # Make var/servers/postgres usable by the postgres OS user. If the checkout sits where that
 # user cannot reach (e.g. under /root, mode 700), keep the files in /var/tmp and link them here.
-pg_prepare_dir() {
-  [ -L "$PG_DIR" ] && [ -d "$PG_DIR/" ] && return 0 # already moved to /var/tmp (below)
-  mkdir -p "$PG_DIR"
+pg_prepare_dir() { # dir: the server's folder under var/servers (the primary's or the standby's)
+  local dir=$1
+  [ -L "$dir" ] && [ -d "$dir/" ] && return 0 # already moved to /var/tmp (below)
+  mkdir -p "$dir"
   [ "$(id -u)" = 0 ] || return 0
-  chown postgres: "$PG_DIR" 2>/dev/null || true
-  if ! runuser -u postgres -- test -w "$PG_DIR" 2>/dev/null; then
-    [ -L "$PG_DIR" ] || [ -z "$(ls -A "$PG_DIR")" ] || die "the postgres OS user cannot write $PG_DIR"
+  chown postgres: "$dir" 2>/dev/null || true
+  if ! runuser -u postgres -- test -w "$dir" 2>/dev/null; then
+    [ -L "$dir" ] || [ -z "$(ls -A "$dir")" ] || die "the postgres OS user cannot write $dir"
     local alt
-    alt="/var/tmp/meshchat-servers/$(printf %s "$ROOT" | md5sum | cut -c1-12)/postgres"
-    log "the postgres OS user cannot reach $PG_DIR: its files go to $alt (linked from there)"
+    alt="/var/tmp/meshchat-servers/$(printf %s "$ROOT" | md5sum | cut -c1-12)/$(basename "$dir")"
+    log "the postgres OS user cannot reach $dir: its files go to $alt (linked from there)"
     mkdir -p "$alt"
     chmod 755 "$(dirname "$(dirname "$alt")")" "$(dirname "$alt")"
     chown postgres: "$alt"
-    rmdir "$PG_DIR" 2>/dev/null || true
-    ln -sfn "$alt" "$PG_DIR"
+    rmdir "$dir" 2>/dev/null || true
+    ln -sfn "$alt" "$dir"
   fi
 }
 
@@ -374,7 +375,7 @@ launch_postgres() {
   bin="$(pg_bin)"
   [ -x "$bin/initdb" ] || die "PostgreSQL is not installed: run '$0 install postgres'"
   [ "$(id -u)" != 0 ] || id postgres >/dev/null 2>&1 || die "the postgres OS user is missing (package postgresql-common)"
-  pg_prepare_dir
+  pg_prepare_dir "$PG_DIR"
   data="$(pg_data)"
   live_pid "$(pg_pidfile)" postgres >/dev/null && { RUNNING=1; return 0; }
   need_free_ports postgres "$PG_PORT"
@@ -392,13 +393,19 @@ launch_postgres() {
   local have want
   have="$(cat "$data/PG_VERSION")" want="$(basename "$(dirname "$bin")")"
   [ "${have%%.*}" = "${want%%.*}" ] || die "$data was made by PostgreSQL $have, the installed server is $want: stop, remove it, start again"
-  # No Unix socket: TCP on 127.0.0.1 only. pg_ctl daemonizes the server in its own session.
-  as_pg bash -c "$CLOSEFDS" pg_ctl "$bin/pg_ctl" -D "$data" -l "$(readlink -f "$PG_DIR")/postgres.log" -W -s \
-    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c max_connections=300" start </dev/null >/dev/null 9>&-
-  local i
+  pg_start postgres "$PG_DIR" "$data" "$PG_PORT"
+}
+# Starts a server on its data folder (a primary, or a standby made by pg_basebackup) and waits
+# for its pid file: pg_ctl -W returns before the server writes it, and wait_for would take a
+# server still starting for one that exited. No Unix socket: TCP on 127.0.0.1 only; pg_ctl
+# daemonizes the server in its own session.
+pg_start() { # name dir data port
+  local name=$1 dir=$2 data=$3 port=$4 i
+  as_pg bash -c "$CLOSEFDS" pg_ctl "$(pg_bin)/pg_ctl" -D "$data" -l "$(readlink -f "$dir")/postgres.log" -W -s \
+    -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c max_connections=300" start </dev/null >/dev/null 9>&-
   for i in $(seq 1 100); do [ -s "$data/postmaster.pid" ] && return 0; sleep 0.05; done
-  show_log "$PG_DIR/postgres.log"
-  die "postgres did not start (log above)"
+  show_log "$dir/postgres.log"
+  die "$name did not start (log above)"
 }
 ready_postgres() {
   LOGS=("$PG_DIR/postgres.log")
@@ -434,44 +441,27 @@ PGR_DIR="$VAR/postgres-replica"
 pgr_data() { echo "$(readlink -f "$PGR_DIR")/data"; }
 pgr_pidfile() { echo "$(pgr_data)/postmaster.pid"; }
 pgr_up() { "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p "$PG_REPLICA_PORT" -t 1; }
-pgr_prepare_dir() {
-  [ -L "$PGR_DIR" ] && [ -d "$PGR_DIR/" ] && return 0
-  mkdir -p "$PGR_DIR"
-  chown postgres: "$PGR_DIR" 2>/dev/null || true
-  if ! runuser -u postgres -- test -w "$PGR_DIR" 2>/dev/null; then
-    # Where the primary's files went (pg_prepare_dir), for the same reason.
-    local alt
-    alt="$(dirname "$(readlink -f "$PG_DIR")")/postgres-replica"
-    mkdir -p "$alt"
-    chown postgres: "$alt"
-    rmdir "$PGR_DIR" 2>/dev/null || true
-    ln -sfn "$alt" "$PGR_DIR"
-  fi
-}
 launch_postgres-replica() {
   live_pid "$(pgr_pidfile)" postgres >/dev/null && { RUNNING=1; return 0; }
   # Made in ready_postgres-replica, once the primary answers.
   return 0
 }
 ready_postgres-replica() {
-  local bin data i
+  local bin data
   bin="$(pg_bin)"
   # Made only by a start (a wait only waits: a start elsewhere may be copying the primary now).
   if [ "$cmd" = start ] && ! live_pid "$(pgr_pidfile)" postgres >/dev/null; then
     ready_postgres
     need_free_ports postgres-replica "$PG_REPLICA_PORT"
-    pgr_prepare_dir
+    pg_prepare_dir "$PGR_DIR"
     data="$(pgr_data)"
     rm -rf "$data"
     # -R writes standby.signal and primary_conninfo: the copy starts as a streaming standby.
     as_pg env PGPASSWORD="$PG_PASSWORD" "$bin/pg_basebackup" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" \
       -D "$data" -R -X stream --checkpoint=fast --no-sync >"$PGR_DIR/basebackup.log" 2>&1 ||
       { show_log "$PGR_DIR/basebackup.log"; die "pg_basebackup failed"; }
-    as_pg bash -c "$CLOSEFDS" pg_ctl "$bin/pg_ctl" -D "$data" -l "$(readlink -f "$PGR_DIR")/postgres.log" -W -s \
-      -o "-p $PG_REPLICA_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c max_connections=300 -c hot_standby=on" start </dev/null >/dev/null 9>&-
-    # pg_ctl -W returns before the server writes its pid file: wait for it, as launch_postgres does
-    # (wait_for below would otherwise take a server still starting for one that exited).
-    for i in $(seq 1 100); do [ -s "$data/postmaster.pid" ] && break; sleep 0.05; done
+    # hot_standby is on by default: the standby answers reads while it replays.
+    pg_start postgres-replica "$PGR_DIR" "$data" "$PG_REPLICA_PORT"
   fi
   LOGS=("$PGR_DIR/basebackup.log" "$PGR_DIR/postgres.log")
   wait_for postgres-replica "$SERVERS_START_TIMEOUT" "$(pgr_pidfile)" postgres pgr_up
