@@ -99,4 +99,30 @@ describe("LogLeader", () => {
     expect(refused).toBe(ErrorCode.ERROR_CODE_UNAVAILABLE);
     expect(failures).toEqual(["deposed"]);
   });
+
+  // A change in place (an edit) overwrites cells of a committed row: what puts them back must be
+  // durable, and the leader still leading, before those cells change; a deposed leader changes none.
+  it("writes a tick's restore record and checks its fence before the tick's rows, and writes no row once deposed", async () => {
+    let fenceEpoch = 1;
+    let created = false;
+    const queries: string[] = [];
+    const client = {
+      execute(query: string): Promise<unknown> {
+        queries.push(query.split(" ").slice(0, 3).join(" "));
+        if (/INSERT INTO \S+\.log_leader/.test(query)) created = true;
+        const row = created && /^SELECT epoch FROM \S+\.log_leader/.test(query) ? { epoch: fenceEpoch } : undefined;
+        return Promise.resolve({ first: () => row, wasApplied: () => true, rows: row ? [row] : [], pageState: null });
+      },
+    } as unknown as cassandra.Client;
+    const leader = await LogLeader.takeOver(client, "ks", { legacyHead: async () => 0, onFailed: () => {} });
+    if (!(leader instanceof LogLeader)) throw new Error("the fake keyspace has no other leader");
+    const change = (text: string) => leader.submit([{ query: "UPDATE ks.messages SET body", params: [text] }], new Map(), [{ query: "UPDATE ks.messages SET body", params: ["before"] }]);
+    queries.length = 0;
+    await change("after");
+    expect(queries).toEqual(["INSERT INTO ks.log_restore", "SELECT epoch FROM", "UPDATE ks.messages SET", "INSERT INTO ks.log_intents", "SELECT epoch FROM"]);
+    fenceEpoch = 2;
+    queries.length = 0;
+    expect(await change("never").then(() => undefined, (err: { code?: ErrorCode }) => err.code)).toBe(ErrorCode.ERROR_CODE_UNAVAILABLE);
+    expect(queries).toEqual(["INSERT INTO ks.log_restore", "SELECT epoch FROM"]);
+  });
 });

@@ -64,6 +64,8 @@ interface Entry extends Head {
 interface Work {
   writes: Staged[];
   heads: Map<string, number>;
+  /** Writes that put back what `writes` change in place (cells of committed rows), should the tick not commit. */
+  restore: Staged[];
   resolve: () => void;
   reject: (err: unknown) => void;
 }
@@ -81,6 +83,9 @@ function logTables(ks: string) {
     intentsAfter: `SELECT heads FROM ${ks}.log_intents WHERE epoch = ? AND tick > ?`,
     intent: `INSERT INTO ${ks}.log_intents (epoch, tick, heads, marked_through) VALUES (?, ?, ?, ?)`,
     trimIntents: `DELETE FROM ${ks}.log_intents WHERE epoch = ? AND tick < ?`,
+    restore: `INSERT INTO ${ks}.log_restore (epoch, tick, writes) VALUES (?, ?, ?)`,
+    restoresAfter: `SELECT tick, writes FROM ${ks}.log_restore WHERE epoch = ? AND tick > ?`,
+    trimRestores: `DELETE FROM ${ks}.log_restore WHERE epoch = ? AND tick < ?`,
     mark: `SELECT value FROM ${ks}.log_marks WHERE key = ?`,
     setMark: `INSERT INTO ${ks}.log_marks (key, value) VALUES (?, ?)`,
   };
@@ -200,11 +205,16 @@ export class LogLeader {
    * Commits staged rows and the heads they move with the next tick. Resolves once the tick is
    * durable and the fence still showed this epoch; rejects UNAVAILABLE otherwise (the leader
    * has then failed: nothing it staged is acknowledged).
+   *
+   * `restore`: for writes that change cells of rows already committed (an edit, a deletion),
+   * the writes that put the cells back as they are now. They are made durable before the
+   * tick's rows, and a next leader applies them if this tick never commits
+   * (docs/cassandra-log.md, "Changes in place"). Writes at positions past the heads need none.
    */
-  submit(writes: Staged[], heads: Map<string, number>): Promise<void> {
+  submit(writes: Staged[], heads: Map<string, number>, restore: Staged[] = []): Promise<void> {
     this.check();
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ writes, heads, resolve, reject });
+      this.queue.push({ writes, heads, restore, resolve, reject });
       void this.run();
     });
   }
@@ -257,6 +267,13 @@ export class LogLeader {
         const staged: Staged[] = [];
         for (const w of batch) for (const s of w.writes) staged.push(s);
         for (const [k, v] of marks.slice) staged.push({ query: this.cql.setMark, params: [k, v] });
+        const restore = batch.flatMap((w) => w.restore);
+        if (restore.length > 0) {
+          // Before any cell of a committed row changes, what puts it back is durable, and this
+          // leader still leads: a next leader elected since would not read the record.
+          await this.exec({ query: this.cql.restore, params: [this.epoch, tick, JSON.stringify(restore)] });
+          if (!(await this.stillLeads(batch))) return;
+        }
         await this.writeAll(staged);
         const heads = new Map<string, number>();
         for (const w of batch) for (const [k, v] of w.heads) heads.set(k, Math.max(heads.get(k) ?? 0, v));
@@ -267,13 +284,7 @@ export class LogLeader {
         // lease, renewed after this intent was durable), no next leader exists yet: one is elected
         // only after the lease lapses, then moves the fence and reads the intents, this one among
         // them. So the read is skipped then (docs/cassandra-log.md, "The fence read and the lease").
-        if (performance.now() >= this.heldUntil()) {
-          const fence = num((await this.client.execute(this.cql.fence, [], { prepare: true, consistency: consistencies.localQuorum, isIdempotent: true })).first()?.["epoch"]);
-          if (fence !== this.epoch) {
-            this.fail({ kind: "deposed", epoch: fence }, batch);
-            return;
-          }
-        }
+        if (!(await this.stillLeads(batch))) return;
         this.markedThrough = markedThrough;
         for (const [k, v] of marks.slice) { const e = this.heads.get(k); if (e) e.marked = Math.max(e.marked, v); }
         if (heads.size > 0 && this.unmarked.size === 0) this.unmarkedSince = Date.now();
@@ -286,7 +297,10 @@ export class LogLeader {
         batch = [];
         this.wakeTickWaiters();
         // Housekeeping after the answers, not before them: the intents marked through are read no more.
-        if (tick % INTENT_TRIM_EVERY === 0 && this.markedThrough > 0) await this.exec({ query: this.cql.trimIntents, params: [this.epoch, this.markedThrough + 1] });
+        if (tick % INTENT_TRIM_EVERY === 0 && this.markedThrough > 0) {
+          await this.exec({ query: this.cql.trimIntents, params: [this.epoch, this.markedThrough + 1] });
+          await this.exec({ query: this.cql.trimRestores, params: [this.epoch, this.markedThrough + 1] });
+        }
       }
       // Idle with heads waiting for their marks: a tick of marks alone when they are due.
       if (!this.failure && (this.unmarked.size > 0 || this.marking)) {
@@ -299,6 +313,19 @@ export class LogLeader {
     } finally {
       this.running = false;
     }
+  }
+
+  /**
+   * Whether this leader still holds the log, for what it wrote so far: its etcd lease vouches
+   * that no other leader can have been elected yet, or the fence read at LOCAL_QUORUM still shows
+   * its epoch. If not, it is deposed and `batch` is refused.
+   */
+  private async stillLeads(batch: Work[]): Promise<boolean> {
+    if (performance.now() < this.heldUntil()) return true;
+    const fence = num((await this.client.execute(this.cql.fence, [], { prepare: true, consistency: consistencies.localQuorum, isIdempotent: true })).first()?.["epoch"]);
+    if (fence === this.epoch) return true;
+    this.fail({ kind: "deposed", epoch: fence }, batch);
+    return false;
   }
 
   /** A mark set is being written, or the oldest unmarked head has waited its time. */
@@ -361,13 +388,18 @@ export class LogLeader {
     const merge = (row: cassandra.types.Row | undefined) => {
       for (const [k, v] of Object.entries((row?.["heads"] ?? {}) as Record<string, unknown>)) merged.set(k, Math.max(merged.get(k) ?? 0, num(v)));
     };
+    /** Restore records of ticks that never committed, latest first. */
+    const restores: Staged[][] = [];
     for (let e = closed + 1; e < this.epoch; e++) {
       const last = (await this.client.execute(this.cql.lastIntent, [e], q)).first();
+      const lastTick = last ? num(last["tick"]) : 0;
+      // Ticks run one at a time, so those with no intent yet are the epoch's last ones.
+      const cut = (await this.client.execute(this.cql.restoresAfter, [e, lastTick], { ...q, fetchSize: 10_000 })).rows;
+      restores.unshift(...cut.map((r) => JSON.parse(r["writes"] as string) as Staged[]));
       if (!last) continue;
       merge(last);
       // An intent of before marked_through (null) is one whose marks went with the next tick: it alone counts.
-      const tick = num(last["tick"]);
-      const through = last["marked_through"] == null ? tick - 1 : num(last["marked_through"]);
+      const through = last["marked_through"] == null ? lastTick - 1 : num(last["marked_through"]);
       let pageState: string | undefined;
       do {
         const page = await this.client.execute(this.cql.intentsAfter, [e, through], { ...q, fetchSize: 1_000, pageState });
@@ -375,6 +407,10 @@ export class LogLeader {
         pageState = page.pageState ?? undefined;
       } while (pageState);
     }
+    // One after the other, latest tick first: where two of them put back one cell, the earliest
+    // (what was committed) is written last, with the highest timestamp. Any write of the deposed
+    // leader's that lands after this loses to them by timestamp.
+    for (const writes of restores) for (const w of writes) await this.exec(w);
     await Promise.all([...merged].map(async ([k, v]) => {
       const cur = num((await this.client.execute(this.cql.mark, [k], q)).first()?.["value"]);
       if (v > cur) await this.exec({ query: this.cql.setMark, params: [k, v] });

@@ -96,6 +96,14 @@ export const CASSANDRA_MIGRATIONS: ReadonlyArray<(ks: string) => string[]> = [
   // 9: marks are written seldom (cassandra-leader.ts, MARK_EVERY_MS): each intent records the
   // tick through which every head is marked, so a new leader applies the intents after it.
   (ks) => [`ALTER TABLE ${ks}.log_intents ADD IF NOT EXISTS marked_through bigint`],
+  // 10: what puts back the cells a tick changes in place (an edit, a deletion), written before
+  // the tick's rows; a next leader applies those of ticks that never committed
+  // (cassandra-leader.ts, docs/cassandra-log.md "Changes in place"). Range-deleted with the intents.
+  (ks) => [
+    `CREATE TABLE IF NOT EXISTS ${ks}.log_restore (
+       epoch bigint, tick bigint, writes text,
+       PRIMARY KEY ((epoch), tick)) WITH CLUSTERING ORDER BY (tick DESC)`,
+  ],
 ];
 
 const KEYSPACE_RE = /^[a-z][a-z0-9_]{0,47}$/;

@@ -459,7 +459,9 @@ export class CassandraStore implements Store {
   /**
    * An edit or deletion: one at a time per message (the leader's lock), so the edit cap and
    * "deleted" hold without a compare-and-set; the message row's change and the events in
-   * the concerned logs commit in one tick.
+   * the concerned logs commit in one tick. It changes cells of a committed row, so the tick
+   * also carries the writes that put them back as they are now, which a next leader applies
+   * if the tick never commits (docs/cassandra-log.md, "Changes in place").
    */
   changeMessage(req: ChangeMessageRequest): Promise<UserEvent[]> {
     return guard(async () => {
@@ -473,17 +475,23 @@ export class CassandraStore implements Store {
         const state = row ? { senderId: row["sender_id"] as string, sentAtMs: num(row["sent_at"]), editCount: num(row["edit_count"]), deleted: num(row["deleted_at"]) > 0 } : undefined;
         const plan = planMessageChange(req, state, conversation, conv?.members ?? []);
         const tick = new TickWrites();
+        const nullable = (v: unknown) => (v == null ? null : num(v));
         if (plan.editCount !== undefined) {
           tick.stage(this.cql.editMessage, [req.text, req.atMs, plan.editCount, req.conversationId, b, req.seq]);
+          tick.restore(this.cql.editMessage, [row!["body"], nullable(row!["edited_at"]), nullable(row!["edit_count"]), req.conversationId, b, req.seq]);
         } else if (plan.deleteForEveryone) {
           tick.stage(this.cql.deleteMessage, [req.atMs, req.conversationId, b, req.seq]);
           tick.stage(this.cql.insertDeleted, [req.conversationId, req.seq]);
+          tick.restore(this.cql.undeleteMessage, [row!["body"], nullable(row!["deleted_at"]), req.conversationId, b, req.seq]);
+          tick.restore(this.cql.removeDeleted, [req.conversationId, req.seq]);
         } else {
           tick.stage(this.cql.insertHidden, [req.actorId, req.conversationId, req.seq]);
+          const hidden = (await this.client.execute(this.cql.hiddenAt, [req.actorId, req.conversationId, req.seq], { isIdempotent: true })).first();
+          if (!hidden) tick.restore(this.cql.unhide, [req.actorId, req.conversationId, req.seq]);
         }
         const at = req.atMs || Date.now();
         const logged = await this.logEvents(log, tick, plan.recipients, req.conversationId, { ...plan.stored, atMs: at });
-        await log.submit(tick.writes, tick.heads);
+        await log.submit(tick.writes, tick.heads, tick.restores);
         return liveEvents(logged, plan.live);
       });
     });
@@ -1000,6 +1008,8 @@ const encodeEvent = (e: Event): Buffer => Buffer.from(Event.encode({ ...e, pos: 
 /** What one operation stages for the leader's next tick: rows, and the heads they move. */
 class TickWrites {
   readonly writes: Staged[] = [];
+  /** What puts back the cells `writes` change in place, should the tick not commit. */
+  readonly restores: Staged[] = [];
   readonly heads = new Map<string, number>();
   /** Pointer entries this operation loaded or wrote: held until it releases them, once its tick is answered. */
   private readonly held: Pointer[] = [];
@@ -1009,6 +1019,9 @@ class TickWrites {
   }
   stage(query: string, params: unknown[]): void {
     this.writes.push({ query, params });
+  }
+  restore(query: string, params: unknown[]): void {
+    this.restores.push({ query, params });
   }
   head(key: string, value: number): void {
     this.heads.set(key, Math.max(this.heads.get(key) ?? 0, value));
@@ -1062,8 +1075,12 @@ function statements(ks: string) {
     editMessage: `UPDATE ${ks}.messages SET body = ?, edited_at = ?, edit_count = ? WHERE conversation_id = ? AND bucket = ? AND seq = ?`,
     deleteMessage: `UPDATE ${ks}.messages SET body = '', deleted_at = ? WHERE conversation_id = ? AND bucket = ? AND seq = ?`,
     insertDeleted: `INSERT INTO ${ks}.deleted_messages (conversation_id, seq) VALUES (?, ?)`,
+    undeleteMessage: `UPDATE ${ks}.messages SET body = ?, deleted_at = ? WHERE conversation_id = ? AND bucket = ? AND seq = ?`,
+    removeDeleted: `DELETE FROM ${ks}.deleted_messages WHERE conversation_id = ? AND seq = ?`,
     deletedAfter: `SELECT count(*) AS n FROM ${ks}.deleted_messages WHERE conversation_id = ? AND seq > ?`,
     insertHidden: `INSERT INTO ${ks}.hidden_messages (user_id, conversation_id, seq) VALUES (?, ?, ?)`,
+    hiddenAt: `SELECT seq FROM ${ks}.hidden_messages WHERE user_id = ? AND conversation_id = ? AND seq = ?`,
+    unhide: `DELETE FROM ${ks}.hidden_messages WHERE user_id = ? AND conversation_id = ? AND seq = ?`,
     hiddenOf: `SELECT seq FROM ${ks}.hidden_messages WHERE user_id = ? AND conversation_id = ?`,
     sentBy: `SELECT seq FROM ${ks}.message_ids WHERE conversation_id = ? AND sender_id = ?`,
     deletedIn: `SELECT seq FROM ${ks}.deleted_messages WHERE conversation_id = ?`,

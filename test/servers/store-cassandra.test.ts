@@ -281,6 +281,61 @@ describe("Cassandra store specifics", () => {
     expect(log[log.length - 1]!.kind).toMatchObject({ $case: "message", value: { clientMsgId: "dz2", seq: 2 } });
   });
 
+  it("an edit, a deletion for everyone or for oneself that a deposed leader wrote but never committed is put back by the next leader", async () => {
+    const [a, b] = await users(store, "cp-a", "cp-b");
+    const conv = (await group(store, [a!, b!])).conversation;
+    await store.append([{ conversationId: conv.id, baseSeq: 0, memberIds: [a!.id, b!.id], messages: [msg(a!, "cp1", "one"), msg(a!, "cp2", "two"), msg(a!, "cp3", "three")] }]);
+    const change = { conversationId: conv.id, actorId: a!.id, atMs: Date.now(), edit: false, text: "", editWindowMs: 10 ** 15, maxEdits: 5, forEveryone: false, deleteWindowMs: 10 ** 15 };
+    await store.changeMessage({ ...change, seq: 1, edit: true, text: "one, edited" });
+    const committed = await historySeqs(store, b!.id, conv.id);
+    const logs = await Promise.all([a!.id, b!.id].map((u) => readAll(store, u)));
+    const cells = async () => (await raw.execute(`SELECT seq, body, edited_at, edit_count, deleted_at FROM ${KEYSPACE}.messages WHERE conversation_id = ? AND bucket = 0`, [conv.id], { prepare: true })).rows
+      .map((r) => [Number(r["seq"]), r["body"], r["edited_at"]?.toString() ?? null, r["edit_count"], r["deleted_at"]?.toString() ?? null]);
+    const rowsOf = async (table: string, where: string, params: unknown[]) => (await raw.execute(`SELECT seq FROM ${KEYSPACE}.${table} WHERE ${where}`, params, { prepare: true })).rows.map((r) => Number(r["seq"]));
+    const before = await cells();
+    const phantoms = [
+      { req: { ...change, seq: 1, edit: true, text: "never acknowledged" }, written: async () => (await cells())[0]![1] === "never acknowledged" },
+      { req: { ...change, seq: 2, forEveryone: true }, written: async () => (await rowsOf("deleted_messages", "conversation_id = ?", [conv.id])).includes(2) },
+      { req: { ...change, seq: 3, actorId: b!.id }, written: async () => (await rowsOf("hidden_messages", "user_id = ? AND conversation_id = ?", [b!.id, conv.id])).includes(3) },
+    ];
+    const taken: CassandraStore[] = [];
+    try {
+      for (const phantom of phantoms) {
+        // The leader is cut off between a tick's rows and its intent: the rows are written, the
+        // tick never commits, and a second instance takes the log meanwhile.
+        let release!: () => void;
+        const held = new Promise<void>((resolve) => { release = resolve; });
+        let stalled = false;
+        const client = cassClient();
+        const execute = client.execute.bind(client) as (...args: unknown[]) => Promise<unknown>;
+        (client as unknown as { execute: unknown }).execute = async (query: string, ...rest: unknown[]) => {
+          if (query.includes(".log_intents (epoch, tick, heads")) { stalled = true; await held; }
+          return execute(query, ...rest);
+        };
+        const first = await CassandraStore.open(new PostgresSqlClient(backend.url()), client, { keyspace: KEYSPACE, localDc: DC, messagesPerBucket: MESSAGES_PER_BUCKET, logEntriesPerBucket: LOG_ENTRIES_PER_BUCKET });
+        taken.push(first);
+        const answer = first.changeMessage(phantom.req).then(() => "acknowledged", (err: unknown) => err);
+        await waitFor("the cut-off leader's tick to reach its intent", () => stalled);
+        expect(await phantom.written()).toBe(true);
+        store = await open();
+        taken.push(store);
+        release();
+        expect(await answer).toMatchObject({ code: ErrorCode.ERROR_CODE_UNAVAILABLE, retryable: true });
+      }
+      expect(await cells()).toEqual(before);
+      expect(await rowsOf("deleted_messages", "conversation_id = ?", [conv.id])).toEqual([]);
+      expect(await rowsOf("hidden_messages", "user_id = ? AND conversation_id = ?", [b!.id, conv.id])).toEqual([]);
+      expect(await historySeqs(store, b!.id, conv.id)).toEqual(committed);
+      expect(await Promise.all([a!.id, b!.id].map((u) => readAll(store, u)))).toEqual(logs);
+      // The next change of the message starts from what was committed: one edit, so a second is
+      // within a cap of two (the deposed leader's count would have refused it).
+      await store.changeMessage({ ...change, seq: 1, edit: true, text: "one, edited twice", maxEdits: 2 });
+      expect((await historySeqs(store, b!.id, conv.id))[0]).toMatchObject({ text: "one, edited twice" });
+    } finally {
+      for (const s of taken) await s.close();
+    }
+  }, 120_000);
+
   it("an edit or deletion cut short by a crash is logged at the next start if and only if the message row took it", async () => {
     const [a, b] = await users(store, "a", "b");
     const conv = (await group(store, [a!, b!])).conversation;
