@@ -50,7 +50,7 @@ interface Results {
   /** One device sending one message at a time, each after the last one's Sent: send -> Sent. */
   sequential?: { sends: number; p50Ms: number; p99Ms: number };
   /** framesPerMessage: WebSocket frames the load generator's sessions sent and received per message (the capacity model's edge divides by it). */
-  cpu?: { rate: number; seconds: number; delivered: number; framesPerMessage?: number; microsPerMessage: Record<string, number>; cassandra?: CassandraCost };
+  cpu?: { rate: number; seconds: number; delivered: number; framesPerMessage?: number; microsPerMessage: Record<string, number>; rpcs?: Record<string, number>; cassandra?: CassandraCost };
   group?: { members: number; devices: number; messages: number; p50: number; p99: number; allDevicesP50: number; allDevicesP99: number; cassandra?: CassandraCost };
   catchup?: { missed: number; ms: number; eventsPerSecond: number };
   abuse?: { alone: VictimFigures; attacked: VictimFigures; attack: Extract<WorkerReport, { kind: "attack" }> };
@@ -221,10 +221,37 @@ async function shutdown(code: number): Promise<never> {
 }
 process.on("SIGINT", () => void shutdown(130));
 
-/** The message store's Prometheus endpoint (the other services' stay off): what a message costs in Cassandra. */
-const storeMetricsPort = await freePort();
+/** Every service's Prometheus endpoint: what a message costs in Cassandra, and the gRPC calls each service serves per message. */
+const metricsPorts = new Map<string, number>();
+for (const s of ["edge", "chat", "presence", "message-store", "notifier"]) metricsPorts.set(s, await freePort());
+const storeMetricsPort = metricsPorts.get("message-store")!;
 const withStoreMetrics = (specs: ReturnType<typeof embeddedSpecs>) =>
-  specs.map((s) => (s.service === "message-store" ? { ...s, env: { ...s.env, METRICS_PORT: String(storeMetricsPort) } } : s));
+  specs.map((s) => (metricsPorts.has(s.service) ? { ...s, env: { ...s.env, METRICS_PORT: String(metricsPorts.get(s.service)) } } : s));
+
+/**
+ * gRPC calls served so far, by "service method" (rpc_server_call_duration_count: a call
+ * on a multiplexed stream counts as one call, as it does in traces).
+ */
+async function rpcCounts(): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  await Promise.all([...metricsPorts].map(async ([service, port]) => {
+    const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()).catch(() => "");
+    for (const line of text.split("\n")) {
+      const m = /^rpc_server_call_duration_count\{([^}]*)\} (\S+)/.exec(line);
+      if (!m) continue;
+      const method = /rpc_method="([^"]+)"/.exec(m[1]!)?.[1] ?? "?";
+      const key = `${service} ${method}`;
+      out[key] = (out[key] ?? 0) + Number(m[2]);
+    }
+  }));
+  return out;
+}
+
+/** Calls per message between two readings, largest first, those under 0.05 left out. */
+function rpcPerMessage(before: Record<string, number>, after: Record<string, number>, messages: number): Record<string, number> {
+  const rows = Object.entries(after).map(([k, n]) => [k, Math.round(((n - (before[k] ?? 0)) / Math.max(1, messages)) * 100) / 100] as const);
+  return Object.fromEntries(rows.filter(([, n]) => n >= 0.05).sort((a, b) => b[1] - a[1]));
+}
 
 interface CassandraCounts { requests: Record<string, number>; statements: number; byStatement: Record<string, number> }
 
@@ -354,17 +381,24 @@ try {
     pids.set("load generator", cw.child.pid!);
     // Counted from when the load starts: connecting the run's sessions and their catch-up are not a message's cost.
     let ticksBefore = new Map<string, number>();
-    let cassandraBefore: Promise<CassandraCounts> = Promise.resolve({ requests: {}, statements: 0, byStatement: {} });
+    let before: Promise<{ cassandra: CassandraCounts; rpcs: Record<string, number> }> = Promise.resolve({ cassandra: { requests: {}, statements: 0, byStatement: {} }, rpcs: {} });
+    // The counters are read before the clock starts and after it stops: a Prometheus scrape costs
+    // each service tens of milliseconds, which is not a message's cost.
     atLoadStart(cw, () => {
-      ticksBefore = new Map([...pids].map(([name, pid]) => [name, cpuTicks(pid)]));
-      cassandraBefore = cassandraCounts();
+      before = Promise.all([cassandraCounts(), rpcCounts()]).then(([cassandra, rpcs]) => {
+        ticksBefore = new Map([...pids].map(([name, pid]) => [name, cpuTicks(pid)]));
+        return { cassandra, rpcs };
+      });
     });
     const [cpuStep] = (await withTimeout(cw.run({ cmd: "pairs", url: wsUrl, pairs, steps: [{ rate: cpuRate, seconds: cpuSeconds }], textBytes: 1024, relay: false }, ["step"]), 120_000, "cpu")) as StepResult[];
+    const { cassandra: cassandraBefore, rpcs: rpcsBefore } = await before;
     const microsPerMessage: Record<string, number> = {};
     for (const [name, pid] of pids) microsPerMessage[name] = Math.round(((cpuTicks(pid) - ticksBefore.get(name)!) * 10_000) / Math.max(1, cpuStep!.delivered));
     cw.child.kill();
     const framesPerMessage = Math.round((cpuStep!.frames / Math.max(1, cpuStep!.delivered)) * 100) / 100;
-    results.cpu = { rate: cpuRate, seconds: cpuSeconds, delivered: cpuStep!.delivered, framesPerMessage, microsPerMessage, cassandra: perMessage(await cassandraBefore, await cassandraCounts(), cpuStep!.delivered) };
+    const rpcs = rpcPerMessage(rpcsBefore, await rpcCounts(), cpuStep!.delivered);
+    results.cpu = { rate: cpuRate, seconds: cpuSeconds, delivered: cpuStep!.delivered, framesPerMessage, microsPerMessage, rpcs, cassandra: perMessage(cassandraBefore, await cassandraCounts(), cpuStep!.delivered) };
+    log(`  gRPC calls served per message: ${Object.entries(rpcs).map(([k, v]) => `${k} ${v}`).join(", ")}`);
     if (results.cpu.cassandra) log(`  Cassandra per 1:1 message (acks and receipts included): ${results.cpu.cassandra.requests} requests, ${results.cpu.cassandra.statements} statements, ${results.cpu.cassandra.paxos} Paxos rounds (${JSON.stringify(results.cpu.cassandra.byKind)})`);
     log(`  CPU µs per delivered message at ${cpuRate}/s: ${Object.entries(microsPerMessage).map(([k, v]) => `${k} ${v}`).join(", ")}`);
     const w = worker();
@@ -724,6 +758,7 @@ if (results.cpu) {
   lines.push(`## CPU per delivered 1:1 message (${c.rate} msg/s for ${c.seconds} s, 1 KiB text; sends, delivery acks and receipts included)`, "", "| process | CPU µs per message |", "|---|---:|");
   for (const [k, v] of Object.entries(c.microsPerMessage)) lines.push(`| ${k} | ${v} |`);
   lines.push(`| **all services** | **${services.reduce((n, [, v]) => n + v, 0)}** |`, "", "Target: <= 1,000 µs for all services together. Clock ticks of 10 ms from /proc: a figure is good to about ±10%.", "");
+  if (c.rpcs) lines.push(`gRPC calls served per message (a call on a multiplexed stream counts as one): ${Object.entries(c.rpcs).map(([k, v]) => `${k} ${v}`).join(", ")}.`, "");
 }
 if (results.group) {
   const g = results.group;
