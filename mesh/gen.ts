@@ -9,7 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import YAML from "yaml";
 import { CALLER_POLICY, INTERNAL_PACKAGE } from "../internal/grpc/caller-policy.js";
-import { SERVICE_NODE_FLAGS } from "../internal/launcher/node-flags.js";
+import { SERVICE_NODE_FLAGS, serviceEnv } from "../internal/launcher/node-flags.js";
 
 interface ServiceSpec {
   port: number;
@@ -386,6 +386,8 @@ function k8s(name: string, s: ServiceSpec): object[] {
     // One token key pair for every instance: chat signs, edges verify (docs/security.md).
     ...(name === "chat" ? [{ name: "AUTH_PRIVATE_KEY_FILE", value: `${AUTH_DIR}/private.pem` }] : []),
     ...(name === "edge" ? [{ name: "AUTH_PUBLIC_KEY_FILE", value: `${AUTH_DIR}/public.pem` }] : []),
+    // What the process must start with (glibc's arenas for the edge: internal/launcher/node-flags.ts).
+    ...Object.entries(serviceEnv(name)).map(([k, value]) => ({ name: k, value })),
   ];
   // Each process mounts only the key it uses: chat the private key, edges the public one.
   const authKey = name === "chat" ? "private.pem" : name === "edge" ? "public.pem" : undefined;

@@ -62,7 +62,8 @@ export class CatchUp {
   private state: "new" | "active" | "stopped" = "new";
   private syncing = false;
   private resyncNeeded = false;
-  private live: Event[] = [];
+  /** Live events held while a catch-up runs (allocated when one is held: an idle session holds none). */
+  private live: Event[] | undefined;
   /** Text bytes held in `live`. */
   private liveBytes = 0;
   /** A live event was dropped because `live` was full: catch-up must read the store again before Synced. */
@@ -77,6 +78,11 @@ export class CatchUp {
     private readonly recipient: { readonly userId: string; readonly deviceId: string },
     private readonly log: Logger,
   ) {}
+
+  /** Live events held now (a deliver() during an await may have added some). */
+  private liveHeld(): number {
+    return this.live?.length ?? 0;
+  }
 
   private active(): boolean {
     return this.state === "active";
@@ -105,7 +111,7 @@ export class CatchUp {
   resync(afterPos: number): void {
     if (!this.active()) return;
     this.position = afterPos;
-    this.live = [];
+    this.live = undefined;
     this.liveBytes = 0;
     this.liveDropped = false;
     if (this.syncing) this.resyncNeeded = true;
@@ -128,8 +134,8 @@ export class CatchUp {
     if (this.syncing) {
       // Bounded in count and in bytes (a burst of large messages must not pile up in the edge).
       const size = event.kind?.$case === "message" || event.kind?.$case === "edited" ? textBytes(event.kind.value.text) : 0;
-      if (this.live.length < MAX_BUFFERED_LIVE && this.liveBytes + size <= this.config.maxBufferedBytes) {
-        this.live.push(event);
+      if (this.liveHeld() < MAX_BUFFERED_LIVE && this.liveBytes + size <= this.config.maxBufferedBytes) {
+        (this.live ??= []).push(event);
         this.liveBytes += size;
       } else this.liveDropped = true; // The store has them all: read again instead of holding more.
       return;
@@ -150,7 +156,7 @@ export class CatchUp {
       return;
     }
     // A gap (an event of ours went to a stale route, or raced): fill it from the store.
-    this.live.push(event);
+    (this.live ??= []).push(event);
     void this.sync();
   }
 
@@ -193,9 +199,9 @@ export class CatchUp {
         // A short page is not the end: the store also cuts pages by bytes.
         if (page.more || this.resyncNeeded) continue;
         // Everything stored when we read is sent: now the live events held back meanwhile.
-        const held = this.live.sort((a, b) => a.pos - b.pos);
+        const held = (this.live ?? []).sort((a, b) => a.pos - b.pos);
         const dropped = this.liveDropped;
-        this.live = [];
+        this.live = undefined;
         this.liveBytes = 0;
         this.liveDropped = false;
         let gap = dropped;
@@ -206,7 +212,7 @@ export class CatchUp {
         }
         if (!this.active()) return;
         // Events that arrived while the held ones were streaming are in `live` again: not done yet.
-        if (gap || this.resyncNeeded || this.live.length > 0 || this.liveDropped) continue;
+        if (gap || this.resyncNeeded || this.liveHeld() > 0 || this.liveDropped) continue;
         this.io.emit({ ref: 0, kind: { $case: "synced", value: { pos: this.position } } });
         m.catchupDuration.record(secondsSince(started));
         return;

@@ -1,5 +1,6 @@
 import http from "node:http";
-import { WebSocketServer, type WebSocket } from "ws";
+import type stream from "node:stream";
+import { WebSocket, WebSocketServer } from "ws";
 import { EdgeDeliveryServiceService } from "../../gen/chat/internal/v1/edge.js";
 import type { AccountServiceClient } from "../../gen/chat/internal/v1/chat.js";
 import type { Route } from "../../gen/chat/internal/v1/presence.js";
@@ -206,6 +207,7 @@ export class EdgeServer {
       noServer: true,
       maxPayload: config.maxFrameBytes + EXPLAINED_OVERSIZE_BYTES,
       perMessageDeflate: false,
+      WebSocket: EdgeSocket,
       handleProtocols: (protocols) => (protocols.has(PROTO_SUBPROTOCOL) ? PROTO_SUBPROTOCOL : protocols.has(JSON_SUBPROTOCOL) ? JSON_SUBPROTOCOL : false),
     });
     this.http = createHttpServer(config, (req, res) => {
@@ -226,8 +228,9 @@ export class EdgeServer {
       socket.once("close", refused);
       this.wss.handleUpgrade(req, socket, head, (ws) => {
         socket.off("close", refused);
+        forgetClearedTimeout(socket);
         span.end(101);
-        this.onSocket(ws, address);
+        this.onSocket(ws as EdgeSocket, address);
       });
     });
   }
@@ -300,12 +303,12 @@ export class EdgeServer {
     });
   }
 
-  private onSocket(ws: WebSocket, address: string): void {
-    const session = new Session(ws, modeOf(ws.protocol), this.gateway, this.config, this.sessionHooks, this.log, address);
-    const intake = new FrameIntake(ws, session, this.config, this.readBudgets);
-    ws.on("message", (data, isBinary) => intake.read(data, isBinary));
-    ws.on("close", (code) => { intake.closed(); ChatMetrics.get().disconnects.add(1, { "meshchat.close_code": code }); session.onClosed(); });
-    ws.on("error", () => session.onClosed());
+  private onSocket(ws: EdgeSocket, address: string): void {
+    ws.session = new Session(ws, modeOf(ws.protocol), this.gateway, this.config, this.sessionHooks, this.log, address);
+    ws.intake = new FrameIntake(ws, ws.session, this.config, this.readBudgets);
+    ws.on("message", onSocketMessage);
+    ws.on("close", onSocketClose);
+    ws.on("error", onSocketError);
   }
 
   /**
@@ -369,4 +372,45 @@ export class EdgeServer {
       .then(() => ChatMetrics.get().heartbeatDuration.record(secondsSince(started)))
       .catch((err) => this.log.warn("presence heartbeat failed", { err }));
   }
+}
+
+/**
+ * The edge's WebSocket: it carries its session and frame intake, so that its three listeners are
+ * shared functions (ws calls them with the socket as `this`) rather than three closures and
+ * their context a socket (~130 bytes each of tens of thousands of idle sessions;
+ * docs/performance.md, "Stop 35").
+ */
+class EdgeSocket extends WebSocket {
+  session: Session | undefined;
+  intake: FrameIntake | undefined;
+}
+
+function onSocketMessage(this: WebSocket, data: WebSocket.RawData, isBinary: boolean): void {
+  (this as EdgeSocket).intake!.read(data, isBinary);
+}
+
+function onSocketClose(this: WebSocket, code: number): void {
+  (this as EdgeSocket).intake!.closed();
+  ChatMetrics.get().disconnects.add(1, { "meshchat.close_code": code });
+  (this as EdgeSocket).session!.onClosed();
+}
+
+function onSocketError(this: WebSocket): void {
+  (this as EdgeSocket).session!.onClosed();
+}
+
+/** Node's key for a socket's idle timer (found by its description: it is not exported). */
+let timeoutKey: symbol | null | undefined;
+
+/**
+ * The HTTP server's idle timeout (`server.setTimeout`, http-guard.ts) gave the socket a timer;
+ * ws cleared it at the upgrade (`setTimeout(0)`), but Node keeps the cleared Timeout and its
+ * bound callback on the socket for the socket's life (~170 bytes an idle session). Dropped once
+ * the socket's timeout is 0; a Node without that key is left as it is.
+ */
+function forgetClearedTimeout(socket: stream.Duplex): void {
+  const s = socket as stream.Duplex & { timeout?: number } & Record<symbol, unknown>;
+  if (s.timeout !== 0) return;
+  timeoutKey ??= Object.getOwnPropertySymbols(s).find((k) => k.description === "timeout") ?? null;
+  if (timeoutKey && s[timeoutKey]) s[timeoutKey] = null;
 }

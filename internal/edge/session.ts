@@ -11,7 +11,7 @@ import { textBytes } from "../grpc/message-size.js";
 import type { Logger } from "../log/logger.js";
 import { validateConversationId, validateDeviceId, validateMessageRef, validateSendAddress, validateText, validateUsername } from "../validation/validate.js";
 import type { MeshGateway } from "./mesh-gateway.js";
-import { CatchUp, type CatchUpIo } from "./catch-up.js";
+import { CatchUp, type CatchUpConfig, type CatchUpIo } from "./catch-up.js";
 import type { ReadLogResponse } from "../../gen/chat/internal/v1/store.js";
 import { encodeServerFrame, errorFrame, type FrameMode } from "./frames.js";
 import { TokenBucket } from "./rate-limit.js";
@@ -99,6 +99,14 @@ class SessionCatchUpIo implements CatchUpIo {
   }
 }
 
+/** One catch-up configuration for all the sessions of an edge (an object per session was ~30 bytes each). */
+const catchUpConfigs = new WeakMap<SessionConfig, CatchUpConfig>();
+function catchUpConfigOf(config: SessionConfig): CatchUpConfig {
+  let c = catchUpConfigs.get(config);
+  if (!c) catchUpConfigs.set(config, (c = { pageSize: config.syncPageSize, maxBufferedBytes: config.maxBufferedBytes }));
+  return c;
+}
+
 /** What a session asks of its edge; one object serves every session. */
 export interface SessionHooks {
   register(s: Session): void;
@@ -143,7 +151,8 @@ export class Session {
   private endHeld: string | undefined;
   /** Users this session subscribed to (allocated on first use). */
   private subscribed: Set<string> | undefined;
-  private readonly sendBucket: TokenBucket;
+  /** Allocated on the first send, as the send chains are. */
+  private sendBucket: TokenBucket | undefined;
   private readonly frameBucket: TokenBucket;
   private helloTimer: NodeJS.Timeout | undefined;
   private readonly catchUp: CatchUp;
@@ -158,10 +167,9 @@ export class Session {
     /** The client's address (its source address behind trusted proxies), for the log-in limits. */
     readonly address = "",
   ) {
-    this.sendBucket = new TokenBucket(config.sendRate, config.sendBurst);
     this.frameBucket = new TokenBucket(config.frameRate, config.frameBurst);
     this.helloTimer = setTimeout(() => this.close(CLOSE.helloTimeout, "no Hello in time"), config.helloTimeoutMs);
-    this.catchUp = new CatchUp(new SessionCatchUpIo(this, gateway, ws), { pageSize: config.syncPageSize, maxBufferedBytes: config.maxBufferedBytes }, this, log);
+    this.catchUp = new CatchUp(new SessionCatchUpIo(this, gateway, ws), catchUpConfigOf(config), this, log);
   }
 
   /** Highest sync-log position sent to this device. */
@@ -323,7 +331,8 @@ export class Session {
         // (a flood of the largest legal texts spent the edge's loop on checking texts it then
         // refused). A text found bad after them is refused too, its bytes counted like any other's.
         validateSendAddress(s);
-        const wait = this.sendBucket.take();
+        // A bucket made now is full, as one made at the connect would be by now (it refills to its burst).
+        const wait = (this.sendBucket ??= new TokenBucket(this.config.sendRate, this.config.sendBurst)).take();
         if (wait > 0) throw new ChatError(ErrorCode.ERROR_CODE_RATE_LIMITED, "sending too fast", { retryAfterMs: wait });
         // Charged on arrival, in frame order: a refused send is answered at once and its text is not
         // held in the edge behind this session's earlier sends (only admitted bytes wait there).
@@ -521,9 +530,14 @@ export class Session {
     return this.ws.readyState !== this.ws.OPEN;
   }
 
-  private resolveEnded: () => void = () => {};
+  private hasEnded = false;
+  /** Who waits for the end (allocated when someone does: rarely, a device's next session). */
+  private endWaiters: Array<() => void> | undefined;
   /** Resolves once the session has ended and its disconnect has been handed on. */
-  readonly ended: Promise<void> = new Promise((resolve) => { this.resolveEnded = resolve; });
+  get ended(): Promise<void> {
+    if (this.hasEnded) return Promise.resolve();
+    return new Promise((resolve) => (this.endWaiters ??= []).push(resolve));
+  }
 
   /** Called once the socket is gone, whoever closed it. */
   onClosed(): void {
@@ -534,6 +548,9 @@ export class Session {
       this.authed = false;
       this.hooks.unregister(this);
     }
-    this.resolveEnded();
+    this.hasEnded = true;
+    const waiters = this.endWaiters;
+    this.endWaiters = undefined;
+    for (const w of waiters ?? []) w();
   }
 }

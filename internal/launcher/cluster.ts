@@ -3,7 +3,7 @@ import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { devAuthKeyEnv } from "../auth/keys.js";
-import { serviceNodeArgs } from "./node-flags.js";
+import { serviceEnv, serviceNodeArgs } from "./node-flags.js";
 
 export type ServiceName = "edge" | "chat" | "presence" | "message-store" | "notifier";
 
@@ -133,7 +133,7 @@ export class Cluster {
     const argv = [process.execPath, ...serviceNodeArgs(entryPoint(spec.service), spec.env.NODE_ARGS)];
     const [command, ...args] = [...(spec.wrapper ?? []), ...argv] as [string, ...string[]];
     const child = spawn(command, args, {
-      env: { ...process.env, ...spec.env },
+      env: { ...serviceEnv(spec.service), ...process.env, ...spec.env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));

@@ -26,3 +26,17 @@ export const SERVICE_NODE_FLAGS: readonly string[] = ["--initial-old-space-size=
 export function serviceNodeArgs(entry: string, extra: string | undefined): string[] {
   return ["--enable-source-maps", ...SERVICE_NODE_FLAGS, ...(extra ?? "").split(" ").filter(Boolean), entry];
 }
+
+/**
+ * Environment a service process starts with, under what the caller sets (its own value wins).
+ * The edge: `MALLOC_ARENA_MAX=2`. glibc gives each thread that contends for malloc an arena of
+ * its own (up to 8 a core), and each arena keeps what was freed in it; the edge's connect burst
+ * mallocs on the main thread and on libuv's pool (each token check is a WebCrypto job there), and
+ * the arenas kept ~0.4 KB a session after the burst was over. With two, the idle session at
+ * 19,000 held 7.3-8.0 KB of RSS against 7.9-8.5 KB, and the connects cost the edge the same CPU
+ * (docs/performance.md, "Stop 35"). Read by glibc when the process starts, so it is set here and
+ * in the manifests (mesh/gen.ts), not by the service.
+ */
+export function serviceEnv(service: string): Record<string, string> {
+  return service === "edge" ? { MALLOC_ARENA_MAX: "2" } : {};
+}
