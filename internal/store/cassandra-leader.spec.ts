@@ -102,7 +102,7 @@ describe("LogLeader", () => {
 
   // A change in place (an edit) overwrites cells of a committed row: what puts them back must be
   // durable, and the leader still leading, before those cells change; a deposed leader changes none.
-  it("writes a tick's restore record and checks its fence before the tick's rows, and writes no row once deposed", async () => {
+  it("writes a tick's restore record and checks its fence before the tick's rows, removes it once the tick commits, and writes no row once deposed", async () => {
     let fenceEpoch = 1;
     let created = false;
     const queries: string[] = [];
@@ -119,7 +119,8 @@ describe("LogLeader", () => {
     const change = (text: string) => leader.submit([{ query: "UPDATE ks.messages SET body", params: [text] }], new Map(), [{ query: "UPDATE ks.messages SET body", params: ["before"] }]);
     queries.length = 0;
     await change("after");
-    expect(queries).toEqual(["INSERT INTO ks.log_restore", "SELECT epoch FROM", "UPDATE ks.messages SET", "INSERT INTO ks.log_intents", "SELECT epoch FROM"]);
+    // Once committed, the record goes before the answer (it holds the text the change replaced).
+    expect(queries).toEqual(["INSERT INTO ks.log_restore", "SELECT epoch FROM", "UPDATE ks.messages SET", "INSERT INTO ks.log_intents", "SELECT epoch FROM", "DELETE FROM ks.log_restore"]);
     fenceEpoch = 2;
     queries.length = 0;
     expect(await change("never").then(() => undefined, (err: { code?: ErrorCode }) => err.code)).toBe(ErrorCode.ERROR_CODE_UNAVAILABLE);

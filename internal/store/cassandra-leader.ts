@@ -86,6 +86,8 @@ function logTables(ks: string) {
     restore: `INSERT INTO ${ks}.log_restore (epoch, tick, writes) VALUES (?, ?, ?)`,
     restoresAfter: `SELECT tick, writes FROM ${ks}.log_restore WHERE epoch = ? AND tick > ?`,
     trimRestores: `DELETE FROM ${ks}.log_restore WHERE epoch = ? AND tick < ?`,
+    dropRestore: `DELETE FROM ${ks}.log_restore WHERE epoch = ? AND tick = ?`,
+    dropRestores: `DELETE FROM ${ks}.log_restore WHERE epoch = ?`,
     mark: `SELECT value FROM ${ks}.log_marks WHERE key = ?`,
     setMark: `INSERT INTO ${ks}.log_marks (key, value) VALUES (?, ?)`,
   };
@@ -293,6 +295,11 @@ export class LogLeader {
           if (e) e.committed = Math.max(e.committed, v);
           this.unmarked.set(k, Math.max(this.unmarked.get(k) ?? 0, v));
         }
+        // The tick committed: its restore record is needed no more, and it holds the text the
+        // change replaced (an erased account's messages must be in no table once the erasure is
+        // answered). Removed before the answers; a failure leaves it to the trim and to the
+        // epoch's close, and the tick is answered all the same (it is committed).
+        if (restore.length > 0) await this.exec({ query: this.cql.dropRestore, params: [this.epoch, tick] }).catch(() => {});
         for (const w of batch) w.resolve();
         batch = [];
         this.wakeTickWaiters();
@@ -411,6 +418,8 @@ export class LogLeader {
     // (what was committed) is written last, with the highest timestamp. Any write of the deposed
     // leader's that lands after this loses to them by timestamp.
     for (const writes of restores) for (const w of writes) await this.exec(w);
+    // Applied, or committed long ago: the closed epochs' records go (they hold replaced texts).
+    for (let e = closed + 1; e < this.epoch; e++) await this.exec({ query: this.cql.dropRestores, params: [e] });
     await Promise.all([...merged].map(async ([k, v]) => {
       const cur = num((await this.client.execute(this.cql.mark, [k], q)).first()?.["value"]);
       if (v > cur) await this.exec({ query: this.cql.setMark, params: [k, v] });

@@ -331,6 +331,9 @@ describe("Cassandra store specifics", () => {
       // within a cap of two (the deposed leader's count would have refused it).
       await store.changeMessage({ ...change, seq: 1, edit: true, text: "one, edited twice", maxEdits: 2 });
       expect((await historySeqs(store, b!.id, conv.id))[0]).toMatchObject({ text: "one, edited twice" });
+      // No record is left holding a replaced text: a committed tick's goes before its answer, a
+      // closed epoch's once applied.
+      expect((await raw.execute(`SELECT writes FROM ${KEYSPACE}.log_restore`)).rows).toEqual([]);
     } finally {
       for (const s of taken) await s.close();
     }
