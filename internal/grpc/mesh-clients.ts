@@ -16,6 +16,15 @@ import { makeClient } from "./client.js";
 const PAGED_METHODS = ["ReadLog", "History"];
 
 /**
+ * Multiplex streams on a channel balanced over several instances. Each goes to the instance the
+ * round-robin balancer picks when it opens, so with more instances than this a process reaches
+ * only some of them, and the many processes calling spread over all (150 chat instances and 14
+ * presence instances at 50M daily users: ~40 streams each). A unary call per call reached every
+ * instance and cost ~250 µs more of CPU at each end (docs/performance.md, "Stop 35").
+ */
+const BALANCED_STREAMS = 4;
+
+/**
  * Channels to the other services. The TLS server name is the callee's
  * identity, so a certificate made for another service is refused.
  */
@@ -29,18 +38,20 @@ export class MeshClients {
   constructor(private readonly config: CommonConfig, private readonly creds: ChannelCredentials, private readonly discovery: Discovery = new StaticDiscovery(config)) {}
 
   /**
-   * `multiplexed`: the channel's unary calls share one Multiplex stream (multiplex.proto), never
-   * behind a sidecar (Envoy carries each call). "one-instance": only when one fixed instance is
-   * behind the channel (the embedded profile); a balanced channel stays unary, since a stream
-   * would pin every call to one instance. "pinned": on a discovery channel too, the stream
-   * going to the instance the balancer picks when it opens (the message store: on Cassandra
-   * only the log's leader is listed; docs/performance.md, "Multiplexed calls").
+   * `multiplexed`: the channel's unary calls go on Multiplex streams (multiplex.proto), never
+   * behind a sidecar (Envoy carries each call). "pinned": one stream, to the instance the
+   * balancer picks when it opens (the message store: on Cassandra only the log's leader is
+   * listed; docs/performance.md, "Multiplexed calls"). "balanced": one stream for one fixed
+   * instance; over several instances, BALANCED_STREAMS streams that the round-robin balancer
+   * spreads over them, taken in turn (presence: any instance answers for any user).
    */
-  private open<C extends Client>(ctor: new (a: string, c: ChannelCredentials, o?: object) => C, service: ServiceKind, staticAddrs: string[], multiplexed: false | "one-instance" | "pinned" = false): C {
+  private open<C extends Client>(ctor: new (a: string, c: ChannelCredentials, o?: object) => C, service: ServiceKind, staticAddrs: string[], multiplexed: false | "balanced" | "pinned" = false): C {
     const addrs = this.discovery.dynamic && !this.config.meshSidecar ? [discoveryTarget(service)] : staticAddrs;
     const c = makeClient(ctor, addrs, this.creds, this.config.tls ? service : undefined);
     const oneInstance = addrs.length === 1 && !this.discovery.dynamic;
-    if (multiplexed && !this.config.meshSidecar && (oneInstance || (multiplexed === "pinned" && this.discovery.dynamic))) {
+    if (multiplexed === "balanced" && !this.config.meshSidecar) {
+      multiplex(c as unknown as Parameters<typeof multiplex>[0], { unaryMethods: PAGED_METHODS, streams: oneInstance ? 1 : BALANCED_STREAMS });
+    } else if (multiplexed === "pinned" && !this.config.meshSidecar && (oneInstance || this.discovery.dynamic)) {
       multiplex(c as unknown as Parameters<typeof multiplex>[0], { unaryMethods: PAGED_METHODS });
     }
     this.opened.push(c);
@@ -50,7 +61,7 @@ export class MeshClients {
   chat(): ChatServiceClient { return this.open(ChatServiceClient, "chat", this.config.chatAddrs); }
   accounts(): AccountServiceClient { return this.open(AccountServiceClient, "chat", this.config.chatAddrs); }
   store(): MessageStoreServiceClient { return this.open(MessageStoreServiceClient, "message-store", this.config.storeAddrs, "pinned"); }
-  presence(): PresenceServiceClient { return this.open(PresenceServiceClient, "presence", this.config.presenceAddrs, "one-instance"); }
+  presence(): PresenceServiceClient { return this.open(PresenceServiceClient, "presence", this.config.presenceAddrs, "balanced"); }
   notifier(): NotifierServiceClient { return this.open(NotifierServiceClient, "notifier", this.config.notifierAddrs); }
 
   /** Per-conversation routing to the owning chat instance (behind a sidecar, Envoy's ring hash does it). */

@@ -135,13 +135,24 @@ class OpenStream {
  * what must be ordered (a session's sends to a conversation go one at a time).
  */
 export class MultiplexClient {
-  private stream?: OpenStream;
+  /** `streams` slots, each opened on first use and again after its stream ends; calls take them in turn. */
+  private readonly slots: Array<OpenStream | undefined>;
+  private turn = 0;
   private nextId = 1;
 
   constructor(
     private readonly openStream: () => ClientDuplexStream<CallBatch, ResultBatch>,
     private readonly unaryMethods: ReadonlySet<string> = new Set(),
-  ) {}
+    /**
+     * Streams to keep. One for a channel to one instance. On a channel balanced round robin over
+     * several instances, each stream goes to the instance the balancer picks when it opens, so
+     * several streams spread the calls over them (and a stream to an instance that goes is opened
+     * again to a live one).
+     */
+    streams = 1,
+  ) {
+    this.slots = new Array<OpenStream | undefined>(Math.max(1, streams));
+  }
 
   /**
    * Sends the call on the stream; undefined when it must go as a unary call instead: a large
@@ -172,26 +183,30 @@ export class MultiplexClient {
   }
 
   private open(): OpenStream {
-    if (this.stream && !this.stream.closed) return this.stream;
-    const s: OpenStream = new OpenStream(this.openStream(), () => { if (this.stream === s) this.stream = undefined; });
-    this.stream = s;
+    const k = this.turn;
+    this.turn = (k + 1) % this.slots.length;
+    const open = this.slots[k];
+    if (open && !open.closed) return open;
+    const s: OpenStream = new OpenStream(this.openStream(), () => { if (this.slots[k] === s) this.slots[k] = undefined; });
+    this.slots[k] = s;
     return s;
   }
 
-  /** Ends the stream; its unanswered calls fail UNAVAILABLE. */
+  /** Ends the streams; their unanswered calls fail UNAVAILABLE. */
   close(): void {
-    this.stream?.close(unavailable());
+    for (const s of this.slots) s?.close(unavailable());
   }
 }
 
 const multiplexes = new WeakMap<Client, MultiplexClient>();
 
 /**
- * From now on, `call` sends this client's unary calls on its service's Multiplex stream. Only
- * for a client of one instance (a stream goes to one backend; a balanced channel would pin it).
+ * From now on, `call` sends this client's unary calls on its service's Multiplex stream(s). One
+ * stream goes to one backend: a client of a balanced channel asks for several (`streams`), or
+ * pins its calls to whichever instance its one stream reached.
  */
-export function multiplex(client: Client & { multiplex(): ClientDuplexStream<CallBatch, ResultBatch> }, options: { unaryMethods?: string[] } = {}): void {
-  if (!multiplexes.has(client)) multiplexes.set(client, new MultiplexClient(() => client.multiplex(), new Set(options.unaryMethods)));
+export function multiplex(client: Client & { multiplex(): ClientDuplexStream<CallBatch, ResultBatch> }, options: { unaryMethods?: string[]; streams?: number } = {}): void {
+  if (!multiplexes.has(client)) multiplexes.set(client, new MultiplexClient(() => client.multiplex(), new Set(options.unaryMethods), options.streams));
 }
 
 /** The client's stream, when `multiplex` was called for it. */

@@ -6,7 +6,7 @@ import { Logger } from "../log/logger.js";
 import { waitFor } from "../../test/support/wait.js";
 import { call, makeClient } from "./client.js";
 import { implement, type AsyncService } from "./handler.js";
-import { multiplex, MULTIPLEX_MAX_CALL_BYTES } from "./multiplex-client.js";
+import { multiplex, MultiplexClient, type MultiplexableMethod, MULTIPLEX_MAX_CALL_BYTES } from "./multiplex-client.js";
 import type { MultiplexServer } from "./multiplex-server.js";
 import { startGrpcServer } from "./server.js";
 
@@ -167,6 +167,23 @@ describe("unary calls on a Multiplex stream", () => {
     g.open();
     expect((await held).sent!.clientMsgId).toBe("held");
     await drained;
+  });
+
+  it("keeps as many streams as asked on a balanced channel and sends its calls on them in turn, each opened again when it ends", async () => {
+    const calls: string[] = [];
+    const { server } = await serveChat({ ...noAck, send: async (req) => { calls.push(req.send!.text); return sent(req.send!.text, calls.length); } });
+    const client = makeClient(ChatServiceClient, [`127.0.0.1:${server.port}`], credentials.createInsecure());
+    cleanups.push(() => client.close());
+    const opened: Array<ReturnType<typeof client.multiplex>> = [];
+    const streams = new MultiplexClient(() => { const s = client.multiplex(); opened.push(s); return s; }, new Set(), 3);
+    cleanups.push(() => streams.close());
+    const send = (text: string) => streams.call(client.send as unknown as MultiplexableMethod<SendRequest, SendResponse>, sendOf(text), 5_000)!;
+    for (let i = 1; i <= 6; i++) expect((await send(`s${i}`)).sent!.seq).toBe(i);
+    expect(opened).toHaveLength(3);
+    // The second stream ends (its instance went away): the next call on its turn opens a new one; the others stay.
+    opened[1]!.cancel();
+    await waitFor("the ended stream to be noticed", async () => (await send("probe").then(() => true, () => false)) && opened.length === 4);
+    expect(opened.slice(0, 3).map((s) => s.closed || s.destroyed)).toEqual([false, true, false]);
   });
 
   it("sends a large request, and a method named unary, as unary calls: a large message on the stream would hold back the small ones behind it", async () => {
