@@ -18,8 +18,8 @@ const PAGED_METHODS = ["ReadLog", "History"];
 /**
  * Multiplex streams on a channel balanced over several instances. Each goes to the instance the
  * round-robin balancer picks when it opens, so with more instances than this a process reaches
- * only some of them, and the many processes calling spread over all (150 chat instances and 14
- * presence instances at 50M daily users: ~40 streams each). A unary call per call reached every
+ * only some of them, and the many processes calling spread over all (~130 chat instances and
+ * ~300 edges calling 14 presence instances at 50M daily users: ~130 streams each). A unary call reached every
  * instance and cost ~250 µs more of CPU at each end (docs/performance.md, "Stop 35").
  */
 const BALANCED_STREAMS = 4;
