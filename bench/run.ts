@@ -226,18 +226,26 @@ process.on("SIGINT", () => void shutdown(130));
 /** Every service's Prometheus endpoint: what a message costs in Cassandra, and the gRPC calls each service serves per message. */
 const metricsPorts = new Map<string, number>();
 for (const s of ["edge", "chat", "presence", "message-store", "notifier"]) metricsPorts.set(s, await freePort());
-const storeMetricsPort = metricsPorts.get("message-store")!;
 const withStoreMetrics = (specs: ReturnType<typeof embeddedSpecs>) =>
   specs.map((s) => (metricsPorts.has(s.service) ? { ...s, env: { ...s.env, METRICS_PORT: String(metricsPorts.get(s.service)) } } : s));
+
+/** One service's Prometheus text ("" when it does not answer). */
+function metricsOf(service: string): Promise<string> {
+  return fetch(`http://127.0.0.1:${metricsPorts.get(service)}/metrics`).then((r) => r.text()).catch(() => "");
+}
+
+/** Every service's Prometheus text, read once. */
+async function scrapeAll(): Promise<Map<string, string>> {
+  return new Map(await Promise.all([...metricsPorts.keys()].map(async (service) => [service, await metricsOf(service)] as const)));
+}
 
 /**
  * gRPC calls served so far, by "service method" (rpc_server_call_duration_count: a call
  * on a multiplexed stream counts as one call, as it does in traces).
  */
-async function rpcCounts(): Promise<Record<string, number>> {
+function rpcCountsIn(texts: Map<string, string>): Record<string, number> {
   const out: Record<string, number> = {};
-  await Promise.all([...metricsPorts].map(async ([service, port]) => {
-    const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()).catch(() => "");
+  for (const [service, text] of texts) {
     for (const line of text.split("\n")) {
       const m = /^rpc_server_call_duration_count\{([^}]*)\} (\S+)/.exec(line);
       if (!m) continue;
@@ -245,7 +253,7 @@ async function rpcCounts(): Promise<Record<string, number>> {
       const key = `${service} ${method}`;
       out[key] = (out[key] ?? 0) + Number(m[2]);
     }
-  }));
+  }
   return out;
 }
 
@@ -263,7 +271,10 @@ interface CassandraCounts { requests: Record<string, number>; statements: number
  * store without Cassandra.
  */
 async function cassandraCounts(): Promise<CassandraCounts> {
-  const text = await fetch(`http://127.0.0.1:${storeMetricsPort}/metrics`).then((r) => r.text()).catch(() => "");
+  return cassandraCountsIn(await metricsOf("message-store"));
+}
+
+function cassandraCountsIn(text: string): CassandraCounts {
   const out: CassandraCounts = { requests: {}, statements: 0, byStatement: {} };
   for (const line of text.split("\n")) {
     const st = /^meshchat_cassandra_statements_total\{([^}]*)\} (\S+)/.exec(line);
@@ -387,9 +398,9 @@ try {
     // The counters are read before the clock starts and after it stops: a Prometheus scrape costs
     // each service tens of milliseconds, which is not a message's cost.
     atLoadStart(cw, () => {
-      before = Promise.all([cassandraCounts(), rpcCounts()]).then(([cassandra, rpcs]) => {
+      before = scrapeAll().then((texts) => {
         ticksBefore = new Map([...pids].map(([name, pid]) => [name, cpuTicks(pid)]));
-        return { cassandra, rpcs };
+        return { cassandra: cassandraCountsIn(texts.get("message-store") ?? ""), rpcs: rpcCountsIn(texts) };
       });
     });
     const [cpuStep] = (await withTimeout(cw.run({ cmd: "pairs", url: wsUrl, pairs, steps: [{ rate: cpuRate, seconds: cpuSeconds }], textBytes: 1024, relay: false }, ["step"]), 120_000, "cpu")) as StepResult[];
@@ -398,8 +409,9 @@ try {
     for (const [name, pid] of pids) microsPerMessage[name] = Math.round(((cpuTicks(pid) - ticksBefore.get(name)!) * 10_000) / Math.max(1, cpuStep!.delivered));
     cw.child.kill();
     const framesPerMessage = Math.round((cpuStep!.frames / Math.max(1, cpuStep!.delivered)) * 100) / 100;
-    const rpcs = rpcPerMessage(rpcsBefore, await rpcCounts(), cpuStep!.delivered);
-    results.cpu = { rate: cpuRate, seconds: cpuSeconds, delivered: cpuStep!.delivered, framesPerMessage, microsPerMessage, rpcs, cassandra: perMessage(cassandraBefore, await cassandraCounts(), cpuStep!.delivered) };
+    const after = await scrapeAll();
+    const rpcs = rpcPerMessage(rpcsBefore, rpcCountsIn(after), cpuStep!.delivered);
+    results.cpu = { rate: cpuRate, seconds: cpuSeconds, delivered: cpuStep!.delivered, framesPerMessage, microsPerMessage, rpcs, cassandra: perMessage(cassandraBefore, cassandraCountsIn(after.get("message-store") ?? ""), cpuStep!.delivered) };
     log(`  gRPC calls served per message: ${Object.entries(rpcs).map(([k, v]) => `${k} ${v}`).join(", ")}`);
     if (results.cpu.cassandra) log(`  Cassandra per 1:1 message (acks and receipts included): ${results.cpu.cassandra.requests} requests, ${results.cpu.cassandra.statements} statements, ${results.cpu.cassandra.paxos} Paxos rounds (${JSON.stringify(results.cpu.cassandra.byKind)})`);
     log(`  CPU µs per delivered message at ${cpuRate}/s: ${Object.entries(microsPerMessage).map(([k, v]) => `${k} ${v}`).join(", ")}`);

@@ -49,11 +49,9 @@ export class MeshClients {
     const addrs = this.discovery.dynamic && !this.config.meshSidecar ? [discoveryTarget(service)] : staticAddrs;
     const c = makeClient(ctor, addrs, this.creds, this.config.tls ? service : undefined);
     const oneInstance = addrs.length === 1 && !this.discovery.dynamic;
-    if (multiplexed === "balanced" && !this.config.meshSidecar) {
-      multiplex(c as unknown as Parameters<typeof multiplex>[0], { unaryMethods: PAGED_METHODS, streams: oneInstance ? 1 : BALANCED_STREAMS });
-    } else if (multiplexed === "pinned" && !this.config.meshSidecar && (oneInstance || this.discovery.dynamic)) {
-      multiplex(c as unknown as Parameters<typeof multiplex>[0], { unaryMethods: PAGED_METHODS });
-    }
+    // Streams to keep; 0: unary calls (behind a sidecar, or a fixed list a pinned stream would not balance).
+    const streams = this.config.meshSidecar ? 0 : multiplexed === "balanced" ? (oneInstance ? 1 : BALANCED_STREAMS) : multiplexed === "pinned" && (oneInstance || this.discovery.dynamic) ? 1 : 0;
+    if (streams > 0) multiplex(c as unknown as Parameters<typeof multiplex>[0], { unaryMethods: PAGED_METHODS, streams });
     this.opened.push(c);
     return c;
   }
