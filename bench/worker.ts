@@ -194,7 +194,7 @@ async function pairs(c: Extract<WorkerCommand, { cmd: "pairs" }>): Promise<void>
           const text = `${performance.timeOrigin + performance.now()}|${pad}`;
           const ws = senders[k]!;
           if (c.relay) ws.send(text);
-          else ws.send(encode({ ref: ++sendSeq, kind: { $case: "send", value: { conversationId: c.pairs[k]!.conversationId, clientMsgId: `b${process.pid}-${sendSeq}`, text } } }));
+          else ws.send(encode({ ref: ++sendSeq, kind: { $case: "send", value: { conversationId: c.pairs[k]!.conversationId, clientMsgId: `b${process.pid}-${sendSeq}`, text, firstSend: true } } }));
           sent++;
           frames++;
         }
@@ -240,7 +240,7 @@ async function group(c: Extract<WorkerCommand, { cmd: "group" }>): Promise<void>
   for (let n = 0; n < c.messages; n++) {
     const sentAt = performance.timeOrigin + performance.now();
     perMessage.set(n, { sentAt, got: 0, last: 0 });
-    sender.send(encode({ ref: n + 1, kind: { $case: "send", value: { conversationId: c.conversationId, clientMsgId: `g${process.pid}-${n}`, text: `${sentAt}|${n}` } } }));
+    sender.send(encode({ ref: n + 1, kind: { $case: "send", value: { conversationId: c.conversationId, clientMsgId: `g${process.pid}-${n}`, text: `${sentAt}|${n}`, firstSend: true } } }));
     await sleep(c.intervalMs);
   }
   const until = Date.now() + 10_000;
@@ -274,7 +274,7 @@ async function attack(c: Extract<WorkerCommand, { cmd: "attack" }>): Promise<voi
     for (let n = 0; Date.now() < until; n++) {
       // As fast as the socket takes them, but never more than a few MB queued in this process.
       if (ws.bufferedAmount > 4 * 1024 * 1024) { await new Promise((r) => setTimeout(r, 5)); continue; }
-      ws.send(encode({ ref: n + 2, kind: { $case: "send", value: { conversationId: c.conversationIds[(n + k) % c.conversationIds.length]!, clientMsgId: `x${process.pid}-${k}-${n}`, text } } }));
+      ws.send(encode({ ref: n + 2, kind: { $case: "send", value: { conversationId: c.conversationIds[(n + k) % c.conversationIds.length]!, clientMsgId: `x${process.pid}-${k}-${n}`, text, firstSend: true } } }));
       sends++;
       await new Promise((r) => setImmediate(r));
     }

@@ -40,9 +40,9 @@ class FakeStore {
   }
 }
 
-const msg = (id: string) => ({ senderId: "u", senderDeviceId: "d", clientMsgId: id, text: id, sentAtMs: 0, replyToSeq: 0 });
+const msg = (id: string) => ({ senderId: "u", senderDeviceId: "d", clientMsgId: id, text: id, sentAtMs: 0, replyToSeq: 0, firstSend: false });
 /** A send of `sender` from `device` whose text is `bytes` bytes of UTF-8 (4-byte emoji, like the issue's attack). */
-const sized = (sender: string, id: string, bytes: number, device = "d") => ({ senderId: sender, senderDeviceId: device, clientMsgId: id, text: "\u{1F600}".repeat(bytes / 4), sentAtMs: 0, replyToSeq: 0 });
+const sized = (sender: string, id: string, bytes: number, device = "d") => ({ senderId: sender, senderDeviceId: device, clientMsgId: id, text: "\u{1F600}".repeat(bytes / 4), sentAtMs: 0, replyToSeq: 0, firstSend: false });
 /** Index of the first store write that carries the send `clientMsgId` of `sender`. */
 const writeOf = (store: FakeStore, sender: string, clientMsgId: string) =>
   store.calls.findIndex((c) => c.groups.some((g) => g.messages.some((m) => m.senderId === sender && m.clientMsgId === clientMsgId)));

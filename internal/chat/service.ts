@@ -149,7 +149,8 @@ export class ChatCore {
   }
 
   /** The PRODUCER span of the message: its store write and every delivery of it descend from it. */
-  async send(actor: Actor, conversationId: string, clientMsgId: string, text: string, replyToSeq = 0) {
+  /** `firstSend`: the client says this client_msg_id was never sent before (chat.v1.Send.first_send). */
+  async send(actor: Actor, conversationId: string, clientMsgId: string, text: string, replyToSeq = 0, firstSend = false) {
     validateSend({ conversationId, clientMsgId, text }, this.config.maxTextLength);
     if (replyToSeq) validateMessageRef({ conversationId, seq: replyToSeq });
     const info = await this.directory.requireMember(conversationId, actor.userId);
@@ -160,7 +161,7 @@ export class ChatCore {
     }
     return startSendSpan(conversationId, async (span) => {
       const sentAtMs = Date.now();
-      const { appended, memberIds } = await this.sequencer.submit(conversationId, { senderId: actor.userId, senderDeviceId: actor.deviceId, clientMsgId, text, sentAtMs, replyToSeq: replyToSeq || undefined });
+      const { appended, memberIds } = await this.sequencer.submit(conversationId, { senderId: actor.userId, senderDeviceId: actor.deviceId, clientMsgId, text, sentAtMs, replyToSeq: replyToSeq || undefined, firstSend });
       const message = appended.message!;
       span.setAttributes(messageAttributes(message));
       if (!appended.duplicate) {
@@ -462,8 +463,8 @@ function actorOf(actor: Actor | undefined): Actor {
 export function chatService(core: ChatCore): AsyncService<typeof ChatServiceService> {
   return {
     send: async (req) => {
-      const s = req.send ?? { conversationId: "", clientMsgId: "", text: "", replyToSeq: 0 };
-      return { sent: await core.send(actorOf(req.actor), s.conversationId, s.clientMsgId, s.text, s.replyToSeq ?? 0) };
+      const s = req.send ?? { conversationId: "", clientMsgId: "", text: "", replyToSeq: 0, firstSend: false };
+      return { sent: await core.send(actorOf(req.actor), s.conversationId, s.clientMsgId, s.text, s.replyToSeq ?? 0, s.firstSend) };
     },
     ack: async (req) => core.ack(actorOf(req.actor), req.ack?.conversationId ?? "", req.ack?.seq ?? 0, req.ack?.kind ?? AckKind.ACK_KIND_UNSPECIFIED),
     openDirect: async (req) => ({ conversation: await core.openDirect(actorOf(req.actor), req.username) }),

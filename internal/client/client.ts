@@ -20,6 +20,7 @@ import {
   type ReadMarker,
   type Receipt,
   ServerFrame,
+  type Send,
   type Sent,
   type TypingUpdate,
   type Welcome,
@@ -201,9 +202,16 @@ export class ChatClient {
     return closed;
   }
 
-  async send(conversationId: string, text: string, clientMsgId = randomId(), opts: { replyToSeq?: number } = {}): Promise<Sent> {
+  /**
+   * Sends a message. Without `clientMsgId` the client makes one up, and only then can it
+   * promise the store that no earlier copy exists (`firstSend`, cleared once the frame has gone
+   * out, so a resend is looked up). An id the caller passes may have been sent before (an
+   * outbox kept across restarts): it is always looked up.
+   */
+  async send(conversationId: string, text: string, clientMsgId?: string, opts: { replyToSeq?: number } = {}): Promise<Sent> {
     this.typingSentAt.delete(conversationId);
-    const f = await this.requestRetrying({ $case: "send", value: { conversationId, clientMsgId, text, replyToSeq: opts.replyToSeq || undefined } });
+    const send: Send = { conversationId, clientMsgId: clientMsgId ?? randomId(), text, replyToSeq: opts.replyToSeq || undefined, firstSend: clientMsgId === undefined };
+    const f = await this.requestRetrying({ $case: "send", value: send });
     return expect(f, "sent");
   }
 
@@ -227,7 +235,7 @@ export class ChatClient {
   }
 
   /** Sends a reply to an earlier message of the conversation (NOT_FOUND if there is no such seq). */
-  reply(conversationId: string, replyToSeq: number, text: string, clientMsgId = randomId()): Promise<Sent> {
+  reply(conversationId: string, replyToSeq: number, text: string, clientMsgId?: string): Promise<Sent> {
     return this.send(conversationId, text, clientMsgId, { replyToSeq });
   }
 
@@ -532,6 +540,8 @@ export class ChatClient {
     if (!ws || ws.readyState !== OPEN) return;
     if (this.opts.mode === "json") ws.send(JSON.stringify(ClientFrame.toJSON(frame)));
     else ws.send(ClientFrame.encode(frame).finish());
+    // Once out, it may be stored: every later transmission (a reconnect, a retry) is a resend.
+    if (frame.kind?.$case === "send") frame.kind.value.firstSend = false;
   }
 
   private startTimers(intervalMs: number): void {

@@ -1,23 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { ChatClient, type SocketLike } from "./client.js";
-
-/** A socket to a host that answers nothing: it never opens, and closing it fails it (as browsers and `ws` do). */
-class SilentSocket implements SocketLike {
-  binaryType = "arraybuffer";
-  readyState = 0;
-  readonly protocol = "";
-  onopen: SocketLike["onopen"] = null;
-  onclose: SocketLike["onclose"] = null;
-  onerror: SocketLike["onerror"] = null;
-  onmessage: SocketLike["onmessage"] = null;
-  constructor(readonly url: string) {}
-  send(): void {}
-  close(): void {
-    if (this.readyState === 3) return;
-    this.readyState = 3;
-    this.onclose?.({ code: 1006, reason: "" });
-  }
-}
+import { FakeSocket as SilentSocket } from "../../test/support/fake-socket.js";
+import { ChatClient } from "./client.js";
 
 describe("ChatClient connection attempts", () => {
   afterEach(() => { vi.useRealTimers(); });

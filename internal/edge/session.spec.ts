@@ -189,7 +189,7 @@ describe("Session sends", () => {
       deleteAccount: async () => [], endSessions: () => {},
     }, new Logger("test", "error"));
     await session.handle({ ref: 1, traceparent: "", kind: { $case: "hello", value: { token: "t", deviceId: "d1", cursor: 0, takeover: false } } });
-    const send = (ref: number, clientMsgId: string, text: string) => session.handle({ ref, traceparent: "", kind: { $case: "send", value: { conversationId: "g:00000000-0000-0000-0000-000000000001", clientMsgId, text } } });
+    const send = (ref: number, clientMsgId: string, text: string) => session.handle({ ref, traceparent: "", kind: { $case: "send", value: { conversationId: "g:00000000-0000-0000-0000-000000000001", clientMsgId, text, firstSend: false } } });
     const reply = (ref: number) => frames.find((f) => f.ref === ref)?.kind;
 
     const first = send(10, "a1", "small");

@@ -11,7 +11,7 @@ import type { MultiplexServer } from "./multiplex-server.js";
 import { startGrpcServer } from "./server.js";
 
 const log = new Logger("test", "error");
-const sendOf = (text: string): SendRequest => ({ actor: { userId: "u", deviceId: "d" }, send: { conversationId: "c", clientMsgId: text, text, replyToSeq: 0 } });
+const sendOf = (text: string): SendRequest => ({ actor: { userId: "u", deviceId: "d" }, send: { conversationId: "c", clientMsgId: text, text, replyToSeq: 0, firstSend: false } });
 const sent = (clientMsgId: string, seq: number): SendResponse => ({ sent: { conversationId: "c", clientMsgId, seq, sentAtMs: 0, duplicate: false } });
 
 type Handlers = Pick<AsyncService<typeof ChatServiceService>, "send" | "ack">;

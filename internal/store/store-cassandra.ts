@@ -709,9 +709,11 @@ export class CassandraStore implements Store {
     }
     // Duplicates: (sender, client_msg_id) already stored, or twice in this group. An index row
     // counts only if a tick committed its message (a deposed leader's may name a reused seq).
+    // A first send (the client made the id up and never sent it before) has no earlier copy to
+    // find, so its read is skipped: one statement and one round trip of every fresh message.
     const key = (m: { senderId: string; clientMsgId: string }) => `${m.senderId}\u0000${m.clientMsgId}`;
     const known = new Map<string, Message>();
-    const distinct = new Map(group.messages.map((m) => [key(m), m]));
+    const distinct = new Map(group.messages.filter((m) => !m.firstSend).map((m) => [key(m), m]));
     const members = [...new Set(group.memberIds)];
     const senders = [...new Set(group.messages.map((m) => m.senderId))].filter((s) => members.includes(s));
     await Promise.all([

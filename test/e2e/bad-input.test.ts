@@ -29,7 +29,7 @@ describe("bad input at the edge", () => {
   it("refuses frames before Hello with HELLO_REQUIRED and keeps waiting for Hello", async () => {
     const user = await newUser(c);
     const s = await raw();
-    s.send({ ref: 1, kind: { $case: "send", value: { conversationId: "g:00000000-0000-0000-0000-000000000000", clientMsgId: "x", text: "hi" } } });
+    s.send({ ref: 1, kind: { $case: "send", value: { conversationId: "g:00000000-0000-0000-0000-000000000000", clientMsgId: "x", text: "hi", firstSend: false } } });
     await waitFor("error", () => s.errors().length === 1);
     expect(s.errors()[0]!.code).toBe(ErrorCode.ERROR_CODE_HELLO_REQUIRED);
     expect(s.frames[0]!.ref).toBe(1);
@@ -99,7 +99,7 @@ describe("bad input at the edge", () => {
     const bob = await newUser(c);
     const a = await device(c, alice);
     const conv = await a.client.openDirect(bob.username);
-    const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => a.client.request({ $case: "send", value: { conversationId: conv.id, clientMsgId: `flood-${i}`, text: `flood ${i}` } })));
+    const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => a.client.request({ $case: "send", value: { conversationId: conv.id, clientMsgId: `flood-${i}`, text: `flood ${i}`, firstSend: false } })));
     const limited = results.filter((r) => r.status === "rejected").map((r) => (r as PromiseRejectedResult).reason as ClientError);
     const accepted = results.filter((r) => r.status === "fulfilled");
     expect(limited.length).toBeGreaterThan(0);
@@ -201,7 +201,7 @@ describe("what one client's input may do to others", () => {
     const vConv = await v.client.openDirect(friend.username);
     // Both at once, so the sequencer could put them in one store batch.
     const [bad, good] = await Promise.all([
-      Promise.allSettled(Array.from({ length: 5 }, (_, i) => m.client.request({ $case: "send", value: { conversationId: mConv.id, clientMsgId: `nul-${i}`, text: `x\u0000y${i}` } }))),
+      Promise.allSettled(Array.from({ length: 5 }, (_, i) => m.client.request({ $case: "send", value: { conversationId: mConv.id, clientMsgId: `nul-${i}`, text: `x\u0000y${i}`, firstSend: false } }))),
       Promise.allSettled(Array.from({ length: 5 }, (_, i) => v.client.send(vConv.id, `fine ${i}`))),
     ]);
     expect(bad.every((r) => r.status === "rejected" && (r.reason as ClientError).code === ErrorCode.ERROR_CODE_INVALID_ARGUMENT && !(r.reason as ClientError).retryable)).toBe(true);

@@ -55,7 +55,7 @@ describe("blocking a user", () => {
     expect(await codeOf(b.client.edit(direct, 1, "edited"))).toBe("ERROR_CODE_PERMISSION_DENIED");
     // The binary subprotocol says the same.
     const raw = await rawSession(c.wsUrl, bob.token, "raw-bob");
-    raw.send({ ref: 2, kind: { $case: "send", value: { conversationId: direct, clientMsgId: "raw-1", text: "binary" } } });
+    raw.send({ ref: 2, kind: { $case: "send", value: { conversationId: direct, clientMsgId: "raw-1", text: "binary", firstSend: false } } });
     await waitFor("the binary refusal", () => raw.reply(2) !== undefined);
     expect(raw.reply(2)!.kind).toMatchObject({ $case: "error", value: { code: ErrorCode.ERROR_CODE_PERMISSION_DENIED } });
     raw.ws.close();

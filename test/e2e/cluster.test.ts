@@ -228,7 +228,7 @@ describe.skipIf(!production)("production cluster: two edges, two chat instances"
     await a.client.send(conv.id, "before");
     servers("stop", backing);
     try {
-      const err = await a.client.request({ $case: "send", value: { conversationId: conv.id, clientMsgId: "during-outage", text: "during" } }).catch((e) => e);
+      const err = await a.client.request({ $case: "send", value: { conversationId: conv.id, clientMsgId: "during-outage", text: "during", firstSend: false } }).catch((e) => e);
       // A typed error from the service, not the client giving up on a silent server.
       expect(err.retryable).toBe(true);
       expect(err.message).not.toBe("request timed out");

@@ -44,7 +44,7 @@ describe("faults (P4)", () => {
     const conv = await a.client.openDirect(bob.username);
     await a.client.send(conv.id, "before");
     await c.cluster.stop("message-store", "SIGKILL");
-    const err = await a.client.request({ $case: "send", value: { conversationId: conv.id, clientMsgId: "during-outage", text: "during" } }).catch((e) => e);
+    const err = await a.client.request({ $case: "send", value: { conversationId: conv.id, clientMsgId: "during-outage", text: "during", firstSend: false } }).catch((e) => e);
     expect(err.retryable).toBe(true);
     await c.cluster.start({ name: "message-store", service: "message-store", env: c.env });
     const sent = await a.client.send(conv.id, "after");

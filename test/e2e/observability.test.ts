@@ -189,7 +189,7 @@ describe("OpenTelemetry", () => {
     // The client starts the trace; carol is offline so the notifier is asked too.
     const traceId = hex(32);
     const clientSpan = hex(16);
-    await a.client.request({ $case: "send", value: { conversationId: group.id, clientMsgId: "traced-1", text: "follow me" } }, `00-${traceId}-${clientSpan}-01`);
+    await a.client.request({ $case: "send", value: { conversationId: group.id, clientMsgId: "traced-1", text: "follow me", firstSend: false } }, `00-${traceId}-${clientSpan}-01`);
     await waitFor("bob got it", () => b.in(group.id).length === 1);
     const inTrace = () => spans.filter((s) => s.traceId === traceId);
     const need = ["edge:ws send", "edge:chat.internal.v1.ChatService/Send", "chat:chat.internal.v1.ChatService/Send", "chat:chat.append_batch", "chat:chat.internal.v1.MessageStoreService/Append", "message-store:chat.internal.v1.MessageStoreService/Append", "chat:chat.internal.v1.EdgeDeliveryService/Deliver", "edge:chat.internal.v1.EdgeDeliveryService/Deliver", "chat:chat.internal.v1.NotifierService/NotifyBatch", "notifier:chat.internal.v1.NotifierService/NotifyBatch"];
@@ -233,7 +233,7 @@ describe("OpenTelemetry", () => {
     const clientSpan = hex(16);
     const ackTraces: string[] = [];
     reportSpans(() => [traceId, ...ackTraces]);
-    const sent = await a.client.request({ $case: "send", value: { conversationId: group.id, clientMsgId: "done-1", text: "to every device" } }, `00-${traceId}-${clientSpan}-01`);
+    const sent = await a.client.request({ $case: "send", value: { conversationId: group.id, clientMsgId: "done-1", text: "to every device", firstSend: false } }, `00-${traceId}-${clientSpan}-01`);
     const seq = sent.kind?.$case === "sent" ? sent.kind.value.seq : 0;
     expect(seq).toBeGreaterThan(0);
     const messageId = `${group.id}/${seq}`;
@@ -313,7 +313,7 @@ describe("OpenTelemetry", () => {
     // A client error: PERMISSION_DENIED is the caller's mistake, not the server's failure.
     const traceId = hex(32);
     reportSpans(() => [traceId]);
-    const refused = await m.client.request({ $case: "send", value: { conversationId: group.id, clientMsgId: "nope", text: "let me in" } }, `00-${traceId}-${hex(16)}-01`).catch((err: unknown) => err);
+    const refused = await m.client.request({ $case: "send", value: { conversationId: group.id, clientMsgId: "nope", text: "let me in", firstSend: false } }, `00-${traceId}-${hex(16)}-01`).catch((err: unknown) => err);
     expect((refused as { code?: number }).code).toBe(ErrorCode.ERROR_CODE_PERMISSION_DENIED);
     const serverSend = () => spans.find((s) => s.traceId === traceId && s.service === "chat" && s.name === "chat.internal.v1.ChatService/Send" && s.kind === SERVER);
     const clientSend = () => spans.find((s) => s.traceId === traceId && s.service === "edge" && s.name === "chat.internal.v1.ChatService/Send" && s.kind === CLIENT);

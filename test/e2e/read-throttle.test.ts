@@ -41,7 +41,7 @@ describe("inbound bytes per WebSocket (READ_BYTES_PER_S)", () => {
     await waitFor("synced", () => s.frames.some((f) => f.kind?.$case === "synced"));
     const answered = () => s.frames.filter((f) => f.ref >= 100).length;
     const t0 = Date.now();
-    for (let i = 0; i < FRAMES; i++) s.send({ ref: 100 + i, kind: { $case: "send", value: { conversationId: group, clientMsgId: `f${i}`, text: TEXT } } });
+    for (let i = 0; i < FRAMES; i++) s.send({ ref: 100 + i, kind: { $case: "send", value: { conversationId: group, clientMsgId: `f${i}`, text: TEXT, firstSend: false } } });
     await waitFor("the first answers", () => answered() > 0);
     // Whatever was read by now: the burst (one frame of MAX_FRAME) and the rate since t0, plus one frame in flight.
     const bound = () => Math.floor((MAX_FRAME + (RATE * (Date.now() - t0)) / 1000) / TEXT.length) + 1;
@@ -60,7 +60,7 @@ describe("inbound bytes per WebSocket (READ_BYTES_PER_S)", () => {
     for (const s of sessions) await waitFor("synced", () => s.frames.some((f) => f.kind?.$case === "synced"));
     const answered = () => sessions.reduce((n, s) => n + s.frames.filter((f) => f.ref >= 100).length, 0);
     const t0 = Date.now();
-    for (let i = 0; i < FRAMES; i++) for (const [k, s] of sessions.entries()) s.send({ ref: 100 + i, kind: { $case: "send", value: { conversationId: group, clientMsgId: `f${k}-${i}`, text: TEXT } } });
+    for (let i = 0; i < FRAMES; i++) for (const [k, s] of sessions.entries()) s.send({ ref: 100 + i, kind: { $case: "send", value: { conversationId: group, clientMsgId: `f${k}-${i}`, text: TEXT, firstSend: false } } });
     await waitFor("the first answers", () => answered() > 0);
     // One budget's burst and rate since t0, plus one frame in flight per session: with a budget
     // per session, each read its own burst at once and the two together twice this.

@@ -59,7 +59,7 @@ describe("a burst of large messages from one user (docs/security.md, Sends)", ()
         const ref = 100 + i;
         const group = groups[(k * PER_SESSION + i) % GROUPS]!;
         refs.push({ s: k, ref, group });
-        s.send({ ref, kind: { $case: "send", value: { conversationId: group, clientMsgId: `big-${k}-${i}`, text: LARGE } } });
+        s.send({ ref, kind: { $case: "send", value: { conversationId: group, clientMsgId: `big-${k}-${i}`, text: LARGE, firstSend: false } } });
       }
     });
     const answers = () => refs.map((r) => sessions[r.s]!.reply(r.ref));
@@ -79,7 +79,7 @@ describe("a burst of large messages from one user (docs/security.md, Sends)", ()
     expect(stored).toBe(sent.length);
     // A limit, not a ban: the sessions are open and a small send still goes through.
     expect(sessions.map((s) => s.closed())).toEqual(sessions.map(() => undefined));
-    sessions[0]!.send({ ref: 999, kind: { $case: "send", value: { conversationId: groups[0]!, clientMsgId: "small-after", text: "hi" } } });
+    sessions[0]!.send({ ref: 999, kind: { $case: "send", value: { conversationId: groups[0]!, clientMsgId: "small-after", text: "hi", firstSend: false } } });
     await waitFor("the small send after the burst", () => sessions[0]!.reply(999) !== undefined);
     expect(sessions[0]!.reply(999)!.kind?.$case).toBe("sent");
 

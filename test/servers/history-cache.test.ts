@@ -36,7 +36,7 @@ describe("recent history cache on Redis", () => {
   let base = 0;
 
   const append = async (n: number) => {
-    const messages = Array.from({ length: n }, (_, i) => ({ senderId: alice.id, senderDeviceId: "d", clientMsgId: randomUUID(), text: `m${base + i + 1}`, sentAtMs: Date.now() }));
+    const messages = Array.from({ length: n }, (_, i) => ({ senderId: alice.id, senderDeviceId: "d", clientMsgId: randomUUID(), text: `m${base + i + 1}`, sentAtMs: Date.now(), firstSend: false }));
     const [r] = await cached.append([{ conversationId: conv, baseSeq: base, memberIds: [alice.id, bob.id], messages }]);
     expect(r!.error).toBe(0);
     base = r!.lastSeq;
@@ -64,7 +64,7 @@ describe("recent history cache on Redis", () => {
   it("after a delete for everyone the text is in no SQL table, no log entry and no Redis key (P7)", async () => {
     const secret = `secret-${randomUUID()}`;
     const sent = Date.now();
-    const [r] = await cached.append([{ conversationId: conv, baseSeq: base, memberIds: [alice.id, bob.id], messages: [{ senderId: alice.id, senderDeviceId: "d", clientMsgId: randomUUID(), text: `${secret} v1`, sentAtMs: sent }] }]);
+    const [r] = await cached.append([{ conversationId: conv, baseSeq: base, memberIds: [alice.id, bob.id], messages: [{ senderId: alice.id, senderDeviceId: "d", clientMsgId: randomUUID(), text: `${secret} v1`, sentAtMs: sent, firstSend: false }] }]);
     base = r!.lastSeq;
     const seq = base;
     const change = { conversationId: conv, seq, actorId: alice.id, atMs: Date.now(), text: "", editWindowMs: 60_000, maxEdits: 5, forEveryone: false, deleteWindowMs: 60_000 };
@@ -114,7 +114,7 @@ describe("recent history cache on Redis", () => {
 
   it("never serves a page the run does not reach: a missed update drops the run", async () => {
     // An append the cache never heard of (written to the store directly), then one it hears of.
-    const messages = [{ senderId: alice.id, senderDeviceId: "d", clientMsgId: randomUUID(), text: "direct", sentAtMs: 1 }];
+    const messages = [{ senderId: alice.id, senderDeviceId: "d", clientMsgId: randomUUID(), text: "direct", sentAtMs: 1, firstSend: false }];
     const [r] = await inner.append([{ conversationId: conv, baseSeq: base, memberIds: [alice.id, bob.id], messages }]);
     base = r!.lastSeq;
     expect(await recent.page(req(BACKWARD, 0, 5), base, 5)).toBeUndefined();
@@ -130,7 +130,7 @@ describe("recent history cache on Redis", () => {
   it("falls back to the store when Redis cannot be reached", async () => {
     const down = new RecentMessages("redis://127.0.0.1:1", prefix, 30, 60);
     const store = cacheHistory(inner, down);
-    await store.append([{ conversationId: conv, baseSeq: base, memberIds: [alice.id, bob.id], messages: [{ senderId: alice.id, senderDeviceId: "d", clientMsgId: randomUUID(), text: "x", sentAtMs: 1 }] }]);
+    await store.append([{ conversationId: conv, baseSeq: base, memberIds: [alice.id, bob.id], messages: [{ senderId: alice.id, senderDeviceId: "d", clientMsgId: randomUUID(), text: "x", sentAtMs: 1, firstSend: false }] }]);
     base += 1;
     expect(await store.history(bob.id, req(BACKWARD, 0, 10))).toEqual(await inner.history(bob.id, req(BACKWARD, 0, 10)));
     down.close();

@@ -129,6 +129,36 @@ describe("Cassandra store specifics", () => {
     }
   });
 
+  it("a first send skips the dedupe read; a resend of it is looked up and answered as the original", async () => {
+    const statements: string[] = [];
+    class Recorder extends RequestTrackerBase {
+      override onSuccess(_host: unknown, query: string | Array<{ query: string }>): void {
+        for (const q of typeof query === "string" ? [query] : query.map((x) => x.query)) statements.push(q);
+      }
+    }
+    const client = new cassandra.Client({ contactPoints: env("CASSANDRA_CONTACT_POINTS").split(","), localDataCenter: DC, requestTracker: new Recorder(),
+      queryOptions: { prepare: true, consistency: cassandra.types.consistencies.localQuorum, serialConsistency: cassandra.types.consistencies.localSerial } });
+    const s = await CassandraStore.open(new PostgresSqlClient(backend.url()), client, { keyspace: KEYSPACE, localDc: DC, messagesPerBucket: MESSAGES_PER_BUCKET, logEntriesPerBucket: LOG_ENTRIES_PER_BUCKET });
+    const dedupeReads = () => statements.filter((q) => /^SELECT\b.*\bFROM\s+\S*message_ids\b.*\bclient_msg_id\s*=/is.test(q)).length;
+    try {
+      const [a, b] = await users(s, "fs-a", "fs-b");
+      const conv = (await group(s, [a!, b!])).conversation;
+      const memberIds = [a!.id, b!.id];
+      statements.length = 0;
+      const [first] = await s.append([{ conversationId: conv.id, baseSeq: 0, memberIds, messages: [{ ...msg(a!, "fs1"), firstSend: true }, { ...msg(a!, "fs2"), firstSend: true }] }]);
+      expect(first!.messages.map((m) => [m.message!.seq, m.duplicate])).toEqual([[1, false], [2, false]]);
+      expect(dedupeReads()).toBe(0);
+      // The Sent was lost: the client sends fs1 again, no longer first. It is found, not stored twice.
+      const [again] = await s.append([{ conversationId: conv.id, baseSeq: 2, memberIds, messages: [msg(a!, "fs1"), { ...msg(a!, "fs3"), firstSend: true }] }]);
+      expect(again!.messages.map((m) => [m.message!.seq, m.duplicate])).toEqual([[1, true], [3, false]]);
+      expect(dedupeReads()).toBe(1);
+      const page = await s.history(b!.id, { conversationId: conv.id, direction: HistoryDirection.HISTORY_DIRECTION_FORWARD, fromSeq: 0, limit: 10 });
+      expect(page.messages.map((m) => [m.seq, m.clientMsgId])).toEqual([[1, "fs1"], [2, "fs2"], [3, "fs3"]]);
+    } finally {
+      await s.close();
+    }
+  });
+
   it("sync-log entries expire after SYNC_LOG_RETENTION_S: a read from before them is told where the trim ends, the log goes on after it, history keeps every message", async () => {
     const short = await open({ logRetentionSeconds: 1 });
     const [a, b] = await users(short, "ttl-a", "ttl-b");

@@ -29,7 +29,7 @@ export function pageBoundsContract(name: string, open: () => Promise<Store>, clo
     const sent: string[] = [];
 
     const append = async (texts: string[]) => {
-      const messages = texts.map((text) => ({ senderId: alice.id, senderDeviceId: "d", clientMsgId: randomUUID(), text, sentAtMs: Date.now() }));
+      const messages = texts.map((text) => ({ senderId: alice.id, senderDeviceId: "d", clientMsgId: randomUUID(), text, sentAtMs: Date.now(), firstSend: false }));
       const [r] = await store.append([{ conversationId: conv, baseSeq: base, memberIds: [alice.id, bob.id], messages }]);
       expect(r!.error).toBe(ErrorCode.ERROR_CODE_UNSPECIFIED);
       base = r!.lastSeq;

@@ -52,7 +52,7 @@ export async function group(store: Store, members: User[]) {
   return store.createConversation(conv, members[0]!.id, 100);
 }
 
-export const msg = (sender: User, clientMsgId: string, text = clientMsgId) => ({ senderId: sender.id, senderDeviceId: "d1", clientMsgId, text, sentAtMs: 1_000, replyToSeq: 0 });
+export const msg = (sender: User, clientMsgId: string, text = clientMsgId) => ({ senderId: sender.id, senderDeviceId: "d1", clientMsgId, text, sentAtMs: 1_000, replyToSeq: 0, firstSend: false });
 
 export async function readAll(store: Store, userId: string): Promise<Event[]> {
   const out: Event[] = [];
@@ -178,6 +178,21 @@ function messageLogCases(current: () => Store, backend: StoreBackend): void {
     expect(messageSeqs(cLog, conv.id)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(cLog.some((e) => e.kind?.$case === "message" && e.kind.value.clientMsgId === "late")).toBe(false);
     await expect(store.lastSeq(id("nope"))).rejects.toMatchObject({ code: ErrorCode.ERROR_CODE_NOT_FOUND });
+  });
+
+  it("a first send is stored once, and its resend (no longer first) is answered as the original", async () => {
+    const [a, b] = await users(store, "fs-a", "fs-b");
+    const conv = (await group(store, [a!, b!])).conversation;
+    const memberIds = [a!.id, b!.id];
+    const first = (m: ReturnType<typeof msg>) => ({ ...m, firstSend: true });
+    // Marked first twice in one group (a client that broke its promise): still one message.
+    const [r1] = await store.append([{ conversationId: conv.id, baseSeq: 0, memberIds, messages: [first(msg(a!, "f1")), first(msg(a!, "f1")), first(msg(b!, "f2"))] }]);
+    expect(r1!.messages.map((m) => [m.message!.seq, m.duplicate])).toEqual([[1, false], [1, true], [2, false]]);
+    const [r2] = await store.append([{ conversationId: conv.id, baseSeq: 2, memberIds, messages: [msg(a!, "f1", "again"), msg(b!, "f2", "again")] }]);
+    expect(r2).toMatchObject({ error: ErrorCode.ERROR_CODE_UNSPECIFIED, lastSeq: 2 });
+    expect(r2!.messages.map((m) => [m.message!.seq, m.duplicate, m.message!.text])).toEqual([[1, true, "f1"], [2, true, "f2"]]);
+    const page = await store.history(b!.id, { conversationId: conv.id, direction: HistoryDirection.HISTORY_DIRECTION_FORWARD, fromSeq: 0, limit: 10 });
+    expect(page.messages.map((m) => m.clientMsgId)).toEqual(["f1", "f2"]);
   });
 
   it("two owners racing appends never write a seq twice; every member logs each accepted message once, in seq order", async () => {
