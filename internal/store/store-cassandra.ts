@@ -190,7 +190,9 @@ export class CassandraStore implements Store {
   static async open(db: SqlClient, client: cassandra.Client, options: CassandraStoreOptions): Promise<CassandraStore> {
     return guard(async () => {
       const ks = checkKeyspace(options.keyspace);
-      const dir = await SqlStore.open(db, options.directoryReads);
+      // The directory's membership events go to the outbox, then to this store's log (recordMembership).
+      let store: CassandraStore | undefined;
+      const dir = await SqlStore.open(db, options.directoryReads, { record: (tx, writes) => store!.recordMembership(tx, writes) });
       await db.query(`CREATE TABLE IF NOT EXISTS ${OUTBOX_TABLE} (
         id bigserial PRIMARY KEY, conversation_id text NOT NULL, user_ids text[] NOT NULL, event bytea NOT NULL, created_at bigint NOT NULL)`);
       await client.connect();
@@ -206,7 +208,7 @@ export class CassandraStore implements Store {
       };
       const m = await setting("messages_per_bucket", options.messagesPerBucket, MESSAGES_PER_BUCKET);
       const l = await setting("log_entries_per_bucket", options.logEntriesPerBucket, LOG_ENTRIES_PER_BUCKET);
-      const store = new CassandraStore(dir, db, client, ks, m, l, options);
+      store = new CassandraStore(dir, db, client, ks, m, l, options);
       // Takes the log (fence, earlier epochs closed), then drains membership events a crash left.
       await store.takeOver();
       return store;
@@ -243,18 +245,10 @@ export class CassandraStore implements Store {
 
   createConversation(conversation: Conversation, createdBy: string, maxMembers: number) {
     return guard(async () => {
-      const box: { row?: OutboxRow } = {};
-      const r = await this.dir.createConversationWith(conversation, createdBy, maxMembers, async (tx, writes) => {
-        box.row = await this.recordOutbox(tx, writes);
-        return [];
-      });
-      this.memberSets.changed(r.conversation.id);
-      if (!r.created) {
-        await this.overlay(r.conversation);
-        return r;
-      }
-      const events = box.row ? await this.flushOutbox(box.row) : [];
-      return { ...r, events };
+      const r = await this.dir.createConversation(conversation, createdBy, maxMembers);
+      // Already there (a retried create): its snapshot carries the log's last seq and pointers.
+      if (!r.created) await this.overlay(r.conversation);
+      return r;
     });
   }
 
@@ -267,32 +261,42 @@ export class CassandraStore implements Store {
   }
 
   changeMembership(req: { conversationId: string; actorId: string; subjectId: string; action: MembershipAction; maxMembers: number }) {
-    return guard(async () => {
-      const box: { row?: OutboxRow } = {};
-      const r = await this.dir.changeMembershipWith(req, async (tx, writes) => {
-        // The snapshot in the event (and returned) carries Cassandra's last_seq and pointers.
-        const event = writes[0]?.event;
-        if (event?.kind?.$case === "membership" && event.kind.value.conversation) await this.overlay(event.kind.value.conversation);
-        box.row = await this.recordOutbox(tx, writes);
-        return [];
-      });
-      this.memberSets.changed(req.conversationId);
-      if (req.action === MembershipAction.MEMBERSHIP_ACTION_REMOVED || req.action === MembershipAction.MEMBERSHIP_ACTION_LEFT) {
-        // A member who comes back starts with fresh pointers, as a new members row does in SQL.
-        const tick = new TickWrites();
-        const fresh: Pointer = { delivered: 0, read: 0, holds: 0 };
-        tick.hold(fresh);
-        tick.stage(this.cql.deletePointers, [req.conversationId, req.subjectId]);
-        this.pointers.set(pointerKey(req.conversationId, req.subjectId), fresh);
-        try {
-          await this.log().submit(tick.writes, tick.heads);
-        } finally {
-          tick.release();
-        }
+    return guard(() => this.dir.changeMembership(req));
+  }
+
+  /**
+   * The directory's membership log (SqlStore's MembershipLog). Inside its transaction: a change's
+   * snapshot gets the log's last seq and pointers, and the event and its recipients go to the
+   * outbox. After the commit: the member sets learn it, a member who left or was removed loses
+   * their pointers (one who comes back starts afresh, as a new members row does in SQL), and the
+   * event is logged in one tick, its outbox row then deleted. A crash between commit and tick
+   * leaves the row for the drain at the next start (drainOutbox).
+   */
+  private async recordMembership(tx: SqlExecutor, writes: LogWrite[]): Promise<() => Promise<UserEvent[]>> {
+    const event = writes[0]?.event;
+    const change = event?.kind?.$case === "membership" ? event.kind.value : undefined;
+    if (change?.conversation && change.action !== MembershipAction.MEMBERSHIP_ACTION_CREATED) await this.overlay(change.conversation);
+    const row = await this.recordOutbox(tx, writes);
+    return async () => {
+      if (change) this.memberSets.changed(change.conversationId);
+      if (change && (change.action === MembershipAction.MEMBERSHIP_ACTION_REMOVED || change.action === MembershipAction.MEMBERSHIP_ACTION_LEFT)) {
+        await this.forgetPointers(change.conversationId, change.subjectId);
       }
-      const events = box.row ? await this.flushOutbox(box.row) : [];
-      return { conversation: r.conversation, events };
-    });
+      return row ? this.flushOutbox(row) : [];
+    };
+  }
+
+  private async forgetPointers(conversationId: string, userId: string): Promise<void> {
+    const tick = new TickWrites();
+    const fresh: Pointer = { delivered: 0, read: 0, holds: 0 };
+    tick.hold(fresh);
+    tick.stage(this.cql.deletePointers, [conversationId, userId]);
+    this.pointers.set(pointerKey(conversationId, userId), fresh);
+    try {
+      await this.log().submit(tick.writes, tick.heads);
+    } finally {
+      tick.release();
+    }
   }
 
   listConversations(userId: string): Promise<Conversation[]> {

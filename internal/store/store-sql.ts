@@ -17,11 +17,15 @@ export type { LogWrite } from "./store-rules.js";
 
 
 /**
- * Where the directory's membership events go, called inside the directory
- * transaction. SqlStore writes them to its own sync log; the Cassandra store
- * records them in an outbox and moves them to its log after the commit.
+ * Where the directory's membership events go. `record` runs inside the directory's
+ * transaction; what it returns runs once that transaction has committed and answers the events
+ * as logged. SqlStore's own log writes them in the transaction (one commit for both); the
+ * Cassandra store records them in an outbox there and logs them after the commit
+ * (docs/architecture.md, "The store's two interfaces").
  */
-export type MembershipLog = (tx: SqlExecutor, writes: LogWrite[]) => Promise<UserEvent[]>;
+export interface MembershipLog {
+  record(tx: SqlExecutor, writes: LogWrite[]): Promise<() => Promise<UserEvent[]>>;
+}
 
 /**
  * The store on PostgreSQL SQL, used both embedded (PGlite) and against a server
@@ -31,14 +35,26 @@ export type MembershipLog = (tx: SqlExecutor, writes: LogWrite[]) => Promise<Use
  * concurrent appends cannot deadlock.
  */
 export class SqlStore extends DirectoryTables implements Store {
-  private constructor(private readonly db: SqlClient, private readonly reads: DirectoryReads) {
+  private readonly membership: MembershipLog;
+
+  private constructor(private readonly db: SqlClient, private readonly reads: DirectoryReads, membership: MembershipLog | undefined) {
     super(new SqlSessionStore(db), new SqlPrivacyStore(db), new SqlBlockStore(db));
+    this.membership = membership ?? {
+      record: async (tx, writes) => {
+        const events = await this.appendLog(tx, writes);
+        return async () => events;
+      },
+    };
   }
 
-  /** `reads`: where the conversation list runs (the primary unless replicas are named: factory.ts). */
-  static async open(db: SqlClient, reads: DirectoryReads = new PrimaryReads(db)): Promise<SqlStore> {
+  /**
+   * `reads`: where the conversation list runs (the primary unless replicas are named: factory.ts).
+   * `membership`: where membership events go (this store's own sync log unless given: the
+   * Cassandra store keeps its directory here and its log in Cassandra).
+   */
+  static async open(db: SqlClient, reads: DirectoryReads = new PrimaryReads(db), membership?: MembershipLog): Promise<SqlStore> {
     await migrate(db);
-    return new SqlStore(db, reads);
+    return new SqlStore(db, reads, membership);
   }
 
   async createUser(user: User): Promise<void> {
@@ -68,14 +84,9 @@ export class SqlStore extends DirectoryTables implements Store {
   }
 
   async createConversation(conversation: Conversation, createdBy: string, maxMembers: number) {
-    return this.createConversationWith(conversation, createdBy, maxMembers, (tx, writes) => this.appendLog(tx, writes));
-  }
-
-  /** createConversation with the membership events sent to `log` (the directory part, reused by the Cassandra store). */
-  async createConversationWith(conversation: Conversation, createdBy: string, maxMembers: number, log: MembershipLog) {
     const memberIds = [...new Set(conversation.members.map((m) => m.userId))];
     if (memberIds.length > maxMembers) throw new ChatError(ErrorCode.ERROR_CODE_GROUP_FULL, `a group has at most ${maxMembers} members`);
-    return this.db.transaction(async (tx) => {
+    const r = await this.db.transaction(async (tx) => {
       const now = conversation.createdAtMs || Date.now();
       const ins = await tx.query(
         `INSERT INTO conversations (id, kind, title, created_by, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`,
@@ -83,7 +94,7 @@ export class SqlStore extends DirectoryTables implements Store {
       );
       if (ins.rowCount === 0) {
         const existing = await this.loadConversation(tx, conversation.id);
-        return { conversation: existing!, created: false, events: [] as UserEvent[] };
+        return { conversation: existing!, created: false, logged: undefined };
       }
       await tx.query(
         `INSERT INTO members (conversation_id, user_id, joined_at) SELECT $1, u, $2 FROM unnest($3::text[]) AS u`,
@@ -91,9 +102,10 @@ export class SqlStore extends DirectoryTables implements Store {
       );
       const snapshot = (await this.loadConversation(tx, conversation.id))!;
       const event = membershipEvent(snapshot, MembershipAction.MEMBERSHIP_ACTION_CREATED, createdBy, createdBy, now);
-      const events = await log(tx, memberIds.map((userId) => ({ userId, conversationId: snapshot.id, seq: 0, event })));
-      return { conversation: snapshot, created: true, events };
+      const logged = await this.membership.record(tx, memberIds.map((userId) => ({ userId, conversationId: snapshot.id, seq: 0, event })));
+      return { conversation: snapshot, created: true, logged };
     });
+    return { conversation: r.conversation, created: r.created, events: r.logged ? await r.logged() : [] };
   }
 
   async getConversation(id: string) {
@@ -104,12 +116,7 @@ export class SqlStore extends DirectoryTables implements Store {
   }
 
   async changeMembership(req: MembershipRequest) {
-    return this.changeMembershipWith(req, (tx, writes) => this.appendLog(tx, writes));
-  }
-
-  /** changeMembership with the membership events sent to `log`. */
-  async changeMembershipWith(req: MembershipRequest, log: MembershipLog) {
-    return this.db.transaction(async (tx) => {
+    const r = await this.db.transaction(async (tx) => {
       const conv = await tx.query<{ kind: number; created_by: string }>(`SELECT kind, created_by FROM conversations WHERE id = $1 FOR UPDATE`, [req.conversationId]);
       const row = conv.rows[0];
       const members = (await tx.query<{ user_id: string }>(`SELECT user_id FROM members WHERE conversation_id = $1`, [req.conversationId])).rows.map((r) => r.user_id);
@@ -119,9 +126,10 @@ export class SqlStore extends DirectoryTables implements Store {
       if (plan.remove) await tx.query(`DELETE FROM members WHERE conversation_id = $1 AND user_id = $2`, [req.conversationId, plan.remove]);
       const snapshot = (await this.loadConversation(tx, req.conversationId))!;
       const event = membershipEvent(snapshot, req.action, req.actorId, req.subjectId, now);
-      const events = await log(tx, plan.recipients.map((userId) => ({ userId, conversationId: snapshot.id, seq: 0, event })));
-      return { conversation: snapshot, events };
+      const logged = await this.membership.record(tx, plan.recipients.map((userId) => ({ userId, conversationId: snapshot.id, seq: 0, event })));
+      return { conversation: snapshot, logged };
     });
+    return { conversation: r.conversation, events: await r.logged() };
   }
 
   /** Two queries whatever the number of conversations: theirs, then all their members (not 1 + 2 per conversation). */
