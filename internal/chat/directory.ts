@@ -2,6 +2,7 @@ import type { MessageStoreServiceClient } from "../../gen/chat/internal/v1/store
 import type { Conversation } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
 import { call } from "../grpc/client.js";
+import { trimOldest } from "../run/trim-oldest.js";
 
 export interface ConversationInfo {
   conversation: Conversation;
@@ -49,7 +50,7 @@ export class ConversationDirectory {
     this.cache.delete(conversationId);
     this.cache.set(conversationId, { info, at: Date.now() });
     // Bounded: a user in 10,000 groups, or a long-lived instance, cannot grow it without end.
-    while (this.cache.size > this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
+    trimOldest(this.cache, this.maxEntries);
     info.catch(() => this.cache.delete(conversationId));
     return info;
   }

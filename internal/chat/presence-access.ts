@@ -1,4 +1,5 @@
 import { ChatError } from "../errors/chat-error.js";
+import { trimOldest } from "../run/trim-oldest.js";
 
 /** At most this many users per presence request (subscribe or query). */
 export const MAX_PRESENCE_IDS = 500;
@@ -95,7 +96,7 @@ export class PresenceAccess {
     };
     this.cache.delete(userId);
     this.cache.set(userId, entry);
-    while (this.cache.size > this.opts.maxEntries) this.cache.delete(this.cache.keys().next().value!);
+    trimOldest(this.cache, this.opts.maxEntries);
     entry.contacts.catch(() => {
       if (this.cache.get(userId) === entry) this.cache.delete(userId);
     });

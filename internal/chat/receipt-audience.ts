@@ -1,4 +1,5 @@
 import type { Receipt } from "../../gen/chat/v1/client.js";
+import { trimOldest } from "../run/trim-oldest.js";
 
 interface ConversationState {
   /** Sender of seq `base + i` (undefined: a seq this instance did not sequence). */
@@ -71,7 +72,7 @@ export class ReceiptAudience {
     this.byConversation.delete(conversationId);
     s ??= { base: firstSeq, senders: [], told: new Map() };
     this.byConversation.set(conversationId, s);
-    if (this.byConversation.size > this.conversations) this.byConversation.delete(this.byConversation.keys().next().value!);
+    trimOldest(this.byConversation, this.conversations);
     return s;
   }
 }

@@ -1,3 +1,5 @@
+import { trimOldest } from "../run/trim-oldest.js";
+
 /** How the store is asked: for each id, in order, is the session live? */
 export type CheckSessions = (sessionIds: string[]) => Promise<boolean[]>;
 
@@ -54,7 +56,7 @@ export class SessionLiveness {
   private remember(sessionId: string, live: boolean): void {
     this.known.delete(sessionId);
     this.known.set(sessionId, { live, at: this.now() });
-    if (this.known.size > MAX_ENTRIES) this.known.delete(this.known.keys().next().value!);
+    trimOldest(this.known, MAX_ENTRIES);
   }
 
   private async flush(): Promise<void> {

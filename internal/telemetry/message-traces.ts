@@ -1,4 +1,5 @@
 import type { SpanContext } from "@opentelemetry/api";
+import { trimOldest } from "../run/trim-oldest.js";
 
 /**
  * The trace each recent message was sent in, by conversation and seq, so that a
@@ -18,8 +19,7 @@ export class MessageTraces {
     const key = `${conversationId}\u0000${seq}`;
     this.byKey.delete(key);
     this.byKey.set(key, ctx);
-    // A Map iterates in insertion order: the first key is the oldest.
-    if (this.byKey.size > this.capacity) this.byKey.delete(this.byKey.keys().next().value!);
+    trimOldest(this.byKey, this.capacity);
   }
 
   /** The trace of the message an ack names, if it is still remembered. */
