@@ -1,5 +1,6 @@
 import cassandra from "cassandra-driver";
-import { metrics, type Counter } from "@opentelemetry/api";
+import { metrics } from "@opentelemetry/api";
+import { TalliedCounter } from "../telemetry/tallied-counter.js";
 
 /**
  * What one request to Cassandra costs the cluster:
@@ -68,14 +69,15 @@ export function requestKind(query: string | ReadonlyArray<string | { query: stri
 export const RequestTrackerBase = (cassandra.tracker as unknown as { RequestTracker: new () => cassandra.tracker.RequestTracker }).RequestTracker;
 
 export class CassandraRequestCounter extends RequestTrackerBase {
-  private readonly requests: Counter;
-  private readonly statements: Counter;
+  // Counted per request and per statement: summed in place (tallied-counter.ts).
+  private readonly requests: TalliedCounter;
+  private readonly statements: TalliedCounter;
 
   constructor() {
     super();
     const m = metrics.getMeter("meshchat");
-    this.requests = m.createCounter("meshchat.cassandra.requests", { description: "Requests to Cassandra, by kind (read, write, lwt: a Paxos round, batch, lwt_batch, schema) and outcome" });
-    this.statements = m.createCounter("meshchat.cassandra.statements", { description: "Statements sent to Cassandra (a batch counts each of its statements), by kind and by statement (verb and table)" });
+    this.requests = new TalliedCounter(m, "meshchat.cassandra.requests", { description: "Requests to Cassandra, by kind (read, write, lwt: a Paxos round, batch, lwt_batch, schema) and outcome" });
+    this.statements = new TalliedCounter(m, "meshchat.cassandra.statements", { description: "Statements sent to Cassandra (a batch counts each of its statements), by kind and by statement (verb and table)" });
   }
 
   override onSuccess(_host: unknown, query: string | Array<{ query: string }>): void {
