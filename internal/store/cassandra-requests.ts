@@ -76,8 +76,8 @@ export class CassandraRequestCounter extends RequestTrackerBase {
   constructor() {
     super();
     const m = metrics.getMeter("meshchat");
-    this.requests = new TalliedCounter(m, "meshchat.cassandra.requests", { description: "Requests to Cassandra, by kind (read, write, lwt: a Paxos round, batch, lwt_batch, schema) and outcome" });
-    this.statements = new TalliedCounter(m, "meshchat.cassandra.statements", { description: "Statements sent to Cassandra (a batch counts each of its statements), by kind and by statement (verb and table)" });
+    this.requests = TalliedCounter.of(m, "meshchat.cassandra.requests", { description: "Requests to Cassandra, by kind (read, write, lwt: a Paxos round, batch, lwt_batch, schema) and outcome" });
+    this.statements = TalliedCounter.of(m, "meshchat.cassandra.statements", { description: "Statements sent to Cassandra (a batch counts each of its statements), by kind and by statement (verb and table)" });
   }
 
   override onSuccess(_host: unknown, query: string | Array<{ query: string }>): void {

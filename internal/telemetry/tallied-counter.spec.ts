@@ -6,7 +6,7 @@ async function pointsOf(build: (c: TalliedCounter) => void): Promise<Array<{ att
   const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
   const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
   const provider = new MeterProvider({ readers: [reader] });
-  build(new TalliedCounter(provider.getMeter("test"), "test.frames", { description: "frames" }));
+  build(TalliedCounter.of(provider.getMeter("test"), "test.frames", { description: "frames" }));
   await reader.forceFlush();
   const metric = exporter.getMetrics().at(-1)!.scopeMetrics[0]!.metrics[0]!;
   await provider.shutdown();
@@ -27,6 +27,19 @@ describe("TalliedCounter", () => {
       { attributes: { kind: "send" }, value: 3 },
       { attributes: {}, value: 5 },
     ]);
+  });
+
+  it("is one counter per name and meter: two users of the name add to the same sums", async () => {
+    const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+    const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
+    const provider = new MeterProvider({ readers: [reader] });
+    const meter = provider.getMeter("test");
+    TalliedCounter.of(meter, "test.requests").add(1, { kind: "read" });
+    TalliedCounter.of(meter, "test.requests").add(2, { kind: "read" });
+    await reader.forceFlush();
+    const points = exporter.getMetrics().at(-1)!.scopeMetrics[0]!.metrics[0]!.dataPoints;
+    await provider.shutdown();
+    expect(points.map((p) => p.value)).toEqual([3]);
   });
 
   it("counts one set once whatever the order its keys are given in", async () => {

@@ -18,12 +18,26 @@ interface Cell {
  * given in another order still counts once.
  */
 export class TalliedCounter {
+  private static readonly made = new WeakMap<Meter, Map<string, TalliedCounter>>();
+
+  /**
+   * The counter of this name on this meter, made once: two observable counters of one name would
+   * each report their own sums for the same sets, and the reader keeps only one of them.
+   */
+  static of(meter: Meter, name: string, options: MetricOptions = {}): TalliedCounter {
+    let byName = TalliedCounter.made.get(meter);
+    if (!byName) TalliedCounter.made.set(meter, (byName = new Map()));
+    let c = byName.get(name);
+    if (!c) byName.set(name, (c = new TalliedCounter(meter, name, options)));
+    return c;
+  }
+
   /** By the attributes as given (keys in their order). */
   private readonly cells = new Map<string, Cell>();
   /** By the attributes with their keys sorted: one cell per set, whatever the order given. */
   private readonly sets = new Map<string, Cell>();
 
-  constructor(meter: Meter, name: string, options: MetricOptions = {}) {
+  private constructor(meter: Meter, name: string, options: MetricOptions) {
     meter.createObservableCounter(name, options).addCallback((result) => {
       for (const cell of this.sets.values()) result.observe(cell.total, cell.attributes);
     });

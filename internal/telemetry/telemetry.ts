@@ -131,19 +131,19 @@ export class ChatMetrics {
     const m = metrics.getMeter("meshchat");
     this.sessions = m.createUpDownCounter("meshchat.edge.sessions", { description: "Authenticated WebSocket sessions" });
     this.users = m.createUpDownCounter("meshchat.edge.users", { description: "Distinct users with at least one session on this edge" });
-    this.framesIn = new TalliedCounter(m, "meshchat.edge.frames.in", { description: "Client frames received, by kind" });
-    this.framesOut = new TalliedCounter(m, "meshchat.edge.frames.out", { description: "Server frames sent, by kind" });
+    this.framesIn = TalliedCounter.of(m, "meshchat.edge.frames.in", { description: "Client frames received, by kind" });
+    this.framesOut = TalliedCounter.of(m, "meshchat.edge.frames.out", { description: "Server frames sent, by kind" });
     this.frameErrors = m.createCounter("meshchat.edge.frame.errors", { description: "Client frames answered with an error, by kind and error code" });
     this.frameDuration = m.createHistogram("meshchat.edge.frame.duration", seconds("Time to handle one client frame, by kind"));
     this.disconnects = m.createCounter("meshchat.edge.disconnects", { description: "WebSocket sessions closed, by close code" });
     this.catchups = m.createCounter("meshchat.edge.catchups", { description: "Catch-ups (reads of a device's log from its cursor)" });
     this.catchupRetries = m.createCounter("meshchat.edge.catchup.retries", { description: "Reads of a device's log made again in its session after the store refused one as retryable (UNAVAILABLE)" });
     this.logTrimmedResyncs = m.createCounter("meshchat.edge.log_trimmed", { description: "Catch-ups from a cursor older than the sync log keeps: the device was told to resync in full" });
-    this.catchupEvents = new TalliedCounter(m, "meshchat.edge.catchup.events", { description: "Events sent by catch-ups" });
+    this.catchupEvents = TalliedCounter.of(m, "meshchat.edge.catchup.events", { description: "Events sent by catch-ups" });
     this.catchupDuration = m.createHistogram("meshchat.edge.catchup.duration", seconds("From the start of a catch-up to its Synced frame"));
     this.heartbeatDuration = m.createHistogram("meshchat.edge.heartbeat.duration", seconds("Round trip of the edge's batched heartbeat to presence"));
-    this.messagesSent = new TalliedCounter(m, "meshchat.messages.sent", { description: "Messages durably stored" });
-    this.messagesDelivered = new TalliedCounter(m, "meshchat.messages.delivered", { description: "Message events written to device sockets (live), by recipient (sender's own devices or others)" });
+    this.messagesSent = TalliedCounter.of(m, "meshchat.messages.sent", { description: "Messages durably stored" });
+    this.messagesDelivered = TalliedCounter.of(m, "meshchat.messages.delivered", { description: "Message events written to device sockets (live), by recipient (sender's own devices or others)" });
     this.deliveryLatency = m.createHistogram("meshchat.delivery.latency", {
       ...seconds("From chat accepting the send to the frame leaving the recipient's edge (includes the durable write); meshchat_recipient=\"other\" excludes the sender's own devices"),
     });
