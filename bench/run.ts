@@ -226,7 +226,7 @@ process.on("SIGINT", () => void shutdown(130));
 /** Every service's Prometheus endpoint: what a message costs in Cassandra, and the gRPC calls each service serves per message. */
 const metricsPorts = new Map<string, number>();
 for (const s of ["edge", "chat", "presence", "message-store", "notifier"]) metricsPorts.set(s, await freePort());
-const withStoreMetrics = (specs: ReturnType<typeof embeddedSpecs>) =>
+const withMetricsPorts = (specs: ReturnType<typeof embeddedSpecs>) =>
   specs.map((s) => (metricsPorts.has(s.service) ? { ...s, env: { ...s.env, METRICS_PORT: String(metricsPorts.get(s.service)) } } : s));
 
 /** One service's Prometheus text ("" when it does not answer). */
@@ -305,7 +305,7 @@ function perMessage(before: CassandraCounts, after: CassandraCounts, messages: n
 }
 
 log(`starting the ${opts.profile} cluster`);
-await cluster.startAll(withStoreMetrics(embeddedSpecs(env)));
+await cluster.startAll(withMetricsPorts(embeddedSpecs(env)));
 /** The edge's process id (it changes when a scenario restarts the cluster). */
 const edgePid = () => cluster.processes.get("edge")!.child.pid!;
 
@@ -445,7 +445,7 @@ try {
       log("  the same 1:1 steps with STORE_SYNC=full (an fsync per group commit)");
       const fullRates = quick ? [100, 500, 1000] : [100, 500, 1000, 2000];
       await cluster.stopAll("SIGTERM");
-      await cluster.startAll(withStoreMetrics(embeddedSpecs({ ...env, STORE_SYNC: "full" })));
+      await cluster.startAll(withMetricsPorts(embeddedSpecs({ ...env, STORE_SYNC: "full" })));
       const wf = worker();
       children.push(wf.child);
       // A first step to warm the restarted services (not reported), as the ladder's were by the CPU step.
@@ -454,7 +454,7 @@ try {
       wf.child.kill();
       for (const s of results.powerLossSafe) log(`  full  ${s.rate}/s: delivered ${Math.round(s.delivered / s.seconds)}/s p50 ${s.p50} p99 ${s.p99} p999 ${s.p999} ms`);
       await cluster.stopAll("SIGTERM");
-      await cluster.startAll(withStoreMetrics(embeddedSpecs(env)));
+      await cluster.startAll(withMetricsPorts(embeddedSpecs(env)));
     }
   }
 
@@ -645,7 +645,7 @@ try {
     await cluster.stopAll("SIGTERM");
     const defaults = { ...env };
     for (const k of ["SEND_RATE", "SEND_BURST", "SEND_BYTES_PER_S", "SEND_BYTES_BURST", "READ_BYTES_PER_S", "FRAME_RATE", "FRAME_BURST", "MAX_BUFFERED_BYTES", "LOGIN_ADDRESS_PER_MINUTE", "LOGIN_ADDRESS_BURST", "MAX_CONNECTIONS_PER_ADDRESS", "MAX_DEVICES_PER_USER"]) delete defaults[k];
-    await cluster.startAll(withStoreMetrics(embeddedSpecs(defaults)));
+    await cluster.startAll(withMetricsPorts(embeddedSpecs(defaults)));
     const seconds = quick ? 6 : 15;
     const [victim, peer, attacker] = [await users(1, "av"), await users(1, "ap"), await users(1, "ax")].map((u) => u[0]!);
     const vc = new ChatClient({ url: wsUrl, token: victim!.token, deviceId: "setup", socket: nodeSocket, reconnect: false });

@@ -717,11 +717,12 @@ export class CassandraStore implements Store {
     // find, so its read is skipped: one statement and one round trip of every fresh message.
     const key = (m: { senderId: string; clientMsgId: string }) => `${m.senderId}\u0000${m.clientMsgId}`;
     const known = new Map<string, Message>();
-    const distinct = new Map(group.messages.filter((m) => !m.firstSend).map((m) => [key(m), m]));
+    // Each (sender, id) that may have an earlier copy, once.
+    const lookups = new Map(group.messages.filter((m) => !m.firstSend).map((m) => [key(m), m]));
     const members = [...new Set(group.memberIds)];
     const senders = [...new Set(group.messages.map((m) => m.senderId))].filter((s) => members.includes(s));
     await Promise.all([
-      ...[...distinct.values()].map(async (m) => {
+      ...[...lookups.values()].map(async (m) => {
         const id = await this.client.execute(this.cql.messageId, [conv, m.senderId, m.clientMsgId], { isIdempotent: true });
         const seq = id.first() ? num(id.first()["seq"]) : 0;
         if (!seq || seq > head.committed) return;
