@@ -18,6 +18,7 @@ import { LocalSignals } from "../../internal/chat/directory-signals.js";
 import { RedisDirectorySignals } from "../../internal/chat/directory-signals-redis.js";
 import { watchOwnership } from "../../internal/chat/ownership.js";
 import { PresenceRouteIndex } from "../../internal/routes/route-index-presence.js";
+import { RouteCache } from "../../internal/routes/route-cache.js";
 import { runUntilSignal } from "../../internal/run/lifecycle.js";
 import { startTelemetry } from "../../internal/telemetry/telemetry.js";
 
@@ -58,7 +59,14 @@ await runUntilSignal("chat", log, config.shutdownTimeoutMs, async () => {
   // etcd keeps membership, leases and ownership only (docs/scaling.md, "Routes").
   let liveEdges = new Set(discovery.instances("edge").map((i) => i.id));
   discovery.watch("edge", (now) => { liveEdges = new Set(now.map((i) => i.id)); });
-  const routes = new PresenceRouteIndex(mesh.presence(), discovery.dynamic ? (edgeId) => liveEdges.has(edgeId) : undefined);
+  const edgeIsLive = discovery.dynamic ? (edgeId: string) => liveEdges.has(edgeId) : undefined;
+  // ROUTE_CACHE_MS: how long a user's routes are reused while the store answers the same route
+  // version (0: ask presence for every delivery); docs/performance.md, "The route cache".
+  const routes = new RouteCache(new PresenceRouteIndex(mesh.presence(), edgeIsLive), {
+    ttlMs: int("ROUTE_CACHE_MS", 10_000, 0, 600_000),
+    maxUsers: int("ROUTE_CACHE_USERS", 100_000, 100),
+    edgeIsLive,
+  });
   // NOTIFY_BATCH_MS: how long chat gathers messages, uses and reads before it calls the notifier
   // (once per window, once per push shard behind sidecars, where shards live on several replicas).
   const fanout = new Fanout(routes, { get: (a) => mesh.edge(a, true) }, mesh.notifier(), log, { windowMs: int("NOTIFY_BATCH_MS", 100, 0, 1_000), callPerShard: config.meshSidecar });

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { DeliverRequest } from "../../gen/chat/internal/v1/edge.js";
 import type { Event } from "../../gen/chat/v1/client.js";
 import { Logger } from "../log/logger.js";
+import { RouteCache } from "../routes/route-cache.js";
 import { Fanout, splitDelivery } from "./fanout.js";
 
 const message = (seq: number, text: string): Event => ({
@@ -9,6 +10,16 @@ const message = (seq: number, text: string): Event => ({
   atMs: 1,
   kind: { $case: "message", value: { conversationId: "c", seq, senderId: "a", senderDeviceId: "d", clientMsgId: `m${seq}`, text, sentAtMs: 1, editedAtMs: 0, deleted: false, replyToSeq: 0 } },
 });
+
+/** An edge client that records every Deliver it is sent. */
+function edgeRecording() {
+  const requests: DeliverRequest[] = [];
+  const edge = {
+    getChannel: () => ({ getTarget: () => "edge-1" }),
+    deliver: (req: DeliverRequest, _md: unknown, _opts: unknown, cb: (err: null, res: object) => void) => { requests.push(req); cb(null, {}); },
+  };
+  return { requests, edge };
+}
 
 const seqOf = (e: Event | undefined) => (e?.kind?.$case === "message" ? e.kind.value.seq : 0);
 
@@ -50,11 +61,7 @@ describe("splitDelivery", () => {
 
 describe("Fanout.userEvents", () => {
   it("carries an edit once for all its members (a target each), and per-user events one each", async () => {
-    const requests: DeliverRequest[] = [];
-    const edge = {
-      getChannel: () => ({ getTarget: () => "edge-1" }),
-      deliver: (req: DeliverRequest, _md: unknown, _opts: unknown, cb: (err: null, res: object) => void) => { requests.push(req); cb(null, {}); },
-    };
+    const { requests, edge } = edgeRecording();
     const users = ["u1", "u2", "u3"];
     const routes = { lookup: async (ids: string[]) => ids.map((userId) => ({ userId, deviceId: "d", sessionId: "s", edgeId: "e", edgeAddress: "edge-1" })) };
     const fanout = new Fanout(routes as never, { get: () => edge as never }, {} as never, new Logger("test"));
@@ -71,5 +78,30 @@ describe("Fanout.userEvents", () => {
       { userId: "u1", pos: 10, eventIndex: 0 }, { userId: "u2", pos: 11, eventIndex: 0 }, { userId: "u3", pos: 12, eventIndex: 0 },
       { userId: "u1", pos: 11, eventIndex: 1 }, { userId: "u2", pos: 12, eventIndex: 2 },
     ]);
+  });
+});
+
+describe("Fanout.messages", () => {
+  it("asks presence once for messages whose members' route versions did not move, and again for a member whose did", async () => {
+    const { requests, edge } = edgeRecording();
+    const asked: string[][] = [];
+    const presence = { lookup: async (ids: string[]) => { asked.push(ids); return ids.map((userId) => ({ userId, deviceId: "d", sessionId: "s", edgeId: "e", edgeAddress: "edge-1" })); }, close: async () => {} };
+    const notifier = { getChannel: () => ({ getTarget: () => "notifier-1" }), notifyBatch: (_r: unknown, _md: unknown, _o: unknown, cb: (err: null, res: object) => void) => cb(null, {}) };
+    const fanout = new Fanout(new RouteCache(presence, { ttlMs: 60_000, maxUsers: 100 }), { get: () => edge as never }, notifier as never, new Logger("test"));
+    const info = { conversation: { id: "c", title: "", kind: 0, members: [] }, memberIds: ["a", "b"], muted: new Set<string>(), usernames: new Map(), blocks: new Set<string>(), deleted: new Set<string>() } as never;
+    const item = (seq: number, versions: number[]) => {
+      const m = message(seq, `m${seq}`).kind;
+      if (m?.$case !== "message") throw new Error("a message");
+      return { message: m.value, atMs: 1, memberIds: ["a", "b"], positions: [seq, seq], info, routes: { epoch: 9, versions } };
+    };
+    fanout.messages([item(1, [1, 1])]);
+    await expect.poll(() => requests.length).toBe(1);
+    fanout.messages([item(2, [1, 1])]);
+    await expect.poll(() => requests.length).toBe(2);
+    fanout.messages([item(3, [1, 2])]);
+    await expect.poll(() => requests.length).toBe(3);
+    expect(asked).toEqual([["a", "b"], ["b"]]);
+    expect(requests.map((r) => r.targets.map((t) => t.userId))).toEqual([["a", "b"], ["a", "b"], ["a", "b"]]);
+    await fanout.pushes.flushAll();
   });
 });

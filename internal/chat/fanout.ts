@@ -8,13 +8,14 @@ import { ChatMetrics, secondsSince } from "../telemetry/telemetry.js";
 import { call } from "../grpc/client.js";
 import { BATCH_MAX_BYTES, ITEM_OVERHEAD_BYTES, textBytes } from "../grpc/message-size.js";
 import type { Logger } from "../log/logger.js";
-import type { Route, RouteIndex } from "../routes/route-index.js";
+import type { Route, RouteIndex, RouteSeen } from "../routes/route-index.js";
+import { seenVersions, type RouteVersionsSeen } from "../routes/route-cache.js";
 import type { ConversationInfo } from "./directory.js";
 import { sleep } from "../run/sleep.js";
 import { byPushShard, pushShardHeader } from "../grpc/push-shard.js";
 import { NotifierFeed } from "./push-signals.js";
 
-type MessageItem = { message: Message; atMs: number; memberIds: string[]; positions: number[]; info: ConversationInfo };
+type MessageItem = { message: Message; atMs: number; memberIds: string[]; positions: number[]; info: ConversationInfo; routes?: RouteVersionsSeen };
 
 /** What an event adds to a Deliver request: a message's text is measured, other (rare, small) events encoded. */
 function eventBytes(ev: Event): number {
@@ -119,7 +120,8 @@ export class Fanout {
 
   private async deliverMessages(items: MessageItem[]): Promise<void> {
     const userIds = [...new Set(items.flatMap((i) => i.memberIds))];
-    const routes = await this.lookup(userIds);
+    // The store's answers carry the members' route versions: routes held under them are exact.
+    const routes = await this.lookup(userIds, seenVersions(items));
     if (!routes) return;
     const events: Event[] = items.map((i) => ({ pos: 0, atMs: i.atMs, kind: { $case: "message", value: i.message } }));
     const targets: DeliveryTarget[] = [];
@@ -208,8 +210,8 @@ export class Fanout {
     }
   }
 
-  private lookup(userIds: string[]): Promise<Route[] | null> {
-    return this.retry("route lookup", () => this.routes.lookup(userIds));
+  private lookup(userIds: string[], seen?: ReadonlyMap<string, RouteSeen>): Promise<Route[] | null> {
+    return this.retry("route lookup", () => this.routes.lookup(userIds, seen));
   }
 
   /** Deliver calls to each edge holding any of the users, carrying only what concerns them, cut by bytes. */

@@ -24,7 +24,7 @@ class FakeStore {
     if (this.failNext) { this.failNext = false; throw new Error("store down"); }
     const results: AppendGroupResult[] = req.groups.map((g) => {
       const head = this.heads.get(g.conversationId) ?? 0;
-      if (head !== g.baseSeq) return { conversationId: g.conversationId, error: ErrorCode.ERROR_CODE_CONFLICT, messages: [], lastSeq: head };
+      if (head !== g.baseSeq) return { conversationId: g.conversationId, error: ErrorCode.ERROR_CODE_CONFLICT, messages: [], lastSeq: head, routeEpoch: 0, routeVersions: [] };
       let seq = head;
       const messages = g.messages.map((m) => {
         const key = `${g.conversationId}/${m.senderId}/${m.clientMsgId}`;
@@ -34,7 +34,7 @@ class FakeStore {
         return { message: { conversationId: g.conversationId, seq, senderId: m.senderId, senderDeviceId: "", clientMsgId: m.clientMsgId, text: m.text, sentAtMs: 0, editedAtMs: 0, deleted: false, replyToSeq: 0 }, duplicate: false, positions: [] };
       });
       this.heads.set(g.conversationId, seq);
-      return { conversationId: g.conversationId, error: ErrorCode.ERROR_CODE_UNSPECIFIED, messages, lastSeq: seq };
+      return { conversationId: g.conversationId, error: ErrorCode.ERROR_CODE_UNSPECIFIED, messages, lastSeq: seq, routeEpoch: 0, routeVersions: [] };
     });
     return { results };
   }

@@ -1,3 +1,4 @@
+import type { RouteVersionsSeen } from "../routes/route-cache.js";
 import { ChatMetrics } from "../telemetry/telemetry.js";
 import type { AppendGroup, AppendedMessage, AppendMessage, AppendResponse, AppendRequest } from "../../gen/chat/internal/v1/store.js";
 import { ErrorCode } from "../../gen/chat/v1/client.js";
@@ -15,6 +16,8 @@ export interface AppendTarget {
 export interface SequencedMessage {
   appended: AppendedMessage;
   memberIds: string[];
+  /** The members' route versions as the store answered them (route-cache.ts); epoch 0: none. */
+  routes: RouteVersionsSeen;
 }
 
 interface Pending {
@@ -397,7 +400,8 @@ export class Sequencer {
         return;
       }
       b.q.lastSeq = result.lastSeq;
-      b.items.forEach((p, k) => p.resolve({ appended: result.messages[k]!, memberIds: groups[i]!.memberIds }));
+      const routes = { epoch: result.routeEpoch, versions: result.routeVersions };
+      b.items.forEach((p, k) => p.resolve({ appended: result.messages[k]!, memberIds: groups[i]!.memberIds, routes }));
     });
   }
 }

@@ -161,7 +161,7 @@ export class ChatCore {
     }
     return startSendSpan(conversationId, async (span) => {
       const sentAtMs = Date.now();
-      const { appended, memberIds } = await this.sequencer.submit(conversationId, { senderId: actor.userId, senderDeviceId: actor.deviceId, clientMsgId, text, sentAtMs, replyToSeq: replyToSeq || undefined, firstSend });
+      const { appended, memberIds, routes } = await this.sequencer.submit(conversationId, { senderId: actor.userId, senderDeviceId: actor.deviceId, clientMsgId, text, sentAtMs, replyToSeq: replyToSeq || undefined, firstSend });
       const message = appended.message!;
       span.setAttributes(messageAttributes(message));
       if (!appended.duplicate) {
@@ -171,7 +171,7 @@ export class ChatCore {
         // before it): the senders of what it passed learn it, as from a read ack.
         this.queueReceipt(conversationId, { conversationId, userId: actor.userId, deliveredSeq: message.seq, readSeq: message.seq });
         ChatMetrics.get().messagesSent.add(1);
-        this.fanout.messages([{ message, atMs: sentAtMs, memberIds, positions: appended.positions, info }]);
+        this.fanout.messages([{ message, atMs: sentAtMs, memberIds, positions: appended.positions, info, routes }]);
         // The sender is at that device: replies to them wait a moment before a phone buzzes.
         this.fanout.pushes.used(actor.userId);
       }

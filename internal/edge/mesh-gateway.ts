@@ -97,7 +97,16 @@ export class MeshGateway {
    * The log heads asked in one tick, in one store call (500 users a call, as the head check):
    * a reconnect storm's catch-ups first learn whether there is anything to read at all.
    */
-  private readonly heads = new TickBatcher((userIds: string[]) => this.logHeads(userIds), 500);
+  private readonly heads = new TickBatcher((userIds: string[]) => this.logHeads(userIds, true), 500);
+
+  /**
+   * Users whose devices left presence in one tick, in one store call: their route versions move,
+   * so chat stops using the routes it holds for them (docs/performance.md, "The route cache").
+   */
+  private readonly routesChanged = new TickBatcher(async (userIds: string[]) => {
+    await call(this.store, this.store.routesChanged, { userIds: [...new Set(userIds)] }, 10_000);
+    return userIds;
+  }, 1_000);
 
   /** For each log-in session id, in order: is it live? (SessionLiveness batches and caches these.) */
   async checkSessions(sessionIds: string[]): Promise<boolean[]> {
@@ -122,10 +131,11 @@ export class MeshGateway {
   async history(userId: string, request: HistoryRequest): Promise<HistoryPage> {
     return (await call(this.store, this.store.history, { userId, request })).page!;
   }
-  async logHeads(userIds: string[]): Promise<number[]> {
-    return (await call(this.store, this.store.getLogHeads, { userIds }, 10_000)).heads;
+  /** `catchUp`: for devices' catch-ups, whose routes presence has just taken (raises their route versions). */
+  async logHeads(userIds: string[], catchUp = false): Promise<number[]> {
+    return (await call(this.store, this.store.getLogHeads, { userIds, catchUp }, 10_000)).heads;
   }
-  /** The user's log head, asked together with every other asked in the same tick. */
+  /** The user's log head for a device's catch-up, asked together with every other asked in the same tick. */
   logHead(userId: string): Promise<number> {
     return this.heads.call(userId);
   }
@@ -167,11 +177,23 @@ export class MeshGateway {
   userOnline(userId: string): void {
     this.online.call(userId).catch(() => {});
   }
+  /**
+   * The route goes from presence, and then the user's route version moves (after, so that chat,
+   * seeing it move, fetches routes without this one). A failure of either leaves a route chat
+   * may use until its cache entry's age runs out (ROUTE_CACHE_MS), as presence keeps a route
+   * whose disconnect failed until its heartbeats lapse.
+   */
   async presenceDisconnect(route: Route): Promise<void> {
-    await call(this.presence, this.presence.disconnect, { route });
+    try {
+      await call(this.presence, this.presence.disconnect, { route });
+    } finally {
+      await this.routesChanged.call(route.userId);
+    }
   }
+  /** Routes presence had lost and took back from this heartbeat are changes, as a connect's are. */
   async presenceHeartbeat(routes: Route[]): Promise<void> {
-    await call(this.presence, this.presence.heartbeat, { routes });
+    const { restoredUserIds } = await call(this.presence, this.presence.heartbeat, { routes });
+    await Promise.all(restoredUserIds.map((u) => this.routesChanged.call(u)));
   }
   /** Users who hide their presence are answered as offline with no last seen, and not subscribed to. */
   async presenceSubscribe(subscriber: Route, userIds: string[]): Promise<PresenceUpdate[]> {

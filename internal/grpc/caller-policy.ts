@@ -42,10 +42,11 @@ export const CALLER_POLICY: Readonly<Record<string, Readonly<Record<string, read
   },
   "message-store": {
     // Reads for a user the edge has authenticated; never writes, never password hashes. CheckSessions
-    // answers only "live or not" for session ids the edge read from tokens it verified.
+    // answers only "live or not" for session ids the edge read from tokens it verified. RoutesChanged
+    // writes nothing durable: it moves in-memory route versions (a refetch of routes by chat).
     edge: [
       "MessageStoreService/History", "MessageStoreService/ReadLog", "MessageStoreService/GetLogHeads", "MessageStoreService/ListConversations",
-      "MessageStoreService/CheckSessions",
+      "MessageStoreService/CheckSessions", "MessageStoreService/RoutesChanged",
       // The stream that carries these calls where the store is one instance (each checked as its own method).
       "MessageStoreService/Multiplex",
     ],

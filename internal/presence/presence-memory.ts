@@ -77,8 +77,9 @@ export class MemoryPresence implements Presence {
     this.changed(route.userId, user);
   }
 
-  async heartbeat(routes: Route[]): Promise<void> {
+  async heartbeat(routes: Route[]): Promise<string[]> {
     const now = this.now();
+    const restored = new Set<string>();
     for (const r of routes) {
       const user = this.users.get(r.userId);
       const d = user?.devices.get(r.deviceId);
@@ -92,10 +93,12 @@ export class MemoryPresence implements Presence {
         u.devices.set(r.deviceId, { route: r, lastBeatMs: now });
         u.lastActiveMs = now;
         this.changed(r.userId, u);
+        restored.add(r.userId);
         continue;
       }
       if (user) user.lastActiveMs = now;
     }
+    return [...restored];
   }
 
   async routes(userIds: string[]): Promise<Route[]> {

@@ -156,6 +156,7 @@ return { events, ends }
   // (route u d s)* of users of this shard -> changes
   presenceHeartbeat: `
 local t = now()
+local restored = {}
 for i = 4, #ARGV, 4 do
   local route, u, d, s = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local dk = dkey(u, d)
@@ -174,12 +175,13 @@ for i = 4, #ARGV, 4 do
     redis.call('ZADD', BEATS, t, member(u, d))
     redis.call('HSET', st(u), 'la', t)
     changed(u, t)
+    restored[#restored + 1] = u
   elseif redis.call('EXISTS', st(u)) == 1 then
     redis.call('HSET', st(u), 'la', t)
   end
   redis.call('PEXPIRE', watch(s), 2 * TIMEOUT)
 end
-return { events, ends }
+return { events, ends, restored }
 `,
   // limit -> changes: the shard's lapsed devices and users due offline, at most limit of each
   presenceSweep: `

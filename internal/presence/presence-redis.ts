@@ -142,12 +142,15 @@ export class RedisPresence implements Presence {
     await this.settle((await this.call(presenceShard(route.userId), "presenceDisconnect", route.userId, route.deviceId, route.sessionId)) as Changes);
   }
 
-  async heartbeat(routes: Route[]): Promise<void> {
+  async heartbeat(routes: Route[]): Promise<string[]> {
     // One atomic script call per shard and batch; the calls are pipelined on the connections.
-    await this.perShard(routes, (r) => r.userId, async (shard, batch) => {
+    const restored = await this.perShard(routes, (r) => r.userId, async (shard, batch) => {
       const args = batch.flatMap((r) => [routeJson(r), r.userId, r.deviceId, r.sessionId]);
-      await this.settle((await this.call(shard, "presenceHeartbeat", ...args)) as Changes);
+      const [events, ends, users] = (await this.call(shard, "presenceHeartbeat", ...args)) as [...Changes, string[]];
+      await this.settle([events, ends]);
+      return users;
     });
+    return [...new Set(restored.flat())];
   }
 
   async routes(userIds: string[]): Promise<Route[]> {

@@ -38,8 +38,13 @@ export interface Presence {
   connect(route: Route, takeover: boolean): Promise<Route | undefined>;
   /** Forgets the session (if it is still the device's current one) and its subscriptions. */
   disconnect(route: Route): Promise<void>;
-  /** Keeps the given sessions alive; edges send every device they hold, in batches. */
-  heartbeat(routes: Route[]): Promise<void>;
+  /**
+   * Keeps the given sessions alive; edges send every device they hold, in batches. A heartbeat
+   * for a device presence lost (it restarted, its Redis lost data, or the sweep dropped a slow
+   * edge's device) registers it again: answers those devices' users (once each), whose routes
+   * thereby changed.
+   */
+  heartbeat(routes: Route[]): Promise<string[]>;
   /** Routes of every live device of these users. */
   routes(userIds: string[]): Promise<Route[]>;
   /** Current status of each user, in order. */

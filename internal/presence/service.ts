@@ -32,10 +32,7 @@ export function presenceService(presence: Presence): AsyncService<typeof Presenc
       if (req.route) await presence.disconnect(req.route);
       return {};
     },
-    heartbeat: async (req) => {
-      await presence.heartbeat(req.routes);
-      return {};
-    },
+    heartbeat: async (req) => ({ restoredUserIds: await presence.heartbeat(req.routes) }),
     getRoutes: async (req) => ({ routes: await presence.routes(req.userIds) }),
     query: async (req) => {
       checkCount(req.userIds);

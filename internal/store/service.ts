@@ -44,16 +44,35 @@ export function storeService(store: Store): AsyncService<typeof MessageStoreServ
     },
     countGroupsCreated: async (req) => ({ count: await store.groupsCreatedSince(req.userId, req.sinceMs) }),
     setMuted: async (req) => { await store.setMuted(req.conversationId, req.userId, req.muted); return {}; },
-    append: async (req) => ({ results: await store.append(req.groups) }),
+    append: async (req) => {
+      const results = await store.append(req.groups);
+      // Read after the write committed (docs/performance.md, "The route cache").
+      const versions = store.routeVersions;
+      if (versions) {
+        results.forEach((r, i) => {
+          r.routeEpoch = versions.epoch;
+          r.routeVersions = versions.of(req.groups[i]!.memberIds);
+        });
+      }
+      return { results };
+    },
     getLastSeq: async (req) => ({ lastSeq: await store.lastSeq(req.conversationId) }),
     readLog: async (req) => {
+      // A catch-up: its device's route may be new (raised before the page's head is read).
+      store.routeVersions?.raise([req.userId]);
       // The store cuts the page at PAGE_MAX_BYTES, so the reply always fits a gRPC message.
       const page = await store.readLog(req.userId, req.afterPos, Math.min(Math.max(req.limit || 500, 1), READ_LOG_MAX));
       return { events: page.events, head: page.head, more: page.more ?? false, trimmedTo: page.trimmedTo ?? 0 };
     },
     getLogHeads: async (req) => {
       if (req.userIds.length > LOG_HEADS_MAX) throw ChatError.invalid(`at most ${LOG_HEADS_MAX} users per call`);
+      if (req.catchUp) store.routeVersions?.raise(req.userIds);
       return { heads: await store.logHeads(req.userIds) };
+    },
+    routesChanged: async (req) => {
+      if (req.userIds.length > LOG_HEADS_MAX) throw ChatError.invalid(`at most ${LOG_HEADS_MAX} users per call`);
+      store.routeVersions?.raise(req.userIds);
+      return {};
     },
     history: async (req) => ({ page: await store.history(req.userId, req.request!) }),
     createSession: async (req) => ({ evictedSessionIds: await store.createSession(req.session!, req.refreshHash, req.maxLive) }),

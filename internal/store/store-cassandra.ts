@@ -1,3 +1,4 @@
+import { RouteVersions } from "../routes/route-versions.js";
 import cassandra from "cassandra-driver";
 import type { AppendGroup, AppendGroupResult, AppendedMessage, ChangeMessageRequest, Session, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
 import type { RotateRequest } from "./sessions.js";
@@ -170,6 +171,14 @@ export class CassandraStore implements Store {
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Waits between attempts to take the log back, cut short by close(). */
   private readonly pauses = new Set<() => void>();
+  /**
+   * Route versions (route-versions.ts), new with each leadership: raises that reached another
+   * leader meanwhile are unknown here, and a new epoch makes chat fetch every route again.
+   */
+  private versions = new RouteVersions();
+  get routeVersions(): RouteVersions {
+    return this.versions;
+  }
 
   private constructor(
     private readonly dir: SqlStore,
@@ -629,6 +638,7 @@ export class CassandraStore implements Store {
       return undefined;
     }
     this.pointers = new Map();
+    this.versions = new RouteVersions();
     this.leader = leader;
     await this.drainOutbox();
     return undefined;
@@ -699,7 +709,7 @@ export class CassandraStore implements Store {
 
   private async appendGroup(log: LogLeader, group: AppendGroup, tick: TickWrites): Promise<AppendGroupResult> {
     const conv = group.conversationId;
-    const result: AppendGroupResult = { conversationId: conv, error: ErrorCode.ERROR_CODE_UNSPECIFIED, messages: [], lastSeq: 0 };
+    const result: AppendGroupResult = { conversationId: conv, error: ErrorCode.ERROR_CODE_UNSPECIFIED, messages: [], lastSeq: 0, routeEpoch: 0, routeVersions: [] };
     const head = await log.head(convKey(conv));
     if (head.assigned === 0 && !(await this.dir.conversationExists(conv))) {
       result.error = ErrorCode.ERROR_CODE_NOT_FOUND;

@@ -191,7 +191,7 @@ export function numberAppend(
   const results: AppendGroupResult[] = [];
   const fresh: FreshGroup[] = [];
   for (const group of groups) {
-    const result: AppendGroupResult = { conversationId: group.conversationId, error: ErrorCode.ERROR_CODE_UNSPECIFIED, messages: [], lastSeq: 0 };
+    const result: AppendGroupResult = { conversationId: group.conversationId, error: ErrorCode.ERROR_CODE_UNSPECIFIED, messages: [], lastSeq: 0, routeEpoch: 0, routeVersions: [] };
     results.push(result);
     if (!heads.has(group.conversationId)) heads.set(group.conversationId, headOf(group.conversationId));
     const lastSeq = heads.get(group.conversationId);

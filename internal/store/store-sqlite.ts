@@ -1,3 +1,4 @@
+import { RouteVersions } from "../routes/route-versions.js";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { recordDirectoryRead } from "./directory-reads.js";
 import type { AppendGroup, AppendGroupResult, ChangeMessageRequest, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
@@ -31,6 +32,8 @@ export type SqliteSync = "normal" | "full";
  */
 export class SqliteStore extends DirectoryTables implements Store {
   private readonly sql: SqliteDb;
+  /** This process commits every write of the log (route-versions.ts). */
+  readonly routeVersions = new RouteVersions();
 
   private constructor(private readonly db: DatabaseSync) {
     const sql = new SqliteDb(db);

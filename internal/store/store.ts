@@ -1,3 +1,4 @@
+import type { RouteVersions } from "../routes/route-versions.js";
 import type { AppendGroup, AppendGroupResult, ChangeMessageRequest, User, UserEvent } from "../../gen/chat/internal/v1/store.js";
 import { type Conversation, ErrorCode, type Event, type HistoryPage, type HistoryRequest, type MembershipAction } from "../../gen/chat/v1/client.js";
 import { ChatError } from "../errors/chat-error.js";
@@ -132,6 +133,12 @@ export interface MessageLog {
    * docs/sync-log-trim.md.
    */
   trimLog?(beforeMs: number): Promise<number>;
+  /**
+   * Present where one process commits every write of this log (SQLite; the Cassandra log's
+   * leader): route versions that chat's route cache is kept exact by. Absent where several
+   * processes serve one log (PostgreSQL): chat then looks routes up for every delivery.
+   */
+  readonly routeVersions?: RouteVersions;
   /** Each user's log head (0 if empty), in order. May trail a write that is still in flight. */
   logHeads(userIds: string[]): Promise<number[]>;
   /** A page of historyLimit(req.limit) messages at most, cut at `maxBytes` (default PAGE_MAX_BYTES) but never empty while messages follow. */

@@ -104,4 +104,28 @@ describe("push notifications (R6)", () => {
     expect(pushes().some((b) => b.includes("secret"))).toBe(false);
     await a.close();
   });
+
+  it("pushes to a device that went offline after chat had its route for an earlier message (the route cache lets go at a disconnect)", async () => {
+    const alice = await newUser(c, "alice");
+    const bob = await newUser(c, "bob");
+    const a = await device(c, alice, "alice-laptop");
+    const conv = await a.client.openDirect(bob.username);
+    const bobStatus: PresenceStatus[] = [];
+    a.client.on("presence", (p) => { if (p.userId === bob.userId) bobStatus.push(p.status); });
+    await a.client.presenceSubscribe([bob.userId]);
+    const bobPhone = await device(c, bob, "bob-phone");
+    await bobPhone.client.registerPushToken(PushProvider.PUSH_PROVIDER_WEBHOOK, "bob-cached-token");
+    await waitFor("bob online", () => bobStatus.includes(PresenceStatus.PRESENCE_STATUS_ONLINE));
+    // Delivered live: chat now holds bob's route (the phone) under his route version.
+    await a.client.send(conv.id, "while online");
+    await waitFor("bob's phone has the first message", () => bobPhone.in(conv.id).length === 1);
+    bobPhone.close();
+    await waitFor("bob offline", () => bobStatus.includes(PresenceStatus.PRESENCE_STATUS_OFFLINE), { seen: () => bobStatus.join(",") });
+    await a.client.send(conv.id, "after he left");
+    // With the phone's route still taken for online, the notifier would leave it out of the push.
+    // (Its preview counts the unread: "(2 new messages) after he left".)
+    await waitFor("a push for bob's phone", () => received.some((r) => r.body.token === "bob-cached-token" && r.body.body.endsWith("after he left")), { seen: () => JSON.stringify(received.filter((r) => r.body.token === "bob-cached-token").map((r) => r.body.body)) });
+    expect(received.filter((r) => r.body.token === "bob-cached-token").map((r) => r.body.data["seq"])).toEqual(["2"]);
+    await a.close();
+  });
 });

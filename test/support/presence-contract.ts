@@ -306,14 +306,17 @@ export function presenceContract(name: string, factory: PresenceFactory, caseClo
       const w = await watcher(edge, presence, [alice]);
       // What edges send after presence lost its state (a restart): a route it has never seen.
       const phone = route(alice, "phone", "edge-2");
-      await presence.heartbeat([phone]);
+      // Named in the answer: its route is new to presence, so the edge moves the user's route
+      // version (chat's route cache fetches it again; docs/performance.md, "The route cache").
+      expect(await presence.heartbeat([phone])).toEqual([alice]);
       expect(await presence.routes([alice])).toEqual([phone]);
+      expect(await presence.heartbeat([phone])).toEqual([]);
       expect((await presence.query([alice]))[0]!.status).toBe(ONLINE);
       await waitFor("online published", () => rec.statuses(alice).length === 1);
       expect(rec.of(alice)[0]!.subscribers.map((s) => s.sessionId)).toEqual([w.route.sessionId]);
       // A device known under another session is not taken over by a heartbeat (a replaced session's edge).
       const stale = route(alice, "phone", "edge-3");
-      await presence.heartbeat([stale]);
+      expect(await presence.heartbeat([stale])).toEqual([]);
       expect(await presence.routes([alice])).toEqual([phone]);
     });
 

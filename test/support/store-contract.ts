@@ -1,3 +1,4 @@
+import { routeVersionsContract } from "./route-versions-contract.js";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { User } from "../../gen/chat/internal/v1/store.js";
@@ -93,6 +94,7 @@ describe(`message store contract: ${backend.name}`, () => {
     pageBoundsContract(backend.name, async () => store, async () => {});
     messageChangeContract(async () => store);
     messageLogCases(() => store, backend);
+    routeVersionsContract(() => store);
   });
 
   it("creates users and conversations; membership events land in every member's log", async () => {
