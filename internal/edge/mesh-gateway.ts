@@ -187,13 +187,15 @@ export class MeshGateway {
     try {
       await call(this.presence, this.presence.disconnect, { route });
     } finally {
-      await this.routesChanged.call(route.userId);
+      // Not awaited: the same device's next Hello waits on this disconnect, and must not wait on
+      // the store (its own catch-up raises the version anyway).
+      this.routesChanged.call(route.userId).catch(() => {});
     }
   }
   /** Routes presence had lost and took back from this heartbeat are changes, as a connect's are. */
   async presenceHeartbeat(routes: Route[]): Promise<void> {
     const { restoredUserIds } = await call(this.presence, this.presence.heartbeat, { routes });
-    await Promise.all(restoredUserIds.map((u) => this.routesChanged.call(u)));
+    for (const u of restoredUserIds) this.routesChanged.call(u).catch(() => {});
   }
   /** Users who hide their presence are answered as offline with no last seen, and not subscribed to. */
   async presenceSubscribe(subscriber: Route, userIds: string[]): Promise<PresenceUpdate[]> {
