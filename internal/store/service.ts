@@ -13,7 +13,10 @@ const PRIVACY_USERS_MAX = 1_000;
 /** A SetPrivacySettings without settings changes nothing. */
 const DEFAULT_UNCHANGED = { presence: 0, groupAdds: 0 };
 
-/** The MessageStoreService gRPC API over a Store: translation only, no policy. */
+/**
+ * The MessageStoreService gRPC API over a Store: translation, no policy, plus the two orders route
+ * versions need (route-versions.ts): raised before a catch-up's read, read after an append commits.
+ */
 export function storeService(store: Store): AsyncService<typeof MessageStoreServiceService> {
   return {
     createUser: async (req) => { await store.createUser(req.user!); return {}; },

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { device, newUser, startCluster, waitFor, type TestCluster } from "./harness.js";
+import { ErrorCode, type ClientError } from "../../internal/client/client.js";
+import { device, newUser, startCluster, waitFor, type Device, type TestCluster } from "./harness.js";
 
 // Chat reuses a user's routes while the store answers the same route version (docs/performance.md,
 // "The route cache"). Routes pick edges (an edge delivers to every session of the user it holds),
@@ -40,9 +41,18 @@ describe("the route cache", () => {
 
     // The phone moves to the other edge (the tablet leaves it first): still live.
     await Promise.all([phone.close(), tablet.close()]);
-    const phoneAgain = await device(edge0, bob, "bob-phone");
+    // The other edge tells presence of the phone's close on its own time: until it has, the device
+    // id is in use (DEVICE_IN_USE), and the product's client would ask again, as this does.
+    let phoneAgain: Device | undefined;
+    await waitFor("the phone's session on the other edge ended", async () => {
+      phoneAgain = await device(edge0, bob, "bob-phone", { reconnect: false }).catch((e: ClientError) => {
+        if (e.code !== ErrorCode.ERROR_CODE_DEVICE_IN_USE) throw e;
+        return undefined;
+      });
+      return phoneAgain !== undefined;
+    });
     await a.client.send(conv.id, "five");
-    await waitFor("the phone, back, has five live", () => phoneAgain.in(conv.id).some((m) => m.text === "five"), { seen: () => phoneAgain.in(conv.id).map((m) => m.text).join(",") });
-    await Promise.all([a.close(), phoneAgain.close()]);
+    await waitFor("the phone, back, has five live", () => phoneAgain!.in(conv.id).some((m) => m.text === "five"), { seen: () => phoneAgain!.in(conv.id).map((m) => m.text).join(",") });
+    await Promise.all([a.close(), phoneAgain!.close()]);
   });
 });
