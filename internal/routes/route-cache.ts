@@ -57,8 +57,6 @@ interface Entry {
 export class RouteCache implements RouteIndex {
   private readonly entries = new Map<string, Entry>();
   private readonly now: () => number;
-  hits = 0;
-  misses = 0;
 
   constructor(private readonly index: RouteIndex, private readonly options: RouteCacheOptions) {
     this.now = options.now ?? (() => performance.now());
@@ -79,8 +77,6 @@ export class RouteCache implements RouteIndex {
         missing.push(u);
       }
     }
-    this.hits += userIds.length - missing.length;
-    this.misses += missing.length;
     if (missing.length === 0) return routes;
     const fetched = await this.index.lookup(missing);
     const byUser = new Map<string, Route[]>();
